@@ -1,0 +1,125 @@
+"""The exceptions of GlanceSync and the exit statuses they map to.
+
+Every error the library raises derives from :class:`GlanceSyncError`.
+Errors of third-party libraries (glanceclient, keystoneauth1, sqlite3, OS
+errors) are translated into these classes at the boundary where they occur,
+so callers never need to import those libraries to handle failures.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    """Documented exit statuses of the command-line scripts."""
+
+    OK = 0  #: done, or everything already in sync
+    REGION_FAILED = 1  #: at least one region failed
+    USAGE = 2  #: usage or configuration error
+    PENDING = 3  #: (status / dry run) work is pending
+    NEEDS_OPERATOR = 4  #: states an operator must resolve (error_checksum, error_ami)
+    LOCKED = 5  #: another run holds the lock of a region
+
+
+class GlanceSyncError(Exception):
+    """Root of every GlanceSync error.
+
+    ``region`` and ``image`` name what the error is about when known;
+    ``status_code`` keeps the HTTP status of a failed API call.
+    """
+
+    exit_status: ExitStatus = ExitStatus.REGION_FAILED
+
+    def __init__(self, message: str, *, region: str | None = None,
+                 image: str | None = None, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.region = region
+        self.image = image
+        self.status_code = status_code
+
+    def __str__(self) -> str:
+        where = []
+        if self.region:
+            where.append(f"region {self.region}")
+        if self.image:
+            where.append(f"image {self.image}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        return prefix + self.message
+
+
+class ConfigError(GlanceSyncError):
+    """The configuration is missing, unreadable or invalid.
+
+    ``path``, ``section`` and ``option`` say where the mistake is.
+    """
+
+    exit_status = ExitStatus.USAGE
+
+    def __init__(self, message: str, *, path: str | None = None,
+                 section: str | None = None, option: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.section = section
+        self.option = option
+
+    def __str__(self) -> str:
+        where = []
+        if self.path:
+            where.append(str(self.path))
+        if self.section:
+            where.append(f"[{self.section}]")
+        if self.option:
+            where.append(self.option)
+        prefix = f"{' '.join(where)}: " if where else ""
+        return prefix + self.message
+
+
+class UsageError(GlanceSyncError):
+    """A caller asked for something impossible (bad argument, bad value)."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class RegionNotFoundError(UsageError):
+    """A ``target:region`` name (or a target) does not exist."""
+
+
+class AuthenticationError(GlanceSyncError):
+    """Keystone refused the credentials of a target."""
+
+    exit_status = ExitStatus.USAGE
+
+
+class ConnectionFailure(GlanceSyncError):
+    """A service could not be reached (refused, DNS, TLS, timeout)."""
+
+
+class ServiceError(GlanceSyncError):
+    """An API call failed; ``status_code`` holds the HTTP status if any."""
+
+
+class ImageNotFoundError(ServiceError):
+    """The image does not exist in the region."""
+
+
+class ConflictError(ServiceError):
+    """The service refused the change because of the image's state (HTTP 409)."""
+
+
+class TransferError(GlanceSyncError):
+    """Image data could not be moved."""
+
+
+class ChecksumMismatchError(TransferError):
+    """Data read or written does not hash to the expected value."""
+
+
+class LockedError(GlanceSyncError):
+    """Another run holds the lock of the region."""
+
+    exit_status = ExitStatus.LOCKED
+
+
+class NotImplementedYetError(GlanceSyncError):
+    """The operation exists in the API but is not available yet."""

@@ -1,0 +1,109 @@
+"""The image model shared by every region backend.
+
+An :class:`Image` is what an adapter returns, whatever the backend: Glance v2
+or a local folder region. Core fields are attributes; the user properties are
+in :attr:`Image.properties`. Fields computed by Glance or added by tools are
+never user properties (see :data:`NON_USER_PROPERTIES`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from typing import Any, Mapping
+
+#: Attributes Glance v2 reports at the top level of an image that are not
+#: user properties.
+CORE_FIELDS = frozenset({
+    "id", "name", "owner", "status", "size", "virtual_size", "checksum",
+    "os_hash_algo", "os_hash_value", "visibility", "disk_format",
+    "container_format", "min_ram", "min_disk", "protected", "created_at",
+    "updated_at", "tags", "os_hidden",
+})
+
+#: Patterns of keys that Glance computes or tools add: never compared,
+#: never copied.
+NON_USER_PROPERTIES = (
+    "stores", "locations", "direct_url", "file", "schema", "self",
+    "os_glance_*", "owner_specified.openstack.*", "deleted", "deleted_at",
+    "is_public", "members",
+)
+
+#: Fields that an upload copies from the master image besides the properties.
+UPLOAD_FIELDS = ("disk_format", "container_format", "min_ram", "min_disk",
+                 "protected")
+
+VISIBILITIES = ("public", "community", "shared", "private")
+
+
+def is_user_property(key: str) -> bool:
+    """True when ``key`` is a user property (not core, not Glance-managed)."""
+    if key in CORE_FIELDS:
+        return False
+    return not any(fnmatch.fnmatchcase(key, pattern) for pattern in NON_USER_PROPERTIES)
+
+
+@dataclasses.dataclass
+class Image:
+    """One image of one region."""
+
+    id: str
+    name: str | None
+    status: str
+    owner: str | None = None
+    visibility: str = "shared"
+    size: int | None = None
+    virtual_size: int | None = None
+    checksum: str | None = None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
+    disk_format: str | None = None
+    container_format: str | None = None
+    min_ram: int = 0
+    min_disk: int = 0
+    protected: bool = False
+    created_at: str | None = None
+    updated_at: str | None = None
+    tags: list[str] = dataclasses.field(default_factory=list)
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def is_public(self) -> bool:
+        return self.visibility == "public"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Image":
+        """Build an image from a Glance v2 style dict (core + properties flat)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"properties", "tags"}
+        kwargs: dict[str, Any] = {k: data[k] for k in known if k in data and data[k] is not None}
+        kwargs.setdefault("id", data.get("id"))
+        kwargs.setdefault("name", data.get("name"))
+        kwargs.setdefault("status", data.get("status", "queued"))
+        kwargs["tags"] = list(data.get("tags") or [])
+        props = dict(data.get("properties") or {})
+        for key, value in data.items():
+            if is_user_property(key) and key != "properties":
+                props[key] = value
+        kwargs["properties"] = {k: "" if v is None else str(v)
+                                for k, v in props.items() if is_user_property(k)}
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The image as a flat Glance v2 style dict: core fields and properties."""
+        data = dataclasses.asdict(self)
+        props = data.pop("properties")
+        data.update(props)
+        data["is_public"] = self.is_public
+        return data
+
+    def same_content(self, other: "Image") -> bool:
+        """True when both images hold the same bytes, judged by their hashes.
+
+        ``os_hash_value`` is used when both sides use the same algorithm,
+        else the md5 ``checksum``. Images without any hash never match.
+        """
+        if (self.os_hash_algo and self.os_hash_value and other.os_hash_value
+                and self.os_hash_algo == other.os_hash_algo):
+            return self.os_hash_value == other.os_hash_value
+        if self.checksum and other.checksum:
+            return self.checksum == other.checksum
+        return False

@@ -1,0 +1,29 @@
+"""Targets: a set of regions reached with one credential.
+
+A :class:`Target` lists its regions and builds one
+:class:`~glancesync.adapters.base.RegionAdapter` per region. A Keystone
+target finds its regions in the service catalog (service type ``image``); a
+local target finds them as folders on disk.
+"""
+from __future__ import annotations
+
+import abc
+
+from glancesync.adapters.base import RegionAdapter
+
+
+class Target(abc.ABC):
+    """One target of the configuration (``master``, ``other``, ...)."""
+
+    name: str
+
+    @abc.abstractmethod
+    def region_names(self) -> list[str]:
+        """Every region of the target that has an image service, catalog order."""
+
+    @abc.abstractmethod
+    def adapter(self, region: str) -> RegionAdapter:
+        """The adapter of one region (bare name, without ``target:``)."""
+
+    def close(self) -> None:
+        """Release sessions and connections."""
