@@ -1,0 +1,165 @@
+"""Human reports on a region's images, and metadata backups.
+
+Pure functions over :class:`~glancesync.image.Image` lists: the facade feeds
+them with what the adapters return and prints or writes the result.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from glancesync.errors import ConfigError, UsageError
+from glancesync.image import Image
+
+#: Markers of :func:`region_report`, in the order they are shown.
+MARKERS = {
+    "+": "not in the master region",
+    "$": "not active (uploading, or in error)",
+    "-": "in the master region, but not public there",
+    "!": "in the master region, but the checksum differs",
+    "#": "in the master region, but synchronised attributes differ",
+}
+
+BACKUP_FIELDS = ("region", "name", "id", "status", "size", "checksum", "owner",
+                 "is_public", "visibility", "properties")
+
+
+def legend() -> str:
+    """The meaning of the markers, one per line."""
+    return "\n".join(f"  {mark}  {text}" for mark, text in MARKERS.items())
+
+
+def visible_images(images: Iterable[Image], project_id: str | None) -> list[Image]:
+    """The project's images and the public ones, sorted by name."""
+    kept = [i for i in images
+            if i.is_public or project_id is None or i.owner == project_id]
+    return sorted(kept, key=lambda i: (i.name or "", i.id))
+
+
+def image_markers(image: Image, master: Mapping[str, Image],
+                  metadata_set: frozenset[str]) -> str:
+    """The markers of one regional image compared with the master's images."""
+    marks = []
+    reference = master.get(image.name or "")
+    if reference is None:
+        marks.append("+")
+    if image.status != "active":
+        marks.append("$")
+    if reference is not None:
+        if not reference.is_public:
+            marks.append("-")
+        if not image.same_content(reference):
+            marks.append("!")
+        if _synchronised_attributes_differ(image, reference, metadata_set):
+            marks.append("#")
+    return "".join(marks)
+
+
+def _synchronised_attributes_differ(image: Image, reference: Image,
+                                    metadata_set: frozenset[str]) -> bool:
+    if reference.is_public and not image.is_public:
+        return True
+    keys = metadata_set or frozenset(reference.properties) | frozenset(image.properties)
+    return any(image.properties.get(k) != reference.properties.get(k) for k in keys)
+
+
+def region_report(region: str, images: Iterable[Image], master: Mapping[str, Image],
+                  metadata_set: frozenset[str]) -> list[str]:
+    """Lines of the ``print_images`` report: marker, name, id, size, status."""
+    lines = [f"Region {region}:"]
+    for image in images:
+        marks = image_markers(image, master, metadata_set)
+        lines.append(f"{marks:>3} {image.name or '(no name)'}  {image.id}  "
+                     f"{_mib(image.size)}  {image.status}  {image.visibility}")
+    return lines
+
+
+def master_report(region: str, images: Iterable[Image]) -> list[str]:
+    """Lines of ``print_images_master_region``: what will be synchronised."""
+    lines = [f"Master region {region}: images to synchronise"]
+    for image in images:
+        props = ", ".join(f"{k}={v}" for k, v in sorted(image.properties.items()))
+        lines.append(f"  {image.name}  {image.id}  {_mib(image.size)}  "
+                     f"{image.visibility}  {props}")
+    return lines
+
+
+def _mib(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1048576:.1f} MiB"
+
+
+# --- backups -----------------------------------------------------------------
+
+def backup_record(region: str, image: Image) -> dict[str, Any]:
+    """One backup line's content (JSON object)."""
+    return {
+        "region": region, "name": image.name, "id": image.id,
+        "status": image.status, "size": image.size, "checksum": image.checksum,
+        "owner": image.owner, "is_public": image.is_public,
+        "visibility": image.visibility,
+        "min_ram": image.min_ram, "min_disk": image.min_disk,
+        "protected": image.protected, "properties": dict(image.properties),
+    }
+
+
+def backup_folder(parent: Path, now: datetime.datetime | None = None) -> Path:
+    """``parent/backup_glance_<timestamp>``, created if needed."""
+    now = now or datetime.datetime.now()
+    folder = Path(parent) / f"backup_glance_{now:%Y%m%d_%H%M%S}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create the backup folder {folder}: {error.strerror}") from error
+    return folder
+
+
+def write_backup(folder: Path, region: str, images: Iterable[Image]) -> Path:
+    """Write one region's backup file (JSON lines) and return its path."""
+    path = folder / f"backup_{region.replace(':', '_')}.jsonl"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        for image in images:
+            out.write(json.dumps(backup_record(region, image), sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_backup(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a backup file; a malformed line is a clear error."""
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot read the backup file {path}: {error.strerror}") from error
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ConfigError(f"line {number} is not valid JSON ({error.msg})",
+                                  path=str(path)) from error
+            missing = [f for f in ("name", "id", "properties") if f not in record]
+            if not isinstance(record, dict) or missing:
+                raise ConfigError(f"line {number} lacks {', '.join(missing)}",
+                                  path=str(path))
+            yield record
+
+
+def as_csv_row(*fields: object) -> str:
+    """One CSV line (no line terminator), quoted only where needed."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(
+        "" if field is None else field for field in fields)
+    return buffer.getvalue()
+
+
+def statuses_as_json(statuses: Iterable[Any]) -> str:
+    """JSON array of status dataclasses (``--show-status --output json``)."""
+    return json.dumps([dataclasses.asdict(s) if dataclasses.is_dataclass(s) else s
+                       for s in statuses], indent=2, default=str)
