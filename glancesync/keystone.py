@@ -1,0 +1,250 @@
+"""Keystone targets: one keystoneauth1 session per target.
+
+A :class:`KeystoneTarget` authenticates lazily with Keystone v3 (password
+or application credential, explicit or read from ``clouds.yaml``), finds
+its regions in the token's service catalog (endpoints of service type
+``image``) and builds one Glance adapter per region on its shared session.
+keystoneauth1 errors are translated here into :mod:`glancesync.errors`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterator
+
+from keystoneauth1 import access as ks_access
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+from glancesync.adapters.base import RegionAdapter
+from glancesync.config import TargetConfig
+from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
+                               GlanceSyncError, RegionNotFoundError, ServiceError)
+from glancesync.targets import Target
+
+LOG = logging.getLogger(__name__)
+
+IMAGE_SERVICE_TYPE = "image"
+_PASSWORD_AUTH_TYPES = ("password", "v3password")
+_APP_CREDENTIAL_AUTH_TYPES = ("v3applicationcredential", "applicationcredential")
+_PASSWORD_KEYS = ("username", "password", "project_name", "project_id",
+                  "user_domain_name", "project_domain_name", "user_domain_id",
+                  "project_domain_id", "user_id")
+_APP_CREDENTIAL_KEYS = ("application_credential_id", "application_credential_secret",
+                        "application_credential_name", "username", "user_id",
+                        "user_domain_name", "user_domain_id")
+
+
+def v3_url(auth_url: str) -> str:
+    """The Keystone v3 root: ``http://host:5000`` -> ``http://host:5000/v3``."""
+    url = auth_url.rstrip("/")
+    return url if url.endswith("/v3") else url + "/v3"
+
+
+class KeystoneTarget(Target):
+    """A target whose regions are registered in one Keystone."""
+
+    def __init__(self, config: TargetConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self._session: ks_session.Session | None = None
+        self._auth: v3.Auth | None = None
+        self._auth_url: str | None = None
+        self._access: ks_access.AccessInfoV3 | None = None
+
+    # -- session -----------------------------------------------------------
+
+    @property
+    def auth_url(self) -> str | None:
+        """The Keystone v3 URL (known once the credentials are resolved)."""
+        if self._auth_url is None and self.config.cloud is None and self.config.auth:
+            return v3_url(self.config.auth["auth_url"])
+        return self._auth_url
+
+    @property
+    def session(self) -> ks_session.Session:
+        """The target's keystoneauth1 session (built on first use, not yet authenticated)."""
+        if self._session is None:
+            auth, verify = self._credentials()
+            self._auth = self._make_plugin(auth, auth_type=auth.pop("auth_type", None))
+            self._session = ks_session.Session(auth=self._auth, verify=verify)
+        return self._session
+
+    def _credentials(self) -> tuple[dict[str, Any], bool | str]:
+        """Auth options and the TLS ``verify`` value, from the config or clouds.yaml."""
+        config = self.config
+        verify: bool | str = config.cacert or True
+        if config.cloud is None:
+            if not config.auth:
+                raise ConfigError("no credentials for this target", section=config.name)
+            auth: dict[str, Any] = dict(config.auth)
+        else:
+            auth, cloud_verify = _read_cloud(config.name, config.cloud)
+            if config.cacert is None:
+                verify = cloud_verify
+        if config.insecure:
+            verify = False
+        return auth, verify
+
+    def _make_plugin(self, auth: dict[str, Any], auth_type: str | None) -> v3.Auth:
+        if not auth.get("auth_url"):
+            raise ConfigError("the credentials have no auth_url", section=self.name,
+                              option="auth_url")
+        self._auth_url = v3_url(auth["auth_url"])
+        is_app_credential = (auth_type in _APP_CREDENTIAL_AUTH_TYPES
+                             or "application_credential_secret" in auth)
+        if is_app_credential:
+            kwargs = {k: auth[k] for k in _APP_CREDENTIAL_KEYS if auth.get(k)}
+            if "application_credential_secret" not in kwargs:
+                raise ConfigError("the application credential has no secret",
+                                  section=self.name,
+                                  option="application_credential_secret")
+            return v3.ApplicationCredential(auth_url=self._auth_url, **kwargs)
+        if auth_type not in (None, *_PASSWORD_AUTH_TYPES):
+            raise ConfigError(f"auth_type {auth_type!r} of cloud {self.config.cloud!r} is"
+                              " not supported: use password or"
+                              " v3applicationcredential", section=self.name, option="cloud")
+        kwargs = {k: auth[k] for k in _PASSWORD_KEYS if auth.get(k)}
+        return v3.Password(auth_url=self._auth_url, **kwargs)
+
+    @property
+    def access(self) -> ks_access.AccessInfoV3:
+        """The token (authenticating on first use)."""
+        if self._access is None:
+            session = self.session
+            assert self._auth is not None
+            with self._translate("authenticate"):
+                self._access = self._auth.get_access(session)
+        return self._access
+
+    @property
+    def project_id(self) -> str | None:
+        """The project the target's token is scoped to."""
+        return self.access.project_id
+
+    # -- Target interface --------------------------------------------------
+
+    def region_names(self) -> list[str]:
+        """Regions with an ``image`` endpoint of the configured interface, catalog order."""
+        regions: list[str] = []
+        for endpoint in iter_image_endpoints(self.access):
+            interface = endpoint.get("interface")
+            if interface is not None and interface != self.config.interface:
+                continue
+            region = endpoint.get("region_id") or endpoint.get("region")
+            if region and region not in regions:
+                regions.append(region)
+        return regions
+
+    def adapter(self, region: str) -> RegionAdapter:
+        """A Glance adapter of ``region`` on the target's session."""
+        available = self.region_names()
+        if region not in available:
+            raise RegionNotFoundError(
+                f"target {self.name!r} has no region {region!r} with an image service;"
+                f" its regions are {', '.join(available) or '(none)'}")
+        from glancesync.adapters.glance import GlanceRegionAdapter
+        return GlanceRegionAdapter(
+            name=f"{self.name}:{region}", session=self.session, region_name=region,
+            project_id=self.project_id, list_timeout=self.config.list_images_timeout,
+            interface=self.config.interface)
+
+    def close(self) -> None:
+        """Forget the token and close the HTTP connections."""
+        if self._session is not None:
+            self._session.session.close()
+        self._session = None
+        self._access = None
+
+    # -- error translation -------------------------------------------------
+
+    def _translate(self, action: str) -> "_Translator":
+        return _Translator(self, action)
+
+
+class _Translator:
+    """Context manager turning keystoneauth1 errors into GlanceSync errors."""
+
+    def __init__(self, target: KeystoneTarget, action: str) -> None:
+        self.target = target
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or not isinstance(exc, ks_exc.ClientException):
+            return False
+        raise translate_error(exc, self.target.name, self.target.auth_url) from exc
+
+
+def translate_error(exc: ks_exc.ClientException, target: str,
+                    url: str | None) -> GlanceSyncError:
+    """The GlanceSync error matching a keystoneauth1 error of ``target``."""
+    where = url or "(unknown URL)"
+    if isinstance(exc, ks_exc.Unauthorized):
+        return AuthenticationError(
+            f"Keystone at {where} refused the credentials of target {target}:"
+            " check username/password/project (or the application credential)",
+            status_code=401)
+    if isinstance(exc, ks_exc.SSLError):
+        return ConnectionFailure(
+            f"TLS error talking to Keystone at {where} (target {target}): {exc};"
+            " set cacert to the CA bundle of the server (or insecure = true for"
+            " tests only)")
+    if isinstance(exc, ks_exc.ConnectTimeout):
+        return ConnectionFailure(
+            f"timeout connecting to Keystone at {where} (target {target}):"
+            " check auth_url and that the server is reachable")
+    if isinstance(exc, ks_exc.ConnectionError):
+        return ConnectionFailure(
+            f"cannot connect to Keystone at {where} (target {target}): {exc};"
+            " check auth_url and that Keystone is running")
+    if isinstance(exc, ks_exc.HttpError):
+        return ServiceError(
+            f"Keystone at {where} answered {exc.http_status} for target {target}:"
+            f" {exc.message}", status_code=exc.http_status)
+    if isinstance(exc, ks_exc.CatalogException):
+        return ServiceError(f"service catalog of target {target} ({where}): {exc}")
+    if isinstance(exc, ks_exc.DiscoveryFailure):
+        return ServiceError(f"Keystone at {where} (target {target}) could not be"
+                            f" discovered: {exc}; check auth_url")
+    if isinstance(exc, (ks_exc.AuthPluginException, ks_exc.AuthorizationFailure)):
+        return AuthenticationError(f"cannot authenticate target {target} at {where}:"
+                                   f" {exc}")
+    return ServiceError(f"Keystone error for target {target} at {where}: {exc}")
+
+
+def _read_cloud(target: str, cloud: str) -> tuple[dict[str, Any], bool | str]:
+    """The auth options and TLS ``verify`` of a ``clouds.yaml`` cloud."""
+    from openstack import config as os_config
+    from openstack import exceptions as os_exc
+    try:
+        region = os_config.OpenStackConfig().get_one(cloud=cloud)
+    except os_exc.SDKException as exc:
+        raise ConfigError(f"cloud {cloud!r} cannot be read from clouds.yaml: {exc}",
+                          section=target, option="cloud") from None
+    settings = region.config
+    auth = dict(settings.get("auth") or {})
+    auth_type = settings.get("auth_type")
+    if auth_type:
+        auth["auth_type"] = auth_type
+    verify: bool | str = bool(settings.get("verify", True))
+    if verify and settings.get("cacert"):
+        verify = str(settings["cacert"])
+    return auth, verify
+
+
+def iter_image_endpoints(access: ks_access.AccessInfo) -> Iterator[dict[str, Any]]:
+    """Every endpoint of service type ``image`` in a token's catalog."""
+    for service in access.service_catalog.catalog or []:
+        if service.get("type") == IMAGE_SERVICE_TYPE:
+            yield from service.get("endpoints") or []
+
+
+def make_target(config: TargetConfig) -> Target:
+    """The :class:`Target` implementation a target configuration asks for."""
+    if config.kind == "local":
+        from glancesync.localtarget import LocalTarget
+        return LocalTarget(config)
+    return KeystoneTarget(config)

@@ -1,0 +1,52 @@
+"""Local targets: regions that are folders on disk (SPEC section 9).
+
+Each sub-folder of the target's ``path`` holding an ``images.db`` is a
+region served by :class:`~glancesync.adapters.local.LocalRegionAdapter`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from glancesync.adapters.base import RegionAdapter
+from glancesync.config import TargetConfig
+from glancesync.errors import ConfigError, UsageError
+from glancesync.targets import Target
+
+#: The file that makes a folder a local region.
+REGION_MARKER = "images.db"
+
+
+class LocalTarget(Target):
+    """A target whose regions are sub-folders of one folder."""
+
+    def __init__(self, config: TargetConfig) -> None:
+        if config.path is None:
+            raise ConfigError("a local target needs path", section=config.name,
+                              option="path")
+        self.config = config
+        self.name = config.name
+        self.path: Path = config.path
+        self.project_id = config.project
+
+    def region_names(self) -> list[str]:
+        """Sorted names of the sub-folders that hold a local region."""
+        try:
+            entries = list(self.path.iterdir())
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ConfigError(f"cannot list the regions in {self.path}:"
+                              f" {exc.strerror or exc}", section=self.name,
+                              option="path") from None
+        return sorted(entry.name for entry in entries
+                      if (entry / REGION_MARKER).is_file())
+
+    def adapter(self, region: str) -> RegionAdapter:
+        """The adapter of ``region``; its folder is created on first use."""
+        if not region or "/" in region or region in (".", ".."):
+            raise UsageError(f"invalid local region name {region!r}")
+        from glancesync.adapters.local import LocalRegionAdapter
+        return LocalRegionAdapter(
+            name=f"{self.name}:{region}", path=self.path / region,
+            project_id=self.config.project, is_admin=True,
+            list_timeout=self.config.list_images_timeout)
