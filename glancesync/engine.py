@@ -1,0 +1,77 @@
+"""Glue of the synchronisation engine, used by the facade.
+
+:func:`plan_region` lists the master and the region once each and returns
+the plan; :func:`sync_region` executes it (or only logs it in a dry run).
+:class:`DirectSource` streams master data straight from the master adapter,
+checking its hashes; :mod:`glancesync.transfer` offers the cached source.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+from typing import Iterator
+
+from glancesync.adapters.base import RegionAdapter
+from glancesync.errors import ChecksumMismatchError, TransferError
+from glancesync.executor import Executor, ImageSource, RegionResult
+from glancesync.image import Image
+from glancesync.plan import RegionPlan, TargetPolicy, make_plan
+from glancesync.selection import select_master
+
+LOG = logging.getLogger(__name__)
+
+
+def plan_region(master_adapter: RegionAdapter, region_adapter: RegionAdapter,
+                target: TargetPolicy, *, stalled_upload_age: float = 3600,
+                now: datetime.datetime | None = None) -> RegionPlan:
+    """The plan of ``region_adapter``'s region for ``target``."""
+    selection = select_master(master_adapter.list_images(), master_adapter.project_id)
+    regional = region_adapter.list_images()
+    return make_plan(region_adapter.name, selection, regional, region_adapter.project_id,
+                     target, now=now, stalled_upload_age=stalled_upload_age)
+
+
+def sync_region(master_adapter: RegionAdapter, region_adapter: RegionAdapter,
+                target: TargetPolicy, source: ImageSource, *, dry_run: bool = False,
+                stalled_upload_age: float = 3600) -> RegionResult:
+    """Plan and execute one region; the result holds the plan too."""
+    plan = plan_region(master_adapter, region_adapter, target,
+                       stalled_upload_age=stalled_upload_age)
+    return Executor(region_adapter, source, dry_run=dry_run).execute(plan)
+
+
+class DirectSource:
+    """Master image data read from the master region, hashed while streaming."""
+
+    def __init__(self, master_adapter: RegionAdapter) -> None:
+        self.master_adapter = master_adapter
+
+    def chunks(self, image: Image) -> Iterator[bytes]:
+        """Yield the data; raise :class:`ChecksumMismatchError` after the end if it differs."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        other = None
+        if image.os_hash_algo and image.os_hash_value:
+            try:
+                other = hashlib.new(image.os_hash_algo)
+            except ValueError as error:
+                raise TransferError(f"unknown hash algorithm {image.os_hash_algo!r}",
+                                    region=self.master_adapter.name,
+                                    image=image.name) from error
+        size = 0
+        for chunk in self.master_adapter.download_data(image.id):
+            md5.update(chunk)
+            if other is not None:
+                other.update(chunk)
+            size += len(chunk)
+            yield chunk
+        problems = []
+        if image.checksum and md5.hexdigest() != image.checksum:
+            problems.append(f"md5 {md5.hexdigest()} != {image.checksum}")
+        if other is not None and other.hexdigest() != image.os_hash_value:
+            problems.append(f"{image.os_hash_algo} differs")
+        if image.size is not None and size != image.size:
+            problems.append(f"size {size} != {image.size}")
+        if problems:
+            raise ChecksumMismatchError(f"master data does not match: {'; '.join(problems)}",
+                                        region=self.master_adapter.name, image=image.name)

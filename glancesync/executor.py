@@ -1,0 +1,257 @@
+"""Apply a :class:`~glancesync.plan.RegionPlan` to a region.
+
+:class:`Executor` is the one place that changes a region. Every change goes
+through :meth:`Executor._act`, which logs it and, in a dry run, does not
+call the adapter: a dry run changes nothing, anywhere.
+
+Safety rules: a new image is created private and unprotected, filled,
+verified (``active`` and same hash as the master) and only then given its
+visibility and protection; an old image is deleted or renamed only after
+its replacement is verified; a failed upload deletes what it created. One
+image failing does not stop the others.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from glancesync.adapters.base import RegionAdapter
+from glancesync.errors import GlanceSyncError, TransferError
+from glancesync.image import Image
+from glancesync.plan import OLD_SUFFIX, Operation, RegionPlan, Status
+
+LOG = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
+
+class ImageSource(Protocol):
+    """Where master image data comes from."""
+
+    def chunks(self, image: Image) -> Iterator[bytes]:
+        """The master image's bytes, verified against its hashes by the source.
+
+        Raises a :class:`~glancesync.errors.TransferError` (at the latest
+        after the last chunk) when the data does not match.
+        """
+
+
+@dataclasses.dataclass
+class RegionResult:
+    """What a sync (or dry run) of one region did."""
+
+    region: str
+    dry_run: bool = False
+    ok: int = 0
+    updated: int = 0
+    uploaded: int = 0
+    replaced: int = 0
+    renamed: int = 0
+    obsoleted: int = 0
+    cleaned: int = 0
+    errors: int = 0
+    needs_operator: int = 0
+    bytes_uploaded: int = 0
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    plan: RegionPlan | None = None
+
+    @property
+    def success(self) -> bool:
+        """True when no operation failed (operator statuses aside)."""
+        return self.errors == 0
+
+    def summary(self) -> str:
+        """The one-line summary logged per region."""
+        verb = "dry run" if self.dry_run else "sync"
+        return (f"{self.region}: {verb} done: {self.ok} ok, {self.updated} updated, "
+                f"{self.uploaded} uploaded ({self.replaced} replaced, {self.renamed} "
+                f"renamed), {self.obsoleted} obsoleted, {self.cleaned} cleaned, "
+                f"{self.errors} errors, {self.needs_operator} need an operator, "
+                f"{self.bytes_uploaded / MIB:.1f} MiB transferred")
+
+
+#: Verbs of the changes: (progressive form, base form for dry runs).
+_VERBS = {
+    "create": ("creating", "create"),
+    "upload": ("uploading", "upload"),
+    "update": ("updating", "update"),
+    "publish": ("publishing", "publish"),
+    "rename": ("renaming", "rename"),
+    "unprotect": ("unprotecting", "unprotect"),
+    "delete": ("deleting", "delete"),
+}
+
+
+class _Failed(GlanceSyncError):
+    """An operation cannot run because an earlier one failed."""
+
+
+class Executor:
+    """Runs the operations of plans against one region adapter."""
+
+    def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
+                 dry_run: bool = False) -> None:
+        self.adapter = adapter
+        self.source = source
+        self.dry_run = dry_run
+        self.region = adapter.name
+        # master name -> regional UUID of the image uploaded in this run
+        self._new_ids: dict[str, str] = {}
+
+    # -- the choke point -------------------------------------------------
+    def _act(self, verb: str, what: str, call: Callable[..., Any], *args: Any,
+             **kwargs: Any) -> Any:
+        """Log one change and make it (or only log it, in a dry run).
+
+        ``verb`` is a key of :data:`_VERBS`; ``what`` completes the sentence.
+        """
+        doing, do = _VERBS[verb]
+        if self.dry_run:
+            LOG.info("%s: would %s %s", self.region, do, what)
+            return None
+        LOG.info("%s: %s %s", self.region, doing, what)
+        return call(*args, **kwargs)
+
+    # -- entry point -----------------------------------------------------
+    def execute(self, plan: RegionPlan) -> RegionResult:
+        """Run every operation of ``plan``; never stops at one image's error."""
+        result = RegionResult(plan.region, dry_run=self.dry_run, plan=plan)
+        counts = plan.counts()
+        result.ok = counts[Status.OK] + counts[Status.OK_STALLED_CHECKSUM]
+        result.needs_operator = len(plan.needs_operator)
+        for op in plan.operations:
+            try:
+                self._run(op, result)
+            except GlanceSyncError as error:
+                result.errors += 1
+                result.failed[op.name] = str(error)
+                LOG.error("%s: %s failed: %s", self.region, op.describe(), error)
+        LOG.info("%s", result.summary())
+        return result
+
+    def _run(self, op: Operation, result: RegionResult) -> None:
+        if op.kind == "update_metadata":
+            changes = dict(op.changes)
+            changes.update(self._resolve_refs(op))
+            self._act("update", f"image {op.name} ({self._keys(changes, op.remove)})",
+                      self.adapter.update_image, op.regional.id, changes, op.remove)
+            result.updated += 1
+        elif op.kind in ("obsolete_rename", "obsolete_update"):
+            verb, what = (("rename", f"image {op.regional.name} to {op.name}")
+                          if op.kind == "obsolete_rename" else
+                          ("update", f"obsolete image {op.name}"))
+            self._act(verb, f"{what} ({self._keys(op.changes, ())})",
+                      self.adapter.update_image, op.regional.id, op.changes)
+            result.obsoleted += 1
+        elif op.kind == "cleanup":
+            self._act("delete", f"leftover {op.regional.status} image {op.name} "
+                      f"({op.regional.id})", self.adapter.delete_image, op.regional.id)
+            result.cleaned += 1
+        elif op.uploads:
+            self._upload(op, result)
+        else:
+            raise GlanceSyncError(f"unknown operation {op.kind!r}", region=self.region,
+                                  image=op.name)
+
+    # -- uploads ---------------------------------------------------------
+    def _upload(self, op: Operation, result: RegionResult) -> None:
+        master = op.master
+        fields = op.changes
+        properties = dict(fields.get("properties") or {})
+        properties.update(self._resolve_refs(op))
+        new = self._act("create", f"image {op.name}", self.adapter.create_image, op.name,
+                        visibility="private", disk_format=fields.get("disk_format"),
+                        container_format=fields.get("container_format"),
+                        min_ram=fields.get("min_ram", 0), min_disk=fields.get("min_disk", 0),
+                        protected=False, properties=properties)
+        new_id = new.id if new is not None else f"<new {op.name}>"
+        try:
+            self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
+                      self._send, new_id, master)
+            if not self.dry_run:
+                self._verify(new_id, master, op.name)
+            final = {}
+            if fields.get("visibility", "private") != "private":
+                final["visibility"] = fields["visibility"]
+            if fields.get("protected"):
+                final["protected"] = True
+            if final:
+                self._act("publish", f"image {op.name} ({self._keys(final, ())})",
+                          self.adapter.update_image, new_id, final)
+        except GlanceSyncError:
+            self._discard(new_id, op.name)
+            raise
+        self._new_ids[op.name] = new_id
+        result.uploaded += 1
+        result.bytes_uploaded += op.size
+        old = op.regional
+        if op.kind == "replace":
+            if old.protected:
+                self._act("unprotect", f"old image {op.name} ({old.id})",
+                          self.adapter.update_image, old.id, {"protected": False})
+            self._act("delete", f"old image {op.name} ({old.id}), replaced by {new_id}",
+                      self.adapter.delete_image, old.id)
+            result.replaced += 1
+        elif op.kind == "rename":
+            old_name = op.name + OLD_SUFFIX
+            self._act("rename", f"{op.name} ({old.id}) to {old_name}, made private",
+                      self.adapter.update_image, old.id,
+                      {"name": old_name, "visibility": "private"})
+            result.renamed += 1
+
+    def _send(self, image_id: str, master: Image) -> None:
+        """Stream the master data into the new image, keeping source errors."""
+        source_errors: list[GlanceSyncError] = []
+
+        def guarded() -> Iterator[bytes]:
+            try:
+                yield from self.source.chunks(master)
+            except GlanceSyncError as error:
+                source_errors.append(error)
+                raise
+
+        try:
+            self.adapter.upload_data(image_id, guarded(), size=master.size)
+        except GlanceSyncError:
+            if source_errors:
+                raise source_errors[0] from None
+            raise
+        if source_errors:
+            raise source_errors[0]
+
+    def _verify(self, image_id: str, master: Image, name: str) -> None:
+        image = self.adapter.get_image(image_id)
+        if image.status != "active":
+            raise TransferError(f"uploaded image {image_id} is {image.status}, not active",
+                                region=self.region, image=name)
+        if not master.same_content(image):
+            raise TransferError(
+                f"uploaded image {image_id} has checksum {image.checksum}, "
+                f"master has {master.checksum}", region=self.region, image=name)
+
+    def _discard(self, image_id: str, name: str) -> None:
+        """Delete a half-made image; a failure here is logged, not raised."""
+        try:
+            self._act("delete", f"failed upload {name} ({image_id})",
+                      self.adapter.delete_image, image_id)
+        except GlanceSyncError as error:
+            LOG.error("%s: could not delete failed upload %s (%s): %s",
+                      self.region, name, image_id, error)
+
+    # -- helpers -----------------------------------------------------------
+    def _resolve_refs(self, op: Operation) -> dict[str, str]:
+        """Regional UUIDs of the kernels/ramdisks uploaded earlier in the run."""
+        resolved = {}
+        for key, used in op.ami_refs.items():
+            if used not in self._new_ids:
+                raise _Failed(f"{key} image {used} was not synchronised in this run",
+                              region=self.region, image=op.name)
+            resolved[key] = self._new_ids[used]
+        return resolved
+
+    @staticmethod
+    def _keys(changes: dict[str, Any], remove: Iterable[str]) -> str:
+        parts = [f"{k}={v}" for k, v in sorted(changes.items())]
+        parts += [f"-{k}" for k in remove]
+        return ", ".join(parts)

@@ -1,0 +1,94 @@
+"""Which master images are synchronised (SPEC section 4).
+
+:func:`select_master` keeps the master *candidates* once per run;
+:func:`is_synchronised` then decides per target. Both are pure: no adapter,
+no I/O, so status, dry run and sync share exactly the same decision.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Callable, Iterable, Protocol
+
+from glancesync.image import Image
+
+LOG = logging.getLogger(__name__)
+
+#: Suffix of master images that mark an image as obsolete (SPEC section 6).
+OBSOLETE_SUFFIX = "_obsolete"
+
+
+class SelectionPolicy(Protocol):
+    """The part of a target's configuration that selection reads."""
+
+    forcesyncs: frozenset[str]
+    metadata_condition: Callable[[Image, frozenset[str]], bool] | None
+    metadata_set: frozenset[str]
+
+
+@dataclasses.dataclass
+class MasterSelection:
+    """The master images that may be synchronised at all.
+
+    ``candidates`` maps a name to its only active, named image owned by the
+    master project (or ownerless). Names held by several such images are in
+    ``duplicate_names`` and are not candidates. ``warnings`` holds the
+    messages already logged.
+    """
+
+    candidates: dict[str, Image]
+    duplicate_names: set[str] = dataclasses.field(default_factory=set)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+
+    def by_id(self) -> dict[str, Image]:
+        """Candidates indexed by master UUID."""
+        return {image.id: image for image in self.candidates.values()}
+
+    def synchronised(self, target: SelectionPolicy) -> dict[str, Image]:
+        """The candidates synchronised to ``target``, by name."""
+        return {name: image for name, image in self.candidates.items()
+                if is_synchronised(image, target)}
+
+
+def select_master(images: Iterable[Image], master_project_id: str | None) -> MasterSelection:
+    """Keep active, named images of the master project; drop duplicate names."""
+    by_name: dict[str, list[Image]] = {}
+    for image in images:
+        if image.status != "active" or not image.name:
+            continue
+        if image.owner and image.owner != master_project_id:
+            continue
+        by_name.setdefault(image.name, []).append(image)
+    selection = MasterSelection(candidates={})
+    for name in sorted(by_name):
+        found = by_name[name]
+        if len(found) == 1:
+            selection.candidates[name] = found[0]
+            continue
+        selection.duplicate_names.add(name)
+        message = (f"master image name {name!r} is used by {len(found)} images "
+                   f"({', '.join(sorted(i.id for i in found))}): none of them is "
+                   "synchronised; rename or delete the extra ones")
+        selection.warnings.append(message)
+        LOG.warning(message)
+    return selection
+
+
+def is_obsolete_name(name: str | None) -> bool:
+    """True for names that mark an obsolete image."""
+    return bool(name) and name.endswith(OBSOLETE_SUFFIX)
+
+
+def is_synchronised(image: Image, target: SelectionPolicy) -> bool:
+    """The six ordered rules of SPEC section 4 for one candidate and target."""
+    if is_obsolete_name(image.name):
+        return False
+    if image.id in target.forcesyncs:
+        return True
+    if target.metadata_condition is not None:
+        return bool(target.metadata_condition(image, target.metadata_set))
+    if not image.is_public:
+        return False
+    if not target.metadata_set:
+        return True
+    return any(key in image.properties for key in target.metadata_set)
