@@ -1,0 +1,589 @@
+"""Configuration loading: variants, overrides, environment, every error."""
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from glancesync.config import (MAIN_OPTIONS, TARGET_OPTIONS, Config, load_config)
+from glancesync.errors import ConfigError, ExitStatus, RegionNotFoundError
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "conf" / "glancesync.conf.sample"
+
+MASTER_OK = """
+[main]
+master_region = Master
+
+[master]
+auth_url = http://127.0.0.1:5000
+username = admin
+password = s3cret
+project_name = admin
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "glancesync.conf", mode: int = 0o600) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    os.chmod(path, mode)
+    return path
+
+
+def load_text(text: str, overrides=(), environ=None) -> Config:
+    stream = io.StringIO(textwrap.dedent(text))
+    return load_config(stream, overrides=overrides, environ=environ or {})
+
+
+def load_file(path: Path, overrides=(), environ=None) -> Config:
+    with open(path) as handle:
+        return load_config(handle, overrides=overrides, environ=environ or {})
+
+
+def config_error(path: Path, **kwargs) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_file(path, **kwargs)
+    error = info.value
+    assert error.exit_status == ExitStatus.USAGE
+    assert str(path) in str(error)
+    return error
+
+
+# -- variants ----------------------------------------------------------------
+
+def test_explicit_credentials_and_defaults():
+    config = load_text(MASTER_OK)
+    assert config.main.master_region == "Master"
+    assert config.main.max_children == 1
+    assert config.main.stalled_upload_age == 3600
+    assert config.main.cache_max_size is None
+    master = config.target("master")
+    assert master.kind == "keystone"
+    assert master.auth == {
+        "auth_url": "http://127.0.0.1:5000", "username": "admin",
+        "password": "s3cret", "project_name": "admin",
+        "user_domain_name": "Default", "project_domain_name": "Default"}
+    assert master.interface == "public"
+    assert master.insecure is False
+    assert master.only_tenant_images is True
+    assert master.support_obsolete_images is True
+    assert master.list_images_timeout == 30
+    assert master.metadata_condition is None
+    assert master.metadata_set == frozenset()
+
+
+def test_user_alias_project_id_and_domains():
+    config = load_text("""
+        [main]
+        master_region = Master
+        [master]
+        auth_url = http://127.0.0.1:5000/v3
+        user = alice
+        password = pw
+        project_id = 0123abcd
+        user_domain_name = Users
+    """)
+    assert config.target("master").auth == {
+        "auth_url": "http://127.0.0.1:5000/v3", "username": "alice",
+        "password": "pw", "project_id": "0123abcd", "user_domain_name": "Users"}
+
+
+def test_application_credential():
+    config = load_text("""
+        [main]
+        master_region = Master
+        [master]
+        auth_url = http://127.0.0.1:5000/v3
+        application_credential_id = appid
+        application_credential_secret = appsecret
+    """)
+    assert config.target("master").auth == {
+        "auth_url": "http://127.0.0.1:5000/v3",
+        "application_credential_id": "appid",
+        "application_credential_secret": "appsecret"}
+
+
+def test_cloud_is_kept_for_lazy_resolution():
+    config = load_text("""
+        [main]
+        master_region = Master
+        [master]
+        cloud = mycloud
+        cacert = /etc/ssl/ca.pem
+        insecure = yes
+        interface = internal
+    """)
+    master = config.target("master")
+    assert (master.cloud, master.auth) == ("mycloud", None)
+    assert master.cacert == "/etc/ssl/ca.pem"
+    assert master.insecure is True
+    assert master.interface == "internal"
+
+
+def test_legacy_credential_is_decoded():
+    config = load_text("""
+        [main]
+        master_region = Master
+        [master]
+        credential = bob, cGFzcyB3b3Jk, http://127.0.0.1:5000/v3, projB
+    """)
+    assert config.target("master").auth == {
+        "auth_url": "http://127.0.0.1:5000/v3", "username": "bob",
+        "password": "pass word", "project_name": "projB",
+        "user_domain_name": "Default", "project_domain_name": "Default"}
+
+
+def test_all_main_options_and_target_policies(tmp_path):
+    config = load_text(f"""
+        [main]
+        master_region = Master
+        preferable_order = RegionB,RegionA  other:RegionC
+        max_children = 4
+        images_dir = {tmp_path}/images
+        cache_dir = {tmp_path}/cache
+        cache_max_size = 500M
+        stalled_upload_age = 90.5
+        run_dir = {tmp_path}/run
+
+        [DEFAULT]
+        metadata_set = nid, type
+        only_tenant_images = false
+        list_images_timeout = 12
+
+        [master]
+        cloud = c1
+        forcesyncs = id-1 id-2
+        metadata_condition = image.user_properties.get('type') == 'baseimage'
+
+        [other]
+        cloud = c2
+        metadata_set = sdc_aware
+        replace = any
+        rename = 0123456789ABCDEF0123456789abcdef
+        dontupdate = aaaa, bbbb
+        ignore_regions = RegionTest, RegionOld
+        support_obsolete_images = off
+        obsolete_syncprops = nid
+        list_images_timeout = 2.5
+    """)
+    main = config.main
+    assert main.preferable_order == ["RegionB", "RegionA", "other:RegionC"]
+    assert main.max_children == 4
+    assert main.images_dir == tmp_path / "images"
+    assert main.cache_dir == tmp_path / "cache"
+    assert main.cache_max_size == 500 * 1024 ** 2
+    assert main.stalled_upload_age == 90.5
+    assert main.run_dir == tmp_path / "run"
+    master, other = config.target("master"), config.target("other")
+    assert master.metadata_set == {"nid", "type"}  # from DEFAULT
+    assert master.only_tenant_images is False and other.only_tenant_images is False
+    assert master.list_images_timeout == 12
+    assert master.forcesyncs == {"id-1", "id-2"}
+    assert master.metadata_condition is not None
+    assert other.metadata_set == {"sdc_aware"}  # section beats DEFAULT
+    assert other.replace == {"any"}
+    assert other.rename == {"0123456789abcdef0123456789abcdef"}
+    assert other.dontupdate == {"aaaa", "bbbb"}
+    assert other.ignore_regions == ["RegionTest", "RegionOld"]
+    assert other.support_obsolete_images is False
+    assert other.obsolete_syncprops == {"nid"}
+    assert other.list_images_timeout == 2.5
+    assert list(config.targets) == ["master", "other"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1024", 1024), ("10G", 10 * 1024 ** 3), ("500m", 500 * 1024 ** 2),
+    ("2K", 2048), ("1.5G", int(1.5 * 1024 ** 3)), ("3GiB", 3 * 1024 ** 3),
+    ("1 T", 1024 ** 4),
+])
+def test_cache_max_size_suffixes(text, expected):
+    config = load_text(MASTER_OK, overrides=[f"cache_max_size={text}"])
+    assert config.main.cache_max_size == expected
+
+
+def test_local_target(tmp_path):
+    config = load_text(f"""
+        [main]
+        master_region = Master
+        [master]
+        type = local
+        path = {tmp_path}
+        project = p1
+    """)
+    master = config.target("master")
+    assert master.kind == "local"
+    assert master.path == tmp_path
+    assert master.project == "p1"
+    assert master.auth is None and master.cloud is None
+
+
+def test_local_project_default(tmp_path):
+    config = load_text(MASTER_OK + f"[mirror]\ntype = local\npath = {tmp_path}\n")
+    assert config.target("mirror").project == "local-project"
+
+
+def test_interpolation_is_off():
+    config = load_text(MASTER_OK.replace("s3cret", "50%off%(x)s"))
+    assert config.target("master").auth["password"] == "50%off%(x)s"
+
+
+def test_unknown_target_lists_targets():
+    config = load_text(MASTER_OK + "[other]\ncloud = x\n")
+    with pytest.raises(RegionNotFoundError, match="master, other"):
+        config.target("nope")
+
+
+# -- overrides -----------------------------------------------------------------
+
+def test_overrides_section_default_and_main():
+    config = load_text(MASTER_OK + "[other]\ncloud = x\n", overrides=[
+        "master_region=RegionZ",          # a main option: goes to [main]
+        "metadata_set=a,b",               # a target option: goes to [DEFAULT]
+        "other.ignore_regions = R1 R2",
+        "master.password=newpw",
+        "main.max_children=7",
+        "extra.cloud=c3",                 # creates a new target
+    ])
+    assert config.main.master_region == "RegionZ"
+    assert config.main.max_children == 7
+    assert config.target("other").metadata_set == {"a", "b"}
+    assert config.target("master").metadata_set == {"a", "b"}
+    assert config.target("other").ignore_regions == ["R1", "R2"]
+    assert config.target("master").auth["password"] == "newpw"
+    assert config.target("extra").cloud == "c3"
+
+
+@pytest.mark.parametrize("override", ["novalue", "=x", "master.=x"])
+def test_malformed_override(override):
+    with pytest.raises(ConfigError, match="section.key=value") as info:
+        load_text(MASTER_OK, overrides=[override])
+    assert "--config" in str(info.value)
+
+
+def test_override_with_unknown_option_is_an_error():
+    with pytest.raises(ConfigError, match="unknown option") as info:
+        load_text(MASTER_OK, overrides=["master.colour=blue"])
+    assert info.value.section == "master" and info.value.option == "colour"
+
+
+# -- lookup and environment --------------------------------------------------
+
+def test_glancesync_config_variable(tmp_path):
+    path = write(tmp_path, MASTER_OK)
+    config = load_config(environ={"GLANCESYNC_CONFIG": str(path)})
+    assert config.path == str(path)
+    assert config.main.master_region == "Master"
+
+
+def test_missing_file_named_by_variable(tmp_path):
+    missing = tmp_path / "nowhere.conf"
+    with pytest.raises(ConfigError, match="GLANCESYNC_CONFIG") as info:
+        load_config(environ={"GLANCESYNC_CONFIG": str(missing)})
+    assert str(missing) in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_unreadable_file(tmp_path):
+    path = write(tmp_path, MASTER_OK, mode=0o000)
+    with pytest.raises(ConfigError, match="cannot read") as info:
+        load_config(environ={"GLANCESYNC_CONFIG": str(path)})
+    assert str(path) in str(info.value)
+
+
+def test_stream_name_is_the_path(tmp_path):
+    path = write(tmp_path, MASTER_OK)
+    assert load_file(path).path == str(path)
+    assert load_text(MASTER_OK).path is None
+
+
+def test_binary_stream_is_decoded():
+    config = load_config(io.BytesIO(MASTER_OK.encode()), environ={})
+    assert config.main.master_region == "Master"
+
+
+@pytest.mark.skipif(os.path.exists("/etc/glancesync.conf"),
+                    reason="a real /etc/glancesync.conf would be read")
+def test_environment_only_password():
+    config = load_config(environ={
+        "OS_AUTH_URL": "http://127.0.0.1:5000/v3", "OS_USERNAME": "u",
+        "OS_PASSWORD": "p", "OS_PROJECT_NAME": "proj",
+        "OS_USER_DOMAIN_NAME": "UD", "OS_REGION_NAME": "RegionOne"})
+    assert config.path is None
+    assert config.main.master_region == "RegionOne"
+    assert list(config.targets) == ["master"]
+    assert config.target("master").auth == {
+        "auth_url": "http://127.0.0.1:5000/v3", "username": "u", "password": "p",
+        "project_name": "proj", "user_domain_name": "UD",
+        "project_domain_name": "Default"}
+
+
+@pytest.mark.skipif(os.path.exists("/etc/glancesync.conf"),
+                    reason="a real /etc/glancesync.conf would be read")
+def test_environment_only_cloud():
+    config = load_config(environ={"OS_CLOUD": "devstack", "OS_REGION_NAME": "R"})
+    assert config.target("master").cloud == "devstack"
+    assert config.main.master_region == "R"
+
+
+@pytest.mark.skipif(os.path.exists("/etc/glancesync.conf"),
+                    reason="a real /etc/glancesync.conf would be read")
+def test_environment_only_incomplete_names_missing_variables():
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"OS_AUTH_URL": "http://127.0.0.1:5000/v3",
+                             "OS_USERNAME": "u", "OS_REGION_NAME": "R"})
+    message = str(info.value)
+    assert "OS_PASSWORD" in message and "OS_PROJECT_NAME" in message
+    assert "OS_AUTH_URL" not in message
+
+
+@pytest.mark.skipif(os.path.exists("/etc/glancesync.conf"),
+                    reason="a real /etc/glancesync.conf would be read")
+def test_environment_only_nothing_at_all():
+    with pytest.raises(ConfigError, match="OS_CLOUD") as info:
+        load_config(environ={})
+    assert info.value.section == "master"
+
+
+@pytest.mark.skipif(os.path.exists("/etc/glancesync.conf"),
+                    reason="a real /etc/glancesync.conf would be read")
+def test_environment_only_without_region():
+    with pytest.raises(ConfigError, match="OS_REGION_NAME") as info:
+        load_config(environ={"OS_CLOUD": "c"})
+    assert info.value.option == "master_region"
+
+
+def test_environment_fills_master_without_credentials_in_file(tmp_path):
+    path = write(tmp_path, "[main]\nmaster_region = M\n[master]\nmetadata_set = nid\n")
+    config = load_file(path, environ={
+        "OS_AUTH_URL": "http://127.0.0.1:5000/v3",
+        "OS_APPLICATION_CREDENTIAL_ID": "i",
+        "OS_APPLICATION_CREDENTIAL_SECRET": "s"})
+    master = config.target("master")
+    assert master.auth == {"auth_url": "http://127.0.0.1:5000/v3",
+                           "application_credential_id": "i",
+                           "application_credential_secret": "s"}
+    assert master.metadata_set == {"nid"}
+
+
+def test_environment_is_not_used_when_section_has_credentials():
+    config = load_text(MASTER_OK, environ={"OS_CLOUD": "ignored"})
+    assert config.target("master").cloud is None
+
+
+def test_environment_never_fills_other_targets(tmp_path):
+    path = write(tmp_path, MASTER_OK + "[other]\nmetadata_set = x\n")
+    error = config_error(path, environ={"OS_CLOUD": "c"})
+    assert error.section == "other"
+    assert "no credentials" in error.message
+
+
+# -- secrets -------------------------------------------------------------------
+
+def test_secrets_are_masked_in_repr():
+    config = load_text(MASTER_OK + textwrap.dedent("""
+        [other]
+        auth_url = http://127.0.0.1:5001
+        application_credential_id = appid
+        application_credential_secret = topsecret
+        [legacy]
+        credential = bob,bGVnYWN5cHc=,http://127.0.0.1:5000/v3,p
+    """))
+    for text in (repr(config), str(config), repr(config.targets), str(config.target("master"))):
+        assert "s3cret" not in text
+        assert "topsecret" not in text
+        assert "legacypw" not in text
+        assert "bGVnYWN5cHc" not in text
+    assert "appid" in repr(config)
+    assert config.target("legacy").auth["password"] == "legacypw"
+
+
+def test_permission_warning(tmp_path, caplog):
+    path = write(tmp_path, MASTER_OK, mode=0o644)
+    with caplog.at_level(logging.WARNING, logger="glancesync.config"):
+        load_file(path)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert str(path) in warnings[0] and "chmod 600" in warnings[0]
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_permission_warning_only_when_needed(tmp_path, caplog, mode):
+    private = write(tmp_path, MASTER_OK, name="private.conf", mode=0o600)
+    no_secret = write(tmp_path, "[main]\nmaster_region = M\n[master]\ncloud = c\n",
+                      name="nosecret.conf", mode=0o644)
+    group = write(tmp_path, MASTER_OK, name="group.conf", mode=mode)
+    with caplog.at_level(logging.WARNING, logger="glancesync.config"):
+        load_file(private)
+        load_file(no_secret)
+        load_file(group)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == (1 if mode & 0o040 else 0)
+    if warned:
+        assert str(group) in warned[0]
+
+
+# -- errors (file, section, option and what was expected) ----------------------
+
+ERRORS = [
+    # (file text, section, option, expected words)
+    ("[main]\nmaster_region = M\ncolour = red\n[master]\ncloud = c\n",
+     "main", "colour", "preferable_order"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\ncolour = red\n",
+     "master", "colour", "metadata_condition"),
+    ("[main]\nmaster_region = M\n[DEFAULT]\ncolour = red\n[master]\ncloud = c\n",
+     "DEFAULT", "colour", "unknown option"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\ntype = swift\n",
+     "master", "type", "keystone, local"),
+    ("[main]\nmaster_region = M\nmax_children = many\n[master]\ncloud = c\n",
+     "main", "max_children", "an integer"),
+    ("[main]\nmaster_region = M\nmax_children = 0\n[master]\ncloud = c\n",
+     "main", "max_children", ">= 1"),
+    ("[main]\nmaster_region = M\ncache_max_size = lots\n[master]\ncloud = c\n",
+     "main", "cache_max_size", "10G"),
+    ("[main]\nmaster_region = M\nstalled_upload_age = soon\n[master]\ncloud = c\n",
+     "main", "stalled_upload_age", "number of seconds"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\ninsecure = maybe\n",
+     "master", "insecure", "true/false"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nonly_tenant_images = 2\n",
+     "master", "only_tenant_images", "true/false"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nlist_images_timeout = 0\n",
+     "master", "list_images_timeout", "> 0"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\ninterface = private\n",
+     "master", "interface", "public, internal, admin"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nreplace = any, not-a-sum\n",
+     "master", "replace", "hexadecimal"),
+    ("[main]\n[master]\ncloud = c\n", "main", "master_region", "required"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\n[other]\nmetadata_set = a\n",
+     "other", None, "no credentials"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\n[mirror]\ntype = local\n",
+     "mirror", "path", "path = FOLDER"),
+    ("[main]\nmaster_region = M\n[master]\nauth_url = http://k\nusername = u\n"
+     "project_name = p\n", "master", "password", "password"),
+    ("[main]\nmaster_region = M\n[master]\nauth_url = http://k\nusername = u\n"
+     "password = p\n", "master", "project_name", "project_id"),
+    ("[main]\nmaster_region = M\n[master]\nusername = u\npassword = p\n"
+     "project_name = p\n", "master", "auth_url", "auth_url"),
+    ("[main]\nmaster_region = M\n[master]\nauth_url = http://k\n"
+     "application_credential_id = i\n", "master", "application_credential_secret",
+     "application_credential_secret"),
+    ("[main]\nmaster_region = M\n[master]\ncredential = u,not base64!,http://k,p\n",
+     "master", "credential", "base64"),
+    ("[main]\nmaster_region = M\n[master]\ncredential = u,cHc=,http://k\n",
+     "master", "credential", "4 fields"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nmetadata_condition = image.is_public and\n",
+     "master", "metadata_condition", "invalid expression"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nmetadata_condition = nid in props\n",
+     "master", "metadata_condition", "unknown name"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\n"
+     "metadata_condition = image.__class__\n", "master", "metadata_condition", "not allowed"),
+]
+
+
+@pytest.mark.parametrize("text, section, option, expected", ERRORS)
+def test_configuration_errors(tmp_path, text, section, option, expected):
+    path = write(tmp_path, text)
+    error = config_error(path)
+    message = str(error)
+    assert error.path == str(path)
+    assert error.section == section
+    assert error.option == option
+    assert f"[{section}]" in message
+    if option:
+        assert option in message
+    assert expected in message
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("master_region = M\n", "[section] header"),
+    ("[main]\nmaster_region = M\njust some words\n", "line 3"),
+    ("[main]\nmaster_region = M\n[main]\n", "section defined twice"),
+    ("[main]\nmaster_region = M\nmaster_region = N\n", "option defined twice"),
+])
+def test_ini_syntax_errors(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    assert expected in str(config_error(path))
+
+
+def test_not_utf8(tmp_path):
+    path = tmp_path / "bad.conf"
+    path.write_bytes(b"[main]\nmaster_region = \xff\xfe\n")
+    with pytest.raises(ConfigError, match="UTF-8") as info:
+        load_config(environ={"GLANCESYNC_CONFIG": str(path)})
+    assert str(path) in str(info.value)
+
+
+def test_unknown_option_lists_valid_ones(tmp_path):
+    path = write(tmp_path, "[main]\nmaster_region = M\nmaster_regoin = N\n[master]\ncloud = c\n")
+    message = str(config_error(path))
+    for option in MAIN_OPTIONS:
+        assert option in message
+
+
+# -- the sample cannot rot -----------------------------------------------------
+
+def test_sample_loads_with_documented_defaults():
+    with open(SAMPLE) as handle:
+        config = load_config(handle, environ={})
+    main = config.main
+    assert main.master_region == "Master"
+    assert main.preferable_order == []
+    assert main.max_children == 1
+    assert main.images_dir is None and main.cache_dir is None and main.run_dir is None
+    assert main.cache_max_size is None
+    assert main.stalled_upload_age == 3600
+    assert list(config.targets) == ["master"]
+    master = config.target("master")
+    assert master.kind == "keystone" and master.cloud == "master"
+    assert master.interface == "public" and master.insecure is False
+    assert master.only_tenant_images is True
+    assert master.support_obsolete_images is True
+    assert master.list_images_timeout == 30
+    assert master.project == "local-project"
+    for name in ("forcesyncs", "metadata_set", "replace", "rename", "dontupdate",
+                 "obsolete_syncprops"):
+        assert getattr(master, name) == frozenset(), name
+    assert master.ignore_regions == []
+    assert master.metadata_condition is None
+
+
+def _documented_defaults() -> dict[str, str]:
+    """``# option = value`` lines of the sample: the documented defaults."""
+    documented = {}
+    for line in SAMPLE.read_text().splitlines():
+        match = re.match(r"^#\s*([a-z_]+)\s*=\s*(\S*)\s*$", line)
+        if match:
+            documented.setdefault(match.group(1), match.group(2))
+    return documented
+
+
+def test_sample_documents_every_option():
+    documented = _documented_defaults()
+    active = {m.group(1) for m in re.finditer(r"^([a-z_]+)\s*=", SAMPLE.read_text(), re.M)}
+    missing = [o for o in (*MAIN_OPTIONS, *TARGET_OPTIONS) if o not in documented | dict.fromkeys(active)]
+    assert missing == []
+
+
+def test_sample_commented_defaults_are_the_real_defaults():
+    """Uncommenting every '# option = default' line changes nothing."""
+    documented = _documented_defaults()
+    with open(SAMPLE) as handle:
+        plain = load_config(handle, environ={})
+    overrides = [f"{'main' if option in MAIN_OPTIONS else 'master'}.{option}={value}"
+                 for option, value in documented.items()
+                 if value and option in (*MAIN_OPTIONS, *TARGET_OPTIONS)]
+    assert len(overrides) >= 8
+    with open(SAMPLE) as handle:
+        explicit = load_config(handle, overrides=overrides, environ={})
+    assert explicit.main == plain.main
+    assert repr(explicit.target("master")) == repr(plain.target("master"))
+
+
+def test_unreadable_path_is_a_directory(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the configuration file") as info:
+        load_config(environ={"GLANCESYNC_CONFIG": str(tmp_path)})
+    assert info.value.path == str(tmp_path)
