@@ -1,0 +1,348 @@
+"""The region adapter of a real Glance (API v2), on python-glanceclient.
+
+One :class:`GlanceRegionAdapter` talks to the image service of one region
+through a keystoneauth1 session that the target owns and shares between its
+regions. Every glanceclient, keystoneauth1 and requests error is translated
+here into :mod:`glancesync.errors`, carrying the region, the image and the
+HTTP status.
+
+Image data never sits in memory as a whole: uploads are sent with chunked
+transfer encoding from the caller's chunk iterator, downloads are streamed in
+chunks of at most :data:`~glancesync.adapters.base.CHUNK_SIZE` bytes.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from typing import Any, Iterable, Iterator, Mapping
+
+import glanceclient
+import requests
+from glanceclient import exc as glance_exc
+from glanceclient.v2 import images as glance_images
+from glanceclient.v2 import schemas as glance_schemas
+from keystoneauth1 import exceptions as ksa_exc
+from keystoneauth1 import session as ksa_session
+
+from glancesync.adapters.base import CHUNK_SIZE, RegionAdapter
+from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
+                               GlanceSyncError, ImageNotFoundError, ServiceError,
+                               TransferError, UsageError)
+from glancesync.image import Image
+
+LOG = logging.getLogger(__name__)
+
+
+class _ListingTimedOut(Exception):
+    """Internal: the listing used up its time budget."""
+
+
+class _DeadlineHTTP:
+    """The HTTP client of the listing: each request gets only the time left.
+
+    glanceclient's image listing and schema fetching only call ``get``; this
+    wrapper gives every such call a ``timeout`` equal to what remains of the
+    listing's budget, so a stalled page cannot hold the caller past it.
+    """
+
+    def __init__(self, http_client: Any, seconds: float) -> None:
+        self._http = http_client
+        self._seconds = seconds
+        self._deadline = time.monotonic() + seconds
+
+    def restart(self) -> None:
+        self._deadline = time.monotonic() + self._seconds
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _ListingTimedOut()
+        try:
+            return self._http.get(url, timeout=left, **kwargs)
+        except glance_exc.InvalidEndpoint as exc:
+            # glanceclient's session client reports a request timeout so.
+            raise _ListingTimedOut() from exc
+
+
+class _ChunkReader:
+    """A file-like view of a chunk iterator, for glanceclient's uploader.
+
+    glanceclient streams a file-like body by calling ``read(1 MiB)`` until it
+    gets ``b""`` and requests sends that generator with chunked transfer
+    encoding; only about one chunk is held at a time.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._done = False
+        self.sent = 0
+
+    def _pull(self) -> bool:
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            self._done = True
+            return False
+        except OSError as exc:
+            raise TransferError(f"reading the image data to upload failed: {exc}") from exc
+        if chunk:
+            self._pending.append(bytes(chunk))
+            self._pending_size += len(chunk)
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._done and (size < 0 or self._pending_size < size):
+            self._pull()
+        data = b"".join(self._pending)
+        if 0 <= size < len(data):
+            data, rest = data[:size], data[size:]
+            self._pending = [rest]
+            self._pending_size = len(rest)
+        else:
+            self._pending = []
+            self._pending_size = 0
+        self.sent += len(data)
+        return data
+
+
+def _http_status(error: glance_exc.HTTPException) -> int | None:
+    """The HTTP status of a glanceclient error.
+
+    glanceclient has classes for a few statuses only (no 415, 410, 429 ...);
+    for the others the status is the number Glance puts first in the body.
+    """
+    if isinstance(error.code, int):
+        return error.code
+    match = re.match(r"\s*(\d{3})\b", str(error.details or ""))
+    return int(match.group(1)) if match else None
+
+
+def _details(error: glance_exc.HTTPException) -> str:
+    text = " ".join(str(error.details or "").split())
+    return text[:500]
+
+
+class GlanceRegionAdapter(RegionAdapter):
+    """One Glance v2 region seen through one keystoneauth1 session.
+
+    ``session`` belongs to the target (shared by its regions, closed by it);
+    ``region_name`` is the region as the catalog names it, ``name`` the fully
+    qualified ``target:Region`` used in messages. ``list_timeout`` bounds a
+    whole listing (every page), ``page_size`` is the number of images asked
+    per page.
+    """
+
+    def __init__(self, name: str, session: ksa_session.Session, region_name: str,
+                 project_id: str | None, *, list_timeout: float = 30,
+                 interface: str = "public", page_size: int = 1000) -> None:
+        self.name = name
+        self.project_id = project_id
+        self.region_name = region_name
+        self.list_timeout = list_timeout
+        self.page_size = page_size
+        self._client = glanceclient.Client("2", session=session, region_name=region_name,
+                                           interface=interface)
+        self._list_http = _DeadlineHTTP(self._client.http_client, list_timeout)
+        self._lister = glance_images.Controller(
+            self._list_http, glance_schemas.Controller(self._list_http))
+
+    # -- reading ---------------------------------------------------------
+
+    def list_images(self) -> list[Image]:
+        """Every image the credential can see (``visibility=all``), all pages.
+
+        An admin credential sees every project's images: callers filter by
+        :attr:`Image.owner`.
+        """
+        self._list_http.restart()
+        images = []
+        with self._errors("listing images"):
+            try:
+                for item in self._lister.list(page_size=self.page_size,
+                                              filters={"visibility": "all"}):
+                    image = Image.from_dict(dict(item))
+                    if image.status != "deleted":
+                        images.append(image)
+            except _ListingTimedOut as exc:
+                raise ServiceError(
+                    f"listing images took longer than {self.list_timeout:g} s "
+                    "(raise list_images_timeout if the region is just slow)",
+                    region=self.name) from exc
+        LOG.debug("%s: %d images listed", self.name, len(images))
+        return images
+
+    def get_image(self, image_id: str) -> Image:
+        with self._errors("getting the image", image_id):
+            found = self._client.images.get(image_id)
+        return Image.from_dict(dict(found))
+
+    # -- writing ---------------------------------------------------------
+
+    def create_image(self, name: str, *, visibility: str = "private",
+                     disk_format: str | None = None,
+                     container_format: str | None = None,
+                     min_ram: int = 0, min_disk: int = 0,
+                     protected: bool = False,
+                     properties: Mapping[str, str] | None = None,
+                     image_id: str | None = None) -> Image:
+        fields: dict[str, Any] = {
+            "name": name, "visibility": visibility, "min_ram": min_ram,
+            "min_disk": min_disk, "protected": protected,
+        }
+        if disk_format is not None:
+            fields["disk_format"] = disk_format
+        if container_format is not None:
+            fields["container_format"] = container_format
+        if image_id is not None:
+            fields["id"] = image_id
+        for key, value in (properties or {}).items():
+            fields.setdefault(key, value)
+        LOG.info("%s: creating image %s (%s)", self.name, name, visibility)
+        with self._errors("creating the image", image_id or name,
+                          publicize=visibility == "public"):
+            try:
+                created = self._client.images.create(**fields)
+            except TypeError as exc:
+                raise self._schema_error("creating the image", image_id or name, exc) from exc
+        return Image.from_dict(dict(created))
+
+    def upload_data(self, image_id: str, chunks: Iterable[bytes],
+                    size: int | None = None) -> Image:
+        """Stream ``chunks`` to the image with chunked transfer encoding.
+
+        ``size``, when known, is sent as ``x-openstack-image-size`` so Glance
+        can check quotas before receiving the data.
+        """
+        reader = _ChunkReader(chunks)
+        started = time.monotonic()
+        LOG.info("%s: uploading data of image %s", self.name, image_id)
+        with self._errors("uploading the image data", image_id, streaming=True):
+            self._client.images.upload(image_id, reader, image_size=size)
+        elapsed = time.monotonic() - started
+        LOG.info("%s: uploaded %d bytes to image %s in %.1f s", self.name, reader.sent,
+                 image_id, elapsed)
+        return self.get_image(image_id)
+
+    def download_data(self, image_id: str) -> Iterator[bytes]:
+        """The data as it arrives, unverified: the caller hashes it.
+
+        The request is made now (a missing image raises here); the body is
+        read only as the returned iterator is consumed.
+        """
+        with self._errors("downloading the image data", image_id):
+            body = self._client.images.data(image_id, do_checksum=False)
+        if getattr(body, "__wrapped__", body) is None:
+            raise ServiceError("the image has no data (is it still queued?)",
+                               region=self.name, image=image_id, status_code=204)
+        return self._stream(image_id, body)
+
+    def _stream(self, image_id: str, body: Iterable[bytes]) -> Iterator[bytes]:
+        with self._errors("downloading the image data", image_id, streaming=True):
+            for chunk in body:
+                for start in range(0, len(chunk), CHUNK_SIZE):
+                    yield chunk[start:start + CHUNK_SIZE]
+
+    def update_image(self, image_id: str, changes: Mapping[str, Any],
+                     remove: Iterable[str] = ()) -> Image:
+        """Apply ``changes`` and remove properties in one JSON-patch request.
+
+        Removing a property the image does not have is not an error.
+        """
+        remove = [key for key in remove if key not in changes]
+        LOG.info("%s: updating image %s: set %s, remove %s", self.name, image_id,
+                 sorted(changes), sorted(remove))
+        with self._errors("updating the image", image_id,
+                          publicize=changes.get("visibility") == "public"):
+            try:
+                updated = self._client.images.update(image_id, remove_props=remove or None,
+                                                     **dict(changes))
+            except TypeError as exc:
+                raise self._schema_error("updating the image", image_id, exc) from exc
+        return Image.from_dict(dict(updated))
+
+    def delete_image(self, image_id: str) -> None:
+        LOG.info("%s: deleting image %s", self.name, image_id)
+        with self._errors("deleting the image", image_id, deleting=True):
+            self._client.images.delete(image_id)
+
+    # -- error translation -------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, image: str | None = None, *, publicize: bool = False,
+                deleting: bool = False, streaming: bool = False) -> Iterator[None]:
+        """Translate third-party errors raised inside the block.
+
+        ``publicize`` and ``deleting`` select the hints for a 403;
+        ``streaming`` says image data was moving (a broken stream is a
+        :class:`TransferError`).
+        """
+        where = {"region": self.name, "image": image}
+        try:
+            yield
+        except GlanceSyncError:
+            raise
+        except glance_exc.HTTPException as exc:
+            raise self._http_error(exc, action, image, publicize, deleting) from exc
+        except (glance_exc.CommunicationError, glance_exc.InvalidEndpoint) as exc:
+            raise ConnectionFailure(f"{action} failed: cannot reach Glance: {exc}",
+                                    **where) from exc
+        except ksa_exc.EndpointNotFound as exc:
+            raise ServiceError(f"region {self.region_name} has no image endpoint in the "
+                               "catalog", **where) from exc
+        except (ksa_exc.Unauthorized, ksa_exc.AuthorizationFailure,
+                ksa_exc.MissingAuthPlugin) as exc:
+            raise AuthenticationError(f"Keystone refused the credentials while {action}: "
+                                      f"{exc}", **where) from exc
+        except ksa_exc.ConnectionError as exc:
+            raise ConnectionFailure(f"{action} failed: {exc}", **where) from exc
+        except ksa_exc.HttpError as exc:
+            raise ServiceError(f"{action} failed: Keystone answered {exc}",
+                               status_code=exc.http_status, **where) from exc
+        except ksa_exc.ClientException as exc:
+            raise ServiceError(f"{action} failed: {exc}", **where) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise ConnectionFailure(f"{action} failed: connection lost: {exc}",
+                                    **where) from exc
+        except requests.exceptions.RequestException as exc:
+            if streaming:
+                raise TransferError(f"{action} failed: the data stream broke: {exc}",
+                                    **where) from exc
+            raise ServiceError(f"{action} failed: {exc}", **where) from exc
+
+    def _schema_error(self, action: str, image: str | None, exc: TypeError) -> UsageError:
+        # glanceclient checks each field against Glance's image schema and
+        # reports a misfit as a TypeError.
+        return UsageError(f"{action}: a value does not fit Glance's image schema: {exc}",
+                          region=self.name, image=image)
+
+    def _http_error(self, exc: glance_exc.HTTPException, action: str, image: str | None,
+                    publicize: bool, deleting: bool) -> GlanceSyncError:
+        status = _http_status(exc)
+        details = _details(exc)
+        where = {"region": self.name, "image": image, "status_code": status}
+        if status == 404:
+            return ImageNotFoundError(f"image not found while {action}", **where)
+        if status == 409:
+            return ConflictError(f"{action} refused: the image's state does not allow it "
+                                 f"(HTTP 409): {details}", **where)
+        if status == 401:
+            return AuthenticationError(f"Glance refused the token while {action} "
+                                       "(HTTP 401): check the target's credentials", **where)
+        if status == 403:
+            if deleting and "protected" in details.lower():
+                return ConflictError("the image is protected: set protected to false "
+                                     "before deleting it (HTTP 403)", **where)
+            if publicize:
+                return ServiceError(f"{action} forbidden (HTTP 403): making an image "
+                                    "public needs the admin role", **where)
+            return ServiceError(f"{action} forbidden (HTTP 403): the credential's role "
+                                f"or project does not allow it: {details}", **where)
+        if status == 415:
+            return ServiceError(f"{action} refused (HTTP 415): the data does not match "
+                                f"the declared disk_format: {details}", **where)
+        return ServiceError(f"{action} failed (HTTP {status or 'error'}): {details}",
+                            **where)
