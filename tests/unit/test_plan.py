@@ -1,0 +1,377 @@
+"""SPEC sections 5 and 6: make_plan on plain images (no I/O)."""
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from glancesync.config import TargetConfig
+from glancesync.image import Image
+from glancesync.plan import Status, make_plan
+from glancesync.selection import select_master
+
+MASTER = "p-master"
+PROJ = "p-region"
+NOW = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def m(name, checksum="c1", *, id_=None, visibility="public", size=10, status="active",
+      owner=MASTER, **props):
+    """A master image."""
+    return Image(id=id_ or f"m-{name}", name=name, status=status, owner=owner,
+                 visibility=visibility, size=size, checksum=checksum,
+                 disk_format="qcow2", container_format="bare", properties=dict(props))
+
+
+def r(name, checksum="c1", *, id_=None, visibility="public", owner=PROJ, status="active",
+      updated_at=None, **props):
+    """A regional image."""
+    return Image(id=id_ or f"r-{name}-{checksum}", name=name, status=status, owner=owner,
+                 visibility=visibility, size=10, checksum=checksum, updated_at=updated_at,
+                 properties=dict(props))
+
+
+def plan(master_images, regional_images, **target_kw):
+    target = TargetConfig(name="t", **target_kw)
+    return make_plan("RegionA", select_master(master_images, MASTER), regional_images, PROJ,
+                     target, now=NOW, stalled_upload_age=3600)
+
+
+def status(p, name):
+    s = p.status_of(name)
+    return s.status if s else None
+
+
+def kinds(p):
+    return [(op.kind, op.name) for op in p.operations]
+
+
+# -- basic statuses ------------------------------------------------------------
+
+def test_ok_when_same_content_and_metadata():
+    p = plan([m("a", type="x")], [r("a", type="x")])
+    assert status(p, "a") is Status.OK
+    assert p.operations == [] and p.in_sync
+    s = p.status_of("a")
+    assert (s.master_id, s.regional_id, s.region) == ("m-a", "r-a-c1", "RegionA")
+    assert s.csv() == "ok,RegionA,a"
+
+
+def test_pending_upload_when_missing_carries_master_fields():
+    master = m("a", visibility="public", type="x", architecture="x86_64")
+    master.min_ram, master.min_disk, master.protected = 512, 2, True
+    p = plan([master], [], metadata_set=frozenset({"type"}))
+    assert status(p, "a") is Status.PENDING_UPLOAD
+    (op,) = p.operations
+    assert op.kind == "upload" and op.size == 10 and op.master is master
+    assert op.changes["visibility"] == "public"
+    assert op.changes["protected"] is True
+    assert (op.changes["min_ram"], op.changes["min_disk"]) == (512, 2)
+    assert op.changes["disk_format"] == "qcow2"
+    assert op.changes["properties"] == {"type": "x", "architecture": "x86_64"}
+
+
+def test_upload_with_empty_metadata_set_copies_every_user_property():
+    p = plan([m("a", type="x", other="y")], [])
+    assert p.operations[0].changes["properties"] == {"type": "x", "other": "y"}
+
+
+def test_same_content_by_os_hash_when_algorithms_agree():
+    master = m("a", checksum=None)
+    master.os_hash_algo, master.os_hash_value = "sha512", "h"
+    regional = r("a", checksum=None)
+    regional.os_hash_algo, regional.os_hash_value = "sha512", "h"
+    assert status(plan([master], [regional]), "a") is Status.OK
+
+
+def test_non_synchronised_master_images_have_no_status():
+    p = plan([m("priv", visibility="private"), m("x_obsolete")], [])
+    assert p.statuses == [] and p.operations == []
+
+
+# -- metadata ------------------------------------------------------------------
+
+def test_metadata_set_compares_only_listed_and_removes_missing():
+    p = plan([m("a", type="new", nid="1")],
+             [r("a", type="old", sla="gold", foreign="keep")],
+             metadata_set=frozenset({"type", "sla", "nid"}))
+    assert status(p, "a") is Status.PENDING_METADATA
+    (op,) = p.operations
+    assert op.kind == "update_metadata"
+    assert op.changes == {"type": "new", "nid": "1"}
+    assert op.remove == ("sla",)
+
+
+def test_empty_metadata_set_removes_every_extra_user_property():
+    p = plan([m("a", type="x")], [r("a", type="x", extra="y")])
+    (op,) = p.operations
+    assert op.changes == {} and op.remove == ("extra",)
+
+
+def test_glance_computed_properties_are_never_compared():
+    regional = r("a", type="x")
+    regional.properties.update({"stores": "file", "os_glance_importing_to_stores": "",
+                                "owner_specified.openstack.md5": "z"})
+    p = plan([m("a", type="x")], [regional])
+    assert status(p, "a") is Status.OK
+
+
+def test_visibility_always_synchronised_even_with_metadata_set():
+    p = plan([m("a", visibility="public", type="x")], [r("a", visibility="private", type="x")],
+             metadata_set=frozenset({"type"}))
+    assert p.operations[0].changes == {"visibility": "public"}
+
+
+def test_min_ram_and_min_disk_are_compared():
+    master = m("a")
+    master.min_ram = 1024
+    p = plan([master], [r("a")])
+    assert p.operations[0].changes == {"min_ram": 1024}
+
+
+# -- conflicts -----------------------------------------------------------------
+
+def test_error_checksum_without_directive_touches_nothing():
+    p = plan([m("a", "new")], [r("a", "old")])
+    assert status(p, "a") is Status.ERROR_CHECKSUM
+    assert p.operations == []
+    assert [s.name for s in p.needs_operator] == ["a"]
+    assert any("a" in w for w in p.warnings)
+
+
+@pytest.mark.parametrize("kw,expected", [
+    ({"dontupdate": {"old"}}, Status.OK_STALLED_CHECKSUM),
+    ({"dontupdate": {"any"}}, Status.OK_STALLED_CHECKSUM),
+    ({"replace": {"old"}}, Status.PENDING_REPLACE),
+    ({"replace": {"any"}}, Status.PENDING_REPLACE),
+    ({"rename": {"old"}}, Status.PENDING_RENAME),
+    ({"rename": {"any"}}, Status.PENDING_RENAME),
+    ({"replace": {"other"}}, Status.ERROR_CHECKSUM),
+    # precedence
+    ({"rename": {"old"}, "replace": {"old"}}, Status.PENDING_RENAME),
+    ({"rename": {"any"}, "replace": {"any"}}, Status.PENDING_RENAME),
+    ({"rename": {"any"}, "replace": {"old"}}, Status.PENDING_REPLACE),
+    ({"replace": {"any"}, "rename": {"old"}}, Status.PENDING_RENAME),
+    ({"dontupdate": {"old"}, "rename": {"old"}, "replace": {"old"}},
+     Status.OK_STALLED_CHECKSUM),
+    ({"dontupdate": {"any"}, "rename": {"any"}, "replace": {"any"}},
+     Status.OK_STALLED_CHECKSUM),
+    ({"dontupdate": {"any"}, "replace": {"old"}}, Status.PENDING_REPLACE),
+    ({"dontupdate": {"old"}, "replace": {"any"}}, Status.OK_STALLED_CHECKSUM),
+])
+def test_conflict_directives_and_precedence(kw, expected):
+    kw = {k: frozenset(v) for k, v in kw.items()}
+    p = plan([m("a", "new")], [r("a", "old")], **kw)
+    assert status(p, "a") is expected
+    op_kinds = [op.kind for op in p.operations]
+    assert op_kinds == {Status.PENDING_REPLACE: ["replace"],
+                        Status.PENDING_RENAME: ["rename"]}.get(expected, [])
+
+
+def test_directive_matches_os_hash_value_too():
+    regional = r("a", "old")
+    regional.os_hash_algo, regional.os_hash_value = "sha512", "oldsha"
+    p = plan([m("a", "new")], [regional], replace=frozenset({"oldsha"}))
+    assert status(p, "a") is Status.PENDING_REPLACE
+
+
+def test_replace_and_rename_carry_old_image():
+    p = plan([m("a", "new")], [r("a", "old")], rename=frozenset({"any"}))
+    (op,) = p.operations
+    assert op.regional.id == "r-a-old" and op.master.id == "m-a"
+
+
+# -- duplicates and foreign images ------------------------------------------
+
+def test_master_duplicates_are_not_synchronised():
+    p = plan([m("d", id_="1"), m("d", "c2", id_="2"), m("ok")], [])
+    assert p.status_of("d") is None
+    assert kinds(p) == [("upload", "ok")]
+    assert len([w for w in p.warnings if "'d'" in w]) == 1
+
+
+def test_regional_duplicate_prefers_the_master_checksum():
+    p = plan([m("a", "good")], [r("a", "bad"), r("a", "good")])
+    s = p.status_of("a")
+    assert s.status is Status.OK and s.regional_id == "r-a-good"
+    assert any("2 images named 'a'" in w for w in p.warnings)
+
+
+def test_other_projects_images_ignored_with_only_tenant_images():
+    p = plan([m("a")], [r("a", owner="p-alice")])
+    assert status(p, "a") is Status.PENDING_UPLOAD
+
+
+def test_other_projects_same_content_counts_and_is_never_updated():
+    p = plan([m("a", type="x")], [r("a", owner="p-alice", visibility="private")],
+             only_tenant_images=False)
+    assert status(p, "a") is Status.OK
+    assert p.operations == []
+
+
+@pytest.mark.parametrize("kw,expected", [
+    ({}, Status.ERROR_CHECKSUM),
+    ({"replace": {"any"}}, Status.ERROR_CHECKSUM),
+    ({"rename": {"old"}}, Status.ERROR_CHECKSUM),
+    ({"rename": {"any"}}, Status.ERROR_CHECKSUM),
+    ({"replace": {"old"}}, Status.PENDING_REPLACE),
+    ({"dontupdate": {"any"}}, Status.OK_STALLED_CHECKSUM),
+])
+def test_other_projects_image_changed_only_by_explicit_replace(kw, expected):
+    kw = {k: frozenset(v) for k, v in kw.items()}
+    p = plan([m("a", "new")], [r("a", "old", owner="p-alice")], only_tenant_images=False, **kw)
+    assert status(p, "a") is expected
+
+
+# -- leftovers -------------------------------------------------------------------
+
+def test_leftover_queued_and_stalled_saving_are_cleaned_not_counted():
+    old = (NOW - datetime.timedelta(hours=2)).isoformat()
+    young = (NOW - datetime.timedelta(minutes=5)).isoformat()
+    regional = [r("a", None, id_="q", status="queued"),
+                r("a", None, id_="s-old", status="saving", updated_at=old),
+                r("a", None, id_="s-young", status="saving", updated_at=young),
+                r("a", None, id_="foreign", status="queued", owner="p-alice"),
+                r("unrelated", None, id_="u", status="queued")]
+    p = plan([m("a")], regional)
+    assert status(p, "a") is Status.PENDING_UPLOAD
+    cleanups = [op.regional.id for op in p.operations if op.kind == "cleanup"]
+    assert cleanups == ["q", "s-old"]
+    assert p.operations[-1].kind == "cleanup"
+
+
+# -- AMI -------------------------------------------------------------------------
+
+def ami_master(kernel_size=100, ramdisk_size=50, ami_size=10):
+    kernel = m("k", "ck", size=kernel_size, id_="mk")
+    ramdisk = m("rd", "crd", size=ramdisk_size, id_="mrd")
+    ami = m("ami", "cami", size=ami_size, id_="mami", kernel_id="mk", ramdisk_id="mrd")
+    return [kernel, ramdisk, ami]
+
+
+def test_ami_smaller_than_kernel_uploaded_after_kernel_and_ramdisk():
+    p = plan(ami_master(), [])
+    assert status(p, "k") is Status.PENDING_UPLOAD
+    assert status(p, "rd") is Status.PENDING_UPLOAD
+    assert status(p, "ami") is Status.PENDING_AMI
+    assert kinds(p) == [("upload", "rd"), ("upload", "k"), ("upload", "ami")]
+    ami_op = p.operations[-1]
+    assert ami_op.ami_refs == {"kernel_id": "k", "ramdisk_id": "rd"}
+    assert "kernel_id" not in ami_op.changes["properties"]
+
+
+def test_ami_ids_translated_when_kernel_present():
+    regional = [r("k", "ck", id_="rk"), r("rd", "crd", id_="rrd")]
+    p = plan(ami_master(), regional)
+    assert status(p, "ami") is Status.PENDING_UPLOAD
+    (op,) = p.operations
+    assert op.changes["properties"]["kernel_id"] == "rk"
+    assert op.changes["properties"]["ramdisk_id"] == "rrd"
+    assert op.ami_refs == {}
+
+
+def test_ami_ids_translated_even_outside_metadata_set():
+    masters = ami_master()
+    for image in masters:
+        image.properties["type"] = "x"
+    regional = [r("k", "ck", id_="rk", type="x"), r("rd", "crd", id_="rrd", type="x")]
+    p = plan(masters, regional, metadata_set=frozenset({"type"}))
+    assert p.operations[0].changes["properties"]["kernel_id"] == "rk"
+
+
+def test_existing_ami_with_wrong_kernel_id_gets_pending_metadata():
+    regional = [r("k", "ck", id_="rk"), r("rd", "crd", id_="rrd"),
+                r("ami", "cami", kernel_id="mk", ramdisk_id="rrd")]
+    p = plan(ami_master(), regional)
+    assert status(p, "ami") is Status.PENDING_METADATA
+    assert p.operations[0].changes == {"kernel_id": "rk"}
+
+
+def test_existing_ami_in_sync():
+    regional = [r("k", "ck", id_="rk"), r("rd", "crd", id_="rrd"),
+                r("ami", "cami", kernel_id="rk", ramdisk_id="rrd")]
+    assert plan(ami_master(), regional).in_sync
+
+
+def test_existing_ami_waits_for_a_replaced_kernel():
+    regional = [r("k", "old", id_="rk"), r("rd", "crd", id_="rrd"),
+                r("ami", "cami", kernel_id="rk", ramdisk_id="rrd")]
+    p = plan(ami_master(), regional, replace=frozenset({"old"}))
+    assert status(p, "k") is Status.PENDING_REPLACE
+    assert status(p, "ami") is Status.PENDING_AMI
+    assert kinds(p) == [("replace", "k"), ("update_metadata", "ami")]
+    assert p.operations[1].ami_refs == {"kernel_id": "k"}
+
+
+def test_error_ami_when_kernel_not_synchronised():
+    masters = ami_master()
+    masters[0].visibility = "private"
+    p = plan(masters, [r("rd", "crd", id_="rrd")])
+    assert status(p, "ami") is Status.ERROR_AMI
+    assert p.operations == []
+    assert "kernel_id" in p.status_of("ami").reason
+
+
+def test_error_ami_when_kernel_in_error_checksum():
+    p = plan(ami_master(), [r("k", "other"), r("rd", "crd")])
+    assert status(p, "k") is Status.ERROR_CHECKSUM
+    assert status(p, "ami") is Status.ERROR_AMI
+    assert p.operations == []
+
+
+# -- order -------------------------------------------------------------------------
+
+def test_order_metadata_then_uploads_smallest_first_then_cleanup():
+    masters = [m("big", "b", size=300), m("small", "s", size=5), m("mid", "md", size=50),
+               m("meta", "mt", type="new"), m("repl", "rp", size=1)]
+    regional = [r("meta", "mt", type="old"), r("repl", "old"),
+                r("big", None, id_="q", status="queued")]
+    p = plan(masters, regional, replace=frozenset({"old"}))
+    assert kinds(p) == [("update_metadata", "meta"), ("replace", "repl"),
+                        ("upload", "small"), ("upload", "mid"), ("upload", "big"),
+                        ("cleanup", "big")]
+    assert p.counts()[Status.PENDING_UPLOAD] == 3
+    assert len(p.pending) == 5
+
+
+# -- obsolete ----------------------------------------------------------------------
+
+def test_obsolete_renames_regional_image_and_copies_syncprops():
+    master = m("x_obsolete", visibility="private", eol="2030", other="no")
+    p = plan([master], [r("x", eol="old", other="keep")],
+             obsolete_syncprops=frozenset({"eol"}))
+    (op,) = p.operations
+    assert op.kind == "obsolete_rename"
+    assert op.changes == {"name": "x_obsolete", "visibility": "private", "eol": "2030"}
+    assert status(p, "x_obsolete") is Status.PENDING_METADATA
+
+
+def test_obsolete_already_renamed_is_corrected_or_ok():
+    master = m("x_obsolete", visibility="private")
+    p = plan([master], [r("x_obsolete", visibility="public")])
+    assert kinds(p) == [("obsolete_update", "x_obsolete")]
+    p = plan([master], [r("x_obsolete", visibility="private")])
+    assert p.operations == [] and status(p, "x_obsolete") is Status.OK
+
+
+@pytest.mark.parametrize("case", ["master_x", "foreign", "disabled", "other_checksum"])
+def test_obsolete_exceptions(case):
+    masters = [m("x_obsolete")]
+    regional = [r("x")]
+    kw = {}
+    if case == "master_x":
+        masters.append(m("x", "c2"))
+        regional = [r("x", "c2"), r("y", "c1", id_="yy")]
+        regional[1].name = "x"
+        regional[1].id = "other-x"
+    elif case == "foreign":
+        regional = [r("x", owner="p-alice")]
+        kw["only_tenant_images"] = False
+    elif case == "disabled":
+        kw["support_obsolete_images"] = False
+    elif case == "other_checksum":
+        regional = [r("x", "c9")]
+    p = plan(masters, regional, **kw)
+    assert not [op for op in p.operations if op.kind.startswith("obsolete")]
+    if case == "master_x":
+        assert any("x_obsolete" in w for w in p.warnings)
