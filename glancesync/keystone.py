@@ -8,6 +8,7 @@ keystoneauth1 errors are translated here into :mod:`glancesync.errors`.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Iterator
 
@@ -113,7 +114,8 @@ class KeystoneTarget(Target):
         if self._access is None:
             session = self.session
             assert self._auth is not None
-            with self._translate("authenticate"):
+            LOG.debug("authenticating target %s at %s", self.name, self.auth_url)
+            with self._translate():
                 self._access = self._auth.get_access(session)
         return self._access
 
@@ -155,27 +157,13 @@ class KeystoneTarget(Target):
             self._session.session.close()
         self._session = None
         self._access = None
-
-    # -- error translation -------------------------------------------------
-
-    def _translate(self, action: str) -> "_Translator":
-        return _Translator(self, action)
-
-
-class _Translator:
-    """Context manager turning keystoneauth1 errors into GlanceSync errors."""
-
-    def __init__(self, target: KeystoneTarget, action: str) -> None:
-        self.target = target
-        self.action = action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or not isinstance(exc, ks_exc.ClientException):
-            return False
-        raise translate_error(exc, self.target.name, self.target.auth_url) from exc
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        """Turn keystoneauth1 errors raised inside into GlanceSync errors."""
+        try:
+            yield
+        except ks_exc.ClientException as exc:
+            raise translate_error(exc, self.name, self.auth_url) from exc
 
 
 def translate_error(exc: ks_exc.ClientException, target: str,

@@ -9,7 +9,6 @@ import io
 import json
 import socket
 import textwrap
-from pathlib import Path
 
 import pytest
 
