@@ -1,6 +1,6 @@
 """Glance's image database API on SQLite, plus a folder of image data.
 
-A :class:`LocalStore` is one local region: ``PATH/images.sqlite`` holds
+A :class:`LocalStore` is one local region: ``PATH/images.db`` holds
 Glance's image model (tables ``images``, ``image_properties``,
 ``image_locations``, ``image_members``, ``image_tags``; rows are soft
 deleted with ``deleted`` / ``deleted_at``) and ``PATH/data/<image id>`` holds
@@ -54,7 +54,7 @@ __all__ = ["RequestContext", "LocalStore", "DB_NAME", "DATA_DIR"]
 LOG = logging.getLogger(__name__)
 
 #: File name of the database inside the store's folder.
-DB_NAME = "images.sqlite"
+DB_NAME = "images.db"
 #: Folder of the image data files inside the store's folder.
 DATA_DIR = "data"
 
@@ -270,6 +270,8 @@ class LocalStore:
             conn.close()
 
     def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise ServiceError(f"local store {self.path} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
