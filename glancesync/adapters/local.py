@@ -1,0 +1,227 @@
+"""A local folder region behind the :class:`RegionAdapter` interface.
+
+The region is a :class:`~glancesync.localstore.LocalStore` (SQLite database
+plus data folder, SPEC section 9), reached with one project's context, so
+every GlanceSync operation works the same against a folder as against
+Glance. The folder is created on first use.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from glancesync.adapters.base import RegionAdapter
+from glancesync.errors import ConflictError, GlanceSyncError, ServiceError, UsageError
+from glancesync.image import CORE_FIELDS, VISIBILITIES, Image
+from glancesync.localstore import LocalStore, RequestContext
+
+__all__ = ["LocalRegionAdapter", "DISK_FORMATS", "CONTAINER_FORMATS"]
+
+#: Formats Glance accepts by default.
+DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi",
+                "iso", "ploop")
+CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
+
+#: Core fields ``update_image`` may change.
+UPDATABLE_FIELDS = frozenset({"name", "visibility", "min_ram", "min_disk", "protected",
+                              "disk_format", "container_format"})
+
+
+def _api_time(value: str | None) -> str | None:
+    """Store timestamps (microseconds) in Glance v2's API form ``...T..:..:..Z``."""
+    return None if value is None else value[:19] + "Z"
+
+
+def _check_property(key: Any, value: Any) -> None:
+    """Glance refuses core fields and ``os_glance_*`` as properties, and non-strings."""
+    if not isinstance(key, str) or not key:
+        raise UsageError(f"invalid property name {key!r}")
+    if key in CORE_FIELDS or key.startswith("os_glance_"):
+        raise UsageError(f"{key!r} is reserved, it cannot be set as a property")
+    if not isinstance(value, str):
+        raise UsageError(f"property {key!r} must be a string, not {value!r}")
+
+
+def _check_core(field: str, value: Any) -> None:
+    """Light validation of the core fields a caller may set."""
+    if field == "visibility" and value not in VISIBILITIES:
+        raise UsageError(f"visibility must be one of {', '.join(VISIBILITIES)}, not {value!r}")
+    if field == "disk_format" and value is not None and value not in DISK_FORMATS:
+        raise UsageError(f"unknown disk_format {value!r}; one of {', '.join(DISK_FORMATS)}")
+    if (field == "container_format" and value is not None
+            and value not in CONTAINER_FORMATS):
+        raise UsageError(f"unknown container_format {value!r};"
+                         f" one of {', '.join(CONTAINER_FORMATS)}")
+    if field in ("min_ram", "min_disk") and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise UsageError(f"{field} must be an integer >= 0, not {value!r}")
+    if field == "protected" and not isinstance(value, bool):
+        raise UsageError(f"protected must be a boolean, not {value!r}")
+    if field == "name" and value is not None and (not isinstance(value, str) or len(value) > 255):
+        raise UsageError(f"name must be a string of at most 255 characters, not {value!r}")
+
+
+class LocalRegionAdapter(RegionAdapter):
+    """One local folder region, seen through ``project_id``.
+
+    ``is_admin`` (the default) sees every project's images, like an admin
+    credential on Glance; ``list_timeout`` bounds :meth:`list_images`;
+    ``page_size`` is the number of images per listing page.
+    """
+
+    def __init__(self, name: str, path: Path | str, project_id: str, *,
+                 is_admin: bool = True, list_timeout: float = 30,
+                 page_size: int = 100) -> None:
+        if page_size < 1:
+            raise UsageError(f"page_size must be >= 1, not {page_size}")
+        self.name = name
+        self.path = Path(path)
+        self.project_id = project_id
+        self.context = RequestContext(project_id, is_admin)
+        self.list_timeout = list_timeout
+        self.page_size = page_size
+        self._store: LocalStore | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def store(self) -> LocalStore:
+        """The region's store, opened (and its folder created) on first use."""
+        with self._lock:
+            if self._store is None:
+                with self._errors():
+                    self._store = LocalStore(self.path)
+            return self._store
+
+    @contextlib.contextmanager
+    def _errors(self, image_id: str | None = None) -> Iterator[None]:
+        """Name this region (and the image) in every error raised inside."""
+        try:
+            yield
+        except GlanceSyncError as exc:
+            exc.region = exc.region or self.name
+            exc.image = exc.image or image_id
+            raise
+
+    def _image(self, data: Mapping[str, Any]) -> Image:
+        flat = {key: data[key] for key in CORE_FIELDS if key in data}
+        flat["created_at"] = _api_time(data["created_at"])
+        flat["updated_at"] = _api_time(data["updated_at"])
+        flat["tags"] = data.get("tags") or []
+        flat["properties"] = data["properties"]
+        return Image.from_dict(flat)
+
+    def list_images(self) -> list[Image]:
+        """Every visible, non-deleted image, newest first, all pages."""
+        deadline = time.monotonic() + self.list_timeout
+        images: list[Image] = []
+        marker = None
+        with self._errors():
+            while True:
+                page = self.store.image_get_all(self.context, marker=marker,
+                                                limit=self.page_size, return_tag=True)
+                images.extend(self._image(data) for data in page)
+                if len(page) < self.page_size:
+                    return images
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"listing images took more than {self.list_timeout} s")
+                marker = page[-1]["id"]
+
+    def get_image(self, image_id: str) -> Image:
+        with self._errors(image_id):
+            return self._image(self.store.image_get(self.context, image_id))
+
+    def create_image(self, name: str, *, visibility: str = "private",
+                     disk_format: str | None = None,
+                     container_format: str | None = None,
+                     min_ram: int = 0, min_disk: int = 0,
+                     protected: bool = False,
+                     properties: Mapping[str, str] | None = None,
+                     image_id: str | None = None) -> Image:
+        """Create a ``queued`` image owned by the adapter's project.
+
+        ``image_id`` must be a UUID; one that exists or existed (even
+        deleted) raises :class:`ConflictError`, as in Glance.
+        """
+        with self._errors(image_id):
+            core = {"name": name, "visibility": visibility, "disk_format": disk_format,
+                    "container_format": container_format, "min_ram": min_ram,
+                    "min_disk": min_disk, "protected": protected}
+            for field, value in core.items():
+                _check_core(field, value)
+            props = dict(properties or {})
+            for key, value in props.items():
+                _check_property(key, value)
+            if image_id is None:
+                image_id = str(uuid.uuid4())
+            else:
+                try:
+                    uuid.UUID(image_id)
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise UsageError(f"image id {image_id!r} is not a UUID") from exc
+            values = {**core, "id": image_id, "owner": self.project_id, "status": "queued",
+                      "properties": props}
+            return self._image(self.store.image_create(self.context, values))
+
+    def upload_data(self, image_id: str, chunks: Iterable[bytes],
+                    size: int | None = None) -> Image:
+        """Store the data (hashed while streaming); the image becomes ``active``.
+
+        A ``size`` that does not match the bytes received raises
+        :class:`TransferError` and leaves the image ``queued``.
+        """
+        with self._errors(image_id):
+            return self._image(self.store.write_data(self.context, image_id, chunks,
+                                                     expected_size=size))
+
+    def download_data(self, image_id: str) -> Iterator[bytes]:
+        with self._errors(image_id):
+            return self.store.read_data(self.context, image_id)
+
+    def update_image(self, image_id: str, changes: Mapping[str, Any],
+                     remove: Iterable[str] = ()) -> Image:
+        """Set core fields and properties, delete the properties in ``remove``.
+
+        Removing a property the image lacks is not an error (like
+        python-glanceclient, which only patches what exists).
+        """
+        with self._errors(image_id):
+            core: dict[str, Any] = {}
+            props: dict[str, str] = {}
+            for key, value in changes.items():
+                if key in UPDATABLE_FIELDS:
+                    _check_core(key, value)
+                    core[key] = value
+                else:
+                    _check_property(key, value)
+                    props[key] = value
+            remove = [key for key in remove if key not in props]
+            for key in remove:
+                if key in CORE_FIELDS:
+                    raise UsageError(f"{key!r} is a core field, it cannot be removed")
+            data = self.store.image_update(self.context, image_id,
+                                           {**core, "properties": props})
+            for key in remove:
+                if key in data["properties"]:
+                    self.store.image_property_delete(self.context, key, image_id)
+            if remove:
+                data = self.store.image_get(self.context, image_id)
+            return self._image(data)
+
+    def delete_image(self, image_id: str) -> None:
+        """Soft delete the image and remove its data; protected ones refuse."""
+        with self._errors(image_id):
+            data = self.store.image_get(self.context, image_id)
+            if data["protected"]:
+                raise ConflictError("image is protected; unprotect it before deleting it",
+                                    status_code=403)
+            self.store.image_destroy(self.context, image_id)
+
+    def close(self) -> None:
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
