@@ -396,8 +396,7 @@ class LocalStore:
                 f"SELECT image_id, name, value, deleted, deleted_at FROM image_properties "
                 f"WHERE image_id IN ({marks}) ORDER BY id", ids):
             image = images[prop["image_id"]]
-            # A deleted image shows the properties it had when deleted.
-            if not prop["deleted"] or (image["deleted"] and prop["deleted_at"] == image["deleted_at"]):
+            if self._shown(prop, image):
                 image["properties"][prop["name"]] = prop["value"]
         for loc in conn.execute(
                 f"SELECT * FROM image_locations WHERE image_id IN ({marks}) ORDER BY id", ids):
@@ -407,10 +406,15 @@ class LocalStore:
             for tag in conn.execute(
                     f"SELECT image_id, value, deleted, deleted_at FROM image_tags "
                     f"WHERE image_id IN ({marks}) ORDER BY created_at, id", ids):
-                image = images[tag["image_id"]]
-                if not tag["deleted"] or (image["deleted"] and tag["deleted_at"] == image["deleted_at"]):
-                    image["tags"].append(tag["value"])
+                if self._shown(tag, images[tag["image_id"]]):
+                    images[tag["image_id"]]["tags"].append(tag["value"])
         return list(images.values())
+
+    @staticmethod
+    def _shown(child: sqlite3.Row, image: Mapping[str, Any]) -> bool:
+        """Live rows; a deleted image also shows those deleted with it."""
+        return not child["deleted"] or (image["deleted"]
+                                        and child["deleted_at"] == image["deleted_at"])
 
     def _format_image(self, conn: sqlite3.Connection, image_id: str,
                       force_show_deleted: bool = False) -> dict[str, Any]:
@@ -468,11 +472,12 @@ class LocalStore:
                                    "WHERE image_id = ? AND name = ?", (image_id, name)).fetchone()
             if current is None:
                 conn.execute("INSERT INTO image_properties (image_id, name, value, created_at, "
-                             "updated_at) VALUES (?, ?, ?, ?, ?)", (image_id, name, value, now, now))
+                             "updated_at) VALUES (?, ?, ?, ?, ?)",
+                             (image_id, name, value, now, now))
                 changed = True
             elif current["deleted"] or current["value"] != value:
-                conn.execute("UPDATE image_properties SET value = ?, deleted = 0, deleted_at = NULL, "
-                             "updated_at = ? WHERE image_id = ? AND name = ?",
+                conn.execute("UPDATE image_properties SET value = ?, deleted = 0, "
+                             "deleted_at = NULL, updated_at = ? WHERE image_id = ? AND name = ?",
                              (value, now, image_id, name))
                 changed = True
         if purge:
@@ -521,8 +526,9 @@ class LocalStore:
             for table in ("image_properties", "image_tags", "image_members"):
                 conn.execute(f"UPDATE {table} SET deleted = 1, deleted_at = ?, updated_at = ? "
                              "WHERE image_id = ? AND deleted = 0", (now, now, image_id))
-            conn.execute("UPDATE image_locations SET status = 'deleted', deleted = 1, deleted_at = ?, "
-                         "updated_at = ? WHERE image_id = ? AND deleted = 0", (now, now, image_id))
+            conn.execute("UPDATE image_locations SET status = 'deleted', deleted = 1, "
+                         "deleted_at = ?, updated_at = ? WHERE image_id = ? AND deleted = 0",
+                         (now, now, image_id))
             image = self._format_image(conn, image_id)
         try:
             self._data_file(image_id).unlink(missing_ok=True)
@@ -543,7 +549,8 @@ class LocalStore:
                       sort_key: str | Iterable[str] | None = None,
                       sort_dir: str | Iterable[str] | None = None,
                       member_status: str = "accepted", is_public: bool | None = None,
-                      admin_as_user: bool = False, return_tag: bool = False) -> list[dict[str, Any]]:
+                      admin_as_user: bool = False,
+                      return_tag: bool = False) -> list[dict[str, Any]]:
         """The images ``context`` sees that match ``filters``, one page.
 
         ``filters``: a column name to a value (a list/tuple/set means any of
@@ -564,13 +571,15 @@ class LocalStore:
         if regular_user:
             self._visibility_conditions(context, member_status, where, params)
         keys, dirs = self._sort_spec(sort_key, sort_dir)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 0):
             raise UsageError(f"limit must be an integer >= 0, not {limit!r}")
         with self._transaction(write=False) as conn:
             if marker is not None:
                 marker_row = conn.execute("SELECT * FROM images WHERE id = ?", (marker,)).fetchone()
                 if marker_row is None or not self._visible(conn, context, marker_row):
-                    raise ImageNotFoundError("marker image not found", image=marker, status_code=400)
+                    raise ImageNotFoundError("marker image not found", image=marker,
+                                             status_code=400)
                 where.append(self._marker_condition(keys, dirs, marker_row, params))
             order = ", ".join(f"COALESCE({key}, ?) {direction.upper()}"
                               for key, direction in zip(keys, dirs))
@@ -710,7 +719,8 @@ class LocalStore:
             now = _now()
             cursor = conn.execute(
                 "INSERT INTO image_locations (image_id, value, meta_data, status, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?)", (image_id, url, metadata, status, now, now))
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (image_id, url, metadata, status, now, now))
             row = conn.execute("SELECT * FROM image_locations WHERE id = ?",
                                (cursor.lastrowid,)).fetchone()
             return _location_dict(row)
@@ -747,13 +757,15 @@ class LocalStore:
                               status: str, delete_time: str | None = None) -> None:
         """Mark a location ``deleted`` or ``pending_delete`` (soft delete)."""
         if status not in ("deleted", "pending_delete"):
-            raise UsageError(f"a location is deleted with status deleted or pending_delete, not {status!r}")
+            raise UsageError("a location is deleted with status deleted or pending_delete,"
+                             f" not {status!r}")
         with self._transaction() as conn:
             self._mutable_row(conn, context, image_id)
             row = self._location_row(conn, image_id, location_id)
             now = _now()
             conn.execute("UPDATE image_locations SET status = ?, deleted = 1, deleted_at = ?, "
-                         "updated_at = ? WHERE id = ?", (status, delete_time or now, now, row["id"]))
+                         "updated_at = ? WHERE id = ?",
+                         (status, delete_time or now, now, row["id"]))
 
     # -- properties -------------------------------------------------------
 
@@ -786,7 +798,8 @@ class LocalStore:
                                   "updated_at = ? WHERE image_id = ? AND name = ? AND deleted = 0",
                                   (now, now, image_ref, prop_ref))
             if cursor.rowcount == 0:
-                raise ImageNotFoundError(f"no property {prop_ref!r}", image=image_ref, status_code=404)
+                raise ImageNotFoundError(f"no property {prop_ref!r}", image=image_ref,
+                                         status_code=404)
             conn.execute("UPDATE images SET updated_at = ? WHERE id = ?", (now, image_ref))
             return _property_dict(conn.execute(
                 "SELECT * FROM image_properties WHERE image_id = ? AND name = ?",
@@ -810,7 +823,8 @@ class LocalStore:
             self._mutable_row(conn, context, image_id)
             if conn.execute("SELECT 1 FROM image_members WHERE image_id = ? AND member = ? "
                             "AND deleted = 0", (image_id, member)).fetchone():
-                raise ConflictError(f"{member} is already a member", image=image_id, status_code=409)
+                raise ConflictError(f"{member} is already a member", image=image_id,
+                                    status_code=409)
             now = _now()
             cursor = conn.execute(
                 "INSERT INTO image_members (image_id, member, can_share, status, created_at, "
@@ -946,8 +960,8 @@ class LocalStore:
         with self._transaction() as conn:
             self._mutable_row(conn, context, image_id)
             now = _now()
-            cursor = conn.execute("UPDATE image_tags SET deleted = 1, deleted_at = ?, updated_at = ? "
-                                  "WHERE image_id = ? AND value = ? AND deleted = 0",
+            cursor = conn.execute("UPDATE image_tags SET deleted = 1, deleted_at = ?, "
+                                  "updated_at = ? WHERE image_id = ? AND value = ? AND deleted = 0",
                                   (now, now, image_id, value))
             if cursor.rowcount == 0:
                 raise ImageNotFoundError(f"no tag {value!r}", image=image_id, status_code=404)

@@ -339,7 +339,8 @@ def test_locations(store):
                                                                "url": "file:///uno"})
     assert changed["url"] == "file:///uno" and changed["metadata"] == {"store": "x"}
     store.image_location_delete(OWNER, image["id"], second["id"], "pending_delete")
-    assert [loc["url"] for loc in store.image_get(OWNER, image["id"])["locations"]] == ["file:///uno"]
+    remaining = store.image_get(OWNER, image["id"])["locations"]
+    assert [loc["url"] for loc in remaining] == ["file:///uno"]
     with pytest.raises(ImageNotFoundError):
         store.image_location_update(OWNER, image["id"], {"id": second["id"], "url": "x"})
     with pytest.raises(UsageError):
