@@ -71,15 +71,17 @@ class RegionResult:
                 f"{self.bytes_uploaded / MIB:.1f} MiB transferred")
 
 
-#: Verbs of the changes: (progressive form, base form for dry runs).
+#: Verbs of the changes: (progressive form, base form for dry runs, log level).
+#: Creating and publishing are the two halves of an upload: logged at debug
+#: level so that an upload reads as one line.
 _VERBS = {
-    "create": ("creating", "create"),
-    "upload": ("uploading", "upload"),
-    "update": ("updating", "update"),
-    "publish": ("publishing", "publish"),
-    "rename": ("renaming", "rename"),
-    "unprotect": ("unprotecting", "unprotect"),
-    "delete": ("deleting", "delete"),
+    "create": ("creating", "create", logging.DEBUG),
+    "upload": ("uploading", "upload", logging.INFO),
+    "update": ("updating", "update", logging.INFO),
+    "publish": ("publishing", "publish", logging.DEBUG),
+    "rename": ("renaming", "rename", logging.INFO),
+    "unprotect": ("unprotecting", "unprotect", logging.INFO),
+    "delete": ("deleting", "delete", logging.INFO),
 }
 
 
@@ -106,11 +108,11 @@ class Executor:
 
         ``verb`` is a key of :data:`_VERBS`; ``what`` completes the sentence.
         """
-        doing, do = _VERBS[verb]
+        doing, do, level = _VERBS[verb]
         if self.dry_run:
-            LOG.info("%s: would %s %s", self.region, do, what)
+            LOG.log(level, "%s: would %s %s", self.region, do, what)
             return None
-        LOG.info("%s: %s %s", self.region, doing, what)
+        LOG.log(level, "%s: %s %s", self.region, doing, what)
         return call(*args, **kwargs)
 
     # -- entry point -----------------------------------------------------

@@ -1,0 +1,44 @@
+"""The scenario suite on local folder regions (fast, no network)."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.plan import Status
+from tests import scenarios
+from tests.scenarios import Bed, View
+
+MASTER_PROJECT = "p-master"
+REGION_PROJECT = "p-region"
+OTHER_PROJECT = "p-other"
+ALICE = "p-alice"
+
+
+def local_bed(root: Path) -> Bed:
+    prefix = f"{uuid.uuid4().hex[:8]}-"
+
+    def view(region: str, project: str) -> View:
+        return View(LocalRegionAdapter(region, root / region, project), prefix)
+
+    def foreign(region: View) -> LocalRegionAdapter:
+        return LocalRegionAdapter(region.name, root / region.name, ALICE)
+
+    return Bed(prefix=prefix, master=view("Master", MASTER_PROJECT),
+               regions=[view("RegionA", REGION_PROJECT), view("RegionB", REGION_PROJECT)],
+               other=view("RegionC", OTHER_PROJECT), foreign=foreign)
+
+
+@pytest.mark.parametrize("scenario", scenarios.SCENARIOS, ids=lambda f: f.__name__[9:])
+def test_scenario(tmp_path, scenario):
+    bed = local_bed(tmp_path)
+    scenarios.run(bed, scenario)
+    assert all(view.list_images() == [] for view in bed.every_region)
+
+
+def test_every_status_reached():
+    if len(scenarios.STATUSES_SEEN) == 0:
+        pytest.skip("run together with the scenarios")
+    assert scenarios.STATUSES_SEEN >= {status.value for status in Status}
