@@ -73,6 +73,7 @@ class Bed:
     regions: list[View]  #: destinations of the master target (RegionA, RegionB)
     other: View  #: the region of the second target (RegionC)
     foreign: Callable[[View], RegionAdapter]  #: same region, alice's project
+    seen: set[str] = dataclasses.field(default_factory=set)  #: statuses reported
 
     def n(self, short: str) -> str:
         return self.prefix + short
@@ -116,7 +117,7 @@ def md5(data: bytes) -> str:
 
 
 def put(adapter: RegionAdapter, name: str, data: bytes, *, visibility: str = "public",
-        disk_format: str = "qcow2", container_format: str = "bare",
+        disk_format: str = "raw", container_format: str = "bare",
         **props: str) -> Image:
     """Create an active image (with data) through ``adapter``."""
     image = adapter.create_image(name, visibility=visibility, disk_format=disk_format,
@@ -143,7 +144,7 @@ def sync(bed: Bed, region: View, tgt: TargetConfig, *, dry_run: bool = False,
 def statuses(bed: Bed, p: RegionPlan) -> dict[str, str]:
     """Short name -> status value; also records the statuses seen."""
     found = {bed.short(s.name): s.status.value for s in p.statuses}
-    STATUSES_SEEN.update(found.values())
+    bed.seen.update(found.values())
     return found
 
 
@@ -420,7 +421,7 @@ def scenario_master_duplicates_and_inactive(bed: Bed) -> None:
     region = bed.regions[0]
     put(bed.master, bed.n("dup"), content("dup1"))
     put(bed.master, bed.n("dup"), content("dup2"))
-    bed.master.create_image(bed.n("queued"), visibility="public", disk_format="qcow2",
+    bed.master.create_image(bed.n("queued"), visibility="public", disk_format="raw",
                             container_format="bare")
     put(bed.master, bed.n("fine"), content("fine"))
     tgt = target()
@@ -478,7 +479,7 @@ def scenario_leftover_queued_image(bed: Bed) -> None:
     """A queued image left by an old failed upload is deleted, never counted."""
     region = bed.regions[0]
     put(bed.master, bed.n("img"), content("img"))
-    leftover = region.create_image(bed.n("img"), visibility="public", disk_format="qcow2",
+    leftover = region.create_image(bed.n("img"), visibility="public", disk_format="raw",
                                    container_format="bare")
     tgt = target()
     p = plan(bed, region, tgt)
@@ -516,7 +517,7 @@ def scenario_dry_run_changes_nothing(bed: Bed) -> None:
     put(a_region, bed.n("ren"), content("ren-old"))
     put(bed.master, bed.n("gone_obsolete"), content("gone"))
     put(a_region, bed.n("gone"), content("gone"))
-    a_region.create_image(bed.n("meta"), disk_format="qcow2", container_format="bare")
+    a_region.create_image(bed.n("meta"), disk_format="raw", container_format="bare")
     tgt = target(replace={md5(content("rep-old"))}, rename={md5(content("ren-old"))})
     before = {r.name: snapshot(bed, r) for r in bed.every_region}
     p = plan(bed, a_region, tgt)
@@ -552,10 +553,6 @@ SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_second_target_with_condition,
     scenario_dry_run_changes_nothing,
 ]
-
-#: Every status some plan of a scenario reported (the suites check the table is covered).
-STATUSES_SEEN: set[str] = set()
-
 
 def run(bed: Bed, scenario: Callable[[Bed], None]) -> None:
     """Run one scenario and always clean the bed's images afterwards."""
