@@ -1,0 +1,576 @@
+"""The master image data path: read once, hash while streaming, cache verified.
+
+Image data is the expensive part of a synchronisation. This module makes sure
+the master's bytes are read through the master adapter (any Glance store)
+at most once per run, whatever the number of regions, and that nothing is
+ever served that does not hash to the master's value:
+
+* :class:`HashingStream` hashes chunks as they pass; :func:`verify` compares
+  the result with an image's declared hashes.
+* :class:`ImageCache` is a folder of verified master image files, written
+  through a temporary file that is renamed into place only once its hash
+  matches, with least-recently-used eviction under a size limit.
+* :class:`MasterImageSource` is what the executor reads image data from:
+  ``images_dir`` (the operator's read-only folder) first, then the cache,
+  else one download from the master into the cache, shared by every thread
+  that asks for the same image.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import platformdirs
+
+from glancesync import progress as progress_mod
+from glancesync.adapters.base import CHUNK_SIZE, RegionAdapter
+from glancesync.errors import ChecksumMismatchError, TransferError
+from glancesync.image import Image
+
+__all__ = [
+    "HashingStream", "ImageCache", "MasterImageSource", "default_cache_dir",
+    "expected_hash", "hash_file", "verify",
+]
+
+LOG = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+#: Temporary files of this cache start with this prefix; they are never
+#: served and are removed when abandoned for longer than :data:`STALE_TEMP_AGE`.
+TEMP_PREFIX = ".partial-"
+
+#: Seconds after which an untouched temporary file is taken as abandoned by
+#: a dead process (a live writer touches it at every chunk).
+STALE_TEMP_AGE = 3600
+
+
+def default_cache_dir() -> Path:
+    """``<user cache dir>/glancesync/images``."""
+    return Path(platformdirs.user_cache_dir("glancesync")) / "images"
+
+
+def expected_hash(image: Image) -> tuple[str, str]:
+    """The master's preferred ``(algorithm, hex value)`` for ``image``.
+
+    ``os_hash_value`` with ``os_hash_algo`` when both are set, else the md5
+    ``checksum``. An image without either cannot be verified: TransferError.
+    """
+    if image.os_hash_algo and image.os_hash_value:
+        return image.os_hash_algo.lower(), image.os_hash_value.lower()
+    if image.checksum:
+        return "md5", image.checksum.lower()
+    raise TransferError("the image has neither os_hash_value nor checksum; "
+                        "its data cannot be verified", image=_label(image))
+
+
+def _new_hash(algorithm: str) -> "hashlib._Hash":
+    try:
+        return hashlib.new(algorithm, usedforsecurity=False)
+    except (ValueError, TypeError) as exc:
+        raise TransferError(f"unsupported hash algorithm {algorithm!r}") from exc
+
+
+class HashingStream:
+    """Iterate over ``chunks`` while hashing them with md5 and ``os_hash_algo``.
+
+    Iterate once, then read :attr:`md5`, :attr:`os_hash` and :attr:`size`
+    (or call :meth:`verify`). ``md5=False`` or ``os_hash_algo=None`` skip a
+    hash when the caller does not need it (each costs CPU on large images).
+    """
+
+    def __init__(self, chunks: Iterable[bytes], os_hash_algo: str | None = "sha512",
+                 *, md5: bool = True) -> None:
+        self._chunks = chunks
+        self.os_hash_algo = os_hash_algo.lower() if os_hash_algo else None
+        self._md5 = _new_hash("md5") if md5 else None
+        self._os_hash = _new_hash(self.os_hash_algo) if self.os_hash_algo else None
+        self.size = 0
+
+    @classmethod
+    def for_image(cls, chunks: Iterable[bytes], image: Image, *,
+                  preferred_only: bool = False) -> "HashingStream":
+        """A stream computing the hashes ``image`` declares.
+
+        With ``preferred_only`` only the hash :func:`expected_hash` chooses is
+        computed: enough to verify, half the CPU when both are declared.
+        """
+        algorithm, _ = expected_hash(image)
+        if preferred_only:
+            if algorithm == "md5":
+                return cls(chunks, None, md5=True)
+            return cls(chunks, algorithm, md5=False)
+        os_algo = image.os_hash_algo if image.os_hash_value else None
+        return cls(chunks, os_algo, md5=bool(image.checksum) or os_algo is None)
+
+    def update(self, chunk: bytes) -> None:
+        """Account for ``chunk`` (for callers that do not iterate the stream)."""
+        if self._md5 is not None:
+            self._md5.update(chunk)
+        if self._os_hash is not None:
+            self._os_hash.update(chunk)
+        self.size += len(chunk)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.update(chunk)
+            yield chunk
+
+    @property
+    def md5(self) -> str | None:
+        """Hex md5 of the bytes seen so far, or None if not computed."""
+        return self._md5.hexdigest() if self._md5 is not None else None
+
+    @property
+    def os_hash(self) -> str | None:
+        """Hex ``os_hash_algo`` digest of the bytes seen so far, or None."""
+        return self._os_hash.hexdigest() if self._os_hash is not None else None
+
+    def verify(self, image: Image) -> None:
+        """Raise :class:`ChecksumMismatchError` unless the bytes match ``image``."""
+        os_hash = self.os_hash
+        if (os_hash is not None and image.os_hash_algo
+                and image.os_hash_algo.lower() != self.os_hash_algo):
+            os_hash = None  # computed with another algorithm: not comparable
+        verify(image, self.md5, os_hash, size=self.size)
+
+
+def verify(image: Image, md5: str | None, os_hash: str | None, *,
+           size: int | None = None) -> None:
+    """Check computed hashes against the image's declared ones.
+
+    ``os_hash`` must have been computed with ``image.os_hash_algo``. Every
+    hash both sides know is compared, and the preferred one
+    (:func:`expected_hash`) must be among them. ``size``, when given, is
+    compared with ``image.size``. Raises :class:`ChecksumMismatchError`
+    naming the image, the expected and the actual values.
+    """
+    algorithm, value = expected_hash(image)
+    checks: list[tuple[str, str, str | None]] = []
+    if image.os_hash_algo and image.os_hash_value:
+        checks.append((algorithm, value, os_hash))
+    if image.checksum:
+        checks.append(("md5", image.checksum.lower(), md5))
+    if not any(name == algorithm and actual for name, _, actual in checks):
+        raise TransferError(f"no {algorithm} hash was computed; cannot verify",
+                            image=_label(image))
+    if size is not None and image.size is not None and size != image.size:
+        raise ChecksumMismatchError(
+            f"size mismatch: expected {image.size} bytes, got {size}", image=_label(image))
+    for name, expected, actual in checks:
+        if actual is not None and actual.lower() != expected:
+            raise ChecksumMismatchError(
+                f"{name} mismatch: expected {expected}, got {actual.lower()}",
+                image=_label(image))
+
+
+def hash_file(path: Path, image: Image) -> HashingStream:
+    """Hash the file at ``path`` with the preferred hash of ``image``."""
+    stream = HashingStream.for_image(_read_chunks(path), image, preferred_only=True)
+    for _ in stream:
+        pass
+    return stream
+
+
+def _read_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            yield chunk
+
+
+def _label(image: Image) -> str:
+    return f"{image.name} ({image.id})" if image.name else image.id
+
+
+class _VerifiedFiles:
+    """Remember which files were hashed already, and with what result.
+
+    Keyed by path, device, inode, size and mtime: a file rewritten or
+    replaced gets a new key and is hashed again; reading does not change
+    the key. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._results: dict[tuple, bool] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(path: Path, stat: os.stat_result, image: Image) -> tuple:
+        return (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                expected_hash(image))
+
+    def get(self, path: Path, stat: os.stat_result, image: Image) -> bool | None:
+        with self._lock:
+            return self._results.get(self._key(path, stat, image))
+
+    def set(self, path: Path, stat: os.stat_result, image: Image, ok: bool) -> None:
+        with self._lock:
+            self._results[self._key(path, stat, image)] = ok
+
+    def check(self, path: Path, image: Image) -> bool | None:
+        """True when the file at ``path`` holds ``image``'s bytes.
+
+        Missing file: None. Size differs: False without hashing. Otherwise
+        hashed once per (file version, expected hash) and remembered.
+        """
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        if image.size is not None and stat.st_size != image.size:
+            return False
+        known = self.get(path, stat, image)
+        if known is not None:
+            return known
+        try:
+            stream = hash_file(path, image)
+            verify(image, stream.md5, stream.os_hash, size=stream.size)
+            ok = True
+        except ChecksumMismatchError as exc:
+            LOG.debug("%s does not match: %s", path, exc)
+            ok = False
+        self.set(path, stat, image, ok)
+        return ok
+
+
+class ImageCache:
+    """A folder of master image files whose hashes were verified.
+
+    A file is named ``<master id>.<algorithm>-<hash>``: the name records the
+    hash it was verified against, so a master image whose data changed never
+    matches an old file. Files appear only by an atomic rename of a fully
+    written, fsynced, verified temporary file. ``max_size`` (bytes, None for
+    no limit) bounds the folder; the least recently used files go first, and
+    files in use are never evicted. Safe for threads of one process, and
+    for several processes sharing the folder (renames are atomic; a file
+    removed by another process is just a cache miss).
+    """
+
+    def __init__(self, directory: Path | None = None, max_size: int | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        if max_size is not None and max_size < 0:
+            raise ValueError("max_size must be positive or None")
+        self.max_size = max_size
+        self._verified = _VerifiedFiles()
+        self._pinned: Counter[Path] = Counter()
+        self._lock = threading.RLock()
+
+    def path_for(self, image: Image) -> Path:
+        """Where the verified file of ``image`` lives (whether it exists or not)."""
+        algorithm, value = expected_hash(image)
+        return self.directory / f"{image.id}.{algorithm}-{value}"
+
+    def check_file(self, path: Path, image: Image) -> bool:
+        """True when the file at ``path`` holds ``image``'s bytes (memoised)."""
+        return bool(self._verified.check(path, image))
+
+    def get(self, image: Image) -> Path | None:
+        """The verified cached file of ``image``, or None.
+
+        A file whose size or hash does not match is removed with a warning.
+        A hit marks the file as recently used.
+        """
+        path = self.path_for(image)
+        ok = self._verified.check(path, image)
+        if ok is None:
+            return None
+        if not ok:
+            LOG.warning("cache file %s is corrupted (size or hash differs from "
+                        "the master's); discarding it", path)
+            self._discard(path)
+            return None
+        self._touch(path)
+        return path
+
+    def put(self, image: Image, chunks: Iterable[bytes]) -> Path:
+        """Store ``chunks`` as the data of ``image`` and return the file.
+
+        The bytes go to a temporary file of the same folder while being
+        hashed; it is fsynced and renamed into place only when the hash
+        matches the image; otherwise it is deleted and
+        :class:`ChecksumMismatchError` raised. Other errors (from ``chunks``
+        or the disk) also delete it.
+        """
+        final = self.path_for(image)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TransferError(f"cannot create cache folder {self.directory}: "
+                                f"{exc.strerror}", image=_label(image)) from exc
+        self.evict(reserve=image.size or 0)
+        try:
+            fd, temp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{image.id}-",
+                                             dir=self.directory)
+        except OSError as exc:
+            raise TransferError(f"cannot write in cache folder {self.directory}: "
+                                f"{exc.strerror}", image=_label(image)) from exc
+        temp = Path(temp_name)
+        stream = HashingStream.for_image(chunks, image, preferred_only=True)
+        try:
+            with open(fd, "wb", buffering=0) as handle:
+                for chunk in stream:
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            verify(image, stream.md5, stream.os_hash, size=stream.size)
+            os.replace(temp, final)
+        except OSError as exc:
+            _unlink_quietly(temp)
+            raise TransferError(f"cannot write cache file {final}: {exc}",
+                                image=_label(image)) from exc
+        except BaseException:
+            _unlink_quietly(temp)
+            raise
+        self._fsync_directory()
+        stat = final.stat()
+        self._verified.set(final, stat, image, True)
+        self._remove_other_versions(image, final)
+        self._touch(final)
+        LOG.debug("cached %s as %s", _label(image), final)
+        return final
+
+    @contextlib.contextmanager
+    def pinned(self, path: Path) -> Iterator[Path]:
+        """Protect ``path`` from eviction by this cache while in the block."""
+        with self._lock:
+            self._pinned[path] += 1
+        try:
+            yield path
+        finally:
+            with self._lock:
+                self._pinned[path] -= 1
+                if self._pinned[path] <= 0:
+                    del self._pinned[path]
+
+    def entries(self) -> list[Path]:
+        """The cache files (temporary files excluded)."""
+        try:
+            return [entry for entry in self.directory.iterdir()
+                    if not entry.name.startswith(".") and entry.is_file()]
+        except FileNotFoundError:
+            return []
+
+    def total_size(self) -> int:
+        """Bytes held by the cache files."""
+        total = 0
+        for entry in self.entries():
+            with contextlib.suppress(FileNotFoundError):
+                total += entry.stat().st_size
+        return total
+
+    def evict(self, reserve: int = 0) -> list[Path]:
+        """Remove least recently used files until ``reserve`` more bytes fit.
+
+        Pinned files are kept even if the limit cannot be met (an image
+        larger than the limit is still cached while it is used). Also removes
+        abandoned temporary files. Returns the files removed.
+        """
+        self._remove_stale_temporaries()
+        if self.max_size is None:
+            return []
+        removed: list[Path] = []
+        with self._lock:
+            files = []
+            for entry in self.entries():
+                with contextlib.suppress(FileNotFoundError):
+                    stat = entry.stat()
+                    files.append((stat.st_atime_ns, stat.st_size, entry))
+            total = sum(size for _, size, _ in files)
+            for _, size, entry in sorted(files, key=lambda item: item[0]):
+                if total + reserve <= self.max_size:
+                    break
+                if self._pinned.get(entry):
+                    continue
+                self._discard(entry)
+                total -= size
+                removed.append(entry)
+                LOG.info("evicted %s from the image cache (%d MiB)", entry.name,
+                         size // MiB)
+        return removed
+
+    def _touch(self, path: Path) -> None:
+        # Recency lives in atime, set explicitly (mounts may use noatime);
+        # mtime is left alone so the verification memo stays valid.
+        with contextlib.suppress(FileNotFoundError):
+            stat = path.stat()
+            os.utime(path, ns=(time.time_ns(), stat.st_mtime_ns))
+
+    def _discard(self, path: Path) -> None:
+        _unlink_quietly(path)
+
+    def _remove_other_versions(self, image: Image, keep: Path) -> None:
+        prefix = f"{image.id}."
+        for entry in self.entries():
+            if entry != keep and entry.name.startswith(prefix) and not self._pinned.get(entry):
+                LOG.debug("removing stale cache file %s", entry)
+                _unlink_quietly(entry)
+
+    def _remove_stale_temporaries(self) -> None:
+        limit = time.time() - STALE_TEMP_AGE
+        try:
+            candidates = list(self.directory.glob(f"{TEMP_PREFIX}*"))
+        except OSError:
+            return
+        for entry in candidates:
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < limit:
+                    LOG.info("removing abandoned temporary file %s", entry)
+                    _unlink_quietly(entry)
+
+    def _fsync_directory(self) -> None:
+        with contextlib.suppress(OSError):
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def __repr__(self) -> str:
+        return f"<ImageCache {self.directory} max_size={self.max_size}>"
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        LOG.warning("could not remove %s: %s", path, exc)
+
+
+class MasterImageSource:
+    """Master image data for the executor: ``chunks(image)``, read once per run.
+
+    Order of sources: ``images_dir/<master id>`` when its hash matches (the
+    operator's folder, read only: a wrong file is ignored, never removed);
+    the cache; else one download through ``master_adapter.download_data``
+    into the cache. Threads asking for the same image at once share that
+    one download: one thread downloads, the others wait, then all read the
+    cached file. ``progress`` enables the download bar (None: only when
+    stderr is a terminal).
+
+    Counters: :attr:`bytes_downloaded` (read from the master),
+    :attr:`downloads`, :attr:`cache_hits`, :attr:`images_dir_hits`.
+    """
+
+    def __init__(self, master_adapter: RegionAdapter, cache: ImageCache,
+                 images_dir: Path | None = None, *, progress: bool | None = None) -> None:
+        self.master = master_adapter
+        self.cache = cache
+        self.images_dir = Path(images_dir) if images_dir is not None else None
+        self.progress = progress
+        self.bytes_downloaded = 0
+        self.downloads = 0
+        self.cache_hits = 0
+        self.images_dir_hits = 0
+        self._counter_lock = threading.Lock()
+        self._image_locks: dict[str, threading.Lock] = {}
+        self._image_locks_guard = threading.Lock()
+        self._warned: set[Path] = set()
+
+    def chunks(self, image: Image) -> Iterator[bytes]:
+        """The verified bytes of master ``image`` in chunks of CHUNK_SIZE.
+
+        Work starts at the first ``next()``. Raises TransferError (or its
+        ChecksumMismatchError) when the master's data cannot be had intact.
+        """
+        for attempt in range(3):
+            path = self.path(image)
+            try:
+                handle = open(path, "rb")
+            except FileNotFoundError:
+                # Evicted or replaced by another process in between: look again.
+                LOG.debug("%s vanished before reading (attempt %d)", path, attempt + 1)
+                continue
+            except OSError as exc:
+                raise TransferError(f"cannot read {path}: {exc.strerror}",
+                                    image=_label(image)) from exc
+            with handle, self.cache.pinned(path):
+                while chunk := handle.read(CHUNK_SIZE):
+                    yield chunk
+            return
+        raise TransferError("the cached file kept disappearing while being opened",
+                            image=_label(image))
+
+    def path(self, image: Image) -> Path:
+        """A local file holding the verified bytes of ``image``.
+
+        Downloads it into the cache if needed (once, whatever the number of
+        threads asking). The file may be evicted later; read it soon.
+        """
+        local = self._from_images_dir(image)
+        if local is not None:
+            return local
+        cached = self.cache.get(image)
+        if cached is not None:
+            self._count(cache_hits=1)
+            LOG.debug("cache hit for %s: %s", _label(image), cached)
+            return cached
+        with self._lock_for(image.id):
+            cached = self.cache.get(image)
+            if cached is not None:
+                self._count(cache_hits=1)
+                LOG.debug("cache hit for %s after waiting: %s", _label(image), cached)
+                return cached
+            return self._download(image)
+
+    def _from_images_dir(self, image: Image) -> Path | None:
+        if self.images_dir is None:
+            return None
+        candidate = self.images_dir / image.id
+        if not candidate.is_file():
+            return None
+        if self.cache.check_file(candidate, image):
+            self._count(images_dir_hits=1)
+            LOG.debug("using %s for %s", candidate, _label(image))
+            return candidate
+        with self._counter_lock:
+            first = candidate not in self._warned
+            self._warned.add(candidate)
+        if first:
+            LOG.warning("ignoring %s: its size or hash differs from master image %s",
+                        candidate, _label(image))
+        return None
+
+    def _download(self, image: Image) -> Path:
+        size = f"{image.size / MiB:.1f} MiB" if image.size is not None else "size unknown"
+        LOG.info("downloading %s (%s) from master %s", _label(image), size,
+                 getattr(self.master, "name", "region"))
+        started = time.monotonic()
+        data = self._counted(self.master.download_data(image.id))
+        data = progress_mod.wrap_chunks(data, f"download {image.name or image.id}",
+                                        image.size, self.progress)
+        path = self.cache.put(image, data)
+        self._count(downloads=1)
+        elapsed = time.monotonic() - started
+        LOG.info("downloaded %s in %.1f s", _label(image), elapsed)
+        return path
+
+    def _counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self._count(bytes_downloaded=len(chunk))
+            yield chunk
+
+    def _count(self, *, bytes_downloaded: int = 0, downloads: int = 0,
+               cache_hits: int = 0, images_dir_hits: int = 0) -> None:
+        with self._counter_lock:
+            self.bytes_downloaded += bytes_downloaded
+            self.downloads += downloads
+            self.cache_hits += cache_hits
+            self.images_dir_hits += images_dir_hits
+
+    def _lock_for(self, image_id: str) -> threading.Lock:
+        with self._image_locks_guard:
+            return self._image_locks.setdefault(image_id, threading.Lock())
+
+    def __repr__(self) -> str:
+        return (f"<MasterImageSource master={getattr(self.master, 'name', '?')} "
+                f"cache={self.cache.directory} images_dir={self.images_dir}>")

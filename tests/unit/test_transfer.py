@@ -1,0 +1,328 @@
+"""The data path: hashing, the verified cache, the master source, progress bars."""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import logging
+import os
+import select
+import struct
+import termios
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from glancesync.adapters.base import CHUNK_SIZE
+from glancesync.errors import ChecksumMismatchError, TransferError
+from glancesync.image import Image
+from glancesync.progress import NullProgress, progress_bar, wrap_chunks
+from glancesync.transfer import (HashingStream, ImageCache, default_cache_dir,
+                                 expected_hash, verify)
+
+MiB = 1024 * 1024
+
+
+def make_data(size: int, seed: int = 0) -> bytes:
+    """Incompressible, reproducible bytes."""
+    out = bytearray()
+    block = seed.to_bytes(8, "big")
+    while len(out) < size:
+        block = hashlib.sha512(block).digest()
+        out += block
+    return bytes(out[:size])
+
+
+def image_for(data: bytes, *, os_hash: bool = True, name: str = "cirros",
+              image_id: str | None = None) -> Image:
+    return Image(id=image_id or str(uuid.uuid4()), name=name, status="active",
+                 size=len(data), checksum=hashlib.md5(data).hexdigest(),
+                 os_hash_algo="sha512" if os_hash else None,
+                 os_hash_value=hashlib.sha512(data).hexdigest() if os_hash else None)
+
+
+def split(data: bytes, size: int = CHUNK_SIZE) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+# --- hashing and verification ------------------------------------------------
+
+def test_hashing_stream_matches_hashlib_and_passes_chunks_through():
+    data = make_data(3 * MiB + 12345)
+    stream = HashingStream(split(data, 65536))
+    assert b"".join(stream) == data
+    assert stream.md5 == hashlib.md5(data).hexdigest()
+    assert stream.os_hash == hashlib.sha512(data).hexdigest()
+    assert stream.size == len(data)
+
+
+def test_hashing_stream_uses_the_masters_algorithm():
+    data = make_data(100_000)
+    image = image_for(data)
+    image.os_hash_algo = "sha256"
+    image.os_hash_value = hashlib.sha256(data).hexdigest()
+    stream = HashingStream.for_image(split(data, 4096), image)
+    list(stream)
+    assert stream.os_hash == hashlib.sha256(data).hexdigest()
+    assert stream.md5 == hashlib.md5(data).hexdigest()
+    stream.verify(image)
+
+
+def test_verify_accepts_matching_hashes():
+    data = make_data(5000)
+    image = image_for(data)
+    verify(image, hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest(),
+           size=len(data))
+    verify(image, None, hashlib.sha512(data).hexdigest())  # preferred hash alone
+    verify(image_for(data, os_hash=False), hashlib.md5(data).hexdigest(), None)
+
+
+def test_verify_names_the_image_and_both_values():
+    data = make_data(5000)
+    image = image_for(data, name="ubuntu")
+    wrong = hashlib.sha512(b"other").hexdigest()
+    with pytest.raises(ChecksumMismatchError) as info:
+        verify(image, None, wrong)
+    message = str(info.value)
+    assert "ubuntu" in message and image.id in message
+    assert image.os_hash_value in message and wrong in message
+
+
+def test_verify_checks_md5_too_when_both_are_known():
+    data = make_data(5000)
+    with pytest.raises(ChecksumMismatchError, match="md5"):
+        verify(image_for(data), hashlib.md5(b"x").hexdigest(),
+               hashlib.sha512(data).hexdigest())
+
+
+def test_verify_checks_size():
+    data = make_data(5000)
+    with pytest.raises(ChecksumMismatchError, match="size"):
+        verify(image_for(data), None, hashlib.sha512(data).hexdigest(), size=4999)
+
+
+def test_verify_refuses_without_the_preferred_hash():
+    data = make_data(5000)
+    with pytest.raises(TransferError):
+        verify(image_for(data), hashlib.md5(data).hexdigest(), None)
+    with pytest.raises(TransferError):
+        expected_hash(Image(id="x", name="n", status="active"))
+
+
+def test_expected_hash_prefers_os_hash():
+    data = make_data(10)
+    assert expected_hash(image_for(data)) == ("sha512", hashlib.sha512(data).hexdigest())
+    assert expected_hash(image_for(data, os_hash=False)) == ("md5", hashlib.md5(data).hexdigest())
+
+
+# --- the cache ---------------------------------------------------------------
+
+def test_cache_put_then_get(tmp_path):
+    cache = ImageCache(tmp_path / "cache", None)
+    data = make_data(2 * MiB + 7)
+    image = image_for(data)
+    assert cache.get(image) is None
+    path = cache.put(image, split(data))
+    assert path.read_bytes() == data
+    assert path.name.startswith(image.id)
+    assert image.os_hash_value in path.name  # records the hash it was verified against
+    assert cache.get(image) == path
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [path.name]
+
+
+def test_cache_get_verifies_each_file_version_once(tmp_path, caplog):
+    data = make_data(MiB)
+    image = image_for(data)
+    path = ImageCache(tmp_path, None).put(image, [data])
+    fresh = ImageCache(tmp_path, None)  # another run: must hash again
+    assert fresh.get(image) == path
+    # Same file, same size and mtime: the remembered result is used. Prove it
+    # by corrupting the bytes while keeping size and mtime: still served.
+    stat = path.stat()
+    with open(path, "r+b") as handle:
+        handle.write(b"\0")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fresh.get(image) == path
+    # A third cache (a new process) hashes and finds the corruption.
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        assert ImageCache(tmp_path, None).get(image) is None
+    assert "corrupted" in caplog.text
+    assert not path.exists()
+
+
+def test_corrupted_cache_file_is_discarded(tmp_path, caplog):
+    data = make_data(MiB + 3)
+    image = image_for(data)
+    path = ImageCache(tmp_path, None).put(image, split(data))
+    corrupted = bytearray(data)
+    corrupted[1000] ^= 0xFF
+    path.write_bytes(bytes(corrupted))
+    cache = ImageCache(tmp_path, None)
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        assert cache.get(image) is None
+    assert not path.exists()
+    assert str(path) in caplog.text
+
+
+def test_truncated_cache_file_is_discarded_without_hashing(tmp_path):
+    data = make_data(MiB)
+    image = image_for(data)
+    cache = ImageCache(tmp_path, None)
+    path = cache.put(image, [data])
+    path.write_bytes(data[:-1])
+    assert cache.get(image) is None
+    assert not path.exists()
+
+
+def test_put_with_wrong_data_leaves_nothing(tmp_path):
+    data = make_data(3 * MiB)
+    image = image_for(data)
+    cache = ImageCache(tmp_path, None)
+    final = cache.path_for(image)
+    seen_during_write: list[list[str]] = []
+
+    def chunks():
+        for index, chunk in enumerate(split(data)):
+            if index == 2:
+                chunk = b"\xff" + chunk[1:]
+            seen_during_write.append(sorted(p.name for p in tmp_path.iterdir()))
+            assert not final.exists()
+            yield chunk
+
+    with pytest.raises(ChecksumMismatchError):
+        cache.put(image, chunks())
+    # The data was written to a hidden temporary name, never the final one.
+    assert all(len(names) == 1 and names[0].startswith(".") for names in seen_during_write[1:])
+    assert list(tmp_path.iterdir()) == []
+    assert cache.get(image) is None
+
+
+def test_put_interrupted_by_the_source_leaves_nothing(tmp_path):
+    data = make_data(2 * MiB)
+    image = image_for(data)
+    cache = ImageCache(tmp_path, None)
+
+    class Cut(TransferError):
+        pass
+
+    def chunks():
+        yield data[:MiB]
+        raise Cut("connection reset")
+
+    with pytest.raises(Cut):
+        cache.put(image, chunks())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_put_of_a_new_version_removes_the_old_one(tmp_path):
+    cache = ImageCache(tmp_path, None)
+    old = make_data(1000, seed=1)
+    new = make_data(1000, seed=2)
+    image_id = str(uuid.uuid4())
+    old_path = cache.put(image_for(old, image_id=image_id), [old])
+    new_path = cache.put(image_for(new, image_id=image_id), [new])
+    assert old_path != new_path
+    assert not old_path.exists() and new_path.read_bytes() == new
+
+
+def _age(path: Path, seconds_ago: float) -> None:
+    stamp = time.time_ns() - int(seconds_ago * 1e9)
+    os.utime(path, ns=(stamp, path.stat().st_mtime_ns))
+
+
+def test_lru_eviction_keeps_the_total_under_max_size(tmp_path):
+    cache = ImageCache(tmp_path, max_size=3 * MiB)
+    images = [(image_for(make_data(MiB, seed=i)), make_data(MiB, seed=i)) for i in range(4)]
+    paths = [cache.put(image, [data]) for image, data in images[:3]]
+    assert cache.total_size() == 3 * MiB
+    # Use order: 0 is the oldest, then 1, then 2; using 0 again makes 1 the LRU.
+    for path, age in zip(paths, (300, 200, 100)):
+        _age(path, age)
+    assert cache.get(images[0][0]) == paths[0]
+    cache.put(images[3][0], [images[3][1]])
+    assert cache.total_size() <= 3 * MiB
+    assert not paths[1].exists()
+    assert paths[0].exists() and paths[2].exists()
+
+
+def test_eviction_never_removes_a_file_in_use(tmp_path):
+    cache = ImageCache(tmp_path, max_size=2 * MiB)
+    a, b, c = (make_data(MiB, seed=i) for i in range(3))
+    image_a, image_b, image_c = image_for(a), image_for(b), image_for(c)
+    path_a = cache.put(image_a, [a])
+    _age(path_a, 1000)
+    path_b = cache.put(image_b, [b])
+    with cache.pinned(path_a):
+        cache.put(image_c, [c])
+        assert path_a.exists()
+        assert not path_b.exists()
+
+
+def test_image_larger_than_the_limit_is_still_served(tmp_path):
+    cache = ImageCache(tmp_path, max_size=MiB)
+    data = make_data(2 * MiB)
+    image = image_for(data)
+    path = cache.put(image, split(data))
+    assert cache.get(image) == path
+
+
+def test_abandoned_temporary_files_are_cleaned(tmp_path):
+    cache = ImageCache(tmp_path, max_size=10 * MiB)
+    stale = tmp_path / ".partial-dead"
+    stale.write_bytes(b"x" * 100)
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    live = tmp_path / ".partial-live"
+    live.write_bytes(b"y")
+    data = make_data(1000)
+    cache.put(image_for(data), [data])
+    assert not stale.exists()
+    assert live.exists()
+
+
+def test_default_cache_dir():
+    folder = default_cache_dir()
+    assert folder.name == "images" and "glancesync" in folder.parts
+
+
+# --- progress ----------------------------------------------------------------
+
+def test_progress_is_disabled_when_not_a_terminal():
+    stream = io.StringIO()
+    bar = progress_bar("download x", 100, file=stream)
+    assert isinstance(bar, NullProgress) and not bar.enabled
+    chunks = [b"a" * 10, b"b" * 20]
+    assert list(wrap_chunks(iter(chunks), "download x", 30, file=stream)) == chunks
+    assert stream.getvalue() == ""
+
+
+def test_progress_is_drawn_on_a_terminal():
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        with os.fdopen(slave, "w", closefd=False) as terminal:
+            bar = progress_bar("upload cirros", 3 * MiB, file=terminal)
+            assert bar.enabled
+            bar.update(MiB)
+            bar.close()
+            terminal.flush()
+        output = ""
+        while select.select([master], [], [], 2)[0]:
+            output += os.read(master, 65536).decode()
+            if "upload cirros" in output:
+                break
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert "upload cirros" in output
+
+
+def test_progress_can_be_forced_and_counts_bytes():
+    stream = io.StringIO()
+    chunks = [b"a" * 1024] * 3
+    assert list(wrap_chunks(chunks, "copy", 3072, enabled=True, file=stream)) == chunks
+    assert "copy" in stream.getvalue()
+    assert "3.00k" in stream.getvalue()
