@@ -1,0 +1,164 @@
+"""The files of a test bed: service configurations, clouds.yaml, openrc.
+
+Pure text builders: they take paths, ports and credentials and return the
+content; the caller writes it. Keeping them apart from process control
+makes the configuration easy to read in one place.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+def keystone_conf(root: Path) -> str:
+    """keystone.conf: SQLite, Fernet tokens, cheap password hashing (tests only)."""
+    keys = root / "fernet-keys"
+    return f"""\
+[DEFAULT]
+debug = false
+
+[database]
+connection = sqlite:///{root / 'keystone.db'}
+
+[token]
+provider = fernet
+
+[fernet_tokens]
+key_repository = {keys}
+
+[fernet_receipts]
+key_repository = {keys}
+
+[credential]
+key_repository = {root / 'credential-keys'}
+
+[identity]
+password_hash_rounds = 4
+
+[oslo_concurrency]
+lock_path = {root / 'locks'}
+"""
+
+
+def glance_conf(root: Path, port: int, keystone_url: str, service_password: str) -> str:
+    """glance-api.conf for one region: file store, Keystone auth, SQLite.
+
+    List options are written in square brackets: without them Glance 33
+    misreads them and image creation fails with HTTP 500.
+    """
+    return f"""\
+[DEFAULT]
+debug = false
+bind_host = {LOOPBACK}
+bind_port = {port}
+public_endpoint = http://{LOOPBACK}:{port}
+worker_self_reference_url = http://{LOOPBACK}:{port}
+enabled_backends = fs:file
+enabled_import_methods = [glance-direct,web-download,copy-image,glance-download]
+image_cache_dir = {root / 'cache'}
+
+[database]
+connection = sqlite:///{root / 'glance.db'}
+
+[glance_store]
+default_backend = fs
+
+[fs]
+filesystem_store_datadir = {root / 'images'}
+
+[os_glance_staging_store]
+filesystem_store_datadir = {root / 'staging'}
+
+[os_glance_tasks_store]
+filesystem_store_datadir = {root / 'tasks'}
+
+[paste_deploy]
+flavor = keystone
+
+[keystone_authtoken]
+www_authenticate_uri = {keystone_url}
+auth_url = {keystone_url}
+auth_type = password
+interface = public
+username = glance
+password = {service_password}
+project_name = service
+user_domain_name = Default
+project_domain_name = Default
+
+[oslo_concurrency]
+lock_path = {root / 'locks'}
+"""
+
+
+def glance_manage_conf(db_path: Path) -> str:
+    """Minimal configuration for migrating the template Glance database."""
+    return f"[database]\nconnection = sqlite:///{db_path}\n"
+
+
+def uwsgi_ini(port: int, module: str, venv: Path) -> str:
+    """uWSGI options that proved necessary (TESTBED.md).
+
+    ``chunked-input-limit`` matters: the 1 MiB default breaks glanceclient's
+    chunked uploads with HTTP 500. ``no-orphans`` makes workers die with
+    their master.
+    """
+    return f"""\
+[uwsgi]
+http-socket = {LOOPBACK}:{port}
+module = {module}
+virtualenv = {venv}
+master = true
+processes = 1
+threads = 4
+enable-threads = true
+lazy-apps = true
+die-on-term = true
+no-orphans = true
+need-app = true
+buffer-size = 65535
+socket-timeout = 30
+chunked-input-limit = 16777216
+"""
+
+
+def _yaml_str(value: str) -> str:
+    # A JSON string is a valid YAML flow scalar: no escaping surprises.
+    return json.dumps(value)
+
+
+def clouds_yaml(clouds: dict[str, dict[str, str]]) -> str:
+    """clouds.yaml with one Keystone v3 cloud per entry (no region_name)."""
+    lines = ["clouds:"]
+    for name, cloud in clouds.items():
+        lines += [
+            f"  {name}:",
+            "    auth:",
+            f"      auth_url: {_yaml_str(cloud['auth_url'])}",
+            f"      username: {_yaml_str(cloud['username'])}",
+            f"      password: {_yaml_str(cloud['password'])}",
+            f"      project_name: {_yaml_str(cloud['project_name'])}",
+            f"      user_domain_name: {_yaml_str(cloud['user_domain_name'])}",
+            f"      project_domain_name: {_yaml_str(cloud['project_domain_name'])}",
+            "    identity_api_version: 3",
+            "    interface: public",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def openrc(cloud: dict[str, str], region: str) -> str:
+    """Shell exports of the OS_* variables of one cloud."""
+    values = {
+        "OS_AUTH_URL": cloud["auth_url"],
+        "OS_USERNAME": cloud["username"],
+        "OS_PASSWORD": cloud["password"],
+        "OS_PROJECT_NAME": cloud["project_name"],
+        "OS_USER_DOMAIN_NAME": cloud["user_domain_name"],
+        "OS_PROJECT_DOMAIN_NAME": cloud["project_domain_name"],
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_REGION_NAME": region,
+    }
+    return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in values.items())

@@ -1,0 +1,129 @@
+"""Processes of the test bed: spawn in their own group, find, stop by PID.
+
+Every service runs in its own session (so its process group id is its PID)
+and is identified by PID plus kernel start time, so a recycled PID is never
+killed by mistake. Linux ``/proc`` is the source of truth: it works from the
+process that started the bed and from any other one (``stop`` from a shell).
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+LOG = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name, or None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may contain spaces.
+    return raw[raw.rindex(")") + 2:].split()
+
+
+def start_time(pid: int) -> int | None:
+    """Kernel start time of PID (clock ticks since boot), None if gone."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is PGID."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return sorted(members)
+
+
+def is_alive(pid: int, started: int | None) -> bool:
+    """True if PID still runs and is the same process (same start time)."""
+    fields = _stat_fields(pid)
+    if not fields or fields[0] == "Z":
+        return False
+    return started is None or int(fields[19]) == started
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the spawning thread's process dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def spawn(argv: list[str], *, log_path: Path, env: dict[str, str],
+          cwd: Path, tie_to_parent: bool) -> subprocess.Popen:
+    """Start ARGV in a new session, output appended to LOG_PATH.
+
+    With ``tie_to_parent`` (and only from the main thread, since the kernel
+    ties the signal to the spawning thread) the child gets SIGTERM if this
+    process dies, even by SIGKILL: services never outlive a test run.
+    """
+    tie = tie_to_parent and threading.current_thread() is threading.main_thread()
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=env, cwd=cwd, start_new_session=True,
+            preexec_fn=_die_with_parent if tie else None)
+
+
+def signal_group(pgid: int, started: int | None, sig: int) -> None:
+    """Send SIG to the process group PGID if its leader is still the same."""
+    if started is not None and start_time(pgid) not in (None, started):
+        return  # PID recycled by an unrelated process: not ours.
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def reap(children: dict[int, subprocess.Popen]) -> None:
+    """Collect exit statuses of our own children (no zombies left)."""
+    for proc in children.values():
+        proc.poll()
+
+
+def stop_groups(groups: dict[int, int | None], *, grace: float = 10.0,
+                children: dict[int, subprocess.Popen] | None = None,
+                first_signal: int = signal.SIGTERM) -> list[int]:
+    """Stop every process group (pgid -> leader start time); bounded.
+
+    Sends FIRST_SIGNAL, waits up to GRACE seconds, then SIGKILL and waits a
+    few more seconds. Returns the PIDs still alive at the end (normally none).
+    """
+    children = children or {}
+    for pgid, started in groups.items():
+        signal_group(pgid, started, first_signal)
+    deadline = time.monotonic() + grace
+    killed = first_signal == signal.SIGKILL
+    while True:
+        reap(children)
+        alive = [pid for pgid in groups for pid in group_members(pgid)]
+        if not alive:
+            return []
+        if time.monotonic() > deadline:
+            if killed:
+                LOG.error("processes still alive after SIGKILL: %s", alive)
+                return alive
+            LOG.warning("processes %s ignored %s; sending SIGKILL", alive,
+                        signal.Signals(first_signal).name)
+            for pgid in groups:
+                try:
+                    os.killpg(pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            killed = True
+            deadline = time.monotonic() + 5.0
+        time.sleep(0.05)
