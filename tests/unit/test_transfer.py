@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from glancesync.adapters.base import CHUNK_SIZE
+from glancesync.adapters.local import LocalRegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.image import Image
 from glancesync.progress import NullProgress, progress_bar, wrap_chunks
-from glancesync.transfer import (HashingStream, ImageCache, default_cache_dir,
-                                 expected_hash, verify)
+from glancesync.transfer import (HashingStream, ImageCache, MasterImageSource,
+                                 default_cache_dir, expected_hash, verify)
 
 MiB = 1024 * 1024
 
@@ -326,3 +327,173 @@ def test_progress_can_be_forced_and_counts_bytes():
     assert list(wrap_chunks(chunks, "copy", 3072, enabled=True, file=stream)) == chunks
     assert "copy" in stream.getvalue()
     assert "3.00k" in stream.getvalue()
+
+
+# --- the master source, on a real local region --------------------------------
+
+class SlowMaster(LocalRegionAdapter):
+    """A real local master region whose downloads pause after the first chunk.
+
+    The pause makes concurrent requests overlap for sure; the count of calls
+    is what the single-download guarantee is checked against.
+    """
+
+    def __init__(self, *args, pause: float = 0.3, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pause = pause
+        self.download_calls = 0
+
+    def download_data(self, image_id: str):
+        self.download_calls += 1
+        chunks = super().download_data(image_id)
+
+        def slow():
+            for index, chunk in enumerate(chunks):
+                yield chunk
+                if index == 0:
+                    time.sleep(self.pause)
+        return slow()
+
+
+@pytest.fixture
+def master(tmp_path):
+    adapter = SlowMaster("master:Master", tmp_path / "master", "admin-project")
+    yield adapter
+    adapter.close()
+
+
+def upload(adapter: LocalRegionAdapter, data: bytes, name: str = "cirros") -> Image:
+    image = adapter.create_image(name, visibility="public", disk_format="raw",
+                                 container_format="bare")
+    return adapter.upload_data(image.id, split(data), size=len(data))
+
+
+def read_all(source: MasterImageSource, image: Image) -> bytes:
+    chunks = list(source.chunks(image))
+    assert all(0 < len(chunk) <= CHUNK_SIZE for chunk in chunks)
+    return b"".join(chunks)
+
+
+def test_first_read_downloads_once_then_reads_the_cache(tmp_path, master, caplog):
+    data = make_data(3 * MiB + 5)
+    image = upload(master, data)
+    assert image.os_hash_algo == "sha512" and image.os_hash_value
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    with caplog.at_level(logging.INFO, logger="glancesync.transfer"):
+        assert read_all(source, image) == data
+    assert f"downloading cirros ({image.id}) (3.0 MiB) from master" in caplog.text
+    assert (source.downloads, source.bytes_downloaded, source.cache_hits) == (1, len(data), 0)
+    assert read_all(source, image) == data
+    assert read_all(source, image) == data
+    assert (source.downloads, source.bytes_downloaded, source.cache_hits) == (1, len(data), 2)
+    assert master.download_calls == 1
+
+
+def test_concurrent_readers_share_one_download(tmp_path, master):
+    data = make_data(4 * MiB)
+    image = upload(master, data)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    barrier = threading.Barrier(3)
+    results: dict[int, bytes] = {}
+    errors: list[BaseException] = []
+
+    def region(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = b"".join(source.chunks(image))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=region, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert [results[i] == data for i in range(3)] == [True, True, True]
+    assert source.downloads == 1
+    assert source.bytes_downloaded == len(data)
+    assert source.cache_hits == 2
+    assert master.download_calls == 1
+
+
+def test_a_later_run_on_the_same_cache_downloads_nothing(tmp_path, master):
+    data = make_data(2 * MiB)
+    image = upload(master, data)
+    first = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    assert read_all(first, image) == data
+    second = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    assert read_all(second, image) == data
+    assert (second.downloads, second.bytes_downloaded, second.cache_hits) == (0, 0, 1)
+    assert master.download_calls == 1
+
+
+def test_corrupted_cache_file_is_downloaded_again(tmp_path, master):
+    data = make_data(MiB + 1)
+    image = upload(master, data)
+    cache_dir = tmp_path / "cache"
+    path = MasterImageSource(master, ImageCache(cache_dir, None)).path(image)
+    path.write_bytes(b"\0" + data[1:])
+    source = MasterImageSource(master, ImageCache(cache_dir, None))
+    assert read_all(source, image) == data
+    assert (source.downloads, source.bytes_downloaded) == (1, len(data))
+    assert path.read_bytes() == data
+
+
+def test_master_data_that_does_not_match_is_refused_and_not_cached(tmp_path, master):
+    data = make_data(2 * MiB)
+    image = upload(master, data)
+    stored = master.store.data_path / image.id
+    stored.write_bytes(data[:-1] + b"\x00" if data[-1] else data[:-1] + b"\x01")
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    with pytest.raises(ChecksumMismatchError) as info:
+        read_all(source, image)
+    assert image.id in str(info.value)
+    assert list((tmp_path / "cache").iterdir()) == []
+    assert source.downloads == 0
+
+
+def test_images_dir_file_is_used_when_its_hash_matches(tmp_path, master):
+    data = make_data(2 * MiB)
+    image = upload(master, data)
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    (images_dir / image.id).write_bytes(data)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None), images_dir)
+    assert read_all(source, image) == data
+    assert read_all(source, image) == data
+    assert (source.downloads, source.bytes_downloaded, source.images_dir_hits) == (0, 0, 2)
+    assert master.download_calls == 0
+
+
+def test_wrong_images_dir_file_is_ignored_and_kept(tmp_path, master, caplog):
+    data = make_data(2 * MiB)
+    image = upload(master, data)
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    wrong = make_data(2 * MiB, seed=9)  # same size, other bytes
+    (images_dir / image.id).write_bytes(wrong)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None), images_dir)
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        assert read_all(source, image) == data
+        assert read_all(source, image) == data
+    assert caplog.text.count("ignoring") == 1
+    assert (source.downloads, source.bytes_downloaded, source.images_dir_hits) == (1, len(data), 0)
+    assert (images_dir / image.id).read_bytes() == wrong  # the operator's file is untouched
+
+
+def test_reading_memory_does_not_grow_with_image_size(tmp_path, master):
+    import tracemalloc
+    data = make_data(24 * MiB)
+    image = upload(master, data)
+    del data
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    tracemalloc.start()
+    try:
+        total = sum(len(chunk) for chunk in source.chunks(image))
+        total += sum(len(chunk) for chunk in source.chunks(image))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == 48 * MiB
+    assert peak < 6 * MiB
