@@ -172,3 +172,15 @@ def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return int(ExitStatus.OK)
+
+
+def summary_lines(result) -> list[str]:
+    """The per-region summary of a sync run, always printed by the scripts."""
+    lines = []
+    for region, outcome in sorted(result.results.items()):
+        lines.append(outcome.summary())
+    for region, error in sorted(result.failures.items()):
+        lines.append(f"{region}: FAILED: {error}")
+    if result.log_folder:
+        lines.append(f"logs: {result.log_folder}")
+    return lines

@@ -1,6 +1,6 @@
 """Local targets: regions that are folders on disk (SPEC section 9).
 
-Each sub-folder of the target's ``path`` holding an ``images.db`` is a
+Each sub-folder of the target's ``path`` holding a local store database is a
 region served by :class:`~glancesync.adapters.local.LocalRegionAdapter`.
 """
 from __future__ import annotations
@@ -10,10 +10,11 @@ from pathlib import Path
 from glancesync.adapters.base import RegionAdapter
 from glancesync.config import TargetConfig
 from glancesync.errors import ConfigError, UsageError
+from glancesync.localstore import DB_NAME
 from glancesync.targets import Target
 
 #: The file that makes a folder a local region.
-REGION_MARKER = "images.db"
+REGION_MARKER = DB_NAME
 
 
 class LocalTarget(Target):

@@ -25,6 +25,9 @@ MARKERS = {
     "#": "in the master region, but synchronised attributes differ",
 }
 
+#: Properties holding UUIDs of the same region, translated by the sync.
+AMI_REFERENCES = frozenset({"kernel_id", "ramdisk_id"})
+
 BACKUP_FIELDS = ("region", "name", "id", "status", "size", "checksum", "owner",
                  "is_public", "visibility", "properties")
 
@@ -65,6 +68,8 @@ def _synchronised_attributes_differ(image: Image, reference: Image,
     if reference.is_public and not image.is_public:
         return True
     keys = metadata_set or frozenset(reference.properties) | frozenset(image.properties)
+    # kernel_id / ramdisk_id hold region-specific UUIDs: they always differ.
+    keys = keys - AMI_REFERENCES
     return any(image.properties.get(k) != reference.properties.get(k) for k in keys)
 
 
@@ -149,6 +154,20 @@ def read_backup(path: Path) -> Iterator[dict[str, Any]]:
                 raise ConfigError(f"line {number} lacks {', '.join(missing)}",
                                   path=str(path))
             yield record
+
+
+def restore_changes(current: Image, record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Changes that bring ``current`` back to a backup ``record``."""
+    changes: dict[str, Any] = {}
+    for key in ("name", "visibility", "min_ram", "min_disk", "protected"):
+        if key in record and record[key] is not None and getattr(current, key) != record[key]:
+            changes[key] = record[key]
+    saved = {k: str(v) for k, v in (record.get("properties") or {}).items()}
+    for key, value in saved.items():
+        if current.properties.get(key) != value:
+            changes[key] = value
+    remove = sorted(k for k in current.properties if k not in saved)
+    return changes, remove
 
 
 def as_csv_row(*fields: object) -> str:

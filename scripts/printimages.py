@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""glancesync-printimages: report the images of regions, marking anomalies."""
+from __future__ import annotations
+
+import sys
+
+from glancesync import GlanceSync, cli
+from glancesync.errors import ExitStatus
+from glancesync.report import legend
+
+PROG = "glancesync-printimages"
+
+
+def build_parser():
+    parser = cli.new_parser(PROG, "Report the images of regions, marking anomalies.\n\n"
+                            "Markers:\n" + legend())
+    parser.add_argument("regions", nargs="*", metavar="REGION",
+                        help="Region, target:Region or target: (default: every "
+                             "region of master:); 'master' alone prints the images "
+                             "of the master region that are synchronised")
+    cli.add_common_options(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_intermixed_args(argv)
+    return cli.run(PROG, args, lambda: _run(args))
+
+
+def _run(args) -> int:
+    cli.setup_logging(args)
+    with GlanceSync(cli.config_stream(args), overrides=args.config,
+                    progress=False) as glancesync:
+        if args.regions == ["master"]:
+            glancesync.print_images_master_region()
+            return ExitStatus.OK
+        print("Markers:\n" + legend())
+        for region in glancesync.resolve_regions(args.regions):
+            glancesync.print_images(region)
+        return ExitStatus.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
