@@ -201,6 +201,7 @@ class _VerifiedFiles:
     def __init__(self) -> None:
         self._results: dict[tuple, bool] = {}
         self._lock = threading.Lock()
+        self._path_locks: dict[str, threading.Lock] = {}
 
     @staticmethod
     def _key(path: Path, stat: os.stat_result, image: Image) -> tuple:
@@ -230,15 +231,23 @@ class _VerifiedFiles:
         known = self.get(path, stat, image)
         if known is not None:
             return known
-        try:
-            stream = hash_file(path, image)
-            verify(image, stream.md5, stream.os_hash, size=stream.size)
-            ok = True
-        except ChecksumMismatchError as exc:
-            LOG.debug("%s does not match: %s", path, exc)
-            ok = False
-        self.set(path, stat, image, ok)
-        return ok
+        with self._lock:
+            path_lock = self._path_locks.setdefault(str(path), threading.Lock())
+        with path_lock:  # threads asking together hash the file once
+            known = self.get(path, stat, image)
+            if known is not None:
+                return known
+            try:
+                stream = hash_file(path, image)
+                verify(image, stream.md5, stream.os_hash, size=stream.size)
+                ok = True
+            except FileNotFoundError:
+                return None
+            except ChecksumMismatchError as exc:
+                LOG.debug("%s does not match: %s", path, exc)
+                ok = False
+            self.set(path, stat, image, ok)
+            return ok
 
 
 class ImageCache:
@@ -324,7 +333,7 @@ class ImageCache:
             os.replace(temp, final)
         except OSError as exc:
             _unlink_quietly(temp)
-            raise TransferError(f"cannot write cache file {final}: {exc}",
+            raise TransferError(f"cannot store the image data in {final}: {exc}",
                                 image=_label(image)) from exc
         except BaseException:
             _unlink_quietly(temp)
