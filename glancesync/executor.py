@@ -132,6 +132,13 @@ class Executor:
         LOG.info("%s", result.summary())
         return result
 
+    def update_metadata(self, image: Image, changes: dict[str, Any],
+                        remove: Iterable[str] = (), *, reason: str = "") -> Image | None:
+        """One metadata change outside a plan (restoring a backup, for instance)."""
+        why = f" ({reason})" if reason else ""
+        return self._act("update", f"image {image.name} [{self._keys(changes, remove)}]{why}",
+                         self.adapter.update_image, image.id, changes, tuple(remove))
+
     def _run(self, op: Operation, result: RegionResult) -> None:
         if op.kind == "update_metadata":
             changes = dict(op.changes)
