@@ -1,0 +1,12 @@
+"""List the regions of a target, and resolve region arguments."""
+import sys
+
+from glancesync import GlanceSync
+
+with open(sys.argv[1], encoding="utf-8") as stream, GlanceSync(stream) as glancesync:
+    # Regions of the master target, master region excluded.
+    print("regions:", glancesync.get_regions())
+    # The master region included.
+    print("with master:", glancesync.get_regions(omit_master_region=False))
+    # Region arguments as the commands take them, fully qualified.
+    print("resolved:", glancesync.resolve_regions(["master:"]))

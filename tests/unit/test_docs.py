@@ -1,0 +1,262 @@
+"""The documentation stays true: examples run, options and statuses match the code.
+
+Every programmer's guide example runs as a subprocess against a fresh demo
+federation; every command-line option, configuration option, exit status
+and error class named in the code must be documented (and nothing
+documented that the code lacks); the docs build with warnings as errors.
+"""
+from __future__ import annotations
+
+import argparse
+import configparser
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from glancesync import cli, errors
+from glancesync.condition import Condition
+from glancesync.config import MAIN_OPTIONS, TARGET_OPTIONS
+from glancesync.demo import build_federation
+from glancesync.errors import ExitStatus
+from glancesync.facade import GlanceSync
+from glancesync_scripts import backup, printimages, sync
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+EXAMPLES = DOCS / "examples"
+MANUAL = DOCS / "manual"
+SAMPLE = ROOT / "conf" / "glancesync.conf.sample"
+
+#: What each example must print (a regular expression searched in stdout).
+EXPECTED_OUTPUT = {
+    "example_constructor.py": r"master region: master:Master\n.*max_children: 2\n"
+                              r"default max_children: 3",
+    "example_get_regions.py": r"regions: \[('RegionA', )?'RegionB', 'RegionC'\]"
+                              r".*with master: \['Master', ('RegionA', )?'RegionB'",
+    "example_get_images_region.py": r"ubuntu-22\.04 +[0-9a-f-]{36} [0-9a-f]{32} public",
+    "example_print_images_master_region.py": r"Master region Master.*cirros-machine",
+    "example_print_images.py": r"\+ centos-7.*1 image\(s\) of RegionB are not in the master",
+    "example_get_status.py": r"pending_rename +debian-12.*exit status would be 3"
+                             r".*would upload cirros-kernel",
+    "example_sync_region.py": r"dry run: .*5 uploaded.*sync: .*5 uploaded"
+                              r".*in sync now: True",
+    "example_sync.py": r"master:RegionC: 5 uploaded.*exit status: 0 \(OK\)",
+    "example_backup.py": r"backup_master_RegionB\.jsonl: 2 image\(s\)"
+                         r".*written: backup_master_RegionC\.jsonl",
+    "example_restore_backup.py": r"dry run: 1 image\(s\) would be restored"
+                                 r".*type is back to: baseimage",
+    "example_update_metadata_image.py": r"before: nid = 100.*after: nid = 101 "
+                                        r"os_distro = None min_ram = 512",
+    "example_delete_image.py": r"deleted centos-7 .*True\nremaining in RegionB: "
+                               r"\['ubuntu-22\.04'\]",
+    "example_adapters.py": r"master:Master: 7 image\(s\).*read cirros-\w+: \d+ bytes",
+    "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
+                         r".*section: main option: max_children",
+}
+
+
+def _text(*parts: str) -> str:
+    return (DOCS.joinpath(*parts)).read_text(encoding="utf-8")
+
+
+# --- examples -----------------------------------------------------------------
+
+def test_every_example_has_an_expectation():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED_OUTPUT)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_OUTPUT))
+def test_example_runs_against_demo_federation(name, tmp_path):
+    config = build_federation(tmp_path / "demo")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+    env.pop("GLANCESYNC_CONFIG", None)
+    done = subprocess.run([sys.executable, str(EXAMPLES / name), str(config)],
+                          capture_output=True, text=True, timeout=120, env=env,
+                          stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert re.search(EXPECTED_OUTPUT[name], done.stdout, re.DOTALL), done.stdout
+
+
+def test_every_example_is_shown_in_the_guide():
+    guide = _text("programmer.rst")
+    for path in EXAMPLES.glob("*.py"):
+        assert f".. literalinclude:: examples/{path.name}" in guide, path.name
+
+
+def _public_methods() -> list[str]:
+    return sorted(name for name, value in vars(GlanceSync).items()
+                  if not name.startswith("_") and (callable(value) or isinstance(value, property)))
+
+
+def test_every_public_method_is_documented_and_exercised():
+    guide = _text("programmer.rst")
+    examples = "\n".join(p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.py"))
+    for name in _public_methods():
+        assert f"``{name}" in guide, f"{name} is not described in programmer.rst"
+        assert re.search(rf"\.{name}\b", examples), f"no example uses {name}"
+
+
+# --- commands -------------------------------------------------------------------
+
+def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+def _common_options() -> set[str]:
+    parser = argparse.ArgumentParser()
+    cli.add_common_options(parser)
+    return _option_strings(parser)
+
+
+def _documented_options() -> dict[str, set[str]]:
+    """Program name -> options of its ``.. option::`` directives in commands.rst."""
+    result: dict[str, set[str]] = {}
+    program = None
+    for line in _text("manual", "commands.rst").splitlines():
+        match = re.match(r"\.\. program:: (\S+)", line)
+        if match:
+            program = match.group(1)
+            result.setdefault(program, set())
+            continue
+        match = re.match(r"\.\. option:: (.*)", line)
+        if match:
+            assert program is not None, line
+            result[program] |= set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", match.group(1)))
+    return result
+
+
+@pytest.mark.parametrize("module", [sync, printimages, backup], ids=lambda m: m.PROG)
+def test_command_options_match_the_parser(module):
+    documented = _documented_options()
+    parser = module.build_parser()
+    own = _option_strings(parser) - _common_options()
+    assert documented.get(module.PROG) == own
+    assert _common_options() <= _option_strings(parser)
+    for action in parser._actions:
+        if not action.option_strings:
+            assert f".. option:: {action.metavar}" in _text("manual", "commands.rst")
+
+
+def test_common_options_are_documented():
+    assert _documented_options()["common"] == _common_options()
+
+
+def test_console_commands_are_documented():
+    setup = (ROOT / "setup.py").read_text(encoding="utf-8")
+    commands = re.findall(r'"(glancesync-[a-z]+) = ', setup)
+    assert len(commands) == 3
+    text = _text("manual", "commands.rst")
+    for command in commands:
+        assert f".. program:: {command}" in text
+
+
+# --- exit statuses and errors ------------------------------------------------------
+
+def test_exit_statuses_match_the_enum():
+    text = _text("manual", "commands.rst")
+    rows = re.findall(r"^(\d)\s+``([A-Z_]+)``\s+\S", text, re.MULTILINE)
+    assert {(int(v), n) for v, n in rows} == {(s.value, s.name) for s in ExitStatus}
+    assert len(rows) == len(ExitStatus)
+
+
+def test_exit_statuses_match_the_help_text():
+    help_rows = set(re.findall(r"^  (\d)  ", cli.EXIT_STATUS_HELP, re.MULTILINE))
+    assert help_rows == {str(s.value) for s in ExitStatus}
+
+
+def test_error_table_matches_the_classes():
+    rows = re.findall(r"^``(\w+Error|\w+Failure)``\s+(\d)\s", _text("programmer.rst"),
+                      re.MULTILINE)
+    assert rows
+    documented = {name: int(status) for name, status in rows}
+    classes = {name: cls for name, cls in vars(errors).items()
+               if isinstance(cls, type) and issubclass(cls, errors.GlanceSyncError)
+               and name != "NotImplementedYetError"}
+    assert set(documented) == set(classes)
+    for name, status in documented.items():
+        assert classes[name].exit_status == status, name
+
+
+# --- configuration reference ----------------------------------------------------------
+
+def _reference_entries() -> dict[str, str]:
+    """Option -> text of its entry in configuration.rst (definition lists)."""
+    text = _text("manual", "configuration.rst")
+    entries = {}
+    for match in re.finditer(r"^``(\w+)``\n((?:   .*\n|\n)+)", text, re.MULTILINE):
+        assert match.group(1) not in entries, f"{match.group(1)} documented twice"
+        entries[match.group(1)] = match.group(2)
+    return entries
+
+
+def test_every_option_has_one_reference_entry_with_a_default():
+    entries = _reference_entries()
+    assert set(entries) == set(MAIN_OPTIONS) | set(TARGET_OPTIONS)
+    for option, body in entries.items():
+        assert "Default:" in body, option
+
+
+def test_main_options_are_under_the_main_section():
+    text = _text("manual", "configuration.rst")
+    main = text[text.index("The ``[main]`` section"):text.index("Target sections")]
+    for option in MAIN_OPTIONS:
+        assert f"\n``{option}``\n" in main, option
+
+
+def test_reference_defaults_match_the_sample():
+    entries = _reference_entries()
+    defaults = {}
+    for line in SAMPLE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("[") and line.strip() not in ("[main]", "[DEFAULT]"):
+            break  # the target sections below hold examples, not defaults
+        # "# option = value": one token; longer values are prose or examples.
+        match = re.match(r"^#\s*(\w+)\s*=\s*(\S+)\s*$", line)
+        if match and match.group(1) in entries:
+            defaults[match.group(1)] = match.group(2)
+    assert len(defaults) >= 8  # the sample shows its defaults this way
+    for option, value in defaults.items():
+        body = " ".join(entries[option].split())
+        assert f"Default: ``{value}``" in body, f"{option}: sample says {value}"
+
+
+def test_sample_options_are_all_in_the_reference():
+    parser = configparser.ConfigParser(interpolation=None)
+    text = SAMPLE.read_text(encoding="utf-8")
+    commented = set(re.findall(r"^#\s*(\w+)\s*=", text, re.MULTILINE))
+    parser.read_string(text)
+    active = {k for s in parser.sections() for k in parser[s]}
+    known = set(MAIN_OPTIONS) | set(TARGET_OPTIONS)
+    assert (commented | active) & known == known
+
+
+def test_condition_examples_are_valid():
+    text = _text("manual", "selection.rst")
+    expressions = re.findall(r"^   metadata_condition = (.+)$", text, re.MULTILINE)
+    assert len(expressions) >= 5
+    for expression in expressions:
+        Condition(expression)  # raises ConfigError if the docs show a broken one
+
+
+def test_statuses_table_lists_every_status():
+    from glancesync.plan import Status
+    text = _text("manual", "synchronisation.rst")
+    documented = set(re.findall(r"^   \* - ``(\w+)``$", text, re.MULTILINE))
+    assert documented == {s.value for s in Status}
+
+
+# --- build ---------------------------------------------------------------------------
+
+def test_docs_build_without_warnings(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "-q", "-b", "html", "-d",
+         str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert (tmp_path / "html" / "programmer.html").is_file()
+    assert (tmp_path / "html" / "manual" / "configuration.html").is_file()
