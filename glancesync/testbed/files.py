@@ -103,8 +103,10 @@ def uwsgi_ini(port: int, module: str, venv: Path) -> str:
     """uWSGI options that proved necessary (TESTBED.md).
 
     ``chunked-input-limit`` matters: the 1 MiB default breaks glanceclient's
-    chunked uploads with HTTP 500. ``no-orphans`` makes workers die with
-    their master.
+    chunked uploads with HTTP 500. ``http-socket`` answers in HTTP/1.1 but
+    closes the connection after each response without saying so: a client
+    that reuses the pooled connection at once gets "connection reset", hence
+    ``Connection: close``. ``no-orphans`` makes workers die with their master.
     """
     return f"""\
 [uwsgi]
@@ -122,6 +124,7 @@ need-app = true
 buffer-size = 65535
 socket-timeout = 30
 chunked-input-limit = 16777216
+add-header = Connection: close
 """
 
 
