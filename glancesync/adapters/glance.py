@@ -316,7 +316,8 @@ class GlanceRegionAdapter(RegionAdapter):
     def _schema_error(self, action: str, image: str | None, exc: TypeError) -> UsageError:
         # glanceclient checks each field against Glance's image schema and
         # reports a misfit as a TypeError.
-        return UsageError(f"{action}: a value does not fit Glance's image schema: {exc}",
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return UsageError(f"{action}: a value does not fit Glance's image schema: {reason}",
                           region=self.name, image=image)
 
     def _http_error(self, exc: glance_exc.HTTPException, action: str, image: str | None,

@@ -21,7 +21,8 @@ from keystoneauth1.identity import v3
 from glancesync.adapters.base import CHUNK_SIZE, RegionAdapter
 from glancesync.adapters.glance import GlanceRegionAdapter
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
-                               ImageNotFoundError, ServiceError, TransferError)
+                               ImageNotFoundError, ServiceError, TransferError,
+                               UsageError)
 from glancesync.image import Image
 
 KEYSTONE = "http://127.0.0.1:35999/v3"
@@ -527,3 +528,11 @@ def test_token_is_never_logged(adapter, fake, caplog):
         adapter.get_image(IMAGE_ID)
     assert caplog.records
     assert "secret-token-value" not in caplog.text
+
+
+def test_value_outside_the_schema_is_a_usage_error(adapter, fake):
+    fake.get(f"{IMAGES}/{IMAGE_ID}", json=image_body())
+    with pytest.raises(UsageError) as caught:
+        adapter.update_image(IMAGE_ID, {"min_ram": "lots"})
+    assert "min_ram" in str(caught.value) and "\n" not in str(caught.value)
+    assert not [r for r in fake.request_history if r.method == "PATCH"]
