@@ -119,7 +119,10 @@ def md5(data: bytes) -> str:
 def put(adapter: RegionAdapter, name: str, data: bytes, *, visibility: str = "public",
         disk_format: str = "raw", container_format: str = "bare",
         **props: str) -> Image:
-    """Create an active image (with data) through ``adapter``."""
+    """Create an active image (with data) through ``adapter``.
+
+    Only admins may create public images: other projects use ``shared``.
+    """
     image = adapter.create_image(name, visibility=visibility, disk_format=disk_format,
                                  container_format=container_format, properties=props)
     adapter.upload_data(image.id, [data], size=len(data))
@@ -409,7 +412,7 @@ def scenario_obsolete_other_project(bed: Bed) -> None:
     region = bed.regions[1]
     put(bed.master, bed.n("theirs_obsolete"), content("theirs"))
     alice = bed.foreign(region)
-    theirs = put(alice, bed.n("theirs"), content("theirs"))
+    theirs = put(alice, bed.n("theirs"), content("theirs"), visibility="shared")
     p = plan(bed, region, target(only_tenant_images=False))
     assert p.operations == []
     sync(bed, region, target(only_tenant_images=False))
@@ -439,8 +442,8 @@ def scenario_other_projects_images(bed: Bed) -> None:
     for short in ("same", "diff", "repl"):
         put(bed.master, bed.n(short), content(short))
     same = put(alice, bed.n("same"), content("same"), visibility="private")
-    diff = put(alice, bed.n("diff"), content("diff-alice"))
-    repl = put(alice, bed.n("repl"), content("repl-alice"))
+    diff = put(alice, bed.n("diff"), content("diff-alice"), visibility="shared")
+    repl = put(alice, bed.n("repl"), content("repl-alice"), visibility="shared")
     off = target(only_tenant_images=False, replace={repl.checksum}, rename={"any"})
     assert statuses(bed, plan(bed, region, off)) == {
         "same": "ok", "diff": "error_checksum", "repl": "pending_replace"}
