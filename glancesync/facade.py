@@ -260,6 +260,8 @@ class GlanceSync:
         names = self.resolve_regions(regions)
         master = self._master()
         result = RunResult(dry_run=dry_run)
+        # The source lives as long as this object: count this run's bytes only.
+        downloaded_before = self._source.bytes_downloaded if self._source else 0
         workers = max(1, self.config.main.max_children) if parallel else 1
         logs = RunLogs(self._run_dir(), names) if parallel else None
         started = time.monotonic()
@@ -275,7 +277,7 @@ class GlanceSync:
             if logs:
                 logs.__exit__(None, None, None)
         if self._source is not None:
-            result.bytes_downloaded = self._source.bytes_downloaded
+            result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
         LOG.info("run over %d region(s) done in %.1f s; %d failed", len(names),
                  time.monotonic() - started, len(result.failures))
         return result
