@@ -21,7 +21,7 @@ from glancesync.engine import DirectSource, plan_region, sync_region
 from glancesync.errors import GlanceSyncError, ImageNotFoundError
 from glancesync.executor import RegionResult
 from glancesync.image import Image
-from glancesync.plan import RegionPlan, Status
+from glancesync.plan import RegionPlan
 
 KIB = 1024
 
@@ -98,10 +98,17 @@ class Bed:
 
 
 class CorruptSource:
-    """An image source whose bytes are not the master's (a broken transfer)."""
+    """Master data, except for the images named in ``broken`` (a broken transfer)."""
+
+    def __init__(self, master: RegionAdapter, broken: set[str]) -> None:
+        self.direct = DirectSource(master)
+        self.broken = broken
 
     def chunks(self, image: Image) -> Iterator[bytes]:
-        yield b"corrupted" * 100
+        if image.name in self.broken:
+            yield b"corrupted" * 100
+        else:
+            yield from self.direct.chunks(image)
 
 
 # -- helpers ------------------------------------------------------------------
@@ -463,19 +470,24 @@ def scenario_other_projects_images(bed: Bed) -> None:
 
 
 def scenario_failed_upload_leaves_nothing(bed: Bed) -> None:
-    """A corrupt transfer: no leftover image, the old image of a replace is kept."""
+    """A corrupt transfer: no leftover image, the old image of a replace is kept,
+    the other images are still synchronised."""
     region = bed.regions[0]
     put(bed.master, bed.n("new"), content("new"))
     put(bed.master, bed.n("rep"), content("rep"))
+    put(bed.master, bed.n("good"), content("good", 64 * KIB))
     old = put(region, bed.n("rep"), content("rep-old"))
     tgt = target(replace={old.checksum})
-    result = sync(bed, region, tgt, source=CorruptSource())
+    source = CorruptSource(bed.master, {bed.n("new"), bed.n("rep")})
+    result = sync(bed, region, tgt, source=source)
     assert result.errors == 2 and sorted(result.failed) == [bed.n("new"), bed.n("rep")]
+    assert result.uploaded == 1
     found = images(bed, region)
-    assert sorted(found) == ["rep"]
+    assert sorted(found) == ["good", "rep"]
+    assert found["good"][0].checksum == md5(content("good", 64 * KIB))
     assert [i.id for i in found["rep"]] == [old.id]
     assert statuses(bed, plan(bed, region, tgt)) == {"new": "pending_upload",
-                                                     "rep": "pending_replace"}
+                                                     "rep": "pending_replace", "good": "ok"}
 
 
 def scenario_leftover_queued_image(bed: Bed) -> None:

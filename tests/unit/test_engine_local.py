@@ -1,12 +1,15 @@
 """The scenario suite on local folder regions (fast, no network)."""
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 
 import pytest
 
 from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.engine import DirectSource
+from glancesync.errors import ChecksumMismatchError
 from glancesync.plan import Status
 from tests import scenarios
 from tests.scenarios import Bed, View
@@ -49,3 +52,16 @@ def test_every_status_reached():
     if len(RAN) < len(scenarios.SCENARIOS):
         pytest.skip("needs every scenario to have run in this session")
     assert SEEN >= {status.value for status in Status}
+
+
+def test_direct_source_streams_and_checks_the_master_hashes(tmp_path):
+    bed = local_bed(tmp_path)
+    data = scenarios.content("src", 3 * 1024 * 1024 + 5)
+    image = scenarios.put(bed.master, bed.n("src"), data)
+    assert b"".join(DirectSource(bed.master).chunks(image)) == data
+    lying = dataclasses.replace(image, checksum="0" * 32)
+    with pytest.raises(ChecksumMismatchError):
+        list(DirectSource(bed.master).chunks(lying))
+    lying = dataclasses.replace(image, os_hash_value="0" * 128)
+    with pytest.raises(ChecksumMismatchError):
+        list(DirectSource(bed.master).chunks(lying))
