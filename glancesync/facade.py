@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import os
 import sys
 import threading
 import time
@@ -311,7 +312,9 @@ class GlanceSync:
         return Path(platformdirs.user_state_dir("glancesync")) / "runs"
 
     def _lock_dir(self) -> Path | None:
-        return None
+        """``$GLANCESYNC_LOCK_DIR`` if set, else the default of :mod:`glancesync.lock`."""
+        folder = os.environ.get("GLANCESYNC_LOCK_DIR")
+        return Path(folder) if folder else None
 
     # --- reports -----------------------------------------------------------------
 
@@ -385,7 +388,8 @@ class GlanceSync:
 
         ``image`` is an :class:`Image` or a dict as returned by
         :meth:`get_images_region`; its ``id`` names the image (it cannot be
-        changed). ``name``, ``visibility`` (or ``is_public``), ``min_ram``,
+        changed). ``name``, ``visibility`` (or ``is_public``: whichever of the
+        two differs from the image; ``visibility`` if both do), ``min_ram``,
         ``min_disk``, ``protected`` and user properties are set; a property
         whose value is ``None`` is removed. Other read-only fields are ignored.
         """
@@ -397,9 +401,13 @@ class GlanceSync:
             raise UsageError("the image to update has no 'id'")
         adapter = self.adapter(region)
         current = adapter.get_image(uuid)
-        if "is_public" in data and "visibility" not in data:
-            data["visibility"] = "public" if data["is_public"] else "private"
-        data.pop("is_public", None)
+        if "is_public" in data:
+            # A dict of get_images_region holds both fields: the one the caller
+            # changed wins; visibility when both were changed.
+            wanted = bool(data.pop("is_public"))
+            if (data.get("visibility") in (None, current.visibility)
+                    and wanted != current.is_public):
+                data["visibility"] = "public" if wanted else "private"
         changes: dict[str, Any] = {}
         remove: list[str] = []
         for key, value in data.items():
