@@ -57,7 +57,7 @@ SECRET_OPTIONS = ("password", "credential", "application_credential_secret")
 
 #: Options of a target section (and of ``[DEFAULT]``).
 TARGET_OPTIONS = (
-    "type", "path", "project", "cloud", *AUTH_OPTIONS, "user", "credential",
+    "type", "path", "regions", "project", "cloud", *AUTH_OPTIONS, "user", "credential",
     "cacert", "insecure", "interface", "forcesyncs", "metadata_condition",
     "metadata_set", "replace", "rename", "dontupdate", "ignore_regions",
     "only_tenant_images", "support_obsolete_images", "obsolete_syncprops",
@@ -106,6 +106,7 @@ class TargetConfig:
     name: str
     kind: str = "keystone"
     path: Path | None = None
+    regions: list[str] = dataclasses.field(default_factory=list)
     auth: dict[str, str] | None = None
     cloud: str | None = None
     cacert: str | None = None
@@ -434,6 +435,7 @@ def _build_target(section: _Section, env: Mapping[str, str]) -> tuple[TargetConf
     from_env = False
     if kind == "local":
         target.path = section.path_value("path")
+        target.regions = section.items("regions")
         if target.path is None:
             raise section.error("path", "missing: a local target needs the folder"
                                         " holding its regions (path = FOLDER)")

@@ -30,17 +30,23 @@ class LocalTarget(Target):
         self.project_id = config.project
 
     def region_names(self) -> list[str]:
-        """Sorted names of the sub-folders that hold a local region."""
+        """The declared ``regions``, then the other sub-folders holding a region.
+
+        A declared region exists even before its folder does: it is created
+        empty on first use (a new offline mirror, for instance).
+        """
+        declared = list(self.config.regions)
         try:
             entries = list(self.path.iterdir())
         except FileNotFoundError:
-            return []
+            entries = []
         except OSError as exc:
             raise ConfigError(f"cannot list the regions in {self.path}:"
                               f" {exc.strerror or exc}", section=self.name,
                               option="path") from None
-        return sorted(entry.name for entry in entries
-                      if (entry / REGION_MARKER).is_file())
+        found = sorted(entry.name for entry in entries
+                       if (entry / REGION_MARKER).is_file())
+        return declared + [name for name in found if name not in declared]
 
     def adapter(self, region: str) -> RegionAdapter:
         """The adapter of ``region``; its folder is created on first use."""
