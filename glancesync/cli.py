@@ -8,14 +8,19 @@ errors to the documented exit statuses.
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import os
 import re
 import sys
 import traceback
-from typing import Callable, Iterable, TextIO
+import urllib.parse
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence, TextIO
 
 from glancesync.errors import ConfigError, ExitStatus, GlanceSyncError, UsageError
+
+if TYPE_CHECKING:
+    from glancesync.facade import RunResult
 
 EXIT_STATUS_HELP = """exit statuses:
   0  done, or everything already in sync
@@ -30,21 +35,55 @@ CONFIG_HELP = ("configuration: the file named by --config-file, else "
                "$GLANCESYNC_CONFIG, else /etc/glancesync.conf, else the OS_* "
                "environment variables (master target only)")
 
+_MASK = "***"
+
+#: ``(pattern, replacement)`` pairs masking secrets whatever their source:
+#: token headers (keystoneauth's own ``{SHA256}`` digests are kept: they are
+#: not secrets and tell requests apart), ``key=value`` or JSON pairs whose key
+#: names a secret (not JSON objects such as a token response body), the whole
+#: legacy ``credential`` value (it holds the base64 password), and passwords
+#: in URLs.
 _SECRET_PATTERNS = [
-    re.compile(r"(?i)(x-auth-token|x-subject-token|x-service-token)(['\"]?\s*[:=]\s*['\"]?)([^'\"\s,}]+)"),
-    re.compile(r"(?i)(\"?(?:password|secret|token|credential)\"?\s*[:=]\s*\"?)([^\"\s,}]+)"),
+    (re.compile(r"(?i)\b(x-auth-token|x-subject-token|x-service-token|authorization)"
+                r"(['\"]?\s*[:=]\s*['\"]?)(?!\{SHA256\})(?:(?:basic|bearer)\s+)?"
+                r"[^'\"\s,}]+"), r"\1\2" + _MASK),
+    (re.compile(r"(?i)(['\"]?\bcredential['\"]?\s*[:=]\s*['\"]?)[^'\"\s}]+"),
+     r"\1" + _MASK),
+    (re.compile(r"(?i)(['\"]?[\w.-]*(?:password|secret|token)['\"]?\s*[:=]\s*)"
+                r"(?:(['\"])(?!\{SHA256\})[^'\"]+\2|(?![{\[]|null\b|none\b|\{SHA256\})"
+                r"[^'\"\s,}]+)"),
+     lambda m: m.group(1) + (m.group(2) or "") + _MASK + (m.group(2) or "")),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1" + _MASK + "@"),
 ]
 
 
+def _variants(secret: str) -> list[str]:
+    """A secret and the encodings it may be logged in (base64, URL-quoted)."""
+    encoded = base64.b64encode(secret.encode()).decode()
+    return list({secret, encoded, encoded.rstrip("="),
+                 urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)})
+
+
 class RedactingFilter(logging.Filter):
-    """Masks tokens, passwords and the configured secrets in log records."""
+    """Masks tokens, passwords and the configured secrets in log records.
+
+    :func:`setup_logging` applies it to every record when the record is
+    created, so that each handler (console, ``--log-file``, the per-region
+    run logs) and a record's traceback receive the masked text.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
+        self.secrets: list[str] = []
+        self.add_secrets(secrets)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
-        self.secrets.extend(s for s in secrets if s and len(s) >= 4)
+        """Mask these strings (and their base64 and URL encodings) from now on."""
+        for secret in secrets:
+            if secret and len(secret) >= 4:
+                self.secrets.extend(v for v in _variants(secret) if v not in self.secrets)
+        # Longest first: a secret that contains another is masked whole.
+        self.secrets.sort(key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -52,19 +91,31 @@ class RedactingFilter(logging.Filter):
         if redacted != message:
             record.msg = redacted
             record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.redact(_FORMATTER.formatException(record.exc_info))
         return True
 
     def redact(self, text: str) -> str:
+        """``text`` with every known secret and secret-looking value masked."""
         for secret in self.secrets:
-            text = text.replace(secret, "***")
-        text = _SECRET_PATTERNS[0].sub(lambda m: m.group(1) + m.group(2) + "***", text)
-        text = _SECRET_PATTERNS[1].sub(lambda m: m.group(1) + "***", text)
+            text = text.replace(secret, _MASK)
+        for pattern, replacement in _SECRET_PATTERNS:
+            text = pattern.sub(replacement, text)
         return text
 
+
+_FORMATTER = logging.Formatter()
 
 #: The filter installed by :func:`setup_logging`; the facade feeds it the
 #: configuration's secrets.
 REDACTOR = RedactingFilter()
+_BASE_RECORD_FACTORY = logging.getLogRecordFactory()
+
+
+def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _BASE_RECORD_FACTORY(*args, **kwargs)
+    REDACTOR.filter(record)
+    return record
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +126,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                             "then /etc/glancesync.conf)")
     group.add_argument("--config", metavar="[SECTION.]KEY=VALUE", action="append",
                        default=[], help="override one configuration option; "
-                       "repeat for several (KEY=VALUE alone sets [DEFAULT])")
+                       "repeat for several (KEY=VALUE alone goes to [main] for "
+                       "a [main] option, else to [DEFAULT])")
     verbosity = group.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true",
                            help="print only errors and the summary")
@@ -90,13 +142,35 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                        help="no progress bars, even on a terminal")
 
 
-def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
+class ArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line saying what to do."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(int(ExitStatus.USAGE),
+                  f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def new_parser(prog: str, description: str) -> ArgumentParser:
     """A parser with the common options and the exit statuses in ``--help``."""
-    parser = argparse.ArgumentParser(
+    return ArgumentParser(
         prog=prog, description=description,
         epilog=CONFIG_HELP + "\n\n" + EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    return parser
+
+
+def check_regions(parser: argparse.ArgumentParser, regions: Sequence[str]) -> None:
+    """Refuse region arguments that are obviously something else.
+
+    ``--config`` takes exactly one value, so ``--config a=1 b=2`` leaves
+    ``b=2`` among the regions: say how to write it instead of reporting an
+    unknown region.
+    """
+    for region in regions:
+        if "=" in region:
+            parser.error(f"{region!r} is not a region; to override an option "
+                         f"write --config {region}")
+        if region.startswith("-"):
+            parser.error(f"unknown option {region!r}")
 
 
 def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> None:
@@ -110,6 +184,8 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
         level = logging.WARNING
     else:
         level = logging.INFO
+    # Masking at record creation covers every handler, ours and the run logs.
+    logging.setLogRecordFactory(_redacted_record)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -117,7 +193,6 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
     console.setLevel(level)
     console.setFormatter(logging.Formatter(
         "%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s"))
-    console.addFilter(REDACTOR)
     root.addHandler(console)
     lowest = level
     if args.log_file:
@@ -130,7 +205,6 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
         handler.setLevel(file_level)
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.addFilter(REDACTOR)
         root.addHandler(handler)
         lowest = min(lowest, file_level)
     # Our own records at INFO always reach the per-region run logs.
@@ -160,9 +234,10 @@ def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
     try:
         return int(body())
     except GlanceSyncError as error:
+        # A configuration error may quote the offending line: mask secrets.
         if getattr(args, "debug", False):
-            traceback.print_exc()
-        print(f"{prog}: error: {error}", file=sys.stderr)
+            print(REDACTOR.redact(traceback.format_exc()), file=sys.stderr, end="")
+        print(f"{prog}: error: {REDACTOR.redact(str(error))}", file=sys.stderr)
         return int(error.exit_status)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -174,13 +249,25 @@ def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
         return int(ExitStatus.OK)
 
 
-def summary_lines(result) -> list[str]:
-    """The per-region summary of a sync run, always printed by the scripts."""
-    lines = []
-    for region, outcome in sorted(result.results.items()):
-        lines.append(outcome.summary())
+def summary_lines(result: RunResult) -> list[str]:
+    """The summary of a sync run, always printed by the scripts.
+
+    One line per region (its counters, or why it failed) and a total.
+    """
+    lines = [outcome.summary() for _, outcome in sorted(result.results.items())]
     for region, error in sorted(result.failures.items()):
-        lines.append(f"{region}: FAILED: {error}")
+        reason = str(error).removeprefix(f"region {region}: ")
+        lines.append(f"{region}: FAILED: {reason}")
+    outcomes = result.results.values()
+    clean = sum(r.success for r in outcomes)
+    failed = len(result.failures) + len(outcomes) - clean
+    operator = sum(r.needs_operator for r in outcomes)
+    verb = "dry run" if result.dry_run else "sync"
+    total = (f"{verb} of {len(outcomes) + len(result.failures)} region(s): {clean} done, "
+             f"{failed} failed, {operator} image(s) need an operator")
+    if not result.dry_run:
+        total += f", {result.bytes_downloaded / 2 ** 20:.1f} MiB downloaded from the master"
+    lines.append(total)
     if result.log_folder:
         lines.append(f"logs: {result.log_folder}")
     return lines

@@ -31,6 +31,7 @@ def build_parser():
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
+    cli.check_regions(parser, args.regions)
     if args.restore and len(args.regions) != 1:
         parser.error("--restore needs exactly one REGION")
     if args.dry_run and not args.restore:

@@ -16,8 +16,8 @@ def build_parser():
                             "Markers:\n" + legend())
     parser.add_argument("regions", nargs="*", metavar="REGION",
                         help="Region, target:Region or target: (default: every "
-                             "region of master:); 'master' alone prints the images "
-                             "of the master region that are synchronised")
+                             "region of master:); 'master' prints the images of the "
+                             "master region that are synchronised")
     cli.add_common_options(parser)
     return parser
 
@@ -25,6 +25,7 @@ def build_parser():
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
+    cli.check_regions(parser, args.regions)
     return cli.run(PROG, args, lambda: _run(args))
 
 
@@ -32,11 +33,13 @@ def _run(args) -> int:
     cli.setup_logging(args)
     with GlanceSync(cli.config_stream(args), overrides=args.config,
                     progress=False) as glancesync:
-        if args.regions == ["master"]:
+        regions = [region for region in args.regions if region != "master"]
+        if len(regions) < len(args.regions):
             glancesync.print_images_master_region()
-            return ExitStatus.OK
+            if not regions:
+                return ExitStatus.OK
         print("Markers:\n" + legend())
-        for region in glancesync.resolve_regions(args.regions):
+        for region in glancesync.resolve_regions(regions):
             glancesync.print_images(region)
         return ExitStatus.OK
 

@@ -12,7 +12,9 @@ PROG = "glancesync-sync"
 
 
 def build_parser():
-    parser = cli.new_parser(PROG, __doc__.split(":", 1)[1].strip().capitalize())
+    parser = cli.new_parser(PROG, "Synchronise the images of Glance regions with the "
+                            "master region: upload what is missing, update metadata, "
+                            "handle conflicts and obsolete images.")
     parser.add_argument("regions", nargs="*", metavar="REGION",
                         help="Region, target:Region, or target: for all the regions of "
                              "a target (default: every region of master:)")
@@ -28,8 +30,9 @@ def build_parser():
     parser.add_argument("--parallel", action="store_true",
                         help="synchronise up to max_children regions at once, "
                              "each region logging to its own file")
-    parser.add_argument("--output", choices=("csv", "json"), default="csv",
-                        help="format of --show-status (default: csv)")
+    parser.add_argument("--output", choices=("csv", "json"),
+                        help="format of --show-status: csv lines status,region,image "
+                             "(the default) or a JSON list with ids and reasons")
     cli.add_common_options(parser)
     return parser
 
@@ -37,6 +40,9 @@ def build_parser():
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
+    cli.check_regions(parser, args.regions)
+    if args.output and not args.show_status:
+        parser.error("--output goes with --show-status")
     return cli.run(PROG, args, lambda: _run(args))
 
 
