@@ -66,6 +66,7 @@ _RUN_MARKER = ".glancesync-testbed-run"
 _HOME_ENV = "GLANCESYNC_TESTBED_HOME"
 _LOG_TAIL_LINES = 40
 _MAX_SERVER_ERRORS = 10
+_GLANCE_DB_CACHE = "glancesync-glance-template.db"
 
 
 class TestBedError(GlanceSyncError):
@@ -390,17 +391,24 @@ class TestBed:
         self._write_state()
 
         setups = {name: self._start_keystone_setup(name) for name in keystones}
-        template = run / "glance-template" / "glance.db"
-        template.parent.mkdir()
-        (template.parent / "glance-manage.conf").write_text(files.glance_manage_conf(template))
         for region in glances:
             self._write_glance_config(region)
-        db_sync = self._spawn("setup-glance-db", [
-            str(self.venv / "bin" / "glance-manage"), "--config-file",
-            str(template.parent / "glance-manage.conf"), "db_sync"], {})
+        pending: dict[str, subprocess.Popen] = dict(setups)
+        # The migrated Glance database is the same for every bed of one
+        # install: migrate once, keep it next to the venv, copy it per region.
+        cached = self.venv / _GLANCE_DB_CACHE
+        template = run / "glance-template" / "glance.db"
+        if cached.exists():
+            self._start_glances(cached)
+        else:
+            template.parent.mkdir()
+            manage_conf = template.parent / "glance-manage.conf"
+            manage_conf.write_text(files.glance_manage_conf(template))
+            pending["glance"] = self._spawn("setup-glance-db", [
+                str(self.venv / "bin" / "glance-manage"), "--config-file", str(manage_conf),
+                "db_sync"], {})
 
         results: dict[str, dict] = {}
-        pending: dict[str, subprocess.Popen] = {**setups, "glance": db_sync}
         while pending:
             for name, proc in list(pending.items()):
                 code = proc.poll()
@@ -413,18 +421,22 @@ class TestBed:
                     raise TestBedError(f"{name} set-up failed (exit {code}); {log}:\n"
                                        f"{log_tail(log)}")
                 LOG.info("%s set-up done after %.1f s", name, time.monotonic() - began)
-                (run / "pids" / Path(log).with_suffix(".pid").name).unlink(missing_ok=True)
+                (run / "pids" / log.with_suffix(".pid").name).unlink(missing_ok=True)
                 if name == "glance":
-                    for region, glance in glances.items():
-                        shutil.copyfile(template, Path(glance["dir"]) / "glance.db")
-                        self._start_service(f"glance-{region}")
+                    shutil.copyfile(template, cached.with_suffix(".tmp"))
+                    cached.with_suffix(".tmp").replace(cached)
+                    self._start_glances(template)
                 else:
                     result_path = Path(keystones[name]["dir"]) / "setup-result.json"
                     results[name] = json.loads(result_path.read_text())
                     self._start_service(f"keystone-{name}")
             if pending and time.monotonic() > deadline:
+                tails = "\n".join(
+                    f"--- {name}:\n{log_tail(run / 'logs' / f'setup-{name}.log', 10)}"
+                    for name in (f"keystone-{n}" if n != "glance" else "glance-db"
+                                 for n in pending))
                 raise TestBedError(f"set-up of {', '.join(pending)} did not finish in time; "
-                                   f"see {run / 'logs'}")
+                                   f"see {run / 'logs'}\n{tails}")
             time.sleep(0.05)
 
         self._state["clouds"] = self._clouds(results)
@@ -440,6 +452,11 @@ class TestBed:
         self._state["boot_seconds"] = round(time.monotonic() - began, 2)
         self._write_state()
         LOG.info("test bed up in %.1f s (%s)", self._state["boot_seconds"], run)
+
+    def _start_glances(self, database: Path) -> None:
+        for region, glance in self._state["glances"].items():
+            shutil.copyfile(database, Path(glance["dir"]) / "glance.db")
+            self._start_service(f"glance-{region}")
 
     def _start_keystone_setup(self, name: str) -> subprocess.Popen:
         keystone = self._state["keystones"][name]
