@@ -230,9 +230,32 @@ class TestBed:
                         raise TestBedError(
                             f"{' '.join(command)} failed (exit {done.returncode}):\n"
                             f"{log_tail(log_path)}")
+            self._migrate_glance_template(log_path, timeout)
             (self.venv / _MARKER).write_text("\n".join(PACKAGES))
             LOG.info("test bed installed in %.1f s", time.monotonic() - started)
             return True
+
+    def _migrate_glance_template(self, log_path: Path, timeout: float) -> None:
+        """Migrate one empty Glance database now; every bed copies it."""
+        work = self.home / "glance-template"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        database = work / "glance.db"
+        (work / "glance-manage.conf").write_text(files.glance_manage_conf(database))
+        command = [str(self.venv / "bin" / "glance-manage"), "--config-file",
+                   str(work / "glance-manage.conf"), "db_sync"]
+        with open(log_path, "a") as log:
+            try:
+                done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+            except subprocess.TimeoutExpired:
+                raise TestBedError(f"glance-manage db_sync took more than {timeout:.0f} s; "
+                                   f"see {log_path}") from None
+        if done.returncode:
+            raise TestBedError(f"glance-manage db_sync failed (exit {done.returncode}):\n"
+                               f"{log_tail(log_path)}")
+        shutil.copyfile(database, self.venv / _GLANCE_DB_CACHE)
+        shutil.rmtree(work)
 
     # ------------------------------------------------------------- state
     @classmethod
