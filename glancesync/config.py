@@ -44,7 +44,7 @@ DEFAULTS = "DEFAULT"
 #: Options of ``[main]``.
 MAIN_OPTIONS = ("master_region", "preferable_order", "max_children",
                 "images_dir", "cache_dir", "cache_max_size",
-                "stalled_upload_age", "run_dir")
+                "stalled_upload_age", "run_dir", "retries", "retry_wait")
 
 #: Keystone credential options of a target (keystoneauth1 names).
 AUTH_OPTIONS = ("auth_url", "username", "password", "project_name",
@@ -91,6 +91,8 @@ class MainConfig:
     cache_max_size: int | None = None  #: bytes
     stalled_upload_age: float = 3600.0  #: seconds
     run_dir: Path | None = None
+    retries: int = 3  #: retries of a transient failure (0: none)
+    retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
 
 
 @dataclasses.dataclass(repr=False)
@@ -399,6 +401,8 @@ def _build(parser: configparser.ConfigParser, path: str | None,
         cache_max_size=main_section.size("cache_max_size"),
         stalled_upload_age=main_section.number("stalled_upload_age", 3600.0, 0.0, False),
         run_dir=main_section.path_value("run_dir"),
+        retries=main_section.integer("retries", 3, 0),
+        retry_wait=main_section.number("retry_wait", 1.0, 0.0, False),
     )
     return Config(main=main, targets=targets, path=path)
 

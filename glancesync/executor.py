@@ -9,17 +9,29 @@ verified (``active`` and same hash as the master) and only then given its
 visibility and protection; an old image is deleted or renamed only after
 its replacement is verified; a failed upload deletes what it created. One
 image failing does not stop the others.
+
+Faults: transient errors (:func:`glancesync.retry.is_transient`) are
+retried with backoff (:class:`~glancesync.retry.RetryPolicy`). A failed
+upload is restarted from the source's first byte, into the same image when
+Glance put it back to ``queued`` (the client's connection broke), else
+into a new image after deleting the stuck one (``saving`` after a dead
+Glance worker). New images get their id here, so a creation retried after
+a lost answer finds its image instead of making a second one.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
+from glancesync import progress as progress_mod
 from glancesync.adapters.base import RegionAdapter
-from glancesync.errors import GlanceSyncError, TransferError
+from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
+                               TransferError)
 from glancesync.image import Image
 from glancesync.plan import OLD_SUFFIX, Operation, RegionPlan, Status
+from glancesync.retry import RetryPolicy, is_transient
 
 LOG = logging.getLogger(__name__)
 
@@ -33,7 +45,8 @@ class ImageSource(Protocol):
         """The master image's bytes, verified against its hashes by the source.
 
         Raises a :class:`~glancesync.errors.TransferError` (at the latest
-        after the last chunk) when the data does not match.
+        after the last chunk) when the data does not match. May be called
+        again to restart the stream from the beginning.
         """
 
 
@@ -85,18 +98,39 @@ _VERBS = {
 }
 
 
+#: Verbs whose calls handle their own retries (see :meth:`Executor._act`).
+_OWN_RETRIES = frozenset({"create", "upload"})
+
+
 class _Failed(GlanceSyncError):
     """An operation cannot run because an earlier one failed."""
 
 
+@dataclasses.dataclass
+class _NewImage:
+    """The image an upload fills; its id changes if a stuck image is replaced."""
+
+    name: str
+    image_id: str
+    fields: dict[str, Any]
+
+
 class Executor:
-    """Runs the operations of plans against one region adapter."""
+    """Runs the operations of plans against one region adapter.
+
+    ``retry`` bounds the retries of transient failures (default
+    :class:`RetryPolicy()`); ``progress`` draws a bar per upload (None:
+    only when stderr is a terminal).
+    """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
-                 dry_run: bool = False) -> None:
+                 dry_run: bool = False, retry: RetryPolicy | None = None,
+                 progress: bool | None = None) -> None:
         self.adapter = adapter
         self.source = source
         self.dry_run = dry_run
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.progress = progress
         self.region = adapter.name
         # master name -> regional UUID of the image uploaded in this run
         self._new_ids: dict[str, str] = {}
@@ -107,13 +141,42 @@ class Executor:
         """Log one change and make it (or only log it, in a dry run).
 
         ``verb`` is a key of :data:`_VERBS`; ``what`` completes the sentence.
+        Transient failures are retried (creations and uploads retry inside
+        ``call``); a delete that finds the image gone after a failed attempt
+        has succeeded.
         """
         doing, do, level = _VERBS[verb]
         if self.dry_run:
             LOG.log(level, "%s: would %s %s", self.region, do, what)
             return None
         LOG.log(level, "%s: %s %s", self.region, doing, what)
-        return call(*args, **kwargs)
+        if verb in _OWN_RETRIES:
+            return call(*args, **kwargs)
+        return self._retried(f"{do} {what}", call, *args, missing_ok=verb == "delete",
+                             **kwargs)
+
+    def _retried(self, what: str, call: Callable[..., Any], *args: Any,
+                 missing_ok: bool = False, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)`` under the retry policy.
+
+        With ``missing_ok``, an :class:`ImageNotFoundError` after a transient
+        failure means the failed attempt did its work (its answer was lost).
+        """
+        failed = False
+
+        def attempt() -> Any:
+            nonlocal failed
+            try:
+                return call(*args, **kwargs)
+            except ImageNotFoundError:
+                if missing_ok and failed:
+                    return None
+                raise
+            except GlanceSyncError as error:
+                failed = failed or is_transient(error)
+                raise
+
+        return self.retry.call(attempt, f"{self.region}: {what}")
 
     # -- entry point -----------------------------------------------------
     def execute(self, plan: RegionPlan) -> RegionResult:
@@ -169,17 +232,17 @@ class Executor:
         fields = op.changes
         properties = dict(fields.get("properties") or {})
         properties.update(self._resolve_refs(op))
-        new = self._act("create", f"image {op.name}", self.adapter.create_image, op.name,
-                        visibility="private", disk_format=fields.get("disk_format"),
-                        container_format=fields.get("container_format"),
-                        min_ram=fields.get("min_ram", 0), min_disk=fields.get("min_disk", 0),
-                        protected=False, properties=properties)
-        new_id = new.id if new is not None else f"<new {op.name}>"
+        target = _NewImage(op.name, f"<new {op.name}>", dict(
+            visibility="private", disk_format=fields.get("disk_format"),
+            container_format=fields.get("container_format"),
+            min_ram=fields.get("min_ram", 0), min_disk=fields.get("min_disk", 0),
+            protected=False, properties=properties))
+        self._act("create", f"image {op.name}", self._create, target)
         try:
             self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
-                      self._send, new_id, master)
+                      self._send_retrying, target, master)
             if not self.dry_run:
-                self._verify(new_id, master, op.name)
+                self._verify(target.image_id, master, op.name)
             final = {}
             if fields.get("visibility", "private") != "private":
                 final["visibility"] = fields["visibility"]
@@ -187,10 +250,11 @@ class Executor:
                 final["protected"] = True
             if final:
                 self._act("publish", f"image {op.name} ({self._keys(final, ())})",
-                          self.adapter.update_image, new_id, final)
+                          self.adapter.update_image, target.image_id, final)
         except GlanceSyncError:
-            self._discard(new_id, op.name)
+            self._discard(target.image_id, op.name)
             raise
+        new_id = target.image_id
         self._new_ids[op.name] = new_id
         result.uploaded += 1
         result.bytes_uploaded += op.size
@@ -209,8 +273,87 @@ class Executor:
                       {"name": old_name, "visibility": "private"})
             result.renamed += 1
 
-    def _send(self, image_id: str, master: Image) -> None:
-        """Stream the master data into the new image, keeping source errors."""
+    def _create(self, target: _NewImage) -> None:
+        """Create ``target``'s image under a fresh id chosen here.
+
+        A retry after a lost answer gets a conflict (the id exists): the
+        image made by the lost attempt is then used if it is still empty.
+        """
+        image_id = str(uuid.uuid4())
+        failed = False
+
+        def attempt() -> None:
+            nonlocal failed
+            try:
+                self.adapter.create_image(target.name, image_id=image_id, **target.fields)
+            except ConflictError:
+                if not failed:
+                    raise
+                found = self.adapter.get_image(image_id)
+                if found.status != "queued" or found.owner != self.adapter.project_id:
+                    raise
+                LOG.info("%s: image %s (%s) was created by the failed attempt",
+                         self.region, target.name, image_id)
+            except GlanceSyncError as error:
+                failed = failed or is_transient(error)
+                raise
+
+        self.retry.call(attempt, f"{self.region}: create image {target.name}")
+        target.image_id = image_id
+
+    def _send_retrying(self, target: _NewImage, master: Image) -> None:
+        """Upload the data, restarting from the first byte after transient failures.
+
+        Before each new attempt the image is looked at: ``queued`` (the
+        connection broke, Glance reverted it) is filled again; ``active``
+        means the data arrived but the answer was lost (verification
+        follows); anything else (``saving`` left by a dead worker, or a
+        409 on the new attempt) is deleted and replaced by a new image.
+        """
+        failures = 0
+        while True:
+            try:
+                self._send(target.image_id, master, target.name)
+                return
+            except GlanceSyncError as error:
+                stuck = isinstance(error, ConflictError) and failures > 0
+                if not (is_transient(error) or stuck) or failures >= self.retry.retries:
+                    raise
+                failures += 1
+                delay = self.retry.wait(failures)
+                LOG.warning("%s: upload of %s failed (attempt %d of %d): %s; retrying "
+                            "from the start in %.1f s", self.region, target.name, failures,
+                            self.retry.attempts, error, delay)
+                self.retry.sleep(delay)
+            if self._prepare_retry(target, stuck):
+                return
+
+    def _prepare_retry(self, target: _NewImage, stuck: bool) -> bool:
+        """Make ``target`` ready for a new upload; True if its data is already there."""
+        try:
+            image = self._retried(f"get image {target.image_id}", self.adapter.get_image,
+                                  target.image_id)
+        except ImageNotFoundError:
+            image = None
+        if image is not None and not stuck:
+            if image.status == "queued":
+                LOG.info("%s: image %s (%s) is queued again: uploading into it",
+                         self.region, target.name, target.image_id)
+                return False
+            if image.status == "active":
+                LOG.info("%s: image %s (%s) became active: the data arrived",
+                         self.region, target.name, target.image_id)
+                return True
+        if image is not None:
+            self._act("delete", f"stuck {image.status} upload {target.name} "
+                      f"({target.image_id})", self.adapter.delete_image, target.image_id)
+        self._create(target)
+        LOG.info("%s: uploading %s into new image %s", self.region, target.name,
+                 target.image_id)
+        return False
+
+    def _send(self, image_id: str, master: Image, name: str) -> None:
+        """Stream the master data into the image, keeping source errors."""
         source_errors: list[GlanceSyncError] = []
 
         def guarded() -> Iterator[bytes]:
@@ -220,8 +363,10 @@ class Executor:
                 source_errors.append(error)
                 raise
 
+        chunks = progress_mod.wrap_chunks(guarded(), f"{self.region} {name}", master.size,
+                                          self.progress)
         try:
-            self.adapter.upload_data(image_id, guarded(), size=master.size)
+            self.adapter.upload_data(image_id, chunks, size=master.size)
         except GlanceSyncError:
             if source_errors:
                 raise source_errors[0] from None
@@ -230,11 +375,19 @@ class Executor:
             raise source_errors[0]
 
     def _verify(self, image_id: str, master: Image, name: str) -> None:
-        image = self.adapter.get_image(image_id)
+        """The new image must be ``active`` with the master's hash.
+
+        On a mismatch the source is asked (if it can) to check its copy
+        again before it serves it next: the bad bytes may come from it.
+        """
+        image = self._retried(f"get image {image_id}", self.adapter.get_image, image_id)
         if image.status != "active":
             raise TransferError(f"uploaded image {image_id} is {image.status}, not active",
                                 region=self.region, image=name)
         if not master.same_content(image):
+            recheck = getattr(self.source, "recheck", None)
+            if recheck is not None:
+                recheck(master)
             raise TransferError(
                 f"uploaded image {image_id} has checksum {image.checksum}, "
                 f"master has {master.checksum}", region=self.region, image=name)

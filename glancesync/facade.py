@@ -27,6 +27,7 @@ from glancesync.image import Image
 from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, make_plan
 from glancesync.regions import parse_region, qualify, resolve_regions
+from glancesync.retry import RetryPolicy
 from glancesync.runlog import RunLogs, region_context
 from glancesync.selection import MasterSelection, select_master
 from glancesync.targets import Target
@@ -193,7 +194,17 @@ class GlanceSync:
 
     def _master(self) -> MasterSelection:
         master = self.adapter(self.master_region)
-        return select_master(master.list_images(), master.project_id)
+        return select_master(self._list(master), master.project_id)
+
+    def _retry_policy(self) -> RetryPolicy:
+        """Retries of transient failures, from ``retries`` and ``retry_wait``."""
+        main = self.config.main
+        return RetryPolicy(retries=main.retries, initial_wait=main.retry_wait)
+
+    def _list(self, adapter: RegionAdapter) -> list[Image]:
+        """``adapter.list_images()``, retried after transient failures."""
+        return self._retry_policy().call(adapter.list_images,
+                                      f"{adapter.name}: listing images")
 
     def get_images_region(self, region: str) -> list[dict[str, Any]]:
         """The project's images and the public images of ``region``, as dicts."""
@@ -207,7 +218,7 @@ class GlanceSync:
         master = master or self._master()
         adapter = self.adapter(qualified)
         target = self._target_config(qualified)
-        return make_plan(qualified, master, adapter.list_images(), adapter.project_id,
+        return make_plan(qualified, master, self._list(adapter), adapter.project_id,
                          target, stalled_upload_age=self.config.main.stalled_upload_age)
 
     def get_status(self, region: str) -> list[ImageStatus]:
@@ -273,7 +284,8 @@ class GlanceSync:
             with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
                 futures = {pool.submit(self._sync_guarded, name, master, dry_run, result): name
                            for name in names}
-                concurrent.futures.wait(futures)
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()  # a bug in a worker must not pass silently
         finally:
             if logs:
                 logs.__exit__(None, None, None)
@@ -300,10 +312,11 @@ class GlanceSync:
 
     def _execute(self, name: str, plan: RegionPlan, dry_run: bool) -> RegionResult:
         adapter = self.adapter(name)
+        options = {"retry": self._retry_policy(), "progress": self.progress}
         if dry_run:
-            return Executor(adapter, self.source(), dry_run=True).execute(plan)
+            return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
         with RegionLock(self._lock_dir(), name):
-            return Executor(adapter, self.source(), dry_run=False).execute(plan)
+            return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
     def _run_dir(self) -> Path:
         if self.config.main.run_dir:

@@ -8,6 +8,7 @@ an upload retry must restart its data stream from the beginning.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Callable, TypeVar
@@ -16,7 +17,7 @@ import tenacity
 
 from glancesync.errors import ConnectionFailure, ServiceError
 
-__all__ = ["is_transient", "retrying"]
+__all__ = ["RetryPolicy", "is_transient", "retrying"]
 
 LOG = logging.getLogger(__name__)
 
@@ -65,3 +66,37 @@ def retrying(fn: Callable[[], T], *, attempts: int = 4, what: str = "operation",
         reraise=True,
     )
     return controller(fn)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently transient failures are retried.
+
+    ``retries`` is the number of attempts after the first one (0: never
+    retry); the first wait is ``initial_wait`` seconds, doubled after each
+    failure up to ``max_wait``. ``sleep`` is injectable so tests stay fast.
+    """
+
+    retries: int = 3
+    initial_wait: float = 1.0
+    max_wait: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError("retries must be >= 0")
+
+    @property
+    def attempts(self) -> int:
+        """Attempts in all, the first one included."""
+        return self.retries + 1
+
+    def wait(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failure."""
+        return min(self.max_wait, self.initial_wait * 2 ** (failures - 1))
+
+    def call(self, fn: Callable[[], T], what: str) -> T:
+        """:func:`retrying` with this policy."""
+        return retrying(fn, attempts=self.attempts, what=what,
+                        initial_wait=self.initial_wait, max_wait=self.max_wait,
+                        sleep=self.sleep)

@@ -216,6 +216,12 @@ class _VerifiedFiles:
         with self._lock:
             self._results[self._key(path, stat, image)] = ok
 
+    def forget(self, path: Path) -> None:
+        """Hash the file at ``path`` again next time (it may have been altered in place)."""
+        with self._lock:
+            for key in [k for k in self._results if k[0] == str(path)]:
+                del self._results[key]
+
     def check(self, path: Path, image: Image) -> bool | None:
         """True when the file at ``path`` holds ``image``'s bytes.
 
@@ -280,6 +286,10 @@ class ImageCache:
     def check_file(self, path: Path, image: Image) -> bool:
         """True when the file at ``path`` holds ``image``'s bytes (memoised)."""
         return bool(self._verified.check(path, image))
+
+    def forget(self, path: Path) -> None:
+        """Verify ``path`` again before its next use, even if it looks unchanged."""
+        self._verified.forget(path)
 
     def get(self, image: Image) -> Path | None:
         """The verified cached file of ``image``, or None.
@@ -508,6 +518,18 @@ class MasterImageSource:
             return
         raise TransferError("the cached file kept disappearing while being opened",
                             image=_label(image))
+
+    def recheck(self, image: Image) -> None:
+        """Hash ``image``'s local copies again before serving them next.
+
+        Called when a region received bytes that do not match the master:
+        a file altered in place after its verification (same size and
+        mtime) would otherwise keep being served. A corrupted cache file is
+        then discarded and downloaded again.
+        """
+        self.cache.forget(self.cache.path_for(image))
+        if self.images_dir is not None:
+            self.cache.forget(self.images_dir / image.id)
 
     def path(self, image: Image) -> Path:
         """A local file holding the verified bytes of ``image``.
