@@ -107,7 +107,10 @@ def glancesync(bed: Bed, folder: Path, **sections) -> GlanceSync:
 
 
 @pytest.fixture
-def facade(bed, tmp_path) -> Iterator[GlanceSync]:
+def facade(bed, tmp_path, monkeypatch) -> Iterator[GlanceSync]:
+    # Region locks are per user and keyed by region name only: another bed
+    # on this machine may have its own "master:RegionA" synchronised now.
+    monkeypatch.setenv("GLANCESYNC_LOCK_DIR", str(tmp_path / "locks"))
     with glancesync(bed, tmp_path) as made:
         yield made
 
