@@ -49,11 +49,16 @@ class LocalTarget(Target):
         return declared + [name for name in found if name not in declared]
 
     def adapter(self, region: str) -> RegionAdapter:
-        """The adapter of ``region``; its folder is created on first use."""
+        """The adapter of ``region``; a declared region's folder is created on first use.
+
+        An undeclared region whose folder holds no store is refused on first
+        use, even as master region (which is never resolved against the list).
+        """
         if not region or "/" in region or region in (".", ".."):
             raise UsageError(f"invalid local region name {region!r}")
         from glancesync.adapters.local import LocalRegionAdapter
         return LocalRegionAdapter(
             name=f"{self.name}:{region}", path=self.path / region,
             project_id=self.config.project, is_admin=True,
-            list_timeout=self.config.list_images_timeout)
+            list_timeout=self.config.list_images_timeout,
+            create=region in self.config.regions)

@@ -3,7 +3,8 @@
 The region is a :class:`~glancesync.localstore.LocalStore` (SQLite database
 plus data folder, SPEC section 9), reached with one project's context, so
 every GlanceSync operation works the same against a folder as against
-Glance. The folder is created on first use.
+Glance. The folder is created on first use, unless ``create`` is false: then
+a folder without a store is an unknown region.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from glancesync.adapters.base import RegionAdapter
-from glancesync.errors import ConflictError, GlanceSyncError, ServiceError, UsageError
+from glancesync.errors import (ConflictError, GlanceSyncError, RegionNotFoundError,
+                               ServiceError, UsageError)
 from glancesync.image import CORE_FIELDS, VISIBILITIES, Image
-from glancesync.localstore import LocalStore, RequestContext
+from glancesync.localstore import DB_NAME, LocalStore, RequestContext
 
 __all__ = ["LocalRegionAdapter", "DISK_FORMATS", "CONTAINER_FORMATS"]
 
@@ -70,12 +72,14 @@ class LocalRegionAdapter(RegionAdapter):
 
     ``is_admin`` (the default) sees every project's images, like an admin
     credential on Glance; ``list_timeout`` bounds :meth:`list_images`;
-    ``page_size`` is the number of images per listing page.
+    ``page_size`` is the number of images per listing page; ``create``
+    false makes a folder without a store an unknown region instead of a new,
+    empty one (a mistyped region name must not make a folder).
     """
 
     def __init__(self, name: str, path: Path | str, project_id: str, *,
                  is_admin: bool = True, list_timeout: float = 30,
-                 page_size: int = 100) -> None:
+                 page_size: int = 100, create: bool = True) -> None:
         if page_size < 1:
             raise UsageError(f"page_size must be >= 1, not {page_size}")
         self.name = name
@@ -84,6 +88,7 @@ class LocalRegionAdapter(RegionAdapter):
         self.context = RequestContext(project_id, is_admin)
         self.list_timeout = list_timeout
         self.page_size = page_size
+        self.create = create
         self._store: LocalStore | None = None
         self._lock = threading.Lock()
 
@@ -92,6 +97,11 @@ class LocalRegionAdapter(RegionAdapter):
         """The region's store, opened (and its folder created) on first use."""
         with self._lock:
             if self._store is None:
+                if not self.create and not (self.path / DB_NAME).is_file():
+                    raise RegionNotFoundError(
+                        f"{self.path} holds no local region (no {DB_NAME});"
+                        " declare it in its target's regions to create it",
+                        region=self.name)
                 with self._errors():
                     self._store = LocalStore(self.path)
             return self._store
