@@ -37,8 +37,12 @@ _APP_CREDENTIAL_KEYS = ("application_credential_id", "application_credential_sec
 
 
 def v3_url(auth_url: str) -> str:
-    """The Keystone v3 root: ``http://host:5000`` -> ``http://host:5000/v3``."""
-    url = auth_url.rstrip("/")
+    """The Keystone v3 root: ``http://host:5000`` -> ``http://host:5000/v3``.
+
+    Old configurations (the legacy ``credential`` line) name the retired
+    v2.0 API: ``http://host:5000/v2.0`` also means ``http://host:5000/v3``.
+    """
+    url = auth_url.rstrip("/").removesuffix("/v2.0")
     return url if url.endswith("/v3") else url + "/v3"
 
 
