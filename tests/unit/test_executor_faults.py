@@ -1,0 +1,285 @@
+"""The executor under faults, on real local regions.
+
+A :class:`Faulty` adapter wraps a real :class:`LocalRegionAdapter` and makes
+chosen calls fail the way a network or a Glance worker does: a connection
+breaking mid-upload (the local store puts the image back to ``queued``, as
+Glance does), a worker dying mid-upload (the image stays ``saving``), a
+lost answer after the work was done, a 503. Nothing of ours is patched.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import pytest
+
+from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.engine import DirectSource, plan_region
+from glancesync.errors import ConnectionFailure, ServiceError
+from glancesync.executor import Executor, RegionResult
+from glancesync.image import Image
+from glancesync.retry import RetryPolicy
+from glancesync.transfer import ImageCache, MasterImageSource
+from tests import scenarios
+
+MIB = 1024 * 1024
+PROJECT = "p-region"
+
+
+class Faulty(LocalRegionAdapter):
+    """A local region whose calls fail as scripted in ``faults``.
+
+    ``faults[call]`` is a list of fault kinds consumed one per call of
+    that method; an empty list means the call works. Kinds: ``"reset"``
+    (upload: the connection breaks after one chunk), ``"die"`` (upload: the
+    worker dies after one chunk; the image stays ``saving``), ``"lost"``
+    (the call is done, then its answer is lost), ``"503"`` (refused first).
+    """
+
+    def __init__(self, name: str, path: Path, project_id: str) -> None:
+        super().__init__(name, path, project_id)
+        self.faults: dict[str, list[str]] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def _fault(self, call: str) -> str | None:
+        pending = self.faults.get(call)
+        return pending.pop(0) if pending else None
+
+    def create_image(self, name: str, **kwargs: Any) -> Image:
+        fault = self._fault("create")
+        self.calls.append(("create", kwargs.get("image_id") or name))
+        if fault == "503":
+            raise ServiceError("unavailable", status_code=503, region=self.name)
+        image = super().create_image(name, **kwargs)
+        if fault == "lost":
+            raise ConnectionFailure("answer lost", region=self.name)
+        return image
+
+    def upload_data(self, image_id: str, chunks: Iterable[bytes],
+                    size: int | None = None) -> Image:
+        fault = self._fault("upload")
+        self.calls.append(("upload", image_id))
+        if fault is None:
+            return super().upload_data(image_id, chunks, size)
+
+        iterator = iter(chunks)
+        next(iterator)  # the first chunk goes out, then the link fails
+        if fault == "die":
+            # What a SIGKILLed Glance worker leaves: saving for good.
+            self.store.image_update(self.context, image_id, {"status": "saving"},
+                                    from_state="queued")
+            raise ConnectionFailure("connection reset by peer", region=self.name)
+
+        def broken() -> Iterator[bytes]:
+            yield b"x"
+            raise ConnectionFailure("connection reset by peer", region=self.name)
+
+        return super().upload_data(image_id, broken(), size)
+
+    def update_image(self, image_id: str, changes: Mapping[str, Any],
+                     remove: Iterable[str] = ()) -> Image:
+        fault = self._fault("update")
+        self.calls.append(("update", image_id))
+        if fault == "503":
+            raise ServiceError("unavailable", status_code=503, region=self.name)
+        return super().update_image(image_id, changes, remove)
+
+    def delete_image(self, image_id: str) -> None:
+        fault = self._fault("delete")
+        self.calls.append(("delete", image_id))
+        super().delete_image(image_id)
+        if fault == "lost":
+            raise ConnectionFailure("answer lost", region=self.name)
+
+
+class FlippingSource(DirectSource):
+    """Master data with one byte flipped for the images named in ``broken``."""
+
+    def __init__(self, master: LocalRegionAdapter, broken: set[str]) -> None:
+        super().__init__(master)
+        self.broken = broken
+
+    def chunks(self, image: Image) -> Iterator[bytes]:
+        if image.name not in self.broken:
+            yield from super().chunks(image)
+            return
+        data = b"".join(self.master_adapter.download_data(image.id))
+        yield bytes([data[0] ^ 1]) + data[1:]
+
+
+@pytest.fixture
+def master(tmp_path: Path) -> LocalRegionAdapter:
+    return LocalRegionAdapter("Master", tmp_path / "Master", "p-master")
+
+
+@pytest.fixture
+def region(tmp_path: Path) -> Faulty:
+    return Faulty("RegionA", tmp_path / "RegionA", PROJECT)
+
+
+class Sleeps(list):
+    """The waits asked of the retry policy (nobody really waits)."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def policy(retries: int = 3) -> tuple[RetryPolicy, Sleeps]:
+    sleeps = Sleeps()
+    return RetryPolicy(retries=retries, initial_wait=0.5, max_wait=4, sleep=sleeps), sleeps
+
+
+def sync(master: LocalRegionAdapter, region: Faulty, source: Any = None,
+         retries: int = 3, **executor: Any) -> tuple[RegionResult, Sleeps]:
+    plan = plan_region(master, region, scenarios.target(), stalled_upload_age=3600)
+    retry, sleeps = policy(retries)
+    result = Executor(region, source or DirectSource(master), retry=retry,
+                      **executor).execute(plan)
+    return result, sleeps
+
+
+def leftovers(region: LocalRegionAdapter) -> list[Image]:
+    return [i for i in region.list_images() if i.status in ("queued", "saving")]
+
+
+def test_reset_upload_is_retried_into_the_same_queued_image(master, region, caplog):
+    data = scenarios.content("reset", 3 * MIB + 7)
+    scenarios.put(master, "img", data)
+    region.faults["upload"] = ["reset", "reset"]
+    with caplog.at_level(logging.WARNING, logger="glancesync.executor"):
+        result, sleeps = sync(master, region)
+    assert result.success and result.uploaded == 1
+    uploads = [image_id for call, image_id in region.calls if call == "upload"]
+    assert len(uploads) == 3 and len(set(uploads)) == 1  # same image every time
+    assert [c for c, _ in region.calls].count("create") == 1
+    assert sleeps == [0.5, 1.0]
+    assert "attempt 1 of 4" in caplog.text and "attempt 2 of 4" in caplog.text
+    (image,) = region.list_images()
+    assert image.status == "active" and image.checksum == scenarios.md5(data)
+    assert image.visibility == "public"
+
+
+def test_upload_stuck_in_saving_is_deleted_and_replaced(master, region, caplog):
+    data = scenarios.content("die", 2 * MIB)
+    scenarios.put(master, "img", data)
+    region.faults["upload"] = ["die"]
+    with caplog.at_level(logging.WARNING, logger="glancesync.executor"):
+        result, _ = sync(master, region)
+    assert result.success and result.uploaded == 1
+    first, second = [image_id for call, image_id in region.calls if call == "upload"]
+    assert first != second
+    assert ("delete", first) in region.calls
+    (image,) = region.list_images()
+    assert image.id == second and image.status == "active"
+    assert image.checksum == scenarios.md5(data)
+
+
+def test_giving_up_leaves_no_half_made_image_and_reports_the_failure(master, region):
+    scenarios.put(master, "img", scenarios.content("down", MIB + 1))
+    region.faults["upload"] = ["reset"] * 3 + ["die"]
+    result, sleeps = sync(master, region, retries=3)
+    assert not result.success and result.uploaded == 0
+    assert "img" in result.failed and "reset" in result.failed["img"]
+    assert sleeps == [0.5, 1.0, 2.0]
+    assert region.list_images() == []
+
+
+def test_no_retry_when_disabled(master, region):
+    scenarios.put(master, "img", scenarios.content("once", 1000))
+    region.faults["upload"] = ["reset"]
+    result, sleeps = sync(master, region, retries=0)
+    assert result.errors == 1 and sleeps == []
+    assert region.list_images() == []
+    result, _ = sync(master, region, retries=0)  # the next run does it
+    assert result.success and result.uploaded == 1
+
+
+def test_create_whose_answer_was_lost_makes_one_image(master, region):
+    scenarios.put(master, "img", scenarios.content("lost", 1000))
+    region.faults["create"] = ["lost"]
+    result, _ = sync(master, region)
+    assert result.success and result.uploaded == 1
+    creates = [image_id for call, image_id in region.calls if call == "create"]
+    assert len(creates) == 2 and creates[0] == creates[1]
+    assert len(region.list_images()) == 1
+
+
+def test_metadata_calls_are_retried(master, region):
+    scenarios.put(master, "img", scenarios.content("meta", 1000), color="red")
+    assert sync(master, region)[0].uploaded == 1
+    master_image = master.list_images()[0]
+    master.update_image(master_image.id, {"color": "blue"})
+    region.faults["update"] = ["503", "503"]
+    result, sleeps = sync(master, region)
+    assert result.success and result.updated == 1 and sleeps == [0.5, 1.0]
+    assert region.list_images()[0].properties["color"] == "blue"
+
+
+def test_delete_whose_answer_was_lost_counts_as_done(master, region):
+    scenarios.put(master, "img", scenarios.content("q", 1000))
+    region.create_image("img", disk_format="raw", container_format="bare")  # queued
+    region.faults["delete"] = ["lost"]
+    result, _ = sync(master, region)
+    assert result.success and result.cleaned == 1 and result.uploaded == 1
+    assert leftovers(region) == []
+
+
+def test_permanent_errors_are_not_retried(master, region):
+    scenarios.put(master, "img", scenarios.content("perm", 1000))
+    scenarios.put(master, "other", scenarios.content("perm2", 1000))
+    result, sleeps = sync(master, region,
+                          source=FlippingSource(master, {"img"}))
+    assert sleeps == []
+    assert set(result.failed) == {"img"} and result.uploaded == 1
+    assert "checksum" in result.failed["img"]
+    assert [i.name for i in region.list_images()] == ["other"]
+
+
+def test_corrupted_cache_file_is_rechecked_after_a_mismatch(master, region, tmp_path):
+    data = scenarios.content("cache", 2 * MIB)
+    image = scenarios.put(master, "img", data)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache"))
+    assert sync(master, region, source=source)[0].uploaded == 1
+    cached = source.cache.path_for(image)
+    # Alter one byte in place, keeping size and times: the memo still trusts it.
+    stat = cached.stat()
+    with open(cached, "r+b") as handle:
+        handle.seek(MIB)
+        byte = handle.read(1)
+        handle.seek(MIB)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(cached, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    region.delete_image(region.list_images()[0].id)
+
+    result, _ = sync(master, region, source=source)
+    assert result.errors == 1 and "checksum" in result.failed["img"]
+    assert region.list_images() == []
+    result, _ = sync(master, region, source=source)
+    assert result.success and result.uploaded == 1
+    assert source.downloads == 2
+    assert region.list_images()[0].checksum == scenarios.md5(data)
+
+
+def test_progress_bar_only_when_asked(master, region, capsys):
+    scenarios.put(master, "img", scenarios.content("bar", 2 * MIB))
+    sync(master, region, progress=None)  # stderr is not a terminal here
+    assert "RegionA img" not in capsys.readouterr().err
+    region.delete_image(region.list_images()[0].id)
+    sync(master, region, progress=True)
+    assert "RegionA img" in capsys.readouterr().err
+
+
+def test_dry_run_makes_no_call(master, region):
+    scenarios.put(master, "img", scenarios.content("dry", 1000))
+    result, _ = sync(master, region, dry_run=True)
+    assert result.uploaded == 1 and region.calls == [] and region.list_images() == []
+
+
+def test_retry_policy_waits():
+    retry, _ = policy()
+    assert [retry.wait(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4, 4]
+    assert retry.attempts == 4
+    with pytest.raises(ValueError):
+        RetryPolicy(retries=-1)
