@@ -112,6 +112,19 @@ def test_legacy_credential_line(testbed, conf):
         assert_logged_in(sync, info)
 
 
+@pytest.mark.parametrize("suffix", ["", "/", "/v2.0", "/v2.0/", "/v3/"])
+def test_legacy_credential_with_an_old_keystone_url(testbed, conf, suffix):
+    """Old configurations name the Keystone root or its retired v2.0 API."""
+    info = testbed.info
+    auth = info.auth("master-admin")
+    root = auth["auth_url"].rstrip("/").removesuffix("/v3")
+    encoded = base64.b64encode(auth["password"].encode()).decode()
+    credential = f"{auth['username']},{encoded},{root}{suffix},{auth['project_name']}"
+    path = write_config(info, conf, master={**NO_EXPLICIT, "credential": credential})
+    with facade(path) as sync:
+        assert_logged_in(sync, info)
+
+
 def test_environment_only(testbed, monkeypatch, tmp_path):
     info = testbed.info
     auth = info.auth("master-admin")
@@ -125,6 +138,27 @@ def test_environment_only(testbed, monkeypatch, tmp_path):
         assert list(sync.config.targets) == ["master"]
         assert_logged_in(sync, info)
         assert sync.get_regions(omit_master_region=False) == ["Master", "RegionA", "RegionB"]
+
+
+def test_environment_with_project_id(testbed, monkeypatch):
+    info = testbed.info
+    auth = info.auth("master-alice")
+    for key in ("auth_url", "username", "password"):
+        monkeypatch.setenv(f"OS_{key.upper()}", auth[key])
+    monkeypatch.setenv("OS_PROJECT_ID", info.project_id("master-alice"))
+    monkeypatch.setenv("OS_REGION_NAME", "Master")
+    with GlanceSync(io.StringIO("[main]\n"), progress=False) as sync:
+        assert_logged_in(sync, info, "master-alice")
+
+
+def test_environment_application_credential(testbed, monkeypatch, application_credential):
+    identifier, secret = application_credential
+    monkeypatch.setenv("OS_AUTH_URL", testbed.info.keystone_urls["master"])
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_ID", identifier)
+    monkeypatch.setenv("OS_APPLICATION_CREDENTIAL_SECRET", secret)
+    monkeypatch.setenv("OS_REGION_NAME", "Master")
+    with GlanceSync(io.StringIO(""), progress=False) as sync:
+        assert_logged_in(sync, testbed.info)
 
 
 def test_environment_cloud(testbed, monkeypatch):
