@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from glancesync.adapters.local import LocalRegionAdapter
-from glancesync.errors import RegionNotFoundError
+from glancesync.errors import ExitStatus, RegionNotFoundError
 from glancesync.facade import GlanceSync
 from glancesync.image import Image
 from glancesync.plan import Status
@@ -289,3 +289,33 @@ project = proj-twin
         owners.setdefault(image["name"], []).append(image["owner"])
     assert {name: sorted(o) for name, o in owners.items()} == dict.fromkeys(
         SYNCHRONISED, ["proj-twin", USB_PROJECT])
+
+
+def test_parallel_run_of_two_targets_writing_one_folder(folders):
+    """Two regions backed by the same store, written at once; master read once."""
+    folders.write_config(extra=f"""
+[twin]
+type = local
+path = {folders.usb_path}
+project = proj-twin
+regions = USB
+""")
+    master = folders.images(folders.master_path, "Master", MASTER_PROJECT)
+    with folders.facade() as sync:
+        result = sync.sync(["usb:USB", "twin:USB"], parallel=True)
+        report = sync.status(["usb:USB", "twin:USB"])
+    assert result.failures == {}
+    assert all(r.success and r.uploaded == len(SYNCHRONISED)
+               for r in result.results.values())
+    assert result.bytes_downloaded == sum(master[n].size for n in SYNCHRONISED)
+    assert {(s.region, s.name): s.status for s in report.statuses} == {
+        (r, n): Status.OK for r in ("usb:USB", "twin:USB") for n in SYNCHRONISED}
+
+
+def test_dry_run_of_a_new_declared_region_writes_no_image(folders):
+    with folders.facade() as sync:
+        result = sync.sync(["usb:USB"], dry_run=True)
+    plan = result.plans["usb:USB"]
+    assert {s.name for s in plan.statuses} == SYNCHRONISED
+    assert result.exit_status is ExitStatus.PENDING
+    assert folders.usb() == {}
