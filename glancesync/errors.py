@@ -95,6 +95,12 @@ class ConnectionFailure(GlanceSyncError):
     """A service could not be reached (refused, DNS, TLS, timeout)."""
 
 
+class TLSError(ConnectionFailure):
+    """TLS failed (untrusted certificate...): a configuration matter (cacert)."""
+
+    exit_status = ExitStatus.USAGE
+
+
 class ServiceError(GlanceSyncError):
     """An API call failed; ``status_code`` holds the HTTP status if any."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import Any, Iterator
 
 from keystoneauth1 import access as ks_access
@@ -19,7 +20,7 @@ from keystoneauth1.identity import v3
 
 from glancesync.adapters.base import RegionAdapter
 from glancesync.config import TargetConfig
-from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
+from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure, TLSError,
                                GlanceSyncError, RegionNotFoundError, ServiceError)
 from glancesync.targets import Target
 
@@ -180,18 +181,18 @@ def translate_error(exc: ks_exc.ClientException, target: str,
             " check username/password/project (or the application credential)",
             status_code=401)
     if isinstance(exc, ks_exc.SSLError):
-        return ConnectionFailure(
-            f"TLS error talking to Keystone at {where} (target {target}): {exc};"
-            " set cacert to the CA bundle of the server (or insecure = true for"
-            " tests only)")
+        return TLSError(
+            f"TLS failure with Keystone at {where} (target {target}): set cacert to"
+            " the CA bundle of the server (insecure = true for tests only);"
+            f" {_reason(exc)}")
     if isinstance(exc, ks_exc.ConnectTimeout):
         return ConnectionFailure(
             f"timeout connecting to Keystone at {where} (target {target}):"
             " check auth_url and that the server is reachable")
     if isinstance(exc, ks_exc.ConnectionError):
         return ConnectionFailure(
-            f"cannot connect to Keystone at {where} (target {target}): {exc};"
-            " check auth_url and that Keystone is running")
+            f"cannot connect to Keystone at {where} (target {target}): check auth_url"
+            f" and that Keystone is running; {_reason(exc)}")
     if isinstance(exc, ks_exc.HttpError):
         return ServiceError(
             f"Keystone at {where} answered {exc.http_status} for target {target}:"
@@ -205,6 +206,20 @@ def translate_error(exc: ks_exc.ClientException, target: str,
         return AuthenticationError(f"cannot authenticate target {target} at {where}:"
                                    f" {exc}")
     return ServiceError(f"Keystone error for target {target} at {where}: {exc}")
+
+
+_REASONS = re.compile(r"\[SSL[^\]]*\][^'\")]*|certificate verify failed[^'\")]*|"
+                      r"Connection refused|Name or service not known|timed out|"
+                      r"Connection reset by peer|wrong version number")
+
+
+def _reason(exc: Exception) -> str:
+    """The useful end of a long urllib3 error chain."""
+    text = str(exc)
+    found = _REASONS.findall(text)
+    if found:
+        return found[-1].strip()
+    return text if len(text) <= 160 else "..." + text[-160:]
 
 
 def _read_cloud(target: str, cloud: str) -> tuple[dict[str, Any], bool | str]:

@@ -341,7 +341,8 @@ class _Planner:
                 break
         checksum = regional.checksum or regional.os_hash_value
         if decision is None:
-            reason = f"regional checksum {checksum} differs from master's and has no directive"
+            reason = (f"regional checksum {checksum} differs from master's and has no"
+                      " directive (list it in rename, replace or dontupdate)")
             if not own:
                 reason += (f" (owned by project {regional.owner}: only an explicit "
                            "checksum in replace allows changing it)")
