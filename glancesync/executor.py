@@ -98,6 +98,12 @@ _VERBS = {
 }
 
 
+#: After a broken upload, how long (seconds) Glance may take to notice and
+#: put the image back to ``queued`` before it is taken as stuck, and how
+#: often it is looked at meanwhile.
+SETTLE_TIME = 5.0
+SETTLE_POLL = 0.25
+
 #: Verbs whose calls handle their own retries (see :meth:`Executor._act`).
 _OWN_RETRIES = frozenset({"create", "upload"})
 
@@ -304,7 +310,8 @@ class Executor:
     def _send_retrying(self, target: _NewImage, master: Image) -> None:
         """Upload the data, restarting from the first byte after transient failures.
 
-        Before each new attempt the image is looked at: ``queued`` (the
+        Before each new attempt the image is looked at (a ``saving`` one is
+        given :data:`SETTLE_TIME` to be reverted): ``queued`` (the
         connection broke, Glance reverted it) is filled again; ``active``
         means the data arrived but the answer was lost (verification
         follows); anything else (``saving`` left by a dead worker, or a
@@ -335,6 +342,12 @@ class Executor:
                                   target.image_id)
         except ImageNotFoundError:
             image = None
+        polls = int(SETTLE_TIME / SETTLE_POLL)
+        while image is not None and image.status == "saving" and not stuck and polls:
+            polls -= 1
+            self.retry.sleep(SETTLE_POLL)
+            image = self._retried(f"get image {target.image_id}", self.adapter.get_image,
+                                  target.image_id)
         if image is not None and not stuck:
             if image.status == "queued":
                 LOG.info("%s: image %s (%s) is queued again: uploading into it",

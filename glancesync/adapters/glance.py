@@ -133,19 +133,21 @@ class GlanceRegionAdapter(RegionAdapter):
     ``region_name`` is the region as the catalog names it, ``name`` the fully
     qualified ``target:Region`` used in messages. ``list_timeout`` bounds a
     whole listing (every page), ``page_size`` is the number of images asked
-    per page.
+    per page. ``endpoint_override`` replaces the catalog's Glance URL (a
+    proxy, a private address).
     """
 
     def __init__(self, name: str, session: ksa_session.Session, region_name: str,
                  project_id: str | None, *, list_timeout: float = 30,
-                 interface: str = "public", page_size: int = 1000) -> None:
+                 interface: str = "public", page_size: int = 1000,
+                 endpoint_override: str | None = None) -> None:
         self.name = name
         self.project_id = project_id
         self.region_name = region_name
         self.list_timeout = list_timeout
         self.page_size = page_size
-        self._client = glanceclient.Client("2", session=session, region_name=region_name,
-                                           interface=interface)
+        self._client = glanceclient.Client("2", endpoint=endpoint_override, session=session,
+                                           region_name=region_name, interface=interface)
         self._list_http = _DeadlineHTTP(self._client.http_client, list_timeout)
         self._lister = glance_images.Controller(
             self._list_http, glance_schemas.Controller(self._list_http))

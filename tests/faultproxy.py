@@ -1,0 +1,233 @@
+"""A loopback HTTP proxy that breaks things on purpose, for fault tests.
+
+:class:`FaultProxy` listens on 127.0.0.1 (a free port) and forwards each
+connection to one upstream server on 127.0.0.1, one request per
+connection (it asks both sides for ``Connection: close``). It can:
+
+* ``reset_uploads=N``: cut the first N image uploads (``PUT .../file``)
+  after some body bytes, with a TCP reset, as a broken link does;
+* ``flip_uploads=N``: flip one bit of the first N uploaded bodies, so the
+  image becomes ``active`` with the wrong checksum;
+* ``unavailable=N``: answer the first N requests ``503`` without
+  forwarding them, as a restarting service behind a balancer does.
+
+It is bounded: it stops itself after ``lifetime`` seconds, every socket
+has a timeout, and all threads are daemons. Counters say what it did.
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+
+__all__ = ["FaultProxy"]
+
+_HEAD_LIMIT = 64 * 1024
+_BUFFER = 256 * 1024
+#: Body bytes an upload sends before a reset cuts it.
+_RESET_AFTER = 512 * 1024
+#: Body bytes held back before forwarding, to find where to flip one.
+_FLIP_WINDOW = 4096
+_FLIP_OFFSET = 100
+
+
+def _drop_connection_headers(head: bytes) -> bytes:
+    """``head`` with any Connection/Keep-Alive header replaced by ``Connection: close``."""
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines[1:] if line and not line.lower().startswith(
+        (b"connection:", b"keep-alive:"))]
+    return b"\r\n".join([lines[0], *kept, b"Connection: close", b"", b""])
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close ``sock`` with a TCP RST (SO_LINGER 0) instead of a FIN."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
+
+
+class FaultProxy:
+    """See the module docstring. Use as a context manager, or start()/stop()."""
+
+    def __init__(self, upstream_port: int, *, reset_uploads: int = 0,
+                 flip_uploads: int = 0, unavailable: int = 0,
+                 lifetime: float = 300.0, timeout: float = 60.0) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.reset_uploads = reset_uploads
+        self.flip_uploads = flip_uploads
+        self.unavailable = unavailable
+        self.lifetime = lifetime
+        self.timeout = timeout
+        self.requests = 0
+        self.uploads = 0
+        self.resets_done = 0
+        self.flips_done = 0
+        self.unavailable_done = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(32)
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, name=f"faultproxy-{self.port}",
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "FaultProxy":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._listener.close()
+
+    def __enter__(self) -> "FaultProxy":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- serving -------------------------------------------------------------
+
+    def _serve(self) -> None:
+        deadline = time.monotonic() + self.lifetime
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                client, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            client.settimeout(self.timeout)
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def _take(self, counter: str) -> bool:
+        """Use one of the faults left in ``counter``; False if none is left."""
+        with self._lock:
+            left = getattr(self, counter)
+            if left <= 0:
+                return False
+            setattr(self, counter, left - 1)
+            return True
+
+    def _handle(self, client: socket.socket) -> None:
+        upstream: socket.socket | None = None
+        try:
+            head, body = self._read_head(client)
+            if head is None:
+                return
+            with self._lock:
+                self.requests += 1
+            request_line = head.split(b"\r\n", 1)[0].split()
+            method, path = request_line[0], request_line[1] if len(request_line) > 1 else b""
+            if self._take("unavailable"):
+                with self._lock:
+                    self.unavailable_done += 1
+                message = b"503 Service Unavailable: the fault proxy says so\n"
+                client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain"
+                               b"\r\nContent-Length: " + str(len(message)).encode() +
+                               b"\r\nConnection: close\r\n\r\n" + message)
+                return
+            upload = method == b"PUT" and path.split(b"?", 1)[0].endswith(b"/file")
+            mode = None
+            if upload:
+                with self._lock:
+                    self.uploads += 1
+                if self._take("reset_uploads"):
+                    mode = "reset"
+                elif self._take("flip_uploads"):
+                    mode = "flip"
+            upstream = socket.create_connection(self.upstream, timeout=self.timeout)
+            upstream.sendall(_drop_connection_headers(head))
+            chunked = b"transfer-encoding: chunked" in head.lower()
+            pump = threading.Thread(target=self._forward_body,
+                                    args=(client, upstream, body, mode, chunked), daemon=True)
+            pump.start()
+            self._copy(upstream, client)
+            pump.join(timeout=self.timeout)
+        except OSError:
+            pass
+        finally:
+            if upstream is not None:
+                upstream.close()
+            client.close()
+
+    @staticmethod
+    def _read_head(client: socket.socket) -> tuple[bytes | None, bytes]:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = client.recv(_BUFFER)
+            if not chunk or len(data) > _HEAD_LIMIT:
+                return None, b""
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return head + b"\r\n\r\n", body
+
+    def _forward_body(self, client: socket.socket, upstream: socket.socket, first: bytes,
+                      mode: str | None, chunked: bool) -> None:
+        """Client to upstream: the request body, altered as ``mode`` says."""
+        sent = 0
+        pending = first
+        try:
+            if mode == "flip":
+                while len(pending) < _FLIP_WINDOW:
+                    chunk = client.recv(_BUFFER)
+                    if not chunk:
+                        break
+                    pending += chunk
+                pending = self._flip(pending, chunked)
+            while True:
+                if pending:
+                    if mode == "reset" and sent + len(pending) >= _RESET_AFTER:
+                        upstream.sendall(pending[:max(0, _RESET_AFTER - sent)])
+                        with self._lock:
+                            self.resets_done += 1
+                        _reset(client)
+                        upstream.shutdown(socket.SHUT_RDWR)
+                        return
+                    upstream.sendall(pending)
+                    sent += len(pending)
+                pending = client.recv(_BUFFER)
+                if not pending:
+                    return
+        except OSError:
+            return
+
+    def _flip(self, data: bytes, chunked: bool) -> bytes:
+        start = 0
+        if chunked:
+            line_end = data.find(b"\r\n")
+            if line_end < 0:
+                return data
+            size = int(data[:line_end].split(b";")[0], 16)
+            start = line_end + 2
+            offset = start + min(_FLIP_OFFSET, size - 1)
+        else:
+            offset = _FLIP_OFFSET
+        if offset >= len(data) or (chunked and offset < start):
+            return data
+        with self._lock:
+            self.flips_done += 1
+        return data[:offset] + bytes([data[offset] ^ 0x01]) + data[offset + 1:]
+
+    @staticmethod
+    def _copy(source: socket.socket, sink: socket.socket) -> None:
+        """Upstream to client, until the upstream closes."""
+        while True:
+            try:
+                chunk = source.recv(_BUFFER)
+            except OSError:
+                return
+            if not chunk:
+                return
+            sink.sendall(chunk)
