@@ -315,7 +315,7 @@ class GlanceSync:
         options = {"retry": self._retry_policy(), "progress": self.progress}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
-        with RegionLock(self._lock_dir(), name):
+        with RegionLock(self._lock_dir(), self.lock_name(name)):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
     def _run_dir(self) -> Path:
@@ -323,6 +323,16 @@ class GlanceSync:
             return self.config.main.run_dir
         import platformdirs
         return Path(platformdirs.user_state_dir("glancesync")) / "runs"
+
+    def lock_name(self, region: str) -> str:
+        """The name of ``region``'s lock: ``Region@<Keystone URL or folder>``.
+
+        Keyed by where the region lives, not by the configuration's target
+        names, so runs of different configurations on the same region
+        exclude each other and unrelated federations never do.
+        """
+        target, name = parse_region(self._qualified(region))
+        return f"{name}@{self.target(target).location}"
 
     def _lock_dir(self) -> Path | None:
         """``$GLANCESYNC_LOCK_DIR`` if set, else the default of :mod:`glancesync.lock`."""

@@ -68,6 +68,13 @@ class KeystoneTarget(Target):
         return self._auth_url
 
     @property
+    def location(self) -> str:
+        """The Keystone v3 URL of the target."""
+        if self.auth_url is None:
+            self.session  # a clouds.yaml cloud: read it to learn the URL
+        return self.auth_url or self.name
+
+    @property
     def session(self) -> ks_session.Session:
         """The target's keystoneauth1 session (built on first use, not yet authenticated)."""
         if self._session is None:

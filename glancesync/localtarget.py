@@ -29,6 +29,11 @@ class LocalTarget(Target):
         self.path: Path = config.path
         self.project_id = config.project
 
+    @property
+    def location(self) -> str:
+        """The folder holding the regions."""
+        return str(self.path.resolve())
+
     def region_names(self) -> list[str]:
         """The declared ``regions``, then the other sub-folders holding a region.
 

@@ -91,7 +91,7 @@ class RegionLock:
                 pid = f"pid {holder}" if holder else "pid unknown"
                 raise LockedError(
                     f"another glancesync run is synchronising region {self.region} "
-                    f"(lock file {self.path}, {pid})", region=self.region) from None
+                    f"(lock file {self.path}, {pid})") from None
             raise GlanceSyncError(f"cannot lock {self.path}: {exc.strerror}",
                                   region=self.region) from exc
         try:

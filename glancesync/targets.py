@@ -25,5 +25,14 @@ class Target(abc.ABC):
     def adapter(self, region: str) -> RegionAdapter:
         """The adapter of one region (bare name, without ``target:``)."""
 
+    @property
+    def location(self) -> str:
+        """Where the target's regions live (a Keystone URL, a folder).
+
+        Two configurations naming the same regions share it, whatever they
+        call the target: region locks are keyed by it.
+        """
+        return self.name
+
     def close(self) -> None:
         """Release sessions and connections."""

@@ -149,7 +149,8 @@ def test_stopped_region_exits_1_and_others_sync(bed):
 
 def test_locked_region_exits_5(bed):
     bed.put_master("locked")
-    with RegionLock(bed.locks, "master:RegionA"):
+    lock_name = f"RegionA@{bed.info.keystone_urls['master']}"
+    with RegionLock(bed.locks, lock_name):
         result = bed.run("sync", "RegionA")
     assert result.returncode == 5, (result.stdout, result.stderr)
     assert "another glancesync run" in result.stdout

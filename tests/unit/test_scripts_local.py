@@ -18,6 +18,7 @@ import pytest
 
 from glancesync.adapters.local import LocalRegionAdapter
 from glancesync.demo import PROJECT, build_federation
+from glancesync import GlanceSync
 from glancesync.lock import RegionLock
 
 BIN = Path(sys.executable).parent
@@ -44,6 +45,11 @@ class Federation:
             argv += ["--config-file", str(self.config)]
         return subprocess.run([*argv, *args], capture_output=True, text=True,
                               env=self.env, cwd=self.folder, timeout=120)
+
+    def lock_name(self, region: str) -> str:
+        """The lock the tool takes for ``region`` (keyed by its folder)."""
+        with GlanceSync(open(self.config)) as glancesync:
+            return glancesync.lock_name(region)
 
     def region(self, name: str) -> LocalRegionAdapter:
         return LocalRegionAdapter(f"master:{name}", self.folder / "federation" / name,
@@ -187,7 +193,7 @@ def test_failed_region_exits_1_and_others_are_synchronised(fed):
 
 
 def test_locked_region_exits_5(fed):
-    with RegionLock(fed.locks, "master:RegionA"):
+    with RegionLock(fed.locks, fed.lock_name("RegionA")):
         result = fed.run("sync")
     assert result.returncode == 5, (result.stdout, result.stderr)
     assert f"pid {os.getpid()}" in result.stdout
@@ -198,7 +204,7 @@ def test_locked_region_exits_5(fed):
 
 
 def test_dry_run_ignores_locks(fed):
-    with RegionLock(fed.locks, "master:RegionA"):
+    with RegionLock(fed.locks, fed.lock_name("RegionA")):
         assert fed.run("sync", "--dry-run", "RegionA").returncode == 3
 
 
