@@ -52,6 +52,7 @@ class MasterSelection:
 
 def select_master(images: Iterable[Image], master_project_id: str | None) -> MasterSelection:
     """Keep active, named images of the master project; drop duplicate names."""
+    images = list(images)
     by_name: dict[str, list[Image]] = {}
     for image in images:
         if image.status != "active" or not image.name:
@@ -60,6 +61,14 @@ def select_master(images: Iterable[Image], master_project_id: str | None) -> Mas
             continue
         by_name.setdefault(image.name, []).append(image)
     selection = MasterSelection(candidates={})
+    foreign = sum(1 for i in images if i.status == "active" and i.owner
+                  and i.owner != master_project_id)
+    if foreign and not by_name:
+        message = (f"the master region has {foreign} active image(s), none owned by "
+                   f"the master project {master_project_id}: nothing to synchronise; "
+                   "check the master target's credentials (or project, for a local one)")
+        selection.warnings.append(message)
+        LOG.warning(message)
     for name in sorted(by_name):
         found = by_name[name]
         if len(found) == 1:

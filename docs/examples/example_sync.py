@@ -12,4 +12,5 @@ with open(sys.argv[1], encoding="utf-8") as stream, GlanceSync(stream, progress=
         print(f"{region}: FAILED: {error}")
     print(f"bytes read from master: {result.bytes_downloaded}")
     print(f"per-region logs: {result.log_folder}")
+    print(f"lock of RegionA while it syncs: {glancesync.lock_name('RegionA')}")
     print(f"exit status: {int(result.exit_status)} ({result.exit_status.name})")

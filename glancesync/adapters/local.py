@@ -125,7 +125,15 @@ class LocalRegionAdapter(RegionAdapter):
         return Image.from_dict(flat)
 
     def list_images(self) -> list[Image]:
-        """Every visible, non-deleted image, newest first, all pages."""
+        """Every visible, non-deleted image, newest first, all pages.
+
+        A region not created yet lists nothing and is not created: reading
+        (a status, a dry run) changes nothing on disk.
+        """
+        if self._store is None and not (self.path / DB_NAME).is_file():
+            if not self.create:
+                return self.store.image_get_all(self.context)  # raises RegionNotFoundError
+            return []
         deadline = time.monotonic() + self.list_timeout
         images: list[Image] = []
         marker = None
