@@ -174,14 +174,14 @@ def check_regions(parser: argparse.ArgumentParser, regions: Sequence[str]) -> No
 
 
 def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> None:
-    """Console logging: INFO on a terminal, WARNING under cron or --quiet."""
+    """Console logging: INFO on a terminal, errors only under cron or --quiet."""
     stream = stream or sys.stderr
     if args.debug:
         level = logging.DEBUG
     elif args.verbose:
         level = logging.INFO
     elif args.quiet or not stream.isatty():
-        level = logging.WARNING
+        level = logging.ERROR  # cron: errors (and images needing an operator) only
     else:
         level = logging.INFO
     # Masking at record creation covers every handler, ours and the run logs.

@@ -241,9 +241,13 @@ class _Planner:
         self.ops: dict[str, Operation] = {}
 
     # -- helpers ---------------------------------------------------------
-    def warn(self, message: str) -> None:
+    def warn(self, message: str, level: int = logging.WARNING) -> None:
         self.plan.warnings.append(message)
-        LOG.warning("%s: %s", self.region, message)
+        LOG.log(level, "%s: %s", self.region, message)
+
+    def needs_operator(self, message: str) -> None:
+        """An error status: logged as an error, so that cron runs show it."""
+        self.warn(message, logging.ERROR)
 
     def own(self, image: Image) -> bool:
         return image.owner == self.project_id
@@ -347,7 +351,7 @@ class _Planner:
                 reason += (f" (owned by project {regional.owner}: only an explicit "
                            "checksum in replace allows changing it)")
             self.set_status(Status.ERROR_CHECKSUM, name, master, regional, reason)
-            self.warn(f"image {name}: {reason}")
+            self.needs_operator(f"image {name}: {reason}")
             return
         status, why = decision
         if status is Status.OK_STALLED_CHECKSUM:
@@ -469,7 +473,7 @@ class _Planner:
     def error_ami(self, name: str, master: Image, regional: Image | None, reason: str) -> None:
         self.set_status(Status.ERROR_AMI, name, master, regional, reason)
         self.ops.pop(name, None)
-        self.warn(f"image {name}: {reason}")
+        self.needs_operator(f"image {name}: {reason}")
 
     def order_uploads(self, ops: list[Operation]) -> list[Operation]:
         """Smallest first, but every kernel/ramdisk before the images using it."""
