@@ -203,7 +203,7 @@ class GlanceRegionAdapter(RegionAdapter):
             fields["id"] = image_id
         for key, value in (properties or {}).items():
             fields.setdefault(key, value)
-        LOG.info("%s: creating image %s (%s)", self.name, name, visibility)
+        LOG.debug("%s: creating image %s (%s)", self.name, name, visibility)
         with self._errors("creating the image", image_id or name,
                           publicize=visibility == "public"):
             try:
@@ -221,12 +221,12 @@ class GlanceRegionAdapter(RegionAdapter):
         """
         reader = _ChunkReader(chunks)
         started = time.monotonic()
-        LOG.info("%s: uploading data of image %s", self.name, image_id)
+        LOG.debug("%s: uploading data of image %s", self.name, image_id)
         with self._errors("uploading the image data", image_id, streaming=True):
             self._client.images.upload(image_id, reader, image_size=size)
         elapsed = time.monotonic() - started
-        LOG.info("%s: uploaded %d bytes to image %s in %.1f s", self.name, reader.sent,
-                 image_id, elapsed)
+        LOG.debug("%s: uploaded %d bytes to image %s in %.1f s", self.name, reader.sent,
+                  image_id, elapsed)
         return self.get_image(image_id)
 
     def download_data(self, image_id: str) -> Iterator[bytes]:
@@ -255,8 +255,8 @@ class GlanceRegionAdapter(RegionAdapter):
         Removing a property the image does not have is not an error.
         """
         remove = [key for key in remove if key not in changes]
-        LOG.info("%s: updating image %s: set %s, remove %s", self.name, image_id,
-                 sorted(changes), sorted(remove))
+        LOG.debug("%s: updating image %s: set %s, remove %s", self.name, image_id,
+                  sorted(changes), sorted(remove))
         with self._errors("updating the image", image_id,
                           publicize=changes.get("visibility") == "public"):
             try:
@@ -267,7 +267,7 @@ class GlanceRegionAdapter(RegionAdapter):
         return Image.from_dict(dict(updated))
 
     def delete_image(self, image_id: str) -> None:
-        LOG.info("%s: deleting image %s", self.name, image_id)
+        LOG.debug("%s: deleting image %s", self.name, image_id)
         with self._errors("deleting the image", image_id, deleting=True):
             self._client.images.delete(image_id)
 
