@@ -75,6 +75,7 @@ class Bench:
     def physical_limit(self, image_id: str, size: int) -> dict[str, Any]:
         """One raw GET from master to a file, then raw PUTs to every target at once."""
         path = self.work / "raw-copy.bin"
+        cpu = _cpu_self()
         started = time.monotonic()
         got = self.master.download(image_id, path)
         downloaded = time.monotonic()
@@ -88,6 +89,7 @@ class Bench:
         created = _parallel([lambda r=r: push(r) for r in self.targets.values()],
                             workers=len(self.targets))
         finished = time.monotonic()
+        cpu = _cpu_self() - cpu
         for region, new in zip(self.targets.values(), created):
             got_size = region.get(new)["size"]
             if got_size != size:
@@ -97,7 +99,7 @@ class Bench:
         if got != size:
             raise RuntimeError(f"raw GET returned {got} bytes, expected {size}")
         return {"seconds": finished - started, "get_seconds": downloaded - started,
-                "put_seconds": finished - downloaded}
+                "put_seconds": finished - downloaded, "cpu_seconds": cpu}
 
     def sync_in_process(self) -> dict[str, Any]:
         """``GlanceSync(...).sync(TARGETS, parallel=True)`` in this process."""

@@ -63,7 +63,8 @@ class Report:
         self.lines: list[str] = []
 
     def say(self, text: str) -> None:
-        line = f"[{time.monotonic() - self.began:6.1f} s] {text}"
+        load = os.getloadavg()[0]
+        line = f"[{time.monotonic() - self.began:6.1f} s, load {load:4.1f}] {text}"
         self.lines.append(line)
         print(line, flush=True)
 
@@ -104,9 +105,18 @@ def _mib_s(size: int, seconds: float) -> str:
     return f"{size / MiB / seconds:.0f} MiB/s"
 
 
+def _limit(bench: Bench, report: Report, image_id: str, size: int) -> dict[str, Any]:
+    limit = bench.physical_limit(image_id, size)
+    report.say(f"physical limit: {limit['seconds']:.2f} s (GET {limit['get_seconds']:.2f}"
+               f" s, parallel PUTs {limit['put_seconds']:.2f} s, "
+               f"{_mib_s(3 * size, limit['put_seconds'])} uploaded, client CPU "
+               f"{limit['cpu_seconds']:.1f} s)")
+    return limit
+
+
 def phase_one(bench: Bench, report: Report, size: int, skip: set[str]) -> None:
     """The image of ``--size-gib``: limit, GlanceSync cold and warm, CLI, operator."""
-    need = 7 * size + GiB
+    need = 9 * size + GiB
     if bench.free_bytes() < need:
         report.note(f"only {bench.free_bytes() / GiB:.1f} GiB free, {need / GiB:.1f} needed: "
                     f"the {size / GiB:g} GiB measurements are skipped")
@@ -116,19 +126,19 @@ def phase_one(bench: Bench, report: Report, size: int, skip: set[str]) -> None:
     image_id, seconds = bench.upload_master(name, size)
     report.say(f"master image {name} uploaded in {seconds:.1f} s ({_mib_s(size, seconds)})")
 
+    limits = []
     if "limit" not in skip:
-        limit = bench.physical_limit(image_id, size)
-        figures["physical_limit"] = limit
-        report.say(f"physical limit: {limit['seconds']:.2f} s (GET {limit['get_seconds']:.2f}"
-                   f" s, parallel PUTs {limit['put_seconds']:.2f} s, "
-                   f"{_mib_s(3 * size, limit['put_seconds'])} uploaded)")
-
+        limits.append(_limit(bench, report, image_id, size))
     bench.clear_cache()
     cold = bench.sync_in_process()
     figures["glancesync_cold"] = cold
     report.say(f"GlanceSync (in process, cold cache): {cold['seconds']:.2f} s, "
                f"{cold['uploads']} uploads, {cold['bytes_downloaded']} bytes read from master, "
                f"client CPU {cold['cpu_seconds']:.1f} s")
+    if "limit" not in skip:
+        # Measured before and after: the mean follows a load that drifts.
+        limits.append(_limit(bench, report, image_id, size))
+        figures["physical_limit"] = limits
     warm = bench.sync_in_process()
     figures["glancesync_second_run"] = warm
     report.say(f"GlanceSync second run: {warm['seconds']:.2f} s, {warm['uploads']} uploads, "
@@ -143,11 +153,13 @@ def phase_one(bench: Bench, report: Report, size: int, skip: set[str]) -> None:
     bench.clear_targets()
     bench.clear_cache()
 
-    if "physical_limit" in figures:
-        limit_s = figures["physical_limit"]["seconds"]
+    if limits:
+        times = [limit["seconds"] for limit in limits]
+        limit_s = sum(times) / len(times)
         report.target("GlanceSync sync time / physical limit", cold["seconds"] / limit_s,
                       "<= 1.15", lambda v: v <= 1.15,
-                      f"{cold['seconds']:.2f} s / {limit_s:.2f} s; CLI "
+                      f"{cold['seconds']:.2f} s / {limit_s:.2f} s, the mean of "
+                      f"{' and '.join(f'{t:.2f}' for t in times)}; CLI "
                       f"{cli['seconds'] / limit_s:.2f}")
     report.target("bytes read from master / image size", cold["bytes_downloaded"] / size,
                   "== 1.0", lambda v: v == 1.0)
@@ -164,7 +176,8 @@ def phase_one(bench: Bench, report: Report, size: int, skip: set[str]) -> None:
                       "<= 0.5", lambda v: v <= 0.5,
                       f"{cli['seconds']:.2f} s / {operator['seconds']:.2f} s")
     bench.clear_master()
-    figures["rss_small"] = cli["peak_rss_bytes"]
+    report.target(f"peak RSS, {size / GiB:g} GiB image (MB)", cli["peak_rss_bytes"] / 1e6,
+                  "<= 150", lambda v: v <= 150)
 
 
 def phase_big(bench: Bench, report: Report, size: int, big: int) -> None:
@@ -186,7 +199,8 @@ def phase_big(bench: Bench, report: Report, size: int, big: int) -> None:
     bench.clear_targets()
     bench.clear_cache()
     bench.clear_master()
-    small_rss = report.figures.get("rss_small")
+    small_rss = report.figures.get("image", {}).get("glancesync_cli_cold", {}).get(
+        "peak_rss_bytes")
     report.target(f"peak RSS, {big / GiB:g} GiB image (MB)", cli["peak_rss_bytes"] / 1e6,
                   "<= 150", lambda v: v <= 150)
     if small_rss:
