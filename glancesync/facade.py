@@ -66,7 +66,7 @@ class RunResult:
             return ExitStatus.REGION_FAILED
         if any(p.needs_operator for p in self.plans.values()):
             return ExitStatus.NEEDS_OPERATOR
-        if self.dry_run and any(p.pending for p in self.plans.values()):
+        if self.dry_run and any(not p.in_sync for p in self.plans.values()):
             return ExitStatus.PENDING
         return ExitStatus.OK
 
@@ -88,7 +88,7 @@ class StatusReport:
             return ExitStatus.REGION_FAILED
         if any(p.needs_operator for p in self.plans.values()):
             return ExitStatus.NEEDS_OPERATOR
-        if any(p.pending for p in self.plans.values()):
+        if any(not p.in_sync for p in self.plans.values()):
             return ExitStatus.PENDING
         return ExitStatus.OK
 
