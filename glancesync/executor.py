@@ -41,6 +41,10 @@ MIB = 1024 * 1024
 class ImageSource(Protocol):
     """Where master image data comes from."""
 
+    # A source may also offer ``prepare(image)``: fetch the data now, so that
+    # ``chunks`` then streams it at once (the executor calls it before
+    # creating the regional image).
+
     def chunks(self, image: Image) -> Iterator[bytes]:
         """The master image's bytes, verified against its hashes by the source.
 
@@ -243,6 +247,12 @@ class Executor:
             container_format=fields.get("container_format"),
             min_ram=fields.get("min_ram", 0), min_disk=fields.get("min_disk", 0),
             protected=False, properties=properties))
+        prepare = getattr(self.source, "prepare", None)
+        if prepare is not None and not self.dry_run:
+            # Have the data at hand before opening anything in the region: an
+            # upload connection never idles while the master is downloaded,
+            # and a failed download creates nothing.
+            prepare(master)
         self._act("create", f"image {op.name}", self._create, target)
         try:
             self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",

@@ -531,6 +531,10 @@ class MasterImageSource:
         if self.images_dir is not None:
             self.cache.forget(self.images_dir / image.id)
 
+    def prepare(self, image: Image) -> None:
+        """Fetch ``image`` into the cache now (see :meth:`path`)."""
+        self.path(image)
+
     def path(self, image: Image) -> Path:
         """A local file holding the verified bytes of ``image``.
 

@@ -316,10 +316,10 @@ def test_upload_streams_chunks(adapter, fake):
     # Streamed: the server saw the first chunk before the source produced the rest.
     assert received["produced_before_first_chunk"] <= 2
     headers = received["headers"]
-    assert headers["Transfer-Encoding"] == "chunked"
-    assert "Content-Length" not in headers
+    # The size is known: a declared length, no chunked encoding.
+    assert headers["Content-Length"] == str(3 * CHUNK_SIZE + 3)
+    assert "Transfer-Encoding" not in headers
     assert headers["Content-Type"] == "application/octet-stream"
-    assert headers["x-openstack-image-size"] == str(3 * CHUNK_SIZE + 3)
     assert image.size == 3 * CHUNK_SIZE + 3
     assert glance_calls(fake) == [("PUT", f"/v2/images/{IMAGE_ID}/file"),
                                   ("GET", f"/v2/images/{IMAGE_ID}")]
@@ -352,6 +352,26 @@ def test_upload_format_mismatch_415(adapter, fake):
         adapter.upload_data(IMAGE_ID, [b"not a qcow2"])
     assert caught.value.status_code == 415
     assert "disk_format" in str(caught.value)
+
+
+def test_sized_upload_errors_are_translated(adapter, fake):
+    fake.put(f"{IMAGES}/{IMAGE_ID}/file",
+             **glance_error(409, "Conflict", "Image status transition not allowed"))
+    with pytest.raises(ConflictError) as caught:
+        adapter.upload_data(IMAGE_ID, [b"abc"], size=3)
+    assert caught.value.status_code == 409
+    assert caught.value.region == adapter.name
+
+
+def test_sized_upload_refuses_a_short_source(adapter, fake):
+    def store(request, context):
+        b"".join(request.body)  # the transport reads the body: the source runs dry
+        context.status_code = 204
+        return ""
+
+    fake.put(f"{IMAGES}/{IMAGE_ID}/file", text=store)
+    with pytest.raises(TransferError, match="2 bytes, not the 5 declared"):
+        adapter.upload_data(IMAGE_ID, [b"ab"], size=5)
 
 
 def test_upload_to_a_non_queued_image_conflicts(adapter, fake):
