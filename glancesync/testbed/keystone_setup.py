@@ -45,7 +45,8 @@ def main(spec_path: str, result_path: str) -> int:
     _run_manage(cli, config, "fernet_setup", *owner)
     _run_manage(cli, config, "credential_setup", *owner)
     _run_manage(cli, config, "bootstrap",
-                "--bootstrap-password", spec["admin_password"],
+                # One word: a generated password may start with "-".
+                f"--bootstrap-password={spec['admin_password']}",
                 "--bootstrap-region-id", regions[0],
                 "--bootstrap-public-url", spec["identity_url"])
 
