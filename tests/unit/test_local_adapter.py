@@ -29,11 +29,13 @@ def chunked(data: bytes, size: int = 100_000):
         yield data[start:start + size]
 
 
-def test_is_a_region_adapter_and_creates_folder_on_first_use(tmp_path):
+def test_is_a_region_adapter_and_creates_folder_on_first_write(tmp_path):
     adapter = LocalRegionAdapter("local:R", tmp_path / "R", "tenant")
     assert isinstance(adapter, RegionAdapter)
     assert not (tmp_path / "R").exists()
     assert adapter.list_images() == []
+    assert not (tmp_path / "R").exists()  # reading never creates the region
+    adapter.create_image("first", disk_format="raw", container_format="bare")
     assert (tmp_path / "R" / DB_NAME).is_file()
     adapter.close()
 
