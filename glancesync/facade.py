@@ -9,6 +9,7 @@ the reports (:mod:`glancesync.report`).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import logging
 import os
@@ -275,20 +276,15 @@ class GlanceSync:
         # The source lives as long as this object: count this run's bytes only.
         downloaded_before = self._source.bytes_downloaded if self._source else 0
         workers = max(1, self.config.main.max_children) if parallel else 1
-        logs = RunLogs(self._run_dir(), names) if parallel else None
         started = time.monotonic()
-        if logs:
-            logs.__enter__()
-            result.log_folder = logs.folder
-        try:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(self._sync_guarded, name, master, dry_run, result): name
-                           for name in names}
-                for future in concurrent.futures.as_completed(futures):
-                    future.result()  # a bug in a worker must not pass silently
-        finally:
-            if logs:
-                logs.__exit__(None, None, None)
+        with contextlib.ExitStack() as stack:
+            if parallel:
+                result.log_folder = stack.enter_context(RunLogs(self._run_dir(), names)).folder
+            pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
+            futures = [pool.submit(self._sync_guarded, name, master, dry_run, result)
+                       for name in names]
+            for future in concurrent.futures.as_completed(futures):
+                future.result()  # a bug in a worker must not pass silently
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
         LOG.info("run over %d region(s) done in %.1f s; %d failed", len(names),
