@@ -36,6 +36,12 @@ _APP_CREDENTIAL_KEYS = ("application_credential_id", "application_credential_sec
                         "application_credential_name", "username", "user_id",
                         "user_domain_name", "user_domain_id")
 
+#: Seconds a connection may stay silent (connecting, or waiting for the next
+#: bytes of an answer) before the call fails: a service that accepts
+#: connections and never answers must not hang a cron run. Long transfers
+#: are not cut: data keeps moving.
+SOCKET_TIMEOUT = 300.0
+
 
 def v3_url(auth_url: str) -> str:
     """The Keystone v3 root: ``http://host:5000`` -> ``http://host:5000/v3``.
@@ -80,7 +86,8 @@ class KeystoneTarget(Target):
         if self._session is None:
             auth, verify = self._credentials()
             self._auth = self._make_plugin(auth, auth_type=auth.pop("auth_type", None))
-            self._session = ks_session.Session(auth=self._auth, verify=verify)
+            self._session = ks_session.Session(auth=self._auth, verify=verify,
+                                               timeout=SOCKET_TIMEOUT)
         return self._session
 
     def _credentials(self) -> tuple[dict[str, Any], bool | str]:
