@@ -189,9 +189,15 @@ class LocalRegionAdapter(RegionAdapter):
         """Store the data (hashed while streaming); the image becomes ``active``.
 
         A ``size`` that does not match the bytes received raises
-        :class:`TransferError` and leaves the image ``queued``.
+        :class:`TransferError` and leaves the image ``queued``. Like Glance,
+        an image without ``disk_format`` and ``container_format`` takes no
+        data: a local master image must be synchronisable to a cloud.
         """
         with self._errors(image_id):
+            image = self.store.image_get(self.context, image_id)
+            if not image.get("disk_format") or not image.get("container_format"):
+                raise UsageError("disk_format and container_format must be set before "
+                                 "the image takes data (Glance refuses it too)")
             return self._image(self.store.write_data(self.context, image_id, chunks,
                                                      expected_size=size))
 

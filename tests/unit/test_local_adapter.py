@@ -132,13 +132,20 @@ def test_update_and_get_missing_image(region):
 
 
 def test_upload_size_mismatch_leaves_image_queued(region):
-    image = region.create_image("a")
+    image = region.create_image("a", disk_format="raw", container_format="bare")
     with pytest.raises(TransferError):
         region.upload_data(image.id, [b"abc"], size=10)
     assert region.get_image(image.id).status == "queued"
     assert region.upload_data(image.id, [b"abc"]).status == "active"
     with pytest.raises(ConflictError):
         region.upload_data(image.id, [b"abc"])
+
+
+def test_no_data_without_formats_like_glance(region):
+    image = region.create_image("a")
+    with pytest.raises(UsageError, match="disk_format and container_format"):
+        region.upload_data(image.id, [b"abc"])
+    assert region.get_image(image.id).status == "queued"
 
 
 def test_download_of_queued_image_is_a_conflict(region):
@@ -208,7 +215,8 @@ def test_tags_and_user_properties_come_from_the_store(region):
 
 def test_two_adapters_on_one_folder_see_the_same_region(tmp_path):
     with LocalRegionAdapter("a:R", tmp_path / "R", "p") as first:
-        image = first.create_image("shared-folder")
+        image = first.create_image("shared-folder", disk_format="raw",
+                                   container_format="bare")
         first.upload_data(image.id, [b"hello"])
     with LocalRegionAdapter("b:R", tmp_path / "R", "p") as second:
         assert b"".join(second.download_data(image.id)) == b"hello"
