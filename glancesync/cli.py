@@ -193,6 +193,8 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
     console.setLevel(level)
     console.setFormatter(logging.Formatter(
         "%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s"))
+    # Region summaries are printed at the end of the run: not twice.
+    console.addFilter(lambda record: not getattr(record, "summary", False))
     root.addHandler(console)
     lowest = level
     if args.log_file:

@@ -202,7 +202,9 @@ class Executor:
                 result.errors += 1
                 result.failed[op.name] = str(error)
                 LOG.error("%s: %s failed: %s", self.region, op.describe(), error)
-        LOG.info("%s", result.summary())
+        # Marked so that the scripts, which print every summary at the end,
+        # do not show it twice on a terminal; log files keep it.
+        LOG.info("%s", result.summary(), extra={"summary": True})
         return result
 
     def update_metadata(self, image: Image, changes: dict[str, Any],

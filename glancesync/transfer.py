@@ -577,8 +577,9 @@ class MasterImageSource:
 
     def _download(self, image: Image) -> Path:
         size = f"{image.size / MiB:.1f} MiB" if image.size is not None else "size unknown"
-        LOG.info("downloading %s (%s) from master %s", _label(image), size,
-                 getattr(self.master, "name", "region"))
+        LOG.info("%s: downloading image %s (%s, %s) once for every region",
+                 getattr(self.master, "name", "master"), image.name or image.id, size,
+                 image.id)
         started = time.monotonic()
         data = self._counted(self.master.download_data(image.id))
         data = progress_mod.wrap_chunks(data, f"download {image.name or image.id}",
@@ -586,7 +587,7 @@ class MasterImageSource:
         path = self.cache.put(image, data)
         self._count(downloads=1)
         elapsed = time.monotonic() - started
-        LOG.info("downloaded %s in %.1f s", _label(image), elapsed)
+        LOG.debug("downloaded %s in %.1f s", _label(image), elapsed)
         return path
 
     def _counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:

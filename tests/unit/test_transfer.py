@@ -381,7 +381,7 @@ def test_first_read_downloads_once_then_reads_the_cache(tmp_path, master, caplog
     source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
     with caplog.at_level(logging.INFO, logger="glancesync.transfer"):
         assert read_all(source, image) == data
-    assert f"downloading cirros ({image.id}) (3.0 MiB) from master" in caplog.text
+    assert f"downloading image cirros (3.0 MiB, {image.id}) once for every region" in caplog.text
     assert (source.downloads, source.bytes_downloaded, source.cache_hits) == (1, len(data), 0)
     assert read_all(source, image) == data
     assert read_all(source, image) == data
