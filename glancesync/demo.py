@@ -123,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         status = sync.main(command)
         print(f"(exit status {status})\n")
+    command = Path(sys.executable).parent / "glancesync-printimages"
+    if not command.exists():
+        command = Path("glancesync-printimages")
     print(f"Demo done in {time.monotonic() - started:.1f} s. Explore it with:\n"
-          f"  glancesync-printimages --config-file {config} RegionC")
+          f"  {command} --config-file {config} RegionC")
     return status
 
 
