@@ -34,12 +34,13 @@ def _run(args) -> int:
     with GlanceSync(cli.config_stream(args), overrides=args.config,
                     progress=False) as glancesync:
         regions = [region for region in args.regions if region != "master"]
-        if len(regions) < len(args.regions):
+        with_master = len(regions) < len(args.regions)
+        resolved = glancesync.resolve_regions(regions) if regions or not with_master else []
+        if with_master:
             glancesync.print_images_master_region()
-            if not regions:
-                return ExitStatus.OK
-        print("Markers:\n" + legend())
-        for region in glancesync.resolve_regions(regions):
+        if resolved:
+            print("Markers:\n" + legend())
+        for region in resolved:
             glancesync.print_images(region)
         return ExitStatus.OK
 
