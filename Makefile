@@ -20,10 +20,10 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m glancesync.demo
 
-test: setup
+# The docs are built first so that pytest's summary closes the output.
+test: setup docs
 	$(PY) -m glancesync.testbed install
 	$(PY) -m pytest tests
-	$(MAKE) docs
 
 unit: setup
 	$(PY) -m pytest tests/unit
