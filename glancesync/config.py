@@ -191,9 +191,10 @@ def load_config(stream: Any = None, overrides: Sequence[str] = (),
                     f"cannot read the configuration file{origin}:"
                     f" {exc.strerror or exc}", path=path) from None
             _parse(parser, text, path)
-    _apply_overrides(parser, overrides)
     if path is not None:
+        # Before the overrides: a secret given on the command line is not in the file.
         _check_permissions(parser, path)
+    _apply_overrides(parser, overrides)
     return _build(parser, path, env)
 
 

@@ -411,6 +411,14 @@ def test_permission_warning(tmp_path, caplog):
     assert str(path) in warnings[0] and "chmod 600" in warnings[0]
 
 
+def test_no_permission_warning_for_a_password_given_on_the_command_line(tmp_path, caplog):
+    path = write(tmp_path, "[main]\nmaster_region = M\n[master]\ncloud = c\n", mode=0o644)
+    with caplog.at_level(logging.WARNING, logger="glancesync.config"):
+        with open(path, encoding="utf-8") as stream:
+            load_config(stream, overrides=["master.password=typed-in"], environ={})
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
 @pytest.mark.parametrize("mode", [0o600, 0o640])
 def test_permission_warning_only_when_needed(tmp_path, caplog, mode):
     private = write(tmp_path, MASTER_OK, name="private.conf", mode=0o600)
