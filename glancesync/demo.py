@@ -70,7 +70,7 @@ def build_federation(folder: Path) -> Path:
     # to be renamed out of the way (kept as debian-12.old).
     local_build = _data(8, 2 * MIB)
     _add(conflict, "debian-12", local_build, properties={"type": "baseimage"})
-    empty.store  # an empty region still exists: open (create) its store
+    empty.ensure_exists()  # an empty region still exists
     for region in (master, empty, partial, conflict):
         region.close()
 

@@ -76,9 +76,10 @@ class KeystoneTarget(Target):
     @property
     def location(self) -> str:
         """The Keystone v3 URL of the target."""
-        if self.auth_url is None:
-            self.session  # a clouds.yaml cloud: read it to learn the URL
-        return self.auth_url or self.name
+        if self.auth_url is not None:
+            return self.auth_url
+        auth, _ = self._credentials()  # a clouds.yaml cloud: read it to learn the URL
+        return v3_url(auth["auth_url"]) if auth.get("auth_url") else self.name
 
     @property
     def session(self) -> ks_session.Session:

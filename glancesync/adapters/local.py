@@ -106,6 +106,10 @@ class LocalRegionAdapter(RegionAdapter):
                     self._store = LocalStore(self.path)
             return self._store
 
+    def ensure_exists(self) -> LocalStore:
+        """Create the region's folder and database now: an empty region."""
+        return self.store
+
     @contextlib.contextmanager
     def _errors(self, image_id: str | None = None) -> Iterator[None]:
         """Name this region (and the image) in every error raised inside."""

@@ -211,7 +211,7 @@ def test_undeclared_missing_region_is_unknown_and_not_created(folders):
 def test_existing_folder_regions_follow_the_declared_ones(folders):
     """A sub-folder holding a store is a region too, after the declared ones."""
     other = folders.region(folders.usb_path, "Attic", USB_PROJECT)
-    other.store  # creates the region on disk
+    other.ensure_exists()
     other.close()
     (folders.usb_path / "not-a-region").mkdir()
     with folders.facade() as sync:
