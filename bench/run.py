@@ -114,17 +114,30 @@ def _limit(bench: Bench, report: Report, image_id: str, size: int) -> dict[str, 
     return limit
 
 
-def phase_one(bench: Bench, report: Report, size: int, skip: set[str]) -> None:
-    """The image of ``--size-gib``: limit, GlanceSync cold and warm, CLI, operator."""
-    need = 9 * size + GiB
+def _master_image(bench: Bench, report: Report, size: int, copies: int,
+                  what: str) -> tuple[str, str] | None:
+    """Upload a generated master image of ``size``; None if the disk is too small.
+
+    ``copies`` is how many copies of the image the phase keeps on disk at once.
+    """
+    need = copies * size + GiB
     if bench.free_bytes() < need:
         report.note(f"only {bench.free_bytes() / GiB:.1f} GiB free, {need / GiB:.1f} needed: "
-                    f"the {size / GiB:g} GiB measurements are skipped")
-        return
-    figures = report.figures.setdefault("image", {"size_bytes": size})
+                    f"the {size / GiB:g} GiB {what} skipped")
+        return None
     name = f"{PREFIX}{size // MiB}mib"
     image_id, seconds = bench.upload_master(name, size)
     report.say(f"master image {name} uploaded in {seconds:.1f} s ({_mib_s(size, seconds)})")
+    return image_id, name
+
+
+def phase_one(bench: Bench, report: Report, size: int, skip: set[str]) -> None:
+    """The image of ``--size-gib``: limit, GlanceSync cold and warm, CLI, operator."""
+    uploaded = _master_image(bench, report, size, 9, "measurements are")
+    if uploaded is None:
+        return
+    image_id, name = uploaded
+    figures = report.figures.setdefault("image", {"size_bytes": size})
 
     limits = []
     if "limit" not in skip:
@@ -182,15 +195,9 @@ def phase_one(bench: Bench, report: Report, size: int, skip: set[str]) -> None:
 
 def phase_big(bench: Bench, report: Report, size: int, big: int) -> None:
     """Peak RSS of ``glancesync-sync`` for the big image, compared with the first."""
-    need = 5 * big + GiB
-    if bench.free_bytes() < need:
-        report.note(f"only {bench.free_bytes() / GiB:.1f} GiB free, {need / GiB:.1f} needed: "
-                    f"the {big / GiB:g} GiB RSS measurement is skipped")
+    if _master_image(bench, report, big, 5, "RSS measurement is") is None:
         return
     figures = report.figures.setdefault("big_image", {"size_bytes": big})
-    name = f"{PREFIX}{big // MiB}mib"
-    _, seconds = bench.upload_master(name, big)
-    report.say(f"master image {name} uploaded in {seconds:.1f} s ({_mib_s(big, seconds)})")
     bench.clear_cache()
     cli = bench.sync_cli()
     figures["glancesync_cli_cold"] = cli

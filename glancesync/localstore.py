@@ -221,6 +221,20 @@ def _check_value(column: str, value: Any) -> Any:
     return value
 
 
+
+def _soft_delete_one(conn: sqlite3.Connection, table: str, key_column: str,
+                     image_id: str, key: str, now: str, what: str) -> None:
+    """Soft delete the live row of ``table`` keyed by ``key`` for one image.
+
+    ``table`` and ``key_column`` are constants of this module, never input.
+    ImageNotFoundError when there is no such live row.
+    """
+    cursor = conn.execute(f"UPDATE {table} SET deleted = 1, deleted_at = ?, updated_at = ? "
+                          f"WHERE image_id = ? AND {key_column} = ? AND deleted = 0",
+                          (now, now, image_id, key))
+    if cursor.rowcount == 0:
+        raise ImageNotFoundError(f"no {what} {key!r}", image=image_id, status_code=404)
+
 class LocalStore:
     """One local region: Glance's image database API plus a data folder.
 
@@ -794,12 +808,8 @@ class LocalStore:
         with self._transaction() as conn:
             self._mutable_row(conn, context, image_ref)
             now = _now()
-            cursor = conn.execute("UPDATE image_properties SET deleted = 1, deleted_at = ?, "
-                                  "updated_at = ? WHERE image_id = ? AND name = ? AND deleted = 0",
-                                  (now, now, image_ref, prop_ref))
-            if cursor.rowcount == 0:
-                raise ImageNotFoundError(f"no property {prop_ref!r}", image=image_ref,
-                                         status_code=404)
+            _soft_delete_one(conn, "image_properties", "name", image_ref, prop_ref, now,
+                             "property")
             conn.execute("UPDATE images SET updated_at = ? WHERE id = ?", (now, image_ref))
             return _property_dict(conn.execute(
                 "SELECT * FROM image_properties WHERE image_id = ? AND name = ?",
@@ -960,11 +970,7 @@ class LocalStore:
         with self._transaction() as conn:
             self._mutable_row(conn, context, image_id)
             now = _now()
-            cursor = conn.execute("UPDATE image_tags SET deleted = 1, deleted_at = ?, "
-                                  "updated_at = ? WHERE image_id = ? AND value = ? AND deleted = 0",
-                                  (now, now, image_id, value))
-            if cursor.rowcount == 0:
-                raise ImageNotFoundError(f"no tag {value!r}", image=image_id, status_code=404)
+            _soft_delete_one(conn, "image_tags", "value", image_id, value, now, "tag")
 
     # -- data -------------------------------------------------------------
 
