@@ -519,8 +519,12 @@ class TestBed:
         root = Path(glance["dir"])
         for sub in ("images", "staging", "tasks", "cache", "locks"):
             (root / sub).mkdir(parents=True)
+        # glance-download may pull from any region of the same Keystone.
+        siblings = [other["port"] for other in self._state["glances"].values()
+                    if other["keystone"] == glance["keystone"]]
         (root / "glance-api.conf").write_text(files.glance_conf(
-            root, glance["port"], keystone["url"], keystone["passwords"]["glance"]))
+            root, glance["port"], keystone["url"], keystone["passwords"]["glance"],
+            import_ports=siblings))
         shutil.copyfile(self._paste_ini(), root / "glance-api-paste.ini")
         (root / "uwsgi.ini").write_text(
             files.uwsgi_ini(glance["port"], "glance.wsgi.api:application", self.venv))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -43,11 +44,34 @@ lock_path = {root / 'locks'}
 """
 
 
-def glance_conf(root: Path, port: int, keystone_url: str, service_password: str) -> str:
+#: Import methods every region advertises (``GET /v2/info/import``).
+IMPORT_METHODS = ("glance-direct", "web-download", "copy-image", "glance-download")
+#: Prefixes of the source image's properties that a ``glance-download`` import
+#: copies to the new image: Glance's own default, written out so the bed
+#: behaves like a stock deployment whatever the Glance version.
+GLANCE_DOWNLOAD_PROPERTIES = ("hw_", "trait:", "os_distro", "os_secure_boot", "os_type")
+
+
+def _conf_list(values: Iterable[object]) -> str:
+    """An oslo.config list value: square brackets, comma separated."""
+    return "[" + ",".join(str(value) for value in values) + "]"
+
+
+def glance_conf(root: Path, port: int, keystone_url: str, service_password: str,
+                import_ports: list[int]) -> str:
     """glance-api.conf for one region: file store, Keystone auth, SQLite.
 
     List options are written in square brackets: without them Glance 33
     misreads them and image creation fails with HTTP 500.
+
+    Interoperable import: ``glance-download`` (a region pulling an image
+    from another region of its Keystone) fetches the source's metadata and
+    data over HTTP under ``[import_filtering_opts]``, which by default
+    refuses loopback hosts and any port but 80 and 443. IMPORT_PORTS are the
+    ports of the Glance regions this one may pull from (those of its own
+    Keystone; the others are not in its catalog anyway). Under uWSGI the
+    import tasks run in the worker's pool of native threads (``[wsgi]
+    task_pool_threads``, 16 by default): no other setting is needed.
     """
     return f"""\
 [DEFAULT]
@@ -57,7 +81,7 @@ bind_port = {port}
 public_endpoint = http://{LOOPBACK}:{port}
 worker_self_reference_url = http://{LOOPBACK}:{port}
 enabled_backends = fs:file
-enabled_import_methods = [glance-direct,web-download,copy-image,glance-download]
+enabled_import_methods = {_conf_list(IMPORT_METHODS)}
 image_cache_dir = {root / 'cache'}
 
 [database]
@@ -91,6 +115,14 @@ project_domain_name = Default
 
 [oslo_concurrency]
 lock_path = {root / 'locks'}
+
+[import_filtering_opts]
+allowed_schemes = [http]
+allowed_hosts = [{LOOPBACK}]
+allowed_ports = {_conf_list(sorted(import_ports))}
+
+[glance_download_properties]
+extra_properties = {_conf_list(GLANCE_DOWNLOAD_PROPERTIES)}
 """
 
 
