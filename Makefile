@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test unit integration docs bench testbed-start testbed-stop clean
+.PHONY: setup qemu-img demo test unit integration docs bench testbed-start testbed-stop clean
 
 $(STAMP): requirements.txt test-requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -17,24 +17,39 @@ $(STAMP): requirements.txt test-requirements.txt setup.py
 
 setup: $(STAMP)
 
+# qemu-img converts disk formats (a system package, not on PyPI). Installed
+# here when missing, which needs root and apt-get (Debian, Ubuntu: package
+# qemu-utils, about 10 s); anyone else is told what to install.
+qemu-img:
+	@command -v qemu-img >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "qemu-img is missing: install it as root (Debian, Ubuntu: apt-get install qemu-utils; Fedora: dnf install qemu-img), then run make again" >&2; \
+	    exit 2; \
+	  fi; \
+	  echo "installing qemu-img: apt-get install qemu-utils"; \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    -o DPkg::Lock::Timeout=300 qemu-utils >/dev/null && \
+	  command -v qemu-img >/dev/null; }
+
 demo: setup
 	$(PY) -m glancesync.demo
 
 # The docs are built first so that pytest's summary closes the output.
-test: setup docs
+test: setup qemu-img docs
 	$(PY) -m glancesync.testbed install
 	$(PY) -m pytest tests
 
 unit: setup
 	$(PY) -m pytest tests/unit
 
-integration: setup
+integration: setup qemu-img
 	$(PY) -m pytest tests/integration
 
 docs: setup
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html
 
-bench: setup
+bench: setup qemu-img
 	$(PY) -m glancesync.testbed install
 	$(PY) bench/run.py
 
