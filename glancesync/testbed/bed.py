@@ -524,7 +524,7 @@ class TestBed:
                     if other["keystone"] == glance["keystone"]]
         (root / "glance-api.conf").write_text(files.glance_conf(
             root, glance["port"], keystone["url"], keystone["passwords"]["glance"],
-            import_ports=siblings))
+            import_ports=siblings, python=self.python))
         shutil.copyfile(self._paste_ini(), root / "glance-api-paste.ini")
         (root / "uwsgi.ini").write_text(
             files.uwsgi_ini(glance["port"], "glance.wsgi.api:application", self.venv))

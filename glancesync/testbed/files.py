@@ -57,8 +57,8 @@ def _conf_list(values: Iterable[object]) -> str:
     return "[" + ",".join(str(value) for value in values) + "]"
 
 
-def glance_conf(root: Path, port: int, keystone_url: str, service_password: str,
-                import_ports: list[int]) -> str:
+def glance_conf(root: Path, port: int, keystone_url: str, service_password: str, *,
+                import_ports: list[int], python: Path) -> str:
     """glance-api.conf for one region: file store, Keystone auth, SQLite.
 
     List options are written in square brackets: without them Glance 33
@@ -71,7 +71,10 @@ def glance_conf(root: Path, port: int, keystone_url: str, service_password: str,
     ports of the Glance regions this one may pull from (those of its own
     Keystone; the others are not in its catalog anyway). Under uWSGI the
     import tasks run in the worker's pool of native threads (``[wsgi]
-    task_pool_threads``, 16 by default): no other setting is needed.
+    task_pool_threads``, 16 by default). Import plugins that run helpers
+    (``image_conversion`` runs qemu-img under ``python -m
+    oslo_concurrency.prlimit``) need PYTHON, the bed's interpreter, as
+    ``[wsgi] python_interpreter``: under uWSGI ``sys.executable`` is uWSGI.
     """
     return f"""\
 [DEFAULT]
@@ -115,6 +118,9 @@ project_domain_name = Default
 
 [oslo_concurrency]
 lock_path = {root / 'locks'}
+
+[wsgi]
+python_interpreter = {python}
 
 [import_filtering_opts]
 allowed_schemes = [http]
