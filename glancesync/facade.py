@@ -27,6 +27,7 @@ from glancesync.executor import Executor, RegionResult
 from glancesync.image import Image
 from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, make_plan
+from glancesync.redaction import REDACTOR
 from glancesync.regions import parse_region, qualify, resolve_regions
 from glancesync.retry import RetryPolicy
 from glancesync.runlog import RunLogs, region_context
@@ -482,7 +483,6 @@ class GlanceSync:
 
 def _register_secrets(config: Config) -> None:
     """Tell the log redactor which strings must never be logged."""
-    from glancesync.cli import REDACTOR
     secrets = []
     for target in config.targets.values():
         for key in ("password", "application_credential_secret"):
