@@ -72,7 +72,7 @@ MASK = "***"
 
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3,
                "t": 1024 ** 4, "p": 1024 ** 5}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^\s*(\d{1,20}(?:\.\d{1,20})?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
 _CHECKSUM_RE = re.compile(r"^[0-9a-f]+$")
 # Section name never used in a file: DEFAULT is handled by this module,
 # not by configparser, so that [main] does not inherit target defaults.
@@ -236,7 +236,7 @@ def _apply_overrides(parser: configparser.ConfigParser, overrides: Sequence[str]
         section, dot, option = key.rpartition(".")
         if not dot:
             section = MAIN if option in MAIN_OPTIONS else DEFAULTS
-        if not section or not option:
+        if not section or not option or section == parser.default_section:
             raise ConfigError(f"invalid override {override!r}: expected"
                               " section.key=value or key=value",
                               path="--config")
