@@ -78,6 +78,14 @@ def test_short_secrets_are_not_registered_and_longest_wins():
     ("mysql+pymysql://glance:pw@127.0.0.1/glance", "mysql+pymysql://glance:***@127.0.0.1/glance"),
     ("https://127.0.0.1:5000/v3 and http://a@b", "https://127.0.0.1:5000/v3 and http://a@b"),
     ("nothing secret here: a=b", "nothing secret here: a=b"),
+    # Masked since the patterns became linear (missed before).
+    # A JSON string holds the other quote and escaped quotes: masked whole.
+    ('{"password": "it\'s", "user": "bob"}', '{"password": "***", "user": "bob"}'),
+    ('{"password": "a\\"b", "user": "bob"}', '{"password": "***", "user": "bob"}'),
+    # A value ending with a backslash (a Windows path) is still masked.
+    ("password='C:\\dir\\' next", "password='***' next"),
+    # Whatever comes before ://, the password of a URL is masked.
+    ("_https://bob:hunter2@127.0.0.1/", "_https://bob:***@127.0.0.1/"),
 ])
 def test_patterns(text, expected):
     assert RedactingFilter().redact(text) == expected
@@ -98,19 +106,6 @@ def test_record_message_arguments_and_traceback_are_masked(redactor):
 
 def test_the_shared_redactor_is_a_filter():
     assert isinstance(REDACTOR, RedactingFilter)
-
-
-@pytest.mark.parametrize("text, expected", [
-    # A JSON string holds the other quote and escaped quotes: masked whole.
-    ('{"password": "it\'s", "user": "bob"}', '{"password": "***", "user": "bob"}'),
-    ('{"password": "a\\"b", "user": "bob"}', '{"password": "***", "user": "bob"}'),
-    # A value ending with a backslash (a Windows path) is still masked.
-    ("password='C:\\dir\\' next", "password='***' next"),
-    # Whatever comes before ://, the password of a URL is masked.
-    ("_https://bob:hunter2@127.0.0.1/", "_https://bob:***@127.0.0.1/"),
-])
-def test_patterns_mask_what_the_old_ones_missed(text, expected):
-    assert RedactingFilter().redact(text) == expected
 
 
 MB = 1_000_000
