@@ -19,11 +19,12 @@ Available functions: ``len``, ``str``, ``int``, ``bool``, ``set``. Example::
 Bounds, so that no expression can exhaust the machine: at load time the
 expression's length, its number of nodes and its nesting are limited, and
 every method it calls must exist on the values it can be called on; at
-evaluation every value it builds (strings, numbers, containers, counted
-through nested containers) is limited to :data:`MAX_VALUE_SIZE`, before
-it is built where it could be large (repetition, ``%`` formatting,
-``replace``), and so is the total size of the containers it builds. Any
-failure of the evaluation is a :class:`ConfigError` naming the image.
+evaluation every value it builds (strings, containers counted through
+nested containers) is limited to :data:`MAX_VALUE_SIZE` beyond the size of
+the image's own data, numbers to :data:`MAX_VALUE_SIZE` digits; values that
+could be large are checked before they are built (repetition, ``%``
+formatting, ``replace``), and so is the total size of the containers built.
+Any failure of the evaluation is a :class:`ConfigError` naming the image.
 """
 from __future__ import annotations
 
