@@ -4,7 +4,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import logging
 import os
 import re
 import shutil
@@ -15,7 +14,6 @@ from glancesync.testbed import TestBed, TestBedInfo
 
 from rawglance import RawRegion, keystone_token
 
-LOG = logging.getLogger("bench")
 
 #: The three target regions of every measurement, as GlanceSync names them.
 TARGETS = ("RegionA", "RegionB", "other:RegionC")
