@@ -77,6 +77,7 @@ _GLANCE_DB_CACHE = "glancesync-glance-template.db"
 #: Longest wait (seconds) for a service's port to become bindable: the old
 #: service's sockets close within milliseconds once its threads have exited.
 _PORT_WAIT = 10.0
+_HOLDERS_SHOWN = 8  # sockets named in the error when a port stays in use
 
 
 class TestBedError(GlanceSyncError):
@@ -574,7 +575,10 @@ class TestBed:
         began = time.monotonic()
         sock = ports.wait_bindable(port, min(deadline, began + _PORT_WAIT))
         if sock is None:
-            held = "; ".join(ports.holders(port)) or "no socket seen"
+            found = ports.holders(port)
+            held = "; ".join(found[:_HOLDERS_SHOWN]) or "no socket seen"
+            if len(found) > _HOLDERS_SHOWN:
+                held += f"; and {len(found) - _HOLDERS_SHOWN} more"
             raise TestBedError(f"port {port} of {name} is still in use after "
                                f"{time.monotonic() - began:.1f} s: {held}")
         previous = self._reservations.pop(port, None)

@@ -71,7 +71,8 @@ def holders(port: int) -> list[str]:
 
     From ``/proc/net/tcp`` and the ``fd`` folders of every thread (the main
     thread of an exiting process may have left its files to another one).
-    A socket no process holds (``TIME_WAIT``, closing) says ``no process``.
+    ``LISTEN`` comes first, ``TIME_WAIT`` last. A socket that no process
+    holds any more (``TIME_WAIT``, or its process exiting just now) says so.
     """
     sockets = []
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
@@ -81,6 +82,7 @@ def holders(port: int) -> list[str]:
             sockets.append((_TCP_STATES.get(state, state), _address(local),
                             _address(remote), inode))
     owners = _socket_owners({inode for *_, inode in sockets if inode != "0"})
+    sockets.sort(key=lambda entry: (entry[0] != "LISTEN", entry[0] == "TIME_WAIT"))
     lines = []
     for state, local, remote, inode in sockets:
         peer = "" if state == "LISTEN" else f" <-> {remote}"

@@ -10,6 +10,8 @@ new service answers an authenticated ``GET /v2/images``.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import threading
 import time
 import uuid
@@ -19,7 +21,7 @@ import requests
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.testbed import ports, procs
+from glancesync.testbed import TestBedError, ports, procs
 
 pytestmark = pytest.mark.integration
 
@@ -109,3 +111,25 @@ def test_ten_kill_and_restart_cycles_of_one_region_mid_upload(testbed):
             testbed.start_region(REGION)
         for image_id in made:
             requests.delete(f"{url}/v2/images/{image_id}", headers=headers, timeout=30)
+
+
+def test_start_region_names_who_holds_its_port(testbed):
+    port = int(testbed.info.glance_urls[REGION].rsplit(":", 1)[1])
+    testbed.stop_region(REGION)
+    squatter = socket.socket()  # another server that binds the port as uWSGI does
+    try:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen(1)
+        began = time.monotonic()
+        with pytest.raises(TestBedError, match=re.escape(
+                f"LISTEN 127.0.0.1:{port} held by pid {os.getpid()} (")) as info:
+            testbed.start_region(REGION, timeout=1)
+        assert f"port {port} of glance-{REGION} is still in use after" in str(info.value)
+        assert time.monotonic() - began < 5, "bounded by the timeout"
+        assert testbed.glance_pids(REGION) == [], "nothing was started"
+    finally:
+        squatter.close()
+        if not testbed.glance_pids(REGION):
+            testbed.start_region(REGION)
+    assert testbed.is_running()
