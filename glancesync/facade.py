@@ -28,7 +28,7 @@ from glancesync.image import Image
 from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, make_plan
 from glancesync.regions import parse_region, qualify, resolve_regions
-from glancesync.retry import RetryPolicy
+from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.runlog import RunLogs, region_context
 from glancesync.selection import MasterSelection, select_master
 from glancesync.targets import Target
@@ -177,7 +177,12 @@ class GlanceSync:
         return qualify(target, name)
 
     def adapter(self, region: str) -> RegionAdapter:
-        """The adapter of ``region`` (``target:Region``); checked to exist."""
+        """The adapter of ``region`` (``target:Region``); checked to exist.
+
+        Its idempotent calls are retried after transient failures
+        (:class:`~glancesync.retry.RetryingAdapter`, ``retries`` and
+        ``retry_wait`` of ``[main]``).
+        """
         qualified = self._qualified(region)
         with self._guard:
             if qualified not in self._adapters:
@@ -185,7 +190,8 @@ class GlanceSync:
                     resolve_regions([qualified], self.config,
                                     lambda t: self.target(t).region_names())
                 target, name = parse_region(qualified)
-                self._adapters[qualified] = self.target(target).adapter(name)
+                self._adapters[qualified] = RetryingAdapter(
+                    self.target(target).adapter(name), self._retry_policy())
             return self._adapters[qualified]
 
     def _target_config(self, region: str) -> TargetConfig:
@@ -195,17 +201,12 @@ class GlanceSync:
 
     def _master(self) -> MasterSelection:
         master = self.adapter(self.master_region)
-        return select_master(self._list(master), master.project_id)
+        return select_master(master.list_images(), master.project_id)
 
     def _retry_policy(self) -> RetryPolicy:
         """Retries of transient failures, from ``retries`` and ``retry_wait``."""
         main = self.config.main
         return RetryPolicy(retries=main.retries, initial_wait=main.retry_wait)
-
-    def _list(self, adapter: RegionAdapter) -> list[Image]:
-        """``adapter.list_images()``, retried after transient failures."""
-        return self._retry_policy().call(adapter.list_images,
-                                      f"{adapter.name}: listing images")
 
     def get_images_region(self, region: str) -> list[dict[str, Any]]:
         """The project's images and the public images of ``region``, as dicts."""
@@ -219,7 +220,7 @@ class GlanceSync:
         master = master or self._master()
         adapter = self.adapter(qualified)
         target = self._target_config(qualified)
-        return make_plan(qualified, master, self._list(adapter), adapter.project_id,
+        return make_plan(qualified, master, adapter.list_images(), adapter.project_id,
                          target, stalled_upload_age=self.config.main.stalled_upload_age)
 
     def get_status(self, region: str) -> list[ImageStatus]:

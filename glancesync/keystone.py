@@ -211,7 +211,8 @@ def translate_error(exc: ks_exc.ClientException, target: str,
     if isinstance(exc, ks_exc.HttpError):
         return ServiceError(
             f"Keystone at {where} answered {exc.http_status} for target {target}:"
-            f" {exc.message}", status_code=exc.http_status)
+            f" {exc.message}", status_code=exc.http_status,
+            retry_after=exc.retry_after or None)
     if isinstance(exc, ks_exc.CatalogException):
         return ServiceError(f"service catalog of target {target} ({where}): {exc}")
     if isinstance(exc, ks_exc.DiscoveryFailure):
