@@ -11,10 +11,9 @@ import abc
 from typing import Any, Iterable, Iterator, Mapping
 
 from glancesync.image import Image
+from glancesync.integrity import CHUNK_SIZE
 
-#: Size of the chunks in which image data moves; memory never grows with
-#: image size.
-CHUNK_SIZE = 1024 * 1024
+__all__ = ["CHUNK_SIZE", "RegionAdapter"]
 
 
 class RegionAdapter(abc.ABC):
