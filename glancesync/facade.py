@@ -24,7 +24,7 @@ from glancesync.adapters.base import RegionAdapter
 from glancesync.config import MASTER, Config, TargetConfig, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
-from glancesync.image import Image
+from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, make_plan
 from glancesync.regions import parse_region, qualify, resolve_regions
@@ -36,13 +36,6 @@ from glancesync.transfer import ImageCache, MasterImageSource
 
 LOG = logging.getLogger(__name__)
 
-#: Fields :meth:`GlanceSync.update_metadata_image` may change besides properties.
-UPDATABLE_FIELDS = ("name", "visibility", "min_ram", "min_disk", "protected",
-                    "disk_format", "container_format")
-#: Fields that describe an image but are never changed by an update.
-READ_ONLY_FIELDS = frozenset({"id", "status", "size", "virtual_size", "checksum",
-                              "os_hash_algo", "os_hash_value", "created_at",
-                              "updated_at", "tags", "owner", "region", "properties"})
 
 
 @dataclasses.dataclass
@@ -428,19 +421,10 @@ class GlanceSync:
             if (data.get("visibility") in (None, current.visibility)
                     and wanted != current.is_public):
                 data["visibility"] = "public" if wanted else "private"
-        changes: dict[str, Any] = {}
-        remove: list[str] = []
-        for key, value in data.items():
-            if key in READ_ONLY_FIELDS:
-                continue
-            if key in UPDATABLE_FIELDS:
-                if value is not None and getattr(current, key) != value:
-                    changes[key] = value
-            elif value is None:
-                if key in current.properties:
-                    remove.append(key)
-            elif current.properties.get(key) != str(value):
-                changes[key] = str(value)
+        fields = {k: v for k, v in data.items() if k in UPDATABLE_FIELDS}
+        properties = {k: None if v is None else str(v) for k, v in data.items()
+                      if k not in UPDATABLE_FIELDS and k not in READ_ONLY_FIELDS}
+        changes, remove = metadata_diff(current, fields, properties)
         if not changes and not remove:
             LOG.info("%s: image %s already up to date", region, uuid)
             return current

@@ -12,7 +12,7 @@ Decisions the SPEC leaves open, taken here:
   only: protection is a regional operating choice, formats follow the data.
 * ``kernel_id`` and ``ramdisk_id`` of a master image are always synchronised
   (translated), whatever ``metadata_set`` says: an AMI without them is
-  broken. Uploads also always carry :data:`UPLOAD_PROPERTIES`.
+  broken. Uploads also always carry :data:`~glancesync.image.UPLOAD_PROPERTIES`.
 * Conflicts: explicit checksums first (``dontupdate``, then ``rename``, then
   ``replace``), then ``any`` in the same order. A directive matches the
   regional md5 ``checksum`` or its ``os_hash_value``.
@@ -32,17 +32,12 @@ import enum
 import logging
 from typing import Any, Iterable, Protocol
 
-from glancesync.image import Image, is_user_property
+from glancesync.image import (AMI_PROPERTIES, UPLOAD_PROPERTIES, Image, is_user_property,
+                              metadata_diff)
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name)
 
 LOG = logging.getLogger(__name__)
-
-#: Properties pointing to other images of the same region (AMI images).
-AMI_PROPERTIES = ("kernel_id", "ramdisk_id")
-
-#: Properties every upload carries, even outside ``metadata_set``.
-UPLOAD_PROPERTIES = ("architecture", "os_distro", "os_version", "os_type")
 
 #: Suffix given to the old image by a rename.
 OLD_SUFFIX = ".old"
@@ -376,20 +371,11 @@ class _Planner:
         return {k for k in keys if is_user_property(k) and k not in AMI_PROPERTIES}
 
     def metadata_diff(self, master: Image, regional: Image) -> tuple[dict[str, Any], list[str]]:
-        changes: dict[str, Any] = {}
-        remove: list[str] = []
-        for key in sorted(self.managed_properties(master, regional)):
-            if key in master.properties:
-                if regional.properties.get(key) != master.properties[key]:
-                    changes[key] = master.properties[key]
-            elif key in regional.properties:
-                remove.append(key)
-        if regional.visibility != master.visibility:
-            changes["visibility"] = master.visibility
-        for field in ("min_ram", "min_disk"):
-            if (getattr(regional, field) or 0) != (getattr(master, field) or 0):
-                changes[field] = getattr(master, field) or 0
-        return changes, remove
+        properties = {key: master.properties.get(key)
+                      for key in sorted(self.managed_properties(master, regional))}
+        fields = {"visibility": master.visibility, "min_ram": master.min_ram or 0,
+                  "min_disk": master.min_disk or 0}
+        return metadata_diff(regional, fields, properties)
 
     def upload_fields(self, master: Image) -> dict[str, Any]:
         """Everything a new regional copy of ``master`` carries (AMI ids apart)."""

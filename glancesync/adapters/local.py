@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from glancesync.adapters.base import RegionAdapter
 from glancesync.errors import (ConflictError, GlanceSyncError, RegionNotFoundError,
                                ServiceError, UsageError)
-from glancesync.image import CORE_FIELDS, VISIBILITIES, Image
+from glancesync.image import CORE_FIELDS, UPDATABLE_FIELDS, VISIBILITIES, Image
 from glancesync.localstore import DB_NAME, LocalStore, RequestContext
 
 __all__ = ["LocalRegionAdapter", "DISK_FORMATS", "CONTAINER_FORMATS"]
@@ -27,10 +27,6 @@ __all__ = ["LocalRegionAdapter", "DISK_FORMATS", "CONTAINER_FORMATS"]
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi",
                 "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
-
-#: Core fields ``update_image`` may change.
-UPDATABLE_FIELDS = frozenset({"name", "visibility", "min_ram", "min_disk", "protected",
-                              "disk_format", "container_format"})
 
 
 def _api_time(value: str | None) -> str | None:
