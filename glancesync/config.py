@@ -145,6 +145,15 @@ class Config:
     targets: dict[str, TargetConfig]
     path: str | None = None
 
+    def secrets(self) -> list[str]:
+        """The secret values of the configuration (passwords, secrets), to mask in logs.
+
+        Whatever their source: the file, ``--config`` overrides, the legacy
+        ``credential`` line (decoded) or the ``OS_*`` variables.
+        """
+        return [target.auth[option] for target in self.targets.values() if target.auth
+                for option in SECRET_OPTIONS if target.auth.get(option)]
+
     def target(self, name: str) -> TargetConfig:
         """The target called ``name``; :class:`RegionNotFoundError` if none."""
         try:

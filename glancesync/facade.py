@@ -27,6 +27,7 @@ from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, make_plan
+from glancesync.redaction import REDACTOR
 from glancesync.regions import parse_region, qualify, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.runlog import RunLogs, region_context
@@ -110,7 +111,7 @@ class GlanceSync:
         self._adapters: dict[str, RegionAdapter] = {}
         self._guard = threading.RLock()
         self._source: MasterImageSource | None = None
-        _register_secrets(self.config)
+        REDACTOR.add_secrets(self.config.secrets())
 
     # --- life cycle ----------------------------------------------------------
 
@@ -463,14 +464,3 @@ class GlanceSync:
             Executor(adapter, None, dry_run=dry_run).update_metadata(
                 current, changes, remove, reason="restore from backup")
         return changed
-
-
-def _register_secrets(config: Config) -> None:
-    """Tell the log redactor which strings must never be logged."""
-    from glancesync.cli import REDACTOR
-    secrets = []
-    for target in config.targets.values():
-        for key in ("password", "application_credential_secret"):
-            if target.auth and target.auth.get(key):
-                secrets.append(target.auth[key])
-    REDACTOR.add_secrets(secrets)

@@ -402,6 +402,30 @@ def test_secrets_are_masked_in_repr():
     assert config.target("legacy").auth["password"] == "legacypw"
 
 
+def test_the_configuration_knows_its_secrets():
+    config = load_text(MASTER_OK + textwrap.dedent("""
+        [other]
+        auth_url = http://127.0.0.1:5001
+        application_credential_id = appid
+        application_credential_secret = topsecret
+        [legacy]
+        credential = bob,bGVnYWN5cHc=,http://127.0.0.1:5000/v3,p
+        [mirror]
+        type = local
+        path = /tmp/mirror
+    """), overrides=["other.application_credential_secret=typed-in"])
+    assert sorted(config.secrets()) == ["legacypw", "s3cret", "typed-in"]
+
+
+@pytest.mark.skipif(os.path.exists("/etc/glancesync.conf"),
+                    reason="the environment is used only without a file")
+def test_secrets_from_the_environment():
+    config = load_config(environ={"OS_AUTH_URL": "http://127.0.0.1:5000", "OS_USERNAME": "u",
+                                  "OS_PASSWORD": "from-env", "OS_PROJECT_NAME": "p",
+                                  "OS_REGION_NAME": "R"})
+    assert config.secrets() == ["from-env"]
+
+
 def test_permission_warning(tmp_path, caplog):
     path = write(tmp_path, MASTER_OK, mode=0o644)
     with caplog.at_level(logging.WARNING, logger="glancesync.config"):
