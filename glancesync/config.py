@@ -161,7 +161,7 @@ class Config:
         except KeyError:
             raise RegionNotFoundError(
                 f"unknown target {name!r}; the configured targets are"
-                f" {', '.join(sorted(self.targets))}") from None
+                f" {', '.join(sorted(self.targets))}", region=name) from None
 
 
 def load_config(stream: Any = None, overrides: Sequence[str] = (),

@@ -99,7 +99,14 @@ class UsageError(GlanceSyncError):
 
 
 class RegionNotFoundError(UsageError):
-    """A ``target:region`` name (or a target) does not exist."""
+    """A ``target:region`` name (or a target) does not exist.
+
+    ``region`` holds the name asked for when known; the message names it
+    already, so it is not repeated in front of the message.
+    """
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class AuthenticationError(GlanceSyncError):

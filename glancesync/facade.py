@@ -21,14 +21,14 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from glancesync import report
 from glancesync.adapters.base import RegionAdapter
-from glancesync.config import MASTER, Config, TargetConfig, load_config
+from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, make_plan
 from glancesync.redaction import REDACTOR
-from glancesync.regions import parse_region, qualify, resolve_regions
+from glancesync.regions import RegionRef, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.runlog import RunLogs, region_context
 from glancesync.selection import MasterSelection, select_master
@@ -108,7 +108,7 @@ class GlanceSync:
             self.config = load_config(config_parameters, overrides, environ)
         self.progress = progress
         self._targets: dict[str, Target] = {}
-        self._adapters: dict[str, RegionAdapter] = {}
+        self._adapters: dict[RegionRef, RegionAdapter] = {}
         self._guard = threading.RLock()
         self._source: MasterImageSource | None = None
         REDACTOR.add_secrets(self.config.secrets())
@@ -136,7 +136,11 @@ class GlanceSync:
     @property
     def master_region(self) -> str:
         """The fully qualified name of the master region."""
-        return qualify(MASTER, self.config.main.master_region)
+        return str(self._master_ref)
+
+    @property
+    def _master_ref(self) -> RegionRef:
+        return RegionRef(MASTER, self.config.main.master_region)
 
     def target(self, name: str) -> Target:
         """The target called ``name`` (built on first use)."""
@@ -153,48 +157,38 @@ class GlanceSync:
         Regions of ``master`` are bare names; others are ``target:Region``,
         so every returned name can be passed back to the other methods.
         """
-        names = self.resolve_regions([f"{target}:"])
+        refs = self._resolve([f"{target}:"])
         if target == MASTER and not omit_master_region:
-            names.insert(0, self.master_region)
-        return [n.split(":", 1)[1] if n.startswith(f"{MASTER}:") else n for n in names]
+            refs.insert(0, self._master_ref)
+        return [ref.name if ref.target == MASTER else str(ref) for ref in refs]
 
     def resolve_regions(self, regions: Sequence[str]) -> list[str]:
         """Fully qualified names for region arguments (SPEC section 2)."""
-        return resolve_regions(regions, self.config,
-                               lambda t: self.target(t).region_names())
+        return [str(ref) for ref in self._resolve(regions)]
 
-    def _qualified(self, region: str) -> str:
-        target, name = parse_region(region)
-        if name is None:
-            raise UsageError(f"{region!r} names a target; give one region "
-                             f"(e.g. {target}:RegionName)")
-        return qualify(target, name)
+    def _resolve(self, regions: Sequence[str | RegionRef]) -> list[RegionRef]:
+        return resolve_regions(regions, self.config, lambda t: self.target(t).region_names())
 
-    def adapter(self, region: str) -> RegionAdapter:
+    def adapter(self, region: str | RegionRef) -> RegionAdapter:
         """The adapter of ``region`` (``target:Region``); checked to exist.
 
         Its idempotent calls are retried after transient failures
         (:class:`~glancesync.retry.RetryingAdapter`, ``retries`` and
         ``retry_wait`` of ``[main]``).
         """
-        qualified = self._qualified(region)
+        ref = RegionRef.parse(region)
         with self._guard:
-            if qualified not in self._adapters:
-                if qualified != self.master_region:
-                    resolve_regions([qualified], self.config,
-                                    lambda t: self.target(t).region_names())
-                target, name = parse_region(qualified)
-                self._adapters[qualified] = RetryingAdapter(
-                    self.target(target).adapter(name), self._retry_policy())
-            return self._adapters[qualified]
-
-    def _target_config(self, region: str) -> TargetConfig:
-        return self.config.target(parse_region(region)[0])
+            if ref not in self._adapters:
+                if ref != self._master_ref:
+                    self._resolve([ref])
+                self._adapters[ref] = RetryingAdapter(
+                    self.target(ref.target).adapter(ref), self._retry_policy())
+            return self._adapters[ref]
 
     # --- reading ---------------------------------------------------------------
 
     def _master(self) -> MasterSelection:
-        master = self.adapter(self.master_region)
+        master = self.adapter(self._master_ref)
         return select_master(master.list_images(), master.project_id)
 
     def _retry_policy(self) -> RetryPolicy:
@@ -208,14 +202,15 @@ class GlanceSync:
         return [image.to_dict()
                 for image in report.visible_images(adapter.list_images(), adapter.project_id)]
 
-    def plan_region(self, region: str, master: MasterSelection | None = None) -> RegionPlan:
+    def plan_region(self, region: str | RegionRef,
+                    master: MasterSelection | None = None) -> RegionPlan:
         """The plan of ``region``: per image status and the operations of a sync."""
-        qualified = self._qualified(region)
+        ref = RegionRef.parse(region)
         master = master or self._master()
-        adapter = self.adapter(qualified)
-        target = self._target_config(qualified)
-        return make_plan(qualified, master, adapter.list_images(), adapter.project_id,
-                         target, stalled_upload_age=self.config.main.stalled_upload_age)
+        adapter = self.adapter(ref)
+        return make_plan(str(ref), master, adapter.list_images(), adapter.project_id,
+                         self.config.target(ref.target),
+                         stalled_upload_age=self.config.main.stalled_upload_age)
 
     def get_status(self, region: str) -> list[ImageStatus]:
         """Structured status of every synchronised image in ``region``."""
@@ -223,15 +218,15 @@ class GlanceSync:
 
     def status(self, regions: Sequence[str] = ()) -> StatusReport:
         """Status of several regions (``--show-status``); failures per region."""
-        names = self.resolve_regions(regions)
+        refs = self._resolve(regions)
         master = self._master()
         result = StatusReport()
-        for name in names:
+        for ref in refs:
             try:
-                result.plans[name] = self.plan_region(name, master)
+                result.plans[str(ref)] = self.plan_region(ref, master)
             except GlanceSyncError as error:
-                LOG.error("%s: cannot get the status: %s", name, error)
-                result.failures[name] = error
+                LOG.error("%s: cannot get the status: %s", ref, error)
+                result.failures[str(ref)] = error
         return result
 
     # --- synchronising ---------------------------------------------------------
@@ -242,11 +237,11 @@ class GlanceSync:
             if self._source is None:
                 main = self.config.main
                 cache = ImageCache(main.cache_dir, main.cache_max_size)
-                self._source = MasterImageSource(self.adapter(self.master_region), cache,
+                self._source = MasterImageSource(self.adapter(self._master_ref), cache,
                                                  main.images_dir, progress=self.progress)
             return self._source
 
-    def sync_region(self, region: str, dry_run: bool = False) -> RegionResult:
+    def sync_region(self, region: str | RegionRef, dry_run: bool = False) -> RegionResult:
         """Synchronise one region with the master region.
 
         With ``dry_run`` nothing is changed anywhere: the actions that a sync
@@ -254,7 +249,7 @@ class GlanceSync:
         when the region cannot be synchronised at all; per-image failures
         are in the result.
         """
-        return self._sync_one(self._qualified(region), self._master(), dry_run)
+        return self._sync_one(RegionRef.parse(region), self._master(), dry_run)
 
     def sync(self, regions: Sequence[str] = (), *, dry_run: bool = False,
              parallel: bool = False) -> RunResult:
@@ -265,7 +260,7 @@ class GlanceSync:
         each with its own log file in the run folder. A failing region does
         not stop the others: see :attr:`RunResult.failures`.
         """
-        names = self.resolve_regions(regions)
+        refs = self._resolve(regions)
         master = self._master()
         result = RunResult(dry_run=dry_run)
         # The source lives as long as this object: count this run's bytes only.
@@ -274,39 +269,41 @@ class GlanceSync:
         started = time.monotonic()
         with contextlib.ExitStack() as stack:
             if parallel:
+                names = [str(ref) for ref in refs]
                 result.log_folder = stack.enter_context(RunLogs(self._run_dir(), names)).folder
             pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
-            futures = [pool.submit(self._sync_guarded, name, master, dry_run, result)
-                       for name in names]
+            futures = [pool.submit(self._sync_guarded, ref, master, dry_run, result)
+                       for ref in refs]
             for future in concurrent.futures.as_completed(futures):
                 future.result()  # a bug in a worker must not pass silently
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
-        LOG.info("run over %d region(s) done in %.1f s; %d failed", len(names),
+        LOG.info("run over %d region(s) done in %.1f s; %d failed", len(refs),
                  time.monotonic() - started, len(result.failures))
         return result
 
-    def _sync_guarded(self, name: str, master: MasterSelection, dry_run: bool,
+    def _sync_guarded(self, ref: RegionRef, master: MasterSelection, dry_run: bool,
                       result: RunResult) -> None:
+        name = str(ref)
         with region_context(name):
             try:
-                plan = self.plan_region(name, master)
+                plan = self.plan_region(ref, master)
                 result.plans[name] = plan
-                result.results[name] = self._execute(name, plan, dry_run)
+                result.results[name] = self._execute(ref, plan, dry_run)
             except GlanceSyncError as error:
                 LOG.error("%s: synchronisation failed: %s", name, error)
                 result.failures[name] = error
 
-    def _sync_one(self, name: str, master: MasterSelection, dry_run: bool) -> RegionResult:
-        with region_context(name):
-            return self._execute(name, self.plan_region(name, master), dry_run)
+    def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
+        with region_context(str(ref)):
+            return self._execute(ref, self.plan_region(ref, master), dry_run)
 
-    def _execute(self, name: str, plan: RegionPlan, dry_run: bool) -> RegionResult:
-        adapter = self.adapter(name)
+    def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool) -> RegionResult:
+        adapter = self.adapter(ref)
         options = {"retry": self._retry_policy(), "progress": self.progress}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
-        with RegionLock(self._lock_dir(), self.lock_name(name)):
+        with RegionLock(self._lock_dir(), self.lock_name(ref)):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
     def _run_dir(self) -> Path:
@@ -315,15 +312,15 @@ class GlanceSync:
         import platformdirs
         return Path(platformdirs.user_state_dir("glancesync")) / "runs"
 
-    def lock_name(self, region: str) -> str:
+    def lock_name(self, region: str | RegionRef) -> str:
         """The name of ``region``'s lock: ``Region@<Keystone URL or folder>``.
 
         Keyed by where the region lives, not by the configuration's target
         names, so runs of different configurations on the same region
         exclude each other and unrelated federations never do.
         """
-        target, name = parse_region(self._qualified(region))
-        return f"{name}@{self.target(target).location}"
+        ref = RegionRef.parse(region)
+        return f"{ref.name}@{self.target(ref.target).location}"
 
     def _lock_dir(self) -> Path | None:
         """``$GLANCESYNC_LOCK_DIR`` if set, else the default of :mod:`glancesync.lock`."""
@@ -341,38 +338,39 @@ class GlanceSync:
         for line in report.master_report(self.config.main.master_region, images):
             print(line, file=out)
 
-    def print_images(self, region: str, file: TextIO | None = None) -> None:
+    def print_images(self, region: str | RegionRef, file: TextIO | None = None) -> None:
         """Print a report of ``region``'s images, marking anomalies (see legend)."""
         out = file or sys.stdout
-        qualified = self._qualified(region)
-        adapter = self.adapter(qualified)
+        ref = RegionRef.parse(region)
+        adapter = self.adapter(ref)
         master = self._master()
         images = report.visible_images(adapter.list_images(), adapter.project_id)
-        target = self._target_config(qualified)
-        for line in report.region_report(qualified, images, master.candidates,
+        target = self.config.target(ref.target)
+        for line in report.region_report(str(ref), images, master.candidates,
                                          target.metadata_set):
             print(line, file=out)
 
-    def backup_glancemetadata_region(self, region: str, path: str | Path | None = None,
+    def backup_glancemetadata_region(self, region: str | RegionRef,
+                                     path: str | Path | None = None,
                                      folder: Path | None = None) -> Path:
         """Save the metadata of ``region``'s images (project's and public).
 
         The file is written in ``backup_glance_<timestamp>/`` under ``path``
         (default: the current directory); its path is returned.
         """
-        qualified = self._qualified(region)
-        adapter = self.adapter(qualified)
+        ref = RegionRef.parse(region)
+        adapter = self.adapter(ref)
         images = report.visible_images(adapter.list_images(), adapter.project_id)
         folder = folder or report.backup_folder(Path(path) if path else Path.cwd())
-        written = report.write_backup(folder, qualified, images)
-        LOG.info("%s: metadata of %d images saved in %s", qualified, len(images), written)
+        written = report.write_backup(folder, str(ref), images)
+        LOG.info("%s: metadata of %d images saved in %s", ref, len(images), written)
         return written
 
     def backup(self, regions: Sequence[str] = (), path: str | Path | None = None) -> list[Path]:
         """Back up several regions into one ``backup_glance_<timestamp>`` folder."""
-        names = self.resolve_regions(regions)
+        refs = self._resolve(regions)
         folder = report.backup_folder(Path(path) if path else Path.cwd())
-        return [self.backup_glancemetadata_region(name, folder=folder) for name in names]
+        return [self.backup_glancemetadata_region(ref, folder=folder) for ref in refs]
 
     # --- changing one image ------------------------------------------------------
 
@@ -435,7 +433,7 @@ class GlanceSync:
         return updated
 
 
-    def restore_backup(self, region: str, backup_file: str | Path,
+    def restore_backup(self, region: str | RegionRef, backup_file: str | Path,
                        dry_run: bool = False) -> list[str]:
         """Re-apply the metadata saved in ``backup_file`` to ``region``'s images.
 
@@ -444,8 +442,8 @@ class GlanceSync:
         properties that were not saved are removed. Data is never touched.
         Returns the ids of the images changed (or that would be, in a dry run).
         """
-        qualified = self._qualified(region)
-        adapter = self.adapter(qualified)
+        ref = RegionRef.parse(region)
+        adapter = self.adapter(ref)
         records = list(report.read_backup(Path(backup_file)))
         images = report.visible_images(adapter.list_images(), adapter.project_id)
         by_id = {i.id: i for i in images}
@@ -455,7 +453,7 @@ class GlanceSync:
             current = by_id.get(record["id"]) or by_name.get(record["name"])
             if current is None:
                 LOG.warning("%s: image %s (%s) of the backup is not in the region",
-                            qualified, record["name"], record["id"])
+                            ref, record["name"], record["id"])
                 continue
             changes, remove = report.restore_changes(current, record)
             if not changes and not remove:

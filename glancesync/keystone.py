@@ -20,8 +20,9 @@ from keystoneauth1.identity import v3
 
 from glancesync.adapters.base import RegionAdapter
 from glancesync.config import TargetConfig
-from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure, TLSError,
-                               GlanceSyncError, RegionNotFoundError, ServiceError)
+from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
+                               GlanceSyncError, ServiceError, TLSError)
+from glancesync.regions import RegionRef
 from glancesync.targets import Target
 
 LOG = logging.getLogger(__name__)
@@ -158,16 +159,11 @@ class KeystoneTarget(Target):
                 regions.append(region)
         return regions
 
-    def adapter(self, region: str) -> RegionAdapter:
+    def adapter(self, region: RegionRef) -> RegionAdapter:
         """A Glance adapter of ``region`` on the target's session."""
-        available = self.region_names()
-        if region not in available:
-            raise RegionNotFoundError(
-                f"target {self.name!r} has no region {region!r} with an image service;"
-                f" its regions are {', '.join(available) or '(none)'}")
         from glancesync.adapters.glance import GlanceRegionAdapter
         return GlanceRegionAdapter(
-            name=f"{self.name}:{region}", session=self.session, region_name=region,
+            name=str(region), session=self.session, region_name=region.name,
             project_id=self.project_id, list_timeout=self.config.list_images_timeout,
             interface=self.config.interface)
 

@@ -11,6 +11,7 @@ from glancesync.adapters.base import RegionAdapter
 from glancesync.config import TargetConfig
 from glancesync.errors import ConfigError, UsageError
 from glancesync.localstore import DB_NAME
+from glancesync.regions import RegionRef
 from glancesync.targets import Target
 
 #: The file that makes a folder a local region.
@@ -53,17 +54,20 @@ class LocalTarget(Target):
                        if (entry / REGION_MARKER).is_file())
         return declared + [name for name in found if name not in declared]
 
-    def adapter(self, region: str) -> RegionAdapter:
+    def adapter(self, region: RegionRef) -> RegionAdapter:
         """The adapter of ``region``; a declared region's folder is created on first use.
 
         An undeclared region whose folder holds no store is refused on first
         use, even as master region (which is never resolved against the list).
+
+        :raises UsageError: the name cannot be a folder name.
         """
-        if not region or "/" in region or region in (".", ".."):
-            raise UsageError(f"invalid local region name {region!r}")
+        name = region.name
+        if not name or "/" in name or name in (".", ".."):
+            raise UsageError(f"invalid local region name {name!r}")
         from glancesync.adapters.local import LocalRegionAdapter
         return LocalRegionAdapter(
-            name=f"{self.name}:{region}", path=self.path / region,
+            name=str(region), path=self.path / name,
             project_id=self.config.project, is_admin=True,
             list_timeout=self.config.list_images_timeout,
-            create=region in self.config.regions)
+            create=name in self.config.regions)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 
 from glancesync.adapters.base import RegionAdapter
+from glancesync.regions import RegionRef
 
 
 class Target(abc.ABC):
@@ -22,8 +23,12 @@ class Target(abc.ABC):
         """Every region of the target that has an image service, catalog order."""
 
     @abc.abstractmethod
-    def adapter(self, region: str) -> RegionAdapter:
-        """The adapter of one region (bare name, without ``target:``)."""
+    def adapter(self, region: RegionRef) -> RegionAdapter:
+        """The adapter of one region of this target, named ``str(region)``.
+
+        The region was checked to exist when it was resolved
+        (:func:`~glancesync.regions.resolve_regions`); it is not checked again.
+        """
 
     @property
     def location(self) -> str:

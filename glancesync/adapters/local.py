@@ -95,7 +95,8 @@ class LocalRegionAdapter(RegionAdapter):
             if self._store is None:
                 if not self.create and not (self.path / DB_NAME).is_file():
                     raise RegionNotFoundError(
-                        f"{self.path} holds no local region (no {DB_NAME});"
+                        f"region {self.name}: {self.path} holds no local region"
+                        f" (no {DB_NAME});"
                         " declare it in its target's regions to create it",
                         region=self.name)
                 with self._errors():

@@ -16,7 +16,9 @@ from glancesync.config import TargetConfig, load_config
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                RegionNotFoundError, ServiceError)
 from glancesync.keystone import KeystoneTarget, make_target, v3_url
+from glancesync.facade import GlanceSync
 from glancesync.localtarget import LocalTarget
+from glancesync.regions import RegionRef
 
 AUTH_URL = "http://127.0.0.1:35357"
 TOKENS = AUTH_URL + "/v3/auth/tokens"
@@ -207,15 +209,17 @@ def test_connection_refused():
 
 
 def test_unknown_region_for_adapter(keystone):
-    target = KeystoneTarget(target_config(PASSWORD_SECTION))
-    with pytest.raises(RegionNotFoundError, match="RegionB, Master, RegionA"):
-        target.adapter("RegionQ")
+    config = load_config(io.StringIO("[main]\nmaster_region = Master\n" + PASSWORD_SECTION),
+                         environ={})
+    with GlanceSync(config) as glancesync:
+        with pytest.raises(RegionNotFoundError, match="RegionB, Master, RegionA"):
+            glancesync.adapter("RegionQ")
 
 
 def test_adapter_is_a_glance_adapter(keystone):
     glance = pytest.importorskip("glancesync.adapters.glance")
     target = KeystoneTarget(target_config(PASSWORD_SECTION + "list_images_timeout = 7\n"))
-    adapter = target.adapter("RegionA")
+    adapter = target.adapter(RegionRef("master", "RegionA"))
     assert isinstance(adapter, glance.GlanceRegionAdapter)
     assert adapter.name == "master:RegionA"
     assert adapter.project_id == "proj-123"
@@ -251,7 +255,7 @@ def test_local_target_missing_folder_has_no_regions(tmp_path):
 def test_local_adapter(tmp_path):
     local = pytest.importorskip("glancesync.adapters.local")
     config = target_config(f"[master]\ntype = local\npath = {tmp_path}\nproject = p7\n")
-    adapter = LocalTarget(config).adapter("RegionA")
+    adapter = LocalTarget(config).adapter(RegionRef("master", "RegionA"))
     assert isinstance(adapter, local.LocalRegionAdapter)
     assert adapter.name == "master:RegionA"
     assert adapter.project_id == "p7"
