@@ -11,7 +11,7 @@ import datetime
 import logging
 from typing import Iterator
 
-from glancesync.adapters.base import RegionAdapter
+from glancesync.backends.base import RegionAdapter
 from glancesync.errors import TransferError
 from glancesync.executor import Executor, ImageSource, RegionResult
 from glancesync.image import Image

@@ -28,7 +28,7 @@ import uuid
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from glancesync import progress as progress_mod
-from glancesync.adapters.base import RegionAdapter
+from glancesync.backends.base import RegionAdapter
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError, TransferError
 from glancesync.image import Image
 from glancesync.plan import OLD_SUFFIX, Operation, RegionPlan, Status

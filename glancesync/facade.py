@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from glancesync import report
-from glancesync.adapters.base import RegionAdapter
+from glancesync import backends, report
+from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
@@ -32,7 +32,6 @@ from glancesync.regions import RegionRef, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.runlog import RunLogs, region_context
 from glancesync.selection import MasterSelection, select_master
-from glancesync.targets import Target
 from glancesync.transfer import ImageCache, MasterImageSource
 
 LOG = logging.getLogger(__name__)
@@ -144,10 +143,10 @@ class GlanceSync:
 
     def target(self, name: str) -> Target:
         """The target called ``name`` (built on first use)."""
-        from glancesync.keystone import make_target
         with self._guard:
             if name not in self._targets:
-                self._targets[name] = make_target(self.config.target(name))
+                config = self.config.target(name)
+                self._targets[name] = backends.get_backend(config.backend).make_target(config)
             return self._targets[name]
 
     def get_regions(self, omit_master_region: bool = True,

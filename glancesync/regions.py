@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from glancesync.config import MASTER
+from glancesync.options import MASTER
 from glancesync.errors import RegionNotFoundError, UsageError
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import tenacity
 
-from glancesync.adapters.base import RegionAdapter
+from glancesync.backends.base import RegionAdapter
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
 from glancesync.image import Image
 

@@ -30,7 +30,7 @@ from typing import Iterable, Iterator
 import platformdirs
 
 from glancesync import progress as progress_mod
-from glancesync.adapters.base import RegionAdapter
+from glancesync.backends.base import RegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.image import Image
 from glancesync.integrity import (CHUNK_SIZE, HashingStream, atomic_file, expected_hash,

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from glancesync.adapters.base import RegionAdapter
+from glancesync.backends.base import RegionAdapter
 from glancesync.condition import Condition
 from glancesync.config import TargetConfig
 from glancesync.engine import DirectSource, plan_region, sync_region

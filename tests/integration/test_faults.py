@@ -22,8 +22,8 @@ import pytest
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.base import RegionAdapter
-from glancesync.adapters.glance import GlanceRegionAdapter
+from glancesync.backends.base import RegionAdapter
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.errors import ImageNotFoundError, ServiceError
 from glancesync.executor import Executor, RegionResult
 from glancesync.facade import GlanceSync

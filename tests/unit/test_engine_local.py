@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.engine import DirectSource
 from glancesync.errors import ChecksumMismatchError
 from glancesync.plan import Status

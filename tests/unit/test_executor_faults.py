@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import pytest
 
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.engine import DirectSource, plan_region
 from glancesync.errors import ConnectionFailure, ServiceError
 from glancesync.executor import Executor, RegionResult

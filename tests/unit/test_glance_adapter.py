@@ -20,8 +20,8 @@ from keystoneauth1 import session as ksa_session
 from keystoneauth1 import token_endpoint
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.base import CHUNK_SIZE, RegionAdapter
-from glancesync.adapters.glance import GlanceRegionAdapter
+from glancesync.backends.base import CHUNK_SIZE, RegionAdapter
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                ImageNotFoundError, ServiceError, TransferError,
                                UsageError)

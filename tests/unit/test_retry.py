@@ -7,8 +7,8 @@ import pytest
 
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                GlanceSyncError, ImageNotFoundError, ServiceError, TLSError)
-from glancesync.adapters.base import RegionAdapter
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.base import RegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.retry import RetryingAdapter, RetryPolicy
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.image import Image
 from glancesync.progress import NullProgress, progress_bar, wrap_chunks

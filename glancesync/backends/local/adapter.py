@@ -1,6 +1,6 @@
 """A local folder region behind the :class:`RegionAdapter` interface.
 
-The region is a :class:`~glancesync.localstore.LocalStore` (SQLite database
+The region is a :class:`~glancesync.backends.local.store.LocalStore` (SQLite database
 plus data folder, SPEC section 9), reached with one project's context, so
 every GlanceSync operation works the same against a folder as against
 Glance. The folder is created on first use, unless ``create`` is false: then
@@ -15,11 +15,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from glancesync.adapters.base import RegionAdapter
+from glancesync.backends.base import RegionAdapter
+from glancesync.backends.local.store import DB_NAME, LocalStore, RequestContext
 from glancesync.errors import (ConflictError, GlanceSyncError, RegionNotFoundError,
                                ServiceError, UsageError)
 from glancesync.image import CORE_FIELDS, UPDATABLE_FIELDS, VISIBILITIES, Image
-from glancesync.localstore import DB_NAME, LocalStore, RequestContext
 
 __all__ = ["LocalRegionAdapter", "DISK_FORMATS", "CONTAINER_FORMATS"]
 

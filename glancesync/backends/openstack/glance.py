@@ -8,7 +8,7 @@ HTTP status.
 
 Image data never sits in memory as a whole: uploads are sent with chunked
 transfer encoding from the caller's chunk iterator, downloads are streamed in
-chunks of at most :data:`~glancesync.adapters.base.CHUNK_SIZE` bytes.
+chunks of at most :data:`~glancesync.integrity.CHUNK_SIZE` bytes.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from keystoneauth1 import adapter as ksa_adapter
 from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
-from glancesync.adapters.base import CHUNK_SIZE, RegionAdapter
+from glancesync.backends.base import CHUNK_SIZE, RegionAdapter
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                GlanceSyncError, ImageNotFoundError, ServiceError,
                                TransferError, UsageError)
