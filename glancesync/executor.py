@@ -31,7 +31,7 @@ from glancesync import progress as progress_mod
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError, TransferError
 from glancesync.image import Image
-from glancesync.plan import OLD_SUFFIX, Operation, RegionPlan, Status
+from glancesync.plan import OLD_SUFFIX, Operation, OperationKind, RegionPlan, Status
 from glancesync.retry import RetryingAdapter, RetryPolicy
 
 LOG = logging.getLogger(__name__)
@@ -188,28 +188,31 @@ class Executor:
                          self.adapter.update_image, image.id, changes, tuple(remove))
 
     def _run(self, op: Operation, result: RegionResult) -> None:
-        if op.kind == "update_metadata":
-            changes = dict(op.changes)
-            changes.update(self._resolve_refs(op))
-            self._act("update", f"image {op.name} ({self._keys(changes, op.remove)})",
-                      self.adapter.update_image, op.regional.id, changes, op.remove)
-            result.updated += 1
-        elif op.kind in ("obsolete_rename", "obsolete_update"):
-            verb, what = (("rename", f"image {op.regional.name} to {op.name}")
-                          if op.kind == "obsolete_rename" else
-                          ("update", f"obsolete image {op.name}"))
-            self._act(verb, f"{what} ({self._keys(op.changes, ())})",
-                      self.adapter.update_image, op.regional.id, op.changes)
-            result.obsoleted += 1
-        elif op.kind == "cleanup":
-            self._act("delete", f"leftover {op.regional.status} image {op.name} "
-                      f"({op.regional.id})", self.adapter.delete_image, op.regional.id)
-            result.cleaned += 1
-        elif op.uploads:
-            self._upload(op, result)
-        else:
+        handler = _HANDLERS.get(op.kind)
+        if handler is None:
             raise GlanceSyncError(f"unknown operation {op.kind!r}", region=self.region,
                                   image=op.name)
+        handler(self, op, result)
+
+    def _update(self, op: Operation, result: RegionResult) -> None:
+        changes = dict(op.changes)
+        changes.update(self._resolve_refs(op))
+        self._act("update", f"image {op.name} ({self._keys(changes, op.remove)})",
+                  self.adapter.update_image, op.regional.id, changes, op.remove)
+        result.updated += 1
+
+    def _obsolete(self, op: Operation, result: RegionResult) -> None:
+        verb, what = (("rename", f"image {op.regional.name} to {op.name}")
+                      if op.kind is OperationKind.OBSOLETE_RENAME else
+                      ("update", f"obsolete image {op.name}"))
+        self._act(verb, f"{what} ({self._keys(op.changes, ())})",
+                  self.adapter.update_image, op.regional.id, op.changes)
+        result.obsoleted += 1
+
+    def _cleanup(self, op: Operation, result: RegionResult) -> None:
+        self._act("delete", f"leftover {op.regional.status} image {op.name} "
+                  f"({op.regional.id})", self.adapter.delete_image, op.regional.id)
+        result.cleaned += 1
 
     # -- uploads ---------------------------------------------------------
     def _upload(self, op: Operation, result: RegionResult) -> None:
@@ -230,10 +233,10 @@ class Executor:
             prepare(master)
         self._act("create", f"image {op.name}", self._create, target)
         try:
-            self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
-                      self._send_retrying, target, master)
+            uploaded = self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
+                                 self._send_retrying, target, master)
             if not self.dry_run:
-                self._verify(target.image_id, master, op.name)
+                self._verify(uploaded, master, op.name)
             final = {}
             if fields.get("visibility", "private") != "private":
                 final["visibility"] = fields["visibility"]
@@ -250,14 +253,14 @@ class Executor:
         result.uploaded += 1
         result.bytes_uploaded += op.size
         old = op.regional
-        if op.kind == "replace":
+        if op.kind is OperationKind.REPLACE:
             if old.protected:
                 self._act("unprotect", f"old image {op.name} ({old.id})",
                           self.adapter.update_image, old.id, {"protected": False})
             self._act("delete", f"old image {op.name} ({old.id}), replaced by {new_id}",
                       self.adapter.delete_image, old.id)
             result.replaced += 1
-        elif op.kind == "rename":
+        elif op.kind is OperationKind.RENAME:
             old_name = op.name + OLD_SUFFIX
             self._act("rename", f"{op.name} ({old.id}) to {old_name}, made private",
                       self.adapter.update_image, old.id,
@@ -275,7 +278,7 @@ class Executor:
         self.adapter.create_image(target.name, image_id=image_id, **target.fields)
         target.image_id = image_id
 
-    def _send_retrying(self, target: _NewImage, master: Image) -> None:
+    def _send_retrying(self, target: _NewImage, master: Image) -> Image:
         """Upload the data, restarting from the first byte after transient failures.
 
         Before each new attempt the image is looked at (a ``saving`` one is
@@ -284,12 +287,12 @@ class Executor:
         means the data arrived but the answer was lost (verification
         follows); anything else (``saving`` left by a dead worker, or a
         409 on the new attempt) is deleted and replaced by a new image.
+        Returns the image as it is after the upload.
         """
         failures = 0
         while True:
             try:
-                self._send(target.image_id, master, target.name)
-                return
+                return self._send(target.image_id, master, target.name)
             except GlanceSyncError as error:
                 stuck = isinstance(error, ConflictError) and failures > 0
                 if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:
@@ -300,11 +303,12 @@ class Executor:
                             "from the start in %.1f s", self.region, target.name, failures,
                             self.retry.attempts, error, delay)
                 self.retry.sleep(delay)
-            if self._prepare_retry(target, stuck):
-                return
+            arrived = self._prepare_retry(target, stuck)
+            if arrived is not None:
+                return arrived
 
-    def _prepare_retry(self, target: _NewImage, stuck: bool) -> bool:
-        """Make ``target`` ready for a new upload; True if its data is already there."""
+    def _prepare_retry(self, target: _NewImage, stuck: bool) -> Image | None:
+        """Make ``target`` ready for a new upload; the image if its data is already there."""
         try:
             image = self.adapter.get_image(target.image_id)
         except ImageNotFoundError:
@@ -318,21 +322,24 @@ class Executor:
             if image.status == "queued":
                 LOG.info("%s: image %s (%s) is queued again: uploading into it",
                          self.region, target.name, target.image_id)
-                return False
+                return None
             if image.status == "active":
                 LOG.info("%s: image %s (%s) became active: the data arrived",
                          self.region, target.name, target.image_id)
-                return True
+                return image
         if image is not None:
             self._act("delete", f"stuck {image.status} upload {target.name} "
                       f"({target.image_id})", self.adapter.delete_image, target.image_id)
         self._create(target)
         LOG.info("%s: uploading %s into new image %s", self.region, target.name,
                  target.image_id)
-        return False
+        return None
 
-    def _send(self, image_id: str, master: Image, name: str) -> None:
-        """Stream the master data into the image, keeping source errors."""
+    def _send(self, image_id: str, master: Image, name: str) -> Image:
+        """Stream the master data into the image, keeping source errors.
+
+        Returns the image as ``upload_data`` gives it back.
+        """
         source_errors: list[GlanceSyncError] = []
 
         def guarded() -> Iterator[bytes]:
@@ -345,21 +352,22 @@ class Executor:
         chunks = progress_mod.wrap_chunks(guarded(), f"{self.region} {name}", master.size,
                                           self.progress)
         try:
-            self.adapter.upload_data(image_id, chunks, size=master.size)
+            image = self.adapter.upload_data(image_id, chunks, size=master.size)
         except GlanceSyncError:
             if source_errors:
                 raise source_errors[0] from None
             raise
         if source_errors:
             raise source_errors[0]
+        return image
 
-    def _verify(self, image_id: str, master: Image, name: str) -> None:
-        """The new image must be ``active`` with the master's hash.
+    def _verify(self, image: Image, master: Image, name: str) -> None:
+        """The new image (as the upload returned it) must be ``active`` with the master's hash.
 
         On a mismatch the source is asked (if it can) to check its copy
         again before it serves it next: the bad bytes may come from it.
         """
-        image = self.adapter.get_image(image_id)
+        image_id = image.id
         if image.status != "active":
             raise TransferError(f"uploaded image {image_id} is {image.status}, not active",
                                 region=self.region, image=name)
@@ -396,3 +404,15 @@ class Executor:
         parts = [f"{k}={v}" for k, v in sorted(changes.items())]
         parts += [f"-{k}" for k in remove]
         return ", ".join(parts)
+
+
+#: The handler of each kind of operation.
+_HANDLERS: dict[OperationKind, Callable[[Executor, Operation, RegionResult], None]] = {
+    OperationKind.UPDATE_METADATA: Executor._update,
+    OperationKind.UPLOAD: Executor._upload,
+    OperationKind.REPLACE: Executor._upload,
+    OperationKind.RENAME: Executor._upload,
+    OperationKind.OBSOLETE_RENAME: Executor._obsolete,
+    OperationKind.OBSOLETE_UPDATE: Executor._obsolete,
+    OperationKind.CLEANUP: Executor._cleanup,
+}
