@@ -168,7 +168,3 @@ class LockedError(GlanceSyncError):
     """Another run holds the lock of the region."""
 
     exit_status = ExitStatus.LOCKED
-
-
-class NotImplementedYetError(GlanceSyncError):
-    """The operation exists in the API but is not available yet."""

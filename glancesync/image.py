@@ -28,10 +28,6 @@ NON_USER_PROPERTIES = (
     "is_public", "members",
 )
 
-#: Fields that an upload copies from the master image besides the properties.
-UPLOAD_FIELDS = ("disk_format", "container_format", "min_ram", "min_disk",
-                 "protected")
-
 VISIBILITIES = ("public", "community", "shared", "private")
 
 #: Core fields an update may change (besides user properties).

@@ -28,9 +28,6 @@ MARKERS = {
 #: Fields a restore from a backup sets (besides the user properties).
 RESTORED_FIELDS = ("name", "visibility", "min_ram", "min_disk", "protected")
 
-BACKUP_FIELDS = ("region", "name", "id", "status", "size", "checksum", "owner",
-                 "is_public", "visibility", "properties")
-
 
 def legend() -> str:
     """The meaning of the markers, one per line."""

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
-from glancesync.engine import DirectSource
 from glancesync.errors import ChecksumMismatchError
 from glancesync.plan import Status
+from tests.engine import DirectSource
 from tests import scenarios
 from tests.scenarios import Bed, View
 

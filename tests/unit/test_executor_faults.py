@@ -17,13 +17,13 @@ import pytest
 
 from glancesync import executor as executor_module
 from glancesync.backends.local.adapter import LocalRegionAdapter
-from glancesync.engine import DirectSource, plan_region
 from glancesync.errors import ConnectionFailure, ServiceError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import Image
 from glancesync.plan import OperationKind
 from glancesync.retry import RetryPolicy
 from glancesync.transfer import ImageCache, MasterImageSource
+from tests.engine import DirectSource, plan_region
 from tests import scenarios
 
 MIB = 1024 * 1024

@@ -1,9 +1,11 @@
-"""Glue of the synchronisation engine, used by the facade.
+"""Test glue: the synchronisation engine driven on two bare adapters.
 
 :func:`plan_region` lists the master and the region once each and returns
 the plan; :func:`sync_region` executes it (or only logs it in a dry run).
 :class:`DirectSource` streams master data straight from the master adapter,
-checking its hashes; :mod:`glancesync.transfer` offers the cached source.
+checking its hashes (the library's source is :mod:`glancesync.transfer`'s
+cached one). The facade does all this with targets, locks and a cache; the
+tests use it to reach the engine without a configuration.
 """
 from __future__ import annotations
 
