@@ -96,6 +96,8 @@ class GlanceSync:
     then the ``OS_*`` environment variables. ``overrides`` are
     ``section.key=value`` strings. ``progress`` shows progress bars (None:
     only when stderr is a terminal).
+
+    :raises ConfigError: the configuration is missing, unreadable or invalid.
     """
 
     def __init__(self, config_parameters: TextIO | Config | None = None, *,
@@ -142,7 +144,10 @@ class GlanceSync:
         return RegionRef(MASTER, self.config.main.master_region)
 
     def target(self, name: str) -> Target:
-        """The target called ``name`` (built on first use)."""
+        """The target called ``name`` (built on first use).
+
+        :raises RegionNotFoundError: no target of that name.
+        """
         with self._guard:
             if name not in self._targets:
                 config = self.config.target(name)
@@ -155,6 +160,12 @@ class GlanceSync:
 
         Regions of ``master`` are bare names; others are ``target:Region``,
         so every returned name can be passed back to the other methods.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the target's regions cannot be listed (authentication,
+            connection).
         """
         refs = self._resolve([f"{target}:"])
         if target == MASTER and not omit_master_region:
@@ -162,7 +173,12 @@ class GlanceSync:
         return [ref.name if ref.target == MASTER else str(ref) for ref in refs]
 
     def resolve_regions(self, regions: Sequence[str]) -> list[str]:
-        """Fully qualified names for region arguments (SPEC section 2)."""
+        """Fully qualified names for region arguments (SPEC section 2).
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        """
         return [str(ref) for ref in self._resolve(regions)]
 
     def _resolve(self, regions: Sequence[str | RegionRef]) -> list[RegionRef]:
@@ -174,6 +190,10 @@ class GlanceSync:
         Its idempotent calls are retried after transient failures
         (:class:`~glancesync.retry.RetryingAdapter`, ``retries`` and
         ``retry_wait`` of ``[main]``).
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
         """
         ref = RegionRef.parse(region)
         with self._guard:
@@ -196,14 +216,26 @@ class GlanceSync:
         return RetryPolicy(retries=main.retries, initial_wait=main.retry_wait)
 
     def get_images_region(self, region: str) -> list[dict[str, Any]]:
-        """The project's images and the public images of ``region``, as dicts."""
+        """The project's images and the public images of ``region``, as dicts.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the region cannot be listed.
+        """
         adapter = self.adapter(region)
         return [image.to_dict()
                 for image in report.visible_images(adapter.list_images(), adapter.project_id)]
 
     def plan_region(self, region: str | RegionRef,
                     master: MasterSelection | None = None) -> RegionPlan:
-        """The plan of ``region``: per image status and the operations of a sync."""
+        """The plan of ``region``: per image status and the operations of a sync.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the master or the region cannot be listed.
+        """
         ref = RegionRef.parse(region)
         master = master or self._master()
         adapter = self.adapter(ref)
@@ -212,11 +244,24 @@ class GlanceSync:
                          stalled_upload_age=self.config.main.stalled_upload_age)
 
     def get_status(self, region: str) -> list[ImageStatus]:
-        """Structured status of every synchronised image in ``region``."""
+        """Structured status of every synchronised image in ``region``.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the master or the region cannot be listed.
+        """
         return self.plan_region(region).statuses
 
     def status(self, regions: Sequence[str] = ()) -> StatusReport:
-        """Status of several regions (``--show-status``); failures per region."""
+        """Status of several regions (``--show-status``); failures per region.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the master region cannot be listed (a region that
+            cannot is in ``failures``).
+        """
         refs = self._resolve(regions)
         master = self._master()
         result = StatusReport()
@@ -247,6 +292,12 @@ class GlanceSync:
         would do are logged and returned. Raises :class:`GlanceSyncError`
         when the region cannot be synchronised at all; per-image failures
         are in the result.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises LockedError: another run holds the region's lock.
+        :raises GlanceSyncError: the region cannot be synchronised at all.
         """
         return self._sync_one(RegionRef.parse(region), self._master(), dry_run)
 
@@ -258,6 +309,12 @@ class GlanceSync:
         ``parallel``, up to ``max_children`` regions are synchronised at once,
         each with its own log file in the run folder. A failing region does
         not stop the others: see :attr:`RunResult.failures`.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the master region cannot be listed (a failing region is
+            in ``failures``).
         """
         refs = self._resolve(regions)
         master = self._master()
@@ -317,6 +374,8 @@ class GlanceSync:
         Keyed by where the region lives, not by the configuration's target
         names, so runs of different configurations on the same region
         exclude each other and unrelated federations never do.
+
+        :raises UsageError: ``region`` is not one region's name.
         """
         ref = RegionRef.parse(region)
         return f"{ref.name}@{self.target(ref.target).location}"
@@ -338,7 +397,12 @@ class GlanceSync:
             print(line, file=out)
 
     def print_images(self, region: str | RegionRef, file: TextIO | None = None) -> None:
-        """Print a report of ``region``'s images, marking anomalies (see legend)."""
+        """Print a report of ``region``'s images, marking anomalies (see legend).
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        """
         out = file or sys.stdout
         ref = RegionRef.parse(region)
         adapter = self.adapter(ref)
@@ -356,6 +420,11 @@ class GlanceSync:
 
         The file is written in ``backup_glance_<timestamp>/`` under ``path``
         (default: the current directory); its path is returned.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises UsageError: the backup folder cannot be created.
         """
         ref = RegionRef.parse(region)
         adapter = self.adapter(ref)
@@ -366,7 +435,13 @@ class GlanceSync:
         return written
 
     def backup(self, regions: Sequence[str] = (), path: str | Path | None = None) -> list[Path]:
-        """Back up several regions into one ``backup_glance_<timestamp>`` folder."""
+        """Back up several regions into one ``backup_glance_<timestamp>`` folder.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises UsageError: the backup folder cannot be created.
+        """
         refs = self._resolve(regions)
         folder = report.backup_folder(Path(path) if path else Path.cwd())
         return [self.backup_glancemetadata_region(ref, folder=folder) for ref in refs]
@@ -378,6 +453,10 @@ class GlanceSync:
 
         With ``confirm`` (the default) the user is asked on the terminal;
         without a terminal the deletion is refused. Returns True if deleted.
+
+        :raises ImageNotFoundError: no such image in the region.
+        :raises ConflictError: the image is protected.
+        :raises UsageError: ``confirm`` without a terminal to ask on.
         """
         adapter = self.adapter(region)
         image = adapter.get_image(uuid)
@@ -403,6 +482,9 @@ class GlanceSync:
         two differs from the image; ``visibility`` if both do), ``min_ram``,
         ``min_disk``, ``protected`` and user properties are set; a property
         whose value is ``None`` is removed. Other read-only fields are ignored.
+
+        :raises UsageError: the image has no ``id``, or a value the service refuses.
+        :raises ImageNotFoundError: no such image in the region.
         """
         data = image.to_dict() if isinstance(image, Image) else dict(image)
         if isinstance(image, Image):
@@ -440,6 +522,9 @@ class GlanceSync:
         ``min_disk``, ``protected`` and user properties are set; user
         properties that were not saved are removed. Data is never touched.
         Returns the ids of the images changed (or that would be, in a dry run).
+
+        :raises UsageError: the backup file cannot be read.
+        :raises ConfigError: a line of the backup file is malformed.
         """
         ref = RegionRef.parse(region)
         adapter = self.adapter(ref)

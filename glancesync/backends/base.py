@@ -85,7 +85,9 @@ class RegionAdapter(abc.ABC):
 
     ``name`` is the fully qualified region name (``target:Region``);
     ``project_id`` is the project of the credential: images created through
-    the adapter are owned by it.
+    the adapter are owned by it. Every method raises only
+    :class:`~glancesync.errors.GlanceSyncError` subclasses, marked
+    ``transient`` when a new attempt may succeed (see :mod:`glancesync.retry`).
     """
 
     name: str
@@ -95,13 +97,19 @@ class RegionAdapter(abc.ABC):
     def list_images(self) -> list[Image]:
         """Every image the credential can see, all pages, deleted excluded.
 
-        The caller filters by owner. Raises a :class:`ServiceError` if the
-        listing takes longer than the adapter's listing timeout.
+        The caller filters by owner.
+
+        :raises ServiceError: the listing took longer than the adapter's
+            listing timeout (seconds), or the service failed.
+        :raises ConnectionFailure: the service cannot be reached.
         """
 
     @abc.abstractmethod
     def get_image(self, image_id: str) -> Image:
-        """One image; :class:`ImageNotFoundError` if absent."""
+        """One image.
+
+        :raises ImageNotFoundError: no such image (or not visible).
+        """
 
     @abc.abstractmethod
     def create_image(self, name: str, *, visibility: str = "private",
@@ -111,20 +119,40 @@ class RegionAdapter(abc.ABC):
                      protected: bool = False,
                      properties: Mapping[str, str] | None = None,
                      image_id: str | None = None) -> Image:
-        """Create an image record without data (status ``queued``)."""
+        """Create an image record without data (status ``queued``); return it.
+
+        ``min_ram`` is in MiB, ``min_disk`` in GiB (Glance's units);
+        ``properties`` are user properties (string values); ``image_id`` a
+        UUID chosen by the caller, or None for one chosen by the service.
+
+        :raises ConflictError: ``image_id`` exists or existed.
+        :raises UsageError: a value the service's image schema refuses.
+        """
 
     @abc.abstractmethod
     def upload_data(self, image_id: str, chunks: Iterable[bytes],
                     size: int | None = None) -> Image:
         """Store the image's data from ``chunks``; return the image after.
 
-        On failure the image may be left ``queued``; the caller decides
-        whether to delete it.
+        ``size`` (bytes), when known, is declared to the service and checked.
+        On failure the image may be left ``queued`` (or ``saving``); the
+        caller decides whether to delete it.
+
+        :raises ConflictError: the image is not ``queued``.
+        :raises TransferError: the data stream broke or does not have ``size`` bytes.
         """
 
     @abc.abstractmethod
     def download_data(self, image_id: str) -> Iterator[bytes]:
-        """The image's data as chunks of at most :data:`CHUNK_SIZE` bytes."""
+        """The image's data as chunks of at most :data:`CHUNK_SIZE` bytes.
+
+        The request is made by the call (errors raise here); the data is
+        read as the iterator is consumed, unverified: the caller hashes it.
+
+        :raises ImageNotFoundError: no such image.
+        :raises ServiceError: the image has no data.
+        :raises TransferError: (while iterating) the stream broke.
+        """
 
     @abc.abstractmethod
     def update_image(self, image_id: str, changes: Mapping[str, Any],
@@ -134,12 +162,19 @@ class RegionAdapter(abc.ABC):
         ``changes`` may hold ``name``, ``visibility``, ``min_ram``,
         ``min_disk``, ``protected``, ``disk_format``, ``container_format``
         and any user property (string values). ``remove`` lists properties
-        to delete.
+        to delete; one the image lacks is ignored.
+
+        :raises ImageNotFoundError: no such image.
+        :raises UsageError: a value the service's image schema refuses.
         """
 
     @abc.abstractmethod
     def delete_image(self, image_id: str) -> None:
-        """Delete the image (and its data). Protected images raise ConflictError."""
+        """Delete the image and its data.
+
+        :raises ImageNotFoundError: no such image.
+        :raises ConflictError: the image is protected.
+        """
 
     def close(self) -> None:
         """Release connections; the adapter is not used afterwards."""
@@ -161,7 +196,12 @@ class Target(abc.ABC):
 
     @abc.abstractmethod
     def region_names(self) -> list[str]:
-        """Every region of the target that has an image service, catalog order."""
+        """Every region of the target that has an image service, catalog order.
+
+        :raises AuthenticationError: the credentials are refused.
+        :raises ConnectionFailure: the service holding the list cannot be reached.
+        :raises ConfigError: the target's settings cannot be used.
+        """
 
     @abc.abstractmethod
     def adapter(self, region: RegionRef) -> RegionAdapter:

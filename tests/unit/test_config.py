@@ -387,15 +387,20 @@ def test_environment_never_fills_other_targets(tmp_path):
 
 # -- secrets -------------------------------------------------------------------
 
+#: Secrets of every kind: a password, an application credential secret, a
+#: legacy credential line holding a base64 password.
+WITH_SECRETS = MASTER_OK + textwrap.dedent("""
+    [other]
+    auth_url = http://127.0.0.1:5001
+    application_credential_id = appid
+    application_credential_secret = topsecret
+    [legacy]
+    credential = bob,bGVnYWN5cHc=,http://127.0.0.1:5000/v3,p
+""")
+
+
 def test_secrets_are_masked_in_repr():
-    config = load_text(MASTER_OK + textwrap.dedent("""
-        [other]
-        auth_url = http://127.0.0.1:5001
-        application_credential_id = appid
-        application_credential_secret = topsecret
-        [legacy]
-        credential = bob,bGVnYWN5cHc=,http://127.0.0.1:5000/v3,p
-    """))
+    config = load_text(WITH_SECRETS)
     for text in (repr(config), str(config), repr(config.targets), str(config.target("master"))):
         assert "s3cret" not in text
         assert "topsecret" not in text
@@ -406,17 +411,8 @@ def test_secrets_are_masked_in_repr():
 
 
 def test_the_configuration_knows_its_secrets():
-    config = load_text(MASTER_OK + textwrap.dedent("""
-        [other]
-        auth_url = http://127.0.0.1:5001
-        application_credential_id = appid
-        application_credential_secret = topsecret
-        [legacy]
-        credential = bob,bGVnYWN5cHc=,http://127.0.0.1:5000/v3,p
-        [mirror]
-        type = local
-        path = /tmp/mirror
-    """), overrides=["other.application_credential_secret=typed-in"])
+    config = load_text(WITH_SECRETS + "[mirror]\ntype = local\npath = /tmp/mirror\n",
+                       overrides=["other.application_credential_secret=typed-in"])
     assert sorted(config.secrets()) == ["legacypw", "s3cret", "typed-in"]
 
 
