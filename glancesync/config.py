@@ -83,7 +83,7 @@ class MainConfig:
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
 
 
-@dataclasses.dataclass(repr=False)
+@dataclasses.dataclass
 class TargetConfig:
     """One target section, defaults of ``[DEFAULT]`` applied.
 
@@ -93,7 +93,7 @@ class TargetConfig:
     :class:`~glancesync.backends.openstack.settings.OpenStackSettings`),
     None for a policy made by hand. The other fields are the common
     options, the policy of selection and synchronisation. ``repr()``
-    masks the secrets.
+    masks the secrets (each backend's settings mask their own).
     """
 
     name: str
@@ -110,11 +110,6 @@ class TargetConfig:
     support_obsolete_images: bool = True
     obsolete_syncprops: frozenset[str] = frozenset()
     list_images_timeout: float = 30.0  #: seconds
-
-    def __repr__(self) -> str:
-        parts = [f"{field.name}={getattr(self, field.name)!r}"
-                 for field in dataclasses.fields(self)]
-        return f"TargetConfig({', '.join(parts)})"
 
 
 @dataclasses.dataclass
