@@ -2,25 +2,24 @@
 
 The scripts in ``scripts/`` parse their own arguments and call one method of
 :class:`~glancesync.GlanceSync`; this module gives them the common options,
-the logging set-up (quiet under cron, secrets redacted) and the mapping of
-errors to the documented exit statuses.
+one way to build the :class:`~glancesync.GlanceSync` from them
+(:func:`build_glancesync`), the logging set-up (quiet under cron, secrets
+redacted by :mod:`glancesync.redaction`) and the mapping of errors to the
+documented exit statuses.
 """
 from __future__ import annotations
 
 import argparse
-import base64
 import logging
 import os
-import re
 import sys
 import traceback
-import urllib.parse
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NoReturn, Sequence, TextIO
+from typing import Callable, NoReturn, Sequence, TextIO
 
+from glancesync import redaction
 from glancesync.errors import ConfigError, ExitStatus, GlanceSyncError, UsageError
-
-if TYPE_CHECKING:
-    from glancesync.facade import RunResult
+from glancesync.facade import GlanceSync, RunResult
+from glancesync.redaction import REDACTOR
 
 EXIT_STATUS_HELP = """exit statuses:
   0  done, or everything already in sync
@@ -34,89 +33,6 @@ EXIT_STATUS_HELP = """exit statuses:
 CONFIG_HELP = ("configuration: the file named by --config-file, else "
                "$GLANCESYNC_CONFIG, else /etc/glancesync.conf, else the OS_* "
                "environment variables (master target only)")
-
-_MASK = "***"
-
-#: ``(pattern, replacement)`` pairs masking secrets whatever their source:
-#: token headers (keystoneauth's own ``{SHA256}`` digests are kept: they are
-#: not secrets and tell requests apart), ``key=value`` or JSON pairs whose key
-#: names a secret (not JSON objects such as a token response body), the whole
-#: legacy ``credential`` value (it holds the base64 password), and passwords
-#: in URLs.
-_SECRET_PATTERNS = [
-    (re.compile(r"(?i)\b(x-auth-token|x-subject-token|x-service-token|authorization)"
-                r"(['\"]?\s*[:=]\s*['\"]?)(?!\{SHA256\})(?:(?:basic|bearer)\s+)?"
-                r"[^'\"\s,}]+"), r"\1\2" + _MASK),
-    (re.compile(r"(?i)(['\"]?\bcredential['\"]?\s*[:=]\s*['\"]?)[^'\"\s}]+"),
-     r"\1" + _MASK),
-    (re.compile(r"(?i)(['\"]?[\w.-]*(?:password|secret|token)['\"]?\s*[:=]\s*)"
-                r"(?:(['\"])(?!\{SHA256\})[^'\"]+\2|(?![{\[]|null\b|none\b|\{SHA256\})"
-                r"[^'\"\s,}]+)"),
-     lambda m: m.group(1) + (m.group(2) or "") + _MASK + (m.group(2) or "")),
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1" + _MASK + "@"),
-]
-
-
-def _variants(secret: str) -> list[str]:
-    """A secret and the encodings it may be logged in (base64, URL-quoted)."""
-    encoded = base64.b64encode(secret.encode()).decode()
-    return list({secret, encoded, encoded.rstrip("="),
-                 urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)})
-
-
-class RedactingFilter(logging.Filter):
-    """Masks tokens, passwords and the configured secrets in log records.
-
-    :func:`setup_logging` applies it to every record when the record is
-    created, so that each handler (console, ``--log-file``, the per-region
-    run logs) and a record's traceback receive the masked text.
-    """
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        super().__init__()
-        self.secrets: list[str] = []
-        self.add_secrets(secrets)
-
-    def add_secrets(self, secrets: Iterable[str]) -> None:
-        """Mask these strings (and their base64 and URL encodings) from now on."""
-        for secret in secrets:
-            if secret and len(secret) >= 4:
-                self.secrets.extend(v for v in _variants(secret) if v not in self.secrets)
-        # Longest first: a secret that contains another is masked whole.
-        self.secrets.sort(key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = self.redact(message)
-        if redacted != message:
-            record.msg = redacted
-            record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.redact(_FORMATTER.formatException(record.exc_info))
-        return True
-
-    def redact(self, text: str) -> str:
-        """``text`` with every known secret and secret-looking value masked."""
-        for secret in self.secrets:
-            text = text.replace(secret, _MASK)
-        for pattern, replacement in _SECRET_PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text
-
-
-_FORMATTER = logging.Formatter()
-
-#: The filter installed by :func:`setup_logging`; the facade feeds it the
-#: configuration's secrets.
-REDACTOR = RedactingFilter()
-_BASE_RECORD_FACTORY = logging.getLogRecordFactory()
-
-
-def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    record = _BASE_RECORD_FACTORY(*args, **kwargs)
-    REDACTOR.filter(record)
-    return record
-
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """Options every script takes."""
@@ -185,7 +101,7 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
     else:
         level = logging.INFO
     # Masking at record creation covers every handler, ours and the run logs.
-    logging.setLogRecordFactory(_redacted_record)
+    redaction.install()
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -229,6 +145,21 @@ def config_stream(args: argparse.Namespace) -> TextIO | None:
     except OSError as error:
         raise ConfigError(f"cannot read the configuration file: {error.strerror or error}",
                           path=args.config_file) from error
+
+
+def build_glancesync(args: argparse.Namespace, *, progress: bool | None = False) -> GlanceSync:
+    """The :class:`GlanceSync` the common options describe (``--config-file``, ``--config``).
+
+    ``progress``: draw progress bars (None: only on a terminal).
+
+    :raises ConfigError: the configuration cannot be read or is invalid.
+    """
+    stream = config_stream(args)
+    try:
+        return GlanceSync(stream, overrides=args.config, progress=progress)
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:

@@ -1,0 +1,104 @@
+"""Masking secrets in logs and messages: one redactor for the library and the CLI.
+
+:data:`REDACTOR` masks tokens, passwords, secret-looking ``key=value`` pairs
+and, once told, the configuration's own secrets
+(:meth:`~glancesync.config.Config.secrets`: the facade feeds them in). The
+scripts install it for every log record with :func:`install` and pass their
+error messages through :meth:`RedactingFilter.redact`.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import urllib.parse
+from typing import Any, Iterable
+
+__all__ = ["REDACTOR", "RedactingFilter", "install"]
+
+_MASK = "***"
+
+#: ``(pattern, replacement)`` pairs masking secrets whatever their source:
+#: token headers (keystoneauth's own ``{SHA256}`` digests are kept: they are
+#: not secrets and tell requests apart), ``key=value`` or JSON pairs whose key
+#: names a secret (not JSON objects such as a token response body), the whole
+#: legacy ``credential`` value (it holds the base64 password), and passwords
+#: in URLs.
+_SECRET_PATTERNS = [
+    (re.compile(r"(?i)\b(x-auth-token|x-subject-token|x-service-token|authorization)"
+                r"(['\"]?\s*[:=]\s*['\"]?)(?!\{SHA256\})(?:(?:basic|bearer)\s+)?"
+                r"[^'\"\s,}]+"), r"\1\2" + _MASK),
+    (re.compile(r"(?i)(['\"]?\bcredential['\"]?\s*[:=]\s*['\"]?)[^'\"\s}]+"),
+     r"\1" + _MASK),
+    (re.compile(r"(?i)(['\"]?[\w.-]*(?:password|secret|token)['\"]?\s*[:=]\s*)"
+                r"(?:(['\"])(?!\{SHA256\})[^'\"]+\2|(?![{\[]|null\b|none\b|\{SHA256\})"
+                r"[^'\"\s,}]+)"),
+     lambda m: m.group(1) + (m.group(2) or "") + _MASK + (m.group(2) or "")),
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1" + _MASK + "@"),
+]
+
+
+def _variants(secret: str) -> list[str]:
+    """A secret and the encodings it may be logged in (base64, URL-quoted)."""
+    encoded = base64.b64encode(secret.encode()).decode()
+    return list({secret, encoded, encoded.rstrip("="),
+                 urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)})
+
+
+class RedactingFilter(logging.Filter):
+    """Masks tokens, passwords and the configured secrets in log records.
+
+    :func:`install` applies it to every record when the record is created,
+    so that each handler (console, ``--log-file``, the per-region run logs)
+    and a record's traceback receive the masked text.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets: list[str] = []
+        self.add_secrets(secrets)
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        """Mask these strings (and their base64 and URL encodings) from now on."""
+        for secret in secrets:
+            if secret and len(secret) >= 4:
+                self.secrets.extend(v for v in _variants(secret) if v not in self.secrets)
+        # Longest first: a secret that contains another is masked whole.
+        self.secrets.sort(key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg = redacted
+            record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.redact(_FORMATTER.formatException(record.exc_info))
+        return True
+
+    def redact(self, text: str) -> str:
+        """``text`` with every known secret and secret-looking value masked."""
+        for secret in self.secrets:
+            text = text.replace(secret, _MASK)
+        for pattern, replacement in _SECRET_PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+
+_FORMATTER = logging.Formatter()
+
+#: The filter :func:`install` applies to every log record; the facade feeds
+#: it the configuration's secrets.
+REDACTOR = RedactingFilter()
+_BASE_RECORD_FACTORY = logging.getLogRecordFactory()
+
+
+def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _BASE_RECORD_FACTORY(*args, **kwargs)
+    REDACTOR.filter(record)
+    return record
+
+
+def install() -> None:
+    """Mask every log record of the process when it is created (idempotent)."""
+    logging.setLogRecordFactory(_redacted_record)
