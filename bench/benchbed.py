@@ -4,18 +4,16 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import logging
 import os
 import re
 import shutil
 from pathlib import Path
 from typing import Iterator
 
-from glancesync.testbed import TestBed, TestBedError, TestBedInfo
+from glancesync.testbed import TestBed, TestBedInfo
 
 from rawglance import RawRegion, keystone_token
 
-LOG = logging.getLogger("bench")
 
 #: The three target regions of every measurement, as GlanceSync names them.
 TARGETS = ("RegionA", "RegionB", "other:RegionC")
@@ -52,24 +50,15 @@ class Bed:
             bed = TestBed.load(attach)
             return cls(bed, bed.info, owned=False)
         if run_dir.exists():
-            stale = TestBed(run_dir, home=home)
-            with contextlib.suppress(Exception):
-                stale.stop()
+            # A bed left by an earlier run: its processes must be gone (every
+            # thread exited, see glancesync.testbed.procs) before its folder is.
+            TestBed(run_dir, home=home).stop()
             shutil.rmtree(run_dir)
         bed = TestBed(run_dir, home=home)
         bed.install()
-        try:
-            info = bed.start(detach=detach)
-        except TestBedError as error:
-            # One retry: a boot can fail by chance (e.g. a generated password
-            # that a service's command line takes for an option).
-            LOG.warning("test bed boot failed, retrying once: %s", str(error)[:300])
-            with contextlib.suppress(TestBedError):
-                bed.stop()
-            shutil.rmtree(run_dir, ignore_errors=True)
-            bed = TestBed(run_dir, home=home)
-            info = bed.start(detach=detach)
-        return cls(bed, info, owned=True)
+        # No retry: a boot that fails is a defect of the bed to fix, and
+        # the error says which service failed and why.
+        return cls(bed, bed.start(detach=detach), owned=True)
 
     def close(self) -> None:
         """Stop the bed if the benchmark booted it, and free its disk."""

@@ -1,16 +1,47 @@
-"""GlanceSync: keep Glance images synchronised from a master region."""
+"""GlanceSync: keep Glance images synchronised from a master region.
+
+The public API, declared once: the facade :class:`GlanceSync`, what its
+methods return, the image model, region references and every error class
+with the exit statuses they map to. Everything else is reachable from its
+module, without promise. Names are loaded on first use, so that importing
+the package stays cheap.
+"""
+import importlib
 import logging
 
-from glancesync.errors import ExitStatus, GlanceSyncError
+from glancesync.errors import (AuthenticationError, ChecksumMismatchError, ConfigError,
+                               ConflictError, ConnectionFailure, ExitStatus, GlanceSyncError,
+                               ImageNotFoundError, LockedError, RegionNotFoundError,
+                               ServiceError, TLSError, TransferError, UsageError)
 
-__all__ = ["GlanceSync", "GlanceSyncError", "ExitStatus"]
+#: Public name -> the module defining it (loaded on first use).
+_LAZY = {
+    "GlanceSync": "glancesync.facade",
+    "RunResult": "glancesync.facade",
+    "StatusReport": "glancesync.facade",
+    "RegionResult": "glancesync.executor",
+    "Status": "glancesync.plan",
+    "ImageStatus": "glancesync.plan",
+    "RegionPlan": "glancesync.plan",
+    "Operation": "glancesync.plan",
+    "OperationKind": "glancesync.plan",
+    "Image": "glancesync.image",
+    "RegionRef": "glancesync.regions",
+}
+
+__all__ = [
+    *_LAZY,
+    "ExitStatus", "GlanceSyncError", "AuthenticationError", "ChecksumMismatchError",
+    "ConfigError", "ConflictError", "ConnectionFailure", "ImageNotFoundError",
+    "LockedError", "RegionNotFoundError", "ServiceError", "TLSError", "TransferError",
+    "UsageError",
+]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str):
     # The facade imports every layer; load it only when asked for.
-    if name == "GlanceSync":
-        from glancesync.facade import GlanceSync
-        return GlanceSync
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)

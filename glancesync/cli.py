@@ -2,8 +2,10 @@
 
 The scripts in ``scripts/`` parse their own arguments and call one method of
 :class:`~glancesync.GlanceSync`; this module gives them the common options,
-the logging set-up (quiet under cron, secrets redacted) and the mapping of
-errors to the documented exit statuses.
+one way to build the :class:`~glancesync.GlanceSync` from them
+(:func:`build_glancesync`), the logging set-up (quiet under cron, secrets
+redacted by :mod:`glancesync.redaction`) and the mapping of errors to the
+documented exit statuses.
 """
 from __future__ import annotations
 
@@ -12,13 +14,12 @@ import logging
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, NoReturn, Sequence, TextIO
+from typing import BinaryIO, Callable, NoReturn, Sequence, TextIO
 
+from glancesync import redaction
 from glancesync.errors import ConfigError, ExitStatus, GlanceSyncError, UsageError
+from glancesync.facade import GlanceSync, RunResult
 from glancesync.redaction import REDACTOR
-
-if TYPE_CHECKING:
-    from glancesync.facade import RunResult
 
 EXIT_STATUS_HELP = """exit statuses:
   0  done, or everything already in sync
@@ -32,15 +33,6 @@ EXIT_STATUS_HELP = """exit statuses:
 CONFIG_HELP = ("configuration: the file named by --config-file, else "
                "$GLANCESYNC_CONFIG, else /etc/glancesync.conf, else the OS_* "
                "environment variables (master target only)")
-
-_BASE_RECORD_FACTORY = logging.getLogRecordFactory()
-
-
-def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    record = _BASE_RECORD_FACTORY(*args, **kwargs)
-    REDACTOR.filter(record)
-    return record
-
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """Options every script takes."""
@@ -109,7 +101,7 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
     else:
         level = logging.INFO
     # Masking at record creation covers every handler, ours and the run logs.
-    logging.setLogRecordFactory(_redacted_record)
+    redaction.install()
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -157,6 +149,21 @@ def config_stream(args: argparse.Namespace) -> BinaryIO | None:
     except OSError as error:
         raise ConfigError(f"cannot read the configuration file: {error.strerror or error}",
                           path=args.config_file) from error
+
+
+def build_glancesync(args: argparse.Namespace, *, progress: bool | None = False) -> GlanceSync:
+    """The :class:`GlanceSync` the common options describe (``--config-file``, ``--config``).
+
+    ``progress``: draw progress bars (None: only on a terminal).
+
+    :raises ConfigError: the configuration cannot be read or is invalid.
+    """
+    stream = config_stream(args)
+    try:
+        return GlanceSync(stream, overrides=args.config, progress=progress)
+    finally:
+        if stream is not None:
+            stream.close()
 
 
 def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:

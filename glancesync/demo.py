@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 
 PROJECT = "demo-project"
 MIB = 1024 * 1024

@@ -4,6 +4,11 @@ Every error the library raises derives from :class:`GlanceSyncError`.
 Errors of third-party libraries (glanceclient, keystoneauth1, sqlite3, OS
 errors) are translated into these classes at the boundary where they occur,
 so callers never need to import those libraries to handle failures.
+
+Whether an error is worth another attempt is decided once, when it is made
+(as keystoneauth's ``RetriableConnectionFailure`` does), and carried on it:
+:attr:`GlanceSyncError.transient` and :attr:`GlanceSyncError.retry_after`.
+:mod:`glancesync.retry` only reads them.
 """
 from __future__ import annotations
 
@@ -26,17 +31,29 @@ class GlanceSyncError(Exception):
 
     ``region`` and ``image`` name what the error is about when known;
     ``status_code`` keeps the HTTP status of a failed API call.
+    ``transient`` says whether the failure may go away by itself (a new
+    attempt may succeed); when not given, the class decides
+    (:meth:`default_transient`). ``retry_after`` is the delay in seconds the
+    server asked for before a new attempt (``Retry-After``), or None.
     """
 
     exit_status: ExitStatus = ExitStatus.REGION_FAILED
 
     def __init__(self, message: str, *, region: str | None = None,
-                 image: str | None = None, status_code: int | None = None) -> None:
+                 image: str | None = None, status_code: int | None = None,
+                 transient: bool | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.region = region
         self.image = image
         self.status_code = status_code
+        self.transient = self.default_transient(status_code) if transient is None else transient
+        self.retry_after = retry_after
+
+    @classmethod
+    def default_transient(cls, status_code: int | None) -> bool:
+        """Whether an error of this class and HTTP status is transient: no."""
+        return False
 
     def __str__(self) -> str:
         where = []
@@ -82,7 +99,14 @@ class UsageError(GlanceSyncError):
 
 
 class RegionNotFoundError(UsageError):
-    """A ``target:region`` name (or a target) does not exist."""
+    """A ``target:region`` name (or a target) does not exist.
+
+    ``region`` holds the name asked for when known; the message names it
+    already, so it is not repeated in front of the message.
+    """
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class AuthenticationError(GlanceSyncError):
@@ -92,17 +116,36 @@ class AuthenticationError(GlanceSyncError):
 
 
 class ConnectionFailure(GlanceSyncError):
-    """A service could not be reached (refused, DNS, TLS, timeout)."""
+    """A service could not be reached (refused, reset, DNS, timeout): transient."""
+
+    @classmethod
+    def default_transient(cls, status_code: int | None) -> bool:
+        return True
 
 
 class TLSError(ConnectionFailure):
-    """TLS failed (untrusted certificate...): a configuration matter (cacert)."""
+    """TLS failed (untrusted certificate...): a configuration matter (cacert).
+
+    Not transient: the certificate does not change between attempts.
+    """
 
     exit_status = ExitStatus.USAGE
 
+    @classmethod
+    def default_transient(cls, status_code: int | None) -> bool:
+        return False
+
 
 class ServiceError(GlanceSyncError):
-    """An API call failed; ``status_code`` holds the HTTP status if any."""
+    """An API call failed; ``status_code`` holds the HTTP status if any.
+
+    Transient for server errors 500-599 except 501 (Not Implemented never
+    changes); 4xx answers, including 409 conflicts, are permanent.
+    """
+
+    @classmethod
+    def default_transient(cls, status_code: int | None) -> bool:
+        return status_code is not None and 500 <= status_code <= 599 and status_code != 501
 
 
 class ImageNotFoundError(ServiceError):
@@ -125,7 +168,3 @@ class LockedError(GlanceSyncError):
     """Another run holds the lock of the region."""
 
     exit_status = ExitStatus.LOCKED
-
-
-class NotImplementedYetError(GlanceSyncError):
-    """The operation exists in the API but is not available yet."""

@@ -10,13 +10,15 @@ visibility and protection; an old image is deleted or renamed only after
 its replacement is verified; a failed upload deletes what it created. One
 image failing does not stop the others.
 
-Faults: transient errors (:func:`glancesync.retry.is_transient`) are
-retried with backoff (:class:`~glancesync.retry.RetryPolicy`). A failed
-upload is restarted from the source's first byte, into the same image when
-Glance put it back to ``queued`` (the client's connection broke), else
-into a new image after deleting the stuck one (``saving`` after a dead
-Glance worker). New images get their id here, so a creation retried after
-a lost answer finds its image instead of making a second one.
+Faults: the adapter retries its idempotent calls itself (a
+:class:`~glancesync.retry.RetryingAdapter`, which the executor puts around
+any adapter that is not one already). What stays here
+is the upload restart, under the same :class:`~glancesync.retry.RetryPolicy`:
+a failed upload is restarted from the source's first byte, into the same
+image when Glance put it back to ``queued`` (the client's connection
+broke), else into a new image after deleting the stuck one (``saving``
+after a dead Glance worker). New images get their id here, so a creation
+retried after a lost answer finds its image instead of making a second one.
 """
 from __future__ import annotations
 
@@ -26,12 +28,11 @@ import uuid
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from glancesync import progress as progress_mod
-from glancesync.adapters.base import RegionAdapter
-from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
-                               TransferError)
+from glancesync.backends.base import RegionAdapter
+from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError, TransferError
 from glancesync.image import Image
-from glancesync.plan import OLD_SUFFIX, Operation, RegionPlan, Status
-from glancesync.retry import RetryPolicy, is_transient
+from glancesync.plan import OLD_SUFFIX, Operation, OperationKind, RegionPlan, Status
+from glancesync.retry import RetryingAdapter, RetryPolicy
 
 LOG = logging.getLogger(__name__)
 
@@ -108,10 +109,6 @@ _VERBS = {
 SETTLE_TIME = 5.0
 SETTLE_POLL = 0.25
 
-#: Verbs whose calls handle their own retries (see :meth:`Executor._act`).
-_OWN_RETRIES = frozenset({"create", "upload"})
-
-
 class _Failed(GlanceSyncError):
     """An operation cannot run because an earlier one failed."""
 
@@ -128,18 +125,23 @@ class _NewImage:
 class Executor:
     """Runs the operations of plans against one region adapter.
 
-    ``retry`` bounds the retries of transient failures (default
-    :class:`RetryPolicy()`); ``progress`` draws a bar per upload (None:
-    only when stderr is a terminal).
+    ``retry`` (default :class:`RetryPolicy()`) bounds the restarts of
+    failed uploads; an ``adapter`` that is not a
+    :class:`~glancesync.retry.RetryingAdapter` already (the facade's are) is
+    wrapped in one with the same policy, so the executor's calls are always
+    retried. ``progress`` draws a bar per upload (None: only when stderr is
+    a terminal).
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
                  dry_run: bool = False, retry: RetryPolicy | None = None,
                  progress: bool | None = None) -> None:
+        self.retry = retry if retry is not None else RetryPolicy()
+        if not isinstance(adapter, RetryingAdapter):
+            adapter = RetryingAdapter(adapter, self.retry)
         self.adapter = adapter
         self.source = source
         self.dry_run = dry_run
-        self.retry = retry if retry is not None else RetryPolicy()
         self.progress = progress
         self.region = adapter.name
         # master name -> regional UUID of the image uploaded in this run
@@ -151,42 +153,13 @@ class Executor:
         """Log one change and make it (or only log it, in a dry run).
 
         ``verb`` is a key of :data:`_VERBS`; ``what`` completes the sentence.
-        Transient failures are retried (creations and uploads retry inside
-        ``call``); a delete that finds the image gone after a failed attempt
-        has succeeded.
         """
         doing, do, level = _VERBS[verb]
         if self.dry_run:
             LOG.log(level, "%s: would %s %s", self.region, do, what)
             return None
         LOG.log(level, "%s: %s %s", self.region, doing, what)
-        if verb in _OWN_RETRIES:
-            return call(*args, **kwargs)
-        return self._retried(f"{do} {what}", call, *args, missing_ok=verb == "delete",
-                             **kwargs)
-
-    def _retried(self, what: str, call: Callable[..., Any], *args: Any,
-                 missing_ok: bool = False, **kwargs: Any) -> Any:
-        """``call(*args, **kwargs)`` under the retry policy.
-
-        With ``missing_ok``, an :class:`ImageNotFoundError` after a transient
-        failure means the failed attempt did its work (its answer was lost).
-        """
-        failed = False
-
-        def attempt() -> Any:
-            nonlocal failed
-            try:
-                return call(*args, **kwargs)
-            except ImageNotFoundError:
-                if missing_ok and failed:
-                    return None
-                raise
-            except GlanceSyncError as error:
-                failed = failed or is_transient(error)
-                raise
-
-        return self.retry.call(attempt, f"{self.region}: {what}")
+        return call(*args, **kwargs)
 
     # -- entry point -----------------------------------------------------
     def execute(self, plan: RegionPlan) -> RegionResult:
@@ -215,28 +188,31 @@ class Executor:
                          self.adapter.update_image, image.id, changes, tuple(remove))
 
     def _run(self, op: Operation, result: RegionResult) -> None:
-        if op.kind == "update_metadata":
-            changes = dict(op.changes)
-            changes.update(self._resolve_refs(op))
-            self._act("update", f"image {op.name} ({self._keys(changes, op.remove)})",
-                      self.adapter.update_image, op.regional.id, changes, op.remove)
-            result.updated += 1
-        elif op.kind in ("obsolete_rename", "obsolete_update"):
-            verb, what = (("rename", f"image {op.regional.name} to {op.name}")
-                          if op.kind == "obsolete_rename" else
-                          ("update", f"obsolete image {op.name}"))
-            self._act(verb, f"{what} ({self._keys(op.changes, ())})",
-                      self.adapter.update_image, op.regional.id, op.changes)
-            result.obsoleted += 1
-        elif op.kind == "cleanup":
-            self._act("delete", f"leftover {op.regional.status} image {op.name} "
-                      f"({op.regional.id})", self.adapter.delete_image, op.regional.id)
-            result.cleaned += 1
-        elif op.uploads:
-            self._upload(op, result)
-        else:
+        handler = _HANDLERS.get(op.kind)
+        if handler is None:
             raise GlanceSyncError(f"unknown operation {op.kind!r}", region=self.region,
                                   image=op.name)
+        handler(self, op, result)
+
+    def _update(self, op: Operation, result: RegionResult) -> None:
+        changes = dict(op.changes)
+        changes.update(self._resolve_refs(op))
+        self._act("update", f"image {op.name} ({self._keys(changes, op.remove)})",
+                  self.adapter.update_image, op.regional.id, changes, op.remove)
+        result.updated += 1
+
+    def _obsolete(self, op: Operation, result: RegionResult) -> None:
+        verb, what = (("rename", f"image {op.regional.name} to {op.name}")
+                      if op.kind is OperationKind.OBSOLETE_RENAME else
+                      ("update", f"obsolete image {op.name}"))
+        self._act(verb, f"{what} ({self._keys(op.changes, ())})",
+                  self.adapter.update_image, op.regional.id, op.changes)
+        result.obsoleted += 1
+
+    def _cleanup(self, op: Operation, result: RegionResult) -> None:
+        self._act("delete", f"leftover {op.regional.status} image {op.name} "
+                  f"({op.regional.id})", self.adapter.delete_image, op.regional.id)
+        result.cleaned += 1
 
     # -- uploads ---------------------------------------------------------
     def _upload(self, op: Operation, result: RegionResult) -> None:
@@ -257,10 +233,10 @@ class Executor:
             prepare(master)
         self._act("create", f"image {op.name}", self._create, target)
         try:
-            self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
-                      self._send_retrying, target, master)
+            uploaded = self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
+                                 self._send_retrying, target, master)
             if not self.dry_run:
-                self._verify(target.image_id, master, op.name)
+                self._verify(uploaded, master, op.name)
             final = {}
             if fields.get("visibility", "private") != "private":
                 final["visibility"] = fields["visibility"]
@@ -277,14 +253,14 @@ class Executor:
         result.uploaded += 1
         result.bytes_uploaded += op.size
         old = op.regional
-        if op.kind == "replace":
+        if op.kind is OperationKind.REPLACE:
             if old.protected:
                 self._act("unprotect", f"old image {op.name} ({old.id})",
                           self.adapter.update_image, old.id, {"protected": False})
             self._act("delete", f"old image {op.name} ({old.id}), replaced by {new_id}",
                       self.adapter.delete_image, old.id)
             result.replaced += 1
-        elif op.kind == "rename":
+        elif op.kind is OperationKind.RENAME:
             old_name = op.name + OLD_SUFFIX
             self._act("rename", f"{op.name} ({old.id}) to {old_name}, made private",
                       self.adapter.update_image, old.id,
@@ -294,32 +270,15 @@ class Executor:
     def _create(self, target: _NewImage) -> None:
         """Create ``target``'s image under a fresh id chosen here.
 
-        A retry after a lost answer gets a conflict (the id exists): the
-        image made by the lost attempt is then used if it is still empty.
+        With a caller-chosen id, a creation retried after a lost answer
+        finds the image of the lost attempt (see
+        :class:`~glancesync.retry.RetryingAdapter`).
         """
         image_id = str(uuid.uuid4())
-        failed = False
-
-        def attempt() -> None:
-            nonlocal failed
-            try:
-                self.adapter.create_image(target.name, image_id=image_id, **target.fields)
-            except ConflictError:
-                if not failed:
-                    raise
-                found = self.adapter.get_image(image_id)
-                if found.status != "queued" or found.owner != self.adapter.project_id:
-                    raise
-                LOG.info("%s: image %s (%s) was created by the failed attempt",
-                         self.region, target.name, image_id)
-            except GlanceSyncError as error:
-                failed = failed or is_transient(error)
-                raise
-
-        self.retry.call(attempt, f"{self.region}: create image {target.name}")
+        self.adapter.create_image(target.name, image_id=image_id, **target.fields)
         target.image_id = image_id
 
-    def _send_retrying(self, target: _NewImage, master: Image) -> None:
+    def _send_retrying(self, target: _NewImage, master: Image) -> Image:
         """Upload the data, restarting from the first byte after transient failures.
 
         Before each new attempt the image is looked at (a ``saving`` one is
@@ -328,57 +287,59 @@ class Executor:
         means the data arrived but the answer was lost (verification
         follows); anything else (``saving`` left by a dead worker, or a
         409 on the new attempt) is deleted and replaced by a new image.
+        Returns the image as it is after the upload.
         """
         failures = 0
         while True:
             try:
-                self._send(target.image_id, master, target.name)
-                return
+                return self._send(target.image_id, master, target.name)
             except GlanceSyncError as error:
                 stuck = isinstance(error, ConflictError) and failures > 0
-                if not (is_transient(error) or stuck) or failures >= self.retry.retries:
+                if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:
                     raise
                 failures += 1
-                delay = self.retry.wait(failures)
+                delay = self.retry.wait(failures, error)
                 LOG.warning("%s: upload of %s failed (attempt %d of %d): %s; retrying "
                             "from the start in %.1f s", self.region, target.name, failures,
                             self.retry.attempts, error, delay)
                 self.retry.sleep(delay)
-            if self._prepare_retry(target, stuck):
-                return
+            arrived = self._prepare_retry(target, stuck)
+            if arrived is not None:
+                return arrived
 
-    def _prepare_retry(self, target: _NewImage, stuck: bool) -> bool:
-        """Make ``target`` ready for a new upload; True if its data is already there."""
+    def _prepare_retry(self, target: _NewImage, stuck: bool) -> Image | None:
+        """Make ``target`` ready for a new upload; the image if its data is already there."""
         try:
-            image = self._retried(f"get image {target.image_id}", self.adapter.get_image,
-                                  target.image_id)
+            image = self.adapter.get_image(target.image_id)
         except ImageNotFoundError:
             image = None
         polls = int(SETTLE_TIME / SETTLE_POLL)
         while image is not None and image.status == "saving" and not stuck and polls:
             polls -= 1
             self.retry.sleep(SETTLE_POLL)
-            image = self._retried(f"get image {target.image_id}", self.adapter.get_image,
-                                  target.image_id)
+            image = self.adapter.get_image(target.image_id)
         if image is not None and not stuck:
             if image.status == "queued":
                 LOG.info("%s: image %s (%s) is queued again: uploading into it",
                          self.region, target.name, target.image_id)
-                return False
+                return None
             if image.status == "active":
                 LOG.info("%s: image %s (%s) became active: the data arrived",
                          self.region, target.name, target.image_id)
-                return True
+                return image
         if image is not None:
             self._act("delete", f"stuck {image.status} upload {target.name} "
                       f"({target.image_id})", self.adapter.delete_image, target.image_id)
         self._create(target)
         LOG.info("%s: uploading %s into new image %s", self.region, target.name,
                  target.image_id)
-        return False
+        return None
 
-    def _send(self, image_id: str, master: Image, name: str) -> None:
-        """Stream the master data into the image, keeping source errors."""
+    def _send(self, image_id: str, master: Image, name: str) -> Image:
+        """Stream the master data into the image, keeping source errors.
+
+        Returns the image as ``upload_data`` gives it back.
+        """
         source_errors: list[GlanceSyncError] = []
 
         def guarded() -> Iterator[bytes]:
@@ -391,21 +352,22 @@ class Executor:
         chunks = progress_mod.wrap_chunks(guarded(), f"{self.region} {name}", master.size,
                                           self.progress)
         try:
-            self.adapter.upload_data(image_id, chunks, size=master.size)
+            image = self.adapter.upload_data(image_id, chunks, size=master.size)
         except GlanceSyncError:
             if source_errors:
                 raise source_errors[0] from None
             raise
         if source_errors:
             raise source_errors[0]
+        return image
 
-    def _verify(self, image_id: str, master: Image, name: str) -> None:
-        """The new image must be ``active`` with the master's hash.
+    def _verify(self, image: Image, master: Image, name: str) -> None:
+        """The new image (as the upload returned it) must be ``active`` with the master's hash.
 
         On a mismatch the source is asked (if it can) to check its copy
         again before it serves it next: the bad bytes may come from it.
         """
-        image = self._retried(f"get image {image_id}", self.adapter.get_image, image_id)
+        image_id = image.id
         if image.status != "active":
             raise TransferError(f"uploaded image {image_id} is {image.status}, not active",
                                 region=self.region, image=name)
@@ -442,3 +404,15 @@ class Executor:
         parts = [f"{k}={v}" for k, v in sorted(changes.items())]
         parts += [f"-{k}" for k in remove]
         return ", ".join(parts)
+
+
+#: The handler of each kind of operation.
+_HANDLERS: dict[OperationKind, Callable[[Executor, Operation, RegionResult], None]] = {
+    OperationKind.UPDATE_METADATA: Executor._update,
+    OperationKind.UPLOAD: Executor._upload,
+    OperationKind.REPLACE: Executor._upload,
+    OperationKind.RENAME: Executor._upload,
+    OperationKind.OBSOLETE_RENAME: Executor._obsolete,
+    OperationKind.OBSOLETE_UPDATE: Executor._obsolete,
+    OperationKind.CLEANUP: Executor._cleanup,
+}

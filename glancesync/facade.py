@@ -19,31 +19,23 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from glancesync import report
-from glancesync.adapters.base import RegionAdapter
-from glancesync.config import MASTER, Config, TargetConfig, load_config
+from glancesync import backends, report
+from glancesync.backends.base import RegionAdapter, Target
+from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
-from glancesync.image import Image
+from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, make_plan
 from glancesync.redaction import REDACTOR
-from glancesync.regions import parse_region, qualify, resolve_regions
-from glancesync.retry import RetryPolicy
+from glancesync.regions import RegionRef, resolve_regions
+from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.runlog import RunLogs, region_context
 from glancesync.selection import MasterSelection, select_master
-from glancesync.targets import Target
 from glancesync.transfer import ImageCache, MasterImageSource
 
 LOG = logging.getLogger(__name__)
 
-#: Fields :meth:`GlanceSync.update_metadata_image` may change besides properties.
-UPDATABLE_FIELDS = ("name", "visibility", "min_ram", "min_disk", "protected",
-                    "disk_format", "container_format")
-#: Fields that describe an image but are never changed by an update.
-READ_ONLY_FIELDS = frozenset({"id", "status", "size", "virtual_size", "checksum",
-                              "os_hash_algo", "os_hash_value", "created_at",
-                              "updated_at", "tags", "owner", "region", "properties"})
 
 
 @dataclasses.dataclass
@@ -104,6 +96,8 @@ class GlanceSync:
     then the ``OS_*`` environment variables. ``overrides`` are
     ``section.key=value`` strings. ``progress`` shows progress bars (None:
     only when stderr is a terminal).
+
+    :raises ConfigError: the configuration is missing, unreadable or invalid.
     """
 
     def __init__(self, config_parameters: TextIO | Config | None = None, *,
@@ -115,10 +109,10 @@ class GlanceSync:
             self.config = load_config(config_parameters, overrides, environ)
         self.progress = progress
         self._targets: dict[str, Target] = {}
-        self._adapters: dict[str, RegionAdapter] = {}
+        self._adapters: dict[RegionRef, RegionAdapter] = {}
         self._guard = threading.RLock()
         self._source: MasterImageSource | None = None
-        _register_secrets(self.config)
+        REDACTOR.add_secrets(self.config.secrets())
 
     # --- life cycle ----------------------------------------------------------
 
@@ -143,14 +137,21 @@ class GlanceSync:
     @property
     def master_region(self) -> str:
         """The fully qualified name of the master region."""
-        return qualify(MASTER, self.config.main.master_region)
+        return str(self._master_ref)
+
+    @property
+    def _master_ref(self) -> RegionRef:
+        return RegionRef(MASTER, self.config.main.master_region)
 
     def target(self, name: str) -> Target:
-        """The target called ``name`` (built on first use)."""
-        from glancesync.keystone import make_target
+        """The target called ``name`` (built on first use).
+
+        :raises RegionNotFoundError: no target of that name.
+        """
         with self._guard:
             if name not in self._targets:
-                self._targets[name] = make_target(self.config.target(name))
+                config = self.config.target(name)
+                self._targets[name] = backends.get_backend(config.backend).make_target(config)
             return self._targets[name]
 
     def get_regions(self, omit_master_region: bool = True,
@@ -159,85 +160,117 @@ class GlanceSync:
 
         Regions of ``master`` are bare names; others are ``target:Region``,
         so every returned name can be passed back to the other methods.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the target's regions cannot be listed (authentication,
+            connection).
         """
-        names = self.resolve_regions([f"{target}:"])
+        refs = self._resolve([f"{target}:"])
         if target == MASTER and not omit_master_region:
-            names.insert(0, self.master_region)
-        return [n.split(":", 1)[1] if n.startswith(f"{MASTER}:") else n for n in names]
+            refs.insert(0, self._master_ref)
+        return [ref.name if ref.target == MASTER else str(ref) for ref in refs]
 
     def resolve_regions(self, regions: Sequence[str]) -> list[str]:
-        """Fully qualified names for region arguments (SPEC section 2)."""
-        return resolve_regions(regions, self.config,
-                               lambda t: self.target(t).region_names())
+        """Fully qualified names for region arguments (SPEC section 2).
 
-    def _qualified(self, region: str) -> str:
-        target, name = parse_region(region)
-        if name is None:
-            raise UsageError(f"{region!r} names a target; give one region "
-                             f"(e.g. {target}:RegionName)")
-        return qualify(target, name)
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        """
+        return [str(ref) for ref in self._resolve(regions)]
 
-    def adapter(self, region: str) -> RegionAdapter:
-        """The adapter of ``region`` (``target:Region``); checked to exist."""
-        qualified = self._qualified(region)
+    def _resolve(self, regions: Sequence[str | RegionRef]) -> list[RegionRef]:
+        return resolve_regions(regions, self.config, lambda t: self.target(t).region_names())
+
+    def adapter(self, region: str | RegionRef) -> RegionAdapter:
+        """The adapter of ``region`` (``target:Region``); checked to exist.
+
+        Its idempotent calls are retried after transient failures
+        (:class:`~glancesync.retry.RetryingAdapter`, ``retries`` and
+        ``retry_wait`` of ``[main]``).
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        """
+        ref = RegionRef.parse(region)
         with self._guard:
-            if qualified not in self._adapters:
-                if qualified != self.master_region:
-                    resolve_regions([qualified], self.config,
-                                    lambda t: self.target(t).region_names())
-                target, name = parse_region(qualified)
-                self._adapters[qualified] = self.target(target).adapter(name)
-            return self._adapters[qualified]
-
-    def _target_config(self, region: str) -> TargetConfig:
-        return self.config.target(parse_region(region)[0])
+            if ref not in self._adapters:
+                if ref != self._master_ref:
+                    self._resolve([ref])
+                self._adapters[ref] = RetryingAdapter(
+                    self.target(ref.target).adapter(ref), self._retry_policy())
+            return self._adapters[ref]
 
     # --- reading ---------------------------------------------------------------
 
     def _master(self) -> MasterSelection:
-        master = self.adapter(self.master_region)
-        return select_master(self._list(master), master.project_id)
+        master = self.adapter(self._master_ref)
+        return select_master(master.list_images(), master.project_id)
 
     def _retry_policy(self) -> RetryPolicy:
         """Retries of transient failures, from ``retries`` and ``retry_wait``."""
         main = self.config.main
         return RetryPolicy(retries=main.retries, initial_wait=main.retry_wait)
 
-    def _list(self, adapter: RegionAdapter) -> list[Image]:
-        """``adapter.list_images()``, retried after transient failures."""
-        return self._retry_policy().call(adapter.list_images,
-                                      f"{adapter.name}: listing images")
-
     def get_images_region(self, region: str) -> list[dict[str, Any]]:
-        """The project's images and the public images of ``region``, as dicts."""
+        """The project's images and the public images of ``region``, as dicts.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the region cannot be listed.
+        """
         adapter = self.adapter(region)
         return [image.to_dict()
                 for image in report.visible_images(adapter.list_images(), adapter.project_id)]
 
-    def plan_region(self, region: str, master: MasterSelection | None = None) -> RegionPlan:
-        """The plan of ``region``: per image status and the operations of a sync."""
-        qualified = self._qualified(region)
+    def plan_region(self, region: str | RegionRef,
+                    master: MasterSelection | None = None) -> RegionPlan:
+        """The plan of ``region``: per image status and the operations of a sync.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the master or the region cannot be listed.
+        """
+        ref = RegionRef.parse(region)
         master = master or self._master()
-        adapter = self.adapter(qualified)
-        target = self._target_config(qualified)
-        return make_plan(qualified, master, self._list(adapter), adapter.project_id,
-                         target, stalled_upload_age=self.config.main.stalled_upload_age)
+        adapter = self.adapter(ref)
+        return make_plan(str(ref), master, adapter.list_images(), adapter.project_id,
+                         self.config.target(ref.target),
+                         stalled_upload_age=self.config.main.stalled_upload_age)
 
     def get_status(self, region: str) -> list[ImageStatus]:
-        """Structured status of every synchronised image in ``region``."""
+        """Structured status of every synchronised image in ``region``.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the master or the region cannot be listed.
+        """
         return self.plan_region(region).statuses
 
     def status(self, regions: Sequence[str] = ()) -> StatusReport:
-        """Status of several regions (``--show-status``); failures per region."""
-        names = self.resolve_regions(regions)
+        """Status of several regions (``--show-status``); failures per region.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the master region cannot be listed (a region that
+            cannot is in ``failures``).
+        """
+        refs = self._resolve(regions)
         master = self._master()
         result = StatusReport()
-        for name in names:
+        for ref in refs:
             try:
-                result.plans[name] = self.plan_region(name, master)
+                result.plans[str(ref)] = self.plan_region(ref, master)
             except GlanceSyncError as error:
-                LOG.error("%s: cannot get the status: %s", name, error)
-                result.failures[name] = error
+                LOG.error("%s: cannot get the status: %s", ref, error)
+                result.failures[str(ref)] = error
         return result
 
     # --- synchronising ---------------------------------------------------------
@@ -248,19 +281,25 @@ class GlanceSync:
             if self._source is None:
                 main = self.config.main
                 cache = ImageCache(main.cache_dir, main.cache_max_size)
-                self._source = MasterImageSource(self.adapter(self.master_region), cache,
+                self._source = MasterImageSource(self.adapter(self._master_ref), cache,
                                                  main.images_dir, progress=self.progress)
             return self._source
 
-    def sync_region(self, region: str, dry_run: bool = False) -> RegionResult:
+    def sync_region(self, region: str | RegionRef, dry_run: bool = False) -> RegionResult:
         """Synchronise one region with the master region.
 
         With ``dry_run`` nothing is changed anywhere: the actions that a sync
         would do are logged and returned. Raises :class:`GlanceSyncError`
         when the region cannot be synchronised at all; per-image failures
         are in the result.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises LockedError: another run holds the region's lock.
+        :raises GlanceSyncError: the region cannot be synchronised at all.
         """
-        return self._sync_one(self._qualified(region), self._master(), dry_run)
+        return self._sync_one(RegionRef.parse(region), self._master(), dry_run)
 
     def sync(self, regions: Sequence[str] = (), *, dry_run: bool = False,
              parallel: bool = False) -> RunResult:
@@ -270,8 +309,14 @@ class GlanceSync:
         ``parallel``, up to ``max_children`` regions are synchronised at once,
         each with its own log file in the run folder. A failing region does
         not stop the others: see :attr:`RunResult.failures`.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises GlanceSyncError: the master region cannot be listed (a failing region is
+            in ``failures``).
         """
-        names = self.resolve_regions(regions)
+        refs = self._resolve(regions)
         master = self._master()
         result = RunResult(dry_run=dry_run)
         # The source lives as long as this object: count this run's bytes only.
@@ -280,39 +325,41 @@ class GlanceSync:
         started = time.monotonic()
         with contextlib.ExitStack() as stack:
             if parallel:
+                names = [str(ref) for ref in refs]
                 result.log_folder = stack.enter_context(RunLogs(self._run_dir(), names)).folder
             pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
-            futures = [pool.submit(self._sync_guarded, name, master, dry_run, result)
-                       for name in names]
+            futures = [pool.submit(self._sync_guarded, ref, master, dry_run, result)
+                       for ref in refs]
             for future in concurrent.futures.as_completed(futures):
                 future.result()  # a bug in a worker must not pass silently
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
-        LOG.info("run over %d region(s) done in %.1f s; %d failed", len(names),
+        LOG.info("run over %d region(s) done in %.1f s; %d failed", len(refs),
                  time.monotonic() - started, len(result.failures))
         return result
 
-    def _sync_guarded(self, name: str, master: MasterSelection, dry_run: bool,
+    def _sync_guarded(self, ref: RegionRef, master: MasterSelection, dry_run: bool,
                       result: RunResult) -> None:
+        name = str(ref)
         with region_context(name):
             try:
-                plan = self.plan_region(name, master)
+                plan = self.plan_region(ref, master)
                 result.plans[name] = plan
-                result.results[name] = self._execute(name, plan, dry_run)
+                result.results[name] = self._execute(ref, plan, dry_run)
             except GlanceSyncError as error:
                 LOG.error("%s: synchronisation failed: %s", name, error)
                 result.failures[name] = error
 
-    def _sync_one(self, name: str, master: MasterSelection, dry_run: bool) -> RegionResult:
-        with region_context(name):
-            return self._execute(name, self.plan_region(name, master), dry_run)
+    def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
+        with region_context(str(ref)):
+            return self._execute(ref, self.plan_region(ref, master), dry_run)
 
-    def _execute(self, name: str, plan: RegionPlan, dry_run: bool) -> RegionResult:
-        adapter = self.adapter(name)
+    def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool) -> RegionResult:
+        adapter = self.adapter(ref)
         options = {"retry": self._retry_policy(), "progress": self.progress}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
-        with RegionLock(self._lock_dir(), self.lock_name(name)):
+        with RegionLock(self._lock_dir(), self.lock_name(ref)):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
     def _run_dir(self) -> Path:
@@ -321,15 +368,17 @@ class GlanceSync:
         import platformdirs
         return Path(platformdirs.user_state_dir("glancesync")) / "runs"
 
-    def lock_name(self, region: str) -> str:
+    def lock_name(self, region: str | RegionRef) -> str:
         """The name of ``region``'s lock: ``Region@<Keystone URL or folder>``.
 
         Keyed by where the region lives, not by the configuration's target
         names, so runs of different configurations on the same region
         exclude each other and unrelated federations never do.
+
+        :raises UsageError: ``region`` is not one region's name.
         """
-        target, name = parse_region(self._qualified(region))
-        return f"{name}@{self.target(target).location}"
+        ref = RegionRef.parse(region)
+        return f"{ref.name}@{self.target(ref.target).location}"
 
     def _lock_dir(self) -> Path | None:
         """``$GLANCESYNC_LOCK_DIR`` if set, else the default of :mod:`glancesync.lock`."""
@@ -347,38 +396,55 @@ class GlanceSync:
         for line in report.master_report(self.config.main.master_region, images):
             print(line, file=out)
 
-    def print_images(self, region: str, file: TextIO | None = None) -> None:
-        """Print a report of ``region``'s images, marking anomalies (see legend)."""
+    def print_images(self, region: str | RegionRef, file: TextIO | None = None) -> None:
+        """Print a report of ``region``'s images, marking anomalies (see legend).
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        """
         out = file or sys.stdout
-        qualified = self._qualified(region)
-        adapter = self.adapter(qualified)
+        ref = RegionRef.parse(region)
+        adapter = self.adapter(ref)
         master = self._master()
         images = report.visible_images(adapter.list_images(), adapter.project_id)
-        target = self._target_config(qualified)
-        for line in report.region_report(qualified, images, master.candidates,
+        target = self.config.target(ref.target)
+        for line in report.region_report(str(ref), images, master.candidates,
                                          target.metadata_set):
             print(line, file=out)
 
-    def backup_glancemetadata_region(self, region: str, path: str | Path | None = None,
+    def backup_glancemetadata_region(self, region: str | RegionRef,
+                                     path: str | Path | None = None,
                                      folder: Path | None = None) -> Path:
         """Save the metadata of ``region``'s images (project's and public).
 
         The file is written in ``backup_glance_<timestamp>/`` under ``path``
         (default: the current directory); its path is returned.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises UsageError: the backup folder cannot be created.
         """
-        qualified = self._qualified(region)
-        adapter = self.adapter(qualified)
+        ref = RegionRef.parse(region)
+        adapter = self.adapter(ref)
         images = report.visible_images(adapter.list_images(), adapter.project_id)
         folder = folder or report.backup_folder(Path(path) if path else Path.cwd())
-        written = report.write_backup(folder, qualified, images)
-        LOG.info("%s: metadata of %d images saved in %s", qualified, len(images), written)
+        written = report.write_backup(folder, str(ref), images)
+        LOG.info("%s: metadata of %d images saved in %s", ref, len(images), written)
         return written
 
     def backup(self, regions: Sequence[str] = (), path: str | Path | None = None) -> list[Path]:
-        """Back up several regions into one ``backup_glance_<timestamp>`` folder."""
-        names = self.resolve_regions(regions)
+        """Back up several regions into one ``backup_glance_<timestamp>`` folder.
+
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises UsageError: an argument that is not a region name.
+        :raises UsageError: the backup folder cannot be created.
+        """
+        refs = self._resolve(regions)
         folder = report.backup_folder(Path(path) if path else Path.cwd())
-        return [self.backup_glancemetadata_region(name, folder=folder) for name in names]
+        return [self.backup_glancemetadata_region(ref, folder=folder) for ref in refs]
 
     # --- changing one image ------------------------------------------------------
 
@@ -387,6 +453,10 @@ class GlanceSync:
 
         With ``confirm`` (the default) the user is asked on the terminal;
         without a terminal the deletion is refused. Returns True if deleted.
+
+        :raises ImageNotFoundError: no such image in the region.
+        :raises ConflictError: the image is protected.
+        :raises UsageError: ``confirm`` without a terminal to ask on.
         """
         adapter = self.adapter(region)
         image = adapter.get_image(uuid)
@@ -412,6 +482,9 @@ class GlanceSync:
         two differs from the image; ``visibility`` if both do), ``min_ram``,
         ``min_disk``, ``protected`` and user properties are set; a property
         whose value is ``None`` is removed. Other read-only fields are ignored.
+
+        :raises UsageError: the image has no ``id``, or a value the service refuses.
+        :raises ImageNotFoundError: no such image in the region.
         """
         data = image.to_dict() if isinstance(image, Image) else dict(image)
         if isinstance(image, Image):
@@ -428,19 +501,10 @@ class GlanceSync:
             if (data.get("visibility") in (None, current.visibility)
                     and wanted != current.is_public):
                 data["visibility"] = "public" if wanted else "private"
-        changes: dict[str, Any] = {}
-        remove: list[str] = []
-        for key, value in data.items():
-            if key in READ_ONLY_FIELDS:
-                continue
-            if key in UPDATABLE_FIELDS:
-                if value is not None and getattr(current, key) != value:
-                    changes[key] = value
-            elif value is None:
-                if key in current.properties:
-                    remove.append(key)
-            elif current.properties.get(key) != str(value):
-                changes[key] = str(value)
+        fields = {k: v for k, v in data.items() if k in UPDATABLE_FIELDS}
+        properties = {k: None if v is None else str(v) for k, v in data.items()
+                      if k not in UPDATABLE_FIELDS and k not in READ_ONLY_FIELDS}
+        changes, remove = metadata_diff(current, fields, properties)
         if not changes and not remove:
             LOG.info("%s: image %s already up to date", region, uuid)
             return current
@@ -450,7 +514,7 @@ class GlanceSync:
         return updated
 
 
-    def restore_backup(self, region: str, backup_file: str | Path,
+    def restore_backup(self, region: str | RegionRef, backup_file: str | Path,
                        dry_run: bool = False) -> list[str]:
         """Re-apply the metadata saved in ``backup_file`` to ``region``'s images.
 
@@ -458,9 +522,12 @@ class GlanceSync:
         ``min_disk``, ``protected`` and user properties are set; user
         properties that were not saved are removed. Data is never touched.
         Returns the ids of the images changed (or that would be, in a dry run).
+
+        :raises UsageError: the backup file cannot be read.
+        :raises ConfigError: a line of the backup file is malformed.
         """
-        qualified = self._qualified(region)
-        adapter = self.adapter(qualified)
+        ref = RegionRef.parse(region)
+        adapter = self.adapter(ref)
         records = list(report.read_backup(Path(backup_file)))
         images = report.visible_images(adapter.list_images(), adapter.project_id)
         by_id = {i.id: i for i in images}
@@ -470,7 +537,7 @@ class GlanceSync:
             current = by_id.get(record["id"]) or by_name.get(record["name"])
             if current is None:
                 LOG.warning("%s: image %s (%s) of the backup is not in the region",
-                            qualified, record["name"], record["id"])
+                            ref, record["name"], record["id"])
                 continue
             changes, remove = report.restore_changes(current, record)
             if not changes and not remove:
@@ -479,13 +546,3 @@ class GlanceSync:
             Executor(adapter, None, dry_run=dry_run).update_metadata(
                 current, changes, remove, reason="restore from backup")
         return changed
-
-
-def _register_secrets(config: Config) -> None:
-    """Tell the log redactor which strings must never be logged."""
-    secrets = []
-    for target in config.targets.values():
-        for key in ("password", "application_credential_secret"):
-            if target.auth and target.auth.get(key):
-                secrets.append(target.auth[key])
-    REDACTOR.add_secrets(secrets)

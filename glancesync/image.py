@@ -28,11 +28,23 @@ NON_USER_PROPERTIES = (
     "is_public", "members",
 )
 
-#: Fields that an upload copies from the master image besides the properties.
-UPLOAD_FIELDS = ("disk_format", "container_format", "min_ram", "min_disk",
-                 "protected")
-
 VISIBILITIES = ("public", "community", "shared", "private")
+
+#: Core fields an update may change (besides user properties).
+UPDATABLE_FIELDS = ("name", "visibility", "min_ram", "min_disk", "protected",
+                    "disk_format", "container_format")
+
+#: Fields that describe an image but are never changed by an update.
+READ_ONLY_FIELDS = frozenset({"id", "status", "size", "virtual_size", "checksum",
+                              "os_hash_algo", "os_hash_value", "created_at",
+                              "updated_at", "tags", "owner", "region", "properties"})
+
+#: Properties holding the ids of other images of the same region (AMI
+#: images): a sync translates them, they never compare equal across regions.
+AMI_PROPERTIES = ("kernel_id", "ramdisk_id")
+
+#: Properties every upload carries, even outside ``metadata_set``.
+UPLOAD_PROPERTIES = ("architecture", "os_distro", "os_version", "os_type")
 
 
 def is_user_property(key: str) -> bool:
@@ -107,3 +119,28 @@ class Image:
         if self.checksum and other.checksum:
             return self.checksum == other.checksum
         return False
+
+
+def metadata_diff(current: Image, fields: Mapping[str, Any],
+                  properties: Mapping[str, str | None]) -> tuple[dict[str, Any], list[str]]:
+    """The changes that give ``current`` these core fields and user properties.
+
+    ``fields`` maps core fields (:data:`UPDATABLE_FIELDS`) to the wanted
+    values, None meaning "leave as it is"; ``properties`` maps user
+    properties to the wanted string values, None meaning "absent". Returns
+    ``(changes, remove)`` as :meth:`RegionAdapter.update_image` takes them:
+    the properties and fields to set (properties first, each group in the
+    order given) and the properties to remove (in the order given).
+    """
+    changes: dict[str, Any] = {}
+    remove: list[str] = []
+    for key, value in properties.items():
+        if value is None:
+            if key in current.properties:
+                remove.append(key)
+        elif current.properties.get(key) != value:
+            changes[key] = value
+    for field, value in fields.items():
+        if value is not None and getattr(current, field) != value:
+            changes[field] = value
+    return changes, remove

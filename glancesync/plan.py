@@ -12,7 +12,7 @@ Decisions the SPEC leaves open, taken here:
   only: protection is a regional operating choice, formats follow the data.
 * ``kernel_id`` and ``ramdisk_id`` of a master image are always synchronised
   (translated), whatever ``metadata_set`` says: an AMI without them is
-  broken. Uploads also always carry :data:`UPLOAD_PROPERTIES`.
+  broken. Uploads also always carry :data:`~glancesync.image.UPLOAD_PROPERTIES`.
 * Conflicts: explicit checksums first (``dontupdate``, then ``rename``, then
   ``replace``), then ``any`` in the same order. A directive matches the
   regional md5 ``checksum`` or its ``os_hash_value``.
@@ -32,17 +32,12 @@ import enum
 import logging
 from typing import Any, Iterable, Protocol
 
-from glancesync.image import Image, is_user_property
+from glancesync.image import (AMI_PROPERTIES, UPLOAD_PROPERTIES, Image, is_user_property,
+                              metadata_diff)
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name)
 
 LOG = logging.getLogger(__name__)
-
-#: Properties pointing to other images of the same region (AMI images).
-AMI_PROPERTIES = ("kernel_id", "ramdisk_id")
-
-#: Properties every upload carries, even outside ``metadata_set``.
-UPLOAD_PROPERTIES = ("architecture", "os_distro", "os_version", "os_type")
 
 #: Suffix given to the old image by a rename.
 OLD_SUFFIX = ".old"
@@ -73,6 +68,26 @@ class Status(str, enum.Enum):
     @property
     def is_error(self) -> bool:
         return self.value.startswith("error_")
+
+
+class OperationKind(str, enum.Enum):
+    """What an :class:`Operation` does; the executor has one handler per kind."""
+
+    UPDATE_METADATA = "update_metadata"  #: set/remove metadata of the regional copy
+    UPLOAD = "upload"  #: upload a missing image
+    REPLACE = "replace"  #: upload, then delete the old regional image
+    RENAME = "rename"  #: upload, then rename the old one ``.old`` and make it private
+    OBSOLETE_RENAME = "obsolete_rename"  #: rename a regional copy ``NAME_obsolete``
+    OBSOLETE_UPDATE = "obsolete_update"  #: correct an obsolete copy's metadata
+    CLEANUP = "cleanup"  #: delete a leftover queued/saving image of ours
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def uploads(self) -> bool:
+        """True for the kinds that upload a new regional image."""
+        return self in (OperationKind.UPLOAD, OperationKind.REPLACE, OperationKind.RENAME)
 
 
 #: Statuses whose regional image will get new content.
@@ -116,7 +131,7 @@ class ImageStatus:
 class Operation:
     """One step that brings an image of a region to ``ok``.
 
-    ``kind`` is one of :data:`OPERATION_KINDS`. ``master`` is the master
+    ``kind`` is an :class:`OperationKind` (its value is accepted too). ``master`` is the master
     image (none for ``cleanup``), ``regional`` the existing regional image
     acted upon (none for ``upload``). ``changes`` holds the fields and
     properties to set (for uploads: every field of the new image),
@@ -125,7 +140,7 @@ class Operation:
     same plan, whose new regional UUID the executor fills in.
     """
 
-    kind: str
+    kind: OperationKind
     name: str
     master: Image | None = None
     regional: Image | None = None
@@ -134,25 +149,25 @@ class Operation:
     ami_refs: dict[str, str] = dataclasses.field(default_factory=dict)
     size: int = 0
 
+    def __post_init__(self) -> None:
+        self.kind = OperationKind(self.kind)
+
     @property
     def uploads(self) -> bool:
-        return self.kind in ("upload", "replace", "rename")
+        """True when the operation uploads a new regional image."""
+        return self.kind.uploads
 
     def describe(self) -> str:
         """A short human description, for logs and dry runs."""
         if self.uploads:
             mib = self.size / (1024 * 1024)
             text = f"{self.kind} {self.name} ({mib:.1f} MiB)"
-        elif self.kind == "cleanup":
+        elif self.kind is OperationKind.CLEANUP:
             text = f"cleanup {self.name} ({self.regional.status if self.regional else '?'})"
         else:
             keys = sorted(self.changes) + [f"-{k}" for k in self.remove]
             text = f"{self.kind} {self.name} [{', '.join(keys)}]"
         return text
-
-
-OPERATION_KINDS = ("update_metadata", "upload", "replace", "rename",
-                   "obsolete_rename", "obsolete_update", "cleanup")
 
 
 @dataclasses.dataclass
@@ -270,7 +285,7 @@ class _Planner:
             self.classify(name, self.synced[name])
         self.resolve_ami()
         metadata_ops = [self.ops[n] for n in sorted(self.ops)
-                        if self.ops[n].kind == "update_metadata"
+                        if self.ops[n].kind is OperationKind.UPDATE_METADATA
                         and not self.ops[n].ami_refs]
         first = {id(op) for op in metadata_ops}
         obsolete_ops = self.plan_obsolete() if self.target.support_obsolete_images else []
@@ -299,7 +314,7 @@ class _Planner:
         regional = self.match.get(name)
         if regional is None:
             self.set_status(Status.PENDING_UPLOAD, name, master, None, "missing in the region")
-            self.ops[name] = Operation("upload", name, master=master, size=master.size or 0,
+            self.ops[name] = Operation(OperationKind.UPLOAD, name, master=master, size=master.size or 0,
                                        changes=self.upload_fields(master))
             return
         if master.same_content(regional):
@@ -313,7 +328,7 @@ class _Planner:
                 keys = sorted(changes) + sorted(remove)
                 self.set_status(Status.PENDING_METADATA, name, master, regional,
                                 f"metadata differs: {', '.join(keys)}")
-                self.ops[name] = Operation("update_metadata", name, master=master,
+                self.ops[name] = Operation(OperationKind.UPDATE_METADATA, name, master=master,
                                            regional=regional, changes=changes,
                                            remove=tuple(remove))
             else:
@@ -358,7 +373,8 @@ class _Planner:
             self.set_status(status, name, master, regional,
                             f"regional checksum {checksum} in dontupdate ({why})")
             return
-        kind = "rename" if status is Status.PENDING_RENAME else "replace"
+        kind = (OperationKind.RENAME if status is Status.PENDING_RENAME
+                else OperationKind.REPLACE)
         self.set_status(status, name, master, regional,
                         f"regional checksum {checksum} in {kind} ({why})")
         self.ops[name] = Operation(kind, name, master=master, regional=regional,
@@ -376,20 +392,11 @@ class _Planner:
         return {k for k in keys if is_user_property(k) and k not in AMI_PROPERTIES}
 
     def metadata_diff(self, master: Image, regional: Image) -> tuple[dict[str, Any], list[str]]:
-        changes: dict[str, Any] = {}
-        remove: list[str] = []
-        for key in sorted(self.managed_properties(master, regional)):
-            if key in master.properties:
-                if regional.properties.get(key) != master.properties[key]:
-                    changes[key] = master.properties[key]
-            elif key in regional.properties:
-                remove.append(key)
-        if regional.visibility != master.visibility:
-            changes["visibility"] = master.visibility
-        for field in ("min_ram", "min_disk"):
-            if (getattr(regional, field) or 0) != (getattr(master, field) or 0):
-                changes[field] = getattr(master, field) or 0
-        return changes, remove
+        properties = {key: master.properties.get(key)
+                      for key in sorted(self.managed_properties(master, regional))}
+        fields = {"visibility": master.visibility, "min_ram": master.min_ram or 0,
+                  "min_disk": master.min_disk or 0}
+        return metadata_diff(regional, fields, properties)
 
     def upload_fields(self, master: Image) -> dict[str, Any]:
         """Everything a new regional copy of ``master`` carries (AMI ids apart)."""
@@ -458,7 +465,7 @@ class _Planner:
         if not wrong and not waiting:
             return
         if op is None:
-            op = Operation("update_metadata", name, master=master, regional=regional)
+            op = Operation(OperationKind.UPDATE_METADATA, name, master=master, regional=regional)
             self.ops[name] = op
         op.changes.update(wrong)
         op.ami_refs = waiting
@@ -491,7 +498,7 @@ class _Planner:
             done.add(op.name)
             ordered.append(op)
 
-        for op in sorted(ops, key=lambda o: (0 if o.kind == "update_metadata" else o.size,
+        for op in sorted(ops, key=lambda o: (0 if o.kind is OperationKind.UPDATE_METADATA else o.size,
                                              o.name)):
             emit(op, ())
         return ordered
@@ -515,12 +522,12 @@ class _Planner:
             for image in renamed:
                 changes = self.obsolete_changes(master, image)
                 if changes:
-                    ops.append(Operation("obsolete_update", obsolete_name, master=master,
+                    ops.append(Operation(OperationKind.OBSOLETE_UPDATE, obsolete_name, master=master,
                                          regional=image, changes=changes))
             for image in to_rename:
                 changes = self.obsolete_changes(master, image)
                 changes["name"] = obsolete_name
-                ops.append(Operation("obsolete_rename", obsolete_name, master=master,
+                ops.append(Operation(OperationKind.OBSOLETE_RENAME, obsolete_name, master=master,
                                      regional=image, changes=changes))
             regional = (to_rename or renamed or [None])[0]
             if regional is not None:
@@ -557,6 +564,6 @@ class _Planner:
             else:
                 stale = False
             if stale:
-                ops.append(Operation("cleanup", image.name, regional=image))
+                ops.append(Operation(OperationKind.CLEANUP, image.name, regional=image))
         return ops
 

@@ -1,9 +1,10 @@
-"""Masking of secrets in log records and error messages.
+"""Masking secrets in logs and messages: one redactor for the library and the CLI.
 
-:data:`REDACTOR` is the filter the scripts install at record creation (see
-:func:`glancesync.cli.setup_logging`); the facade feeds it the configured
-secrets. Tokens, ``password``/``secret``/``token`` values, legacy
-``credential`` values and passwords in URLs are masked whatever their source.
+:data:`REDACTOR` masks tokens, passwords, secret-looking ``key=value`` pairs
+and, once told, the configuration's own secrets
+(:meth:`~glancesync.config.Config.secrets`: the facade feeds them in). The
+scripts install it for every log record with :func:`install` and pass their
+error messages through :meth:`RedactingFilter.redact`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import base64
 import logging
 import re
 import urllib.parse
-from typing import Iterable
+from typing import Any, Iterable
+
+__all__ = ["REDACTOR", "RedactingFilter", "install"]
 
 _MASK = "***"
 
@@ -60,9 +63,9 @@ def _variants(secret: str) -> list[str]:
 class RedactingFilter(logging.Filter):
     """Masks tokens, passwords and the configured secrets in log records.
 
-    :func:`glancesync.cli.setup_logging` applies it to every record when the record is
-    created, so that each handler (console, ``--log-file``, the per-region
-    run logs) and a record's traceback receive the masked text.
+    :func:`install` applies it to every record when the record is created,
+    so that each handler (console, ``--log-file``, the per-region run logs)
+    and a record's traceback receive the masked text.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
@@ -99,6 +102,18 @@ class RedactingFilter(logging.Filter):
 
 _FORMATTER = logging.Formatter()
 
-#: The filter installed by :func:`glancesync.cli.setup_logging`; the facade feeds it the
-#: configuration's secrets.
+#: The filter :func:`install` applies to every log record; the facade feeds
+#: it the configuration's secrets.
 REDACTOR = RedactingFilter()
+_BASE_RECORD_FACTORY = logging.getLogRecordFactory()
+
+
+def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _BASE_RECORD_FACTORY(*args, **kwargs)
+    REDACTOR.filter(record)
+    return record
+
+
+def install() -> None:
+    """Mask every log record of the process when it is created (idempotent)."""
+    logging.setLogRecordFactory(_redacted_record)

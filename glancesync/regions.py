@@ -1,19 +1,57 @@
-"""Region names: ``target:Region`` parsing, ``target:`` expansion, ordering.
+"""Region names: ``target:Region`` references, ``target:`` expansion, ordering.
 
-Pure functions (SPEC section 2): the regions of a target come from a
+A region is named once, when its argument is resolved, as a
+:class:`RegionRef` (target, name); the reference is then passed down to
+the targets, adapters and locks, which never parse a name again. Pure
+functions (SPEC section 2): the regions of a target come from a
 ``region_lister`` callable, so the rules can be used and tested without any
 service. A bare ``Region`` means ``master:Region``.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import dataclasses
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from glancesync.config import MASTER, Config
+from glancesync.options import MASTER
 from glancesync.errors import RegionNotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from glancesync.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class RegionRef:
+    """One region of one target; ``str()`` is ``target:name``."""
+
+    target: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.target}:{self.name}"
+
+    @classmethod
+    def parse(cls, text: str | RegionRef) -> RegionRef:
+        """``'Spain'`` -> ``master:Spain``; ``'other:RegionC'`` -> ``other:RegionC``.
+
+        A :class:`RegionRef` is returned as it is.
+
+        :raises UsageError: ``text`` is not a region name, or names a whole
+            target (``other:``).
+        """
+        if isinstance(text, RegionRef):
+            return text
+        target, name = parse_region(text)
+        if name is None:
+            raise UsageError(f"{text!r} names a target; give one region "
+                             f"(e.g. {target}:RegionName)")
+        return cls(target, name)
 
 
 def parse_region(text: str) -> tuple[str, str | None]:
-    """``'Spain'`` -> ``('master', 'Spain')``; ``'other:'`` -> ``('other', None)``."""
+    """``'Spain'`` -> ``('master', 'Spain')``; ``'other:'`` -> ``('other', None)``.
+
+    :raises UsageError: ``text`` is empty or has no target before ``:``.
+    """
     text = text.strip()
     target, sep, region = text.partition(":")
     if not sep:
@@ -25,22 +63,20 @@ def parse_region(text: str) -> tuple[str, str | None]:
     return target, region or None
 
 
-def qualify(target: str, region: str) -> str:
-    """The fully qualified name of a region."""
-    return f"{target}:{region}"
-
-
-def resolve_regions(args: Sequence[str], config: Config,
-                    region_lister: Callable[[str], list[str]]) -> list[str]:
-    """Turn region arguments into fully qualified ``target:Region`` names.
+def resolve_regions(args: Sequence[str | RegionRef], config: Config,
+                    region_lister: Callable[[str], list[str]]) -> list[RegionRef]:
+    """Turn region arguments into :class:`RegionRef`, each checked to exist.
 
     No argument means ``master:``. ``target:`` expands to the target's
     regions minus its ``ignore_regions`` (and minus the master region for
     ``master``). When anything was expanded, the result is ordered by
     ``preferable_order`` (unlisted regions after, in catalog order); a fully
-    explicit list keeps the order given. Duplicates are dropped. Unknown
-    targets and regions raise :class:`RegionNotFoundError` listing what
-    exists.
+    explicit list keeps the order given. Duplicates are dropped. This is
+    the one place where a region is checked to exist.
+
+    :raises RegionNotFoundError: an unknown target or region; the message
+        lists what exists, ``region`` holds the name asked for.
+    :raises UsageError: an argument is not a region name.
     """
     known: dict[str, list[str]] = {}
 
@@ -50,20 +86,25 @@ def resolve_regions(args: Sequence[str], config: Config,
             known[target] = list(region_lister(target))
         return known[target]
 
-    result: list[str] = []
+    result: list[RegionRef] = []
     expanded = False
     for arg in args or [f"{MASTER}:"]:
-        target, region = parse_region(arg)
+        if isinstance(arg, RegionRef):
+            target, region = arg.target, arg.name
+        else:
+            target, region = parse_region(arg)
         available = regions_of(target)
         if region is None:
             expanded = True
-            result.extend(qualify(target, name) for name in _expand(config, target, available))
+            result.extend(RegionRef(target, name)
+                          for name in _expand(config, target, available))
         elif region in available:
-            result.append(qualify(target, region))
+            result.append(RegionRef(target, region))
         else:
             raise RegionNotFoundError(
                 f"target {target!r} has no region {region!r} with an image"
-                f" service; its regions are {', '.join(available) or '(none)'}")
+                f" service; its regions are {', '.join(available) or '(none)'}",
+                region=f"{target}:{region}")
     result = list(dict.fromkeys(result))
     if expanded:
         result = order_regions(result, config.main.preferable_order)
@@ -83,16 +124,17 @@ def _bare(target: str, name: str) -> str:
     return name[len(prefix):] if name.startswith(prefix) else name
 
 
-def order_regions(regions: Sequence[str], preferable_order: Sequence[str]) -> list[str]:
-    """Sort qualified names by ``preferable_order``; unlisted ones keep their order, last.
+def order_regions(regions: Sequence[RegionRef],
+                  preferable_order: Sequence[str]) -> list[RegionRef]:
+    """Sort regions by ``preferable_order``; unlisted ones keep their order, last.
 
     Names in ``preferable_order`` may be bare (``master:`` implied) or
     qualified; names that match nothing are ignored.
     """
-    rank: dict[str, int] = {}
+    rank: dict[RegionRef, int] = {}
     for index, name in enumerate(preferable_order):
         target, region = parse_region(name)
         if region is not None:
-            rank.setdefault(qualify(target, region), index)
+            rank.setdefault(RegionRef(target, region), index)
     last = len(rank) + len(preferable_order)
-    return sorted(regions, key=lambda name: rank.get(name, last))
+    return sorted(regions, key=lambda ref: rank.get(ref, last))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from glancesync.errors import ConfigError, UsageError
-from glancesync.image import Image
+from glancesync.image import AMI_PROPERTIES, Image, metadata_diff
 
 #: Markers of :func:`region_report`, in the order they are shown.
 MARKERS = {
@@ -25,11 +25,8 @@ MARKERS = {
     "#": "in the master region, but synchronised attributes differ",
 }
 
-#: Properties holding UUIDs of the same region, translated by the sync.
-AMI_REFERENCES = frozenset({"kernel_id", "ramdisk_id"})
-
-BACKUP_FIELDS = ("region", "name", "id", "status", "size", "checksum", "owner",
-                 "is_public", "visibility", "properties")
+#: Fields a restore from a backup sets (besides the user properties).
+RESTORED_FIELDS = ("name", "visibility", "min_ram", "min_disk", "protected")
 
 
 def legend() -> str:
@@ -69,7 +66,7 @@ def _synchronised_attributes_differ(image: Image, reference: Image,
         return True
     keys = metadata_set or frozenset(reference.properties) | frozenset(image.properties)
     # kernel_id / ramdisk_id hold region-specific UUIDs: they always differ.
-    keys = keys - AMI_REFERENCES
+    keys = keys - frozenset(AMI_PROPERTIES)
     return any(image.properties.get(k) != reference.properties.get(k) for k in keys)
 
 
@@ -157,17 +154,16 @@ def read_backup(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def restore_changes(current: Image, record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Changes that bring ``current`` back to a backup ``record``."""
-    changes: dict[str, Any] = {}
-    for key in ("name", "visibility", "min_ram", "min_disk", "protected"):
-        if key in record and record[key] is not None and getattr(current, key) != record[key]:
-            changes[key] = record[key]
+    """Changes that bring ``current`` back to a backup ``record``.
+
+    The saved :data:`RESTORED_FIELDS` and user properties are set; user
+    properties that were not saved are removed.
+    """
     saved = {k: str(v) for k, v in (record.get("properties") or {}).items()}
-    for key, value in saved.items():
-        if current.properties.get(key) != value:
-            changes[key] = value
-    remove = sorted(k for k in current.properties if k not in saved)
-    return changes, remove
+    properties: dict[str, str | None] = {k: None for k in sorted(current.properties)
+                                         if k not in saved}
+    properties.update(saved)
+    return metadata_diff(current, {k: record.get(k) for k in RESTORED_FIELDS}, properties)
 
 
 def as_csv_row(*fields: object) -> str:

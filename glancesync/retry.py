@@ -1,71 +1,44 @@
-"""Retry transient failures with exponential backoff (tenacity).
+"""The one retry layer: transient failures retried with backoff (tenacity).
 
 Links fail: a connection is reset, a Glance worker restarts and answers 503.
 Such errors are worth a few more attempts; a refused credential, a missing
 image or a conflict (409, e.g. "image not in queued state") is not, and is
-raised at once. The caller passes a function that redoes the whole step:
-an upload retry must restart its data stream from the beginning.
+raised at once. Whether an error is transient, and how long the server asked
+to wait (``Retry-After``), is decided when the error is translated
+(:attr:`~glancesync.errors.GlanceSyncError.transient`,
+:attr:`~glancesync.errors.GlanceSyncError.retry_after`); this module only
+decides how often and how patiently.
+
+* :class:`RetryPolicy`: the policy (attempts, waits), and :meth:`RetryPolicy.call`
+  to run any step under it.
+* :class:`RetryingAdapter`: wraps any region adapter and retries its
+  idempotent calls (as restic's retry backend wraps any backend). The
+  facade wraps every adapter it builds, so syncs, reports, backups and
+  ``printimages`` all retry the same way.
+
+Uploads are not retried here: their data stream must restart from the
+first byte, and what to do with the half-made image depends on its state.
+The executor does that, taking its decisions and delays from the same
+:class:`RetryPolicy`.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import tenacity
 
-from glancesync.errors import ConnectionFailure, ServiceError
+from glancesync.backends.base import RegionAdapter
+from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
+from glancesync.image import Image
 
-__all__ = ["RetryPolicy", "is_transient", "retrying"]
+__all__ = ["RetryPolicy", "RetryingAdapter"]
 
 LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True for failures that may go away by themselves.
-
-    Connection failures (refused, reset, timeout) and server errors 500-599
-    except 501 (Not Implemented never changes). Everything else, including
-    409 conflicts, is permanent.
-    """
-    if isinstance(exc, ConnectionFailure):
-        return True
-    if isinstance(exc, ServiceError) and exc.status_code is not None:
-        return 500 <= exc.status_code <= 599 and exc.status_code != 501
-    return False
-
-
-def retrying(fn: Callable[[], T], *, attempts: int = 4, what: str = "operation",
-             initial_wait: float = 1.0, max_wait: float = 30.0,
-             sleep: Callable[[float], None] = time.sleep) -> T:
-    """Call ``fn()`` until it succeeds, at most ``attempts`` times.
-
-    Only :func:`is_transient` errors are retried, after waits of
-    ``initial_wait`` doubled each time (capped at ``max_wait``); each retry
-    is logged as a warning naming ``what``. The last error (or any
-    permanent one) is raised unchanged.
-    """
-    if attempts < 1:
-        raise ValueError("attempts must be >= 1")
-
-    def log_retry(state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        delay = state.next_action.sleep if state.next_action else 0.0
-        LOG.warning("%s failed (attempt %d of %d): %s; retrying in %.1f s",
-                    what, state.attempt_number, attempts, exc, delay)
-
-    controller = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_exponential(multiplier=initial_wait, max=max_wait),
-        retry=tenacity.retry_if_exception(is_transient),
-        before_sleep=log_retry,
-        sleep=sleep,
-        reraise=True,
-    )
-    return controller(fn)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +47,9 @@ class RetryPolicy:
 
     ``retries`` is the number of attempts after the first one (0: never
     retry); the first wait is ``initial_wait`` seconds, doubled after each
-    failure up to ``max_wait``. ``sleep`` is injectable so tests stay fast.
+    failure up to ``max_wait`` seconds. A server's ``Retry-After`` lengthens
+    a wait; one longer than ``max_wait`` ends the retries at once (the next
+    run tries again). ``sleep`` is injectable so tests stay fast.
     """
 
     retries: int = 3
@@ -91,12 +66,152 @@ class RetryPolicy:
         """Attempts in all, the first one included."""
         return self.retries + 1
 
-    def wait(self, failures: int) -> float:
-        """Seconds to wait after the ``failures``-th consecutive failure."""
-        return min(self.max_wait, self.initial_wait * 2 ** (failures - 1))
+    def retriable(self, error: BaseException) -> bool:
+        """True when ``error`` is worth another attempt (attempts left aside).
+
+        Only :class:`~glancesync.errors.GlanceSyncError` marked ``transient``
+        whose ``retry_after`` (if any) is at most ``max_wait``.
+        """
+        if not isinstance(error, GlanceSyncError) or not error.transient:
+            return False
+        return error.retry_after is None or error.retry_after <= self.max_wait
+
+    def wait(self, failures: int, error: BaseException | None = None) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failure.
+
+        ``initial_wait * 2 ** (failures - 1)`` capped at ``max_wait``, or the
+        ``retry_after`` of ``error`` when that is longer.
+        """
+        backoff = min(self.max_wait, self.initial_wait * 2 ** (failures - 1))
+        asked = getattr(error, "retry_after", None)
+        return max(backoff, asked) if asked else backoff
 
     def call(self, fn: Callable[[], T], what: str) -> T:
-        """:func:`retrying` with this policy."""
-        return retrying(fn, attempts=self.attempts, what=what,
-                        initial_wait=self.initial_wait, max_wait=self.max_wait,
-                        sleep=self.sleep)
+        """Call ``fn()`` until it succeeds, at most :attr:`attempts` times.
+
+        Each retry is logged as a warning naming ``what``. The last error
+        (or any error :meth:`retriable` refuses) is raised unchanged.
+        """
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            delay = state.next_action.sleep if state.next_action else 0.0
+            LOG.warning("%s failed (attempt %d of %d): %s; retrying in %.1f s",
+                        what, state.attempt_number, self.attempts, exc, delay)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return self.wait(state.attempt_number, exc)
+
+        controller = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=wait,
+            retry=tenacity.retry_if_exception(self.retriable),
+            before_sleep=log_retry,
+            sleep=self.sleep,
+            reraise=True,
+        )
+        return controller(fn)
+
+
+class RetryingAdapter(RegionAdapter):
+    """A region adapter whose idempotent calls are retried under ``policy``.
+
+    Retried: :meth:`list_images`, :meth:`get_image`, :meth:`update_image`,
+    :meth:`delete_image` (an image gone after a failed attempt was deleted
+    by it: done), the request of :meth:`download_data` (not the stream),
+    and :meth:`create_image` with a caller-chosen ``image_id`` (a conflict
+    after a failed attempt is the lost attempt's image, used if it is still
+    ``queued`` and owned by the adapter's project). A creation without
+    ``image_id`` and :meth:`upload_data` are called once: they cannot be
+    repeated safely.
+    """
+
+    def __init__(self, adapter: RegionAdapter, policy: RetryPolicy) -> None:
+        self.inner = adapter
+        self.policy = policy
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The wrapped adapter's ``target:Region`` name."""
+        return self.inner.name
+
+    @property
+    def project_id(self) -> str | None:  # type: ignore[override]
+        """The wrapped adapter's project."""
+        return self.inner.project_id
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        return self.policy.call(fn, f"{self.name}: {what}")
+
+    def list_images(self) -> list[Image]:
+        return self._call("listing images", self.inner.list_images)
+
+    def get_image(self, image_id: str) -> Image:
+        return self._call(f"getting image {image_id}", lambda: self.inner.get_image(image_id))
+
+    def create_image(self, name: str, *, image_id: str | None = None,
+                     **fields: Any) -> Image:
+        """Create the image; retried only when ``image_id`` is given (see the class)."""
+        if image_id is None:
+            return self.inner.create_image(name, **fields)
+        failed = False
+
+        def attempt() -> Image:
+            nonlocal failed
+            try:
+                return self.inner.create_image(name, image_id=image_id, **fields)
+            except ConflictError:
+                if not failed:
+                    raise
+                found = self.get_image(image_id)
+                if found.status != "queued" or found.owner != self.project_id:
+                    raise
+                LOG.info("%s: image %s (%s) was created by the failed attempt",
+                         self.name, name, image_id)
+                return found
+            except GlanceSyncError as error:
+                failed = failed or error.transient
+                raise
+
+        return self._call(f"creating image {name}", attempt)
+
+    def upload_data(self, image_id: str, chunks: Iterable[bytes],
+                    size: int | None = None) -> Image:
+        """Called once: the caller restarts its stream if it wants a new attempt."""
+        return self.inner.upload_data(image_id, chunks, size)
+
+    def download_data(self, image_id: str) -> Iterator[bytes]:
+        """The request is retried; a stream that breaks later is not."""
+        return self._call(f"downloading image {image_id}",
+                          lambda: self.inner.download_data(image_id))
+
+    def update_image(self, image_id: str, changes: Mapping[str, Any],
+                     remove: Iterable[str] = ()) -> Image:
+        remove = tuple(remove)
+        return self._call(f"updating image {image_id}",
+                          lambda: self.inner.update_image(image_id, changes, remove))
+
+    def delete_image(self, image_id: str) -> None:
+        failed = False
+
+        def attempt() -> None:
+            nonlocal failed
+            try:
+                self.inner.delete_image(image_id)
+            except ImageNotFoundError:
+                if not failed:
+                    raise
+                LOG.info("%s: image %s was deleted by the failed attempt", self.name,
+                         image_id)
+            except GlanceSyncError as error:
+                failed = failed or error.transient
+                raise
+
+        self._call(f"deleting image {image_id}", attempt)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __repr__(self) -> str:
+        return f"<RetryingAdapter {self.inner!r}>"

@@ -32,11 +32,6 @@ def region_context(region: str) -> Iterator[None]:
         _current_region.reset(token)
 
 
-def current_region() -> str | None:
-    """The region of the running block, if any."""
-    return _current_region.get()
-
-
 class _RegionFilter(logging.Filter):
     def __init__(self, region: str) -> None:
         super().__init__()

@@ -5,8 +5,6 @@ the master's bytes are read through the master adapter (any Glance store)
 at most once per run, whatever the number of regions, and that nothing is
 ever served that does not hash to the master's value:
 
-* :class:`HashingStream` hashes chunks as they pass; :func:`verify` compares
-  the result with an image's declared hashes.
 * :class:`ImageCache` is a folder of verified master image files, written
   through a temporary file that is renamed into place only once its hash
   matches, with least-recently-used eviction under a size limit.
@@ -14,14 +12,15 @@ ever served that does not hash to the master's value:
   ``images_dir`` (the operator's read-only folder) first, then the cache,
   else one download from the master into the cache, shared by every thread
   that asks for the same image.
+
+Hashing, verification and durable writes are those of
+:mod:`glancesync.integrity`.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -31,14 +30,13 @@ from typing import Iterable, Iterator
 import platformdirs
 
 from glancesync import progress as progress_mod
-from glancesync.adapters.base import CHUNK_SIZE, RegionAdapter
+from glancesync.backends.base import RegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.image import Image
+from glancesync.integrity import (CHUNK_SIZE, HashingStream, atomic_file, expected_hash,
+                                  hash_file, label, unlink_quietly, verify)
 
-__all__ = [
-    "HashingStream", "ImageCache", "MasterImageSource", "default_cache_dir",
-    "expected_hash", "hash_file", "verify",
-]
+__all__ = ["ImageCache", "MasterImageSource", "default_cache_dir"]
 
 LOG = logging.getLogger(__name__)
 
@@ -56,138 +54,6 @@ STALE_TEMP_AGE = 3600
 def default_cache_dir() -> Path:
     """``<user cache dir>/glancesync/images``."""
     return Path(platformdirs.user_cache_dir("glancesync")) / "images"
-
-
-def expected_hash(image: Image) -> tuple[str, str]:
-    """The master's preferred ``(algorithm, hex value)`` for ``image``.
-
-    ``os_hash_value`` with ``os_hash_algo`` when both are set, else the md5
-    ``checksum``. An image without either cannot be verified: TransferError.
-    """
-    if image.os_hash_algo and image.os_hash_value:
-        return image.os_hash_algo.lower(), image.os_hash_value.lower()
-    if image.checksum:
-        return "md5", image.checksum.lower()
-    raise TransferError("the image has neither os_hash_value nor checksum; "
-                        "its data cannot be verified", image=_label(image))
-
-
-def _new_hash(algorithm: str) -> "hashlib._Hash":
-    try:
-        return hashlib.new(algorithm, usedforsecurity=False)
-    except (ValueError, TypeError) as exc:
-        raise TransferError(f"unsupported hash algorithm {algorithm!r}") from exc
-
-
-class HashingStream:
-    """Iterate over ``chunks`` while hashing them with md5 and ``os_hash_algo``.
-
-    Iterate once, then read :attr:`md5`, :attr:`os_hash` and :attr:`size`
-    (or call :meth:`verify`). ``md5=False`` or ``os_hash_algo=None`` skip a
-    hash when the caller does not need it (each costs CPU on large images).
-    """
-
-    def __init__(self, chunks: Iterable[bytes], os_hash_algo: str | None = "sha512",
-                 *, md5: bool = True) -> None:
-        self._chunks = chunks
-        self.os_hash_algo = os_hash_algo.lower() if os_hash_algo else None
-        self._md5 = _new_hash("md5") if md5 else None
-        self._os_hash = _new_hash(self.os_hash_algo) if self.os_hash_algo else None
-        self.size = 0
-
-    @classmethod
-    def for_image(cls, chunks: Iterable[bytes], image: Image, *,
-                  preferred_only: bool = False) -> "HashingStream":
-        """A stream computing the hashes ``image`` declares.
-
-        With ``preferred_only`` only the hash :func:`expected_hash` chooses is
-        computed: enough to verify, half the CPU when both are declared.
-        """
-        algorithm, _ = expected_hash(image)
-        if preferred_only:
-            if algorithm == "md5":
-                return cls(chunks, None, md5=True)
-            return cls(chunks, algorithm, md5=False)
-        os_algo = image.os_hash_algo if image.os_hash_value else None
-        return cls(chunks, os_algo, md5=bool(image.checksum) or os_algo is None)
-
-    def update(self, chunk: bytes) -> None:
-        """Account for ``chunk`` (for callers that do not iterate the stream)."""
-        if self._md5 is not None:
-            self._md5.update(chunk)
-        if self._os_hash is not None:
-            self._os_hash.update(chunk)
-        self.size += len(chunk)
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._chunks:
-            self.update(chunk)
-            yield chunk
-
-    @property
-    def md5(self) -> str | None:
-        """Hex md5 of the bytes seen so far, or None if not computed."""
-        return self._md5.hexdigest() if self._md5 is not None else None
-
-    @property
-    def os_hash(self) -> str | None:
-        """Hex ``os_hash_algo`` digest of the bytes seen so far, or None."""
-        return self._os_hash.hexdigest() if self._os_hash is not None else None
-
-    def verify(self, image: Image) -> None:
-        """Raise :class:`ChecksumMismatchError` unless the bytes match ``image``."""
-        os_hash = self.os_hash
-        if (os_hash is not None and image.os_hash_algo
-                and image.os_hash_algo.lower() != self.os_hash_algo):
-            os_hash = None  # computed with another algorithm: not comparable
-        verify(image, self.md5, os_hash, size=self.size)
-
-
-def verify(image: Image, md5: str | None, os_hash: str | None, *,
-           size: int | None = None) -> None:
-    """Check computed hashes against the image's declared ones.
-
-    ``os_hash`` must have been computed with ``image.os_hash_algo``. Every
-    hash both sides know is compared, and the preferred one
-    (:func:`expected_hash`) must be among them. ``size``, when given, is
-    compared with ``image.size``. Raises :class:`ChecksumMismatchError`
-    naming the image, the expected and the actual values.
-    """
-    algorithm, value = expected_hash(image)
-    checks: list[tuple[str, str, str | None]] = []
-    if image.os_hash_algo and image.os_hash_value:
-        checks.append((algorithm, value, os_hash))
-    if image.checksum:
-        checks.append(("md5", image.checksum.lower(), md5))
-    if not any(name == algorithm and actual for name, _, actual in checks):
-        raise TransferError(f"no {algorithm} hash was computed; cannot verify",
-                            image=_label(image))
-    if size is not None and image.size is not None and size != image.size:
-        raise ChecksumMismatchError(
-            f"size mismatch: expected {image.size} bytes, got {size}", image=_label(image))
-    for name, expected, actual in checks:
-        if actual is not None and actual.lower() != expected:
-            raise ChecksumMismatchError(
-                f"{name} mismatch: expected {expected}, got {actual.lower()}",
-                image=_label(image))
-
-
-def hash_file(path: Path, image: Image) -> HashingStream:
-    """Hash the file at ``path`` with the preferred hash of ``image``."""
-    stream = HashingStream.for_image(_read_chunks(path), image, preferred_only=True)
-    for _ in stream:
-        pass
-    return stream
-
-
-def _read_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            yield chunk
-
-
-def _label(image: Image) -> str:
-    return f"{image.name} ({image.id})" if image.name else image.id
 
 
 class _VerifiedFiles:
@@ -323,37 +189,22 @@ class ImageCache:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TransferError(f"cannot create cache folder {self.directory}: "
-                                f"{exc.strerror}", image=_label(image)) from exc
+                                f"{exc.strerror}", image=label(image)) from exc
         self.evict(reserve=image.size or 0)
-        try:
-            fd, temp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{image.id}-",
-                                             dir=self.directory)
-        except OSError as exc:
-            raise TransferError(f"cannot write in cache folder {self.directory}: "
-                                f"{exc.strerror}", image=_label(image)) from exc
-        temp = Path(temp_name)
         stream = HashingStream.for_image(chunks, image, preferred_only=True)
         try:
-            with open(fd, "wb", buffering=0) as handle:
+            with atomic_file(final, prefix=f"{TEMP_PREFIX}{image.id}-") as handle:
                 for chunk in stream:
                     handle.write(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-            verify(image, stream.md5, stream.os_hash, size=stream.size)
-            os.replace(temp, final)
+                verify(image, stream.md5, stream.os_hash, size=stream.size)
         except OSError as exc:
-            _unlink_quietly(temp)
             raise TransferError(f"cannot store the image data in {final}: {exc}",
-                                image=_label(image)) from exc
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
-        self._fsync_directory()
+                                image=label(image)) from exc
         stat = final.stat()
         self._verified.set(final, stat, image, True)
         self._remove_other_versions(image, final)
         self._touch(final)
-        LOG.debug("cached %s as %s", _label(image), final)
+        LOG.debug("cached %s as %s", label(image), final)
         return final
 
     @contextlib.contextmanager
@@ -423,14 +274,14 @@ class ImageCache:
             os.utime(path, ns=(time.time_ns(), stat.st_mtime_ns))
 
     def _discard(self, path: Path) -> None:
-        _unlink_quietly(path)
+        unlink_quietly(path)
 
     def _remove_other_versions(self, image: Image, keep: Path) -> None:
         prefix = f"{image.id}."
         for entry in self.entries():
             if entry != keep and entry.name.startswith(prefix) and not self._pinned.get(entry):
                 LOG.debug("removing stale cache file %s", entry)
-                _unlink_quietly(entry)
+                unlink_quietly(entry)
 
     def _remove_stale_temporaries(self) -> None:
         limit = time.time() - STALE_TEMP_AGE
@@ -442,27 +293,10 @@ class ImageCache:
             with contextlib.suppress(FileNotFoundError):
                 if entry.stat().st_mtime < limit:
                     LOG.info("removing abandoned temporary file %s", entry)
-                    _unlink_quietly(entry)
-
-    def _fsync_directory(self) -> None:
-        with contextlib.suppress(OSError):
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+                    unlink_quietly(entry)
 
     def __repr__(self) -> str:
         return f"<ImageCache {self.directory} max_size={self.max_size}>"
-
-
-def _unlink_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        LOG.warning("could not remove %s: %s", path, exc)
 
 
 class MasterImageSource:
@@ -511,13 +345,13 @@ class MasterImageSource:
                 continue
             except OSError as exc:
                 raise TransferError(f"cannot read {path}: {exc.strerror}",
-                                    image=_label(image)) from exc
+                                    image=label(image)) from exc
             with handle, self.cache.pinned(path):
                 while chunk := handle.read(CHUNK_SIZE):
                     yield chunk
             return
         raise TransferError("the cached file kept disappearing while being opened",
-                            image=_label(image))
+                            image=label(image))
 
     def recheck(self, image: Image) -> None:
         """Hash ``image``'s local copies again before serving them next.
@@ -547,13 +381,13 @@ class MasterImageSource:
         cached = self.cache.get(image)
         if cached is not None:
             self._count(cache_hits=1)
-            LOG.debug("cache hit for %s: %s", _label(image), cached)
+            LOG.debug("cache hit for %s: %s", label(image), cached)
             return cached
         with self._lock_for(image.id):
             cached = self.cache.get(image)
             if cached is not None:
                 self._count(cache_hits=1)
-                LOG.debug("cache hit for %s after waiting: %s", _label(image), cached)
+                LOG.debug("cache hit for %s after waiting: %s", label(image), cached)
                 return cached
             return self._download(image)
 
@@ -565,14 +399,14 @@ class MasterImageSource:
             return None
         if self.cache.check_file(candidate, image):
             self._count(images_dir_hits=1)
-            LOG.debug("using %s for %s", candidate, _label(image))
+            LOG.debug("using %s for %s", candidate, label(image))
             return candidate
         with self._counter_lock:
             first = candidate not in self._warned
             self._warned.add(candidate)
         if first:
             LOG.warning("ignoring %s: its size or hash differs from master image %s",
-                        candidate, _label(image))
+                        candidate, label(image))
         return None
 
     def _download(self, image: Image) -> Path:
@@ -587,7 +421,7 @@ class MasterImageSource:
         path = self.cache.put(image, data)
         self._count(downloads=1)
         elapsed = time.monotonic() - started
-        LOG.debug("downloaded %s in %.1f s", _label(image), elapsed)
+        LOG.debug("downloaded %s in %.1f s", label(image), elapsed)
         return path
 
     def _counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:

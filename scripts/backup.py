@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from glancesync import GlanceSync, cli
+from glancesync import cli
 from glancesync.errors import ExitStatus
 
 PROG = "glancesync-backup"
@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     cli.setup_logging(args)
-    with GlanceSync(cli.config_stream(args), overrides=args.config,
-                    progress=False) as glancesync:
+    with cli.build_glancesync(args, progress=False) as glancesync:
         if args.restore:
             changed = glancesync.restore_backup(args.regions[0], args.restore,
                                                 dry_run=args.dry_run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from glancesync import GlanceSync, cli
+from glancesync import cli
 from glancesync.errors import ExitStatus
 from glancesync.report import legend
 
@@ -31,8 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     cli.setup_logging(args)
-    with GlanceSync(cli.config_stream(args), overrides=args.config,
-                    progress=False) as glancesync:
+    with cli.build_glancesync(args, progress=False) as glancesync:
         regions = [region for region in args.regions if region != "master"]
         with_master = len(regions) < len(args.regions)
         resolved = glancesync.resolve_regions(regions) if regions or not with_master else []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from glancesync import GlanceSync, cli
+from glancesync import cli
 from glancesync.errors import ExitStatus
 from glancesync.report import as_csv_row, statuses_as_json
 
@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     cli.setup_logging(args)
-    with GlanceSync(cli.config_stream(args), overrides=args.config,
-                    progress=False if args.no_progress else None) as glancesync:
+    progress = False if args.no_progress else None
+    with cli.build_glancesync(args, progress=progress) as glancesync:
         if args.show_regions:
             for region in glancesync.resolve_regions(args.regions):
                 print(region)

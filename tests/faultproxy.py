@@ -11,8 +11,10 @@ connection (it asks both sides for ``Connection: close``). It can:
 * ``unavailable=N``: answer the first N requests ``503`` without
   forwarding them, as a restarting service behind a balancer does.
 
-It is bounded: it stops itself after ``lifetime`` seconds, every socket
-has a timeout, and all threads are daemons. Counters say what it did.
+It is bounded: it stops listening after ``lifetime`` seconds, every
+socket has a timeout, and all threads are daemons. ``stop()`` also ends the
+connections in flight and waits for their threads, so nothing it forwarded
+reaches the upstream after it returns. Counters say what it did.
 """
 from __future__ import annotations
 
@@ -68,6 +70,9 @@ class FaultProxy:
         self.unavailable_done = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        #: Open connections (client and upstream sides) and their handler threads.
+        self._open: set[socket.socket] = set()
+        self._handlers: set[threading.Thread] = set()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -86,10 +91,21 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        """Stop accepting, end the connections in flight, wait for their threads."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
         self._listener.close()
+        with self._lock:
+            sockets, handlers = list(self._open), list(self._handlers)
+        for sock in sockets:
+            # shutdown wakes the threads blocked on the socket; they close it.
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for handler in handlers:
+            handler.join(timeout=5)
 
     def __enter__(self) -> "FaultProxy":
         return self.start()
@@ -109,7 +125,16 @@ class FaultProxy:
             except OSError:
                 break
             client.settimeout(self.timeout)
-            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+            handler = threading.Thread(target=self._handle, args=(client,), daemon=True)
+            with self._lock:
+                if self._stop.is_set():
+                    client.close()
+                    break
+                self._open.add(client)
+                self._handlers.add(handler)
+            handler.start()
+        # Past the lifetime new clients are refused rather than left waiting.
+        self._listener.close()
 
     def _take(self, counter: str) -> bool:
         """Use one of the faults left in ``counter``; False if none is left."""
@@ -148,6 +173,10 @@ class FaultProxy:
                 elif self._take("flip_uploads"):
                     mode = "flip"
             upstream = socket.create_connection(self.upstream, timeout=self.timeout)
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._open.add(upstream)
             upstream.sendall(_drop_connection_headers(head))
             chunked = b"transfer-encoding: chunked" in head.lower()
             pump = threading.Thread(target=self._forward_body,
@@ -158,6 +187,9 @@ class FaultProxy:
         except OSError:
             pass
         finally:
+            with self._lock:
+                self._open.difference_update((client, upstream))
+                self._handlers.discard(threading.current_thread())
             if upstream is not None:
                 upstream.close()
             client.close()

@@ -14,14 +14,14 @@ import dataclasses
 import hashlib
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from glancesync.adapters.base import RegionAdapter
+from glancesync.backends.base import RegionAdapter
 from glancesync.condition import Condition
 from glancesync.config import TargetConfig
-from glancesync.engine import DirectSource, plan_region, sync_region
 from glancesync.errors import GlanceSyncError, ImageNotFoundError
 from glancesync.executor import RegionResult
 from glancesync.image import Image
 from glancesync.plan import RegionPlan
+from tests.engine import DirectSource, plan_region, sync_region
 
 KIB = 1024
 

@@ -13,6 +13,12 @@ Every Keystone has ``admin`` (project ``admin``, role admin), ``alice``
 
 The run directory holds ``state.json``, ``clouds.yaml``, ``openrc-<cloud>``
 files, the services' configuration and data, ``logs/`` and ``pids/``.
+
+Ports: the process that starts the bed keeps a reservation of every port
+(see :mod:`glancesync.testbed.ports`) until ``stop``, so a region that is
+down keeps its port for the restart. A service starts only once its port
+is bindable, and ``stop_region`` returns only once every thread of the old
+service has exited and the port is bindable again.
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ from pathlib import Path
 import requests
 
 from glancesync.errors import GlanceSyncError
-from glancesync.testbed import files, procs
+from glancesync.testbed import files, ports, procs
 
 LOG = logging.getLogger(__name__)
 
@@ -68,6 +74,10 @@ _HOME_ENV = "GLANCESYNC_TESTBED_HOME"
 _LOG_TAIL_LINES = 40
 _MAX_SERVER_ERRORS = 10
 _GLANCE_DB_CACHE = "glancesync-glance-template.db"
+#: Longest wait (seconds) for a service's port to become bindable: the old
+#: service's sockets close within milliseconds once its threads have exited.
+_PORT_WAIT = 10.0
+_HOLDERS_SHOWN = 8  # sockets named in the error when a port stays in use
 
 
 class TestBedError(GlanceSyncError):
@@ -89,20 +99,6 @@ def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     except OSError as error:
         return f"(no log: {error})"
     return "\n".join(text.splitlines()[-lines:])
-
-
-def free_ports(count: int) -> list[int]:
-    """COUNT distinct free TCP ports on loopback (asked from the kernel)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((files.LOOPBACK, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +176,8 @@ class TestBed:
         self.run_dir = Path(run_dir).resolve() if run_dir else self.home / "run"
         self._state: dict | None = None
         self._children: dict[int, subprocess.Popen] = {}
+        #: port -> reservation socket (see glancesync.testbed.ports), held until stop().
+        self._reservations: dict[int, socket.socket] = {}
         self._tie_to_parent = True
         self._atexit_registered = False
 
@@ -393,11 +391,11 @@ class TestBed:
         self._prepare_run_dir()
         run = self.run_dir
         regions = [region for names in KEYSTONE_REGIONS.values() for region in names]
-        ports = free_ports(len(KEYSTONE_REGIONS) + len(regions))
+        free = self._reserve_free_ports(len(KEYSTONE_REGIONS) + len(regions))
         keystones: dict[str, dict] = {}
         glances: dict[str, dict] = {}
         for name, names in KEYSTONE_REGIONS.items():
-            port = ports.pop(0)
+            port = free.pop(0)
             keystones[name] = {
                 "port": port, "url": f"http://{files.LOOPBACK}:{port}/v3",
                 "regions": list(names), "dir": str(run / f"keystone-{name}"),
@@ -405,7 +403,7 @@ class TestBed:
                               for user in [u for u, _, _ in USERS] + ["glance"]},
             }
             for region in names:
-                port = ports.pop(0)
+                port = free.pop(0)
                 glances[region] = {"port": port, "url": f"http://{files.LOOPBACK}:{port}",
                                    "keystone": name, "dir": str(run / f"glance-{region}")}
         self._state = {"status": "starting", "home": str(self.home), "run_dir": str(run),
@@ -422,7 +420,7 @@ class TestBed:
         cached = self.venv / _GLANCE_DB_CACHE
         template = run / "glance-template" / "glance.db"
         if cached.exists():
-            self._start_glances(cached)
+            self._start_glances(cached, deadline)
         else:
             template.parent.mkdir()
             manage_conf = template.parent / "glance-manage.conf"
@@ -448,11 +446,11 @@ class TestBed:
                 if name == "glance":
                     shutil.copyfile(template, cached.with_suffix(".tmp"))
                     cached.with_suffix(".tmp").replace(cached)
-                    self._start_glances(template)
+                    self._start_glances(template, deadline)
                 else:
                     result_path = Path(keystones[name]["dir"]) / "setup-result.json"
                     results[name] = json.loads(result_path.read_text())
-                    self._start_service(f"keystone-{name}")
+                    self._start_service(f"keystone-{name}", deadline)
             if pending and time.monotonic() > deadline:
                 tails = "\n".join(
                     f"--- {name}:\n{log_tail(run / 'logs' / f'setup-{name}.log', 10)}"
@@ -476,10 +474,10 @@ class TestBed:
         self._write_state()
         LOG.info("test bed up in %.1f s (%s)", self._state["boot_seconds"], run)
 
-    def _start_glances(self, database: Path) -> None:
+    def _start_glances(self, database: Path, deadline: float) -> None:
         for region, glance in self._state["glances"].items():
             shutil.copyfile(database, Path(glance["dir"]) / "glance.db")
-            self._start_service(f"glance-{region}")
+            self._start_service(f"glance-{region}", deadline)
 
     def _start_keystone_setup(self, name: str) -> subprocess.Popen:
         keystone = self._state["keystones"][name]
@@ -546,12 +544,56 @@ class TestBed:
         root = Path(self._state["glances"][which]["dir"])
         return root, {"OS_GLANCE_CONFIG_DIR": str(root)}
 
-    def _start_service(self, name: str) -> None:
+    def _service_port(self, name: str) -> int:
+        kind, _, which = name.partition("-")
+        return self._state["keystones" if kind == "keystone" else "glances"][which]["port"]
+
+    def _start_service(self, name: str, deadline: float) -> None:
+        """Start service NAME once its port is bindable (waiting until DEADLINE at most)."""
+        self._hold_port(name, deadline)
         root, env = self._service_dir_env(name)
         self._spawn(name, [str(self.venv / "bin" / "uwsgi"), "--ini", str(root / "uwsgi.ini")],
                     env)
         self._state["services"][name] = str(self.run_dir / "logs" / f"{name}.log")
         self._write_state()
+
+    # ------------------------------------------------------------- ports
+    def _reserve_free_ports(self, count: int) -> list[int]:
+        """COUNT distinct free loopback ports, reserved until ``stop``."""
+        picked = []
+        for _ in range(count):
+            sock = ports.reserve()
+            port = sock.getsockname()[1]
+            self._reservations[port] = sock
+            picked.append(port)
+        return picked
+
+    def _hold_port(self, name: str, deadline: float) -> None:
+        """Wait until the port of service NAME is bindable, then keep it reserved.
+
+        Bounded by DEADLINE and by ``_PORT_WAIT`` seconds.
+
+        :raises TestBedError: the port is still in use; names its holders.
+        """
+        port = self._service_port(name)
+        began = time.monotonic()
+        sock = ports.wait_bindable(port, min(deadline, began + _PORT_WAIT))
+        if sock is None:
+            found = ports.holders(port)
+            held = "; ".join(found[:_HOLDERS_SHOWN]) or "no socket seen"
+            if len(found) > _HOLDERS_SHOWN:
+                held += f"; and {len(found) - _HOLDERS_SHOWN} more"
+            raise TestBedError(f"port {port} of {name} is still in use after "
+                               f"{time.monotonic() - began:.1f} s: {held}")
+        previous = self._reservations.pop(port, None)
+        if previous is not None:
+            previous.close()
+        self._reservations[port] = sock
+
+    def _release_ports(self) -> None:
+        for sock in self._reservations.values():
+            sock.close()
+        self._reservations.clear()
 
     def _clouds(self, results: dict[str, dict]) -> dict[str, dict[str, str]]:
         clouds = {}
@@ -646,6 +688,7 @@ class TestBed:
         alive = procs.stop_groups(groups, grace=grace, children=self._children)
         if alive:
             raise TestBedError(f"could not stop processes {alive} of {self.run_dir}")
+        self._release_ports()
         for path in (self.run_dir / "pids").glob("*.pid"):
             path.unlink(missing_ok=True)
         self._children.clear()
@@ -671,20 +714,34 @@ class TestBed:
         return procs.group_members(record[0])
 
     def stop_region(self, region: str) -> None:
-        """SIGKILL REGION's glance processes: a worker dying mid-flight."""
+        """SIGKILL REGION's glance processes: a worker dying mid-flight.
+
+        Returns once every thread of them has exited and the port is
+        bindable again, and keeps the port reserved for ``start_region``.
+
+        :raises TestBedError: a process survived SIGKILL, or the port stays in use.
+        """
         record = self._glance_record(region)
         if record is not None:
-            procs.stop_groups({record[0]: record[1]}, grace=5.0, children=self._children,
-                              first_signal=signal.SIGKILL)
+            alive = procs.stop_groups({record[0]: record[1]}, grace=5.0,
+                                      children=self._children, first_signal=signal.SIGKILL)
+            if alive:
+                raise TestBedError(f"glance of {region}: processes {alive} survived SIGKILL")
             self._children.pop(record[0], None)
         (self.run_dir / "pids" / f"glance-{region}.pid").unlink(missing_ok=True)
+        self._state = self._state or self._read_state()
+        self._hold_port(f"glance-{region}", time.monotonic() + _PORT_WAIT)
 
     def start_region(self, region: str, *, timeout: float = 120.0) -> None:
-        """Start REGION's glance again on the same port; wait until it serves."""
+        """Start REGION's glance again on the same port; wait until it serves.
+
+        :raises TestBedError: it already runs, its port stays in use, or it
+            does not serve within TIMEOUT seconds.
+        """
         if self.glance_pids(region):
             raise TestBedError(f"glance of {region} is already running")
         deadline = time.monotonic() + timeout
         self._state = self._state or self._read_state()
-        self._start_service(f"glance-{region}")
+        self._start_service(f"glance-{region}", deadline)
         token = self._wait_token(self._state["glances"][region]["keystone"], deadline)
         self._wait_glance(region, token, deadline)

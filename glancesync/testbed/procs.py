@@ -4,6 +4,11 @@ Every service runs in its own session (so its process group id is its PID)
 and is identified by PID plus kernel start time, so a recycled PID is never
 killed by mistake. Linux ``/proc`` is the source of truth: it works from the
 process that started the bed and from any other one (``stop`` from a shell).
+
+A process is gone only when every one of its threads is: the main thread of
+a killed multi-threaded process (a uWSGI worker) can be a zombie while
+another thread still tears the address space down and has not yet closed
+the process's files, listening socket included.
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from pathlib import Path
 LOG = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+#: Task states of /proc/PID/stat that mean "has exited": zombie, dead.
+_EXITED = ("Z", "X")
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -37,22 +44,45 @@ def start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def _runs(pid: int, fields: list[str]) -> bool:
+    """True unless PID (whose stat FIELDS were read) has finished exiting.
+
+    A zombie main thread is not enough: the other threads may still run
+    their exit and hold the process's files open.
+    """
+    if fields[0] not in _EXITED:
+        return True
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            raw = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+        except OSError:
+            continue  # the thread was released meanwhile: it has exited
+        if raw[raw.rindex(")") + 2] not in _EXITED:
+            return True
+    return False
+
+
 def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is PGID."""
+    """Processes of the process group PGID that have not finished exiting."""
     members = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
-        fields = _stat_fields(int(entry.name))
-        if fields and fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
+        pid = int(entry.name)
+        fields = _stat_fields(pid)
+        if fields and int(fields[2]) == pgid and _runs(pid, fields):
+            members.append(pid)
     return sorted(members)
 
 
 def is_alive(pid: int, started: int | None) -> bool:
-    """True if PID still runs and is the same process (same start time)."""
+    """True if PID has not finished exiting and is the same process (start time)."""
     fields = _stat_fields(pid)
-    if not fields or fields[0] == "Z":
+    if not fields or not _runs(pid, fields):
         return False
     return started is None or int(fields[19]) == started
 
@@ -112,6 +142,7 @@ def stop_groups(groups: dict[int, int | None], *, grace: float = 10.0,
         reap(children)
         alive = [pid for pgid in groups for pid in group_members(pgid)]
         if not alive:
+            reap(children)  # the leaders may have become zombies just now
             return []
         if time.monotonic() > deadline:
             if killed:

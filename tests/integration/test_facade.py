@@ -19,7 +19,7 @@ import pytest
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.glance import GlanceRegionAdapter
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.errors import ImageNotFoundError, UsageError
 from glancesync.facade import GlanceSync
 from glancesync.image import Image

@@ -22,13 +22,14 @@ import pytest
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.glance import GlanceRegionAdapter
+from glancesync.backends.base import RegionAdapter
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.errors import ImageNotFoundError, ServiceError
 from glancesync.executor import Executor, RegionResult
 from glancesync.facade import GlanceSync
 from glancesync.image import Image
 from glancesync.plan import Status, make_plan
-from glancesync.retry import RetryPolicy
+from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.selection import select_master
 from tests.faultproxy import FaultProxy
 from tests.testbed_config import write_config
@@ -101,13 +102,14 @@ def facade(bed: Bed, folder: Path, **main: object) -> GlanceSync:
         return GlanceSync(stream, progress=False)
 
 
-def sync_through(gs: GlanceSync, adapter: GlanceRegionAdapter) -> RegionResult:
+def sync_through(gs: GlanceSync, adapter: RegionAdapter) -> RegionResult:
     """What ``gs`` does for one region, but through ``adapter`` (a proxied one)."""
     retry = RetryPolicy(retries=gs.config.main.retries,
                         initial_wait=gs.config.main.retry_wait)
+    adapter = RetryingAdapter(adapter, retry)
     master = gs.adapter("Master")
     selection = select_master(master.list_images(), master.project_id)
-    regional = retry.call(adapter.list_images, f"{adapter.name}: listing images")
+    regional = adapter.list_images()
     plan = make_plan(adapter.name, selection, regional, adapter.project_id,
                      gs.config.target("master"), stalled_upload_age=3600)
     return Executor(adapter, gs.source(), retry=retry, progress=False).execute(plan)

@@ -15,8 +15,8 @@ import pytest
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.base import CHUNK_SIZE
-from glancesync.adapters.glance import GlanceRegionAdapter
+from glancesync.backends.base import CHUNK_SIZE
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.errors import (AuthenticationError, ConflictError, ImageNotFoundError,
                                ServiceError)
 

@@ -20,8 +20,8 @@ import pytest
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.glance import GlanceRegionAdapter
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ImageNotFoundError
 from glancesync.facade import GlanceSync
 from glancesync.image import Image, is_user_property

@@ -14,7 +14,7 @@ import pytest
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.glance import GlanceRegionAdapter
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.plan import Status
 from tests import scenarios
 from tests.scenarios import Bed, View

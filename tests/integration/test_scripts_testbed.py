@@ -25,7 +25,7 @@ import pytest
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.glance import GlanceRegionAdapter
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.lock import RegionLock
 from tests.testbed_config import write_config
 

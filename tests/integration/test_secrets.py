@@ -19,7 +19,7 @@ from pathlib import Path
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.glance import GlanceRegionAdapter
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from tests.testbed_config import write_config
 
 BIN = Path(sys.executable).parent

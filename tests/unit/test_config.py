@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from glancesync.config import (MAIN_OPTIONS, TARGET_OPTIONS, Config, load_config)
+from glancesync.config import Config, load_config, main_options, target_options
 from glancesync.errors import ConfigError, ExitStatus, RegionNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "conf" / "glancesync.conf.sample"
+MAIN_OPTIONS = [option.name for option in main_options()]
+TARGET_OPTIONS = [option.name for option in target_options()]
 
 MASTER_OK = """
 [main]
@@ -63,13 +65,13 @@ def test_explicit_credentials_and_defaults():
     assert config.main.stalled_upload_age == 3600
     assert config.main.cache_max_size is None
     master = config.target("master")
-    assert master.kind == "keystone"
-    assert master.auth == {
+    assert master.backend == "keystone"
+    assert master.settings.auth == {
         "auth_url": "http://127.0.0.1:5000", "username": "admin",
         "password": "s3cret", "project_name": "admin",
         "user_domain_name": "Default", "project_domain_name": "Default"}
-    assert master.interface == "public"
-    assert master.insecure is False
+    assert master.settings.interface == "public"
+    assert master.settings.insecure is False
     assert master.only_tenant_images is True
     assert master.support_obsolete_images is True
     assert master.list_images_timeout == 30
@@ -88,7 +90,7 @@ def test_user_alias_project_id_and_domains():
         project_id = 0123abcd
         user_domain_name = Users
     """)
-    assert config.target("master").auth == {
+    assert config.target("master").settings.auth == {
         "auth_url": "http://127.0.0.1:5000/v3", "username": "alice",
         "password": "pw", "project_id": "0123abcd", "user_domain_name": "Users"}
 
@@ -102,7 +104,7 @@ def test_application_credential():
         application_credential_id = appid
         application_credential_secret = appsecret
     """)
-    assert config.target("master").auth == {
+    assert config.target("master").settings.auth == {
         "auth_url": "http://127.0.0.1:5000/v3",
         "application_credential_id": "appid",
         "application_credential_secret": "appsecret"}
@@ -119,10 +121,10 @@ def test_cloud_is_kept_for_lazy_resolution():
         interface = internal
     """)
     master = config.target("master")
-    assert (master.cloud, master.auth) == ("mycloud", None)
-    assert master.cacert == "/etc/ssl/ca.pem"
-    assert master.insecure is True
-    assert master.interface == "internal"
+    assert (master.settings.cloud, master.settings.auth) == ("mycloud", None)
+    assert master.settings.cacert == "/etc/ssl/ca.pem"
+    assert master.settings.insecure is True
+    assert master.settings.interface == "internal"
 
 
 def test_legacy_credential_is_decoded():
@@ -132,7 +134,7 @@ def test_legacy_credential_is_decoded():
         [master]
         credential = bob, cGFzcyB3b3Jk, http://127.0.0.1:5000/v3, projB
     """)
-    assert config.target("master").auth == {
+    assert config.target("master").settings.auth == {
         "auth_url": "http://127.0.0.1:5000/v3", "username": "bob",
         "password": "pass word", "project_name": "projB",
         "user_domain_name": "Default", "project_domain_name": "Default"}
@@ -216,20 +218,21 @@ def test_local_target(tmp_path):
         project = p1
     """)
     master = config.target("master")
-    assert master.kind == "local"
-    assert master.path == tmp_path
-    assert master.project == "p1"
-    assert master.auth is None and master.cloud is None
+    assert master.backend == "local"
+    assert master.settings.path == tmp_path
+    assert master.settings.project == "p1"
+    assert master.settings.option_values() == {"path": tmp_path, "regions": [],
+                                               "project": "p1"}  # no credentials
 
 
 def test_local_project_default(tmp_path):
     config = load_text(MASTER_OK + f"[mirror]\ntype = local\npath = {tmp_path}\n")
-    assert config.target("mirror").project == "local-project"
+    assert config.target("mirror").settings.project == "local-project"
 
 
 def test_interpolation_is_off():
     config = load_text(MASTER_OK.replace("s3cret", "50%off%(x)s"))
-    assert config.target("master").auth["password"] == "50%off%(x)s"
+    assert config.target("master").settings.auth["password"] == "50%off%(x)s"
 
 
 def test_unknown_target_lists_targets():
@@ -254,8 +257,8 @@ def test_overrides_section_default_and_main():
     assert config.target("other").metadata_set == {"a", "b"}
     assert config.target("master").metadata_set == {"a", "b"}
     assert config.target("other").ignore_regions == ["R1", "R2"]
-    assert config.target("master").auth["password"] == "newpw"
-    assert config.target("extra").cloud == "c3"
+    assert config.target("master").settings.auth["password"] == "newpw"
+    assert config.target("extra").settings.cloud == "c3"
 
 
 @pytest.mark.parametrize("override", ["novalue", "=x", "master.=x"])
@@ -316,7 +319,7 @@ def test_environment_only_password():
     assert config.path is None
     assert config.main.master_region == "RegionOne"
     assert list(config.targets) == ["master"]
-    assert config.target("master").auth == {
+    assert config.target("master").settings.auth == {
         "auth_url": "http://127.0.0.1:5000/v3", "username": "u", "password": "p",
         "project_name": "proj", "user_domain_name": "UD",
         "project_domain_name": "Default"}
@@ -326,7 +329,7 @@ def test_environment_only_password():
                     reason="a real /etc/glancesync.conf would be read")
 def test_environment_only_cloud():
     config = load_config(environ={"OS_CLOUD": "devstack", "OS_REGION_NAME": "R"})
-    assert config.target("master").cloud == "devstack"
+    assert config.target("master").settings.cloud == "devstack"
     assert config.main.master_region == "R"
 
 
@@ -364,7 +367,7 @@ def test_environment_fills_master_without_credentials_in_file(tmp_path):
         "OS_APPLICATION_CREDENTIAL_ID": "i",
         "OS_APPLICATION_CREDENTIAL_SECRET": "s"})
     master = config.target("master")
-    assert master.auth == {"auth_url": "http://127.0.0.1:5000/v3",
+    assert master.settings.auth == {"auth_url": "http://127.0.0.1:5000/v3",
                            "application_credential_id": "i",
                            "application_credential_secret": "s"}
     assert master.metadata_set == {"nid"}
@@ -372,7 +375,7 @@ def test_environment_fills_master_without_credentials_in_file(tmp_path):
 
 def test_environment_is_not_used_when_section_has_credentials():
     config = load_text(MASTER_OK, environ={"OS_CLOUD": "ignored"})
-    assert config.target("master").cloud is None
+    assert config.target("master").settings.cloud is None
 
 
 def test_environment_never_fills_other_targets(tmp_path):
@@ -384,22 +387,42 @@ def test_environment_never_fills_other_targets(tmp_path):
 
 # -- secrets -------------------------------------------------------------------
 
+#: Secrets of every kind: a password, an application credential secret, a
+#: legacy credential line holding a base64 password.
+WITH_SECRETS = MASTER_OK + textwrap.dedent("""
+    [other]
+    auth_url = http://127.0.0.1:5001
+    application_credential_id = appid
+    application_credential_secret = topsecret
+    [legacy]
+    credential = bob,bGVnYWN5cHc=,http://127.0.0.1:5000/v3,p
+""")
+
+
 def test_secrets_are_masked_in_repr():
-    config = load_text(MASTER_OK + textwrap.dedent("""
-        [other]
-        auth_url = http://127.0.0.1:5001
-        application_credential_id = appid
-        application_credential_secret = topsecret
-        [legacy]
-        credential = bob,bGVnYWN5cHc=,http://127.0.0.1:5000/v3,p
-    """))
+    config = load_text(WITH_SECRETS)
     for text in (repr(config), str(config), repr(config.targets), str(config.target("master"))):
         assert "s3cret" not in text
         assert "topsecret" not in text
         assert "legacypw" not in text
         assert "bGVnYWN5cHc" not in text
     assert "appid" in repr(config)
-    assert config.target("legacy").auth["password"] == "legacypw"
+    assert config.target("legacy").settings.auth["password"] == "legacypw"
+
+
+def test_the_configuration_knows_its_secrets():
+    config = load_text(WITH_SECRETS + "[mirror]\ntype = local\npath = /tmp/mirror\n",
+                       overrides=["other.application_credential_secret=typed-in"])
+    assert sorted(config.secrets()) == ["legacypw", "s3cret", "typed-in"]
+
+
+@pytest.mark.skipif(os.path.exists("/etc/glancesync.conf"),
+                    reason="the environment is used only without a file")
+def test_secrets_from_the_environment():
+    config = load_config(environ={"OS_AUTH_URL": "http://127.0.0.1:5000", "OS_USERNAME": "u",
+                                  "OS_PASSWORD": "from-env", "OS_PROJECT_NAME": "p",
+                                  "OS_REGION_NAME": "R"})
+    assert config.secrets() == ["from-env"]
 
 
 def test_permission_warning(tmp_path, caplog):
@@ -546,12 +569,11 @@ def test_sample_loads_with_documented_defaults():
     assert main.stalled_upload_age == 3600
     assert list(config.targets) == ["master"]
     master = config.target("master")
-    assert master.kind == "keystone" and master.cloud == "master"
-    assert master.interface == "public" and master.insecure is False
+    assert master.backend == "keystone" and master.settings.cloud == "master"
+    assert master.settings.interface == "public" and master.settings.insecure is False
     assert master.only_tenant_images is True
     assert master.support_obsolete_images is True
     assert master.list_images_timeout == 30
-    assert master.project == "local-project"
     for name in ("forcesyncs", "metadata_set", "replace", "rename", "dontupdate",
                  "obsolete_syncprops"):
         assert getattr(master, name) == frozenset(), name

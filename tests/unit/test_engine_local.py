@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from glancesync.adapters.local import LocalRegionAdapter
-from glancesync.engine import DirectSource
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ChecksumMismatchError
 from glancesync.plan import Status
+from tests.engine import DirectSource
 from tests import scenarios
 from tests.scenarios import Bed, View
 

@@ -15,13 +15,15 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import pytest
 
-from glancesync.adapters.local import LocalRegionAdapter
-from glancesync.engine import DirectSource, plan_region
+from glancesync import executor as executor_module
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ConnectionFailure, ServiceError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import Image
+from glancesync.plan import OperationKind
 from glancesync.retry import RetryPolicy
 from glancesync.transfer import ImageCache, MasterImageSource
+from tests.engine import DirectSource, plan_region
 from tests import scenarios
 
 MIB = 1024 * 1024
@@ -77,6 +79,10 @@ class Faulty(LocalRegionAdapter):
             raise ConnectionFailure("connection reset by peer", region=self.name)
 
         return super().upload_data(image_id, broken(), size)
+
+    def get_image(self, image_id: str) -> Image:
+        self.calls.append(("get", image_id))
+        return super().get_image(image_id)
 
     def update_image(self, image_id: str, changes: Mapping[str, Any],
                      remove: Iterable[str] = ()) -> Image:
@@ -269,6 +275,19 @@ def test_progress_bar_only_when_asked(master, region, capsys):
     region.delete_image(region.list_images()[0].id)
     sync(master, region, progress=True)
     assert "RegionA img" in capsys.readouterr().err
+
+
+def test_an_upload_is_verified_on_the_image_the_upload_returned(master, region):
+    scenarios.put(master, "img", scenarios.content("one get", 1000))
+    result, _ = sync(master, region)
+    assert result.success and result.uploaded == 1
+    (image,) = region.list_images()
+    assert region.calls == [("create", image.id), ("upload", image.id),
+                            ("update", image.id)]  # publish; no get to verify
+
+
+def test_every_operation_kind_has_a_handler():
+    assert set(executor_module._HANDLERS) == set(OperationKind)
 
 
 def test_dry_run_makes_no_call(master, region):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from glancesync import demo
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ExitStatus, ImageNotFoundError, RegionNotFoundError, UsageError
 from glancesync.facade import GlanceSync
 from glancesync.image import Image

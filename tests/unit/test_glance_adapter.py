@@ -6,6 +6,8 @@ the requests the adapter really sends: their order, count and bodies.
 """
 from __future__ import annotations
 
+import datetime
+import email.utils
 import io
 import json
 import socket
@@ -18,8 +20,8 @@ from keystoneauth1 import session as ksa_session
 from keystoneauth1 import token_endpoint
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.base import CHUNK_SIZE, RegionAdapter
-from glancesync.adapters.glance import GlanceRegionAdapter
+from glancesync.backends.base import CHUNK_SIZE, RegionAdapter
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                ImageNotFoundError, ServiceError, TransferError,
                                UsageError)
@@ -215,6 +217,42 @@ def test_list_500(adapter, fake):
         adapter.list_images()
     assert caught.value.status_code == 500
     assert caught.value.region == "master:RegionOne"
+
+
+def test_list_500_is_transient_and_a_503_keeps_its_retry_after(adapter, fake):
+    fake.get(IMAGES, [glance_error(500, "Internal Server Error", "boom"),
+                      {**glance_error(503, "Service Unavailable", "restarting"),
+                       "headers": {"Content-Type": "text/plain", "Retry-After": "7"}}])
+    with pytest.raises(ServiceError) as caught:
+        adapter.list_images()
+    assert caught.value.transient and caught.value.retry_after is None
+    with pytest.raises(ServiceError) as caught:
+        adapter.list_images()
+    assert caught.value.transient and caught.value.status_code == 503
+    assert caught.value.retry_after == 7
+
+
+def test_retry_after_as_a_date_and_on_uploads(adapter, fake):
+    when = email.utils.format_datetime(
+        datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=60),
+        usegmt=True)
+    fake.get(f"{IMAGES}/{IMAGE_ID}", status_code=503, text="busy",
+             headers={"Content-Type": "text/plain", "Retry-After": when})
+    with pytest.raises(ServiceError) as caught:
+        adapter.get_image(IMAGE_ID)
+    assert 50 < caught.value.retry_after <= 60
+    fake.put(f"{IMAGES}/{IMAGE_ID}/file", status_code=503, text="busy",
+             headers={"Content-Type": "text/plain", "Retry-After": "3"})
+    with pytest.raises(ServiceError) as caught:
+        adapter.upload_data(IMAGE_ID, [b"abc"], size=3)
+    assert caught.value.retry_after == 3 and caught.value.transient
+
+
+def test_client_errors_are_permanent(adapter, fake):
+    fake.get(f"{IMAGES}/{IMAGE_ID}", **glance_error(404, "Not Found", "No image found"))
+    with pytest.raises(ImageNotFoundError) as caught:
+        adapter.get_image(IMAGE_ID)
+    assert caught.value.transient is False
 
 
 # -- get, create ---------------------------------------------------------

@@ -15,8 +15,11 @@ import pytest
 from glancesync.config import TargetConfig, load_config
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                RegionNotFoundError, ServiceError)
-from glancesync.keystone import KeystoneTarget, make_target, v3_url
-from glancesync.localtarget import LocalTarget
+from glancesync.backends import get_backend
+from glancesync.backends.openstack.keystone import KeystoneTarget, v3_url
+from glancesync.facade import GlanceSync
+from glancesync.backends.local.target import LocalTarget
+from glancesync.regions import RegionRef
 
 AUTH_URL = "http://127.0.0.1:35357"
 TOKENS = AUTH_URL + "/v3/auth/tokens"
@@ -207,15 +210,17 @@ def test_connection_refused():
 
 
 def test_unknown_region_for_adapter(keystone):
-    target = KeystoneTarget(target_config(PASSWORD_SECTION))
-    with pytest.raises(RegionNotFoundError, match="RegionB, Master, RegionA"):
-        target.adapter("RegionQ")
+    config = load_config(io.StringIO("[main]\nmaster_region = Master\n" + PASSWORD_SECTION),
+                         environ={})
+    with GlanceSync(config) as glancesync:
+        with pytest.raises(RegionNotFoundError, match="RegionB, Master, RegionA"):
+            glancesync.adapter("RegionQ")
 
 
 def test_adapter_is_a_glance_adapter(keystone):
-    glance = pytest.importorskip("glancesync.adapters.glance")
+    glance = pytest.importorskip("glancesync.backends.openstack.glance")
     target = KeystoneTarget(target_config(PASSWORD_SECTION + "list_images_timeout = 7\n"))
-    adapter = target.adapter("RegionA")
+    adapter = target.adapter(RegionRef("master", "RegionA"))
     assert isinstance(adapter, glance.GlanceRegionAdapter)
     assert adapter.name == "master:RegionA"
     assert adapter.project_id == "proj-123"
@@ -229,7 +234,7 @@ def test_close_forgets_the_token(keystone):
     assert keystone.call_count == 2
 
 
-# -- local targets and make_target ---------------------------------------------
+# -- local targets, and targets made by their backend -------------------------------------------
 
 def test_local_target_regions(tmp_path):
     for name in ("RegionB", "RegionA", "NotARegion"):
@@ -238,7 +243,7 @@ def test_local_target_regions(tmp_path):
     (tmp_path / "RegionB" / "images.db").write_bytes(b"")
     (tmp_path / "stray.db").write_bytes(b"")
     config = target_config(f"[master]\ntype = local\npath = {tmp_path}\n")
-    target = make_target(config)
+    target = get_backend(config.backend).make_target(config)
     assert isinstance(target, LocalTarget)
     assert target.region_names() == ["RegionA", "RegionB"]
 
@@ -249,15 +254,16 @@ def test_local_target_missing_folder_has_no_regions(tmp_path):
 
 
 def test_local_adapter(tmp_path):
-    local = pytest.importorskip("glancesync.adapters.local")
+    local = pytest.importorskip("glancesync.backends.local.adapter")
     config = target_config(f"[master]\ntype = local\npath = {tmp_path}\nproject = p7\n")
-    adapter = LocalTarget(config).adapter("RegionA")
+    adapter = LocalTarget(config).adapter(RegionRef("master", "RegionA"))
     assert isinstance(adapter, local.LocalRegionAdapter)
     assert adapter.name == "master:RegionA"
     assert adapter.project_id == "p7"
 
 
 def test_make_target_keystone():
-    target = make_target(target_config(PASSWORD_SECTION))
+    config = target_config(PASSWORD_SECTION)
+    target = get_backend(config.backend).make_target(config)
     assert isinstance(target, KeystoneTarget)
     assert target.name == "master"

@@ -6,12 +6,12 @@ import uuid
 
 import pytest
 
-from glancesync.adapters.base import CHUNK_SIZE, RegionAdapter
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.base import CHUNK_SIZE, RegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import (ConflictError, ImageNotFoundError, ServiceError,
                                TransferError, UsageError)
 from glancesync.image import Image
-from glancesync.localstore import DB_NAME, LocalStore, RequestContext
+from glancesync.backends.local.store import DB_NAME, LocalStore, RequestContext
 
 
 @pytest.fixture

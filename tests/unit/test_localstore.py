@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from glancesync.adapters.base import CHUNK_SIZE
+from glancesync.backends.base import CHUNK_SIZE
 from glancesync.errors import (ConflictError, ImageNotFoundError, ServiceError,
                                TransferError, UsageError)
-from glancesync.localstore import DB_NAME, LocalStore, RequestContext
+from glancesync.backends.local.store import DB_NAME, LocalStore, RequestContext
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -495,7 +495,7 @@ def test_write_data_forbidden_to_others(store):
 WRITER = """
 import sys
 from pathlib import Path
-from glancesync.localstore import LocalStore, RequestContext
+from glancesync.backends.local.store import LocalStore, RequestContext
 
 store = LocalStore(Path(sys.argv[1]))
 flag = Path(sys.argv[3])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ExitStatus, RegionNotFoundError
 from glancesync.facade import GlanceSync
 from glancesync.image import Image

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.redaction import REDACTOR, RedactingFilter
 
 PROJECT = "redaction-project"

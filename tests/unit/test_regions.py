@@ -8,7 +8,8 @@ import pytest
 
 from glancesync.config import Config, load_config
 from glancesync.errors import RegionNotFoundError, UsageError
-from glancesync.regions import order_regions, parse_region, resolve_regions
+from glancesync.regions import RegionRef, order_regions, parse_region
+from glancesync.regions import resolve_regions as resolve_refs
 
 CATALOGS = {
     "master": ["Master", "RegionA", "RegionB", "RegionTest", "RegionZ"],
@@ -30,6 +31,13 @@ def make_config(preferable_order: str = "", master_ignore: str = "",
         ignore_regions = {other_ignore}
     """)
     return load_config(io.StringIO(text), environ={})
+
+
+def resolve_regions(*args) -> list[str]:
+    """The resolved references, as ``target:name`` strings."""
+    refs = resolve_refs(*args)
+    assert all(isinstance(ref, RegionRef) for ref in refs)
+    return [str(ref) for ref in refs]
 
 
 class Lister:
@@ -112,8 +120,31 @@ def test_unknown_region_names_target_and_existing_regions():
     with pytest.raises(RegionNotFoundError) as info:
         resolve_regions(["other:RegionA"], make_config(), Lister())
     message = str(info.value)
-    assert "'other'" in message and "'RegionA'" in message
-    assert "RegionC, RegionD" in message
+    assert message == ("target 'other' has no region 'RegionA' with an image service;"
+                       " its regions are RegionC, RegionD")
+    assert info.value.region == "other:RegionA"
+
+
+def test_references_are_resolved_and_checked_too():
+    assert resolve_regions([RegionRef("other", "RegionD"), "RegionA"], make_config(),
+                           Lister()) == ["other:RegionD", "master:RegionA"]
+    with pytest.raises(RegionNotFoundError, match="'RegionQ'"):
+        resolve_regions([RegionRef("master", "RegionQ")], make_config(), Lister())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Spain", RegionRef("master", "Spain")),
+    (" other : RegionC ", RegionRef("other", "RegionC")),
+    (RegionRef("t", "R"), RegionRef("t", "R")),
+])
+def test_region_ref_parse(text, expected):
+    ref = RegionRef.parse(text)
+    assert ref == expected and str(ref) == f"{expected.target}:{expected.name}"
+
+
+def test_region_ref_of_a_whole_target_is_refused():
+    with pytest.raises(UsageError, match="names a target"):
+        RegionRef.parse("other:")
 
 
 def test_unknown_target_lists_targets():
@@ -130,5 +161,6 @@ def test_target_without_image_regions():
 
 
 def test_order_regions_stable_for_unlisted():
-    assert order_regions(["t:B", "master:A", "t:C", "master:D"], ["D", "t:C"]) == [
+    refs = [RegionRef.parse(name) for name in ("t:B", "master:A", "t:C", "master:D")]
+    assert [str(ref) for ref in order_regions(refs, ["D", "t:C"])] == [
         "master:D", "t:C", "t:B", "master:A"]

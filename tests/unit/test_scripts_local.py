@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.demo import PROJECT, build_federation
 from glancesync import GlanceSync
 from glancesync.lock import RegionLock

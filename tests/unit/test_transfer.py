@@ -1,4 +1,5 @@
-"""The data path: hashing, the verified cache, the master source, progress bars."""
+"""The data path: hashing and durable files (integrity), the verified cache, the
+master source, progress bars."""
 from __future__ import annotations
 
 import fcntl
@@ -16,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from glancesync.adapters.base import CHUNK_SIZE
-from glancesync.adapters.local import LocalRegionAdapter
+from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.image import Image
 from glancesync.progress import NullProgress, progress_bar, wrap_chunks
-from glancesync.transfer import (HashingStream, ImageCache, MasterImageSource,
-                                 default_cache_dir, expected_hash, verify)
+from glancesync.integrity import (CHUNK_SIZE, HashingStream, atomic_file, expected_hash,
+                                  verify)
+from glancesync.transfer import ImageCache, MasterImageSource, default_cache_dir
 
 MiB = 1024 * 1024
 
@@ -117,6 +118,26 @@ def test_expected_hash_prefers_os_hash():
     data = make_data(10)
     assert expected_hash(image_for(data)) == ("sha512", hashlib.sha512(data).hexdigest())
     assert expected_hash(image_for(data, os_hash=False)) == ("md5", hashlib.md5(data).hexdigest())
+
+
+def test_atomic_file_appears_whole_or_not_at_all(tmp_path):
+    final = tmp_path / "data"
+    with atomic_file(final, prefix=".tmp-") as handle:
+        handle.write(b"first")
+        assert not final.exists()
+    assert final.read_bytes() == b"first"
+    with pytest.raises(ChecksumMismatchError):
+        with atomic_file(final, prefix=".tmp-") as handle:
+            handle.write(b"second, refused")
+            raise ChecksumMismatchError("refused")
+    assert final.read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temporary left
+
+
+def test_atomic_file_in_a_missing_folder_is_an_os_error(tmp_path):
+    with pytest.raises(OSError):
+        with atomic_file(tmp_path / "none" / "data", prefix=".tmp-"):
+            pass
 
 
 # --- the cache ---------------------------------------------------------------

@@ -18,11 +18,11 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
-from glancesync.adapters.base import RegionAdapter
-from glancesync.config import TargetConfig
-from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure, TLSError,
-                               GlanceSyncError, RegionNotFoundError, ServiceError)
-from glancesync.targets import Target
+from glancesync.backends.base import RegionAdapter, Target, TargetSpec
+from glancesync.backends.openstack.settings import OpenStackSettings
+from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
+                               GlanceSyncError, ServiceError, TLSError)
+from glancesync.regions import RegionRef
 
 LOG = logging.getLogger(__name__)
 
@@ -56,9 +56,10 @@ def v3_url(auth_url: str) -> str:
 class KeystoneTarget(Target):
     """A target whose regions are registered in one Keystone."""
 
-    def __init__(self, config: TargetConfig) -> None:
-        self.config = config
-        self.name = config.name
+    def __init__(self, spec: TargetSpec) -> None:
+        self.spec = spec
+        self.settings: OpenStackSettings = spec.settings
+        self.name = spec.name
         self._session: ks_session.Session | None = None
         self._auth: v3.Auth | None = None
         self._auth_url: str | None = None
@@ -69,8 +70,8 @@ class KeystoneTarget(Target):
     @property
     def auth_url(self) -> str | None:
         """The Keystone v3 URL (known once the credentials are resolved)."""
-        if self._auth_url is None and self.config.cloud is None and self.config.auth:
-            return v3_url(self.config.auth["auth_url"])
+        if self._auth_url is None and self.settings.cloud is None and self.settings.auth:
+            return v3_url(self.settings.auth["auth_url"])
         return self._auth_url
 
     @property
@@ -93,14 +94,14 @@ class KeystoneTarget(Target):
 
     def _credentials(self) -> tuple[dict[str, Any], bool | str]:
         """Auth options and the TLS ``verify`` value, from the config or clouds.yaml."""
-        config = self.config
+        config = self.settings
         verify: bool | str = config.cacert or True
         if config.cloud is None:
             if not config.auth:
-                raise ConfigError("no credentials for this target", section=config.name)
+                raise ConfigError("no credentials for this target", section=self.name)
             auth: dict[str, Any] = dict(config.auth)
         else:
-            auth, cloud_verify = _read_cloud(config.name, config.cloud)
+            auth, cloud_verify = _read_cloud(self.name, config.cloud)
             if config.cacert is None:
                 verify = cloud_verify
         if config.insecure:
@@ -122,7 +123,7 @@ class KeystoneTarget(Target):
                                   option="application_credential_secret")
             return v3.ApplicationCredential(auth_url=self._auth_url, **kwargs)
         if auth_type not in (None, *_PASSWORD_AUTH_TYPES):
-            raise ConfigError(f"auth_type {auth_type!r} of cloud {self.config.cloud!r} is"
+            raise ConfigError(f"auth_type {auth_type!r} of cloud {self.settings.cloud!r} is"
                               " not supported: use password or"
                               " v3applicationcredential", section=self.name, option="cloud")
         kwargs = {k: auth[k] for k in _PASSWORD_KEYS if auth.get(k)}
@@ -151,25 +152,20 @@ class KeystoneTarget(Target):
         regions: list[str] = []
         for endpoint in iter_image_endpoints(self.access):
             interface = endpoint.get("interface")
-            if interface is not None and interface != self.config.interface:
+            if interface is not None and interface != self.settings.interface:
                 continue
             region = endpoint.get("region_id") or endpoint.get("region")
             if region and region not in regions:
                 regions.append(region)
         return regions
 
-    def adapter(self, region: str) -> RegionAdapter:
+    def adapter(self, region: RegionRef) -> RegionAdapter:
         """A Glance adapter of ``region`` on the target's session."""
-        available = self.region_names()
-        if region not in available:
-            raise RegionNotFoundError(
-                f"target {self.name!r} has no region {region!r} with an image service;"
-                f" its regions are {', '.join(available) or '(none)'}")
-        from glancesync.adapters.glance import GlanceRegionAdapter
+        from glancesync.backends.openstack.glance import GlanceRegionAdapter
         return GlanceRegionAdapter(
-            name=f"{self.name}:{region}", session=self.session, region_name=region,
-            project_id=self.project_id, list_timeout=self.config.list_images_timeout,
-            interface=self.config.interface)
+            name=str(region), session=self.session, region_name=region.name,
+            project_id=self.project_id, list_timeout=self.spec.list_images_timeout,
+            interface=self.settings.interface)
 
     def close(self) -> None:
         """Forget the token and close the HTTP connections."""
@@ -211,7 +207,8 @@ def translate_error(exc: ks_exc.ClientException, target: str,
     if isinstance(exc, ks_exc.HttpError):
         return ServiceError(
             f"Keystone at {where} answered {exc.http_status} for target {target}:"
-            f" {exc.message}", status_code=exc.http_status)
+            f" {exc.message}", status_code=exc.http_status,
+            retry_after=exc.retry_after or None)
     if isinstance(exc, ks_exc.CatalogException):
         return ServiceError(f"service catalog of target {target} ({where}): {exc}")
     if isinstance(exc, ks_exc.DiscoveryFailure):
@@ -262,11 +259,3 @@ def iter_image_endpoints(access: ks_access.AccessInfo) -> Iterator[dict[str, Any
     for service in access.service_catalog.catalog or []:
         if service.get("type") == IMAGE_SERVICE_TYPE:
             yield from service.get("endpoints") or []
-
-
-def make_target(config: TargetConfig) -> Target:
-    """The :class:`Target` implementation a target configuration asks for."""
-    if config.kind == "local":
-        from glancesync.localtarget import LocalTarget
-        return LocalTarget(config)
-    return KeystoneTarget(config)

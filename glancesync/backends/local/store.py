@@ -32,22 +32,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import hashlib
 import json
 import logging
-import os
 import re
 import sqlite3
-import tempfile
 import threading
 import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from glancesync.adapters.base import CHUNK_SIZE
 from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
                                ServiceError, TransferError, UsageError)
 from glancesync.image import VISIBILITIES
+from glancesync.integrity import CHUNK_SIZE, HashingStream, atomic_file
 
 __all__ = ["RequestContext", "LocalStore", "DB_NAME", "DATA_DIR"]
 
@@ -1015,46 +1012,18 @@ class LocalStore:
     def _write_file(self, image_id: str, chunks: Iterable[bytes], final: Path,
                     expected_size: int | None) -> tuple[int, str, str]:
         """Write, hash, fsync and rename; return (size, md5 hex, sha512 hex)."""
-        md5 = hashlib.md5(usedforsecurity=False)
-        sha512 = hashlib.sha512()
-        size = 0
+        stream = HashingStream(chunks, "sha512", md5=True)
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{image_id}.", suffix=".part",
-                                            dir=self.data_path)
-        except OSError as exc:
-            raise TransferError(f"cannot create a data file: {exc}", image=image_id) from exc
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
+            with atomic_file(final, prefix=f".{image_id}.", suffix=".part") as out:
+                for chunk in stream:
                     out.write(chunk)
-                    md5.update(chunk)
-                    sha512.update(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if expected_size is not None and size != expected_size:
-                raise TransferError(f"received {size} bytes, expected {expected_size}",
-                                    image=image_id)
-            os.replace(tmp_name, final)
-            self._fsync_data_dir()
+                if expected_size is not None and stream.size != expected_size:
+                    raise TransferError(f"received {stream.size} bytes, expected "
+                                        f"{expected_size}", image=image_id)
         except OSError as exc:
-            Path(tmp_name).unlink(missing_ok=True)
             raise TransferError(f"cannot write image data: {exc}", image=image_id) from exc
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return size, md5.hexdigest(), sha512.hexdigest()
-
-    def _fsync_data_dir(self) -> None:
-        """Make the rename durable (best effort where directories cannot be opened)."""
-        try:
-            fd = os.open(self.data_path, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        assert stream.md5 is not None and stream.os_hash is not None
+        return stream.size, stream.md5, stream.os_hash
 
     def _reset_to_queued(self, context: RequestContext, image_id: str) -> None:
         """After a failed write: ``saving`` back to ``queued`` if the image is still there."""

@@ -1,6 +1,6 @@
 """A local folder region behind the :class:`RegionAdapter` interface.
 
-The region is a :class:`~glancesync.localstore.LocalStore` (SQLite database
+The region is a :class:`~glancesync.backends.local.store.LocalStore` (SQLite database
 plus data folder, SPEC section 9), reached with one project's context, so
 every GlanceSync operation works the same against a folder as against
 Glance. The folder is created on first use, unless ``create`` is false: then
@@ -15,11 +15,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from glancesync.adapters.base import RegionAdapter
+from glancesync.backends.base import RegionAdapter
+from glancesync.backends.local.store import DB_NAME, LocalStore, RequestContext
 from glancesync.errors import (ConflictError, GlanceSyncError, RegionNotFoundError,
                                ServiceError, UsageError)
-from glancesync.image import CORE_FIELDS, VISIBILITIES, Image
-from glancesync.localstore import DB_NAME, LocalStore, RequestContext
+from glancesync.image import CORE_FIELDS, UPDATABLE_FIELDS, VISIBILITIES, Image
 
 __all__ = ["LocalRegionAdapter", "DISK_FORMATS", "CONTAINER_FORMATS"]
 
@@ -27,10 +27,6 @@ __all__ = ["LocalRegionAdapter", "DISK_FORMATS", "CONTAINER_FORMATS"]
 DISK_FORMATS = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi",
                 "iso", "ploop")
 CONTAINER_FORMATS = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed")
-
-#: Core fields ``update_image`` may change.
-UPDATABLE_FIELDS = frozenset({"name", "visibility", "min_ram", "min_disk", "protected",
-                              "disk_format", "container_format"})
 
 
 def _api_time(value: str | None) -> str | None:
@@ -99,7 +95,8 @@ class LocalRegionAdapter(RegionAdapter):
             if self._store is None:
                 if not self.create and not (self.path / DB_NAME).is_file():
                     raise RegionNotFoundError(
-                        f"{self.path} holds no local region (no {DB_NAME});"
+                        f"region {self.name}: {self.path} holds no local region"
+                        f" (no {DB_NAME});"
                         " declare it in its target's regions to create it",
                         region=self.name)
                 with self._errors():

@@ -8,32 +8,75 @@ HTTP status.
 
 Image data never sits in memory as a whole: uploads are sent with chunked
 transfer encoding from the caller's chunk iterator, downloads are streamed in
-chunks of at most :data:`~glancesync.adapters.base.CHUNK_SIZE` bytes.
+chunks of at most :data:`~glancesync.integrity.CHUNK_SIZE` bytes.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime
+import email.utils
 import logging
 import re
 import time
 from typing import Any, Iterable, Iterator, Mapping
 
-import glanceclient
 import requests
 from glanceclient import exc as glance_exc
+from glanceclient.common import http as glance_http
 from glanceclient.v2 import images as glance_images
 from glanceclient.v2 import schemas as glance_schemas
 from keystoneauth1 import adapter as ksa_adapter
 from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
-from glancesync.adapters.base import CHUNK_SIZE, RegionAdapter
+from glancesync.backends.base import CHUNK_SIZE, RegionAdapter
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                GlanceSyncError, ImageNotFoundError, ServiceError,
                                TransferError, UsageError)
 from glancesync.image import Image
 
 LOG = logging.getLogger(__name__)
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """The delay in seconds a ``Retry-After`` header asks for, or None.
+
+    The header holds seconds or an HTTP date; a date in the past means 0.
+    """
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
+class _KeepRetryAfter(ksa_adapter.Adapter):
+    """Raise glanceclient's error for a failed answer, with its ``Retry-After``.
+
+    glanceclient turns a failed answer into an exception that keeps neither
+    the response nor its headers; this layer, just under glanceclient's
+    session client, raises that same exception itself with
+    ``retry_after`` (seconds or None) attached.
+    """
+
+    def request(self, url: str, method: str, **kwargs: Any) -> requests.Response:
+        response = super().request(url, method, **kwargs)
+        if not response.ok:
+            error = glance_exc.from_response(response, response.content)
+            error.retry_after = retry_after(response)
+            raise error
+        return response
+
+
+class _GlanceHTTP(glance_http.SessionClient, _KeepRetryAfter):
+    """glanceclient's session client whose errors keep ``Retry-After``."""
 
 
 class _ListingTimedOut(Exception):
@@ -175,15 +218,16 @@ class GlanceRegionAdapter(RegionAdapter):
         self.region_name = region_name
         self.list_timeout = list_timeout
         self.page_size = page_size
-        self._client = glanceclient.Client("2", endpoint=endpoint_override, session=session,
-                                           region_name=region_name, interface=interface)
+        http = _GlanceHTTP(session, region_name=region_name, interface=interface,
+                           endpoint_override=endpoint_override)
+        self._images = glance_images.Controller(http, glance_schemas.Controller(http))
         # Image data goes through keystoneauth directly: glanceclient would
         # send it with chunked transfer encoding, which costs client and
         # server CPU when the size is known.
         self._data = ksa_adapter.Adapter(session, service_type="image", interface=interface,
                                          region_name=region_name,
                                          endpoint_override=endpoint_override)
-        self._list_http = _DeadlineHTTP(self._client.http_client, list_timeout)
+        self._list_http = _DeadlineHTTP(http, list_timeout)
         self._lister = glance_images.Controller(
             self._list_http, glance_schemas.Controller(self._list_http))
 
@@ -214,7 +258,7 @@ class GlanceRegionAdapter(RegionAdapter):
 
     def get_image(self, image_id: str) -> Image:
         with self._errors("getting the image", image_id):
-            found = self._client.images.get(image_id)
+            found = self._images.get(image_id)
         return Image.from_dict(dict(found))
 
     # -- writing ---------------------------------------------------------
@@ -242,7 +286,7 @@ class GlanceRegionAdapter(RegionAdapter):
         with self._errors("creating the image", image_id or name,
                           publicize=visibility == "public"):
             try:
-                created = self._client.images.create(**fields)
+                created = self._images.create(**fields)
             except TypeError as exc:
                 raise self._schema_error("creating the image", image_id or name, exc) from exc
         return Image.from_dict(dict(created))
@@ -259,7 +303,7 @@ class GlanceRegionAdapter(RegionAdapter):
         with self._errors("uploading the image data", image_id, streaming=True):
             if size is None:
                 reader = _ChunkReader(chunks)
-                self._client.images.upload(image_id, reader)
+                self._images.upload(image_id, reader)
                 sent = reader.sent
             else:
                 body = _SizedBody(chunks, size)
@@ -280,7 +324,9 @@ class GlanceRegionAdapter(RegionAdapter):
             f"{base}/v2/images/{image_id}/file", data=body, raise_exc=False,
             allow_reauth=False, headers={"Content-Type": "application/octet-stream"})
         if response.status_code >= 400:
-            raise glance_exc.from_response(response, response.content)
+            error = glance_exc.from_response(response, response.content)
+            error.retry_after = retry_after(response)
+            raise error
 
     def download_data(self, image_id: str) -> Iterator[bytes]:
         """The data as it arrives, unverified: the caller hashes it.
@@ -289,7 +335,7 @@ class GlanceRegionAdapter(RegionAdapter):
         read only as the returned iterator is consumed.
         """
         with self._errors("downloading the image data", image_id):
-            body = self._client.images.data(image_id, do_checksum=False)
+            body = self._images.data(image_id, do_checksum=False)
         if getattr(body, "__wrapped__", body) is None:
             raise ServiceError("the image has no data (is it still queued?)",
                                region=self.name, image=image_id, status_code=204)
@@ -313,7 +359,7 @@ class GlanceRegionAdapter(RegionAdapter):
         with self._errors("updating the image", image_id,
                           publicize=changes.get("visibility") == "public"):
             try:
-                updated = self._client.images.update(image_id, remove_props=remove or None,
+                updated = self._images.update(image_id, remove_props=remove or None,
                                                      **dict(changes))
             except TypeError as exc:
                 raise self._schema_error("updating the image", image_id, exc) from exc
@@ -322,7 +368,7 @@ class GlanceRegionAdapter(RegionAdapter):
     def delete_image(self, image_id: str) -> None:
         LOG.debug("%s: deleting image %s", self.name, image_id)
         with self._errors("deleting the image", image_id, deleting=True):
-            self._client.images.delete(image_id)
+            self._images.delete(image_id)
 
     # -- error translation -------------------------------------------------
 
@@ -356,7 +402,8 @@ class GlanceRegionAdapter(RegionAdapter):
             raise ConnectionFailure(f"{action} failed: {exc}", **where) from exc
         except ksa_exc.HttpError as exc:
             raise ServiceError(f"{action} failed: Keystone answered {exc}",
-                               status_code=exc.http_status, **where) from exc
+                               status_code=exc.http_status,
+                               retry_after=exc.retry_after or None, **where) from exc
         except ksa_exc.ClientException as exc:
             raise ServiceError(f"{action} failed: {exc}", **where) from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
@@ -379,7 +426,8 @@ class GlanceRegionAdapter(RegionAdapter):
                     publicize: bool, deleting: bool) -> GlanceSyncError:
         status = _http_status(exc)
         details = _details(exc)
-        where = {"region": self.name, "image": image, "status_code": status}
+        where = {"region": self.name, "image": image, "status_code": status,
+                 "retry_after": getattr(exc, "retry_after", None)}
         if status == 404:
             return ImageNotFoundError(f"image not found while {action}", **where)
         if status == 409:

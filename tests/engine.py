@@ -1,21 +1,23 @@
-"""Glue of the synchronisation engine, used by the facade.
+"""Test glue: the synchronisation engine driven on two bare adapters.
 
 :func:`plan_region` lists the master and the region once each and returns
 the plan; :func:`sync_region` executes it (or only logs it in a dry run).
 :class:`DirectSource` streams master data straight from the master adapter,
-checking its hashes; :mod:`glancesync.transfer` offers the cached source.
+checking its hashes (the library's source is :mod:`glancesync.transfer`'s
+cached one). The facade does all this with targets, locks and a cache; the
+tests use it to reach the engine without a configuration.
 """
 from __future__ import annotations
 
 import datetime
-import hashlib
 import logging
 from typing import Iterator
 
-from glancesync.adapters.base import RegionAdapter
-from glancesync.errors import ChecksumMismatchError, TransferError
+from glancesync.backends.base import RegionAdapter
+from glancesync.errors import TransferError
 from glancesync.executor import Executor, ImageSource, RegionResult
 from glancesync.image import Image
+from glancesync.integrity import HashingStream
 from glancesync.plan import RegionPlan, TargetPolicy, make_plan
 from glancesync.selection import select_master
 
@@ -49,29 +51,10 @@ class DirectSource:
 
     def chunks(self, image: Image) -> Iterator[bytes]:
         """Yield the data; raise :class:`ChecksumMismatchError` after the end if it differs."""
-        md5 = hashlib.md5(usedforsecurity=False)
-        other = None
-        if image.os_hash_algo and image.os_hash_value:
-            try:
-                other = hashlib.new(image.os_hash_algo)
-            except ValueError as error:
-                raise TransferError(f"unknown hash algorithm {image.os_hash_algo!r}",
-                                    region=self.master_adapter.name,
-                                    image=image.name) from error
-        size = 0
-        for chunk in self.master_adapter.download_data(image.id):
-            md5.update(chunk)
-            if other is not None:
-                other.update(chunk)
-            size += len(chunk)
-            yield chunk
-        problems = []
-        if image.checksum and md5.hexdigest() != image.checksum:
-            problems.append(f"md5 {md5.hexdigest()} != {image.checksum}")
-        if other is not None and other.hexdigest() != image.os_hash_value:
-            problems.append(f"{image.os_hash_algo} differs")
-        if image.size is not None and size != image.size:
-            problems.append(f"size {size} != {image.size}")
-        if problems:
-            raise ChecksumMismatchError(f"master data does not match: {'; '.join(problems)}",
-                                        region=self.master_adapter.name, image=image.name)
+        stream = HashingStream.for_image(self.master_adapter.download_data(image.id), image)
+        yield from stream
+        try:
+            stream.verify(image)
+        except TransferError as error:
+            error.region = self.master_adapter.name
+            raise

@@ -1,17 +1,16 @@
 """Local targets: regions that are folders on disk (SPEC section 9).
 
 Each sub-folder of the target's ``path`` holding a local store database is a
-region served by :class:`~glancesync.adapters.local.LocalRegionAdapter`.
+region served by :class:`~glancesync.backends.local.adapter.LocalRegionAdapter`.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from glancesync.adapters.base import RegionAdapter
-from glancesync.config import TargetConfig
+from glancesync.backends.base import RegionAdapter, Target, TargetSpec
+from glancesync.backends.local.store import DB_NAME
 from glancesync.errors import ConfigError, UsageError
-from glancesync.localstore import DB_NAME
-from glancesync.targets import Target
+from glancesync.regions import RegionRef
 
 #: The file that makes a folder a local region.
 REGION_MARKER = DB_NAME
@@ -20,14 +19,12 @@ REGION_MARKER = DB_NAME
 class LocalTarget(Target):
     """A target whose regions are sub-folders of one folder."""
 
-    def __init__(self, config: TargetConfig) -> None:
-        if config.path is None:
-            raise ConfigError("a local target needs path", section=config.name,
-                              option="path")
-        self.config = config
-        self.name = config.name
-        self.path: Path = config.path
-        self.project_id = config.project
+    def __init__(self, spec: TargetSpec) -> None:
+        self.spec = spec
+        self.settings = spec.settings
+        self.name = spec.name
+        self.path: Path = self.settings.path
+        self.project_id = self.settings.project
 
     @property
     def location(self) -> str:
@@ -40,7 +37,7 @@ class LocalTarget(Target):
         A declared region exists even before its folder does: it is created
         empty on first use (a new offline mirror, for instance).
         """
-        declared = list(self.config.regions)
+        declared = list(self.settings.regions)
         try:
             entries = list(self.path.iterdir())
         except FileNotFoundError:
@@ -53,17 +50,20 @@ class LocalTarget(Target):
                        if (entry / REGION_MARKER).is_file())
         return declared + [name for name in found if name not in declared]
 
-    def adapter(self, region: str) -> RegionAdapter:
+    def adapter(self, region: RegionRef) -> RegionAdapter:
         """The adapter of ``region``; a declared region's folder is created on first use.
 
         An undeclared region whose folder holds no store is refused on first
         use, even as master region (which is never resolved against the list).
+
+        :raises UsageError: the name cannot be a folder name.
         """
-        if not region or "/" in region or region in (".", ".."):
-            raise UsageError(f"invalid local region name {region!r}")
-        from glancesync.adapters.local import LocalRegionAdapter
+        name = region.name
+        if not name or "/" in name or name in (".", ".."):
+            raise UsageError(f"invalid local region name {name!r}")
+        from glancesync.backends.local.adapter import LocalRegionAdapter
         return LocalRegionAdapter(
-            name=f"{self.name}:{region}", path=self.path / region,
-            project_id=self.config.project, is_admin=True,
-            list_timeout=self.config.list_images_timeout,
-            create=region in self.config.regions)
+            name=str(region), path=self.path / name,
+            project_id=self.settings.project, is_admin=True,
+            list_timeout=self.spec.list_images_timeout,
+            create=name in self.settings.regions)

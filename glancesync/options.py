@@ -1,0 +1,277 @@
+"""The one description of the configuration options, and their typed parsers.
+
+Every option is an :class:`Option`: its name, the kind of value it takes,
+its default, its scope (``main``: the ``[main]`` section; ``target``: a
+target section and ``[DEFAULT]``), whether its value is a secret, a short
+help text and, for some kinds, its choices or minimum. The options every
+target shares are declared here (:data:`MAIN_OPTIONS`,
+:data:`TARGET_OPTIONS`); each region backend declares its own with the same
+class (:mod:`glancesync.backends`). The reference (docs/manual/configuration.rst)
+and the sample (conf/glancesync.conf.sample) are checked against these
+declarations by the tests.
+
+A :class:`Section` gives typed access to one section's values
+(:meth:`Section.read`); every mistake is a :class:`~glancesync.errors.ConfigError`
+naming the file, the section, the option and what was expected.
+"""
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from glancesync.condition import Condition
+from glancesync.errors import ConfigError
+
+__all__ = ["MAIN", "DEFAULTS", "MASTER", "MAIN_OPTIONS", "TARGET_OPTIONS", "TYPE", "KINDS",
+           "Option", "Section"]
+
+#: Section names with a meaning of their own; every other section is a target.
+MAIN = "main"
+DEFAULTS = "DEFAULT"
+#: The target holding the master region.
+MASTER = "master"
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3,
+               "t": 1024 ** 4, "p": 1024 ** 5}
+_SIZE_RE = re.compile(r"^\s*(\d{1,20}(?:\.\d{1,20})?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+_CHECKSUM_RE = re.compile(r"^[0-9a-f]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One configuration option.
+
+    ``kind`` is a key of :data:`KINDS` and says what :meth:`Section.read`
+    returns: ``string`` (str), ``int``, ``number`` (float, seconds),
+    ``bool``, ``size`` (int bytes, with K/M/G/T suffixes), ``list`` (list of
+    str, commas and/or spaces), ``set`` (frozenset of str), ``checksums``
+    (frozenset of hex strings or ``any``), ``path`` (Path, ``~`` expanded),
+    ``choice`` (one of ``choices``, lower case), ``expression`` (a compiled
+    :class:`~glancesync.condition.Condition`). ``default`` is returned for
+    an absent or empty value. ``minimum`` bounds ``int`` and ``number``
+    (excluded when ``strict``). ``secret`` values are masked in logs and
+    reprs, and a file holding one should not be readable by others.
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    scope: str = "target"
+    secret: bool = False
+    help: str = ""
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"option {self.name}: unknown kind {self.kind!r}")
+        if self.scope not in ("main", "target"):
+            raise ValueError(f"option {self.name}: scope must be 'main' or 'target'")
+
+
+class Section:
+    """Typed access to one section's values (defaults of ``[DEFAULT]`` applied).
+
+    ``path`` (the file, or None) and ``name`` locate errors.
+    """
+
+    def __init__(self, path: str | None, name: str, values: Mapping[str, str]) -> None:
+        self.path = path
+        self.name = name
+        self.values = dict(values)
+
+    def error(self, option: str | None, message: str) -> ConfigError:
+        """The error to raise for a mistake in ``option`` (None: the whole section)."""
+        return ConfigError(message, path=self.path, section=self.name, option=option)
+
+    def get(self, option: str, default: str | None = None) -> str | None:
+        """The raw value of ``option``, stripped; ``default`` when absent or empty."""
+        value = self.values.get(option)
+        if value is None or value.strip() == "":
+            return default
+        return value.strip()
+
+    def read(self, option: Option) -> Any:
+        """The value of ``option`` parsed according to its kind.
+
+        :raises ConfigError: the value does not fit the kind.
+        """
+        return KINDS[option.kind](self, option)
+
+    def check_names(self, valid: Sequence[str], given: Mapping[str, str]) -> None:
+        """Refuse the names of ``given`` that are not in ``valid``.
+
+        :raises ConfigError: naming the first unknown option and listing the valid ones.
+        """
+        for option in given:
+            if option not in valid:
+                raise self.error(option, f"unknown option; the valid options of"
+                                         f" this section are {', '.join(valid)}")
+
+    def _convert(self, option: Option, func: Callable[[str], Any], expected: str) -> Any:
+        raw = self.get(option.name)
+        if raw is None:
+            return option.default
+        try:
+            return func(raw)
+        except (ValueError, TypeError):
+            raise self.error(option.name,
+                             f"invalid value {raw!r}: expected {expected}") from None
+
+    def _items(self, option: Option) -> list[str]:
+        raw = self.get(option.name)
+        if raw is None:
+            return []
+        return list(dict.fromkeys(item for item in re.split(r"[,\s]+", raw) if item))
+
+
+def _string(section: Section, option: Option) -> Any:
+    return section.get(option.name, option.default)
+
+
+def _int(section: Section, option: Option) -> Any:
+    value = section._convert(option, int, "an integer")
+    if value is not None and option.minimum is not None and value < option.minimum:
+        raise section.error(option.name, f"invalid value {value}: expected an integer"
+                                         f" >= {option.minimum:g}")
+    return value
+
+
+def _number(section: Section, option: Option) -> Any:
+    value = section._convert(option, float, "a number of seconds")
+    minimum = option.minimum
+    if minimum is not None and (value < minimum or (option.strict and value == minimum)):
+        relation = ">" if option.strict else ">="
+        raise section.error(option.name, f"invalid value {value}: expected a number"
+                                         f" of seconds {relation} {minimum:g}")
+    return value
+
+
+def _bool(section: Section, option: Option) -> Any:
+    raw = section.get(option.name)
+    if raw is None:
+        return option.default
+    try:
+        return configparser.ConfigParser.BOOLEAN_STATES[raw.lower()]
+    except KeyError:
+        raise section.error(option.name, f"invalid value {raw!r}: expected true/false,"
+                                         " yes/no, on/off or 1/0") from None
+
+
+def _size(section: Section, option: Option) -> Any:
+    raw = section.get(option.name)
+    if raw is None:
+        return option.default
+    match = _SIZE_RE.match(raw)
+    if not match:
+        raise section.error(option.name, f"invalid size {raw!r}: expected a number of"
+                                         " bytes with an optional K, M, G, T suffix"
+                                         " (e.g. 500M, 10G)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def _list(section: Section, option: Option) -> Any:
+    return section._items(option)
+
+
+def _set(section: Section, option: Option) -> Any:
+    return frozenset(section._items(option))
+
+
+def _checksums(section: Section, option: Option) -> Any:
+    result = set()
+    for item in section._items(option):
+        item = item.lower()
+        if item != "any" and not _CHECKSUM_RE.match(item):
+            raise section.error(option.name, f"invalid checksum {item!r}: expected"
+                                             " hexadecimal checksums or 'any'")
+        result.add(item)
+    return frozenset(result)
+
+
+def _path(section: Section, option: Option) -> Any:
+    raw = section.get(option.name)
+    return option.default if raw is None else Path(raw).expanduser()
+
+
+def _choice(section: Section, option: Option) -> Any:
+    raw = section.get(option.name, option.default)
+    if raw is None:
+        return None
+    if raw.lower() not in option.choices:
+        raise section.error(option.name, f"invalid value {raw!r}: expected one of"
+                                         f" {', '.join(option.choices)}")
+    return raw.lower()
+
+
+def _expression(section: Section, option: Option) -> Any:
+    raw = section.get(option.name)
+    if raw is None:
+        return option.default
+    try:
+        return Condition(raw)
+    except ConfigError as exc:
+        raise section.error(option.name, exc.message) from None
+
+
+#: The parser of each kind of option: ``(section, option) -> value``.
+KINDS: dict[str, Callable[[Section, Option], Any]] = {
+    "string": _string, "int": _int, "number": _number, "bool": _bool, "size": _size,
+    "list": _list, "set": _set, "checksums": _checksums, "path": _path,
+    "choice": _choice, "expression": _expression,
+}
+
+
+def _main(name: str, kind: str, default: Any = None, help: str = "", **kw: Any) -> Option:
+    return Option(name, kind, default, scope="main", help=help, **kw)
+
+
+#: Options of ``[main]``.
+MAIN_OPTIONS: tuple[Option, ...] = (
+    _main("master_region", "string", help="region of target master holding the reference"
+                                          " images (required; OS_REGION_NAME without a file)"),
+    _main("preferable_order", "list", [], help="order of the regions after an expansion"),
+    _main("max_children", "int", 1, minimum=1, help="regions synchronised at once with"
+                                                    " --parallel"),
+    _main("images_dir", "path", help="read-only folder of master image files named by id"),
+    _main("cache_dir", "path", help="folder of verified master image files kept between runs"),
+    _main("cache_max_size", "size", help="largest size of cache_dir in bytes (no limit)"),
+    _main("stalled_upload_age", "number", 3600.0, minimum=0.0,
+          help="seconds after which an interrupted upload's image may be cleaned up"),
+    _main("run_dir", "path", help="folder of the per-region logs of --parallel runs"),
+    _main("retries", "int", 3, minimum=0, help="new attempts of a call failing for a"
+                                               " transient reason (0: none)"),
+    _main("retry_wait", "number", 1.0, minimum=0.0,
+          help="seconds before the first retry, doubled before each next one"),
+)
+
+#: The region backend of a target; its choices are the names registered in
+#: :mod:`glancesync.backends`, known only when the configuration is read.
+TYPE = Option("type", "choice", "keystone", help="the region backend of the target")
+
+#: Options every target section takes, whatever its backend (``type``).
+TARGET_OPTIONS: tuple[Option, ...] = (
+    TYPE,
+    Option("forcesyncs", "set", frozenset(), help="master image ids always synchronised"),
+    Option("metadata_condition", "expression",
+           help="expression deciding which master images are synchronised"),
+    Option("metadata_set", "set", frozenset(), help="properties compared and synchronised"),
+    Option("replace", "checksums", frozenset(),
+           help="regional checksums (or any) whose image is replaced"),
+    Option("rename", "checksums", frozenset(),
+           help="regional checksums (or any) whose image is renamed .old"),
+    Option("dontupdate", "checksums", frozenset(),
+           help="regional checksums (or any) whose image is kept as it is"),
+    Option("ignore_regions", "list", [], help="regions skipped when the target is expanded"),
+    Option("only_tenant_images", "bool", True,
+           help="only the project's own regional images count"),
+    Option("support_obsolete_images", "bool", True, help="apply NAME_obsolete master images"),
+    Option("obsolete_syncprops", "set", frozenset(),
+           help="properties copied to a regional image made obsolete"),
+    Option("list_images_timeout", "number", 30.0, minimum=0.0, strict=True,
+           help="seconds a whole listing of a region's images may take"),
+)

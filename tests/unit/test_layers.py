@@ -1,0 +1,171 @@
+"""The import structure of the library: layers, no cycle, backends as plug-ins.
+
+Every ``import`` of every module of ``glancesync/`` is read from its source
+(function-level imports included; imports under ``if TYPE_CHECKING:`` are
+left out: they never run). A module may import only modules of its layer or
+of a lower one, never in a cycle; only a backend's own package, the
+registry and the demo import a backend's modules; nothing but the scripts
+imports the CLI.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "glancesync"
+
+#: Layers, lowest first: a module imports from its layer or lower ones.
+LAYERS = [
+    ["glancesync.errors"],
+    ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock",
+     "glancesync.runlog", "glancesync.redaction"],
+    ["glancesync.integrity", "glancesync.options"],
+    ["glancesync.regions"],
+    ["glancesync.backends.base"],
+    ["glancesync.backends.*"],  # each backend's package
+    ["glancesync.backends"],  # the registry
+    ["glancesync.config", "glancesync.selection"],
+    ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report"],
+    ["glancesync.executor"],
+    ["glancesync.facade"],
+    ["glancesync", "glancesync.cli", "glancesync.demo", "glancesync.testbed*"],
+]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def layer_of(module: str) -> int:
+    for index, layer in enumerate(LAYERS):
+        for pattern in layer:
+            if module == pattern or (pattern.endswith("*") and module.startswith(pattern[:-1])
+                                     and module != "glancesync.backends"
+                                     and module != "glancesync.backends.base"):
+                return index
+    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS")
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    return skipped
+
+
+def imports_of(module: str) -> set[str]:
+    """The glancesync modules that ``module`` imports."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    skipped = _type_checking_nodes(tree)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+            names = [name if name in MODULES else node.module for name in names]
+        else:
+            continue
+        found.update(name for name in names if name in MODULES and name != module)
+    return found
+
+
+GRAPH = {module: imports_of(module) for module in MODULES}
+
+
+def test_every_module_has_a_layer():
+    for module in MODULES:
+        layer_of(module)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_import_from_a_higher_layer(module):
+    higher = [name for name in GRAPH[module] if layer_of(name) > layer_of(module)]
+    assert higher == [], f"{module} imports from higher layers: {higher}"
+
+
+def test_no_import_cycle():
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for name in sorted(GRAPH[module]):
+            if state.get(name) == 1:
+                cycle = path[path.index(name):] + [name]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if name not in state:
+                visit(name, path + [name])
+        state[module] = 2
+
+    for module in sorted(MODULES):
+        if module not in state:
+            visit(module, [module])
+
+
+def component(module: str) -> str:
+    """The unit a module belongs to: a top module, a sub-package, each backend's package."""
+    parts = module.split(".")
+    depth = 3 if parts[:2] == ["glancesync", "backends"] and len(parts) > 2 else 2
+    return ".".join(parts[:depth])
+
+
+def test_no_cycle_between_packages():
+    """Importing a package's module runs the package first: a cycle between
+    packages (e.g. a store importing an adapters package that imports the
+    store) is a cycle too."""
+    graph: dict[str, set[str]] = {}
+    for module, names in GRAPH.items():
+        graph.setdefault(component(module), set()).update(
+            component(name) for name in names if component(name) != component(module))
+    done: set[str] = set()
+
+    def visit(unit: str, path: list[str]) -> None:
+        for name in sorted(graph.get(unit, ())):
+            assert name not in path, "cycle: " + " -> ".join(path[path.index(name):] + [name])
+            if name not in done:
+                visit(name, path + [name])
+        done.add(unit)
+
+    for unit in sorted(graph):
+        visit(unit, [unit])
+
+
+def _backend_package(module: str) -> str | None:
+    parts = module.split(".")
+    if len(parts) >= 3 and parts[:2] == ["glancesync", "backends"] and parts[2] != "base":
+        return ".".join(parts[:3])
+    return None
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_the_registry_knows_the_backends(module):
+    """Adding a backend touches no core module: none imports a backend's modules."""
+    own = _backend_package(module)
+    for name in GRAPH[module]:
+        package = _backend_package(name)
+        if package is None or package == own:
+            continue
+        assert module in ("glancesync.backends", "glancesync.demo"), (
+            f"{module} imports {name}: only the registry may know the backends")
+
+
+def test_the_library_never_imports_the_cli():
+    assert [m for m, names in GRAPH.items() if "glancesync.cli" in names] == []
+
+
+def test_the_check_sees_imports():
+    """The graph is not empty by mistake: a few known edges."""
+    assert "glancesync.backends.base" in GRAPH["glancesync.retry"]
+    assert "glancesync.backends.openstack.keystone" in GRAPH["glancesync.backends.openstack"]
+    assert "glancesync.config" not in GRAPH["glancesync.regions"]  # type-only import
