@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import traceback
-from typing import Callable, NoReturn, Sequence, TextIO
+from typing import BinaryIO, Callable, NoReturn, Sequence, TextIO
 
 from glancesync import redaction
 from glancesync.errors import ConfigError, ExitStatus, GlanceSyncError, UsageError
@@ -136,12 +136,16 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
         logging.getLogger("py.warnings").setLevel(logging.ERROR)
 
 
-def config_stream(args: argparse.Namespace) -> TextIO | None:
-    """The configuration file named on the command line, opened, or None."""
+def config_stream(args: argparse.Namespace) -> BinaryIO | None:
+    """The configuration file named on the command line, opened, or None.
+
+    Opened as bytes: the loader decodes them and reports a file that is not
+    UTF-8 in one line, as it does for ``$GLANCESYNC_CONFIG``.
+    """
     if not args.config_file:
         return None
     try:
-        return open(args.config_file, encoding="utf-8")
+        return open(args.config_file, "rb")
     except OSError as error:
         raise ConfigError(f"cannot read the configuration file: {error.strerror or error}",
                           path=args.config_file) from error
@@ -170,7 +174,9 @@ def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
         # A configuration error may quote the offending line: mask secrets.
         if getattr(args, "debug", False):
             print(REDACTOR.redact(traceback.format_exc()), file=sys.stderr, end="")
-        print(f"{prog}: error: {REDACTOR.redact(str(error))}", file=sys.stderr)
+        # One line, whatever the message quotes (an option name with a newline...).
+        message = REDACTOR.redact(str(error)).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return int(error.exit_status)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

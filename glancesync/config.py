@@ -221,7 +221,7 @@ def _apply_overrides(parser: configparser.ConfigParser, overrides: Sequence[str]
         section, dot, option = key.rpartition(".")
         if not dot:
             section = MAIN if option in {o.name for o in MAIN_OPTIONS} else DEFAULTS
-        if not section or not option:
+        if not section or not option or section == parser.default_section:
             raise ConfigError(f"invalid override {override!r}: expected"
                               " section.key=value or key=value",
                               path="--config")

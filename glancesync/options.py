@@ -36,7 +36,7 @@ MASTER = "master"
 
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3,
                "t": 1024 ** 4, "p": 1024 ** 5}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_RE = re.compile(r"^\s*(\d{1,20}(?:\.\d{1,20})?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
 _CHECKSUM_RE = re.compile(r"^[0-9a-f]+$")
 
 

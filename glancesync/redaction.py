@@ -24,17 +24,32 @@ _MASK = "***"
 #: names a secret (not JSON objects such as a token response body), the whole
 #: legacy ``credential`` value (it holds the base64 password), and passwords
 #: in URLs.
+#:
+#: Each scan is linear in the length of the text: every pattern starts with a
+#: fixed keyword (or ``://``), and each repetition stops at a delimiter, or is
+#: made of alternatives that the next character tells apart. (A pattern such
+#: as ``[\w.-]*password``, tried from every position of a long word, is
+#: quadratic: a 50,000-character property took seconds per log record.)
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)\b(x-auth-token|x-subject-token|x-service-token|authorization)"
                 r"(['\"]?\s*[:=]\s*['\"]?)(?!\{SHA256\})(?:(?:basic|bearer)\s+)?"
                 r"[^'\"\s,}]+"), r"\1\2" + _MASK),
     (re.compile(r"(?i)(['\"]?\bcredential['\"]?\s*[:=]\s*['\"]?)[^'\"\s}]+"),
      r"\1" + _MASK),
-    (re.compile(r"(?i)(['\"]?[\w.-]*(?:password|secret|token)['\"]?\s*[:=]\s*)"
-                r"(?:(['\"])(?!\{SHA256\})[^'\"]+\2|(?![{\[]|null\b|none\b|\{SHA256\})"
-                r"[^'\"\s,}]+)"),
-     lambda m: m.group(1) + (m.group(2) or "") + _MASK + (m.group(2) or "")),
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1" + _MASK + "@"),
+    # The key's own prefix (``os_password``, ``app.token``) is left as it is:
+    # the match starts at the keyword. A quoted value may hold the other
+    # quote and backslash escapes (JSON strings), else it ends at any quote.
+    (re.compile(r"(?is)((?:password|secret|token)['\"]?\s*[:=]\s*)"
+                r"(?:(\")(?!\{SHA256\})(?:[^\"\\]|\\.)+\""
+                r"|(')(?!\{SHA256\})(?:[^'\\]|\\.)+'"
+                r"|(['\"])(?!\{SHA256\})[^'\"]+\4"
+                r"|(?![{\[]|null\b|none\b|\{SHA256\})[^'\"\s,}]+)"),
+     lambda m: m.group(1) + (quote := m.group(2) or m.group(3) or m.group(4) or "")
+     + _MASK + quote),
+    # ``scheme://user:password@``: anchored at ``://``, the scheme's last
+    # character checked behind it.
+    (re.compile(r"(?i)://(?<=[a-z0-9+.-]://)([^/\s:@]+:)[^/\s@]+@"),
+     r"://\1" + _MASK + "@"),
 ]
 
 
