@@ -32,8 +32,8 @@ import enum
 import logging
 from typing import Any, Iterable, Protocol
 
-from glancesync.image import (AMI_PROPERTIES, UPLOAD_PROPERTIES, Image, is_user_property,
-                              metadata_diff)
+from glancesync.image import (AMI_PROPERTIES, UPLOAD_PROPERTIES, Image, Provenance,
+                              is_user_property, metadata_diff)
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name)
 
@@ -138,6 +138,8 @@ class Operation:
     ``remove`` the properties to delete. ``ami_refs`` maps ``kernel_id`` /
     ``ramdisk_id`` to the master *name* of an image uploaded earlier in the
     same plan, whose new regional UUID the executor fills in.
+    ``provenance`` (uploads) is the record the new copy carries; the
+    executor stamps its time when it creates the copy.
     """
 
     kind: OperationKind
@@ -148,6 +150,7 @@ class Operation:
     remove: tuple[str, ...] = ()
     ami_refs: dict[str, str] = dataclasses.field(default_factory=dict)
     size: int = 0
+    provenance: Provenance | None = None
 
     def __post_init__(self) -> None:
         self.kind = OperationKind(self.kind)
@@ -314,8 +317,10 @@ class _Planner:
         regional = self.match.get(name)
         if regional is None:
             self.set_status(Status.PENDING_UPLOAD, name, master, None, "missing in the region")
-            self.ops[name] = Operation(OperationKind.UPLOAD, name, master=master, size=master.size or 0,
-                                       changes=self.upload_fields(master))
+            self.ops[name] = Operation(OperationKind.UPLOAD, name, master=master,
+                                       size=master.size or 0,
+                                       changes=self.upload_fields(master),
+                                       provenance=self.provenance(master))
             return
         if master.same_content(regional):
             if not self.own(regional):
@@ -378,7 +383,12 @@ class _Planner:
         self.set_status(status, name, master, regional,
                         f"regional checksum {checksum} in {kind} ({why})")
         self.ops[name] = Operation(kind, name, master=master, regional=regional,
-                                   size=master.size or 0, changes=self.upload_fields(master))
+                                   size=master.size or 0, changes=self.upload_fields(master),
+                                   provenance=self.provenance(master))
+
+    def provenance(self, master: Image) -> Provenance:
+        """The record a new copy of ``master`` carries."""
+        return Provenance.of(master, self.master.region)
 
     # -- metadata --------------------------------------------------------
     def managed_properties(self, master: Image, regional: Image | None) -> set[str]:
