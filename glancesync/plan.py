@@ -45,29 +45,70 @@ OLD_SUFFIX = ".old"
 ANY = "any"
 
 
-class Status(str, enum.Enum):
-    """Per-image status in a region (the table of SPEC section 5)."""
+class StatusCategory(str, enum.Enum):
+    """What a status means for a run's outcome (and exit status)."""
 
-    OK = "ok"
-    OK_STALLED_CHECKSUM = "ok_stalled_checksum"
-    PENDING_METADATA = "pending_metadata"
-    PENDING_UPLOAD = "pending_upload"
-    PENDING_REPLACE = "pending_replace"
-    PENDING_RENAME = "pending_rename"
-    PENDING_AMI = "pending_ami"
-    ERROR_CHECKSUM = "error_checksum"
-    ERROR_AMI = "error_ami"
+    OK = "ok"  #: nothing to do
+    PENDING = "pending"  #: a sync will act (exit status 3 for status and dry run)
+    NEEDS_OPERATOR = "needs_operator"  #: only an operator can resolve it (exit status 4)
+    INFO = "info"  #: reported, no effect on the exit status
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Status(str, enum.Enum):
+    """Per-image status in a region (the table of SPEC section 5).
+
+    The one table of statuses: each member carries its :class:`StatusCategory`
+    (``category``), a one-character ``symbol`` for compact views (lower case
+    for pending work, upper case for what needs an operator) and a one-line
+    ``description``. Add a status here and nowhere else.
+    """
+
+    def __new__(cls, value: str, category: StatusCategory, symbol: str,
+                description: str) -> "Status":
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.category = category
+        member.symbol = symbol
+        member.description = description
+        return member
+
+    category: StatusCategory
+    symbol: str
+    description: str
+
+    OK = ("ok", StatusCategory.OK, ".", "same content and synchronised metadata")
+    OK_STALLED_CHECKSUM = ("ok_stalled_checksum", StatusCategory.OK, "s",
+                           "different content, regional checksum in dontupdate")
+    PENDING_METADATA = ("pending_metadata", StatusCategory.PENDING, "m",
+                        "same content, metadata to update")
+    PENDING_UPLOAD = ("pending_upload", StatusCategory.PENDING, "u",
+                      "missing in the region: to upload")
+    PENDING_REPLACE = ("pending_replace", StatusCategory.PENDING, "r",
+                       "different content: to upload, then delete the old image")
+    PENDING_RENAME = ("pending_rename", StatusCategory.PENDING, "n",
+                      "different content: to upload, then rename the old image NAME.old")
+    PENDING_AMI = ("pending_ami", StatusCategory.PENDING, "a",
+                   "waits for its kernel or ramdisk, pending itself")
+    ERROR_CHECKSUM = ("error_checksum", StatusCategory.NEEDS_OPERATOR, "C",
+                      "different content and no directive for its checksum")
+    ERROR_AMI = ("error_ami", StatusCategory.NEEDS_OPERATOR, "A",
+                 "its kernel or ramdisk is not synchronised")
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def is_pending(self) -> bool:
-        return self.value.startswith("pending_")
+        """True for work a sync will do (category ``pending``)."""
+        return self.category is StatusCategory.PENDING
 
     @property
     def is_error(self) -> bool:
-        return self.value.startswith("error_")
+        """True for what only an operator can resolve (category ``needs_operator``)."""
+        return self.category is StatusCategory.NEEDS_OPERATOR
 
 
 class OperationKind(str, enum.Enum):
