@@ -220,6 +220,8 @@ class Executor:
         fields = op.changes
         properties = dict(fields.get("properties") or {})
         properties.update(self._resolve_refs(op))
+        if op.provenance is not None:
+            properties.update(op.provenance.stamped().as_properties())
         target = _NewImage(op.name, f"<new {op.name}>", dict(
             visibility="private", disk_format=fields.get("disk_format"),
             container_format=fields.get("container_format"),

@@ -208,7 +208,8 @@ class GlanceSync:
 
     def _master(self) -> MasterSelection:
         master = self.adapter(self._master_ref)
-        return select_master(master.list_images(), master.project_id)
+        return select_master(master.list_images(), master.project_id,
+                             self.config.main.master_region)
 
     def _retry_policy(self) -> RetryPolicy:
         """Retries of transient failures, from ``retries`` and ``retry_wait``."""

@@ -8,6 +8,7 @@ never user properties (see :data:`NON_USER_PROPERTIES`).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import fnmatch
 from typing import Any, Mapping
 
@@ -25,7 +26,7 @@ CORE_FIELDS = frozenset({
 NON_USER_PROPERTIES = (
     "stores", "locations", "direct_url", "file", "schema", "self",
     "os_glance_*", "owner_specified.openstack.*", "deleted", "deleted_at",
-    "is_public", "members",
+    "is_public", "members", "glancesync.*",
 )
 
 VISIBILITIES = ("public", "community", "shared", "private")
@@ -46,6 +47,15 @@ AMI_PROPERTIES = ("kernel_id", "ramdisk_id")
 #: Properties every upload carries, even outside ``metadata_set``.
 UPLOAD_PROPERTIES = ("architecture", "os_distro", "os_version", "os_type")
 
+#: Prefix of the properties recording where a copy made by GlanceSync came
+#: from (:class:`Provenance`). They are never user properties: never
+#: compared, never copied from the master.
+PROVENANCE_PREFIX = "glancesync."
+PROVENANCE_REGION = "glancesync.master_region"
+PROVENANCE_IMAGE_ID = "glancesync.master_image_id"
+PROVENANCE_HASH = "glancesync.master_hash"
+PROVENANCE_TIME = "glancesync.copied_at"
+
 
 def is_user_property(key: str) -> bool:
     """True when ``key`` is a user property (not core, not Glance-managed)."""
@@ -54,9 +64,82 @@ def is_user_property(key: str) -> bool:
     return not any(fnmatch.fnmatchcase(key, pattern) for pattern in NON_USER_PROPERTIES)
 
 
+def content_hash(image: "Image") -> str | None:
+    """``"<algorithm>:<hex>"`` naming the image's bytes, or None without a hash.
+
+    The multihash (``os_hash_algo``/``os_hash_value``) when the image has
+    one, else the md5 ``checksum``: ``"sha512:9b71..."``, ``"md5:d41d..."``.
+    """
+    if image.os_hash_algo and image.os_hash_value:
+        return f"{image.os_hash_algo.lower()}:{image.os_hash_value.lower()}"
+    if image.checksum:
+        return f"md5:{image.checksum.lower()}"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Provenance:
+    """Where a regional copy made by GlanceSync came from.
+
+    Stored on the copy as the ``glancesync.*`` properties
+    (:data:`PROVENANCE_PREFIX`) from its creation on: ``master_region`` the
+    master region's name, ``master_image_id`` the master image's id,
+    ``master_hash`` the master content as :func:`content_hash` writes it,
+    ``copied_at`` the creation time (ISO 8601 UTC, ``...Z``). GlanceSync
+    recognises its own copies by it.
+    """
+
+    master_image_id: str
+    master_region: str | None = None
+    master_hash: str | None = None
+    copied_at: str | None = None
+
+    @classmethod
+    def of(cls, master: "Image", master_region: str | None) -> "Provenance":
+        """The record of a copy of ``master`` (``copied_at`` unset: see :meth:`stamped`)."""
+        return cls(master.id, master_region, content_hash(master))
+
+    def stamped(self, when: datetime.datetime | None = None) -> "Provenance":
+        """The same record with ``copied_at`` set to ``when`` (default: now, UTC)."""
+        when = when or datetime.datetime.now(datetime.timezone.utc)
+        stamp = when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return dataclasses.replace(self, copied_at=stamp)
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any]) -> "Provenance | None":
+        """The record held by an image's properties; None without a master image id."""
+        image_id = properties.get(PROVENANCE_IMAGE_ID)
+        if not image_id:
+            return None
+
+        def text(key: str) -> str | None:
+            value = properties.get(key)
+            return None if value in (None, "") else str(value)
+
+        return cls(str(image_id), text(PROVENANCE_REGION), text(PROVENANCE_HASH),
+                   text(PROVENANCE_TIME))
+
+    def as_properties(self) -> dict[str, str]:
+        """The ``glancesync.*`` properties recording it (unset values left out)."""
+        pairs = ((PROVENANCE_IMAGE_ID, self.master_image_id),
+                 (PROVENANCE_REGION, self.master_region),
+                 (PROVENANCE_HASH, self.master_hash), (PROVENANCE_TIME, self.copied_at))
+        return {key: value for key, value in pairs if value}
+
+    def is_copy_of(self, master: "Image") -> bool:
+        """True when it records ``master``'s id and ``master``'s current content."""
+        return (self.master_image_id == master.id
+                and self.master_hash is not None
+                and self.master_hash == content_hash(master))
+
+
 @dataclasses.dataclass
 class Image:
-    """One image of one region."""
+    """One image of one region.
+
+    ``provenance`` is the record of a copy made by GlanceSync (None for
+    every other image); it is not among ``properties``.
+    """
 
     id: str
     name: str | None
@@ -77,6 +160,7 @@ class Image:
     updated_at: str | None = None
     tags: list[str] = dataclasses.field(default_factory=list)
     properties: dict[str, str] = dataclasses.field(default_factory=dict)
+    provenance: Provenance | None = None
 
     @property
     def is_public(self) -> bool:
@@ -85,7 +169,8 @@ class Image:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Image":
         """Build an image from a Glance v2 style dict (core + properties flat)."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"properties", "tags"}
+        known = {f.name for f in dataclasses.fields(cls)} - {"properties", "tags",
+                                                             "provenance"}
         kwargs: dict[str, Any] = {k: data[k] for k in known if k in data and data[k] is not None}
         kwargs.setdefault("id", data.get("id"))
         kwargs.setdefault("name", data.get("name"))
@@ -97,13 +182,19 @@ class Image:
                 props[key] = value
         kwargs["properties"] = {k: "" if v is None else str(v)
                                 for k, v in props.items() if is_user_property(k)}
+        recorded = {k: v for k, v in props.items() if k.startswith(PROVENANCE_PREFIX)}
+        recorded.update((k, v) for k, v in data.items() if k.startswith(PROVENANCE_PREFIX))
+        kwargs["provenance"] = Provenance.from_properties(recorded)
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """The image as a flat Glance v2 style dict: core fields and properties."""
         data = dataclasses.asdict(self)
         props = data.pop("properties")
+        data.pop("provenance")
         data.update(props)
+        if self.provenance is not None:
+            data.update(self.provenance.as_properties())
         data["is_public"] = self.is_public
         return data
 

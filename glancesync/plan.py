@@ -32,8 +32,8 @@ import enum
 import logging
 from typing import Any, Iterable, Protocol
 
-from glancesync.image import (AMI_PROPERTIES, UPLOAD_PROPERTIES, Image, is_user_property,
-                              metadata_diff)
+from glancesync.image import (AMI_PROPERTIES, UPLOAD_PROPERTIES, Image, Provenance,
+                              is_user_property, metadata_diff)
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name)
 
@@ -45,29 +45,70 @@ OLD_SUFFIX = ".old"
 ANY = "any"
 
 
-class Status(str, enum.Enum):
-    """Per-image status in a region (the table of SPEC section 5)."""
+class StatusCategory(str, enum.Enum):
+    """What a status means for a run's outcome (and exit status)."""
 
-    OK = "ok"
-    OK_STALLED_CHECKSUM = "ok_stalled_checksum"
-    PENDING_METADATA = "pending_metadata"
-    PENDING_UPLOAD = "pending_upload"
-    PENDING_REPLACE = "pending_replace"
-    PENDING_RENAME = "pending_rename"
-    PENDING_AMI = "pending_ami"
-    ERROR_CHECKSUM = "error_checksum"
-    ERROR_AMI = "error_ami"
+    OK = "ok"  #: nothing to do
+    PENDING = "pending"  #: a sync will act (exit status 3 for status and dry run)
+    NEEDS_OPERATOR = "needs_operator"  #: only an operator can resolve it (exit status 4)
+    INFO = "info"  #: reported, no effect on the exit status
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Status(str, enum.Enum):
+    """Per-image status in a region (the table of SPEC section 5).
+
+    The one table of statuses: each member carries its :class:`StatusCategory`
+    (``category``), a one-character ``symbol`` for compact views (lower case
+    for pending work, upper case for what needs an operator) and a one-line
+    ``description``. Add a status here and nowhere else.
+    """
+
+    def __new__(cls, value: str, category: StatusCategory, symbol: str,
+                description: str) -> "Status":
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.category = category
+        member.symbol = symbol
+        member.description = description
+        return member
+
+    category: StatusCategory
+    symbol: str
+    description: str
+
+    OK = ("ok", StatusCategory.OK, ".", "same content and synchronised metadata")
+    OK_STALLED_CHECKSUM = ("ok_stalled_checksum", StatusCategory.OK, "s",
+                           "different content, regional checksum in dontupdate")
+    PENDING_METADATA = ("pending_metadata", StatusCategory.PENDING, "m",
+                        "same content, metadata to update")
+    PENDING_UPLOAD = ("pending_upload", StatusCategory.PENDING, "u",
+                      "missing in the region: to upload")
+    PENDING_REPLACE = ("pending_replace", StatusCategory.PENDING, "r",
+                       "different content: to upload, then delete the old image")
+    PENDING_RENAME = ("pending_rename", StatusCategory.PENDING, "n",
+                      "different content: to upload, then rename the old image NAME.old")
+    PENDING_AMI = ("pending_ami", StatusCategory.PENDING, "a",
+                   "waits for its kernel or ramdisk, pending itself")
+    ERROR_CHECKSUM = ("error_checksum", StatusCategory.NEEDS_OPERATOR, "C",
+                      "different content and no directive for its checksum")
+    ERROR_AMI = ("error_ami", StatusCategory.NEEDS_OPERATOR, "A",
+                 "its kernel or ramdisk is not synchronised")
 
     def __str__(self) -> str:
         return self.value
 
     @property
     def is_pending(self) -> bool:
-        return self.value.startswith("pending_")
+        """True for work a sync will do (category ``pending``)."""
+        return self.category is StatusCategory.PENDING
 
     @property
     def is_error(self) -> bool:
-        return self.value.startswith("error_")
+        """True for what only an operator can resolve (category ``needs_operator``)."""
+        return self.category is StatusCategory.NEEDS_OPERATOR
 
 
 class OperationKind(str, enum.Enum):
@@ -138,6 +179,8 @@ class Operation:
     ``remove`` the properties to delete. ``ami_refs`` maps ``kernel_id`` /
     ``ramdisk_id`` to the master *name* of an image uploaded earlier in the
     same plan, whose new regional UUID the executor fills in.
+    ``provenance`` (uploads) is the record the new copy carries; the
+    executor stamps its time when it creates the copy.
     """
 
     kind: OperationKind
@@ -148,6 +191,7 @@ class Operation:
     remove: tuple[str, ...] = ()
     ami_refs: dict[str, str] = dataclasses.field(default_factory=dict)
     size: int = 0
+    provenance: Provenance | None = None
 
     def __post_init__(self) -> None:
         self.kind = OperationKind(self.kind)
@@ -314,8 +358,10 @@ class _Planner:
         regional = self.match.get(name)
         if regional is None:
             self.set_status(Status.PENDING_UPLOAD, name, master, None, "missing in the region")
-            self.ops[name] = Operation(OperationKind.UPLOAD, name, master=master, size=master.size or 0,
-                                       changes=self.upload_fields(master))
+            self.ops[name] = Operation(OperationKind.UPLOAD, name, master=master,
+                                       size=master.size or 0,
+                                       changes=self.upload_fields(master),
+                                       provenance=self.provenance(master))
             return
         if master.same_content(regional):
             if not self.own(regional):
@@ -378,7 +424,12 @@ class _Planner:
         self.set_status(status, name, master, regional,
                         f"regional checksum {checksum} in {kind} ({why})")
         self.ops[name] = Operation(kind, name, master=master, regional=regional,
-                                   size=master.size or 0, changes=self.upload_fields(master))
+                                   size=master.size or 0, changes=self.upload_fields(master),
+                                   provenance=self.provenance(master))
+
+    def provenance(self, master: Image) -> Provenance:
+        """The record a new copy of ``master`` carries."""
+        return Provenance.of(master, self.master.region)
 
     # -- metadata --------------------------------------------------------
     def managed_properties(self, master: Image, regional: Image | None) -> set[str]:

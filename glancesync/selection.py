@@ -33,10 +33,12 @@ class MasterSelection:
     ``candidates`` maps a name to its only active, named image owned by the
     master project (or ownerless). Names held by several such images are in
     ``duplicate_names`` and are not candidates. ``warnings`` holds the
-    messages already logged.
+    messages already logged. ``region`` names the master region (recorded
+    in the provenance of the copies).
     """
 
     candidates: dict[str, Image]
+    region: str | None = None
     duplicate_names: set[str] = dataclasses.field(default_factory=set)
     warnings: list[str] = dataclasses.field(default_factory=list)
 
@@ -50,8 +52,12 @@ class MasterSelection:
                 if is_synchronised(image, target)}
 
 
-def select_master(images: Iterable[Image], master_project_id: str | None) -> MasterSelection:
-    """Keep active, named images of the master project; drop duplicate names."""
+def select_master(images: Iterable[Image], master_project_id: str | None,
+                  region: str | None = None) -> MasterSelection:
+    """Keep active, named images of the master project; drop duplicate names.
+
+    ``region`` is the master region's name, kept in the selection.
+    """
     images = list(images)
     by_name: dict[str, list[Image]] = {}
     for image in images:
@@ -60,7 +66,7 @@ def select_master(images: Iterable[Image], master_project_id: str | None) -> Mas
         if image.owner and image.owner != master_project_id:
             continue
         by_name.setdefault(image.name, []).append(image)
-    selection = MasterSelection(candidates={})
+    selection = MasterSelection(candidates={}, region=region)
     foreign = sum(1 for i in images if i.status == "active" and i.owner
                   and i.owner != master_project_id)
     if foreign and not by_name:

@@ -346,6 +346,9 @@ def test_status_and_sync(bed, facade):
         assert copy.checksum == master.checksum
         assert copy.properties == {"type": "baseimage"}
         assert copy.visibility == "public"
+        # Glance keeps the provenance record, outside the user properties.
+        assert copy.provenance is not None and copy.provenance.is_copy_of(master)
+        assert copy.provenance.master_region == "Master"
     assert [s.status for s in facade.status(regions).statuses] == [Status.OK, Status.OK]
 
     second = facade.sync(regions)

@@ -373,8 +373,24 @@ def test_sync_region(federation, facade):
     result = facade.sync_region("RegionB")
     assert result.success and (result.updated, result.uploaded) == (1, 4)
     assert all(s.status == Status.OK for s in facade.get_status("RegionB"))
+    assert facade.sync_region("RegionB").uploaded == 0  # provenance is never a difference
     with pytest.raises(UsageError):
         facade.sync_region("master:")
+
+
+def test_copies_carry_their_provenance(federation, facade):
+    masters = {i.name: i for i in federation.images("Master")}
+    before = {i.id for i in federation.images("RegionB")}
+    facade.sync_region("RegionB")
+    new = [i for i in federation.images("RegionB") if i.id not in before]
+    assert len(new) == 4 and {i.name for i in new} <= set(SYNCHRONISED)
+    for copy in new:
+        record = copy.provenance
+        assert record is not None and record.is_copy_of(masters[copy.name])
+        assert record.master_region == "Master" and record.copied_at.endswith("Z")
+        assert not any(key.startswith("glancesync.") for key in copy.properties)
+    # Images GlanceSync did not make carry none.
+    assert all(i.provenance is None for i in federation.images("RegionB") if i.id in before)
 
 
 def test_sync_of_an_unknown_region_changes_nothing(federation, facade):

@@ -375,3 +375,19 @@ def test_obsolete_exceptions(case):
     assert not [op for op in p.operations if op.kind.startswith("obsolete")]
     if case == "master_x":
         assert any("x_obsolete" in w for w in p.warnings)
+
+
+def test_every_status_has_one_category_a_unique_symbol_and_a_description():
+    from glancesync.plan import StatusCategory
+    assert Status("pending_upload") is Status.PENDING_UPLOAD
+    symbols = [s.symbol for s in Status]
+    assert len(set(symbols)) == len(symbols) and all(len(x) == 1 for x in symbols)
+    for status in Status:
+        assert isinstance(status.category, StatusCategory) and status.description
+        assert status.is_pending == (status.category is StatusCategory.PENDING)
+        assert status.is_error == (status.category is StatusCategory.NEEDS_OPERATOR)
+        # The compact views tell pending work (lower case) from an operator's (upper).
+        if status.is_pending:
+            assert status.symbol.islower()
+        if status.is_error:
+            assert status.symbol.isupper()
