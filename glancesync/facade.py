@@ -112,6 +112,7 @@ class GlanceSync:
         self._adapters: dict[RegionRef, RegionAdapter] = {}
         self._guard = threading.RLock()
         self._source: MasterImageSource | None = None
+        self._warned: set[str] = set()
         REDACTOR.add_secrets(self.config.secrets())
 
     # --- life cycle ----------------------------------------------------------
@@ -182,7 +183,16 @@ class GlanceSync:
         return [str(ref) for ref in self._resolve(regions)]
 
     def _resolve(self, regions: Sequence[str | RegionRef]) -> list[RegionRef]:
-        return resolve_regions(regions, self.config, lambda t: self.target(t).region_names())
+        return resolve_regions(regions, self.config, lambda t: self.target(t).region_names(),
+                               warn=self._warn_once)
+
+    def _warn_once(self, message: str) -> None:
+        """Log a warning about the configuration once in this object's life (a run)."""
+        with self._guard:
+            if message in self._warned:
+                return
+            self._warned.add(message)
+        LOG.warning("%s", message)
 
     def adapter(self, region: str | RegionRef) -> RegionAdapter:
         """The adapter of ``region`` (``target:Region``); checked to exist.
@@ -208,8 +218,16 @@ class GlanceSync:
 
     def _master(self) -> MasterSelection:
         master = self.adapter(self._master_ref)
-        return select_master(master.list_images(), master.project_id,
-                             self.config.main.master_region)
+        images = master.list_images()
+        selection = select_master(images, master.project_id, self.config.main.master_region)
+        listed = {image.id for image in images}
+        for name, target in self.config.targets.items():
+            for image_id in sorted(target.forcesyncs - set(selection.by_id())):
+                why = ("is not synchronised: not an active image of the master project"
+                       " with a name of its own" if image_id in listed
+                       else "matches no image of the master region")
+                self._warn_once(f"forcesyncs of target {name}: {image_id} {why}")
+        return selection
 
     def _retry_policy(self) -> RetryPolicy:
         """Retries of transient failures, from ``retries`` and ``retry_wait``."""

@@ -163,3 +163,14 @@ def test_an_endpoint_of_another_service_is_reported(bed):
         error = gs.status([region]).failures[f"master:{region}"]
     assert isinstance(error, EndpointError)
     assert keystone_root in str(error) and "no Image API v2" in str(error)
+
+
+def test_a_catalog_region_with_a_blank_in_its_name_is_ignored(bed, caplog):
+    """Issue 10, case 2, on a real catalog: ``ignore_regions = Test Lab-..., Nowhere``."""
+    lab = bed.catalog.add(Catalog.unique("Test Lab"), bed.info.glance_urls["RegionA"])
+    bed.config = write_config(bed.info, bed.folder / "lab.conf",
+                              master={"ignore_regions": f"{lab}, Nowhere"})
+    with bed.facade() as gs, caplog.at_level("WARNING", logger="glancesync"):
+        assert gs.get_regions() == ["RegionA", "RegionB"]
+        assert gs.resolve_regions([f"master:{lab}"]) == [f"master:{lab}"]
+    assert "ignore_regions of target master: 'Nowhere' matches no region" in caplog.text
