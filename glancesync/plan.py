@@ -35,7 +35,7 @@ from typing import Any, Iterable, Protocol
 from glancesync.image import (AMI_PROPERTIES, UPLOAD_PROPERTIES, Image, Provenance,
                               is_user_property, metadata_diff)
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
-                                  SelectionPolicy, is_obsolete_name)
+                                  SelectionPolicy, is_obsolete_name, is_synchronised)
 
 LOG = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ class Status(str, enum.Enum):
                       "different content and no directive for its checksum")
     ERROR_AMI = ("error_ami", StatusCategory.NEEDS_OPERATOR, "A",
                  "its kernel or ramdisk is not synchronised")
+    ERROR_DUPLICATE = ("error_duplicate", StatusCategory.NEEDS_OPERATOR, "D",
+                       "several master images have the name: none is synchronised")
 
     def __str__(self) -> str:
         return self.value
@@ -327,6 +329,7 @@ class _Planner:
         self.match_regional()
         for name in sorted(self.synced):
             self.classify(name, self.synced[name])
+        self.classify_duplicates()
         self.resolve_ami()
         metadata_ops = [self.ops[n] for n in sorted(self.ops)
                         if self.ops[n].kind is OperationKind.UPDATE_METADATA
@@ -353,6 +356,20 @@ class _Planner:
             if len(images) > 1:
                 self.warn(f"{len(images)} images named {name!r} "
                           f"({', '.join(i.id for i in images)}); using {images[0].id}")
+
+    def classify_duplicates(self) -> None:
+        """``error_duplicate`` for each master name held by several images that
+        should reach this region: none of them does until an operator acts."""
+        for name, found in sorted(self.master.duplicates.items()):
+            if not any(is_synchronised(image, self.target) for image in found):
+                continue
+            regional = next((i for i in self.regional if i.name == name
+                             and i.status == "active" and self.visible(i)), None)
+            reason = (f"master image name {name!r} is used by {len(found)} images "
+                      f"({', '.join(i.id for i in found)}): none is synchronised; "
+                      "rename or delete the extra ones in the master region")
+            self.set_status(Status.ERROR_DUPLICATE, name, None, regional, reason)
+            self.needs_operator(f"image {name}: {reason}")
 
     def classify(self, name: str, master: Image) -> None:
         regional = self.match.get(name)

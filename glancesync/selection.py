@@ -32,15 +32,22 @@ class MasterSelection:
 
     ``candidates`` maps a name to its only active, named image owned by the
     master project (or ownerless). Names held by several such images are in
-    ``duplicate_names`` and are not candidates. ``warnings`` holds the
-    messages already logged. ``region`` names the master region (recorded
-    in the provenance of the copies).
+    ``duplicates`` (name -> those images, by id) and are not candidates:
+    the plan of a region gives each one that should reach it an
+    ``error_duplicate`` status. ``warnings`` holds the messages already
+    logged. ``region`` names the master region (recorded in the provenance
+    of the copies).
     """
 
     candidates: dict[str, Image]
     region: str | None = None
-    duplicate_names: set[str] = dataclasses.field(default_factory=set)
+    duplicates: dict[str, list[Image]] = dataclasses.field(default_factory=dict)
     warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def duplicate_names(self) -> set[str]:
+        """The names held by several candidates."""
+        return set(self.duplicates)
 
     def by_id(self) -> dict[str, Image]:
         """Candidates indexed by master UUID."""
@@ -80,7 +87,7 @@ def select_master(images: Iterable[Image], master_project_id: str | None,
         if len(found) == 1:
             selection.candidates[name] = found[0]
             continue
-        selection.duplicate_names.add(name)
+        selection.duplicates[name] = sorted(found, key=lambda i: i.id)
         message = (f"master image name {name!r} is used by {len(found)} images "
                    f"({', '.join(sorted(i.id for i in found))}): none of them is "
                    "synchronised; rename or delete the extra ones")

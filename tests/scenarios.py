@@ -427,7 +427,8 @@ def scenario_obsolete_other_project(bed: Bed) -> None:
 
 
 def scenario_master_duplicates_and_inactive(bed: Bed) -> None:
-    """Master duplicates (one warning) and non-active master images are not synchronised."""
+    """Master duplicates are not synchronised and need an operator; non-active
+    master images are not synchronised."""
     region = bed.regions[0]
     put(bed.master, bed.n("dup"), content("dup1"))
     put(bed.master, bed.n("dup"), content("dup2"))
@@ -436,9 +437,10 @@ def scenario_master_duplicates_and_inactive(bed: Bed) -> None:
     put(bed.master, bed.n("fine"), content("fine"))
     tgt = target()
     p = plan(bed, region, tgt)
-    assert statuses(bed, p) == {"fine": "pending_upload"}
-    assert len([w for w in p.warnings if bed.n("dup") in w]) == 1
-    sync(bed, region, tgt)
+    assert statuses(bed, p) == {"fine": "pending_upload", "dup": "error_duplicate"}
+    assert [s.name for s in p.needs_operator] == [bed.n("dup")]
+    result = sync(bed, region, tgt)
+    assert result.needs_operator == 1 and result.uploaded == 1
     assert sorted(images(bed, region)) == ["fine"]
 
 

@@ -183,11 +183,33 @@ def test_replace_and_rename_carry_old_image():
 
 # -- duplicates and foreign images ------------------------------------------
 
-def test_master_duplicates_are_not_synchronised():
+def test_master_duplicates_are_not_synchronised_and_need_an_operator():
+    """Issue 10, case 3: an image that should reach the region and reaches none."""
     p = plan([m("d", id_="1"), m("d", "c2", id_="2"), m("ok")], [])
-    assert p.status_of("d") is None
+    s = p.status_of("d")
+    assert s.status is Status.ERROR_DUPLICATE and s.status.is_error
+    assert s.master_id is None and s.regional_id is None
+    assert "used by 2 images (1, 2)" in s.reason
     assert kinds(p) == [("upload", "ok")]
-    assert len([w for w in p.warnings if "'d'" in w]) == 1
+    assert p.needs_operator == [s]
+    assert s.csv() == "error_duplicate,RegionA,d"
+
+
+def test_master_duplicates_keep_the_regional_copy_untouched():
+    p = plan([m("d", id_="1"), m("d", "c2", id_="2")], [r("d", "c1")])
+    s = p.status_of("d")
+    assert s.status is Status.ERROR_DUPLICATE and s.regional_id == "r-d-c1"
+    assert p.operations == []
+
+
+def test_master_duplicates_not_meant_for_the_region_have_no_status():
+    private = [m("d", id_="1", visibility="private"), m("d", "c2", id_="2",
+                                                        visibility="private")]
+    assert plan(private, []).statuses == []
+    forced = plan(private, [], forcesyncs=frozenset({"2"}))
+    assert forced.status_of("d").status is Status.ERROR_DUPLICATE
+    obsolete = [m("x_obsolete", id_="1"), m("x_obsolete", "c2", id_="2")]
+    assert plan(obsolete, []).statuses == []
 
 
 def test_regional_duplicate_prefers_the_master_checksum():

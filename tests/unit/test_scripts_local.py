@@ -182,6 +182,30 @@ def test_images_needing_an_operator_exit_4(fed):
     assert "debian-12" in result.stderr  # the warning says which image
 
 
+def test_two_master_images_with_one_name_are_shown_by_default_and_exit_4(fed):
+    """Issue 10, case 3: an image meant for every region that reaches none."""
+    master = fed.region("Master")
+    for seed in (b"one", b"two"):
+        image = master.create_image("twin", visibility="public", disk_format="raw",
+                                    container_format="bare")
+        master.upload_data(image.id, [seed * 512], 3 * 512)
+    status = fed.run("sync", "--show-status")
+    assert status.returncode == 4, status.stderr
+    for region in REGIONS:
+        assert f"error_duplicate,{region},twin" in status.stdout.splitlines()
+    dry = fed.run("sync", "--dry-run")
+    assert dry.returncode == 4
+    assert "3 image(s) need an operator" in dry.stdout
+    result = fed.run("sync")
+    assert result.returncode == 4, result.stderr
+    assert "3 image(s) need an operator" in result.stdout
+    # Under cron (no -v): each region's error names the image and the cure.
+    errors = [line for line in result.stderr.splitlines() if "twin" in line]
+    assert len(errors) == 3 and all("rename or delete the extra ones" in e for e in errors)
+    assert all(name != "twin" for name in
+               (i.name for i in fed.region("RegionA").list_images()))
+
+
 def test_failed_region_exits_1_and_others_are_synchronised(fed):
     (fed.folder / "federation" / "RegionB" / "images.db").write_text("not a database")
     result = fed.run("sync")
