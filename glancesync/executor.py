@@ -68,6 +68,7 @@ class RegionResult:
     renamed: int = 0
     obsoleted: int = 0
     cleaned: int = 0
+    uncleaned: int = 0  #: leftovers that could not be deleted (a warning each)
     errors: int = 0
     needs_operator: int = 0
     bytes_uploaded: int = 0
@@ -84,8 +85,9 @@ class RegionResult:
         verb = "dry run" if self.dry_run else "sync"
         return (f"{self.region}: {verb} done: {self.ok} ok, {self.updated} updated, "
                 f"{self.uploaded} uploaded ({self.replaced} replaced, {self.renamed} "
-                f"renamed), {self.obsoleted} obsoleted, {self.cleaned} cleaned, "
-                f"{self.errors} errors, {self.needs_operator} need an operator, "
+                f"renamed), {self.obsoleted} obsoleted, {self.cleaned} cleaned"
+                + (f" ({self.uncleaned} could not be)" if self.uncleaned else "") +
+                f", {self.errors} errors, {self.needs_operator} need an operator, "
                 f"{self.bytes_uploaded / MIB:.1f} MiB transferred")
 
 
@@ -210,9 +212,41 @@ class Executor:
         result.obsoleted += 1
 
     def _cleanup(self, op: Operation, result: RegionResult) -> None:
-        self._act("delete", f"leftover {op.regional.status} image {op.name} "
-                  f"({op.regional.id})", self.adapter.delete_image, op.regional.id)
+        """Delete a leftover of an interrupted upload, if it is still as planned.
+
+        The image is looked at again first: one that changed since it was
+        listed (an upload resumed, a status changed) is left alone. A
+        leftover that cannot be deleted (protected, forbidden, the region
+        unwell) is a warning, not a failure: the next run tries again.
+        """
+        leftover = op.regional
+        what = f"leftover {leftover.status} image {op.name} ({leftover.id})"
+        try:
+            current = self.adapter.get_image(leftover.id)
+        except ImageNotFoundError:
+            LOG.info("%s: %s is already gone", self.region, what)
+            return
+        except GlanceSyncError as error:
+            self._not_cleaned(what, error, result)
+            return
+        if (current.status, current.updated_at) != (leftover.status, leftover.updated_at):
+            LOG.info("%s: %s changed since it was listed (now %s): left alone",
+                     self.region, what, current.status)
+            return
+        try:
+            self._act("delete", what, self.adapter.delete_image, leftover.id)
+        except ImageNotFoundError:
+            LOG.info("%s: %s is already gone", self.region, what)
+            return
+        except GlanceSyncError as error:
+            self._not_cleaned(what, error, result)
+            return
         result.cleaned += 1
+
+    def _not_cleaned(self, what: str, error: GlanceSyncError, result: RegionResult) -> None:
+        result.uncleaned += 1
+        LOG.warning("%s: could not delete %s: %s; it is left for the next run",
+                    self.region, what, error)
 
     # -- uploads ---------------------------------------------------------
     def _upload(self, op: Operation, result: RegionResult) -> None:

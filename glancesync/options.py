@@ -288,7 +288,8 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("cache_dir", "path", help="folder of verified master image files kept between runs"),
     _main("cache_max_size", "size", help="largest size of cache_dir in bytes (no limit)"),
     _main("stalled_upload_age", "number", 3600.0, minimum=0.0,
-          help="seconds after which an interrupted upload's image may be cleaned up"),
+          help="seconds after which a queued or saving image left by an interrupted"
+               " upload of GlanceSync is deleted"),
     _main("run_dir", "path", help="folder of the per-region logs of --parallel runs"),
     _main("retries", "int", 3, minimum=0, help="new attempts of a call failing for a"
                                                " transient reason (0: none)"),
