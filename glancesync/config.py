@@ -276,7 +276,7 @@ def _build(parser: configparser.ConfigParser, path: str | None,
         raise main_section.error("master_region", "missing: the name of the region"
                                  " holding the reference images is required (when"
                                  " master uses OS_* variables, OS_REGION_NAME also"
-                                 " gives it)")
+                                 " gives it; with a clouds.yaml cloud, its region_name)")
     return Config(main=MainConfig(**main), targets=targets, path=path)
 
 

@@ -570,7 +570,8 @@ def test_sample_loads_with_documented_defaults():
     assert list(config.targets) == ["master"]
     master = config.target("master")
     assert master.backend == "keystone" and master.settings.cloud == "master"
-    assert master.settings.interface == "public" and master.settings.insecure is False
+    # A cloud's own interface applies unless the section sets one.
+    assert master.settings.interface is None and master.settings.insecure is False
     assert master.only_tenant_images is True
     assert master.support_obsolete_images is True
     assert master.list_images_timeout == 30
