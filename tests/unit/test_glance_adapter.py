@@ -157,7 +157,11 @@ def test_list_follows_next_links_in_order(fake):
                                        "stores": "fs"})]},
     }
 
+    hidden = {"images": [image_body("h", name="hidden", os_hidden=True)]}
+
     def page(request, context):
+        if request.qs.get("os_hidden"):
+            return hidden
         return pages[request.qs.get("marker", [None])[0]]
 
     fake.get(IMAGES, json=page)
@@ -165,20 +169,24 @@ def test_list_follows_next_links_in_order(fake):
                                   page_size=2)
     images = adapter.list_images()
 
-    assert [image.id for image in images] == ["a", "b", "c"]
+    assert [image.id for image in images] == ["a", "b", "c", "h"]
     assert all(isinstance(image, Image) for image in images)
     assert images[2].properties == {"os_distro": "cirros"}
     assert images[0].owner == PROJECT and images[0].checksum == "c" * 32
+    assert [image.os_hidden for image in images] == [False, False, False, True]
+    # Glance lists hidden images only when asked for them alone: two listings.
     assert glance_calls(fake) == [
         ("GET", "/v2/images?limit=2&visibility=all"),
         ("GET", "/v2/images?limit=2&marker=b&visibility=all"),
+        ("GET", "/v2/images?limit=2&os_hidden=True&visibility=all"),
     ]
 
 
 def test_list_uses_page_size_1000_by_default(adapter, fake):
     fake.get(IMAGES, json={"images": []})
     assert adapter.list_images() == []
-    assert glance_calls(fake) == [("GET", "/v2/images?limit=1000&visibility=all")]
+    assert glance_calls(fake) == [("GET", "/v2/images?limit=1000&visibility=all"),
+                                  ("GET", "/v2/images?limit=1000&os_hidden=True&visibility=all")]
 
 
 def test_list_stops_when_the_time_budget_is_spent(fake):
