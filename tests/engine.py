@@ -14,9 +14,9 @@ import logging
 from typing import Iterator
 
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import TransferError
+from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.executor import Executor, ImageSource, RegionResult
-from glancesync.image import Image
+from glancesync.image import Image, content_hash
 from glancesync.integrity import HashingStream
 from glancesync.plan import RegionPlan, TargetPolicy, make_plan
 from glancesync.selection import select_master
@@ -50,7 +50,18 @@ class DirectSource:
         self.master_adapter = master_adapter
 
     def chunks(self, image: Image) -> Iterator[bytes]:
-        """Yield the data; raise :class:`ChecksumMismatchError` after the end if it differs."""
+        """Yield the data; raise :class:`ChecksumMismatchError` after the end if it differs.
+
+        An image without any hash is checked by size only (as the library's
+        source does; its reader verifies what it received).
+        """
+        if content_hash(image) is None:
+            data = b"".join(self.master_adapter.download_data(image.id))
+            if image.size is not None and len(data) != image.size:
+                raise ChecksumMismatchError(f"size {len(data)}, expected {image.size}",
+                                            region=self.master_adapter.name)
+            yield data
+            return
         stream = HashingStream.for_image(self.master_adapter.download_data(image.id), image)
         yield from stream
         try:
