@@ -251,12 +251,11 @@ class GlanceSync:
         regional = adapter.list_images()
         members = None
         if target.sync_members:
-            synced = master.synchronised(target)
-            regional = sharing.with_regional_members(adapter, regional, synced)
             with self._guard:
                 projects = self._projects or sharing.ProjectMapper(self.target(MASTER))
                 self._projects = projects
-            members = projects.members(synced.values(), self.target(ref.target))
+            regional, members = sharing.region_inputs(master, target, adapter, regional,
+                                                      projects, self.target(ref.target))
         return make_plan(str(ref), master, regional, adapter.project_id, target,
                          stalled_upload_age=self.config.main.stalled_upload_age,
                          members=members)

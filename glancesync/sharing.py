@@ -18,9 +18,10 @@ from typing import Iterable
 from glancesync.backends.base import ProjectName, RegionAdapter, Target
 from glancesync.image import Image
 from glancesync.plan import MemberTarget
-from glancesync.selection import MasterSelection
+from glancesync.selection import MasterSelection, SelectionPolicy
 
-__all__ = ["ProjectMapper", "read_members", "with_master_members", "with_regional_members"]
+__all__ = ["ProjectMapper", "read_members", "region_inputs", "with_master_members",
+           "with_regional_members"]
 
 
 def read_members(adapter: RegionAdapter, images: Iterable[Image],
@@ -49,6 +50,20 @@ def with_regional_members(adapter: RegionAdapter, images: Iterable[Image],
               and image.owner == adapter.project_id
               and image.status in ("active", "deactivated")}
     return read_members(adapter, images, shared)
+
+
+def region_inputs(selection: MasterSelection, policy: SelectionPolicy, adapter: RegionAdapter,
+                  regional: Iterable[Image], mapper: "ProjectMapper",
+                  target: Target) -> tuple[list[Image], dict[str, MemberTarget]]:
+    """What planning a region with ``sync_members`` needs besides the images.
+
+    The regional images with the members of the copies read, and the
+    mapping of the master members of the images synchronised to ``policy``
+    (their members read: :func:`with_master_members`) into ``target``.
+    """
+    synced = selection.synchronised(policy)
+    return (with_regional_members(adapter, regional, synced),
+            mapper.members(synced.values(), target))
 
 
 class ProjectMapper:

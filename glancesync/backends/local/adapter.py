@@ -19,7 +19,8 @@ from glancesync.backends.base import RegionAdapter
 from glancesync.backends.local.store import DB_NAME, LocalStore, RequestContext
 from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
                                RegionNotFoundError, ServiceError, UsageError)
-from glancesync.image import CORE_FIELDS, UPDATABLE_FIELDS, VISIBILITIES, Image
+from glancesync.image import (CORE_FIELDS, SIGNATURE_PROPERTIES, UPDATABLE_FIELDS,
+                              VISIBILITIES, Image)
 
 __all__ = ["LocalRegionAdapter", "DISK_FORMATS", "CONTAINER_FORMATS"]
 
@@ -196,13 +197,22 @@ class LocalRegionAdapter(RegionAdapter):
         A ``size`` that does not match the bytes received raises
         :class:`TransferError` and leaves the image ``queued``. Like Glance,
         an image without ``disk_format`` and ``container_format`` takes no
-        data: a local master image must be synchronisable to a cloud.
+        data: a local master image must be synchronisable to a cloud. An
+        image carrying the four signature properties is refused (HTTP 400),
+        as Glance refuses one whose certificate its key manager lacks: a
+        local region has no key manager.
         """
         with self._errors(image_id):
             image = self.store.image_get(self.context, image_id)
             if not image.get("disk_format") or not image.get("container_format"):
                 raise UsageError("disk_format and container_format must be set before "
                                  "the image takes data (Glance refuses it too)")
+            if all(image["properties"].get(key) for key in SIGNATURE_PROPERTIES):
+                certificate = image["properties"]["img_signature_certificate_uuid"]
+                raise ServiceError(
+                    "signature verification failed: a local region has no key manager to"
+                    f" retrieve certificate {certificate} from (Glance refuses such data"
+                    " too when its key manager lacks the certificate)", status_code=400)
             return self._image(self.store.write_data(self.context, image_id, chunks,
                                                      expected_size=size))
 

@@ -412,9 +412,17 @@ class GlanceRegionAdapter(RegionAdapter):
         return self.get_image(image_id)
 
     def list_members(self, image_id: str) -> list[str]:
-        """Ids of the projects the image is shared with, whatever their answer."""
-        with self._errors("listing the image's members", image_id):
-            return [member["member_id"] for member in self._members.list(image_id)]
+        """Ids of the projects the image is shared with, whatever their answer.
+
+        An image that is not ``shared`` has none (Glance answers 403).
+        """
+        try:
+            with self._errors("listing the image's members", image_id):
+                return [member["member_id"] for member in self._members.list(image_id)]
+        except ServiceError as exc:
+            if exc.status_code == 403 and self.get_image(image_id).visibility != "shared":
+                return []
+            raise
 
     def add_member(self, image_id: str, project_id: str) -> None:
         """Share the image with ``project_id`` (the member then accepts it or not)."""
