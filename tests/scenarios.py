@@ -14,10 +14,12 @@ import dataclasses
 import hashlib
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+import pytest
+
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.condition import Condition
 from glancesync.config import TargetConfig
-from glancesync.errors import GlanceSyncError, ImageNotFoundError
+from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
 from glancesync.executor import RegionResult
 from glancesync.facade import RunResult, StatusReport
 from glancesync.image import Image
@@ -841,6 +843,34 @@ def scenario_members(bed: Bed) -> None:
     assert statuses(bed, plan(bed, region, plain)) == {"shared": "ok", "public": "ok"}
 
 
+def scenario_adapter_contract_of_the_whole_image(bed: Bed) -> None:
+    """Every region backend answers the same: hidden, tags, deactivation, members."""
+    region = bed.regions[1]
+    image = put(region, bed.n("img"), content("img"))
+    assert region.update_image(image.id, {"os_hidden": True}).os_hidden
+    assert one(bed, region, "img").os_hidden  # listed while hidden
+    assert sorted(region.update_image(image.id, {"tags": ["a", "b"]}).tags) == ["a", "b"]
+    assert region.update_image(image.id, {"tags": ["b"], "nid": "1"}).tags == ["b"]
+    emptied = region.update_image(image.id, {"tags": []})
+    assert emptied.tags == [] and emptied.properties["nid"] == "1"
+    assert region.deactivate_image(image.id).status == "deactivated"
+    assert one(bed, region, "img").status == "deactivated"  # listed while deactivated
+    assert region.deactivate_image(image.id).status == "deactivated"  # again: no change
+    assert region.reactivate_image(image.id).status == "active"
+    assert region.reactivate_image(image.id).status == "active"
+    assert region.list_members(image.id) == []  # public: no members
+    region.update_image(image.id, {"visibility": "shared"})
+    alpha = bed.project(region, "alpha")
+    region.add_member(image.id, alpha)
+    assert region.list_members(image.id) == [alpha]
+    with pytest.raises(ConflictError):
+        region.add_member(image.id, alpha)
+    region.remove_member(image.id, alpha)
+    assert region.list_members(image.id) == []
+    with pytest.raises(ImageNotFoundError):
+        region.remove_member(image.id, alpha)
+
+
 SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_empty_regions_then_in_sync,
     scenario_mixed,
@@ -866,6 +896,7 @@ SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_signed_images,
     scenario_images_without_checksum,
     scenario_members,
+    scenario_adapter_contract_of_the_whole_image,
 ]
 
 def run(bed: Bed, scenario: Callable[[Bed], None]) -> None:
