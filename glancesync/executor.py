@@ -464,13 +464,17 @@ class Executor:
         if master.size is not None and sent.size != master.size:
             raise ChecksumMismatchError(f"sent {sent.size} bytes, the master image has"
                                         f" {master.size}", region=self.region, image=name)
-        computed = {"sha512": sent.os_hash, "md5": sent.md5}
-        algorithm, _, value = (content_hash(image) or "::").partition(":")
-        if algorithm not in computed or value != computed[algorithm]:
+        if image.os_hash_algo == "sha512" and image.os_hash_value:
+            algorithm, value, computed = "sha512", image.os_hash_value, sent.os_hash
+        elif image.checksum:  # a region hashing with another algorithm: md5
+            algorithm, value, computed = "md5", image.checksum, sent.md5
+        else:
+            algorithm, value, computed = "none", None, sent.os_hash
+        if value is None or value.lower() != computed:
             raise ChecksumMismatchError(
-                f"uploaded image {image.id} has hash {content_hash(image)}, the bytes sent"
-                f" have sha512:{sent.os_hash}", region=self.region, image=name)
-        return f"{algorithm}:{value}"
+                f"uploaded image {image.id} has {algorithm} hash {value}, the bytes sent"
+                f" have {computed}", region=self.region, image=name)
+        return f"{algorithm}:{computed}"
 
     def _discard(self, image_id: str, name: str) -> None:
         """Delete a half-made image; a failure here is logged, not raised."""

@@ -432,9 +432,11 @@ class _Planner:
         if content_hash(master) is not None:
             return master.same_content(regional)
         record = regional.provenance
+        known = {content_hash(regional)}
+        if regional.checksum:
+            known.add(f"md5:{regional.checksum.lower()}")
         return (record is not None and record.master_image_id == master.id
-                and record.master_hash is not None
-                and record.master_hash == content_hash(regional)
+                and record.master_hash is not None and record.master_hash in known
                 and (master.size is None or regional.size == master.size))
 
     def classify(self, name: str, master: Image) -> None:

@@ -201,7 +201,7 @@ class RegionAdapter(abc.ABC):
         """Deactivate the image (its data cannot be downloaded); return it after.
 
         :raises ImageNotFoundError: no such image.
-        :raises ServiceError: the credential may not (Glance: admin by default).
+        :raises ServiceError: the credential may not (Glance's policy decides).
         :raises UsageError: the backend cannot deactivate images.
         """
         raise self._unsupported("deactivate images")
