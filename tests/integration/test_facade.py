@@ -23,7 +23,8 @@ from keystoneauth1.identity import v3
 from keystoneclient.v3 import client as ks_client
 
 from glancesync.backends.openstack.glance import GlanceRegionAdapter
-from glancesync.errors import ExitStatus, ImageNotFoundError, UsageError
+from glancesync.backends.base import ProjectName
+from glancesync.errors import ExitStatus, ImageNotFoundError, ServiceError, UsageError
 from glancesync.facade import GlanceSync
 from glancesync.image import Image
 from glancesync.plan import Status
@@ -440,3 +441,20 @@ def test_whole_image_through_the_facade(bed, tmp_path, monkeypatch):
         again = facade.sync([region]).results[region]
         assert (again.uploaded, again.updated, again.errors) == (0, 0, 0)
         assert not again.plan.operations
+
+
+def test_project_lookups_say_what_a_member_credential_lacks(bed, tmp_path):
+    """sync_members reads projects: a member's credential is refused, clearly."""
+    path = write_config(bed.info, tmp_path / "alice.conf", master_cloud="master-alice")
+    with open(path) as stream, GlanceSync(stream, progress=False) as facade:
+        with pytest.raises(ServiceError) as caught:
+            facade.target("master").find_project(ProjectName("beta", "Default"))
+    assert caught.value.status_code == 403
+    assert "allowed to read projects and domains" in str(caught.value)
+    with glancesync(bed, tmp_path) as facade:
+        assert facade.target("other").find_project(ProjectName("beta", "Default")) == \
+            bed.info.project_id("other-bob")
+        assert facade.target("other").find_project(ProjectName("beta", "Nowhere")) is None
+        assert facade.target("other").find_project(ProjectName("nobody", "Default")) is None
+        assert facade.target("master").project_name(bed.info.project_id("master-alice")) == \
+            ProjectName("alpha", "Default")
