@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from glancesync import backends, report
+from glancesync import backends, report, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
@@ -113,6 +113,7 @@ class GlanceSync:
         self._guard = threading.RLock()
         self._source: MasterImageSource | None = None
         self._warned: set[str] = set()
+        self._projects: sharing.ProjectMapper | None = None
         REDACTOR.add_secrets(self.config.secrets())
 
     # --- life cycle ----------------------------------------------------------
@@ -217,6 +218,7 @@ class GlanceSync:
     # --- reading ---------------------------------------------------------------
 
     def _master(self) -> MasterSelection:
+        """The master selection of this run (members read if a target syncs them)."""
         master = self.adapter(self._master_ref)
         images = master.list_images()
         selection = select_master(images, master.project_id, self.config.main.master_region)
@@ -227,6 +229,10 @@ class GlanceSync:
                        " with a name of its own" if image_id in listed
                        else "matches no image of the master region")
                 self._warn_once(f"forcesyncs of target {name}: {image_id} {why}")
+        if any(target.sync_members for target in self.config.targets.values()):
+            selection = sharing.with_master_members(master, selection)
+            with self._guard:
+                self._projects = sharing.ProjectMapper(self.target(MASTER))
         return selection
 
     def _retry_policy(self) -> RetryPolicy:
@@ -258,9 +264,18 @@ class GlanceSync:
         ref = RegionRef.parse(region)
         master = master or self._master()
         adapter = self.adapter(ref)
-        return make_plan(str(ref), master, adapter.list_images(), adapter.project_id,
-                         self.config.target(ref.target),
-                         stalled_upload_age=self.config.main.stalled_upload_age)
+        target = self.config.target(ref.target)
+        regional = adapter.list_images()
+        members = None
+        if target.sync_members:
+            with self._guard:
+                projects = self._projects or sharing.ProjectMapper(self.target(MASTER))
+                self._projects = projects
+            regional, members = sharing.region_inputs(master, target, adapter, regional,
+                                                      projects, self.target(ref.target))
+        return make_plan(str(ref), master, regional, adapter.project_id, target,
+                         stalled_upload_age=self.config.main.stalled_upload_age,
+                         members=members)
 
     def get_status(self, region: str) -> list[ImageStatus]:
         """Structured status of every synchronised image in ``region``.
