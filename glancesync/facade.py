@@ -50,6 +50,31 @@ class RunResult:
     log_folder: Path | None = None
 
     @property
+    def failed_regions(self) -> list[str]:
+        """Regions that failed: as a whole (``failures``) or in an operation."""
+        return sorted(set(self.failures) |
+                      {region for region, outcome in self.results.items()
+                       if not outcome.success})
+
+    @property
+    def done_regions(self) -> list[str]:
+        """Regions whose every operation succeeded."""
+        failed = set(self.failed_regions)
+        return sorted(region for region in self.results if region not in failed)
+
+    def totals(self) -> str:
+        """The run's counts, the one wording of the summary and of the log.
+
+        ``"sync of 3 region(s): 2 done, 1 failed, 0 image(s) need an operator"``
+        (``dry run of ...`` for a dry run).
+        """
+        verb = "dry run" if self.dry_run else "sync"
+        done, failed = len(self.done_regions), len(self.failed_regions)
+        operator = sum(outcome.needs_operator for outcome in self.results.values())
+        return (f"{verb} of {done + failed} region(s): {done} done, {failed} failed, "
+                f"{operator} image(s) need an operator")
+
+    @property
     def exit_status(self) -> ExitStatus:
         """The script's exit status for this run (see :class:`ExitStatus`)."""
         if self.failures:
@@ -368,8 +393,10 @@ class GlanceSync:
                 future.result()  # a bug in a worker must not pass silently
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
-        LOG.info("run over %d region(s) done in %.1f s; %d failed", len(refs),
-                 time.monotonic() - started, len(result.failures))
+        # The scripts print the same totals at the end (cli.summary_lines): the
+        # console leaves this record out, log files keep it.
+        LOG.info("%s; %.1f s", result.totals(), time.monotonic() - started,
+                 extra={"summary": True})
         return result
 
     def _sync_guarded(self, ref: RegionRef, master: MasterSelection, dry_run: bool,

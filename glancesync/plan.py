@@ -40,6 +40,7 @@ from typing import Any, Iterable, Mapping, Protocol
 from glancesync.image import (AMI_PROPERTIES, SIGNATURE_PROPERTIES,
                               UPLOAD_PROPERTIES, Image, Provenance, content_hash,
                               is_user_property, metadata_diff)
+from glancesync.report import as_csv_row
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name, is_synchronised)
 
@@ -219,8 +220,8 @@ class ImageStatus:
     reason: str = ""
 
     def csv(self) -> str:
-        """The ``status,region,image`` line of ``--show-status``."""
-        return f"{self.status.value},{self.region},{self.name}"
+        """The ``status,region,image`` record of ``--show-status``, CSV-quoted."""
+        return as_csv_row(self.status.value, self.region, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

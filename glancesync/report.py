@@ -166,12 +166,22 @@ def restore_changes(current: Image, record: Mapping[str, Any]) -> tuple[dict[str
     return metadata_diff(current, {k: record.get(k) for k in RESTORED_FIELDS}, properties)
 
 
+#: The record end the quoting is decided against: a field holding a
+#: carriage return or a newline is quoted, whatever the Python version.
+_RECORD_END = "\r\n"
+
+
 def as_csv_row(*fields: object) -> str:
-    """One CSV line (no line terminator), quoted only where needed."""
+    """One CSV record, without its line terminator, in the standard quoting.
+
+    A field holding a comma, a double quote, a carriage return or a newline
+    is quoted (RFC 4180; the csv module's ``QUOTE_MINIMAL``), so a CSV
+    reader always reads the record as one row; ``None`` is an empty field.
+    """
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(
+    csv.writer(buffer, lineterminator=_RECORD_END).writerow(
         "" if field is None else field for field in fields)
-    return buffer.getvalue()
+    return buffer.getvalue()[:-len(_RECORD_END)]
 
 
 def statuses_as_json(statuses: Iterable[Any]) -> str:

@@ -1,13 +1,15 @@
 """SPEC sections 5 and 6: make_plan on plain images (no I/O)."""
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 
 import pytest
 
 from glancesync.config import TargetConfig
 from glancesync.image import Image, Provenance
-from glancesync.plan import Status, make_plan
+from glancesync.plan import ImageStatus, Status, make_plan
 from glancesync.selection import select_master
 
 MASTER = "p-master"
@@ -49,6 +51,21 @@ def status(p, name):
 
 def kinds(p):
     return [(op.kind, op.name) for op in p.operations]
+
+
+@pytest.mark.parametrize("name", ["plain", "two\nlines", "cr\rlf", "a, b", 'q"uote',
+                                  " padded "])
+def test_the_status_csv_record_is_one_row_for_a_csv_reader(name):
+    """Issue 10, case 6: the standard CSV quoting, whatever the image name.
+
+    (A name's control characters may be escaped in reports: only the
+    printable ones are compared.)
+    """
+    record = ImageStatus(Status.OK, "master:RegionA", name, "m", "r").csv()
+    (row,) = csv.reader(io.StringIO(record + "\n", newline=""))
+    assert row[:2] == ["ok", "master:RegionA"] and len(row) == 3
+    if name.isprintable():
+        assert row[2] == name
 
 
 # -- basic statuses ------------------------------------------------------------
