@@ -79,6 +79,7 @@ class MainConfig:
     cache_max_size: int | None = None  #: bytes
     stalled_upload_age: float = 3600.0  #: seconds
     run_dir: Path | None = None
+    keep_runs: int = 30  #: run folders kept in run_dir (0: all)
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
 

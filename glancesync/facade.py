@@ -30,7 +30,7 @@ from glancesync.plan import ImageStatus, RegionPlan, make_plan
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryPolicy
-from glancesync.runlog import RunLogs, region_context
+from glancesync.runlog import RunLogs, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
 from glancesync.transfer import ImageCache, MasterImageSource
 
@@ -385,7 +385,10 @@ class GlanceSync:
         with contextlib.ExitStack() as stack:
             if parallel:
                 names = [str(ref) for ref in refs]
-                result.log_folder = stack.enter_context(RunLogs(self._run_dir(), names)).folder
+                run_dir = self._run_dir()
+                if self.config.main.keep_runs:  # this run's folder is one of them
+                    prune_runs(run_dir, self.config.main.keep_runs - 1)
+                result.log_folder = stack.enter_context(RunLogs(run_dir, names)).folder
             pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
             futures = [pool.submit(self._sync_guarded, ref, master, dry_run, result)
                        for ref in refs]

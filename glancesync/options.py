@@ -291,6 +291,8 @@ MAIN_OPTIONS: tuple[Option, ...] = (
           help="seconds after which a queued or saving image left by an interrupted"
                " upload of GlanceSync is deleted"),
     _main("run_dir", "path", help="folder of the per-region logs of --parallel runs"),
+    _main("keep_runs", "int", 30, minimum=0,
+          help="run folders kept in run_dir, the oldest deleted first (0: all)"),
     _main("retries", "int", 3, minimum=0, help="new attempts of a call failing for a"
                                                " transient reason (0: none)"),
     _main("retry_wait", "number", 1.0, minimum=0.0,
