@@ -40,7 +40,8 @@ _SECRETS = ("password", "application_credential_secret", "credential")
 #: The options of a target of type ``keystone``.
 OPTIONS: tuple[Option, ...] = (
     Option("cloud", "string", help="a clouds.yaml cloud holding the credentials"),
-    *(Option(name, "string", secret=name in _SECRETS, help="Keystone v3 credential option")
+    *(Option(name, "string", DEFAULT_DOMAIN if name.endswith("_domain_name") else None,
+             secret=name in _SECRETS, help="Keystone v3 credential option")
       for name in AUTH_OPTIONS),
     Option("user", "string", help="alias of username"),
     Option("credential", "string", secret=True,
