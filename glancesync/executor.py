@@ -282,30 +282,21 @@ class Executor:
         what = f"leftover {leftover.status} image {op.name} ({leftover.id})"
         try:
             current = self.adapter.get_image(leftover.id)
-        except ImageNotFoundError:
-            LOG.info("%s: %s is already gone", self.region, what)
-            return
-        except GlanceSyncError as error:
-            self._not_cleaned(what, error, result)
-            return
-        if (current.status, current.updated_at) != (leftover.status, leftover.updated_at):
-            LOG.info("%s: %s changed since it was listed (now %s): left alone",
-                     self.region, what, current.status)
-            return
-        try:
+            if (current.status, current.updated_at) != (leftover.status,
+                                                        leftover.updated_at):
+                LOG.info("%s: %s changed since it was listed (now %s): left alone",
+                         self.region, what, current.status)
+                return
             self._act("delete", what, self.adapter.delete_image, leftover.id)
         except ImageNotFoundError:
             LOG.info("%s: %s is already gone", self.region, what)
             return
         except GlanceSyncError as error:
-            self._not_cleaned(what, error, result)
+            result.uncleaned += 1
+            LOG.warning("%s: could not delete %s: %s; it is left for the next run",
+                        self.region, what, error)
             return
         result.cleaned += 1
-
-    def _not_cleaned(self, what: str, error: GlanceSyncError, result: RegionResult) -> None:
-        result.uncleaned += 1
-        LOG.warning("%s: could not delete %s: %s; it is left for the next run",
-                    self.region, what, error)
 
     # -- uploads ---------------------------------------------------------
     def _upload(self, op: Operation, result: RegionResult) -> None:

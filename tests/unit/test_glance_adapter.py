@@ -6,6 +6,7 @@ the requests the adapter really sends: their order, count and bodies.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email.utils
 import io
@@ -14,6 +15,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from typing import Iterator
 
 import pytest
 import requests_mock
@@ -328,13 +330,19 @@ def test_list_stops_when_the_time_budget_is_spent(fake):
     assert len(glance_calls(fake)) == 1
 
 
-def test_list_timeout_bounds_a_stalled_server():
-    """A real loopback server that accepts connections and never answers."""
+@contextlib.contextmanager
+def stalled_server() -> Iterator[tuple[str, ksa_session.Session]]:
+    """A real loopback server that accepts connections and never answers, and a
+    session whose catalog names it as the image endpoint."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
         endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
-        session = ksa_session.Session(auth=token_endpoint.Token(endpoint, "tok"))
+        yield endpoint, ksa_session.Session(auth=token_endpoint.Token(endpoint, "tok"))
+
+
+def test_list_timeout_bounds_a_stalled_server():
+    with stalled_server() as (endpoint, session):
         adapter = GlanceRegionAdapter("master:Stalled", session, "Stalled", PROJECT,
                                       list_timeout=0.5, endpoint_override=endpoint)
         with pytest.raises(ServiceError) as caught:
@@ -346,11 +354,7 @@ def test_list_timeout_bounds_a_stalled_server():
 @pytest.mark.timeout(30)
 def test_list_timeout_bounds_the_discovery_of_a_stalled_server():
     """Finding the API of a server that never answers takes list_timeout per request."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
-        session = ksa_session.Session(auth=token_endpoint.Token(endpoint, "tok"))
+    with stalled_server() as (endpoint, session):
         adapter = GlanceRegionAdapter("master:Stalled", session, "Stalled", PROJECT,
                                       list_timeout=0.5)
         started = time.monotonic()
