@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from glancesync.errors import ChecksumMismatchError, TransferError
+from glancesync.errors import ChecksumMismatchError, TransferError, UnsafeNameError
 from glancesync.image import Image
 
 __all__ = [
@@ -223,7 +223,12 @@ def atomic_file(final: Path, *, prefix: str, suffix: str = "") -> Iterator[Binar
     half written.
 
     :raises OSError: the temporary file cannot be created, written or renamed.
+    :raises UnsafeNameError: ``prefix`` or ``suffix`` would leave the folder.
     """
+    for part in (prefix, suffix):
+        if "/" in part or "\0" in part or os.sep in part:
+            raise UnsafeNameError(f"temporary file prefix or suffix {part!r} is not"
+                                  " part of a plain file name")
     fd, temp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=final.parent)
     temp = Path(temp_name)
     try:

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import logging
 import os
-import re
 from pathlib import Path
 
 import platformdirs
 
+from glancesync import safenames
 from glancesync.errors import GlanceSyncError, LockedError
 
 __all__ = ["RegionLock", "default_lock_dir", "lock_file_name"]
 
 LOG = logging.getLogger(__name__)
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
 
 def default_lock_dir() -> Path:
     """``<user state dir>/glancesync/locks``.
@@ -42,14 +38,10 @@ def default_lock_dir() -> Path:
 def lock_file_name(region: str) -> str:
     """A file name for ``region``: readable, safe, and distinct per region.
 
-    Characters outside ``[A-Za-z0-9._-]`` become ``_``; when that changed
-    the name, a short digest of the original keeps ``a:b`` and ``a_b`` apart.
+    Made by :func:`glancesync.safenames.file_name`: ``a:b`` and ``a_b`` get
+    different files, ``../x`` stays in the lock folder.
     """
-    safe = _UNSAFE.sub("_", region).lstrip(".") or "_"
-    if safe != region:
-        digest = hashlib.sha256(region.encode()).hexdigest()[:8]
-        safe = f"{safe}-{digest}"
-    return f"{safe}.lock"
+    return safenames.file_name(region, ".lock")
 
 
 class RegionLock:

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from glancesync import safenames
 from glancesync.errors import ConfigError, UsageError
 from glancesync.image import AMI_PROPERTIES, Image, metadata_diff
 
@@ -122,7 +123,7 @@ def backup_folder(parent: Path, now: datetime.datetime | None = None) -> Path:
 
 def write_backup(folder: Path, region: str, images: Iterable[Image]) -> Path:
     """Write one region's backup file (JSON lines) and return its path."""
-    path = folder / f"backup_{region.replace(':', '_')}.jsonl"
+    path = safenames.join(folder, "backup_" + safenames.region_file_name(region, ".jsonl"))
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8") as out:
         for image in images:

@@ -16,6 +16,8 @@ import logging
 from pathlib import Path
 from typing import Iterator
 
+from glancesync import safenames
+
 _current_region: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "glancesync_region", default=None)
 
@@ -42,7 +44,12 @@ class _RegionFilter(logging.Filter):
 
 
 class RunLogs:
-    """One log file per region under ``run_dir/run_<timestamp>/``."""
+    """One log file per region under ``run_dir/run_<timestamp>/``.
+
+    The file of a region is named by :func:`glancesync.safenames.region_file_name`:
+    a region name from a catalog (``x/../../tmp/EVIL``) never makes a file
+    outside the run folder.
+    """
 
     def __init__(self, run_dir: Path, regions: list[str], level: int = logging.INFO) -> None:
         stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
@@ -56,7 +63,7 @@ class RunLogs:
         self.folder.mkdir(parents=True, exist_ok=True)
         logger = logging.getLogger("glancesync")
         for region in self.regions:
-            path = self.folder / f"{region.replace(':', '_')}.log"
+            path = safenames.join(self.folder, safenames.region_file_name(region, ".log"))
             handler = logging.FileHandler(path, encoding="utf-8")
             handler.setLevel(self.level)
             handler.setFormatter(logging.Formatter(LOG_FORMAT))
