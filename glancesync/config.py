@@ -79,6 +79,7 @@ class MainConfig:
     cache_max_size: int | None = None  #: bytes
     stalled_upload_age: float = 3600.0  #: seconds
     run_dir: Path | None = None
+    lock_dir: Path | None = None  #: None: the machine-wide folder (glancesync.lock)
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
 

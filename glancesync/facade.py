@@ -382,9 +382,13 @@ class GlanceSync:
         return f"{ref.name}@{self.target(ref.target).location}"
 
     def _lock_dir(self) -> Path | None:
-        """``$GLANCESYNC_LOCK_DIR`` if set, else the default of :mod:`glancesync.lock`."""
+        """``$GLANCESYNC_LOCK_DIR`` if set, else ``lock_dir``, else the default.
+
+        The default (None) is :func:`glancesync.lock.default_lock_dir`: the
+        machine-wide folder, so that runs of every user exclude each other.
+        """
         folder = os.environ.get("GLANCESYNC_LOCK_DIR")
-        return Path(folder) if folder else None
+        return Path(folder) if folder else self.config.main.lock_dir
 
     # --- reports -----------------------------------------------------------------
 

@@ -243,6 +243,8 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("stalled_upload_age", "number", 3600.0, minimum=0.0,
           help="seconds after which an interrupted upload's image may be cleaned up"),
     _main("run_dir", "path", help="folder of the per-region logs of --parallel runs"),
+    _main("lock_dir", "path", help="folder of the region lock files, shared by every"
+                                   " operator (default: /var/lock/glancesync)"),
     _main("retries", "int", 3, minimum=0, help="new attempts of a call failing for a"
                                                " transient reason (0: none)"),
     _main("retry_wait", "number", 1.0, minimum=0.0,
