@@ -34,6 +34,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -250,9 +251,19 @@ class LocalStore:
     Safe to share between threads (one SQLite connection per thread) and
     between processes (WAL, ``BEGIN IMMEDIATE`` for writes, busy timeout).
     The folder is created if missing.
+
+    With ``readonly`` the store only reads: it creates nothing (no folder,
+    no schema) and every change raises :class:`ServiceError`. The database
+    must exist. A folder this process may write to is read through a normal
+    connection made ``query_only`` (so that other processes writing the
+    region are seen as usual); a folder it may not write to (an offline
+    mirror on read-only media) through a SQLite ``mode=ro`` connection, or
+    ``immutable=1`` when SQLite cannot even read it so (a WAL database
+    without its ``-shm`` file).
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout: float = 30.0,
+                 readonly: bool = False) -> None:
         self.path = Path(path)
         self.db_path = self.path / DB_NAME
         self.data_path = self.path / DATA_DIR
@@ -262,6 +273,12 @@ class LocalStore:
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
         self._reported: set[Any] = set()
+        self.readonly = readonly
+        if readonly:
+            if not self.db_path.is_file():
+                raise ServiceError(f"{self.db_path} does not exist: no local region to read")
+            self._connection()  # fails now if the database cannot be read at all
+            return
         try:
             self.data_path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -303,21 +320,47 @@ class LocalStore:
             if self._closed:
                 raise ServiceError(f"local store {self.path} is closed")
             try:
-                conn = sqlite3.connect(self.db_path, timeout=self._busy_timeout,
-                                       isolation_level=None, check_same_thread=False)
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = FULL")
-                conn.execute("PRAGMA foreign_keys = ON")
+                if self.readonly:
+                    conn = self._reading_connection()
+                else:
+                    conn = self._connect(self.db_path)
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute("PRAGMA synchronous = FULL")
+                    conn.execute("PRAGMA foreign_keys = ON")
             except sqlite3.Error as exc:
                 raise ServiceError(f"cannot open {self.db_path}: {exc}") from exc
             self._connections.append(conn)
         self._local.conn = conn
         return conn
 
+    def _connect(self, target: str | Path, uri: bool = False) -> sqlite3.Connection:
+        conn = sqlite3.connect(target, timeout=self._busy_timeout, isolation_level=None,
+                               check_same_thread=False, uri=uri)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _reading_connection(self) -> sqlite3.Connection:
+        """A connection that never writes (see the class docstring)."""
+        if os.access(self.path, os.W_OK) and os.access(self.db_path, os.W_OK):
+            conn = self._connect(self.db_path)
+            conn.execute("PRAGMA query_only = 1")
+            return conn
+        uri = self.db_path.resolve().as_uri()
+        for options in ("?mode=ro", "?mode=ro&immutable=1"):
+            conn = self._connect(uri + options, uri=True)
+            try:
+                conn.execute("SELECT count(*) FROM images").fetchone()
+                return conn
+            except sqlite3.Error as exc:
+                conn.close()
+                error = exc
+        raise error
+
     @contextlib.contextmanager
     def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction; SQLite errors become :class:`ServiceError`."""
+        if write and self.readonly:
+            raise ServiceError(f"local region {self.path} is open for reading only")
         conn = self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
