@@ -17,7 +17,8 @@ import traceback
 from typing import BinaryIO, Callable, NoReturn, Sequence, TextIO
 
 from glancesync import redaction
-from glancesync.errors import ConfigError, ExitStatus, GlanceSyncError, UsageError
+from glancesync.config import open_config_file
+from glancesync.errors import ExitStatus, GlanceSyncError, UsageError
 from glancesync.facade import GlanceSync, RunResult
 from glancesync.redaction import REDACTOR
 
@@ -140,15 +141,14 @@ def config_stream(args: argparse.Namespace) -> BinaryIO | None:
     """The configuration file named on the command line, opened, or None.
 
     Opened as bytes: the loader decodes them and reports a file that is not
-    UTF-8 in one line, as it does for ``$GLANCESYNC_CONFIG``.
+    UTF-8 in one line, as it does for ``$GLANCESYNC_CONFIG``. Only a regular
+    file of at most 1 MiB is opened (:func:`~glancesync.config.open_config_file`).
+
+    :raises ConfigError: the file cannot be opened or is not a configuration file.
     """
     if not args.config_file:
         return None
-    try:
-        return open(args.config_file, "rb")
-    except OSError as error:
-        raise ConfigError(f"cannot read the configuration file: {error.strerror or error}",
-                          path=args.config_file) from error
+    return open_config_file(args.config_file)
 
 
 def build_glancesync(args: argparse.Namespace, *, progress: bool | None = False) -> GlanceSync:
