@@ -21,6 +21,8 @@ from glancesync.config import open_config_file
 from glancesync.errors import ExitStatus, GlanceSyncError, UsageError
 from glancesync.facade import GlanceSync, RunResult
 from glancesync.redaction import REDACTOR
+from glancesync.runlog import LOG_FORMAT, LogFormatter
+from glancesync.safenames import printable
 
 EXIT_STATUS_HELP = """exit statuses:
   0  done, or everything already in sync
@@ -108,7 +110,7 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
         root.removeHandler(handler)
     console = logging.StreamHandler(stream)
     console.setLevel(level)
-    console.setFormatter(logging.Formatter(
+    console.setFormatter(LogFormatter(
         "%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s"))
     # Region summaries are printed at the end of the run: not twice.
     console.addFilter(lambda record: not getattr(record, "summary", False))
@@ -122,8 +124,7 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
                              f"{error.strerror}") from error
         file_level = logging.DEBUG if args.debug else logging.INFO
         handler.setLevel(file_level)
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(LogFormatter(LOG_FORMAT))
         root.addHandler(handler)
         lowest = min(lowest, file_level)
     # Our own records at INFO always reach the per-region run logs.
@@ -174,8 +175,9 @@ def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
         # A configuration error may quote the offending line: mask secrets.
         if getattr(args, "debug", False):
             print(REDACTOR.redact(traceback.format_exc()), file=sys.stderr, end="")
-        # One line, whatever the message quotes (an option name with a newline...).
-        message = REDACTOR.redact(str(error)).replace("\r", "\\r").replace("\n", "\\n")
+        # One line, whatever the message quotes (an option name with a newline,
+        # a server's answer with ANSI escapes...).
+        message = printable(REDACTOR.redact(str(error)))
         print(f"{prog}: error: {message}", file=sys.stderr)
         return int(error.exit_status)
     except KeyboardInterrupt:
@@ -209,4 +211,5 @@ def summary_lines(result: RunResult) -> list[str]:
     lines.append(total)
     if result.log_folder:
         lines.append(f"logs: {result.log_folder}")
-    return lines
+    # Region names and errors quote what the regions answered.
+    return [printable(line) for line in lines]

@@ -2,6 +2,12 @@
 
 Pure functions over :class:`~glancesync.image.Image` lists: the facade feeds
 them with what the adapters return and prints or writes the result.
+
+Names, ids and values come from the regions: every field of a report line
+goes through :func:`glancesync.safenames.printable` (control characters
+shown escaped: no ANSI escape reaches the terminal, no newline forges a
+line), and every CSV cell through :func:`csv_cell` (no formula for a
+spreadsheet).
 """
 from __future__ import annotations
 
@@ -74,21 +80,23 @@ def _synchronised_attributes_differ(image: Image, reference: Image,
 def region_report(region: str, images: Iterable[Image], master: Mapping[str, Image],
                   metadata_set: frozenset[str]) -> list[str]:
     """Lines of the ``print_images`` report: marker, name, id, size, status."""
-    lines = [f"Region {region}:"]
+    show = safenames.printable
+    lines = [f"Region {show(region)}:"]
     for image in images:
         marks = image_markers(image, master, metadata_set)
-        lines.append(f"{marks:>3} {image.name or '(no name)'}  {image.id}  "
-                     f"{_mib(image.size)}  {image.status}  {image.visibility}")
+        lines.append(f"{marks:>3} {show(image.name or '(no name)')}  {show(image.id)}  "
+                     f"{_mib(image.size)}  {show(image.status)}  {show(image.visibility)}")
     return lines
 
 
 def master_report(region: str, images: Iterable[Image]) -> list[str]:
     """Lines of ``print_images_master_region``: what will be synchronised."""
-    lines = [f"Master region {region}: images to synchronise"]
+    show = safenames.printable
+    lines = [f"Master region {show(region)}: images to synchronise"]
     for image in images:
-        props = ", ".join(f"{k}={v}" for k, v in sorted(image.properties.items()))
-        lines.append(f"  {image.name}  {image.id}  {_mib(image.size)}  "
-                     f"{image.visibility}  {props}")
+        props = ", ".join(f"{show(k)}={show(v)}" for k, v in sorted(image.properties.items()))
+        lines.append(f"  {show(image.name)}  {show(image.id)}  {_mib(image.size)}  "
+                     f"{show(image.visibility)}  {props}")
     return lines
 
 
@@ -167,11 +175,27 @@ def restore_changes(current: Image, record: Mapping[str, Any]) -> tuple[dict[str
     return metadata_diff(current, {k: record.get(k) for k in RESTORED_FIELDS}, properties)
 
 
+#: First characters that make a spreadsheet read a cell as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(field: object) -> str:
+    """A CSV cell for ``field``: printable, and never a spreadsheet formula.
+
+    Control characters are shown escaped (:func:`~glancesync.safenames.printable`);
+    a cell beginning with ``=``, ``+``, ``-``, ``@``, a tab or a CR gets a
+    leading ``'``, which spreadsheets take as "text" (OWASP's CSV injection
+    advice): ``=HYPERLINK(...)`` is shown, never run.
+    """
+    text = "" if field is None else str(field)
+    cell = safenames.printable(text)
+    return "'" + cell if text.startswith(FORMULA_STARTS) else cell
+
+
 def as_csv_row(*fields: object) -> str:
-    """One CSV line (no line terminator), quoted only where needed."""
+    """One CSV line (no line terminator), quoted only where needed; cells by :func:`csv_cell`."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(
-        "" if field is None else field for field in fields)
+    csv.writer(buffer, lineterminator="").writerow(csv_cell(field) for field in fields)
     return buffer.getvalue()
 
 

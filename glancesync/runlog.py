@@ -24,6 +24,23 @@ _current_region: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class LogFormatter(logging.Formatter):
+    """A formatter showing the message's control characters escaped.
+
+    Messages quote names and answers of the regions: an ANSI escape must
+    not reach the terminal, a newline must not forge a log line. The
+    traceback of an exception (``--debug``) keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        record.message = safenames.printable(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+
 @contextlib.contextmanager
 def region_context(region: str) -> Iterator[None]:
     """Mark the records logged inside the block as belonging to ``region``."""
@@ -66,7 +83,7 @@ class RunLogs:
             path = safenames.join(self.folder, safenames.region_file_name(region, ".log"))
             handler = logging.FileHandler(path, encoding="utf-8")
             handler.setLevel(self.level)
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            handler.setFormatter(LogFormatter(LOG_FORMAT))
             handler.addFilter(_RegionFilter(region))
             logger.addHandler(handler)
             self._handlers.append(handler)

@@ -1,4 +1,4 @@
-"""File names made from untrusted names, in one place.
+"""File names and terminal text made from untrusted names, in one place.
 
 Region names come from a Keystone catalog, image ids and names from a
 region's API or database, target names from the configuration: any of them
@@ -8,6 +8,11 @@ from :func:`file_name`, and every path built from a folder and a name that
 should stay in it goes through :func:`join`, which refuses anything that
 would resolve outside the folder. Lock files, run logs, backups, the image
 cache and the local store's data files all use them.
+
+The same names are printed: :func:`printable` shows a name's control
+characters (ANSI escapes, NUL, CR, newlines, bidirectional overrides)
+escaped, so that a name cannot rewrite the terminal nor forge a line of a
+report or of the log.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from pathlib import Path
 
 from glancesync.errors import UnsafeNameError
 
-__all__ = ["MAX_NAME_LENGTH", "file_name", "join", "region_file_name"]
+__all__ = ["MAX_NAME_LENGTH", "file_name", "join", "printable", "region_file_name"]
 
 #: Characters kept as they are in a file name; every other one becomes ``_``.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -91,3 +96,27 @@ def join(folder: Path | str, name: str, *, resolve: bool = True) -> Path:
     if not inside:
         raise UnsafeNameError(f"{path} resolves outside {folder}: refused")
     return path
+
+
+def printable(text: object) -> str:
+    """``str(text)`` with every character that is not printable shown escaped.
+
+    Not printable: what Python's :meth:`str.isprintable` refuses (control
+    and format characters, including ANSI escapes, NUL, CR, LF, tab and the
+    bidirectional overrides; line and paragraph separators; spaces other
+    than the ASCII space). They become ``\\x1b``, ``\\n``, ``\\u202e``...;
+    a backslash becomes ``\\\\``, so the escaped form is never ambiguous.
+    """
+    text = str(text)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(char if char.isprintable() and char != "\\" else _escaped(char)
+                   for char in text)
+
+
+def _escaped(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    return repr(char)[1:-1] if char in "\n\r\t" else (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else
+        f"\\u{ord(char):04x}" if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
