@@ -21,7 +21,7 @@ from glancesync.config import open_config_file
 from glancesync.errors import ExitStatus, GlanceSyncError, UsageError
 from glancesync.facade import GlanceSync, RunResult
 from glancesync.redaction import REDACTOR
-from glancesync.runlog import LOG_FORMAT, LogFormatter
+from glancesync.runlog import LOG_FORMAT, LogFormatter, SafeFileHandler, SafeStreamHandler
 from glancesync.safenames import printable
 
 EXIT_STATUS_HELP = """exit statuses:
@@ -108,7 +108,7 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    console = logging.StreamHandler(stream)
+    console = SafeStreamHandler(stream)
     console.setLevel(level)
     console.setFormatter(LogFormatter(
         "%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s"))
@@ -118,7 +118,7 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
     lowest = level
     if args.log_file:
         try:
-            handler = logging.FileHandler(args.log_file, encoding="utf-8")
+            handler = SafeFileHandler(args.log_file)
         except OSError as error:
             raise UsageError(f"cannot write the log file {args.log_file}: "
                              f"{error.strerror}") from error

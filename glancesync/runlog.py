@@ -6,6 +6,10 @@ handler per region to the ``glancesync`` logger, each keeping only the
 records emitted while that region was current, so a parallel run leaves one
 readable log per region in its run folder. The files receive what the
 ``glancesync`` logger lets through: the scripts set it to INFO (or DEBUG).
+
+Writing a log never changes the outcome of a run: a log file that cannot
+be created or written (a full disk) is reported once, as an error on the
+console, and left alone; the run goes on (:class:`SafeFileHandler`).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import contextlib
 import contextvars
 import datetime
 import logging
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +25,8 @@ from glancesync import safenames
 
 _current_region: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "glancesync_region", default=None)
+
+LOG = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -39,6 +46,71 @@ class LogFormatter(logging.Formatter):
             return super().formatMessage(record)
         finally:
             record.message = message
+
+
+class SafeFileHandler(logging.FileHandler):
+    """A log file that fails quietly: reported once, then left alone.
+
+    logging's own handlers print a traceback to stderr for every record
+    they cannot write (hundreds on a full disk) and raise from ``close``.
+    This one reports the first failure as one error record (shown on the
+    console, which is another handler), writes nothing more, and never
+    raises. ``failed`` says whether it gave up.
+    """
+
+    def __init__(self, filename: str | Path) -> None:
+        self.failed = False
+        super().__init__(filename, encoding="utf-8")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def flush(self) -> None:
+        if self.failed:
+            return
+        try:
+            super().flush()
+        except OSError as exc:
+            self._give_up(exc)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._give_up(sys.exc_info()[1])
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # the last buffered lines could not be written
+            self._give_up(exc)
+
+    def _give_up(self, exc: BaseException | None) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        reason = getattr(exc, "strerror", None) or exc or "unknown error"
+        LOG.error("cannot write the log file %s (%s): nothing more is written to it;"
+                  " the run goes on", self.baseFilename, reason)
+
+
+class SafeStreamHandler(logging.StreamHandler):
+    """The console: a stream that cannot be written (closed, full) is left alone, silently."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def flush(self) -> None:
+        if self.failed:
+            return
+        try:
+            super().flush()
+        except (OSError, ValueError):
+            self.failed = True
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failed = True
 
 
 @contextlib.contextmanager
@@ -77,11 +149,21 @@ class RunLogs:
         self._handlers: list[logging.Handler] = []
 
     def __enter__(self) -> "RunLogs":
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            LOG.error("cannot create the run folder %s (%s): this run keeps no"
+                      " per-region logs; it goes on", self.folder, exc.strerror or exc)
+            return self
         logger = logging.getLogger("glancesync")
         for region in self.regions:
             path = safenames.join(self.folder, safenames.region_file_name(region, ".log"))
-            handler = logging.FileHandler(path, encoding="utf-8")
+            try:
+                handler = SafeFileHandler(path)
+            except OSError as exc:
+                LOG.error("cannot create the log file %s (%s): the run goes on without"
+                          " it", path, exc.strerror or exc)
+                continue
             handler.setLevel(self.level)
             handler.setFormatter(LogFormatter(LOG_FORMAT))
             handler.addFilter(_RegionFilter(region))
