@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, Mapping, Sequence
 from glancesync import backends
 from glancesync.condition import Condition
 from glancesync.errors import ConfigError, RegionNotFoundError
+from glancesync.integrity import open_regular_file
 from glancesync.options import (DEFAULTS, MAIN, MAIN_OPTIONS, MASTER, TARGET_OPTIONS, TYPE,
                                 Option, Section)
 
@@ -186,29 +187,11 @@ def open_config_file(path: str | os.PathLike[str], origin: str = "") -> BinaryIO
 
     :raises ConfigError: the file cannot be opened, or is not a configuration file.
     """
-    where = str(path)
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
-        handle = open(path, "rb", opener=lambda name, _: os.open(name, flags))
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        reason = getattr(exc, "strerror", None) or exc
-        raise ConfigError(f"cannot read the configuration file{origin}: {reason}",
-                          path=where) from None
-    try:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, a device or a socket"
-            raise ConfigError(f"cannot read the configuration file{origin}: not a regular"
-                              f" file ({kind})", path=where)
-        if info.st_size > MAX_CONFIG_SIZE:
-            raise ConfigError(f"cannot read the configuration file{origin}: {info.st_size}"
-                              f" bytes, a configuration file is at most {MAX_CONFIG_SIZE}",
-                              path=where)
-        os.set_blocking(handle.fileno(), True)
-        return handle
-    except BaseException:
-        handle.close()
-        raise
+        return open_regular_file(path, MAX_CONFIG_SIZE)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file{origin}:"
+                          f" {exc.strerror or exc}", path=str(path)) from None
 
 
 def _read(stream: Any, path: str | None) -> str:

@@ -189,7 +189,7 @@ def test_a_file_that_is_no_configuration_is_refused_without_hanging(tmp_path, fi
                 "/dev/zero": "not a regular file (a FIFO, a device or a socket)",
                 "/dev/null": "not a regular file (a FIFO, a device or a socket)",
                 "folder": "Is a directory",
-                "huge": f"a configuration file is at most {MAX_CONFIG_SIZE}"}[kind]
+                "huge": f"more than the {MAX_CONFIG_SIZE} allowed"}[kind]
     assert_clean_error(done, "cannot read the configuration file", expected, str(path))
 
 
