@@ -48,34 +48,45 @@ class LogFormatter(logging.Formatter):
             record.message = message
 
 
-class SafeFileHandler(logging.FileHandler):
-    """A log file that fails quietly: reported once, then left alone.
+class _StopsAtFirstFailure:
+    """A handler mixin: the first failure (writing, flushing) calls :meth:`_give_up`.
 
     logging's own handlers print a traceback to stderr for every record
-    they cannot write (hundreds on a full disk) and raise from ``close``.
-    This one reports the first failure as one error record (shown on the
-    console, which is another handler), writes nothing more, and never
-    raises. ``failed`` says whether it gave up.
+    they cannot write (hundreds on a full disk) and raise from ``flush``
+    and ``close``. These write nothing more after ``failed`` is set.
     """
 
-    def __init__(self, filename: str | Path) -> None:
-        self.failed = False
-        super().__init__(filename, encoding="utf-8")
+    failed = False
 
     def emit(self, record: logging.LogRecord) -> None:
         if not self.failed:
-            super().emit(record)
+            super().emit(record)  # type: ignore[misc]
 
     def flush(self) -> None:
         if self.failed:
             return
         try:
-            super().flush()
-        except OSError as exc:
+            super().flush()  # type: ignore[misc]
+        except (OSError, ValueError) as exc:  # ValueError: a closed stream
             self._give_up(exc)
 
     def handleError(self, record: logging.LogRecord) -> None:
         self._give_up(sys.exc_info()[1])
+
+    def _give_up(self, exc: BaseException | None) -> None:
+        self.failed = True
+
+
+class SafeFileHandler(_StopsAtFirstFailure, logging.FileHandler):
+    """A log file that fails quietly: reported once, then left alone.
+
+    The first failure is one error record (shown on the console, which is
+    another handler); then nothing more is written and nothing is raised,
+    not even by ``close``.
+    """
+
+    def __init__(self, filename: str | Path) -> None:
+        super().__init__(filename, encoding="utf-8")
 
     def close(self) -> None:
         try:
@@ -86,31 +97,14 @@ class SafeFileHandler(logging.FileHandler):
     def _give_up(self, exc: BaseException | None) -> None:
         if self.failed:
             return
-        self.failed = True
+        super()._give_up(exc)
         reason = getattr(exc, "strerror", None) or exc or "unknown error"
         LOG.error("cannot write the log file %s (%s): nothing more is written to it;"
                   " the run goes on", self.baseFilename, reason)
 
 
-class SafeStreamHandler(logging.StreamHandler):
-    """The console: a stream that cannot be written (closed, full) is left alone, silently."""
-
-    failed = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not self.failed:
-            super().emit(record)
-
-    def flush(self) -> None:
-        if self.failed:
-            return
-        try:
-            super().flush()
-        except (OSError, ValueError):
-            self.failed = True
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        self.failed = True
+class SafeStreamHandler(_StopsAtFirstFailure, logging.StreamHandler):
+    """The console: a stream that cannot be written (closed, full) goes silent."""
 
 
 @contextlib.contextmanager

@@ -19,8 +19,8 @@ connection (it asks both sides for ``Connection: close``). It can:
   names hostile regions or endpoints).
 
 :class:`Recorder` is the other end of a hostile redirection: a loopback
-server that records what it receives (a token, a password) and answers
-``404``.
+server that records what it receives (a token, a password), answers
+``404`` and forwards nothing.
 
 It is bounded: it stops listening after ``lifetime`` seconds, every
 socket has a timeout, and all threads are daemons. ``stop()`` also ends the
@@ -330,66 +330,28 @@ def _dechunk(body: bytes) -> bytes:
     return payload
 
 
-class Recorder:
-    """A loopback server recording the head and body of what it receives; answers 404.
+class Recorder(FaultProxy):
+    """A loopback server recording what it receives; it answers ``404`` and forwards nothing.
 
-    ``requests`` holds one ``bytes`` per request (head and what followed it
-    in the first reads). Bounded like :class:`FaultProxy`.
+    ``received`` holds, per request, its head and what came with it (a
+    token, a password in a body). Bounded like :class:`FaultProxy`.
     """
 
     def __init__(self, lifetime: float = 300.0, timeout: float = 10.0) -> None:
-        self.requests: list[bytes] = []
-        self.timeout = timeout
-        self.lifetime = lifetime
-        self._stop = threading.Event()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(8)
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True,
-                                        name=f"recorder-{self.port}")
+        super().__init__(0, lifetime=lifetime, timeout=timeout)
+        self.received: list[bytes] = []
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "Recorder":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._listener.close()
-
-    def __enter__(self) -> "Recorder":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _serve(self) -> None:
-        deadline = time.monotonic() + self.lifetime
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                client, _ = self._listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with client:
-                client.settimeout(self.timeout)
-                data = b""
-                try:
-                    while b"\r\n\r\n" not in data and len(data) < _HEAD_LIMIT:
-                        chunk = client.recv(_BUFFER)
-                        if not chunk:
-                            break
-                        data += chunk
-                    self.requests.append(data)
-                    client.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
-                                   b"Connection: close\r\n\r\n")
-                except OSError:
-                    self.requests.append(data)
+    def _handle(self, client: socket.socket) -> None:
+        try:
+            head, body = self._read_head(client)
+            with self._lock:
+                self.received.append((head or b"") + body)
+            client.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                           b"Connection: close\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.discard(client)
+                self._handlers.discard(threading.current_thread())
+            client.close()

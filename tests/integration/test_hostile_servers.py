@@ -85,7 +85,7 @@ def test_a_glance_redirecting_elsewhere_never_gets_the_token(testbed, tmp_path, 
             assert not info.value.transient  # not retried: it would only fail again
             assert gs.get_images_region("RegionB") is not None  # the others still work
         assert glance.redirects_done >= 1 and keystone.rewrites_done >= 1
-    assert recorder.requests == []
+    assert recorder.received == []
 
 
 @pytest.mark.timeout(120)
@@ -105,7 +105,7 @@ def test_the_script_reports_the_refused_redirection_in_one_line(testbed, tmp_pat
     assert "Traceback" not in done.stderr
     assert "master:RegionA: cannot get the status" in done.stderr
     assert f"refused to send a request to {recorder.url}/v2/images" in done.stderr
-    assert recorder.requests == []
+    assert recorder.received == []
 
 
 @pytest.mark.timeout(120)
@@ -132,7 +132,7 @@ def test_keystone_redirecting_the_authentication_never_gets_the_password(testbed
                                                    f" {recorder.url}/v3/auth/tokens"):
                 gs.get_regions()
         assert keystone.redirects_done >= 1
-    assert recorder.requests == []
+    assert recorder.received == []
 
 
 # --- case 2: a region name from the catalog never makes a path ---------------------------

@@ -84,20 +84,13 @@ def test_temporary_files_stay_in_the_folder(tmp_path):
 
 # --- case 1: a local region's database pointing outside its folder ---------------------
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("demo")
-    demo.build_federation(folder)
-    return folder
-
-
 @pytest.fixture
-def federation(tmp_path, template, monkeypatch) -> Path:
+def federation(tmp_path, demo_template, monkeypatch) -> Path:
     """A copy of the demo federation; returns its configuration file."""
     folder = tmp_path / "demo"
-    shutil.copytree(template, folder)
+    shutil.copytree(demo_template, folder)
     config = folder / "glancesync.conf"
-    config.write_text(config.read_text().replace(str(template), str(folder)))
+    config.write_text(config.read_text().replace(str(demo_template), str(folder)))
     monkeypatch.setenv("GLANCESYNC_LOCK_DIR", str(tmp_path / "locks"))
     return config
 

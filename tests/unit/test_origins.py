@@ -34,11 +34,11 @@ def test_a_request_to_an_origin_not_named_is_refused_before_connecting():
             session.get(recorder.url + "/secret?token=x", headers={"X-Auth-Token": "t0k3n"})
         assert not info.value.transient
         assert "token=x" not in str(info.value)  # the query is not repeated
-    assert recorder.requests == []
+    assert recorder.received == []
 
 
 def test_a_request_to_a_named_origin_goes_out():
     with Recorder() as recorder:
         session = guarded_session(lambda: [recorder.url.upper() + "/v2"])
         assert session.get(recorder.url + "/v2/images", timeout=10).status_code == 404
-    assert len(recorder.requests) == 1 and recorder.requests[0].startswith(b"GET /v2/images")
+    assert len(recorder.received) == 1 and recorder.received[0].startswith(b"GET /v2/images")
