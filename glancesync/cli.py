@@ -29,7 +29,7 @@ EXIT_STATUS_HELP = """exit statuses:
   1  at least one region failed (its error is printed)
   2  usage or configuration error
   3  work is pending (--show-status, --dry-run)
-  4  images need an operator (error_checksum, error_ami)
+  4  images need an operator (the error_* statuses)
   5  another glancesync run holds the lock of a region
 """
 

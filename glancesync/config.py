@@ -117,6 +117,11 @@ class TargetConfig:
     support_obsolete_images: bool = True
     obsolete_syncprops: frozenset[str] = frozenset()
     list_images_timeout: float = 30.0  #: seconds
+    sync_tags: bool = True
+    sync_members: bool = False
+    deactivated_copies: str = "report"  #: report | reactivate | keep
+    signature_properties: str = "after-upload"  #: after-upload | at-upload | drop
+    sync_without_checksum: bool = False
 
 
 @dataclasses.dataclass

@@ -22,7 +22,7 @@ class ExitStatus(enum.IntEnum):
     REGION_FAILED = 1  #: at least one region failed
     USAGE = 2  #: usage or configuration error
     PENDING = 3  #: (status / dry run) work is pending
-    NEEDS_OPERATOR = 4  #: states an operator must resolve (error_checksum, error_ami)
+    NEEDS_OPERATOR = 4  #: states an operator must resolve (the error_* statuses)
     LOCKED = 5  #: another run holds the lock of a region
 
 

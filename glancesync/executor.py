@@ -29,9 +29,12 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from glancesync import progress as progress_mod
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError, TransferError
-from glancesync.image import Image
-from glancesync.plan import OLD_SUFFIX, Operation, OperationKind, RegionPlan, Status
+from glancesync.errors import (ChecksumMismatchError, ConflictError, GlanceSyncError,
+                               ImageNotFoundError, TransferError, UsageError)
+from glancesync.image import PROVENANCE_HASH, Image, content_hash
+from glancesync.integrity import HashingStream
+from glancesync.plan import (OLD_SUFFIX, Operation, OperationKind, RegionPlan, Status,
+                             StatusCategory)
 from glancesync.retry import RetryingAdapter, RetryPolicy
 
 LOG = logging.getLogger(__name__)
@@ -100,7 +103,28 @@ _VERBS = {
     "rename": ("renaming", "rename", logging.INFO),
     "unprotect": ("unprotecting", "unprotect", logging.INFO),
     "delete": ("deleting", "delete", logging.INFO),
+    "reactivate": ("reactivating", "reactivate", logging.INFO),
+    "share": ("sharing", "share", logging.INFO),
+    "unshare": ("unsharing", "unshare", logging.INFO),
 }
+
+#: HTTP statuses of a region's refusal that a new run meets again (bad
+#: request, forbidden, too large for a quota, data not of the declared
+#: format): the image needs an operator (``error_refused``), not new runs.
+REFUSALS = frozenset({400, 403, 413, 415})
+
+
+def is_refusal(error: GlanceSyncError) -> bool:
+    """True when the region refused a change for a reason every run meets again.
+
+    A permanent error with a status of :data:`REFUSALS`, or a value the
+    region's image schema refuses (:class:`~glancesync.errors.UsageError`);
+    never a transient error, a conflict of states (409) nor a broken or
+    corrupt transfer.
+    """
+    if error.transient or isinstance(error, TransferError):
+        return False
+    return isinstance(error, UsageError) or error.status_code in REFUSALS
 
 
 #: After a broken upload, how long (seconds) Glance may take to notice and
@@ -146,6 +170,8 @@ class Executor:
         self.region = adapter.name
         # master name -> regional UUID of the image uploaded in this run
         self._new_ids: dict[str, str] = {}
+        # master id -> the hashes of the bytes sent last (masters without checksum)
+        self._sent: dict[str, HashingStream] = {}
 
     # -- the choke point -------------------------------------------------
     def _act(self, verb: str, what: str, call: Callable[..., Any], *args: Any,
@@ -166,12 +192,15 @@ class Executor:
         """Run every operation of ``plan``; never stops at one image's error."""
         result = RegionResult(plan.region, dry_run=self.dry_run, plan=plan)
         counts = plan.counts()
-        result.ok = counts[Status.OK] + counts[Status.OK_STALLED_CHECKSUM]
+        result.ok = sum(counts[s] for s in Status if s.category is StatusCategory.OK)
         result.needs_operator = len(plan.needs_operator)
         for op in plan.operations:
             try:
                 self._run(op, result)
             except GlanceSyncError as error:
+                if op.uploads and is_refusal(error):
+                    self._refused(plan, op, error, result)
+                    continue
                 result.errors += 1
                 result.failed[op.name] = str(error)
                 LOG.error("%s: %s failed: %s", self.region, op.describe(), error)
@@ -179,6 +208,18 @@ class Executor:
         # do not show it twice on a terminal; log files keep it.
         LOG.info("%s", result.summary(), extra={"summary": True})
         return result
+
+    def _refused(self, plan: RegionPlan, op: Operation, error: GlanceSyncError,
+                 result: RegionResult) -> None:
+        """The region refused an upload for good: ``error_refused``, with its message."""
+        reason = (f"the region refused the upload ({error.message}); it will refuse it"
+                  " at every run until an operator acts")
+        status = plan.status_of(op.name)
+        if status is not None:
+            status.status = Status.ERROR_REFUSED
+            status.reason = reason
+        result.needs_operator += 1
+        LOG.error("%s: image %s: %s", self.region, op.name, reason)
 
     def update_metadata(self, image: Image, changes: dict[str, Any],
                         remove: Iterable[str] = (), *, reason: str = "") -> Image | None:
@@ -197,9 +238,27 @@ class Executor:
     def _update(self, op: Operation, result: RegionResult) -> None:
         changes = dict(op.changes)
         changes.update(self._resolve_refs(op))
-        self._act("update", f"image {op.name} ({self._keys(changes, op.remove)})",
-                  self.adapter.update_image, op.regional.id, changes, op.remove)
+        if changes or op.remove:
+            self._act("update", f"image {op.name} ({self._keys(changes, op.remove)})",
+                      self.adapter.update_image, op.regional.id, changes, op.remove)
+        self._share(op.name, op.regional.id, op.add_members, op.remove_members)
         result.updated += 1
+
+    def _reactivate(self, op: Operation, result: RegionResult) -> None:
+        """Reactivate a deactivated copy, then bring its metadata in step."""
+        self._act("reactivate", f"image {op.name} ({op.regional.id})",
+                  self.adapter.reactivate_image, op.regional.id)
+        self._update(op, result)
+
+    def _share(self, name: str, image_id: str, add: Iterable[str],
+               remove: Iterable[str]) -> None:
+        """Share the image with the projects of ``add``, stop with those of ``remove``."""
+        for project in add:
+            self._act("share", f"image {name} with project {project}",
+                      self.adapter.add_member, image_id, project)
+        for project in remove:
+            self._act("unshare", f"image {name} from project {project}",
+                      self.adapter.remove_member, image_id, project)
 
     def _obsolete(self, op: Operation, result: RegionResult) -> None:
         verb, what = (("rename", f"image {op.regional.name} to {op.name}")
@@ -237,16 +296,24 @@ class Executor:
         try:
             uploaded = self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
                                  self._send_retrying, target, master)
+            final: dict[str, Any] = {}
             if not self.dry_run:
-                self._verify(uploaded, master, op.name)
-            final = {}
+                sent = self._verify(uploaded, master, op.name)
+                if sent is not None:
+                    final[PROVENANCE_HASH] = sent
             if fields.get("visibility", "private") != "private":
                 final["visibility"] = fields["visibility"]
             if fields.get("protected"):
                 final["protected"] = True
+            if fields.get("os_hidden"):
+                final["os_hidden"] = True
+            if fields.get("tags"):
+                final["tags"] = list(fields["tags"])
+            final.update(fields.get("late_properties") or {})
             if final:
                 self._act("publish", f"image {op.name} ({self._keys(final, ())})",
                           self.adapter.update_image, target.image_id, final)
+            self._share(op.name, target.image_id, op.add_members, ())
         except GlanceSyncError:
             self._discard(target.image_id, op.name)
             raise
@@ -343,10 +410,14 @@ class Executor:
         Returns the image as ``upload_data`` gives it back.
         """
         source_errors: list[GlanceSyncError] = []
+        data: Iterable[bytes] = self.source.chunks(master)
+        if content_hash(master) is None:
+            # A master without checksum: its copy is verified by what is sent.
+            data = self._sent[master.id] = HashingStream(data, "sha512", md5=True)
 
         def guarded() -> Iterator[bytes]:
             try:
-                yield from self.source.chunks(master)
+                yield from data
             except GlanceSyncError as error:
                 source_errors.append(error)
                 raise
@@ -363,16 +434,22 @@ class Executor:
             raise source_errors[0]
         return image
 
-    def _verify(self, image: Image, master: Image, name: str) -> None:
+    def _verify(self, image: Image, master: Image, name: str) -> str | None:
         """The new image (as the upload returned it) must be ``active`` with the master's hash.
 
         On a mismatch the source is asked (if it can) to check its copy
-        again before it serves it next: the bad bytes may come from it.
+        again before it serves it next: the bad bytes may come from it. A
+        master without checksum (``sync_without_checksum``): the region's
+        hash of the copy must be that of the bytes sent, and its size the
+        master's; returns that hash (``"sha512:<hex>"``), for the copy's
+        provenance. Otherwise returns None.
         """
         image_id = image.id
         if image.status != "active":
             raise TransferError(f"uploaded image {image_id} is {image.status}, not active",
                                 region=self.region, image=name)
+        if content_hash(master) is None:
+            return self._verify_sent(image, master, name)
         if not master.same_content(image):
             recheck = getattr(self.source, "recheck", None)
             if recheck is not None:
@@ -380,6 +457,24 @@ class Executor:
             raise TransferError(
                 f"uploaded image {image_id} has checksum {image.checksum}, "
                 f"master has {master.checksum}", region=self.region, image=name)
+
+    def _verify_sent(self, image: Image, master: Image, name: str) -> str:
+        """Check a copy of a master without checksum against the bytes sent."""
+        sent = self._sent.pop(master.id)
+        if master.size is not None and sent.size != master.size:
+            raise ChecksumMismatchError(f"sent {sent.size} bytes, the master image has"
+                                        f" {master.size}", region=self.region, image=name)
+        if image.os_hash_algo == "sha512" and image.os_hash_value:
+            algorithm, value, computed = "sha512", image.os_hash_value, sent.os_hash
+        elif image.checksum:  # a region hashing with another algorithm: md5
+            algorithm, value, computed = "md5", image.checksum, sent.md5
+        else:
+            algorithm, value, computed = "none", None, sent.os_hash
+        if value is None or value.lower() != computed:
+            raise ChecksumMismatchError(
+                f"uploaded image {image.id} has {algorithm} hash {value}, the bytes sent"
+                f" have {computed}", region=self.region, image=name)
+        return f"{algorithm}:{computed}"
 
     def _discard(self, image_id: str, name: str) -> None:
         """Delete a half-made image; a failure here is logged, not raised."""
@@ -417,4 +512,5 @@ _HANDLERS: dict[OperationKind, Callable[[Executor, Operation, RegionResult], Non
     OperationKind.OBSOLETE_RENAME: Executor._obsolete,
     OperationKind.OBSOLETE_UPDATE: Executor._obsolete,
     OperationKind.CLEANUP: Executor._cleanup,
+    OperationKind.REACTIVATE: Executor._reactivate,
 }

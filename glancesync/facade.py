@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from glancesync import backends, report
+from glancesync import backends, report, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
@@ -112,6 +112,7 @@ class GlanceSync:
         self._adapters: dict[RegionRef, RegionAdapter] = {}
         self._guard = threading.RLock()
         self._source: MasterImageSource | None = None
+        self._projects: sharing.ProjectMapper | None = None
         REDACTOR.add_secrets(self.config.secrets())
 
     # --- life cycle ----------------------------------------------------------
@@ -207,9 +208,15 @@ class GlanceSync:
     # --- reading ---------------------------------------------------------------
 
     def _master(self) -> MasterSelection:
+        """The master selection of this run (members read if a target syncs them)."""
         master = self.adapter(self._master_ref)
-        return select_master(master.list_images(), master.project_id,
-                             self.config.main.master_region)
+        selection = select_master(master.list_images(), master.project_id,
+                                  self.config.main.master_region)
+        if any(target.sync_members for target in self.config.targets.values()):
+            selection = sharing.with_master_members(master, selection)
+            with self._guard:
+                self._projects = sharing.ProjectMapper(self.target(MASTER))
+        return selection
 
     def _retry_policy(self) -> RetryPolicy:
         """Retries of transient failures, from ``retries`` and ``retry_wait``."""
@@ -240,9 +247,18 @@ class GlanceSync:
         ref = RegionRef.parse(region)
         master = master or self._master()
         adapter = self.adapter(ref)
-        return make_plan(str(ref), master, adapter.list_images(), adapter.project_id,
-                         self.config.target(ref.target),
-                         stalled_upload_age=self.config.main.stalled_upload_age)
+        target = self.config.target(ref.target)
+        regional = adapter.list_images()
+        members = None
+        if target.sync_members:
+            with self._guard:
+                projects = self._projects or sharing.ProjectMapper(self.target(MASTER))
+                self._projects = projects
+            regional, members = sharing.region_inputs(master, target, adapter, regional,
+                                                      projects, self.target(ref.target))
+        return make_plan(str(ref), master, regional, adapter.project_id, target,
+                         stalled_upload_age=self.config.main.stalled_upload_age,
+                         members=members)
 
     def get_status(self, region: str) -> list[ImageStatus]:
         """Structured status of every synchronised image in ``region``.

@@ -31,14 +31,20 @@ NON_USER_PROPERTIES = (
 
 VISIBILITIES = ("public", "community", "shared", "private")
 
-#: Core fields an update may change (besides user properties).
+#: Core fields an update may change (besides user properties). ``tags`` is
+#: set as a whole: the image's tags become exactly the list given.
 UPDATABLE_FIELDS = ("name", "visibility", "min_ram", "min_disk", "protected",
-                    "disk_format", "container_format")
+                    "disk_format", "container_format", "os_hidden", "tags")
 
 #: Fields that describe an image but are never changed by an update.
 READ_ONLY_FIELDS = frozenset({"id", "status", "size", "virtual_size", "checksum",
                               "os_hash_algo", "os_hash_value", "created_at",
-                              "updated_at", "tags", "owner", "region", "properties"})
+                              "updated_at", "owner", "region", "properties", "members"})
+
+#: Properties of a signed image (Glance's image signature verification): a
+#: region verifies them against its own key manager when data is uploaded.
+SIGNATURE_PROPERTIES = ("img_signature", "img_signature_hash_method",
+                        "img_signature_key_type", "img_signature_certificate_uuid")
 
 #: Properties holding the ids of other images of the same region (AMI
 #: images): a sync translates them, they never compare equal across regions.
@@ -138,7 +144,10 @@ class Image:
     """One image of one region.
 
     ``provenance`` is the record of a copy made by GlanceSync (None for
-    every other image); it is not among ``properties``.
+    every other image); it is not among ``properties``. ``os_hidden``: the
+    image is left out of Glance's default listings. ``members`` holds the
+    ids of the projects the image is shared with, when they were read
+    (None otherwise: listings do not read them).
     """
 
     id: str
@@ -146,6 +155,7 @@ class Image:
     status: str
     owner: str | None = None
     visibility: str = "shared"
+    os_hidden: bool = False
     size: int | None = None
     virtual_size: int | None = None
     checksum: str | None = None
@@ -161,6 +171,7 @@ class Image:
     tags: list[str] = dataclasses.field(default_factory=list)
     properties: dict[str, str] = dataclasses.field(default_factory=dict)
     provenance: Provenance | None = None
+    members: tuple[str, ...] | None = None
 
     @property
     def is_public(self) -> bool:
@@ -170,12 +181,16 @@ class Image:
     def from_dict(cls, data: Mapping[str, Any]) -> "Image":
         """Build an image from a Glance v2 style dict (core + properties flat)."""
         known = {f.name for f in dataclasses.fields(cls)} - {"properties", "tags",
-                                                             "provenance"}
+                                                             "provenance", "members"}
         kwargs: dict[str, Any] = {k: data[k] for k in known if k in data and data[k] is not None}
         kwargs.setdefault("id", data.get("id"))
         kwargs.setdefault("name", data.get("name"))
         kwargs.setdefault("status", data.get("status", "queued"))
         kwargs["tags"] = list(data.get("tags") or [])
+        if "os_hidden" in kwargs:
+            kwargs["os_hidden"] = bool(kwargs["os_hidden"])
+        if data.get("members") is not None:
+            kwargs["members"] = tuple(data["members"])
         props = dict(data.get("properties") or {})
         for key, value in data.items():
             if is_user_property(key) and key != "properties":
@@ -192,6 +207,9 @@ class Image:
         data = dataclasses.asdict(self)
         props = data.pop("properties")
         data.pop("provenance")
+        members = data.pop("members")
+        if members is not None:
+            data["members"] = list(members)
         data.update(props)
         if self.provenance is not None:
             data.update(self.provenance.as_properties())
@@ -232,6 +250,11 @@ def metadata_diff(current: Image, fields: Mapping[str, Any],
         elif current.properties.get(key) != value:
             changes[key] = value
     for field, value in fields.items():
-        if value is not None and getattr(current, field) != value:
+        if value is None:
+            continue
+        if field == "tags":
+            if set(current.tags) != set(value):
+                changes[field] = sorted(set(value))
+        elif getattr(current, field) != value:
             changes[field] = value
     return changes, remove

@@ -304,4 +304,18 @@ TARGET_OPTIONS: tuple[Option, ...] = (
            help="properties copied to a regional image made obsolete"),
     Option("list_images_timeout", "number", 30.0, minimum=0.0, strict=True,
            help="seconds a whole listing of a region's images may take"),
+    Option("sync_tags", "bool", True, help="compare and copy the images' tags"),
+    Option("sync_members", "bool", False,
+           help="share shared images with the projects of the same name and domain"
+                " as in the master region"),
+    Option("deactivated_copies", "choice", "report", choices=("report", "reactivate", "keep"),
+           help="a deactivated regional copy: report it (needs an operator),"
+                " reactivate it, or keep it deactivated"),
+    Option("signature_properties", "choice", "after-upload",
+           choices=("after-upload", "at-upload", "drop"),
+           help="when img_signature* properties are set on a copy: after its data is"
+                " verified, at creation (the region verifies them), or never"),
+    Option("sync_without_checksum", "bool", False,
+           help="copy master images that have no checksum, verified by size and by the"
+                " hash computed while downloading"),
 )

@@ -30,12 +30,13 @@ import dataclasses
 import datetime
 import enum
 import logging
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
-from glancesync.image import (AMI_PROPERTIES, UPLOAD_PROPERTIES, Image, Provenance,
+from glancesync.image import (AMI_PROPERTIES, SIGNATURE_PROPERTIES,
+                              UPLOAD_PROPERTIES, Image, Provenance, content_hash,
                               is_user_property, metadata_diff)
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
-                                  SelectionPolicy, is_obsolete_name)
+                                  SelectionPolicy, is_obsolete_name, is_synchronised)
 
 LOG = logging.getLogger(__name__)
 
@@ -96,6 +97,27 @@ class Status(str, enum.Enum):
                       "different content and no directive for its checksum")
     ERROR_AMI = ("error_ami", StatusCategory.NEEDS_OPERATOR, "A",
                  "its kernel or ramdisk is not synchronised")
+    OK_DEACTIVATED = ("ok_deactivated", StatusCategory.OK, "d",
+                      "same content, the regional copy deactivated and kept so"
+                      " (deactivated_copies = keep)")
+    PENDING_REACTIVATE = ("pending_reactivate", StatusCategory.PENDING, "v",
+                          "the regional copy is deactivated: to reactivate"
+                          " (deactivated_copies = reactivate)")
+    ERROR_DEACTIVATED = ("error_deactivated", StatusCategory.NEEDS_OPERATOR, "D",
+                         "the regional copy is deactivated: reactivate or delete it"
+                         " (deactivated_copies = report)")
+    ERROR_UNVERIFIABLE = ("error_unverifiable", StatusCategory.NEEDS_OPERATOR, "U",
+                          "the master image has no checksum: a copy cannot be verified"
+                          " (sync_without_checksum = false)")
+    ERROR_REFUSED = ("error_refused", StatusCategory.NEEDS_OPERATOR, "R",
+                     "the region refused the upload for a reason that repeats at every"
+                     " run (the region's message says which)")
+    INFO_MASTER_DEACTIVATED = ("info_master_deactivated", StatusCategory.INFO, "x",
+                               "deactivated in the master region: not synchronised,"
+                               " regional copies left as they are")
+    INFO_MEMBERS_UNMAPPED = ("info_members_unmapped", StatusCategory.INFO, "?",
+                             "shared in the master with projects the region's identity"
+                             " service does not have: not shared with them")
 
     def __str__(self) -> str:
         return self.value
@@ -121,6 +143,7 @@ class OperationKind(str, enum.Enum):
     OBSOLETE_RENAME = "obsolete_rename"  #: rename a regional copy ``NAME_obsolete``
     OBSOLETE_UPDATE = "obsolete_update"  #: correct an obsolete copy's metadata
     CLEANUP = "cleanup"  #: delete a leftover queued/saving image of ours
+    REACTIVATE = "reactivate"  #: reactivate a deactivated copy, then update it
 
     def __str__(self) -> str:
         return self.value
@@ -135,6 +158,24 @@ class OperationKind(str, enum.Enum):
 CONTENT_PENDING = frozenset({Status.PENDING_UPLOAD, Status.PENDING_REPLACE,
                              Status.PENDING_RENAME})
 
+#: Statuses whose regional image holds the master's content (its id is the
+#: one AMI images of the region refer to).
+CONTENT_SAME = frozenset({Status.OK, Status.PENDING_METADATA, Status.OK_STALLED_CHECKSUM,
+                          Status.OK_DEACTIVATED, Status.PENDING_REACTIVATE,
+                          Status.ERROR_DEACTIVATED, Status.INFO_MEMBERS_UNMAPPED})
+
+#: ``signature_properties`` policies (see :data:`~glancesync.image.SIGNATURE_PROPERTIES`):
+#: set on the copy after its data is verified, at its creation (the region
+#: verifies the signature while receiving the data), or never.
+SIGNATURES_AFTER_UPLOAD = "after-upload"
+SIGNATURES_AT_UPLOAD = "at-upload"
+SIGNATURES_DROP = "drop"
+
+#: ``deactivated_copies`` policies.
+DEACTIVATED_REPORT = "report"
+DEACTIVATED_REACTIVATE = "reactivate"
+DEACTIVATED_KEEP = "keep"
+
 
 class TargetPolicy(SelectionPolicy, Protocol):
     """The part of a target's configuration that planning reads."""
@@ -145,6 +186,16 @@ class TargetPolicy(SelectionPolicy, Protocol):
     only_tenant_images: bool
     support_obsolete_images: bool
     obsolete_syncprops: frozenset[str]
+    sync_tags: bool
+    sync_members: bool
+    deactivated_copies: str
+    signature_properties: str
+    sync_without_checksum: bool
+
+
+#: How a master project maps to a region: (how messages name it, the id of
+#: the project of the same name and domain in the region, or None).
+MemberTarget = tuple[str, str | None]
 
 
 @dataclasses.dataclass
@@ -180,7 +231,9 @@ class Operation:
     ``ramdisk_id`` to the master *name* of an image uploaded earlier in the
     same plan, whose new regional UUID the executor fills in.
     ``provenance`` (uploads) is the record the new copy carries; the
-    executor stamps its time when it creates the copy.
+    executor stamps its time when it creates the copy. ``add_members`` and
+    ``remove_members`` are project ids of the region to share the image
+    with, or to stop sharing it with, after the other changes.
     """
 
     kind: OperationKind
@@ -192,6 +245,8 @@ class Operation:
     ami_refs: dict[str, str] = dataclasses.field(default_factory=dict)
     size: int = 0
     provenance: Provenance | None = None
+    add_members: tuple[str, ...] = ()
+    remove_members: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.kind = OperationKind(self.kind)
@@ -210,6 +265,8 @@ class Operation:
             text = f"cleanup {self.name} ({self.regional.status if self.regional else '?'})"
         else:
             keys = sorted(self.changes) + [f"-{k}" for k in self.remove]
+            keys += [f"+member {p}" for p in self.add_members]
+            keys += [f"-member {p}" for p in self.remove_members]
             text = f"{self.kind} {self.name} [{', '.join(keys)}]"
         return text
 
@@ -255,11 +312,18 @@ class RegionPlan:
 def make_plan(region: str, master: MasterSelection, regional_images: Iterable[Image],
               regional_project_id: str | None, target: TargetPolicy, *,
               now: datetime.datetime | None = None,
-              stalled_upload_age: float = 3600) -> RegionPlan:
-    """Compute statuses and operations of ``region`` for ``target``."""
+              stalled_upload_age: float = 3600,
+              members: Mapping[str, MemberTarget] | None = None) -> RegionPlan:
+    """Compute statuses and operations of ``region`` for ``target``.
+
+    ``members`` (with ``sync_members``) maps each master project an image
+    is shared with to its :data:`MemberTarget` in the region; the images'
+    :attr:`~glancesync.image.Image.members` must then have been read
+    (:mod:`glancesync.sharing` does both).
+    """
     return _Planner(region, master, list(regional_images), regional_project_id, target,
                     now or datetime.datetime.now(datetime.timezone.utc),
-                    stalled_upload_age).run()
+                    stalled_upload_age, members).run()
 
 
 def _parse_time(value: str | None) -> datetime.datetime | None:
@@ -283,7 +347,8 @@ class _Planner:
 
     def __init__(self, region: str, master: MasterSelection, regional: list[Image],
                  project_id: str | None, target: TargetPolicy, now: datetime.datetime,
-                 stalled_upload_age: float) -> None:
+                 stalled_upload_age: float,
+                 members: Mapping[str, MemberTarget] | None) -> None:
         self.region = region
         self.master = master
         self.regional = regional
@@ -291,6 +356,7 @@ class _Planner:
         self.target = target
         self.now = now
         self.stalled_upload_age = stalled_upload_age
+        self.members = members if target.sync_members else None
         self.plan = RegionPlan(region)
         self.synced = master.synchronised(target)
         self.synced_by_id = {image.id: image for image in self.synced.values()}
@@ -328,10 +394,10 @@ class _Planner:
         self.match_regional()
         for name in sorted(self.synced):
             self.classify(name, self.synced[name])
+        self.master_deactivated()
         self.resolve_ami()
         metadata_ops = [self.ops[n] for n in sorted(self.ops)
-                        if self.ops[n].kind is OperationKind.UPDATE_METADATA
-                        and not self.ops[n].ami_refs]
+                        if not self.ops[n].uploads and not self.ops[n].ami_refs]
         first = {id(op) for op in metadata_ops}
         obsolete_ops = self.plan_obsolete() if self.target.support_obsolete_images else []
         upload_ops = self.order_uploads([op for op in self.ops.values()
@@ -367,44 +433,150 @@ class _Planner:
         """Pick, per synchronised name, the regional image to compare with."""
         found: dict[str, list[Image]] = {}
         for image in self.regional:
-            if image.status == "active" and image.name in self.synced and self.visible(image):
+            if (image.status in ("active", "deactivated") and image.name in self.synced
+                    and self.visible(image)):
                 found.setdefault(image.name, []).append(image)
         for name, images in found.items():
             master = self.synced[name]
-            images.sort(key=lambda i: (not master.same_content(i), not self.own(i),
-                                       i.created_at or "", i.id))
+            images.sort(key=lambda i: (not self.same_content(master, i), not self.own(i),
+                                       i.status != "active", i.created_at or "", i.id))
             self.match[name] = images[0]
             if len(images) > 1:
                 self.warn(f"{len(images)} images named {name!r} "
                           f"({', '.join(i.id for i in images)}); using {images[0].id}")
 
+    def same_content(self, master: Image, regional: Image) -> bool:
+        """Same bytes by the hashes; for a master without any, our verified copy of it.
+
+        A copy of a master image without checksum made with
+        ``sync_without_checksum`` records in its provenance the hash
+        computed while its data was sent, which the region's own hash of
+        the copy must match (and the size the master's).
+        """
+        if content_hash(master) is not None:
+            return master.same_content(regional)
+        record = regional.provenance
+        known = {content_hash(regional)}
+        if regional.checksum:
+            known.add(f"md5:{regional.checksum.lower()}")
+        return (record is not None and record.master_image_id == master.id
+                and record.master_hash is not None and record.master_hash in known
+                and (master.size is None or regional.size == master.size))
+
     def classify(self, name: str, master: Image) -> None:
         regional = self.match.get(name)
+        hashless = content_hash(master) is None
+        if hashless and not self.target.sync_without_checksum and not (
+                regional is not None and self.same_content(master, regional)):
+            reason = ("the master image has no checksum nor os_hash_value: a copy could"
+                      " not be verified (sync_without_checksum = true copies it, verified"
+                      " by size and by the hash computed while sending it)")
+            if regional is not None:
+                reason += f"; regional image {regional.id} left as it is"
+            self.set_status(Status.ERROR_UNVERIFIABLE, name, master, regional, reason)
+            self.needs_operator(f"image {name}: {reason}")
+            return
         if regional is None:
             self.set_status(Status.PENDING_UPLOAD, name, master, None, "missing in the region")
             self.ops[name] = Operation(OperationKind.UPLOAD, name, master=master,
                                        size=master.size or 0,
                                        changes=self.upload_fields(master),
-                                       provenance=self.provenance(master))
+                                       provenance=self.provenance(master),
+                                       add_members=self.wanted_members(master)[0])
+            self.report_unmapped(name, master)
             return
-        if master.same_content(regional):
-            if not self.own(regional):
-                self.set_status(Status.OK, name, master, regional,
-                                f"same content; owned by project {regional.owner}, "
-                                "metadata not managed")
-                return
-            changes, remove = self.metadata_diff(master, regional)
-            if changes or remove:
-                keys = sorted(changes) + sorted(remove)
-                self.set_status(Status.PENDING_METADATA, name, master, regional,
-                                f"metadata differs: {', '.join(keys)}")
-                self.ops[name] = Operation(OperationKind.UPDATE_METADATA, name, master=master,
-                                           regional=regional, changes=changes,
-                                           remove=tuple(remove))
+        if not self.same_content(master, regional):
+            self.conflict(name, master, regional)
+            return
+        if regional.status == "deactivated":
+            self.deactivated_copy(name, master, regional)
+            return
+        if not self.own(regional):
+            self.set_status(Status.OK, name, master, regional,
+                            f"same content; owned by project {regional.owner}, "
+                            "metadata not managed")
+            return
+        self.compare_metadata(name, master, regional, Status.OK)
+
+    def compare_metadata(self, name: str, master: Image, regional: Image,
+                         in_sync: Status, *, kind: OperationKind | None = None,
+                         why: str = "") -> None:
+        """Status and operation of a copy holding the master's content.
+
+        ``in_sync`` is the status when nothing differs; ``kind`` forces an
+        operation (a reactivation) with ``why`` as its reason.
+        """
+        changes, remove = self.metadata_diff(master, regional)
+        add, drop = self.member_diff(master, regional)
+        unmapped = self.report_unmapped(name, master)
+        if changes or remove or add or drop or kind is not None:
+            parts = [why] if why else []
+            keys = sorted(set(changes) - {"tags"}) + sorted(remove)
+            if keys:
+                parts.append(f"metadata differs: {', '.join(keys)}")
+            if "tags" in changes:
+                wanted = set(changes["tags"])
+                delta = ([f"+{t}" for t in sorted(wanted - set(regional.tags))]
+                         + [f"-{t}" for t in sorted(set(regional.tags) - wanted)])
+                parts.append(f"tags differ: {' '.join(delta)}")
+            if add or drop:
+                parts.append("members differ: " + " ".join(
+                    [f"+{self.member_label(p)}" for p in add]
+                    + [f"-{p}" for p in drop]))
+            if unmapped:
+                parts.append(unmapped)
+            status = (Status.PENDING_REACTIVATE if kind is OperationKind.REACTIVATE
+                      else Status.PENDING_METADATA)
+            self.set_status(status, name, master, regional, "; ".join(parts))
+            self.ops[name] = Operation(kind or OperationKind.UPDATE_METADATA, name,
+                                       master=master, regional=regional, changes=changes,
+                                       remove=tuple(remove), add_members=add,
+                                       remove_members=drop)
+        elif unmapped:
+            self.set_status(Status.INFO_MEMBERS_UNMAPPED, name, master, regional, unmapped)
+        else:
+            self.set_status(in_sync, name, master, regional,
+                            "deactivated copy kept" if in_sync is Status.OK_DEACTIVATED
+                            else "")
+
+    def deactivated_copy(self, name: str, master: Image, regional: Image) -> None:
+        """A regional copy with the master's content that an operator deactivated."""
+        policy = self.target.deactivated_copies
+        if policy == DEACTIVATED_KEEP:
+            if self.own(regional):
+                self.compare_metadata(name, master, regional, Status.OK_DEACTIVATED)
             else:
-                self.set_status(Status.OK, name, master, regional, "")
+                self.set_status(Status.OK_DEACTIVATED, name, master, regional,
+                                f"deactivated copy kept; owned by project {regional.owner},"
+                                " metadata not managed")
             return
-        self.conflict(name, master, regional)
+        if policy == DEACTIVATED_REACTIVATE and self.own(regional):
+            self.compare_metadata(name, master, regional, Status.PENDING_REACTIVATE,
+                                  kind=OperationKind.REACTIVATE,
+                                  why=f"regional copy {regional.id} is deactivated:"
+                                      " reactivate it")
+            return
+        reason = (f"regional copy {regional.id} is deactivated (an operator's decision):"
+                  f" reactivate it (openstack image set --activate {regional.id}) or"
+                  " delete it for a new copy; deactivated_copies = reactivate or keep"
+                  " decides it for every copy")
+        if not self.own(regional):
+            reason += (f" (owned by project {regional.owner}: GlanceSync never changes"
+                       " it)")
+        self.set_status(Status.ERROR_DEACTIVATED, name, master, regional, reason)
+        self.needs_operator(f"image {name}: {reason}")
+
+    def master_deactivated(self) -> None:
+        """Deactivated master images that would be synchronised: reported only."""
+        for name, master in sorted(self.master.deactivated.items()):
+            if name in self.synced or not is_synchronised(master, self.target):
+                continue
+            regional = next((i for i in self.regional if i.name == name and self.visible(i)
+                             and i.status in ("active", "deactivated")), None)
+            reason = "deactivated in the master region: not synchronised"
+            if regional is not None:
+                reason += f"; regional image {regional.id} ({regional.status}) left as it is"
+            self.set_status(Status.INFO_MASTER_DEACTIVATED, name, master, regional, reason)
 
     def conflict(self, name: str, master: Image, regional: Image) -> None:
         """Different content: apply the directives and their precedence."""
@@ -430,8 +602,17 @@ class _Planner:
                 break
         checksum = regional.checksum or regional.os_hash_value
         if decision is None:
-            reason = (f"regional checksum {checksum} differs from master's and has no"
-                      " directive (list it in rename, replace or dontupdate)")
+            if content_hash(master) is None:
+                reason = (f"the master image has no checksum: regional image {regional.id}"
+                          " cannot be compared with it (list 'any' in rename or replace"
+                          " for a verified copy, or in dontupdate to keep it)")
+            elif checksum is None:
+                reason = (f"regional image {regional.id} has no checksum: its content"
+                          " cannot be compared with the master's (list 'any' in rename or"
+                          " replace for a verified copy, or in dontupdate to keep it)")
+            else:
+                reason = (f"regional checksum {checksum} differs from master's and has no"
+                          " directive (list it in rename, replace or dontupdate)")
             if not own:
                 reason += (f" (owned by project {regional.owner}: only an explicit "
                            "checksum in replace allows changing it)")
@@ -449,7 +630,9 @@ class _Planner:
                         f"regional checksum {checksum} in {kind} ({why})")
         self.ops[name] = Operation(kind, name, master=master, regional=regional,
                                    size=master.size or 0, changes=self.upload_fields(master),
-                                   provenance=self.provenance(master))
+                                   provenance=self.provenance(master),
+                                   add_members=self.wanted_members(master)[0])
+        self.report_unmapped(name, master)
 
     def provenance(self, master: Image) -> Provenance:
         """The record a new copy of ``master`` carries."""
@@ -464,17 +647,27 @@ class _Planner:
             keys = set(master.properties)
             if regional is not None:
                 keys |= set(regional.properties)
-        return {k for k in keys if is_user_property(k) and k not in AMI_PROPERTIES}
+        excluded = set(AMI_PROPERTIES)
+        if self.target.signature_properties == SIGNATURES_DROP:
+            excluded |= set(SIGNATURE_PROPERTIES)
+        return {k for k in keys if is_user_property(k) and k not in excluded}
 
     def metadata_diff(self, master: Image, regional: Image) -> tuple[dict[str, Any], list[str]]:
         properties = {key: master.properties.get(key)
                       for key in sorted(self.managed_properties(master, regional))}
         fields = {"visibility": master.visibility, "min_ram": master.min_ram or 0,
-                  "min_disk": master.min_disk or 0}
+                  "min_disk": master.min_disk or 0, "os_hidden": bool(master.os_hidden),
+                  "tags": list(master.tags) if self.target.sync_tags else None}
         return metadata_diff(regional, fields, properties)
 
     def upload_fields(self, master: Image) -> dict[str, Any]:
-        """Everything a new regional copy of ``master`` carries (AMI ids apart)."""
+        """Everything a new regional copy of ``master`` carries (AMI ids apart).
+
+        ``properties`` go with the creation; ``late_properties`` (signature
+        properties under ``signature_properties = after-upload``), like
+        ``visibility``, ``protected``, ``os_hidden`` and ``tags``, are set
+        once the data is verified.
+        """
         fields: dict[str, Any] = {
             "visibility": master.visibility,
             "disk_format": master.disk_format,
@@ -482,11 +675,57 @@ class _Planner:
             "min_ram": master.min_ram or 0,
             "min_disk": master.min_disk or 0,
             "protected": bool(master.protected),
+            "os_hidden": bool(master.os_hidden),
+            "tags": sorted(set(master.tags)) if self.target.sync_tags else [],
         }
         keys = self.managed_properties(master, None) | set(UPLOAD_PROPERTIES)
         props = {k: master.properties[k] for k in sorted(keys) if k in master.properties}
+        late = {}
+        if self.target.signature_properties == SIGNATURES_AFTER_UPLOAD:
+            late = {k: props.pop(k) for k in SIGNATURE_PROPERTIES if k in props}
         fields["properties"] = props
+        fields["late_properties"] = late
         return fields
+
+    # -- members (sync_members) --------------------------------------------
+    def wanted_members(self, master: Image) -> tuple[tuple[str, ...], list[str]]:
+        """(regional project ids, master projects that do not exist in the region)."""
+        if self.members is None or master.visibility != "shared" or not master.members:
+            return (), []
+        found, missing = [], []
+        for project in master.members:
+            label, regional_id = self.members.get(project, (project, None))
+            if regional_id is None:
+                missing.append(label)
+            elif regional_id not in found:
+                found.append(regional_id)
+        return tuple(sorted(found)), sorted(missing)
+
+    def member_diff(self, master: Image, regional: Image) -> tuple[tuple[str, ...],
+                                                                   tuple[str, ...]]:
+        """Projects to share ``regional`` with, and to stop sharing it with."""
+        if self.members is None or master.visibility != "shared":
+            return (), ()
+        wanted = set(self.wanted_members(master)[0])
+        current = set(regional.members or ())
+        return tuple(sorted(wanted - current)), tuple(sorted(current - wanted))
+
+    def member_label(self, regional_id: str) -> str:
+        """How messages name a regional project (the master project's label)."""
+        for label, found in (self.members or {}).values():
+            if found == regional_id:
+                return label
+        return regional_id
+
+    def report_unmapped(self, name: str, master: Image) -> str:
+        """Warn about master members without a project in the region; the reason text."""
+        missing = self.wanted_members(master)[1]
+        if not missing:
+            return ""
+        text = (f"not shared with {', '.join(missing)}: no project of that name and domain"
+                " in the region")
+        self.warn(f"image {name}: {text}")
+        return text
 
     # -- AMI -------------------------------------------------------------
     def resolve_ami(self) -> None:
@@ -498,7 +737,8 @@ class _Planner:
             if not refs:
                 continue
             current = self.statuses[name]
-            if current.status in (Status.ERROR_CHECKSUM, Status.OK_STALLED_CHECKSUM):
+            if current.status in (Status.ERROR_CHECKSUM, Status.OK_STALLED_CHECKSUM,
+                                  Status.ERROR_DEACTIVATED, Status.ERROR_UNVERIFIABLE):
                 continue
             if not self.match.get(name) or self.own(self.match[name]) or \
                     current.status in CONTENT_PENDING:
@@ -519,8 +759,7 @@ class _Planner:
             used_status = self.statuses[used.name]
             if used_status.status in CONTENT_PENDING or used_status.status is Status.PENDING_AMI:
                 waiting[key] = used.name
-            elif used_status.status in (Status.OK, Status.PENDING_METADATA,
-                                        Status.OK_STALLED_CHECKSUM):
+            elif used_status.status in CONTENT_SAME:
                 known[key] = used_status.regional_id
             else:
                 self.error_ami(name, master, regional,
@@ -547,7 +786,7 @@ class _Planner:
         if waiting:
             self.set_status(Status.PENDING_AMI, name, master, regional,
                             f"update after {', '.join(sorted(set(waiting.values())))}")
-        else:
+        elif current.status is not Status.PENDING_REACTIVATE:
             keys = sorted(op.changes) + sorted(op.remove)
             self.set_status(Status.PENDING_METADATA, name, master, regional,
                             f"metadata differs: {', '.join(keys)}")
@@ -573,8 +812,7 @@ class _Planner:
             done.add(op.name)
             ordered.append(op)
 
-        for op in sorted(ops, key=lambda o: (0 if o.kind is OperationKind.UPDATE_METADATA else o.size,
-                                             o.name)):
+        for op in sorted(ops, key=lambda o: (o.size if o.uploads else 0, o.name)):
             emit(op, ())
         return ordered
 

@@ -119,7 +119,10 @@ class RetryingAdapter(RegionAdapter):
 
     Retried: :meth:`list_images`, :meth:`get_image`, :meth:`update_image`,
     :meth:`delete_image` (an image gone after a failed attempt was deleted
-    by it: done), the request of :meth:`download_data` (not the stream),
+    by it: done), :meth:`deactivate_image`, :meth:`reactivate_image`,
+    :meth:`list_members`, :meth:`add_member` and :meth:`remove_member` (a
+    member present, or gone, after a failed attempt: done), the request of
+    :meth:`download_data` (not the stream),
     and :meth:`create_image` with a caller-chosen ``image_id`` (a conflict
     after a failed attempt is the lost attempt's image, used if it is still
     ``queued`` and owned by the adapter's project). A creation without
@@ -193,22 +196,49 @@ class RetryingAdapter(RegionAdapter):
                           lambda: self.inner.update_image(image_id, changes, remove))
 
     def delete_image(self, image_id: str) -> None:
+        self._call(f"deleting image {image_id}", self._once_after_failure(
+            lambda: self.inner.delete_image(image_id), ImageNotFoundError))
+
+    def deactivate_image(self, image_id: str) -> Image:
+        return self._call(f"deactivating image {image_id}",
+                          lambda: self.inner.deactivate_image(image_id))
+
+    def reactivate_image(self, image_id: str) -> Image:
+        return self._call(f"reactivating image {image_id}",
+                          lambda: self.inner.reactivate_image(image_id))
+
+    def list_members(self, image_id: str) -> list[str]:
+        return self._call(f"listing the members of image {image_id}",
+                          lambda: self.inner.list_members(image_id))
+
+    def add_member(self, image_id: str, project_id: str) -> None:
+        """Retried: a conflict after a failed attempt is the member that attempt added."""
+        self._call(f"sharing image {image_id} with {project_id}", self._once_after_failure(
+            lambda: self.inner.add_member(image_id, project_id), ConflictError))
+
+    def remove_member(self, image_id: str, project_id: str) -> None:
+        """Retried: a missing member after a failed attempt was removed by it."""
+        self._call(f"unsharing image {image_id} from {project_id}", self._once_after_failure(
+            lambda: self.inner.remove_member(image_id, project_id), ImageNotFoundError))
+
+    @staticmethod
+    def _once_after_failure(fn: Callable[[], None],
+                            done: type[GlanceSyncError]) -> Callable[[], None]:
+        """``fn`` for :meth:`_call`, where ``done`` after a transient failure means success."""
         failed = False
 
         def attempt() -> None:
             nonlocal failed
             try:
-                self.inner.delete_image(image_id)
-            except ImageNotFoundError:
+                fn()
+            except done:
                 if not failed:
                     raise
-                LOG.info("%s: image %s was deleted by the failed attempt", self.name,
-                         image_id)
             except GlanceSyncError as error:
                 failed = failed or error.transient
                 raise
 
-        self._call(f"deleting image {image_id}", attempt)
+        return attempt
 
     def close(self) -> None:
         self.inner.close()

@@ -34,11 +34,14 @@ class MasterSelection:
     master project (or ownerless). Names held by several such images are in
     ``duplicate_names`` and are not candidates. ``warnings`` holds the
     messages already logged. ``region`` names the master region (recorded
-    in the provenance of the copies).
+    in the provenance of the copies). ``deactivated`` maps a name to its
+    only deactivated image of the master project, when no candidate has
+    that name: never synchronised, reported.
     """
 
     candidates: dict[str, Image]
     region: str | None = None
+    deactivated: dict[str, Image] = dataclasses.field(default_factory=dict)
     duplicate_names: set[str] = dataclasses.field(default_factory=set)
     warnings: list[str] = dataclasses.field(default_factory=list)
 
@@ -56,17 +59,23 @@ def select_master(images: Iterable[Image], master_project_id: str | None,
                   region: str | None = None) -> MasterSelection:
     """Keep active, named images of the master project; drop duplicate names.
 
-    ``region`` is the master region's name, kept in the selection.
+    ``region`` is the master region's name, kept in the selection. Named
+    deactivated images of the master project are kept aside
+    (:attr:`MasterSelection.deactivated`).
     """
     images = list(images)
     by_name: dict[str, list[Image]] = {}
+    deactivated: dict[str, list[Image]] = {}
     for image in images:
-        if image.status != "active" or not image.name:
+        if image.status not in ("active", "deactivated") or not image.name:
             continue
         if image.owner and image.owner != master_project_id:
             continue
-        by_name.setdefault(image.name, []).append(image)
+        found = by_name if image.status == "active" else deactivated
+        found.setdefault(image.name, []).append(image)
     selection = MasterSelection(candidates={}, region=region)
+    selection.deactivated = {name: found[0] for name, found in deactivated.items()
+                             if len(found) == 1 and name not in by_name}
     foreign = sum(1 for i in images if i.status == "active" and i.owner
                   and i.owner != master_project_id)
     if foreign and not by_name:

@@ -33,7 +33,7 @@ from glancesync import progress as progress_mod
 from glancesync import safenames
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError, UnsafeNameError
-from glancesync.image import Image
+from glancesync.image import Image, content_hash
 from glancesync.integrity import (CHUNK_SIZE, HashingStream, atomic_file, expected_hash,
                                   hash_file, label, unlink_quietly, verify)
 
@@ -345,7 +345,14 @@ class MasterImageSource:
 
         Work starts at the first ``next()``. Raises TransferError (or its
         ChecksumMismatchError) when the master's data cannot be had intact.
+        An image without any hash (``sync_without_checksum``) is streamed
+        from the master each time, checked by size only: nothing could
+        check a cached or ``images_dir`` copy of it. Its reader verifies
+        the copy by the hash of what it received.
         """
+        if content_hash(image) is None:
+            yield from self._unverified(image)
+            return
         for attempt in range(3):
             path = self.path(image)
             try:
@@ -378,8 +385,21 @@ class MasterImageSource:
             self.cache.forget(candidate)
 
     def prepare(self, image: Image) -> None:
-        """Fetch ``image`` into the cache now (see :meth:`path`)."""
-        self.path(image)
+        """Fetch ``image`` into the cache now (see :meth:`path`); not one without hash."""
+        if content_hash(image) is not None:
+            self.path(image)
+
+    def _unverified(self, image: Image) -> Iterator[bytes]:
+        """The master's bytes of an image without hash, checked by size at the end."""
+        LOG.info("%s: reading image %s (%s), which has no checksum, for one region",
+                 getattr(self.master, "name", "master"), image.name or image.id, image.id)
+        size = 0
+        for chunk in self._counted(self.master.download_data(image.id)):
+            size += len(chunk)
+            yield chunk
+        if image.size is not None and size != image.size:
+            raise ChecksumMismatchError(f"size mismatch: expected {image.size} bytes,"
+                                        f" got {size}", image=label(image))
 
     def path(self, image: Image) -> Path:
         """A local file holding the verified bytes of ``image``.

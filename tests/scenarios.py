@@ -14,11 +14,14 @@ import dataclasses
 import hashlib
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from glancesync.backends.base import RegionAdapter
+import pytest
+
+from glancesync.backends.base import RegionAdapter, Target
 from glancesync.condition import Condition
 from glancesync.config import TargetConfig
-from glancesync.errors import GlanceSyncError, ImageNotFoundError
+from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
 from glancesync.executor import RegionResult
+from glancesync.facade import RunResult, StatusReport
 from glancesync.image import Image
 from glancesync.plan import RegionPlan
 from tests.engine import DirectSource, plan_region, sync_region
@@ -35,6 +38,8 @@ class View(RegionAdapter):
         self.name = inner.name
         self.project_id = inner.project_id
         self.writes: list[tuple[str, str]] = []
+        #: creations and updates with their properties and changes, in order
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
 
     def list_images(self) -> list[Image]:
         return [i for i in self.inner.list_images() if (i.name or "").startswith(self.prefix)]
@@ -44,6 +49,7 @@ class View(RegionAdapter):
 
     def create_image(self, name: str, **kwargs: Any) -> Image:
         self.writes.append(("create", name))
+        self.calls.append(("create", name, dict(kwargs.get("properties") or {})))
         return self.inner.create_image(name, **kwargs)
 
     def upload_data(self, image_id: str, chunks: Iterable[bytes],
@@ -57,11 +63,31 @@ class View(RegionAdapter):
     def update_image(self, image_id: str, changes: Mapping[str, Any],
                      remove: Iterable[str] = ()) -> Image:
         self.writes.append(("update", image_id))
+        self.calls.append(("update", image_id, dict(changes)))
         return self.inner.update_image(image_id, changes, remove)
 
     def delete_image(self, image_id: str) -> None:
         self.writes.append(("delete", image_id))
         self.inner.delete_image(image_id)
+
+    def deactivate_image(self, image_id: str) -> Image:
+        self.writes.append(("deactivate", image_id))
+        return self.inner.deactivate_image(image_id)
+
+    def reactivate_image(self, image_id: str) -> Image:
+        self.writes.append(("reactivate", image_id))
+        return self.inner.reactivate_image(image_id)
+
+    def list_members(self, image_id: str) -> list[str]:
+        return self.inner.list_members(image_id)
+
+    def add_member(self, image_id: str, project_id: str) -> None:
+        self.writes.append(("add_member", image_id))
+        self.inner.add_member(image_id, project_id)
+
+    def remove_member(self, image_id: str, project_id: str) -> None:
+        self.writes.append(("remove_member", image_id))
+        self.inner.remove_member(image_id, project_id)
 
 
 @dataclasses.dataclass
@@ -73,6 +99,11 @@ class Bed:
     regions: list[View]  #: destinations of the master target (RegionA, RegionB)
     other: View  #: the region of the second target (RegionC)
     foreign: Callable[[View], RegionAdapter]  #: same region, alice's project
+    target_of: Callable[[View], Target]  #: the target (identity service) of a region
+    strip_hashes: Callable[[View, str], None]  #: make an image hashless (old tools)
+    project: Callable[[View, str], str]  #: id of a project, by name, in a region's target
+    #: a project of the master's identity service that no other one has
+    master_only_project: str = "gamma"
     seen: set[str] = dataclasses.field(default_factory=set)  #: statuses reported
 
     def n(self, short: str) -> str:
@@ -90,6 +121,8 @@ class Bed:
         for view in self.every_region:
             for image in view.list_images():
                 try:
+                    if image.status == "deactivated":
+                        view.inner.reactivate_image(image.id)
                     if image.protected:
                         view.inner.update_image(image.id, {"protected": False})
                     view.inner.delete_image(image.id)
@@ -141,14 +174,39 @@ def target(name: str = "master", **kw: Any) -> TargetConfig:
     return TargetConfig(name=name, **kw)
 
 
+def targets(bed: Bed, region: View) -> tuple[Target, Target]:
+    return bed.target_of(bed.master), bed.target_of(region)
+
+
 def plan(bed: Bed, region: View, tgt: TargetConfig) -> RegionPlan:
-    return plan_region(bed.master, region, tgt)
+    return plan_region(bed.master, region, tgt, targets=targets(bed, region))
 
 
 def sync(bed: Bed, region: View, tgt: TargetConfig, *, dry_run: bool = False,
          source: Any = None) -> RegionResult:
     return sync_region(bed.master, region, tgt, source or DirectSource(bed.master),
-                       dry_run=dry_run)
+                       dry_run=dry_run, targets=targets(bed, region))
+
+
+def status_exit(p: RegionPlan) -> int:
+    """The exit status of ``--show-status`` for this one region."""
+    return int(StatusReport(plans={p.region: p}).exit_status)
+
+
+def sync_exit(result: RegionResult) -> int:
+    """The exit status of a sync (or dry run) of this one region."""
+    return int(RunResult(results={result.region: result},
+                         plans={result.region: result.plan},
+                         dry_run=result.dry_run).exit_status)
+
+
+def no_op(bed: Bed, region: View, tgt: TargetConfig) -> RegionResult:
+    """A second sync: it must write nothing; returns its result."""
+    region.writes.clear()
+    result = sync(bed, region, tgt)
+    assert region.writes == [], region.writes
+    assert result.errors == 0 and not result.plan.operations
+    return result
 
 
 def statuses(bed: Bed, p: RegionPlan) -> dict[str, str]:
@@ -549,6 +607,270 @@ def scenario_dry_run_changes_nothing(bed: Bed) -> None:
     assert statuses(bed, plan(bed, a_region, tgt)) == statuses(bed, p)
 
 
+# -- the whole image (issue 9) -------------------------------------------------------
+
+def scenario_hidden_images(bed: Bed) -> None:
+    """Hidden images are listed, synchronised hidden, and never uploaded twice."""
+    region = bed.regions[0]
+    hid = put(bed.master, bed.n("hid"), content("hid"))
+    bed.master.update_image(hid.id, {"os_hidden": True})
+    put(bed.master, bed.n("vis"), content("vis"))
+    # An operator hid the regional copy of "vis": it is still the copy.
+    copy = put(region, bed.n("vis"), content("vis"))
+    region.update_image(copy.id, {"os_hidden": True})
+    assert one(bed, region, "vis").os_hidden  # listings see hidden images
+    tgt = target()
+    before = plan(bed, region, tgt)
+    assert statuses(bed, before) == {"hid": "pending_upload", "vis": "pending_metadata"}
+    assert "os_hidden" in before.status_of(bed.n("vis")).reason
+    assert status_exit(before) == 3
+    result = sync(bed, region, tgt)
+    assert (result.uploaded, result.updated, result.errors, sync_exit(result)) == (1, 1, 0, 0)
+    shown = one(bed, region, "vis")
+    assert (shown.id, shown.os_hidden) == (copy.id, False)
+    hidden = one(bed, region, "hid")
+    assert hidden.os_hidden and hidden.visibility == "public"
+    assert hidden.checksum == md5(content("hid"))
+    after = plan(bed, region, tgt)
+    assert statuses(bed, after) == {"hid": "ok", "vis": "ok"} and status_exit(after) == 0
+    no_op(bed, region, tgt)
+
+
+def scenario_deactivated_copies(bed: Bed) -> None:
+    """A deactivated copy is the copy: reported, reactivated or kept, never duplicated."""
+    region = bed.regions[0]
+    put(bed.master, bed.n("img"), content("img"), type="t1")
+    copy = put(region, bed.n("img"), content("img"), type="t0")
+    region.deactivate_image(copy.id)
+    assert one(bed, region, "img").status == "deactivated"  # listed
+    report = target()
+    before = plan(bed, region, report)
+    assert statuses(bed, before) == {"img": "error_deactivated"}
+    assert f"--activate {copy.id}" in before.status_of(bed.n("img")).reason
+    assert status_exit(before) == 4 and before.operations == []
+    region.writes.clear()
+    result = sync(bed, region, report)
+    assert region.writes == [] and sync_exit(result) == 4
+    keep = target(deactivated_copies="keep")
+    assert statuses(bed, plan(bed, region, keep)) == {"img": "pending_metadata"}
+    result = sync(bed, region, keep)
+    assert result.updated == 1 and sync_exit(result) == 0
+    kept = one(bed, region, "img")
+    assert (kept.id, kept.status, kept.properties["type"]) == (copy.id, "deactivated", "t1")
+    assert statuses(bed, plan(bed, region, keep)) == {"img": "ok_deactivated"}
+    no_op(bed, region, keep)
+    reactivate = target(deactivated_copies="reactivate")
+    before = plan(bed, region, reactivate)
+    assert statuses(bed, before) == {"img": "pending_reactivate"}
+    assert status_exit(before) == 3
+    result = sync(bed, region, reactivate)
+    assert sync_exit(result) == 0 and result.uploaded == 0
+    again = one(bed, region, "img")
+    assert (again.id, again.status) == (copy.id, "active")
+    after = plan(bed, region, reactivate)
+    assert statuses(bed, after) == {"img": "ok"} and status_exit(after) == 0
+    no_op(bed, region, reactivate)
+
+
+def scenario_deactivated_master(bed: Bed) -> None:
+    """A deactivated master image is reported, never synchronised; copies left alone."""
+    region = bed.regions[1]
+    master = put(bed.master, bed.n("old"), content("old"))
+    put(bed.master, bed.n("gone"), content("gone"))
+    copy = put(region, bed.n("old"), content("old"))
+    bed.master.deactivate_image(master.id)
+    bed.master.deactivate_image(one(bed, bed.master, "gone").id)
+    tgt = target()
+    before = plan(bed, region, tgt)
+    assert statuses(bed, before) == {"old": "info_master_deactivated",
+                                     "gone": "info_master_deactivated"}
+    assert before.status_of(bed.n("old")).regional_id == copy.id
+    assert before.operations == [] and status_exit(before) == 0
+    region.writes.clear()
+    result = sync(bed, region, tgt)
+    assert region.writes == [] and sync_exit(result) == 0
+    assert sorted(images(bed, region)) == ["old"]
+    assert one(bed, region, "old").status == "active"
+
+
+def scenario_tags(bed: Bed) -> None:
+    """Tags compared and copied (added and removed) on upload and update; sync_tags off."""
+    region = bed.regions[0]
+    tagged = put(bed.master, bed.n("tagged"), content("tagged"))
+    bed.master.update_image(tagged.id, {"tags": ["gpu", "lts"]})
+    new = put(bed.master, bed.n("new"), content("new"))
+    bed.master.update_image(new.id, {"tags": ["edge"]})
+    copy = put(region, bed.n("tagged"), content("tagged"))
+    region.update_image(copy.id, {"tags": ["lts", "old"]})
+    off = target(sync_tags=False)
+    assert statuses(bed, plan(bed, region, off)) == {"tagged": "ok", "new": "pending_upload"}
+    tgt = target()
+    before = plan(bed, region, tgt)
+    assert statuses(bed, before) == {"tagged": "pending_metadata", "new": "pending_upload"}
+    assert "tags differ: +gpu -old" in before.status_of(bed.n("tagged")).reason
+    result = sync(bed, region, tgt)
+    assert (result.updated, result.uploaded, sync_exit(result)) == (1, 1, 0)
+    assert sorted(one(bed, region, "tagged").tags) == ["gpu", "lts"]
+    assert one(bed, region, "tagged").id == copy.id
+    assert one(bed, region, "new").tags == ["edge"]
+    after = plan(bed, region, tgt)
+    assert statuses(bed, after) == {"tagged": "ok", "new": "ok"} and status_exit(after) == 0
+    no_op(bed, region, tgt)
+
+
+SIGNATURE = {"img_signature": "c2lnbmF0dXJl", "img_signature_hash_method": "SHA-256",
+             "img_signature_key_type": "RSA-PSS",
+             "img_signature_certificate_uuid": "7d3b6e4a-0000-4000-8000-000000000000"}
+
+
+def scenario_signed_images(bed: Bed) -> None:
+    """Signature properties are set after the verified upload; at upload the region
+    refuses the data (error_refused, exit 4, nothing left); drop never copies them."""
+    a_region, b_region = bed.regions
+    master = put(bed.master, bed.n("signed"), content("signed"), os_distro="cirros")
+    bed.master.update_image(master.id, dict(SIGNATURE))
+    tgt = target()
+    assert statuses(bed, plan(bed, a_region, tgt)) == {"signed": "pending_upload"}
+    a_region.calls.clear()
+    result = sync(bed, a_region, tgt)
+    assert (result.uploaded, result.errors, sync_exit(result)) == (1, 0, 0)
+    copy = one(bed, a_region, "signed")
+    assert {k: copy.properties.get(k) for k in SIGNATURE} == SIGNATURE
+    created = [props for call, _, props in a_region.calls if call == "create"]
+    assert created and not set(SIGNATURE) & set(created[0])  # not at creation
+    assert statuses(bed, plan(bed, a_region, tgt)) == {"signed": "ok"}
+    no_op(bed, a_region, tgt)
+    at_upload = target(signature_properties="at-upload")
+    before = plan(bed, b_region, at_upload)
+    assert statuses(bed, before) == {"signed": "pending_upload"}
+    result = sync(bed, b_region, at_upload)
+    (refused,) = result.plan.statuses
+    assert refused.status.value == "error_refused"
+    assert "certificate" in refused.reason.lower()
+    bed.seen.add(refused.status.value)
+    assert (result.errors, result.needs_operator, sync_exit(result)) == (0, 1, 4)
+    assert images(bed, b_region) == {}  # the refused image was deleted
+    drop = target(signature_properties="drop")
+    sync(bed, b_region, drop)
+    dropped = one(bed, b_region, "signed")
+    assert not set(SIGNATURE) & set(dropped.properties)
+    assert dropped.properties["os_distro"] == "cirros"
+    assert statuses(bed, plan(bed, b_region, drop)) == {"signed": "ok"}
+    no_op(bed, b_region, drop)
+
+
+def scenario_images_without_checksum(bed: Bed) -> None:
+    """A master image without any hash: error_unverifiable, or copied verified by size
+    and by the hash of the bytes sent; a hashless regional image is not said to differ."""
+    a_region, b_region = bed.regions
+    data = content("nohash", 6 * KIB)
+    master = put(bed.master, bed.n("nohash"), data)
+    bed.strip_hashes(bed.master, master.id)
+    assert one(bed, bed.master, "nohash").checksum is None
+    same = put(a_region, bed.n("nohash"), data)  # the region holds the same bytes
+    tgt = target()
+    before = plan(bed, a_region, tgt)
+    assert statuses(bed, before) == {"nohash": "error_unverifiable"}
+    reason = before.status_of(bed.n("nohash")).reason
+    assert "no checksum" in reason and "differs" not in reason
+    assert status_exit(before) == 4
+    a_region.writes.clear()
+    result = sync(bed, a_region, tgt)
+    assert a_region.writes == [] and sync_exit(result) == 4
+    assert statuses(bed, plan(bed, b_region, tgt)) == {"nohash": "error_unverifiable"}
+    allowed = target(sync_without_checksum=True)
+    before = plan(bed, b_region, allowed)
+    assert statuses(bed, before) == {"nohash": "pending_upload"} and status_exit(before) == 3
+    result = sync(bed, b_region, allowed)
+    assert (result.uploaded, result.errors, sync_exit(result)) == (1, 0, 0)
+    copy = one(bed, b_region, "nohash")
+    assert copy.checksum == md5(data) and copy.size == len(data)
+    assert copy.provenance.master_hash == "sha512:" + hashlib.sha512(data).hexdigest()
+    after = plan(bed, b_region, allowed)
+    assert statuses(bed, after) == {"nohash": "ok"} and status_exit(after) == 0
+    no_op(bed, b_region, allowed)
+    # Not our verified copy: the content cannot be compared, and no reason says
+    # a checksum differs.
+    conflict = plan(bed, a_region, allowed)
+    assert statuses(bed, conflict) == {"nohash": "error_checksum"}
+    assert "cannot be compared" in conflict.status_of(bed.n("nohash")).reason
+    assert one(bed, a_region, "nohash").id == same.id
+    # A regional image without checksum facing a master image with one.
+    put(bed.master, bed.n("hashed"), content("hashed"))
+    bare = put(a_region, bed.n("hashed"), content("hashed"))
+    bed.strip_hashes(a_region, bare.id)
+    p = plan(bed, a_region, tgt)
+    assert statuses(bed, p)["hashed"] == "error_checksum"
+    reason = p.status_of(bed.n("hashed")).reason
+    assert "has no checksum" in reason and "None" not in reason
+
+
+def scenario_members(bed: Bed) -> None:
+    """sync_members: sharing follows the master's, mapped by project name and domain;
+    a project that the region lacks is reported, never guessed."""
+    region = bed.other  # a second identity service: other project ids
+    master = put(bed.master, bed.n("shared"), content("shared"), visibility="shared")
+    bed.master.add_member(master.id, bed.project(bed.master, "alpha"))
+    bed.master.add_member(master.id, bed.project(bed.master, bed.master_only_project))
+    put(bed.master, bed.n("public"), content("public"))
+    tgt = target("other", sync_members=True, metadata_condition=Condition(
+        "image.visibility in ('shared', 'public')"))
+    before = plan(bed, region, tgt)
+    assert statuses(bed, before) == {"shared": "pending_upload", "public": "pending_upload"}
+    assert status_exit(before) == 3
+    result = sync(bed, region, tgt)
+    assert (result.uploaded, result.errors, sync_exit(result)) == (2, 0, 0)
+    copy = one(bed, region, "shared")
+    alpha, beta = bed.project(region, "alpha"), bed.project(region, "beta")
+    assert copy.visibility == "shared"
+    assert region.list_members(copy.id) == [alpha]
+    assert region.list_members(one(bed, region, "public").id) == []
+    after = plan(bed, region, tgt)
+    assert statuses(bed, after) == {"shared": "info_members_unmapped", "public": "ok"}
+    assert bed.master_only_project in after.status_of(bed.n("shared")).reason
+    assert status_exit(after) == 0
+    no_op(bed, region, tgt)
+    # An operator shares the copy with beta: the master's sharing wins.
+    region.add_member(copy.id, beta)
+    p = plan(bed, region, tgt)
+    assert statuses(bed, p)["shared"] == "pending_metadata"
+    assert f"-{beta}" in p.status_of(bed.n("shared")).reason
+    sync(bed, region, tgt)
+    assert region.list_members(copy.id) == [alpha]
+    # Without sync_members, members are not compared.
+    region.add_member(copy.id, beta)
+    plain = target("other", metadata_condition=tgt.metadata_condition)
+    assert statuses(bed, plan(bed, region, plain)) == {"shared": "ok", "public": "ok"}
+
+
+def scenario_adapter_contract_of_the_whole_image(bed: Bed) -> None:
+    """Every region backend answers the same: hidden, tags, deactivation, members."""
+    region = bed.regions[1]
+    image = put(region, bed.n("img"), content("img"))
+    assert region.update_image(image.id, {"os_hidden": True}).os_hidden
+    assert one(bed, region, "img").os_hidden  # listed while hidden
+    assert sorted(region.update_image(image.id, {"tags": ["a", "b"]}).tags) == ["a", "b"]
+    assert region.update_image(image.id, {"tags": ["b"], "nid": "1"}).tags == ["b"]
+    emptied = region.update_image(image.id, {"tags": []})
+    assert emptied.tags == [] and emptied.properties["nid"] == "1"
+    assert region.deactivate_image(image.id).status == "deactivated"
+    assert one(bed, region, "img").status == "deactivated"  # listed while deactivated
+    assert region.deactivate_image(image.id).status == "deactivated"  # again: no change
+    assert region.reactivate_image(image.id).status == "active"
+    assert region.reactivate_image(image.id).status == "active"
+    assert region.list_members(image.id) == []  # public: no members
+    region.update_image(image.id, {"visibility": "shared"})
+    alpha = bed.project(region, "alpha")
+    region.add_member(image.id, alpha)
+    assert region.list_members(image.id) == [alpha]
+    with pytest.raises(ConflictError):
+        region.add_member(image.id, alpha)
+    region.remove_member(image.id, alpha)
+    assert region.list_members(image.id) == []
+    with pytest.raises(ImageNotFoundError):
+        region.remove_member(image.id, alpha)
+
+
 SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_empty_regions_then_in_sync,
     scenario_mixed,
@@ -567,6 +889,14 @@ SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_leftover_queued_image,
     scenario_second_target_with_condition,
     scenario_dry_run_changes_nothing,
+    scenario_hidden_images,
+    scenario_deactivated_copies,
+    scenario_deactivated_master,
+    scenario_tags,
+    scenario_signed_images,
+    scenario_images_without_checksum,
+    scenario_members,
+    scenario_adapter_contract_of_the_whole_image,
 ]
 
 def run(bed: Bed, scenario: Callable[[Bed], None]) -> None:

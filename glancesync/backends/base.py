@@ -17,12 +17,29 @@ import abc
 import dataclasses
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
+from glancesync.errors import UsageError
 from glancesync.image import Image
 from glancesync.integrity import CHUNK_SIZE
 from glancesync.options import Option, Section
 from glancesync.regions import RegionRef
 
-__all__ = ["CHUNK_SIZE", "Backend", "RegionAdapter", "Settings", "Target", "TargetSpec"]
+__all__ = ["CHUNK_SIZE", "Backend", "ProjectName", "RegionAdapter", "Settings", "Target",
+           "TargetSpec"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectName:
+    """A project as people name it: its name and its domain's name.
+
+    Project ids differ between identity services; the name and the domain
+    name are what an image's sharing is mapped by (``sync_members``).
+    """
+
+    name: str
+    domain: str
+
+    def __str__(self) -> str:
+        return f"{self.name} (domain {self.domain})"
 
 
 class Settings(Protocol):
@@ -160,9 +177,10 @@ class RegionAdapter(abc.ABC):
         """Set core fields or properties, remove properties; return the image.
 
         ``changes`` may hold ``name``, ``visibility``, ``min_ram``,
-        ``min_disk``, ``protected``, ``disk_format``, ``container_format``
-        and any user property (string values). ``remove`` lists properties
-        to delete; one the image lacks is ignored.
+        ``min_disk``, ``protected``, ``disk_format``, ``container_format``,
+        ``os_hidden`` (bool), ``tags`` (a list: the image's tags become
+        exactly these) and any user property (string values). ``remove``
+        lists properties to delete; one the image lacks is ignored.
 
         :raises ImageNotFoundError: no such image.
         :raises UsageError: a value the service's image schema refuses.
@@ -175,6 +193,54 @@ class RegionAdapter(abc.ABC):
         :raises ImageNotFoundError: no such image.
         :raises ConflictError: the image is protected.
         """
+
+    # Optional abilities: a backend without them refuses them clearly (the
+    # engine asks for them only when an image or an option needs them).
+
+    def deactivate_image(self, image_id: str) -> Image:
+        """Deactivate the image (its data cannot be downloaded); return it after.
+
+        :raises ImageNotFoundError: no such image.
+        :raises ServiceError: the credential may not (Glance's policy decides).
+        :raises UsageError: the backend cannot deactivate images.
+        """
+        raise self._unsupported("deactivate images")
+
+    def reactivate_image(self, image_id: str) -> Image:
+        """Make a deactivated image ``active`` again; return it after.
+
+        :raises ImageNotFoundError: no such image.
+        :raises UsageError: the backend cannot reactivate images.
+        """
+        raise self._unsupported("reactivate images")
+
+    def list_members(self, image_id: str) -> list[str]:
+        """Ids of the projects the image is shared with (any member status).
+
+        :raises ImageNotFoundError: no such image.
+        :raises UsageError: the backend has no image members.
+        """
+        raise self._unsupported("share images")
+
+    def add_member(self, image_id: str, project_id: str) -> None:
+        """Share the image with ``project_id``; the member accepts it or not.
+
+        :raises ConflictError: the project is a member already.
+        :raises UsageError: the backend has no image members.
+        """
+        raise self._unsupported("share images")
+
+    def remove_member(self, image_id: str, project_id: str) -> None:
+        """Stop sharing the image with ``project_id``.
+
+        :raises ImageNotFoundError: no such image or member.
+        :raises UsageError: the backend has no image members.
+        """
+        raise self._unsupported("share images")
+
+    def _unsupported(self, what: str) -> UsageError:
+        return UsageError(f"the regions of this backend ({type(self).__name__}) cannot"
+                          f" {what}", region=self.name)
 
     def close(self) -> None:
         """Release connections; the adapter is not used afterwards."""
@@ -210,6 +276,22 @@ class Target(abc.ABC):
         The region was checked to exist when it was resolved
         (:func:`~glancesync.regions.resolve_regions`); it is not checked again.
         """
+
+    def project_name(self, project_id: str) -> ProjectName | None:
+        """The name and domain of project ``project_id``; None if there is none.
+
+        :raises ServiceError: the identity service refused or failed the look-up.
+        :raises UsageError: the backend has no projects to look up.
+        """
+        raise UsageError(f"target {self.name}: its backend cannot look up projects")
+
+    def find_project(self, project: ProjectName) -> str | None:
+        """The id of the project of this name and domain; None if there is none.
+
+        :raises ServiceError: the identity service refused or failed the look-up.
+        :raises UsageError: the backend has no projects to look up.
+        """
+        raise UsageError(f"target {self.name}: its backend cannot look up projects")
 
     @property
     def location(self) -> str:

@@ -8,9 +8,11 @@ is deleted at the end of the test, because the bed is shared.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +20,11 @@ from pathlib import Path
 import pytest
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
+from keystoneclient.v3 import client as ks_client
 
 from glancesync.backends.openstack.glance import GlanceRegionAdapter
-from glancesync.errors import ImageNotFoundError, UsageError
+from glancesync.backends.base import ProjectName
+from glancesync.errors import ExitStatus, ImageNotFoundError, ServiceError, UsageError
 from glancesync.facade import GlanceSync
 from glancesync.image import Image
 from glancesync.plan import Status
@@ -377,3 +381,80 @@ def test_unknown_region_is_an_error(bed, facade):
         facade.get_images_region("Atlantis")
     with pytest.raises(UsageError, match="RegionC"):
         facade.print_images("other:Atlantis", file=io.StringIO())
+
+
+# --- the whole image (issue 9) ---------------------------------------------------------
+
+SIGNATURE = {"img_signature": "c2lnbmF0dXJl", "img_signature_hash_method": "SHA-256",
+             "img_signature_key_type": "RSA-PSS",
+             "img_signature_certificate_uuid": "7d3b6e4a-0000-4000-8000-000000000000"}
+
+
+def test_whole_image_through_the_facade(bed, tmp_path, monkeypatch):
+    """Members mapped through both Keystones, a master image without checksum
+    (read through the master data source), a signed, a hidden and tagged image."""
+    monkeypatch.setenv("GLANCESYNC_LOCK_DIR", str(tmp_path / "locks"))
+    master = bed.adapter("Master")
+    shared = bed.add("Master", "shared", data("shared"), visibility="shared")
+    master.add_member(shared.id, bed.info.project_id("master-alice"))
+    identity = ks_client.Client(session=bed.sessions["master-admin"])
+    gamma = (identity.projects.list(name="gamma")
+             or [identity.projects.create("gamma", "default")])[0]
+    master.add_member(shared.id, gamma.id)
+    bare = bed.add("Master", "bare", data("bare", 9000))
+    with contextlib.closing(sqlite3.connect(
+            Path(bed.info.run_dir) / "glance-Master" / "glance.db", timeout=30)) as db, db:
+        db.execute("UPDATE images SET checksum = NULL, os_hash_algo = NULL,"
+                   " os_hash_value = NULL WHERE id = ?", (bare.id,))
+    signed = bed.add("Master", "signed", data("signed"))
+    master.update_image(signed.id, dict(SIGNATURE))  # the master's own data verified before
+    fancy = bed.add("Master", "fancy", data("fancy"))
+    master.update_image(fancy.id, {"os_hidden": True, "tags": ["gpu"]})
+    condition = (f"image.name.startswith('{bed.prefix}')"
+                 " and image.visibility in ('public', 'shared')")
+    options = {"metadata_condition": condition, "sync_members": "true",
+               "sync_without_checksum": "true"}
+    with glancesync(bed, tmp_path, master={"metadata_condition": condition},
+                    other=options) as facade:
+        region = "other:RegionC"
+        before = facade.status([region])
+        assert {s.name[len(bed.prefix):]: s.status for s in before.statuses} == {
+            "shared": Status.PENDING_UPLOAD, "bare": Status.PENDING_UPLOAD,
+            "signed": Status.PENDING_UPLOAD, "fancy": Status.PENDING_UPLOAD}
+        assert before.exit_status == ExitStatus.PENDING
+        result = facade.sync([region])
+        assert result.exit_status == ExitStatus.OK, result.failures
+        copies = {i.name[len(bed.prefix):]: i for i in bed.mine("RegionC")}
+        other = bed.adapter("RegionC")
+        assert other.list_members(copies["shared"].id) == [
+            bed.info.project_id("other-alice")]
+        assert copies["bare"].provenance.master_hash == (
+            "sha512:" + hashlib.sha512(data("bare", 9000)).hexdigest())
+        assert all(copies["signed"].properties[k] == v for k, v in SIGNATURE.items())
+        assert copies["fancy"].os_hidden and copies["fancy"].tags == ["gpu"]
+        after = facade.status([region])
+        assert {s.name[len(bed.prefix):]: s.status for s in after.statuses} == {
+            "shared": Status.INFO_MEMBERS_UNMAPPED, "bare": Status.OK,
+            "signed": Status.OK, "fancy": Status.OK}
+        assert "gamma" in after.plans[region].status_of(bed.prefix + "shared").reason
+        assert after.exit_status == ExitStatus.OK
+        again = facade.sync([region]).results[region]
+        assert (again.uploaded, again.updated, again.errors) == (0, 0, 0)
+        assert not again.plan.operations
+
+
+def test_project_lookups_say_what_a_member_credential_lacks(bed, tmp_path):
+    """sync_members reads projects: a member's credential is refused, clearly."""
+    path = write_config(bed.info, tmp_path / "alice.conf", master_cloud="master-alice")
+    with open(path) as stream, GlanceSync(stream, progress=False) as facade:
+        with pytest.raises(ServiceError) as caught:
+            facade.target("master").find_project(ProjectName("beta", "Default"))
+    assert caught.value.status_code == 403
+    assert "allowed to read projects and domains" in str(caught.value)
+    with glancesync(bed, tmp_path) as facade:
+        assert facade.target("other").find_project(ProjectName("beta", "Default")) == \
+            bed.info.project_id("other-bob")
+        assert facade.target("other").find_project(ProjectName("beta", "Nowhere")) is None
+        assert facade.target("other").find_project(ProjectName("nobody", "Default")) is None
+        assert facade.target("master").project_name(bed.info.project_id("master-alice")) == \
+            ProjectName("alpha", "Default")

@@ -222,7 +222,7 @@ def test_local_target(tmp_path):
     assert master.settings.path == tmp_path
     assert master.settings.project == "p1"
     assert master.settings.option_values() == {"path": tmp_path, "regions": [],
-                                               "project": "p1"}  # no credentials
+                                               "project": "p1", "projects": []}  # no credentials
 
 
 def test_local_project_default(tmp_path):

@@ -57,6 +57,9 @@ EXPECTED_OUTPUT = {
     "example_delete_image.py": r"deleted centos-7 .*True\nremaining in RegionB: "
                                r"\['ubuntu-22\.04'\]",
     "example_adapters.py": r"master:Master: 7 image\(s\).*read cirros-\w+: \d+ bytes",
+    "example_whole_image.py": r"copy [0-9a-f-]{36}: tags \['lts'\], hidden True\n"
+                              r"error_deactivated \(needs_operator\): regional copy .*"
+                              r"after the sync: active, 0 uploaded",
     "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
                          r".*section: main option: max_children",
 }

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from glancesync.backends import get_backend
+from glancesync.backends.base import Target
+from glancesync.backends.local import LocalSettings
 from glancesync.backends.local.adapter import LocalRegionAdapter
+from glancesync.config import TargetConfig
 from glancesync.errors import ChecksumMismatchError
 from glancesync.plan import Status
 from tests.engine import DirectSource
@@ -20,6 +24,24 @@ OTHER_PROJECT = "p-other"
 ALICE = "p-alice"
 
 
+#: The projects of the local targets' "identity services" (names are ids): the
+#: master's has every name, the others only these.
+PROJECTS = ["alpha", "beta"]
+
+
+def local_target(root: Path, name: str, project: str, projects: list[str]) -> Target:
+    settings = LocalSettings(path=root, project=project, projects=projects)
+    return get_backend("local").make_target(TargetConfig(name=name, backend="local",
+                                                         settings=settings))
+
+
+def strip_hashes(view: View, image_id: str) -> None:
+    """What old tools, or a registration by location, leave: no hash at all."""
+    store = view.inner.writable_store
+    store.image_update(view.inner.context, image_id,
+                       {"checksum": None, "os_hash_algo": None, "os_hash_value": None})
+
+
 def local_bed(root: Path) -> Bed:
     prefix = f"{uuid.uuid4().hex[:8]}-"
 
@@ -29,9 +51,14 @@ def local_bed(root: Path) -> Bed:
     def foreign(region: View) -> LocalRegionAdapter:
         return LocalRegionAdapter(region.name, root / region.name, ALICE)
 
+    targets = {MASTER_PROJECT: local_target(root, "master", MASTER_PROJECT, []),
+               REGION_PROJECT: local_target(root, "master", REGION_PROJECT, PROJECTS),
+               OTHER_PROJECT: local_target(root, "other", OTHER_PROJECT, PROJECTS)}
     return Bed(prefix=prefix, master=view("Master", MASTER_PROJECT),
                regions=[view("RegionA", REGION_PROJECT), view("RegionB", REGION_PROJECT)],
-               other=view("RegionC", OTHER_PROJECT), foreign=foreign)
+               other=view("RegionC", OTHER_PROJECT), foreign=foreign,
+               target_of=lambda v: targets[v.project_id], strip_hashes=strip_hashes,
+               project=lambda v, name: name)
 
 
 #: Statuses reported by the scenarios of this module, and the scenarios run.

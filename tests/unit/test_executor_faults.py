@@ -17,8 +17,9 @@ import pytest
 
 from glancesync import executor as executor_module
 from glancesync.backends.local.adapter import LocalRegionAdapter
-from glancesync.errors import ConnectionFailure, ServiceError
-from glancesync.executor import Executor, RegionResult
+from glancesync.errors import (ChecksumMismatchError, ConflictError, ConnectionFailure,
+                               ServiceError, TransferError, UsageError)
+from glancesync.executor import Executor, RegionResult, is_refusal
 from glancesync.image import Image
 from glancesync.plan import OperationKind
 from glancesync.retry import RetryPolicy
@@ -70,8 +71,8 @@ class Faulty(LocalRegionAdapter):
         next(iterator)  # the first chunk goes out, then the link fails
         if fault == "die":
             # What a SIGKILLed Glance worker leaves: saving for good.
-            self.store.image_update(self.context, image_id, {"status": "saving"},
-                                    from_state="queued")
+            self.writable_store.image_update(self.context, image_id, {"status": "saving"},
+                                             from_state="queued")
             raise ConnectionFailure("connection reset by peer", region=self.name)
 
         def broken() -> Iterator[bytes]:
@@ -302,3 +303,21 @@ def test_retry_policy_waits():
     assert retry.attempts == 4
     with pytest.raises(ValueError):
         RetryPolicy(retries=-1)
+
+
+@pytest.mark.parametrize("error, refused", [
+    (ServiceError("bad request", status_code=400), True),
+    (ServiceError("forbidden", status_code=403), True),
+    (ServiceError("over quota", status_code=413), True),
+    (ServiceError("not that format", status_code=415), True),
+    (UsageError("a value the schema refuses"), True),
+    (ServiceError("busy", status_code=503), False),
+    (ConflictError("not queued", status_code=409), False),
+    (ServiceError("forbidden, retry later", status_code=403, transient=True), False),
+    (TransferError("stream broke"), False),
+    (ChecksumMismatchError("corrupt", status_code=400), False),
+    (ConnectionFailure("reset"), False),
+])
+def test_refusals_that_repeat_at_every_run(error, refused):
+    """What makes an upload error_refused rather than a failed region (issue 9)."""
+    assert is_refusal(error) is refused

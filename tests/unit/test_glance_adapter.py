@@ -15,6 +15,7 @@ import threading
 import urllib.parse
 
 import pytest
+import requests_mock
 import requests
 from keystoneauth1 import session as ksa_session
 from keystoneauth1 import token_endpoint
@@ -157,7 +158,11 @@ def test_list_follows_next_links_in_order(fake):
                                        "stores": "fs"})]},
     }
 
+    hidden = {"images": [image_body("h", name="hidden", os_hidden=True)]}
+
     def page(request, context):
+        if request.qs.get("os_hidden"):
+            return hidden
         return pages[request.qs.get("marker", [None])[0]]
 
     fake.get(IMAGES, json=page)
@@ -165,20 +170,24 @@ def test_list_follows_next_links_in_order(fake):
                                   page_size=2)
     images = adapter.list_images()
 
-    assert [image.id for image in images] == ["a", "b", "c"]
+    assert [image.id for image in images] == ["a", "b", "c", "h"]
     assert all(isinstance(image, Image) for image in images)
     assert images[2].properties == {"os_distro": "cirros"}
     assert images[0].owner == PROJECT and images[0].checksum == "c" * 32
+    assert [image.os_hidden for image in images] == [False, False, False, True]
+    # Glance lists hidden images only when asked for them alone: two listings.
     assert glance_calls(fake) == [
         ("GET", "/v2/images?limit=2&visibility=all"),
         ("GET", "/v2/images?limit=2&marker=b&visibility=all"),
+        ("GET", "/v2/images?limit=2&os_hidden=True&visibility=all"),
     ]
 
 
 def test_list_uses_page_size_1000_by_default(adapter, fake):
     fake.get(IMAGES, json={"images": []})
     assert adapter.list_images() == []
-    assert glance_calls(fake) == [("GET", "/v2/images?limit=1000&visibility=all")]
+    assert glance_calls(fake) == [("GET", "/v2/images?limit=1000&visibility=all"),
+                                  ("GET", "/v2/images?limit=1000&os_hidden=True&visibility=all")]
 
 
 def test_list_stops_when_the_time_budget_is_spent(fake):
@@ -483,6 +492,68 @@ def test_update_sends_one_json_patch(adapter, fake):
     assert image.properties == {"os_distro": "ubuntu", "new_prop": "n", "keep": "k"}
     assert image.min_ram == 256
     assert [call[0] for call in glance_calls(fake)] == ["GET", "PATCH", "GET"]
+
+
+def test_tags_are_set_with_the_tag_calls_even_to_none(adapter, fake):
+    """glanceclient's JSON patch cannot empty the tags: one call per tag instead."""
+    before, after = image_body(tags=["old", "keep"]), image_body(tags=["keep", "new"])
+    # glanceclient's update reads the image before and after its patch; the
+    # tags are then read, set, and the image read again; then a second update.
+    fake.get(f"{IMAGES}/{IMAGE_ID}", [{"json": before}, {"json": before}, {"json": before},
+                                      {"json": after}, {"json": after},
+                                      {"json": image_body(tags=[])}])
+    fake.patch(f"{IMAGES}/{IMAGE_ID}", json=image_body(tags=["old", "keep"]))
+    fake.put(requests_mock.ANY, status_code=204)
+    fake.delete(requests_mock.ANY, status_code=204)
+    image = adapter.update_image(IMAGE_ID, {"tags": ["keep", "new"], "os_hidden": True})
+    assert sorted(image.tags) == ["keep", "new"]
+    patch = [r for r in fake.request_history if r.method == "PATCH"][0]
+    # (glanceclient adds the tags it read back as they were: harmless)
+    assert {"op": "replace", "path": "/os_hidden", "value": True} in patch.json()
+    assert [c for c in glance_calls(fake) if c[0] in ("PUT", "DELETE")] == [
+        ("DELETE", f"/v2/images/{IMAGE_ID}/tags/old"),
+        ("PUT", f"/v2/images/{IMAGE_ID}/tags/new")]
+    fake.reset_mock()
+    assert adapter.update_image(IMAGE_ID, {"tags": []}).tags == []
+    assert [c for c in glance_calls(fake) if c[0] != "GET"] == [
+        ("DELETE", f"/v2/images/{IMAGE_ID}/tags/keep"),
+        ("DELETE", f"/v2/images/{IMAGE_ID}/tags/new")]
+
+
+def test_deactivate_and_reactivate_are_glance_actions(adapter, fake):
+    fake.post(f"{IMAGES}/{IMAGE_ID}/actions/deactivate", status_code=204)
+    fake.post(f"{IMAGES}/{IMAGE_ID}/actions/reactivate", status_code=204)
+    fake.get(f"{IMAGES}/{IMAGE_ID}", [{"json": image_body(status="deactivated")},
+                                      {"json": image_body(status="active")}])
+    assert adapter.deactivate_image(IMAGE_ID).status == "deactivated"
+    assert adapter.reactivate_image(IMAGE_ID).status == "active"
+    assert [c for c in glance_calls(fake) if c[0] == "POST"] == [
+        ("POST", f"/v2/images/{IMAGE_ID}/actions/deactivate"),
+        ("POST", f"/v2/images/{IMAGE_ID}/actions/reactivate")]
+
+
+def test_members(adapter, fake):
+    member = {"member_id": "p2", "image_id": IMAGE_ID, "status": "pending",
+              "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z",
+              "schema": "/v2/schemas/member"}
+    fake.get(f"{GLANCE}/v2/schemas/member", json={"name": "member", "properties": {
+        key: {"type": "string"} for key in member}})
+    fake.get(f"{IMAGES}/{IMAGE_ID}/members", json={"members": [member]})
+    fake.post(f"{IMAGES}/{IMAGE_ID}/members", json=member)
+    fake.delete(f"{IMAGES}/{IMAGE_ID}/members/p2", status_code=204)
+    assert adapter.list_members(IMAGE_ID) == ["p2"]
+    adapter.add_member(IMAGE_ID, "p2")
+    adapter.remove_member(IMAGE_ID, "p2")
+    posted = [r for r in fake.request_history if r.method == "POST"
+              and r.url.endswith("/members")][0]
+    assert posted.json() == {"member": "p2"}
+
+
+def test_an_image_that_is_not_shared_has_no_members(adapter, fake):
+    fake.get(f"{IMAGES}/{IMAGE_ID}/members", **glance_error(
+        403, "Forbidden", "Only shared images have members."))
+    fake.get(f"{IMAGES}/{IMAGE_ID}", json=image_body(visibility="public"))
+    assert adapter.list_members(IMAGE_ID) == []
 
 
 def test_update_visibility(adapter, fake):

@@ -27,7 +27,8 @@ LAYERS = [
     ["glancesync.backends.*"],  # each backend's package
     ["glancesync.backends"],  # the registry
     ["glancesync.config", "glancesync.selection"],
-    ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report"],
+    ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report",
+     "glancesync.sharing"],
     ["glancesync.executor"],
     ["glancesync.facade"],
     ["glancesync", "glancesync.cli", "glancesync.demo", "glancesync.testbed*"],

@@ -178,6 +178,18 @@ class Flickering(LocalRegionAdapter):
     def delete_image(self, image_id):
         return self._do("delete", lambda: super(Flickering, self).delete_image(image_id))
 
+    def add_member(self, image_id, project_id):
+        return self._do("share", lambda: super(Flickering, self).add_member(
+            image_id, project_id))
+
+    def remove_member(self, image_id, project_id):
+        return self._do("unshare", lambda: super(Flickering, self).remove_member(
+            image_id, project_id))
+
+    def reactivate_image(self, image_id):
+        return self._do("reactivate", lambda: super(Flickering, self).reactivate_image(
+            image_id))
+
 
 @pytest.fixture
 def flickering(tmp_path):
@@ -259,3 +271,28 @@ def test_delete_whose_answer_was_lost_is_done(flickering):
     assert region.calls.count("delete") == 2 and region.list_images() == []
     with pytest.raises(ImageNotFoundError):  # gone at the first attempt: an error
         wrapped.delete_image(made.id)
+
+
+def test_sharing_whose_answer_was_lost_is_done(flickering):
+    region, wrapped, _ = flickering
+    made = region.create_image("img", visibility="shared", **FORMATS)
+    region.faults["share"] = ["lost"]
+    wrapped.add_member(made.id, "alpha")
+    assert region.calls.count("share") == 2 and region.list_members(made.id) == ["alpha"]
+    with pytest.raises(ConflictError):  # a member at the first attempt: an error
+        wrapped.add_member(made.id, "alpha")
+    region.faults["unshare"] = ["lost"]
+    wrapped.remove_member(made.id, "alpha")
+    assert region.calls.count("unshare") == 2 and region.list_members(made.id) == []
+    with pytest.raises(ImageNotFoundError):
+        wrapped.remove_member(made.id, "alpha")
+
+
+def test_reactivation_is_retried(flickering):
+    region, wrapped, delays = flickering
+    made = region.create_image("img", **FORMATS)
+    region.upload_data(made.id, [b"data"])
+    region.deactivate_image(made.id)
+    region.faults["reactivate"] = ["503", "lost"]
+    assert wrapped.reactivate_image(made.id).status == "active"
+    assert region.calls.count("reactivate") == 3 and len(delays) == 2

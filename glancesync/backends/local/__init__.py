@@ -24,8 +24,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("path", "path", help="folder holding the regions, one sub-folder each"),
     Option("regions", "list", [], help="regions created empty on first use if missing"),
     Option("project", "string", DEFAULT_PROJECT, help="the project the target acts as"),
+    Option("projects", "list", [], help="the projects that exist for sync_members, in"
+                                        " domain Default (empty: any name)"),
 )
-_PATH, _REGIONS, _PROJECT = OPTIONS
+_PATH, _REGIONS, _PROJECT, _PROJECTS = OPTIONS
 
 
 @dataclasses.dataclass
@@ -35,11 +37,13 @@ class LocalSettings:
     path: Path
     regions: list[str] = dataclasses.field(default_factory=list)
     project: str = DEFAULT_PROJECT
+    projects: list[str] = dataclasses.field(default_factory=list)
     default_region: str | None = None
 
     def option_values(self) -> Mapping[str, Any]:
-        """``path``, ``regions`` and ``project``."""
-        return {"path": self.path, "regions": self.regions, "project": self.project}
+        """``path``, ``regions``, ``project`` and ``projects``."""
+        return {"path": self.path, "regions": self.regions, "project": self.project,
+                "projects": self.projects}
 
 
 def read_settings(section: Section, env: Mapping[str, str]) -> LocalSettings:
@@ -52,7 +56,7 @@ def read_settings(section: Section, env: Mapping[str, str]) -> LocalSettings:
         raise section.error("path", "missing: a local target needs the folder"
                                     " holding its regions (path = FOLDER)")
     return LocalSettings(path=path, regions=section.read(_REGIONS),
-                         project=section.read(_PROJECT))
+                         project=section.read(_PROJECT), projects=section.read(_PROJECTS))
 
 
 def _make_target(spec: TargetSpec) -> Target:

@@ -18,9 +18,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from glancesync.backends.base import RegionAdapter
 from glancesync.backends.local.store import DB_NAME, LocalStore, RequestContext
-from glancesync.errors import (ConflictError, GlanceSyncError, RegionNotFoundError,
-                               ServiceError, UsageError)
-from glancesync.image import CORE_FIELDS, UPDATABLE_FIELDS, VISIBILITIES, Image
+from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
+                               RegionNotFoundError, ServiceError, UsageError)
+from glancesync.image import (CORE_FIELDS, SIGNATURE_PROPERTIES, UPDATABLE_FIELDS,
+                              VISIBILITIES, Image)
 
 __all__ = ["LocalRegionAdapter", "DISK_FORMATS", "CONTAINER_FORMATS"]
 
@@ -58,8 +59,12 @@ def _check_core(field: str, value: Any) -> None:
     if field in ("min_ram", "min_disk") and (
             isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise UsageError(f"{field} must be an integer >= 0, not {value!r}")
-    if field == "protected" and not isinstance(value, bool):
-        raise UsageError(f"protected must be a boolean, not {value!r}")
+    if field in ("protected", "os_hidden") and not isinstance(value, bool):
+        raise UsageError(f"{field} must be a boolean, not {value!r}")
+    if field == "tags" and (isinstance(value, str) or not all(
+            isinstance(tag, str) and 0 < len(tag) <= 255 for tag in value)):
+        raise UsageError(f"tags must be a list of strings of 1 to 255 characters,"
+                         f" not {value!r}")
     if field == "name" and value is not None and (not isinstance(value, str) or len(value) > 255):
         raise UsageError(f"name must be a string of at most 255 characters, not {value!r}")
 
@@ -220,13 +225,22 @@ class LocalRegionAdapter(RegionAdapter):
         A ``size`` that does not match the bytes received raises
         :class:`TransferError` and leaves the image ``queued``. Like Glance,
         an image without ``disk_format`` and ``container_format`` takes no
-        data: a local master image must be synchronisable to a cloud.
+        data: a local master image must be synchronisable to a cloud. An
+        image carrying the four signature properties is refused (HTTP 400),
+        as Glance refuses one whose certificate its key manager lacks: a
+        local region has no key manager.
         """
         with self._errors(image_id):
             image = self.writable_store.image_get(self.context, image_id)
             if not image.get("disk_format") or not image.get("container_format"):
                 raise UsageError("disk_format and container_format must be set before "
                                  "the image takes data (Glance refuses it too)")
+            if all(image["properties"].get(key) for key in SIGNATURE_PROPERTIES):
+                certificate = image["properties"]["img_signature_certificate_uuid"]
+                raise ServiceError(
+                    "signature verification failed: a local region has no key manager to"
+                    f" retrieve certificate {certificate} from (Glance refuses such data"
+                    " too when its key manager lacks the certificate)", status_code=400)
             return self._image(self.writable_store.write_data(self.context, image_id, chunks,
                                                      expected_size=size))
 
@@ -244,8 +258,12 @@ class LocalRegionAdapter(RegionAdapter):
         with self._errors(image_id):
             core: dict[str, Any] = {}
             props: dict[str, str] = {}
+            tags = None
             for key, value in changes.items():
-                if key in UPDATABLE_FIELDS:
+                if key == "tags":
+                    _check_core(key, value)
+                    tags = list(value)
+                elif key in UPDATABLE_FIELDS:
                     _check_core(key, value)
                     core[key] = value
                 else:
@@ -256,14 +274,62 @@ class LocalRegionAdapter(RegionAdapter):
                 if key in CORE_FIELDS:
                     raise UsageError(f"{key!r} is a core field, it cannot be removed")
             store = self.writable_store
-            data = store.image_update(self.context, image_id,
-                                           {**core, "properties": props})
+            data = store.image_update(self.context, image_id, {**core, "properties": props})
             for key in remove:
                 if key in data["properties"]:
                     store.image_property_delete(self.context, key, image_id)
-            if remove:
+            if tags is not None:
+                store.image_tag_set_all(self.context, image_id, tags)
+            if remove or tags is not None:
                 data = store.image_get(self.context, image_id)
             return self._image(data)
+
+    def deactivate_image(self, image_id: str) -> Image:
+        """``active`` to ``deactivated`` (a deactivated image stays so), as in Glance."""
+        return self._set_state(image_id, "deactivated", "active")
+
+    def reactivate_image(self, image_id: str) -> Image:
+        """``deactivated`` to ``active`` (an active image stays so), as in Glance."""
+        return self._set_state(image_id, "active", "deactivated")
+
+    def _set_state(self, image_id: str, wanted: str, source: str) -> Image:
+        with self._errors(image_id):
+            store = self.writable_store
+            data = store.image_get(self.context, image_id)
+            if data["status"] == wanted:
+                return self._image(data)
+            if data["status"] != source:
+                raise ConflictError(f"image is {data['status']}: only an {source} image"
+                                    f" can become {wanted}", status_code=400)
+            return self._image(store.image_update(self.context, image_id, {"status": wanted},
+                                                  from_state=source))
+
+    def list_members(self, image_id: str) -> list[str]:
+        with self._errors(image_id):
+            self.store.image_get(self.context, image_id)
+            return [m["member"] for m in self.store.image_member_find(self.context,
+                                                                      image_id=image_id)]
+
+    def add_member(self, image_id: str, project_id: str) -> None:
+        """Share the image (``pending`` until the member accepts); shared images only."""
+        with self._errors(image_id):
+            store = self.writable_store
+            data = store.image_get(self.context, image_id)
+            if data["visibility"] != "shared":
+                raise ConflictError(f"only shared images have members (this one is"
+                                    f" {data['visibility']})", status_code=403)
+            store.image_member_create(self.context, {"image_id": image_id,
+                                                     "member": project_id})
+
+    def remove_member(self, image_id: str, project_id: str) -> None:
+        with self._errors(image_id):
+            store = self.writable_store
+            found = store.image_member_find(self.context, image_id=image_id,
+                                            member=project_id)
+            if not found:
+                raise ImageNotFoundError(f"project {project_id} is not a member",
+                                         status_code=404)
+            store.image_member_delete(self.context, found[0]["id"])
 
     def delete_image(self, image_id: str) -> None:
         """Soft delete the image and remove its data; protected ones refuse."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glancesync.backends.base import RegionAdapter, Target, TargetSpec
+from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
 from glancesync.backends.local.store import DB_NAME
 from glancesync import safenames
 from glancesync.errors import ConfigError, UnsafeNameError, UsageError
@@ -15,6 +15,9 @@ from glancesync.regions import RegionRef
 
 #: The file that makes a folder a local region.
 REGION_MARKER = DB_NAME
+
+#: The domain of every project of a local target (a project's name is its id).
+LOCAL_DOMAIN = "Default"
 
 
 class LocalTarget(Target):
@@ -50,6 +53,23 @@ class LocalTarget(Target):
         found = sorted(entry.name for entry in entries
                        if (entry / REGION_MARKER).is_file())
         return declared + [name for name in found if name not in declared]
+
+    def project_name(self, project_id: str) -> ProjectName | None:
+        """A local project's name is its id, in domain ``Default``.
+
+        With ``projects`` set, only those exist.
+        """
+        known = self.settings.projects
+        if known and project_id not in known:
+            return None
+        return ProjectName(project_id, LOCAL_DOMAIN)
+
+    def find_project(self, project: ProjectName) -> str | None:
+        """The project's name, when it is in domain ``Default`` (and in ``projects``)."""
+        if project.domain.lower() != LOCAL_DOMAIN.lower():
+            return None
+        known = self.settings.projects
+        return project.name if not known or project.name in known else None
 
     def adapter(self, region: RegionRef) -> RegionAdapter:
         """The adapter of ``region``; a declared region's folder is created on first use.

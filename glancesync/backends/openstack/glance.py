@@ -23,6 +23,8 @@ from typing import Any, Iterable, Iterator, Mapping
 import requests
 from glanceclient import exc as glance_exc
 from glanceclient.common import http as glance_http
+from glanceclient.v2 import image_members as glance_members
+from glanceclient.v2 import image_tags as glance_tags
 from glanceclient.v2 import images as glance_images
 from glanceclient.v2 import schemas as glance_schemas
 from keystoneauth1 import adapter as ksa_adapter
@@ -220,7 +222,10 @@ class GlanceRegionAdapter(RegionAdapter):
         self.page_size = page_size
         http = _GlanceHTTP(session, region_name=region_name, interface=interface,
                            endpoint_override=endpoint_override)
-        self._images = glance_images.Controller(http, glance_schemas.Controller(http))
+        schemas = glance_schemas.Controller(http)
+        self._images = glance_images.Controller(http, schemas)
+        self._tags = glance_tags.Controller(http, schemas)
+        self._members = glance_members.Controller(http, schemas)
         # Image data goes through keystoneauth directly: glanceclient would
         # send it with chunked transfer encoding, which costs client and
         # server CPU when the size is known.
@@ -236,25 +241,32 @@ class GlanceRegionAdapter(RegionAdapter):
     def list_images(self) -> list[Image]:
         """Every image the credential can see (``visibility=all``), all pages.
 
+        Hidden images included: Glance leaves them out of a listing unless
+        asked for them alone (``os_hidden=true``), so two listings are made,
+        within one time budget. Deactivated images are listed as they are.
         An admin credential sees every project's images: callers filter by
         :attr:`Image.owner`.
         """
         self._list_http.restart()
-        images = []
+        images: dict[str, Image] = {}
         with self._errors("listing images"):
             try:
-                for item in self._lister.list(page_size=self.page_size,
-                                              filters={"visibility": "all"}):
-                    image = Image.from_dict(dict(item))
-                    if image.status != "deleted":
-                        images.append(image)
+                for hidden in (False, True):
+                    filters: dict[str, Any] = {"visibility": "all"}
+                    if hidden:
+                        filters["os_hidden"] = True
+                    for item in self._lister.list(page_size=self.page_size,
+                                                  filters=filters):
+                        image = Image.from_dict(dict(item))
+                        if image.status != "deleted":
+                            images.setdefault(image.id, image)
             except _ListingTimedOut as exc:
                 raise ServiceError(
                     f"listing images took longer than {self.list_timeout:g} s "
                     "(raise list_images_timeout if the region is just slow)",
                     region=self.name) from exc
         LOG.debug("%s: %d images listed", self.name, len(images))
-        return images
+        return list(images.values())
 
     def get_image(self, image_id: str) -> Image:
         with self._errors("getting the image", image_id):
@@ -352,18 +364,75 @@ class GlanceRegionAdapter(RegionAdapter):
         """Apply ``changes`` and remove properties in one JSON-patch request.
 
         Removing a property the image does not have is not an error.
+        ``tags`` are set through Glance's tag calls, one per tag added or
+        removed (a JSON patch cannot empty them through glanceclient).
         """
+        changes = dict(changes)
+        tags = changes.pop("tags", None)
         remove = [key for key in remove if key not in changes]
         LOG.debug("%s: updating image %s: set %s, remove %s", self.name, image_id,
                   sorted(changes), sorted(remove))
-        with self._errors("updating the image", image_id,
-                          publicize=changes.get("visibility") == "public"):
-            try:
-                updated = self._images.update(image_id, remove_props=remove or None,
-                                                     **dict(changes))
-            except TypeError as exc:
-                raise self._schema_error("updating the image", image_id, exc) from exc
-        return Image.from_dict(dict(updated))
+        updated = None
+        if changes or remove:
+            with self._errors("updating the image", image_id,
+                              publicize=changes.get("visibility") == "public"):
+                try:
+                    updated = self._images.update(image_id, remove_props=remove or None,
+                                                  **changes)
+                except TypeError as exc:
+                    raise self._schema_error("updating the image", image_id, exc) from exc
+        if tags is not None:
+            return self._set_tags(image_id, tags)
+        return Image.from_dict(dict(updated)) if updated is not None else self.get_image(image_id)
+
+    def _set_tags(self, image_id: str, tags: Iterable[str]) -> Image:
+        """Make ``tags`` the image's tags; return the image after."""
+        wanted = list(dict.fromkeys(tags))
+        current = self.get_image(image_id).tags
+        with self._errors("setting the image's tags", image_id):
+            for tag in current:
+                if tag not in wanted:
+                    with contextlib.suppress(glance_exc.HTTPNotFound):
+                        self._tags.delete(image_id, tag)
+            for tag in wanted:
+                if tag not in current:
+                    self._tags.update(image_id, tag)
+        return self.get_image(image_id)
+
+    def deactivate_image(self, image_id: str) -> Image:
+        """Deactivate the image (Glance's ``deactivate`` action); return it after."""
+        with self._errors("deactivating the image", image_id):
+            self._images.deactivate(image_id)
+        return self.get_image(image_id)
+
+    def reactivate_image(self, image_id: str) -> Image:
+        """Reactivate a deactivated image (Glance's ``reactivate`` action)."""
+        with self._errors("reactivating the image", image_id):
+            self._images.reactivate(image_id)
+        return self.get_image(image_id)
+
+    def list_members(self, image_id: str) -> list[str]:
+        """Ids of the projects the image is shared with, whatever their answer.
+
+        An image that is not ``shared`` has none (Glance answers 403).
+        """
+        try:
+            with self._errors("listing the image's members", image_id):
+                return [member["member_id"] for member in self._members.list(image_id)]
+        except ServiceError as exc:
+            if exc.status_code == 403 and self.get_image(image_id).visibility != "shared":
+                return []
+            raise
+
+    def add_member(self, image_id: str, project_id: str) -> None:
+        """Share the image with ``project_id`` (the member then accepts it or not)."""
+        with self._errors("sharing the image", image_id):
+            self._members.create(image_id, project_id)
+
+    def remove_member(self, image_id: str, project_id: str) -> None:
+        """Stop sharing the image with ``project_id``."""
+        with self._errors("unsharing the image", image_id):
+            self._members.delete(image_id, project_id)
 
     def delete_image(self, image_id: str) -> None:
         LOG.debug("%s: deleting image %s", self.name, image_id)

@@ -18,7 +18,7 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
-from glancesync.backends.base import RegionAdapter, Target, TargetSpec
+from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
 from glancesync.backends.openstack.origins import guarded_session
 from glancesync.backends.openstack.settings import OpenStackSettings
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
@@ -65,6 +65,7 @@ class KeystoneTarget(Target):
         self._auth: v3.Auth | None = None
         self._auth_url: str | None = None
         self._access: ks_access.AccessInfoV3 | None = None
+        self._identity: Any = None
 
     # -- session -----------------------------------------------------------
 
@@ -186,6 +187,51 @@ class KeystoneTarget(Target):
             self._session.session.close()
         self._session = None
         self._access = None
+        self._identity = None
+
+    # -- projects (sync_members) ---------------------------------------------
+
+    def _identity_client(self) -> Any:
+        """A python-keystoneclient v3 client on the target's session."""
+        if self._identity is None:
+            from keystoneclient.v3 import client as ks_client
+            self._identity = ks_client.Client(session=self.session,
+                                              interface=self.settings.interface)
+        return self._identity
+
+    def project_name(self, project_id: str) -> ProjectName | None:
+        """The name and domain name of a project of this Keystone (admin look-up)."""
+        client = self._identity_client()
+        with self._translate_lookup():
+            try:
+                project = client.projects.get(project_id)
+                domain = client.domains.get(project.domain_id)
+            except ks_exc.NotFound:
+                return None
+        return ProjectName(project.name, domain.name)
+
+    def find_project(self, project: ProjectName) -> str | None:
+        """The id of the project of that name in the domain of that name, or None."""
+        client = self._identity_client()
+        with self._translate_lookup():
+            domains = client.domains.list(name=project.domain)
+            if not domains:
+                return None
+            found = client.projects.list(name=project.name, domain=domains[0].id)
+        return found[0].id if found else None
+
+    @contextlib.contextmanager
+    def _translate_lookup(self) -> Iterator[None]:
+        """Keystone errors of a project look-up, with what a 403 means."""
+        try:
+            with self._translate():
+                yield
+        except ServiceError as exc:
+            if exc.status_code == 403:
+                exc.message += (" (sync_members maps projects by name: the target's"
+                                " credential must be allowed to read projects and"
+                                " domains, an admin's usually)")
+            raise
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
         """Turn keystoneauth1 errors raised inside into GlanceSync errors."""
