@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -152,8 +151,9 @@ def template(tmp_path_factory) -> Path:
                                 container_format="bare")
     theirs.upload_data(image.id, [b"x"], 1)
     theirs.close()
-    with open(config) as stream, GlanceSync(stream, progress=False) as gs:
-        os.environ.setdefault("GLANCESYNC_LOCK_DIR", str(folder / "locks"))
+    with pytest.MonkeyPatch.context() as patch, open(config) as stream, \
+            GlanceSync(stream, progress=False) as gs:
+        patch.setenv("GLANCESYNC_LOCK_DIR", str(folder / "locks"))
         assert gs.sync(["RegionA", "RegionB"]).exit_status == 0
         gs.backup_glancemetadata_region("RegionB", path=folder / "saved")
     return folder

@@ -37,8 +37,9 @@ def template(tmp_path_factory) -> Path:
                                 container_format="bare", properties={"owner_note": "theirs"})
     theirs.upload_data(image.id, [b"theirs"], 6)
     theirs.close()
-    with open(config) as stream, GlanceSync(stream, progress=False) as gs:
-        os.environ.setdefault("GLANCESYNC_LOCK_DIR", str(folder / "locks"))
+    with pytest.MonkeyPatch.context() as patch, open(config) as stream, \
+            GlanceSync(stream, progress=False) as gs:
+        patch.setenv("GLANCESYNC_LOCK_DIR", str(folder / "locks"))
         result = gs.sync(["RegionA", "RegionB"])
         assert result.exit_status == 0
     return folder
@@ -50,7 +51,8 @@ class Fed:
         self.folder = folder
         self.config = folder / "glancesync.conf"
         self.config.write_text(self.config.read_text().replace(str(template), str(folder)))
-        self.gs = GlanceSync(open(self.config), progress=False)
+        with open(self.config) as stream:
+            self.gs = GlanceSync(stream, progress=False)
 
     def adapter(self, region: str, project: str = demo.PROJECT) -> LocalRegionAdapter:
         return LocalRegionAdapter(f"master:{region}", self.folder / "federation" / region,
