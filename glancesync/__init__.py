@@ -13,6 +13,7 @@ from glancesync.errors import (AuthenticationError, ChecksumMismatchError, Confi
                                ConflictError, ConnectionFailure, EndpointError, ExitStatus,
                                GlanceSyncError, ImageNotFoundError, LockedError,
                                RegionNotFoundError, ServiceError, TLSError, TransferError,
+                               UnsafeNameError,
                                UsageError)
 
 #: Public name -> the module defining it (loaded on first use).
@@ -35,7 +36,7 @@ __all__ = [
     "ExitStatus", "GlanceSyncError", "AuthenticationError", "ChecksumMismatchError",
     "ConfigError", "ConflictError", "ConnectionFailure", "EndpointError", "ImageNotFoundError",
     "LockedError", "RegionNotFoundError", "ServiceError", "TLSError", "TransferError",
-    "UsageError",
+    "UnsafeNameError", "UsageError",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

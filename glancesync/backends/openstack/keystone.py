@@ -14,6 +14,7 @@ translated here into :mod:`glancesync.errors`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from typing import Any, Iterator
@@ -24,6 +25,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
+from glancesync.backends.openstack.origins import guarded_session
 from glancesync.backends.openstack.settings import INTERFACES, OpenStackSettings, load_cloud
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                GlanceSyncError, ServiceError, TLSError)
@@ -125,17 +127,33 @@ class KeystoneTarget(Target):
                     raise ConfigError("no credentials for this target", section=self.name)
                 auth = dict(self.settings.auth)
                 self._auth = self._make_plugin(auth, auth_type=auth.pop("auth_type", None))
-                self._session = ks_session.Session(auth=self._auth,
-                                                   verify=self._verify(True),
-                                                   timeout=SOCKET_TIMEOUT)
+                # Requests (and the redirections keystoneauth follows) reach only
+                # Keystone and the catalog's endpoints: the token goes nowhere else.
+                self._session = ks_session.Session(
+                    auth=self._auth, verify=self._verify(True), timeout=SOCKET_TIMEOUT,
+                    session=guarded_session(self._allowed_urls))
         return self._session
 
+    def _allowed_urls(self) -> Iterator[str | None]:
+        """Keystone's URL and every endpoint of the current token's catalog."""
+        yield self._auth_url
+        access = getattr(self._auth, "auth_ref", None)
+        catalog = access.service_catalog.catalog if access is not None else None
+        for service in catalog or []:
+            for endpoint in service.get("endpoints") or []:
+                yield endpoint.get("url")
+
     def _cloud_session(self) -> ks_session.Session:
-        """The cloud's session, as openstacksdk makes it, the section's TLS options applied."""
+        """The cloud's session, as openstacksdk makes it, the section's TLS options applied.
+
+        Its requests go through the same guard as explicit credentials' do.
+        """
         cloud = self.cloud
         url = (cloud.config.get("auth") or {}).get("auth_url")
         if url:
             self._auth_url = v3_url(url)
+        cloud.set_session_constructor(functools.partial(
+            ks_session.Session, session=guarded_session(self._allowed_urls)))
         try:
             session = cloud.get_session()
         except Exception as exc:  # openstacksdk's and keystoneauth's loading errors
