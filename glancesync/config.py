@@ -157,16 +157,22 @@ def load_config(stream: Any = None, overrides: Sequence[str] = (),
                 environ: Mapping[str, str] | None = None) -> Config:
     """Read, complete and validate the configuration.
 
-    ``stream`` is any object with ``read()`` (its ``name`` is used in
-    messages); ``overrides`` are ``section.key=value`` or ``key=value``
+    ``stream`` is a path (``str`` or :class:`os.PathLike`) or any object
+    with ``read()`` (its ``name`` is used in messages); ``overrides`` are ``section.key=value`` or ``key=value``
     strings; ``environ`` replaces :data:`os.environ` (for tests and for
     callers that build the environment themselves).
+
+    :raises ConfigError: the file is missing, unreadable or invalid.
     """
     env = os.environ if environ is None else environ
     parser = configparser.ConfigParser(interpolation=None,
                                        default_section=_NO_DEFAULT_SECTION)
     path: str | None = None
-    if stream is not None:
+    if isinstance(stream, (str, os.PathLike)):
+        path = os.fspath(stream)
+        with open_config_file(path) as handle:
+            _parse(parser, _read(handle, path), path)
+    elif stream is not None:
         path = getattr(stream, "name", None)
         path = str(path) if isinstance(path, (str, os.PathLike)) else None
         _parse(parser, _read(stream, path), path)

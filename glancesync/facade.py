@@ -115,7 +115,8 @@ class StatusReport:
 class GlanceSync:
     """Synchronise the images of Glance regions with the master region.
 
-    ``config_parameters`` is a stream with the configuration (a file object
+    ``config_parameters`` is the path of the configuration file (``str`` or
+    :class:`os.PathLike`), a stream with the configuration (a file object
     or ``io.StringIO``), or an already loaded :class:`~glancesync.config.Config`;
     ``None`` reads ``$GLANCESYNC_CONFIG``, then ``/etc/glancesync.conf``,
     then the ``OS_*`` environment variables. ``overrides`` are
@@ -125,7 +126,8 @@ class GlanceSync:
     :raises ConfigError: the configuration is missing, unreadable or invalid.
     """
 
-    def __init__(self, config_parameters: TextIO | Config | None = None, *,
+    def __init__(self, config_parameters: str | os.PathLike[str] | TextIO | Config | None = None,
+                 *,
                  overrides: Sequence[str] = (), environ: Mapping[str, str] | None = None,
                  progress: bool | None = None) -> None:
         if isinstance(config_parameters, Config):
