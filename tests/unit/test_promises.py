@@ -60,3 +60,50 @@ def test_a_missing_configuration_file_is_a_config_error(tmp_path):
 def test_an_unreadable_configuration_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not a configuration file|cannot read"):
         load_config(tmp_path)  # a folder
+
+
+# --- case 6 and 11: the demo's folder and its help ------------------------------------
+
+def _demo(*args: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "glancesync.demo", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=180,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_the_demo_refuses_to_empty_a_folder_it_did_not_make(tmp_path):
+    from glancesync.demo import main
+    folder = tmp_path / "home"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    assert main(["--dir", str(folder)]) == 2
+    assert (folder / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in folder.iterdir()) == ["thesis.tex"]
+
+
+def test_the_demo_recreates_its_own_folder(tmp_path, capsys):
+    from glancesync.demo import MARKER, main
+    folder = tmp_path / "demo"
+    assert main(["--dir", str(folder), ]) == 0
+    assert (folder / MARKER).is_file()
+    (folder / "leftover").write_text("from the first run")
+    assert main(["--dir", str(folder)]) == 0
+    assert not (folder / "leftover").exists()
+    assert "(exit status 0)" in capsys.readouterr().out
+
+
+def test_the_demo_refuses_a_file_as_its_folder(tmp_path, capsys):
+    from glancesync.demo import main
+    target = tmp_path / "a-file"
+    target.write_text("kept")
+    assert main(["--dir", str(target)]) == 2
+    assert target.read_text() == "kept"
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_the_demo_help_is_plain_text(tmp_path):
+    done = _demo("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    assert "``" not in done.stdout and ":func:" not in done.stdout
+    assert "--dir" in done.stdout
