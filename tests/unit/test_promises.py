@@ -107,3 +107,27 @@ def test_the_demo_help_is_plain_text(tmp_path):
     assert done.returncode == 0
     assert "``" not in done.stdout and ":func:" not in done.stdout
     assert "--dir" in done.stdout
+
+
+# --- case 4: cache_max_size -------------------------------------------------------------
+
+def test_an_image_larger_than_cache_max_size_leaves_the_cache_after_the_run(tmp_path):
+    from glancesync.demo import build_federation
+    config = build_federation(tmp_path / "demo")
+    with GlanceSync(config, overrides=["cache_max_size=1M"], environ={},
+                    progress=False) as glancesync:
+        result = glancesync.sync(["RegionA"])
+    assert result.exit_status == 0
+    assert result.bytes_downloaded >= 3 * 2 ** 20  # ubuntu-22.04 (3 MiB) went through it
+    cached = [p for p in (tmp_path / "demo" / "cache").iterdir() if p.is_file()]
+    assert sum(p.stat().st_size for p in cached) <= 2 ** 20, cached
+
+
+def test_images_within_cache_max_size_stay_cached(tmp_path):
+    from glancesync.demo import build_federation
+    config = build_federation(tmp_path / "demo")
+    with GlanceSync(config, overrides=["cache_max_size=100M"], environ={},
+                    progress=False) as glancesync:
+        glancesync.sync(["RegionA"])
+    cached = [p for p in (tmp_path / "demo" / "cache").iterdir() if p.is_file()]
+    assert sum(p.stat().st_size for p in cached) > 3 * 2 ** 20
