@@ -29,7 +29,7 @@ from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, make_plan
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, resolve_regions
-from glancesync.retry import RetryingAdapter, RetryPolicy
+from glancesync.retry import RetryingAdapter, RetryingTarget, RetryPolicy
 from glancesync.runlog import RunLogs, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
 from glancesync.transfer import ImageCache, MasterImageSource
@@ -180,7 +180,9 @@ class GlanceSync:
         with self._guard:
             if name not in self._targets:
                 config = self.config.target(name)
-                self._targets[name] = backends.get_backend(config.backend).make_target(config)
+                self._targets[name] = RetryingTarget(
+                    backends.get_backend(config.backend).make_target(config),
+                    self._retry_policy())
             return self._targets[name]
 
     def get_regions(self, omit_master_region: bool = True,

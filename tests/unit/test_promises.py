@@ -131,3 +131,66 @@ def test_images_within_cache_max_size_stay_cached(tmp_path):
         glancesync.sync(["RegionA"])
     cached = [p for p in (tmp_path / "demo" / "cache").iterdir() if p.is_file()]
     assert sum(p.stat().st_size for p in cached) > 3 * 2 ** 20
+
+
+# --- case 2: every command retries a refused Keystone -----------------------------------
+
+KEYSTONE = "http://127.0.0.1:35357"
+
+
+def _token_then(requests_mock, *failures: dict) -> None:
+    """Keystone's token answers: ``failures`` first, then a token and its catalog."""
+    from tests.unit.test_keystone import token_body
+    requests_mock.post(f"{KEYSTONE}/v3/auth/tokens", [
+        *failures, {"status_code": 201, "json": token_body(),
+                    "headers": {"X-Subject-Token": "tok-1"}}])
+
+
+KEYSTONE_CONF = f"""\
+[main]
+master_region = Master
+retry_wait = 0
+
+[master]
+auth_url = {KEYSTONE}
+username = admin
+password = pw
+project_name = admin
+"""
+
+
+def test_the_facade_retries_a_refused_keystone(requests_mock):
+    import requests
+    _token_then(requests_mock, {"exc": requests.exceptions.ConnectionError("refused")},
+                {"status_code": 503, "json": {}})
+    with GlanceSync(io.StringIO(KEYSTONE_CONF), environ={}) as glancesync:
+        assert glancesync.get_regions() == ["RegionB", "RegionA"]
+    assert requests_mock.call_count == 3
+
+
+@pytest.mark.parametrize("command", ["sync", "printimages", "backup"])
+def test_every_command_retries_a_refused_keystone(requests_mock, tmp_path, command, capsys):
+    import importlib
+    import requests
+    module = importlib.import_module(f"glancesync_scripts.{command}")
+    config = tmp_path / "ks.conf"
+    config.write_text(KEYSTONE_CONF)
+    os.chmod(config, 0o600)
+    _token_then(requests_mock, {"exc": requests.exceptions.ConnectionError("refused")})
+    # An unknown region: the catalog must be read (after the retry) to say so.
+    status = module.main(["--config-file", str(config), "Atlantis"])
+    assert "Atlantis" in capsys.readouterr().err
+    assert status == 2
+    assert requests_mock.call_count == 2
+
+
+def test_a_refused_keystone_fails_after_the_retries(requests_mock):
+    import requests
+    from glancesync.errors import ConnectionFailure
+    refused = {"exc": requests.exceptions.ConnectionError("refused")}
+    _token_then(requests_mock, *[refused] * 5)
+    with GlanceSync(io.StringIO(KEYSTONE_CONF), overrides=["retries=2"],
+                    environ={}) as glancesync:
+        with pytest.raises(ConnectionFailure, match="cannot connect to Keystone"):
+            glancesync.get_regions()
+    assert requests_mock.call_count == 3
