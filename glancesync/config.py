@@ -49,6 +49,9 @@ LOG = logging.getLogger(__name__)
 #: ``$GLANCESYNC_CONFIG`` is given.
 DEFAULT_PATH = "/etc/glancesync.conf"
 ENV_VAR = "GLANCESYNC_CONFIG"
+#: A log record carrying this attribute (true) is a warning the operator must
+#: see whatever the verbosity: the scripts print it under cron and --quiet too.
+ALWAYS_SHOWN = "always_shown"
 #: The largest configuration read, in bytes: a real one is a few KiB.
 MAX_CONFIG_SIZE = 1024 * 1024
 # Section name never used in a file: DEFAULT is handled by this module,
@@ -322,9 +325,10 @@ def _check_permissions(parser: configparser.ConfigParser, path: str) -> None:
     except OSError:
         return  # a stream not backed by a file: nothing to check
     if mode & (stat.S_IRGRP | stat.S_IROTH):
+        # A security warning: the scripts print it even under cron (--quiet).
         LOG.warning("%s holds a password or secret and is readable by other"
                     " users (mode %o); restrict it with: chmod 600 %s",
-                    path, stat.S_IMODE(mode), path)
+                    path, stat.S_IMODE(mode), path, extra={ALWAYS_SHOWN: True})
 
 
 def _section_values(parser: configparser.ConfigParser, name: str) -> dict[str, str]:

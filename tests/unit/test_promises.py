@@ -194,3 +194,47 @@ def test_a_refused_keystone_fails_after_the_retries(requests_mock):
         with pytest.raises(ConnectionFailure, match="cannot connect to Keystone"):
             glancesync.get_regions()
     assert requests_mock.call_count == 3
+
+
+# --- case 3: the readable-configuration warning reaches a cron mail --------------------
+
+REMOTE = """
+[remote]
+auth_url = http://127.0.0.1:9/v3
+username = sync
+password = s3cret
+project_name = images
+"""
+
+
+@pytest.mark.parametrize("quiet", [[], ["--quiet"]], ids=["cron", "quiet"])
+@pytest.mark.parametrize("command", ["sync", "printimages", "backup"])
+def test_a_readable_configuration_is_warned_once_even_under_cron(tmp_path, capsys, quiet,
+                                                                 command):
+    import importlib
+    module = importlib.import_module(f"glancesync_scripts.{command}")
+    config = local_config(tmp_path, REMOTE)
+    os.chmod(config, 0o644)
+    args = ["--show-regions"] if command == "sync" else []
+    extra = ["--path", str(tmp_path)] if command == "backup" else []
+    assert module.main(["--config-file", str(config), *quiet, *args, *extra]) == 0
+    err = capsys.readouterr().err
+    assert err.count("readable by other users") == 1, err
+    assert f"chmod 600 {config}" in err
+    assert "s3cret" not in err
+
+
+def test_a_private_configuration_is_not_warned(tmp_path, capsys):
+    from glancesync_scripts import sync
+    config = local_config(tmp_path, REMOTE)
+    assert sync.main(["--config-file", str(config), "--show-regions"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_quiet_still_hides_ordinary_warnings(tmp_path, capsys):
+    from glancesync_scripts import sync
+    config = local_config(tmp_path, "ignore_regions = Nowhere\n")
+    assert sync.main(["--config-file", str(config), "--show-regions", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert sync.main(["--config-file", str(config), "--show-regions", "-v"]) == 0
+    assert "Nowhere" in capsys.readouterr().err
