@@ -238,3 +238,19 @@ def test_quiet_still_hides_ordinary_warnings(tmp_path, capsys):
     assert capsys.readouterr().err == ""
     assert sync.main(["--config-file", str(config), "--show-regions", "-v"]) == 0
     assert "Nowhere" in capsys.readouterr().err
+
+
+# --- case 5: printimages shows the checksum to copy -----------------------------------
+
+def test_printimages_shows_the_checksum_of_a_conflicting_image(tmp_path, capsys):
+    import hashlib
+    import re
+    from glancesync.demo import _data, build_federation
+    from glancesync_scripts import printimages
+    config = build_federation(tmp_path / "demo")
+    assert printimages.main(["--config-file", str(config), "RegionC"]) == 0
+    out = capsys.readouterr().out
+    local_build = hashlib.md5(_data(8, 2 * 2 ** 20)).hexdigest()  # RegionC's debian-12
+    line = next(line for line in out.splitlines() if "debian-12" in line)
+    assert line.lstrip().startswith("!")
+    assert re.search(rf"\s{local_build}$", line), line
