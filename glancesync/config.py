@@ -188,8 +188,10 @@ def load_config(stream: Any = None, overrides: Sequence[str] = (),
     if path is not None:
         # Before the overrides: a secret given on the command line is not in the file.
         _check_permissions(parser, path)
-    _apply_overrides(parser, overrides)
-    return _build(parser, path, env)
+    in_file = {section: set(parser[section]) for section in parser.sections()}
+    origins = _apply_overrides(parser, overrides)
+    _warn_shadowed(parser, origins)
+    return _build(parser, path, env, _Origins(path, in_file, origins))
 
 
 def open_config_file(path: str | os.PathLike[str], origin: str = "") -> BinaryIO:
@@ -259,7 +261,15 @@ def _parse(parser: configparser.ConfigParser, text: str, path: str | None) -> No
                           path=path) from None
 
 
-def _apply_overrides(parser: configparser.ConfigParser, overrides: Sequence[str]) -> None:
+#: Where an override's value is said to come from in errors:
+#: ``(section, option) -> ("--config", section or None for a bare key, option)``.
+_OverrideOrigins = dict[tuple[str, str], tuple[str, "str | None", str]]
+
+
+def _apply_overrides(parser: configparser.ConfigParser,
+                     overrides: Sequence[str]) -> _OverrideOrigins:
+    """Set the ``--config`` values in ``parser``; where each came from."""
+    origins: _OverrideOrigins = {}
     for override in overrides:
         key, sep, value = override.partition("=")
         key = key.strip()
@@ -276,7 +286,53 @@ def _apply_overrides(parser: configparser.ConfigParser, overrides: Sequence[str]
                               path="--config")
         if not parser.has_section(section):
             parser.add_section(section)
-        parser.set(section, option.strip().lower(), value.strip())
+        name = option.strip().lower()
+        parser.set(section, name, value.strip())
+        origins[(section, name)] = ("--config", section if dot else None, name)
+    return origins
+
+
+def _warn_shadowed(parser: configparser.ConfigParser, origins: _OverrideOrigins) -> None:
+    """Warn about ``--config`` values of ``[DEFAULT]`` that a target's own value hides."""
+    for (section, option), (_, written, _) in origins.items():
+        if section != DEFAULTS:
+            continue
+        for target in parser.sections():
+            if target not in (MAIN, DEFAULTS) and parser.has_option(target, option):
+                key = f"{DEFAULTS}.{option}" if written else option
+                LOG.warning("--config %s goes to [DEFAULT], but [%s] sets its own %s,"
+                            " which wins there; to change it, write --config %s.%s=VALUE",
+                            key, target, option, target, option)
+
+
+@dataclasses.dataclass
+class _Origins:
+    """Where the values of the configuration came from, for located errors."""
+
+    path: str | None
+    in_file: dict[str, set[str]]
+    overrides: _OverrideOrigins
+
+    def section_path(self, section: str) -> str | None:
+        """What a whole-section error names: the file, or ``--config`` for a section
+        made only by overrides."""
+        if section not in self.in_file and any(s == section for s, _ in self.overrides):
+            return "--config"
+        return self.path
+
+    def of(self, section: str, values: Mapping[str, str],
+           defaults: Mapping[str, str] = {}) -> dict[str, tuple[str | None, str | None, str]]:
+        """Option -> origin, for the options of ``section`` not from its own file lines."""
+        result: dict[str, tuple[str | None, str | None, str]] = {}
+        for option in {*values, *defaults}:
+            if option in values:
+                if (section, option) in self.overrides:
+                    result[option] = self.overrides[(section, option)]
+            elif (DEFAULTS, option) in self.overrides:
+                result[option] = self.overrides[(DEFAULTS, option)]
+            else:
+                result[option] = (self.path, DEFAULTS, option)
+        return result
 
 
 def _secret_names() -> frozenset[str]:
@@ -336,12 +392,13 @@ def _section_values(parser: configparser.ConfigParser, name: str) -> dict[str, s
 
 
 def _build(parser: configparser.ConfigParser, path: str | None,
-           env: Mapping[str, str]) -> Config:
+           env: Mapping[str, str], origins: _Origins) -> Config:
     target_names = [option.name for option in target_options()]
     defaults = _section_values(parser, DEFAULTS)
-    Section(path, DEFAULTS, defaults).check_names(target_names, defaults)
+    Section(path, DEFAULTS, defaults, origins=origins.of(DEFAULTS, defaults)).check_names(
+        target_names, defaults)
     main_values = _section_values(parser, MAIN)
-    main_section = Section(path, MAIN, main_values)
+    main_section = Section(path, MAIN, main_values, origins=origins.of(MAIN, main_values))
     main_section.check_names([option.name for option in MAIN_OPTIONS], main_values)
 
     targets: dict[str, TargetConfig] = {}
@@ -350,7 +407,8 @@ def _build(parser: configparser.ConfigParser, path: str | None,
         names.insert(0, MASTER)
     for name in names:
         own = _section_values(parser, name)
-        section = Section(path, name, {**defaults, **own}, secrets=_secret_names())
+        section = Section(origins.section_path(name), name, {**defaults, **own},
+                          secrets=_secret_names(), origins=origins.of(name, own, defaults))
         section.check_names(target_names, own)
         targets[name] = _build_target(section, env)
 

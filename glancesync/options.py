@@ -83,18 +83,32 @@ class Option:
 class Section:
     """Typed access to one section's values (defaults of ``[DEFAULT]`` applied).
 
-    ``path`` (the file, or None) and ``name`` locate errors.
+    ``path`` (the file, or None) and ``name`` locate errors. ``origins``
+    says where a value came from when it is not this section of that file:
+    option -> ``(path, section, option)`` as errors show them (a value of
+    ``[DEFAULT]``: the file and ``DEFAULT``; a ``--config`` override:
+    ``--config`` and the section and key as written).
     """
 
     def __init__(self, path: str | None, name: str, values: Mapping[str, str],
-                 secrets: frozenset[str] = frozenset()) -> None:
+                 secrets: frozenset[str] = frozenset(),
+                 origins: Mapping[str, tuple[str | None, str | None, str]] | None = None
+                 ) -> None:
         self.path = path
         self.name = name
         self.values = dict(values)
         self.secrets = secrets
+        self.origins = dict(origins or {})
 
     def error(self, option: str | None, message: str) -> ConfigError:
-        """The error to raise for a mistake in ``option`` (None: the whole section)."""
+        """The error to raise for a mistake in ``option`` (None: the whole section).
+
+        It names where the value came from: this section of the file, the
+        file's ``[DEFAULT]``, or a ``--config`` override.
+        """
+        if option is not None and option in self.origins:
+            path, section, shown = self.origins[option]
+            return ConfigError(message, path=path, section=section, option=shown)
         return ConfigError(message, path=self.path, section=self.name, option=option)
 
     def get(self, option: str, default: str | None = None) -> str | None:

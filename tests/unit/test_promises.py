@@ -254,3 +254,56 @@ def test_printimages_shows_the_checksum_of_a_conflicting_image(tmp_path, capsys)
     line = next(line for line in out.splitlines() if "debian-12" in line)
     assert line.lstrip().startswith("!")
     assert re.search(rf"\s{local_build}$", line), line
+
+
+# --- case 8: errors say where the value came from ---------------------------------------
+
+def _error(tmp_path, extra: str = "", overrides=()) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(local_config(tmp_path, extra), overrides=overrides, environ={})
+    return str(caught.value)
+
+
+def test_an_override_making_a_section_is_blamed_on_the_override(tmp_path):
+    message = _error(tmp_path, overrides=["mirror.path=/srv/mirror"])
+    assert message.startswith("--config [mirror]"), message
+    assert str(tmp_path) not in message.split(":")[0]
+
+
+def test_a_bare_override_is_blamed_on_the_override(tmp_path):
+    message = _error(tmp_path, overrides=["metadata_condition=image.size >"])
+    assert message.startswith("--config metadata_condition:"), message
+
+
+def test_a_sectioned_override_is_blamed_on_the_override(tmp_path):
+    message = _error(tmp_path, overrides=["master.metadata_set=a", "main.retries=-1"])
+    assert message.startswith("--config [main] retries:"), message
+
+
+def test_a_default_of_the_file_is_blamed_on_default(tmp_path):
+    text = "\n[DEFAULT]\nonly_tenant_images = perhaps\n"
+    message = _error(tmp_path, text)
+    assert message.startswith(f"{tmp_path / 'glancesync.conf'} [DEFAULT] only_tenant_images:")
+
+
+def test_a_value_of_the_section_is_blamed_on_the_file(tmp_path):
+    message = _error(tmp_path, "only_tenant_images = perhaps\n")
+    assert message.startswith(f"{tmp_path / 'glancesync.conf'} [master] only_tenant_images:")
+
+
+def test_a_shadowed_override_is_warned(tmp_path, caplog):
+    path = local_config(tmp_path, "rename = abc123\n")
+    with caplog.at_level(logging.WARNING, logger="glancesync"):
+        config = load_config(path, overrides=["rename=def456"], environ={})
+    assert config.targets["master"].rename == {"abc123"}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("--config rename goes to [DEFAULT], but [master] sets its own rename"
+               in w and "master.rename=VALUE" in w for w in warnings), warnings
+
+
+def test_an_override_that_wins_is_not_warned(tmp_path, caplog):
+    path = local_config(tmp_path, "rename = abc123\n")
+    with caplog.at_level(logging.WARNING, logger="glancesync"):
+        config = load_config(path, overrides=["master.rename=def456"], environ={})
+    assert config.targets["master"].rename == {"def456"}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
