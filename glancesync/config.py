@@ -67,8 +67,8 @@ def main_options() -> tuple[Option, ...]:
 def target_options() -> tuple[Option, ...]:
     """The options a target section may hold: the common ones, then each backend's.
 
-    Every registered backend's options are valid in every target section
-    (and in ``[DEFAULT]``); a backend reads only its own.
+    Every registered backend's options are valid in ``[DEFAULT]``; a target
+    section is refused one of another backend than its own.
     """
     table: dict[str, Option] = {}
     for option in (*TARGET_OPTIONS, *(o for b in backends.registered() for o in b.options)):
@@ -410,7 +410,7 @@ def _build(parser: configparser.ConfigParser, path: str | None,
         section = Section(origins.section_path(name), name, {**defaults, **own},
                           secrets=_secret_names(), origins=origins.of(name, own, defaults))
         section.check_names(target_names, own)
-        targets[name] = _build_target(section, env)
+        targets[name] = _build_target(section, env, own)
 
     main = {option.name: main_section.read(option) for option in MAIN_OPTIONS}
     main["master_region"] = main["master_region"] or targets[MASTER].settings.default_region
@@ -422,10 +422,16 @@ def _build(parser: configparser.ConfigParser, path: str | None,
     return Config(main=MainConfig(**main), targets=targets, path=path)
 
 
-def _build_target(section: Section, env: Mapping[str, str]) -> TargetConfig:
-    """The target of one section: common options here, the rest by its backend."""
+def _build_target(section: Section, env: Mapping[str, str],
+                  own: Mapping[str, str]) -> TargetConfig:
+    """The target of one section: common options here, the rest by its backend.
+
+    ``own`` are the section's own values (``[DEFAULT]``'s left aside): an
+    option of another backend among them is refused.
+    """
     kind = section.read(dataclasses.replace(TYPE, choices=backends.names()))
     backend = backends.get_backend(kind)
+    _refuse_foreign_options(section, kind, backend, own)
     common = {option.name: section.read(option)
               for option in TARGET_OPTIONS if option is not TYPE}
     settings = backend.settings(section, env)
@@ -436,3 +442,29 @@ def _build_target(section: Section, env: Mapping[str, str]) -> TargetConfig:
         if option.name not in read and option.name in section.values:
             section.read(option)
     return TargetConfig(name=section.name, backend=kind, settings=settings, **common)
+
+
+def _refuse_foreign_options(section: Section, kind: str, backend: Any,
+                            own: Mapping[str, str]) -> None:
+    """Refuse an option of another backend set in the section itself.
+
+    In ``[DEFAULT]`` such options serve the targets of that backend; in a
+    target section they would be silently ignored (``path`` in a Keystone
+    target usually means a forgotten ``type = local``).
+
+    :raises ConfigError: naming the option, its backend and the section's type.
+    """
+    accepted = {option.name for option in (*TARGET_OPTIONS, *backend.options)}
+    for name in own:
+        if name in accepted:
+            continue
+        owners = [b.name for b in backends.registered()
+                  if any(option.name == name for option in b.options)]
+        if not owners:
+            continue  # an unknown name: check_names reports it
+        explicit = "type" in own
+        hint = (f"; if this is a {owners[0]} target, add type = {owners[0]}"
+                if len(owners) == 1 else "")
+        raise section.error(name, f"an option of {' or '.join(owners)} targets, but"
+                                  f" this target's type is {kind}"
+                                  f"{'' if explicit else ' (the default)'}{hint}")

@@ -307,3 +307,33 @@ def test_an_override_that_wins_is_not_warned(tmp_path, caplog):
         config = load_config(path, overrides=["master.rename=def456"], environ={})
     assert config.targets["master"].rename == {"def456"}
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+# --- case 9: options that do not belong ---------------------------------------------------
+
+@pytest.mark.parametrize("option", ["path = /srv/images", "project = images",
+                                    "regions = RegionA"])
+def test_a_local_option_in_a_keystone_target_is_refused(tmp_path, option):
+    message = _error(tmp_path, f"\n[other]\ncloud = prod\n{option}\n")
+    name = option.split()[0]
+    assert f"[other] {name}: an option of local targets" in message
+    assert "type is keystone (the default)" in message
+
+
+def test_path_without_type_local_gets_the_hint(tmp_path):
+    message = _error(tmp_path, "\n[mirror]\npath = /srv/mirror\n")
+    assert "[mirror] path:" in message and "add type = local" in message
+    assert "no credentials" not in message
+
+
+def test_a_keystone_option_in_a_local_target_is_refused(tmp_path):
+    message = _error(tmp_path, "cloud = prod\n")
+    assert "[master] cloud: an option of keystone targets" in message
+    assert "type is local" in message and "(the default)" not in message
+
+
+def test_another_backends_option_in_default_serves_its_targets(tmp_path):
+    text = "\n[DEFAULT]\nproject = shared\n\n[other]\ncloud = prod\n"
+    config = load_config(local_config(tmp_path, text), environ={})
+    assert config.targets["master"].settings.project == "shared"
+    assert config.targets["other"].backend == "keystone"
