@@ -91,7 +91,8 @@ class RegionResult:
                 f"renamed), {self.obsoleted} obsoleted, {self.cleaned} cleaned"
                 + (f" ({self.uncleaned} could not be)" if self.uncleaned else "") +
                 f", {self.errors} errors, {self.needs_operator} need an operator, "
-                f"{self.bytes_uploaded / MIB:.1f} MiB transferred")
+                f"{self.bytes_uploaded / MIB:.1f} MiB "
+                + ("to transfer" if self.dry_run else "transferred"))
 
 
 #: Verbs of the changes: (progressive form, base form for dry runs, log level).

@@ -415,7 +415,10 @@ class GlanceSync:
                 result.plans[name] = plan
                 result.results[name] = self._execute(ref, plan, dry_run)
             except GlanceSyncError as error:
-                LOG.error("%s: synchronisation failed: %s", name, error)
+                # The scripts' summary has a FAILED line for it: the console
+                # leaves this record out, log files keep it.
+                LOG.error("%s: synchronisation failed: %s", name, error,
+                          extra={"summary": True})
                 result.failures[name] = error
 
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:

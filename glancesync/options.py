@@ -50,7 +50,7 @@ class Option:
 
     ``kind`` is a key of :data:`KINDS` and says what :meth:`Section.read`
     returns: ``string`` (str), ``int``, ``number`` (float, seconds),
-    ``bool``, ``size`` (int bytes, with K/M/G/T suffixes), ``list`` (list of
+    ``bool``, ``size`` (int bytes, with K/M/G/T/P suffixes), ``list`` (list of
     names, such as region names, separated by commas: blanks inside a name
     are kept), ``set`` (frozenset of words: ids, properties; separated by
     commas or blanks), ``checksums`` (the same, of hex strings or ``any``),
@@ -258,8 +258,9 @@ def _size(section: Section, option: Option) -> Any:
     match = _SIZE_RE.match(raw)
     if not match:
         raise section.error(option.name, f"invalid size {raw!r}: expected a number of"
-                                         " bytes with an optional K, M, G, T suffix"
-                                         " (e.g. 500M, 10G)")
+                                         " bytes with an optional K, M, G, T or P"
+                                         " suffix, fractions allowed (e.g. 500M, 10G,"
+                                         " 1.5G)")
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
