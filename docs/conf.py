@@ -8,6 +8,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "docs"))
+
+import options_doc  # noqa: E402
+
+# The manual's option table, from the option table of the code.
+options_doc.write_if_changed(options_doc.TABLE, options_doc.table_text())
 
 project = "GlanceSync"
 author = "The GlanceSync authors"
@@ -19,7 +25,7 @@ extensions = ["sphinx.ext.autodoc"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
 
-exclude_patterns = ["_build", "examples"]
+exclude_patterns = ["_build", "examples", "**/*.inc"]
 root_doc = "index"
 html_theme = "alabaster"
 html_static_path: list[str] = []

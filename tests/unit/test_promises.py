@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -337,3 +338,88 @@ def test_another_backends_option_in_default_serves_its_targets(tmp_path):
     config = load_config(local_config(tmp_path, text), environ={})
     assert config.targets["master"].settings.project == "shared"
     assert config.targets["other"].backend == "keystone"
+
+
+# --- case 11: smaller mismatches -------------------------------------------------------
+
+def test_a_locked_region_is_reported_once(tmp_path, capsys):
+    from glancesync.demo import build_federation
+    from glancesync.lock import RegionLock
+    from glancesync_scripts import sync
+    config = build_federation(tmp_path / "demo")
+    lock_dir = tmp_path / "locks"
+    with GlanceSync(config, environ={}) as glancesync:
+        name = glancesync.lock_name("RegionA")
+    with RegionLock(lock_dir, name):
+        status = sync.main(["--config-file", str(config), "--config",
+                            f"lock_dir={lock_dir}", "RegionA"])
+    out, err = capsys.readouterr()
+    assert status == 5
+    assert (out + err).count("another glancesync run is synchronising") == 1, out + err
+    assert "master:RegionA: FAILED: another glancesync run" in out
+
+
+def test_a_dry_run_summary_does_not_say_transferred(tmp_path, capsys):
+    from glancesync.demo import build_federation
+    from glancesync_scripts import sync
+    config = build_federation(tmp_path / "demo")
+    assert sync.main(["--config-file", str(config), "--dry-run", "RegionA"]) == 3
+    out = capsys.readouterr().out
+    assert "transferred" not in out
+    assert re.search(r"master:RegionA: dry run done: .* [1-9]\d*\.\d MiB to transfer", out)
+    assert sync.main(["--config-file", str(config), "RegionA"]) == 0
+    assert re.search(r"master:RegionA: sync done: .* [1-9]\d*\.\d MiB transferred",
+                     capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("text, size", [("1.5P", int(1.5 * 2 ** 50)), ("0.5K", 512),
+                                        ("2TiB", 2 * 2 ** 40)])
+def test_sizes_take_p_and_fractions_as_the_manual_says(tmp_path, text, size):
+    config = load_config(local_config(tmp_path), overrides=[f"cache_max_size={text}"],
+                         environ={})
+    assert config.main.cache_max_size == size
+
+
+def test_a_wrong_size_names_every_suffix(tmp_path):
+    message = _error(tmp_path, overrides=["cache_max_size=10X"])
+    assert "K, M, G, T or P" in message and "fractions" in message
+
+
+def test_the_sample_and_the_manual_name_every_size_suffix():
+    root = Path(__file__).resolve().parents[2]
+    manual = (root / "docs" / "manual" / "configuration.rst").read_text()
+    assert "``P``" in manual
+    sample = (root / "conf" / "glancesync.conf.sample").read_text()
+    assert "K, M, G, T or P" in sample
+
+
+def test_region_not_found_error_names_the_region(tmp_path):
+    from glancesync.errors import RegionNotFoundError
+    with GlanceSync(local_config(tmp_path), environ={}) as glancesync:
+        with pytest.raises(RegionNotFoundError) as caught:
+            glancesync.get_images_region("Atlantis")
+    assert caught.value.region == "master:Atlantis"
+
+
+def test_the_installation_page_promises_nothing_to_come():
+    root = Path(__file__).resolve().parents[2]
+    assert "once ``bench/run.py`` is added" not in (
+        root / "docs" / "manual" / "installation.rst").read_text()
+    assert (root / "bench" / "run.py").is_file()
+
+
+# --- one description of each option ------------------------------------------------------
+
+def test_the_committed_sample_is_the_generators_output():
+    import importlib.util
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("options_doc", root / "docs" / "options_doc.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    assert (root / "conf" / "glancesync.conf.sample").read_text() == generator.sample_text(), \
+        "run: python docs/options_doc.py"
+    table = generator.table_text()
+    from glancesync.config import main_options, target_options
+    for option in (*main_options(), *target_options()):
+        assert f"   * - ``{option.name}``\n" in table, option.name
+    assert table.count("     - yes\n") == sum(o.secret for o in target_options())
