@@ -147,7 +147,7 @@ class Config:
                 for secret in backends.get_backend(target.backend).secrets(target.settings)]
 
     def target(self, name: str) -> TargetConfig:
-        """The target called ``name``; :class:`RegionNotFoundError` if none."""
+        """The target called ``name``; :class:`~glancesync.RegionNotFoundError` if none."""
         try:
             return self.targets[name]
         except KeyError:

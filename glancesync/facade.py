@@ -76,7 +76,7 @@ class RunResult:
 
     @property
     def exit_status(self) -> ExitStatus:
-        """The script's exit status for this run (see :class:`ExitStatus`)."""
+        """The script's exit status for this run (see :class:`~glancesync.ExitStatus`)."""
         if self.failures:
             if all(isinstance(e, LockedError) for e in self.failures.values()):
                 return ExitStatus.LOCKED
@@ -92,7 +92,7 @@ class RunResult:
 
 @dataclasses.dataclass
 class StatusReport:
-    """Status of several regions: one :class:`ImageStatus` per image and region."""
+    """Status of several regions: one :class:`~glancesync.ImageStatus` per image and region."""
 
     plans: dict[str, RegionPlan] = dataclasses.field(default_factory=dict)
     failures: dict[str, GlanceSyncError] = dataclasses.field(default_factory=dict)
@@ -352,7 +352,7 @@ class GlanceSync:
         """Synchronise one region with the master region.
 
         With ``dry_run`` nothing is changed anywhere: the actions that a sync
-        would do are logged and returned. Raises :class:`GlanceSyncError`
+        would do are logged and returned. Raises :class:`~glancesync.GlanceSyncError`
         when the region cannot be synchronised at all; per-image failures
         are in the result.
 
@@ -371,7 +371,7 @@ class GlanceSync:
         Master data is downloaded once whatever the number of regions. With
         ``parallel``, up to ``max_children`` regions are synchronised at once,
         each with its own log file in the run folder. A failing region does
-        not stop the others: see :attr:`RunResult.failures`.
+        not stop the others: see the result's ``failures``.
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -551,7 +551,7 @@ class GlanceSync:
     def update_metadata_image(self, region: str, image: Image | Mapping[str, Any]) -> Image:
         """Update an image's metadata in ``region`` from ``image``.
 
-        ``image`` is an :class:`Image` or a dict as returned by
+        ``image`` is an :class:`~glancesync.Image` or a dict as returned by
         :meth:`get_images_region`; its ``id`` names the image (it cannot be
         changed). ``name``, ``visibility`` (or ``is_public``: whichever of the
         two differs from the image; ``visibility`` if both do), ``min_ram``,

@@ -423,3 +423,27 @@ def test_the_committed_sample_is_the_generators_output():
     for option in (*main_options(), *target_options()):
         assert f"   * - ``{option.name}``\n" in table, option.name
     assert table.count("     - yes\n") == sum(o.secret for o in target_options())
+
+
+# --- the API reference ----------------------------------------------------------------------
+
+def test_the_docs_fail_on_a_dead_reference():
+    import ast
+    root = Path(__file__).resolve().parents[2]
+    tree = ast.parse((root / "docs" / "conf.py").read_text())
+    values = {target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+              for target in node.targets if isinstance(target, ast.Name)}
+    assert ast.literal_eval(values["nitpicky"]) is True
+    ignored = ast.literal_eval(values["nitpick_ignore"])
+    assert all(not name.startswith("glancesync") for _, name in ignored), ignored
+
+
+def test_every_public_name_has_an_api_entry():
+    import glancesync
+    root = Path(__file__).resolve().parents[2]
+    api = (root / "docs" / "api.rst").read_text()
+    for name in glancesync.__all__:
+        assert re.search(rf"^\.\. auto(class|exception):: glancesync\.{name}$", api,
+                         re.MULTILINE), name
+    for name in ("plan.StatusCategory", "lock.RegionLock", "config.Config"):
+        assert f":: glancesync.{name}\n" in api, name
