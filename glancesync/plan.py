@@ -23,6 +23,9 @@ Decisions the SPEC leaves open, taken here:
 * Regional images of other projects (``only_tenant_images`` false) count as
   the regional copy; they are never updated, renamed or cleaned, and only
   an explicit checksum in ``replace`` lets sync replace them.
+* Adoption: a regional image of the project without provenance, with the
+  master's name and content, gets the provenance recorded (a copy made
+  before GlanceSync recorded it); nothing else is ever taken for a copy.
 """
 from __future__ import annotations
 
@@ -32,9 +35,9 @@ import enum
 import logging
 from typing import Any, Iterable, Mapping, Protocol
 
-from glancesync.image import (AMI_PROPERTIES, SIGNATURE_PROPERTIES,
+from glancesync.image import (AMI_PROPERTIES, PROVENANCE_PREFIX, SIGNATURE_PROPERTIES,
                               UPLOAD_PROPERTIES, Image, Provenance, content_hash,
-                              is_user_property, metadata_diff)
+                              is_user_property, metadata_diff, utc_stamp)
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name, is_synchronised)
 
@@ -338,6 +341,11 @@ def _parse_time(value: str | None) -> datetime.datetime | None:
     return parsed
 
 
+def _keys(keys: Iterable[str]) -> list[str]:
+    """The keys a reason names as differing metadata: GlanceSync's records left out."""
+    return sorted(k for k in keys if not k.startswith(PROVENANCE_PREFIX))
+
+
 def _hashes(image: Image) -> set[str]:
     return {h for h in (image.checksum, image.os_hash_value) if h}
 
@@ -485,11 +493,16 @@ class _Planner:
         changes, remove = self.metadata_diff(master, regional)
         add, drop = self.member_diff(master, regional)
         unmapped = self.report_unmapped(name, master)
+        adopted = self.adoption(master, regional)
+        changes.update(adopted)
         if changes or remove or add or drop or kind is not None:
             parts = [why] if why else []
-            keys = sorted(set(changes) - {"tags"}) + sorted(remove)
+            keys = _keys(set(changes) - {"tags"}) + _keys(remove)
             if keys:
                 parts.append(f"metadata differs: {', '.join(keys)}")
+            if adopted:
+                parts.append("record provenance (a copy made before GlanceSync recorded"
+                             " it: same name and content as the master image)")
             if "tags" in changes:
                 wanted = set(changes["tags"])
                 delta = ([f"+{t}" for t in sorted(wanted - set(regional.tags))]
@@ -613,6 +626,21 @@ class _Planner:
     def provenance(self, master: Image) -> Provenance:
         """The record a new copy of ``master`` carries."""
         return Provenance.of(master, self.master.region)
+
+    def adoption(self, master: Image, regional: Image) -> dict[str, str]:
+        """The provenance to record on ``regional``, a copy made before GlanceSync
+        recorded it (the caller checked it holds ``master``'s content).
+
+        Only images of the project without any provenance, when the master has
+        a hash; ``copied_at`` is the image's creation time. Empty otherwise.
+        """
+        if (regional.provenance is not None or not self.own(regional)
+                or content_hash(master) is None):
+            return {}
+        created = _parse_time(regional.created_at)
+        record = Provenance(master.id, self.master.region, content_hash(master),
+                            utc_stamp(created) if created else None)
+        return record.as_properties()
 
     # -- metadata --------------------------------------------------------
     def managed_properties(self, master: Image, regional: Image | None) -> set[str]:
@@ -763,7 +791,7 @@ class _Planner:
             self.set_status(Status.PENDING_AMI, name, master, regional,
                             f"update after {', '.join(sorted(set(waiting.values())))}")
         elif current.status is not Status.PENDING_REACTIVATE:
-            keys = sorted(op.changes) + sorted(op.remove)
+            keys = _keys(op.changes) + _keys(op.remove)
             self.set_status(Status.PENDING_METADATA, name, master, regional,
                             f"metadata differs: {', '.join(keys)}")
 
@@ -829,12 +857,15 @@ class _Planner:
         return ops
 
     def obsolete_changes(self, master: Image, regional: Image) -> dict[str, Any]:
+        """Visibility and ``obsolete_syncprops`` from the master (and the provenance of
+        a copy made before GlanceSync recorded it)."""
         changes: dict[str, Any] = {}
         if regional.visibility != master.visibility:
             changes["visibility"] = master.visibility
         for key in sorted(self.target.obsolete_syncprops):
             if key in master.properties and regional.properties.get(key) != master.properties[key]:
                 changes[key] = master.properties[key]
+        changes.update(self.adoption(master, regional))
         return changes
 
     # -- leftovers ---------------------------------------------------------
@@ -855,4 +886,3 @@ class _Planner:
             if stale:
                 ops.append(Operation(OperationKind.CLEANUP, image.name, regional=image))
         return ops
-

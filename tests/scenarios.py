@@ -11,6 +11,7 @@ scenarios never see (nor touch) other tests' images on a shared bed.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -22,7 +23,7 @@ from glancesync.config import TargetConfig
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
 from glancesync.executor import RegionResult
 from glancesync.facade import RunResult, StatusReport
-from glancesync.image import Image
+from glancesync.image import Image, Provenance, utc_stamp
 from glancesync.plan import RegionPlan
 from tests.engine import DirectSource, plan_region, sync_region
 
@@ -169,6 +170,12 @@ def put(adapter: RegionAdapter, name: str, data: bytes, *, visibility: str = "pu
     return adapter.get_image(image.id)
 
 
+def put_copy(region: RegionAdapter, master: Image, data: bytes, **kw: Any) -> Image:
+    """A regional copy of ``master`` as GlanceSync makes them: with its provenance."""
+    record = Provenance.of(master, None).stamped()
+    return put(region, master.name, data, **kw, **record.as_properties())
+
+
 def target(name: str = "master", **kw: Any) -> TargetConfig:
     kw = {k: frozenset(v) if isinstance(v, (set, list, tuple)) else v for k, v in kw.items()}
     return TargetConfig(name=name, **kw)
@@ -273,9 +280,9 @@ def scenario_empty_regions_then_in_sync(bed: Bed) -> None:
 def scenario_mixed(bed: Bed) -> None:
     """ok, missing, metadata and checksum conflict side by side."""
     region = bed.regions[0]
-    for short in ("same", "missing", "meta", "conflict"):
-        put(bed.master, bed.n(short), content(short), type="t1")
-    put(region, bed.n("same"), content("same"), type="t1")
+    masters = {short: put(bed.master, bed.n(short), content(short), type="t1")
+               for short in ("same", "missing", "meta", "conflict")}
+    put_copy(region, masters["same"], content("same"), type="t1")
     put(region, bed.n("meta"), content("meta"), type="t0")
     before_conflict = put(region, bed.n("conflict"), content("other"), type="t1")
     tgt = target()
@@ -700,7 +707,7 @@ def scenario_tags(bed: Bed) -> None:
     bed.master.update_image(tagged.id, {"tags": ["gpu", "lts"]})
     new = put(bed.master, bed.n("new"), content("new"))
     bed.master.update_image(new.id, {"tags": ["edge"]})
-    copy = put(region, bed.n("tagged"), content("tagged"))
+    copy = put_copy(region, tagged, content("tagged"))
     region.update_image(copy.id, {"tags": ["lts", "old"]})
     off = target(sync_tags=False)
     assert statuses(bed, plan(bed, region, off)) == {"tagged": "ok", "new": "pending_upload"}
@@ -871,6 +878,42 @@ def scenario_adapter_contract_of_the_whole_image(bed: Bed) -> None:
         region.remove_member(image.id, alpha)
 
 
+# -- provenance of copies made before it existed (issue 13) ---------------------------
+
+def created(image: Image) -> datetime.datetime:
+    """An image's creation time, as Glance and the local store write it."""
+    when = datetime.datetime.fromisoformat(image.created_at.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+
+
+def scenario_adoption_of_copies_made_before_provenance(bed: Bed) -> None:
+    """A copy without provenance with the master's name and content is adopted once;
+    other names, other content, other projects never are."""
+    region = bed.regions[1]
+    masters = {short: put(bed.master, bed.n(short), content(short))
+               for short in ("same", "differs", "theirs", "stays")}
+    same = put(region, bed.n("same"), content("same"))
+    elsewhere = put(region, bed.n("same-by-another-name"), content("same"))
+    differs = put(region, bed.n("differs"), content("differs-here"))
+    theirs = put(bed.foreign(region), bed.n("theirs"), content("theirs"), visibility="shared")
+    put_copy(region, masters["stays"], content("stays"))
+    tgt = target(only_tenant_images=False)
+    p = plan(bed, region, tgt)
+    assert statuses(bed, p) == {"same": "pending_metadata", "differs": "error_checksum",
+                                "theirs": "ok", "stays": "ok"}
+    assert "record provenance" in p.status_of(bed.n("same")).reason
+    result = sync(bed, region, tgt)
+    assert (result.updated, result.uploaded, result.errors) == (1, 0, 0)
+    adopted = region.get_image(same.id)
+    assert adopted.provenance.is_copy_of(masters["same"])
+    assert adopted.provenance.copied_at == utc_stamp(created(adopted))
+    assert adopted.properties == same.properties  # no user property added
+    for image in (elsewhere, differs, theirs):
+        assert region.get_image(image.id).provenance is None
+    assert statuses(bed, plan(bed, region, tgt))["same"] == "ok"
+    no_op(bed, region, tgt)
+
+
 SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_empty_regions_then_in_sync,
     scenario_mixed,
@@ -897,6 +940,7 @@ SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_images_without_checksum,
     scenario_members,
     scenario_adapter_contract_of_the_whole_image,
+    scenario_adoption_of_copies_made_before_provenance,
 ]
 
 def run(bed: Bed, scenario: Callable[[Bed], None]) -> None:

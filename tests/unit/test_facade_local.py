@@ -8,6 +8,7 @@ as the integration tests, in a fraction of a second, with no network.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ from glancesync import demo
 from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ExitStatus, ImageNotFoundError, RegionNotFoundError, UsageError
 from glancesync.facade import GlanceSync
-from glancesync.image import Image
+from glancesync.image import Image, utc_stamp
 from glancesync.plan import Status
 
 REGIONS = ("Master", "RegionA", "RegionB", "RegionC")
@@ -389,8 +390,14 @@ def test_copies_carry_their_provenance(federation, facade):
         assert record is not None and record.is_copy_of(masters[copy.name])
         assert record.master_region == "Master" and record.copied_at.endswith("Z")
         assert not any(key.startswith("glancesync.") for key in copy.properties)
-    # Images GlanceSync did not make carry none.
-    assert all(i.provenance is None for i in federation.images("RegionB") if i.id in before)
+    # The copies made before provenance existed (same name and content as a master
+    # image) are adopted: their record is written once, dated by their creation.
+    adopted = [i for i in federation.images("RegionB") if i.id in before]
+    assert sorted(i.name for i in adopted) == ["centos-7_obsolete", "ubuntu-22.04"]
+    for copy in adopted:
+        assert copy.provenance.is_copy_of(masters[copy.name])
+        assert copy.provenance.copied_at == utc_stamp(
+            datetime.datetime.fromisoformat(copy.created_at.replace("Z", "+00:00")))
 
 
 def test_sync_of_an_unknown_region_changes_nothing(federation, facade):

@@ -6,13 +6,14 @@ import datetime
 import pytest
 
 from glancesync.config import TargetConfig
-from glancesync.image import Image
+from glancesync.image import Image, Provenance
 from glancesync.plan import Status, make_plan
 from glancesync.selection import select_master
 
 MASTER = "p-master"
 PROJ = "p-region"
 NOW = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
+COPY = object()  # r(): the provenance of a copy of the master image of the same name
 
 
 def m(name, checksum="c1", *, id_=None, visibility="public", size=10, status="active",
@@ -24,11 +25,15 @@ def m(name, checksum="c1", *, id_=None, visibility="public", size=10, status="ac
 
 
 def r(name, checksum="c1", *, id_=None, visibility="public", owner=PROJ, status="active",
-      updated_at=None, **props):
-    """A regional image."""
+      updated_at=None, provenance=COPY, **props):
+    """A regional image; by default, of the project, a copy made by GlanceSync of the
+    master image of its name (its provenance says so; None: an image without one)."""
+    if provenance is COPY:
+        provenance = (Provenance(f"m-{name}", None, f"md5:{checksum}")
+                      if owner == PROJ and checksum else None)
     return Image(id=id_ or f"r-{name}-{checksum}", name=name, status=status, owner=owner,
                  visibility=visibility, size=10, checksum=checksum, updated_at=updated_at,
-                 properties=dict(props))
+                 properties=dict(props), provenance=provenance)
 
 
 def plan(master_images, regional_images, **target_kw):
@@ -79,7 +84,7 @@ def test_upload_with_empty_metadata_set_copies_every_user_property():
 def test_same_content_by_os_hash_when_algorithms_agree():
     master = m("a", checksum=None)
     master.os_hash_algo, master.os_hash_value = "sha512", "h"
-    regional = r("a", checksum=None)
+    regional = r("a", checksum=None, provenance=Provenance("m-a", None, "sha512:h"))
     regional.os_hash_algo, regional.os_hash_value = "sha512", "h"
     assert status(plan([master], [regional]), "a") is Status.OK
 
