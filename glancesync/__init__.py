@@ -12,7 +12,8 @@ import logging
 from glancesync.errors import (AuthenticationError, ChecksumMismatchError, ConfigError,
                                ConflictError, ConnectionFailure, ExitStatus, GlanceSyncError,
                                ImageNotFoundError, LockedError, RegionNotFoundError,
-                               ServiceError, TLSError, TransferError, UsageError)
+                               ServiceError, TLSError, TransferError, UnsafeNameError,
+                               UsageError)
 
 #: Public name -> the module defining it (loaded on first use).
 _LAZY = {
@@ -34,7 +35,7 @@ __all__ = [
     "ExitStatus", "GlanceSyncError", "AuthenticationError", "ChecksumMismatchError",
     "ConfigError", "ConflictError", "ConnectionFailure", "ImageNotFoundError",
     "LockedError", "RegionNotFoundError", "ServiceError", "TLSError", "TransferError",
-    "UsageError",
+    "UnsafeNameError", "UsageError",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -17,9 +17,12 @@ import traceback
 from typing import BinaryIO, Callable, NoReturn, Sequence, TextIO
 
 from glancesync import redaction
-from glancesync.errors import ConfigError, ExitStatus, GlanceSyncError, UsageError
+from glancesync.config import open_config_file
+from glancesync.errors import ExitStatus, GlanceSyncError, UsageError
 from glancesync.facade import GlanceSync, RunResult
 from glancesync.redaction import REDACTOR
+from glancesync.runlog import LOG_FORMAT, LogFormatter, SafeFileHandler, SafeStreamHandler
+from glancesync.safenames import printable
 
 EXIT_STATUS_HELP = """exit statuses:
   0  done, or everything already in sync
@@ -105,9 +108,9 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    console = logging.StreamHandler(stream)
+    console = SafeStreamHandler(stream)
     console.setLevel(level)
-    console.setFormatter(logging.Formatter(
+    console.setFormatter(LogFormatter(
         "%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s"))
     # Region summaries are printed at the end of the run: not twice.
     console.addFilter(lambda record: not getattr(record, "summary", False))
@@ -115,14 +118,13 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
     lowest = level
     if args.log_file:
         try:
-            handler = logging.FileHandler(args.log_file, encoding="utf-8")
+            handler = SafeFileHandler(args.log_file)
         except OSError as error:
             raise UsageError(f"cannot write the log file {args.log_file}: "
                              f"{error.strerror}") from error
         file_level = logging.DEBUG if args.debug else logging.INFO
         handler.setLevel(file_level)
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(LogFormatter(LOG_FORMAT))
         root.addHandler(handler)
         lowest = min(lowest, file_level)
     # Our own records at INFO always reach the per-region run logs.
@@ -140,15 +142,14 @@ def config_stream(args: argparse.Namespace) -> BinaryIO | None:
     """The configuration file named on the command line, opened, or None.
 
     Opened as bytes: the loader decodes them and reports a file that is not
-    UTF-8 in one line, as it does for ``$GLANCESYNC_CONFIG``.
+    UTF-8 in one line, as it does for ``$GLANCESYNC_CONFIG``. Only a regular
+    file of at most 1 MiB is opened (:func:`~glancesync.config.open_config_file`).
+
+    :raises ConfigError: the file cannot be opened or is not a configuration file.
     """
     if not args.config_file:
         return None
-    try:
-        return open(args.config_file, "rb")
-    except OSError as error:
-        raise ConfigError(f"cannot read the configuration file: {error.strerror or error}",
-                          path=args.config_file) from error
+    return open_config_file(args.config_file)
 
 
 def build_glancesync(args: argparse.Namespace, *, progress: bool | None = False) -> GlanceSync:
@@ -174,8 +175,9 @@ def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
         # A configuration error may quote the offending line: mask secrets.
         if getattr(args, "debug", False):
             print(REDACTOR.redact(traceback.format_exc()), file=sys.stderr, end="")
-        # One line, whatever the message quotes (an option name with a newline...).
-        message = REDACTOR.redact(str(error)).replace("\r", "\\r").replace("\n", "\\n")
+        # One line, whatever the message quotes (an option name with a newline,
+        # a server's answer with ANSI escapes...).
+        message = printable(REDACTOR.redact(str(error)))
         print(f"{prog}: error: {message}", file=sys.stderr)
         return int(error.exit_status)
     except KeyboardInterrupt:
@@ -209,4 +211,5 @@ def summary_lines(result: RunResult) -> list[str]:
     lines.append(total)
     if result.log_folder:
         lines.append(f"logs: {result.log_folder}")
-    return lines
+    # Region names and errors quote what the regions answered.
+    return [printable(line) for line in lines]

@@ -24,19 +24,23 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import difflib
 import logging
 import os
+import re
 import stat
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, BinaryIO, Mapping, Sequence
 
 from glancesync import backends
 from glancesync.condition import Condition
 from glancesync.errors import ConfigError, RegionNotFoundError
+from glancesync.integrity import open_regular_file
 from glancesync.options import (DEFAULTS, MAIN, MAIN_OPTIONS, MASTER, TARGET_OPTIONS, TYPE,
                                 Option, Section)
 
 __all__ = ["Config", "MainConfig", "TargetConfig", "load_config", "main_options",
+           "open_config_file",
            "target_options", "MASTER"]
 
 LOG = logging.getLogger(__name__)
@@ -45,6 +49,8 @@ LOG = logging.getLogger(__name__)
 #: ``$GLANCESYNC_CONFIG`` is given.
 DEFAULT_PATH = "/etc/glancesync.conf"
 ENV_VAR = "GLANCESYNC_CONFIG"
+#: The largest configuration read, in bytes: a real one is a few KiB.
+MAX_CONFIG_SIZE = 1024 * 1024
 # Section name never used in a file: DEFAULT is handled by this module,
 # not by configparser, so that [main] does not inherit target defaults.
 _NO_DEFAULT_SECTION = "\0glancesync-no-default"
@@ -79,6 +85,7 @@ class MainConfig:
     cache_max_size: int | None = None  #: bytes
     stalled_upload_age: float = 3600.0  #: seconds
     run_dir: Path | None = None
+    lock_dir: Path | None = None  #: None: the machine-wide folder (glancesync.lock)
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
     max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
@@ -165,31 +172,48 @@ def load_config(stream: Any = None, overrides: Sequence[str] = (),
     if stream is not None:
         path = getattr(stream, "name", None)
         path = str(path) if isinstance(path, (str, os.PathLike)) else None
-        try:
-            text = stream.read()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the configuration: {exc.strerror or exc}",
-                              path=path) from None
-        if isinstance(text, bytes):
-            text = _decode(text, path)
-        _parse(parser, text, path)
+        _parse(parser, _read(stream, path), path)
     else:
         path = env.get(ENV_VAR) or (DEFAULT_PATH if os.path.exists(DEFAULT_PATH) else None)
         if path is not None:
-            try:
-                with open(path, "rb") as handle:
-                    text = _decode(handle.read(), path)
-            except OSError as exc:
-                origin = f" (named by ${ENV_VAR})" if env.get(ENV_VAR) else ""
-                raise ConfigError(
-                    f"cannot read the configuration file{origin}:"
-                    f" {exc.strerror or exc}", path=path) from None
-            _parse(parser, text, path)
+            origin = f" (named by ${ENV_VAR})" if env.get(ENV_VAR) else ""
+            with open_config_file(path, origin) as handle:
+                _parse(parser, _read(handle, path), path)
     if path is not None:
         # Before the overrides: a secret given on the command line is not in the file.
         _check_permissions(parser, path)
     _apply_overrides(parser, overrides)
     return _build(parser, path, env)
+
+
+def open_config_file(path: str | os.PathLike[str], origin: str = "") -> BinaryIO:
+    """The configuration file at ``path``, opened for reading (bytes).
+
+    Only a regular file of at most :data:`MAX_CONFIG_SIZE` bytes is taken:
+    a FIFO, a device (``/dev/zero``), a folder or a huge file would hang or
+    exhaust the run. Opening never blocks (a FIFO without writer).
+    ``origin`` completes the messages (`` (named by $GLANCESYNC_CONFIG)``).
+
+    :raises ConfigError: the file cannot be opened, or is not a configuration file.
+    """
+    try:
+        return open_regular_file(path, MAX_CONFIG_SIZE)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file{origin}:"
+                          f" {exc.strerror or exc}", path=str(path)) from None
+
+
+def _read(stream: Any, path: str | None) -> str:
+    """At most :data:`MAX_CONFIG_SIZE` bytes (or characters) of ``stream``, as text."""
+    try:
+        data = stream.read(MAX_CONFIG_SIZE + 1)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the configuration: {getattr(exc, 'strerror', None) or exc}",
+                          path=path) from None
+    if len(data) > MAX_CONFIG_SIZE:
+        raise ConfigError(f"cannot read the configuration: more than {MAX_CONFIG_SIZE}"
+                          " bytes, a configuration file is at most that", path=path)
+    return _decode(data, path) if isinstance(data, bytes) else data
 
 
 def _decode(data: bytes, path: str | None) -> str:
@@ -212,9 +236,19 @@ def _parse(parser: configparser.ConfigParser, text: str, path: str | None) -> No
     except configparser.MissingSectionHeaderError as exc:
         raise ConfigError(
             f"line {exc.lineno}: expected a [section] header before"
-            f" {exc.line.strip()!r}", path=path) from None
+            f" {_shown_line(exc.line)!r}", path=path) from None
     except configparser.ParsingError as exc:
-        lines = ", ".join(f"line {lineno}: {line.strip()!r}" for lineno, line in exc.errors)
+        text_lines = text.splitlines()
+
+        def shown(lineno: int, line: str) -> str:
+            # configparser records repr(line); the number finds the line itself.
+            if 1 <= lineno <= len(text_lines):
+                line = text_lines[lineno - 1]
+            previous = text_lines[lineno - 2] if 2 <= lineno <= len(text_lines) + 1 else ""
+            return repr(_shown_line(line, previous))
+
+        lines = ", ".join(f"line {lineno}: {shown(lineno, line)}"
+                          for lineno, line in exc.errors)
         raise ConfigError(f"not INI syntax (expected 'key = value'): {lines}",
                           path=path) from None
 
@@ -224,14 +258,14 @@ def _apply_overrides(parser: configparser.ConfigParser, overrides: Sequence[str]
         key, sep, value = override.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"invalid override {override!r}: expected"
+            raise ConfigError(f"invalid override {_shown_line(override)!r}: expected"
                               " section.key=value or key=value",
                               path="--config")
         section, dot, option = key.rpartition(".")
         if not dot:
             section = MAIN if option in {o.name for o in MAIN_OPTIONS} else DEFAULTS
         if not section or not option or section == parser.default_section:
-            raise ConfigError(f"invalid override {override!r}: expected"
+            raise ConfigError(f"invalid override {_shown_line(override)!r}: expected"
                               " section.key=value or key=value",
                               path="--config")
         if not parser.has_section(section):
@@ -239,9 +273,43 @@ def _apply_overrides(parser: configparser.ConfigParser, overrides: Sequence[str]
         parser.set(section, option.strip().lower(), value.strip())
 
 
+def _secret_names() -> frozenset[str]:
+    """The options whose values are secrets (every backend's)."""
+    return frozenset(option.name for option in target_options() if option.secret)
+
+
+def _shown_line(line: str, previous: str = "") -> str:
+    """A malformed line as an error may quote it: never a secret.
+
+    A line whose first word is a secret option's name, or looks like one
+    (``password S3cret``, ``pasword=S3cret``), shows that word only; a line
+    after such a line (a password on a line of its own) shows nothing.
+    """
+    def key(text: str) -> str:
+        return re.split(r"[\s=:]", text.strip(), maxsplit=1)[0]
+
+    def secret_like(word: str) -> bool:
+        word = word.lower()
+        return bool(word) and (any(part in word for part in _SECRET_WORDS)
+                               or bool(difflib.get_close_matches(word, _secret_names(),
+                                                                 n=1, cutoff=0.75)))
+
+    if previous.strip() and secret_like(key(previous)):
+        return "***"
+    if secret_like(key(line)):
+        parts = re.match(r"([^\s=:]*)(\s*[=:]\s*|\s+|$)", line.strip())
+        assert parts is not None  # the pattern matches any text
+        return f"{parts[1]}{parts[2]}***" if parts[0] != line.strip() else parts[1]
+    return line.strip()
+
+
+#: Parts of option names that hold secrets, whatever the exact spelling.
+_SECRET_WORDS = ("pass", "secret", "token", "credential")
+
+
 def _check_permissions(parser: configparser.ConfigParser, path: str) -> None:
     """Warn when a file holding a secret is readable by group or others."""
-    secret = [option.name for option in target_options() if option.secret]
+    secret = list(_secret_names())
     holds_secret = any(parser.has_option(section, option)
                        for section in parser.sections() for option in secret)
     if not holds_secret:
@@ -275,7 +343,7 @@ def _build(parser: configparser.ConfigParser, path: str | None,
         names.insert(0, MASTER)
     for name in names:
         own = _section_values(parser, name)
-        section = Section(path, name, {**defaults, **own})
+        section = Section(path, name, {**defaults, **own}, secrets=_secret_names())
         section.check_names(target_names, own)
         targets[name] = _build_target(section, env)
 

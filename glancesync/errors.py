@@ -164,6 +164,14 @@ class ChecksumMismatchError(TransferError):
     """Data read or written does not hash to the expected value."""
 
 
+class UnsafeNameError(GlanceSyncError):
+    """A name from a region, a catalog or a file would make a path outside its folder.
+
+    An image id like ``../../etc/passwd`` in a local region's database, a
+    data file that is a link to elsewhere: refused, never acted upon.
+    """
+
+
 class LockedError(GlanceSyncError):
     """Another run holds the lock of the region."""
 

@@ -398,9 +398,13 @@ class GlanceSync:
         return f"{ref.name}@{self.target(ref.target).location}"
 
     def _lock_dir(self) -> Path | None:
-        """``$GLANCESYNC_LOCK_DIR`` if set, else the default of :mod:`glancesync.lock`."""
+        """``$GLANCESYNC_LOCK_DIR`` if set, else ``lock_dir``, else the default.
+
+        The default (None) is :func:`glancesync.lock.default_lock_dir`: the
+        machine-wide folder, so that runs of every user exclude each other.
+        """
         folder = os.environ.get("GLANCESYNC_LOCK_DIR")
-        return Path(folder) if folder else None
+        return Path(folder) if folder else self.config.main.lock_dir
 
     # --- reports -----------------------------------------------------------------
 
@@ -532,31 +536,54 @@ class GlanceSync:
 
 
     def restore_backup(self, region: str | RegionRef, backup_file: str | Path,
-                       dry_run: bool = False) -> list[str]:
+                       dry_run: bool = False, force: bool = False) -> list[str]:
         """Re-apply the metadata saved in ``backup_file`` to ``region``'s images.
 
-        Images are found by id, else by name. Saved visibility, ``min_ram``,
-        ``min_disk``, ``protected`` and user properties are set; user
-        properties that were not saved are removed. Data is never touched.
-        Returns the ids of the images changed (or that would be, in a dry run).
+        Every line of the file is checked first (also for a dry run): one
+        malformed line and nothing is changed. The file must have been
+        recorded for ``region``; a backup of another region is refused
+        unless ``force``, and then the region-specific ids (``kernel_id``,
+        ``ramdisk_id``) are not restored. Only the project's own images are
+        changed: a saved public image of another project is left alone.
+        Images are found by id, else by name. Saved visibility,
+        ``min_ram``, ``min_disk``, ``protected`` and user properties are
+        set; user properties that were not saved are removed. Data is never
+        touched. Returns the ids of the images changed (or that would be, in
+        a dry run).
 
-        :raises UsageError: the backup file cannot be read.
+        :raises UsageError: the backup file cannot be read, or it was recorded
+            for another region (without ``force``).
         :raises ConfigError: a line of the backup file is malformed.
         """
         ref = RegionRef.parse(region)
         adapter = self.adapter(ref)
-        records = list(report.read_backup(Path(backup_file)))
-        images = report.visible_images(adapter.list_images(), adapter.project_id)
-        by_id = {i.id: i for i in images}
-        by_name = {i.name: i for i in images}
+        records = report.read_backup(Path(backup_file))
+        recorded = sorted({str(r.get("region")) for r in records if r.get("region") != str(ref)})
+        if recorded and not force:
+            raise UsageError(
+                f"the backup file {backup_file} was recorded for region"
+                f" {', '.join(recorded)}, not {ref}: restore it to its own region, or force"
+                " it (--force; kernel_id and ramdisk_id are then not restored)")
+        same_region = not recorded
+        project = adapter.project_id
+        images = adapter.list_images()
+        own = [i for i in images if project is None or i.owner == project]
+        by_id = {i.id: i for i in own}
+        by_name = {i.name: i for i in own}
+        foreign = {i.id for i in images} - set(by_id)
         changed = []
         for record in records:
-            current = by_id.get(record["id"]) or by_name.get(record["name"])
+            current = by_id.get(record["id"]) if same_region else None
+            if current is None and record["name"] is not None:
+                current = by_name.get(record["name"])
             if current is None:
-                LOG.warning("%s: image %s (%s) of the backup is not in the region",
-                            ref, record["name"], record["id"])
+                why = ("belongs to another project: left alone" if record["id"] in foreign
+                       else "is not in the region")
+                LOG.warning("%s: image %s (%s) of the backup %s", ref, record["name"],
+                            record["id"], why)
                 continue
-            changes, remove = report.restore_changes(current, record)
+            changes, remove = report.restore_changes(current, record,
+                                                     same_region=same_region)
             if not changes and not remove:
                 continue
             changed.append(current.id)

@@ -17,19 +17,21 @@ never grows with image size.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from glancesync.errors import ChecksumMismatchError, TransferError
+from glancesync.errors import ChecksumMismatchError, TransferError, UnsafeNameError
 from glancesync.image import Image
 
 __all__ = [
     "CHUNK_SIZE", "HashingStream", "atomic_file", "expected_hash", "fsync_directory",
-    "hash_file", "label", "read_chunks", "unlink_quietly", "verify",
+    "hash_file", "label", "open_regular_file", "read_chunks", "unlink_quietly", "verify",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -192,6 +194,36 @@ def hash_file(path: Path, image: Image) -> HashingStream:
     return stream
 
 
+def open_regular_file(path: str | os.PathLike[str], max_size: int | None = None) -> BinaryIO:
+    """``path`` opened for reading bytes, if it is a regular file.
+
+    Opening never blocks (a FIFO without writer would hang for ever); a FIFO,
+    a device (``/dev/zero``), a socket or a folder is refused, and so is a
+    file larger than ``max_size`` bytes. For files named by a user
+    (configuration, backups), which must be read whole.
+
+    :raises OSError: the file cannot be opened (a folder: ``Is a directory``)
+        or is refused; ``strerror`` says why in words.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        handle = open(path, "rb", opener=lambda name, _: os.open(name, flags))
+    except ValueError as exc:  # a NUL in the path
+        raise OSError(errno.EINVAL, str(exc)) from None
+    try:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, a device or a socket)")
+        if max_size is not None and info.st_size > max_size:
+            raise OSError(errno.EFBIG, f"{info.st_size} bytes, more than the {max_size}"
+                                       " allowed")
+        os.set_blocking(handle.fileno(), True)
+        return handle
+    except BaseException:
+        handle.close()
+        raise
+
+
 def fsync_directory(path: Path) -> None:
     """Make renames in the folder ``path`` durable (best effort: errors ignored)."""
     with contextlib.suppress(OSError):
@@ -223,7 +255,12 @@ def atomic_file(final: Path, *, prefix: str, suffix: str = "") -> Iterator[Binar
     half written.
 
     :raises OSError: the temporary file cannot be created, written or renamed.
+    :raises UnsafeNameError: ``prefix`` or ``suffix`` would leave the folder.
     """
+    for part in (prefix, suffix):
+        if "/" in part or "\0" in part or os.sep in part:
+            raise UnsafeNameError(f"temporary file prefix or suffix {part!r} is not"
+                                  " part of a plain file name")
     fd, temp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=final.parent)
     temp = Path(temp_name)
     try:

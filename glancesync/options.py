@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -38,6 +39,9 @@ _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3,
                "t": 1024 ** 4, "p": 1024 ** 5}
 _SIZE_RE = re.compile(r"^\s*(\d{1,20}(?:\.\d{1,20})?)\s*([kmgtp]?)(?:i?b)?\s*$", re.IGNORECASE)
 _CHECKSUM_RE = re.compile(r"^[0-9a-f]+$")
+#: The largest number of seconds a ``number`` option takes (about 31 years):
+#: beyond, timers and socket timeouts overflow.
+MAX_SECONDS = 1e9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,20 +83,28 @@ class Section:
     ``path`` (the file, or None) and ``name`` locate errors.
     """
 
-    def __init__(self, path: str | None, name: str, values: Mapping[str, str]) -> None:
+    def __init__(self, path: str | None, name: str, values: Mapping[str, str],
+                 secrets: frozenset[str] = frozenset()) -> None:
         self.path = path
         self.name = name
         self.values = dict(values)
+        self.secrets = secrets
 
     def error(self, option: str | None, message: str) -> ConfigError:
         """The error to raise for a mistake in ``option`` (None: the whole section)."""
         return ConfigError(message, path=self.path, section=self.name, option=option)
 
     def get(self, option: str, default: str | None = None) -> str | None:
-        """The raw value of ``option``, stripped; ``default`` when absent or empty."""
+        """The raw value of ``option``, stripped; ``default`` when absent or empty.
+
+        A secret option (named in ``secrets``) enclosed in double quotes is
+        what lies between them, spaces included (:func:`unquote_secret`).
+        """
         value = self.values.get(option)
         if value is None or value.strip() == "":
             return default
+        if option in self.secrets:
+            return unquote_secret(value.strip())
         return value.strip()
 
     def read(self, option: Option) -> Any:
@@ -129,6 +141,18 @@ class Section:
         return list(dict.fromkeys(item for item in re.split(r"[,\s]+", raw) if item))
 
 
+def unquote_secret(value: str) -> str:
+    """A secret's value: between double quotes if it is enclosed in them.
+
+    INI values lose their leading and trailing spaces; a password that has
+    some is written ``password = " s3cret "``. Nothing is escaped inside: a
+    secret that itself begins and ends with ``"`` takes one more pair.
+    """
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
 def _string(section: Section, option: Option) -> Any:
     return section.get(option.name, option.default)
 
@@ -142,16 +166,22 @@ def _int(section: Section, option: Option) -> Any:
 
 
 def _number(section: Section, option: Option) -> Any:
-    return _quantity(section, option, "seconds")
+    return _quantity(section, option, "seconds", 1.0)
 
 
 def _hours(section: Section, option: Option) -> Any:
-    return _quantity(section, option, "hours")
+    return _quantity(section, option, "hours", 3600.0)
 
 
-def _quantity(section: Section, option: Option, unit: str) -> Any:
-    """A float in ``unit``, bounded by ``option.minimum``."""
+def _quantity(section: Section, option: Option, unit: str, seconds: float) -> Any:
+    """A finite float in ``unit`` (of ``seconds`` each, at most :data:`MAX_SECONDS`
+    in all), bounded by ``option.minimum``."""
     value = section._convert(option, float, f"a number of {unit}")
+    most = MAX_SECONDS / seconds
+    if value is not None and not (math.isfinite(value) and abs(value) <= most):
+        raise section.error(option.name, f"invalid value {section.get(option.name)!r}:"
+                                         f" expected a finite number of {unit}, at most"
+                                         f" {most:.0f}")
     minimum = option.minimum
     if minimum is not None and (value < minimum or (option.strict and value == minimum)):
         relation = ">" if option.strict else ">="
@@ -253,6 +283,8 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("stalled_upload_age", "number", 3600.0, minimum=0.0,
           help="seconds after which an interrupted upload's image may be cleaned up"),
     _main("run_dir", "path", help="folder of the per-region logs of --parallel runs"),
+    _main("lock_dir", "path", help="folder of the region lock files, shared by every"
+                                   " operator (default: /var/lock/glancesync)"),
     _main("retries", "int", 3, minimum=0, help="new attempts of a call failing for a"
                                                " transient reason (0: none)"),
     _main("retry_wait", "number", 1.0, minimum=0.0,

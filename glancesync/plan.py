@@ -436,6 +436,7 @@ class _Planner:
     # -- steps -----------------------------------------------------------
     def run(self) -> RegionPlan:
         self.plan.warnings.extend(self.master.warnings)
+        self.report_own_duplicates()
         self.match_regional()
         for name in sorted(self.synced):
             self.classify(name, self.synced[name])
@@ -451,6 +452,29 @@ class _Planner:
         self.plan.operations = metadata_ops + obsolete_ops + upload_ops + self.plan_cleanup()
         self.plan_lifecycle()  # its statuses and operations come last
         return self.plan
+
+    def report_own_duplicates(self) -> None:
+        """Report two active copies GlanceSync made of one master image.
+
+        Recognised by their provenance (same master region and image id):
+        two runs that did not see each other's locks (different lock
+        folders, see ``lock_dir``) both uploaded it. Logged as an error, so
+        that cron runs show it; an operator deletes the extra copy.
+        """
+        copies: dict[tuple[str | None, str], list[Image]] = {}
+        for image in self.regional:
+            record = image.provenance
+            if record is not None and image.status == "active" and self.own(image):
+                copies.setdefault((record.master_region, record.master_image_id),
+                                  []).append(image)
+        for (region, master_id), images in sorted(copies.items(), key=lambda i: i[0][1]):
+            if len(images) > 1:
+                images.sort(key=lambda i: (i.created_at or "", i.id))
+                self.needs_operator(
+                    f"{len(images)} copies of master image {master_id} (from {region})"
+                    f" made by GlanceSync: {', '.join(f'{i.id} {i.name!r}' for i in images)};"
+                    " runs that did not share a lock folder uploaded it twice"
+                    " (see lock_dir): delete the extra copies")
 
     def match_regional(self) -> None:
         """Pick, per synchronised name, the regional image to compare with."""

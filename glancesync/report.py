@@ -2,6 +2,12 @@
 
 Pure functions over :class:`~glancesync.image.Image` lists: the facade feeds
 them with what the adapters return and prints or writes the result.
+
+Names, ids and values come from the regions: every field of a report line
+goes through :func:`glancesync.safenames.printable` (control characters
+shown escaped: no ANSI escape reaches the terminal, no newline forges a
+line), and every CSV cell through :func:`csv_cell` (no formula for a
+spreadsheet).
 """
 from __future__ import annotations
 
@@ -11,10 +17,12 @@ import datetime
 import io
 import json
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
+from glancesync import safenames
 from glancesync.errors import ConfigError, UsageError
-from glancesync.image import AMI_PROPERTIES, Image, metadata_diff
+from glancesync.image import AMI_PROPERTIES, Image, is_user_property, metadata_diff
+from glancesync.integrity import open_regular_file
 
 #: Markers of :func:`region_report`, in the order they are shown.
 MARKERS = {
@@ -73,21 +81,23 @@ def _synchronised_attributes_differ(image: Image, reference: Image,
 def region_report(region: str, images: Iterable[Image], master: Mapping[str, Image],
                   metadata_set: frozenset[str]) -> list[str]:
     """Lines of the ``print_images`` report: marker, name, id, size, status."""
-    lines = [f"Region {region}:"]
+    show = safenames.printable
+    lines = [f"Region {show(region)}:"]
     for image in images:
         marks = image_markers(image, master, metadata_set)
-        lines.append(f"{marks:>3} {image.name or '(no name)'}  {image.id}  "
-                     f"{_mib(image.size)}  {image.status}  {image.visibility}")
+        lines.append(f"{marks:>3} {show(image.name or '(no name)')}  {show(image.id)}  "
+                     f"{_mib(image.size)}  {show(image.status)}  {show(image.visibility)}")
     return lines
 
 
 def master_report(region: str, images: Iterable[Image]) -> list[str]:
     """Lines of ``print_images_master_region``: what will be synchronised."""
-    lines = [f"Master region {region}: images to synchronise"]
+    show = safenames.printable
+    lines = [f"Master region {show(region)}: images to synchronise"]
     for image in images:
-        props = ", ".join(f"{k}={v}" for k, v in sorted(image.properties.items()))
-        lines.append(f"  {image.name}  {image.id}  {_mib(image.size)}  "
-                     f"{image.visibility}  {props}")
+        props = ", ".join(f"{show(k)}={show(v)}" for k, v in sorted(image.properties.items()))
+        lines.append(f"  {show(image.name)}  {show(image.id)}  {_mib(image.size)}  "
+                     f"{show(image.visibility)}  {props}")
     return lines
 
 
@@ -122,7 +132,7 @@ def backup_folder(parent: Path, now: datetime.datetime | None = None) -> Path:
 
 def write_backup(folder: Path, region: str, images: Iterable[Image]) -> Path:
     """Write one region's backup file (JSON lines) and return its path."""
-    path = folder / f"backup_{region.replace(':', '_')}.jsonl"
+    path = safenames.join(folder, "backup_" + safenames.region_file_name(region, ".jsonl"))
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8") as out:
         for image in images:
@@ -131,46 +141,154 @@ def write_backup(folder: Path, region: str, images: Iterable[Image]) -> Path:
     return path
 
 
-def read_backup(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a backup file; a malformed line is a clear error."""
+#: The longest line of a backup file read, in bytes (a record is a few KiB).
+MAX_BACKUP_LINE = 1024 * 1024
+
+#: The shape of one backup line (JSON Schema): what :func:`backup_record`
+#: writes, with the limits Glance itself applies. Checked for every line
+#: before a restore (or its dry run) changes anything.
+BACKUP_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "id", "properties"],
+    "properties": {
+        "region": {"type": "string", "minLength": 1, "maxLength": 1024},
+        "name": {"type": ["string", "null"], "maxLength": 255},
+        "id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "status": {"type": ["string", "null"], "maxLength": 64},
+        "size": {"type": ["integer", "null"], "minimum": 0},
+        "checksum": {"type": ["string", "null"], "maxLength": 1024},
+        "owner": {"type": ["string", "null"], "maxLength": 255},
+        "is_public": {"type": ["boolean", "null"]},
+        "visibility": {"enum": ["public", "community", "shared", "private", None]},
+        "min_ram": {"type": ["integer", "null"], "minimum": 0, "maximum": 2 ** 31 - 1},
+        "min_disk": {"type": ["integer", "null"], "minimum": 0, "maximum": 2 ** 31 - 1},
+        "protected": {"type": ["boolean", "null"]},
+        "properties": {
+            "type": "object",
+            "propertyNames": {"minLength": 1, "maxLength": 255},
+            "additionalProperties": {"type": "string", "maxLength": 65535},
+        },
+    },
+}
+
+
+def read_backup(path: Path) -> list[dict[str, Any]]:
+    """The records of a backup file, every line checked before any is returned.
+
+    Each line must be a JSON object of :data:`BACKUP_RECORD_SCHEMA`'s shape
+    whose properties are user properties (a backup never holds others:
+    ``glancesync.*``, ``os_glance_*``, core fields are refused). The file
+    must be a regular file (a FIFO or ``/dev/zero`` would hang), in UTF-8,
+    with lines of at most :data:`MAX_BACKUP_LINE` bytes.
+
+    :raises UsageError: the file cannot be opened, or is not a regular file.
+    :raises ConfigError: a line is malformed (the message names it).
+    """
+    validator = _backup_validator()
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open_regular_file(path)
     except OSError as error:
-        raise UsageError(f"cannot read the backup file {path}: {error.strerror}") from error
+        raise UsageError(f"cannot read the backup file {path}: "
+                         f"{error.strerror or error}") from error
+    records = []
     with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
+        number = 0
+        while True:
+            number += 1
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"line {number} is not valid JSON ({error.msg})",
-                                  path=str(path)) from error
-            missing = [f for f in ("name", "id", "properties") if f not in record]
-            if not isinstance(record, dict) or missing:
-                raise ConfigError(f"line {number} lacks {', '.join(missing)}",
+                raw = handle.readline(MAX_BACKUP_LINE + 1)
+            except OSError as error:
+                raise UsageError(f"cannot read the backup file {path}: "
+                                 f"{error.strerror or error}") from error
+            if not raw:
+                return records
+            if len(raw) > MAX_BACKUP_LINE:
+                raise ConfigError(f"line {number} is longer than {MAX_BACKUP_LINE} bytes",
                                   path=str(path))
-            yield record
+            if not raw.strip():
+                continue
+            record = _parse_backup_line(raw, number, path)
+            error = next(iter(sorted(validator.iter_errors(record), key=_error_order)), None)
+            if error is not None:
+                where = ".".join(str(part) for part in error.absolute_path) or "the record"
+                raise ConfigError(f"line {number}: {safenames.printable(where)[:100]}:"
+                                  f" {safenames.printable(error.message)[:200]}",
+                                  path=str(path))
+            refused = [key for key in record["properties"] if not is_user_property(key)]
+            if refused:
+                raise ConfigError(f"line {number}: property {safenames.printable(refused[0])!r}"
+                                  " is not a user property: a backup never holds it",
+                                  path=str(path))
+            records.append(record)
 
 
-def restore_changes(current: Image, record: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _parse_backup_line(raw: bytes, number: int, path: Path) -> Any:
+    """One line's JSON value (any: the schema checks it is an object)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"line {number} is not UTF-8 text ({error.reason})",
+                          path=str(path)) from None
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"line {number} is not valid JSON ({error.msg})",
+                          path=str(path)) from None
+    except (ValueError, RecursionError) as error:  # huge numbers, deep nesting
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise ConfigError(f"line {number} is not valid JSON ({reason[:200]})",
+                          path=str(path)) from None
+
+
+def _error_order(error: Any) -> tuple[int, str]:
+    """The error reported first: the shallowest, then the first by path."""
+    return len(error.absolute_path), str(list(error.absolute_path))
+
+
+def _backup_validator() -> Any:
+    import jsonschema  # only backups need it
+    return jsonschema.Draft202012Validator(BACKUP_RECORD_SCHEMA)
+
+
+def restore_changes(current: Image, record: Mapping[str, Any], *,
+                    same_region: bool = True) -> tuple[dict[str, Any], list[str]]:
     """Changes that bring ``current`` back to a backup ``record``.
 
     The saved :data:`RESTORED_FIELDS` and user properties are set; user
-    properties that were not saved are removed.
+    properties that were not saved are removed. ``same_region`` false (a
+    backup of another region, forced): the region-specific ids
+    (:data:`~glancesync.image.AMI_PROPERTIES`, which name images of the
+    region that was saved) are neither set nor removed.
     """
-    saved = {k: str(v) for k, v in (record.get("properties") or {}).items()}
+    kept = () if same_region else AMI_PROPERTIES
+    saved = {k: str(v) for k, v in (record.get("properties") or {}).items() if k not in kept}
     properties: dict[str, str | None] = {k: None for k in sorted(current.properties)
-                                         if k not in saved}
+                                         if k not in saved and k not in kept}
     properties.update(saved)
     return metadata_diff(current, {k: record.get(k) for k in RESTORED_FIELDS}, properties)
 
 
+#: First characters that make a spreadsheet read a cell as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(field: object) -> str:
+    """A CSV cell for ``field``: printable, and never a spreadsheet formula.
+
+    Control characters are shown escaped (:func:`~glancesync.safenames.printable`);
+    a cell beginning with ``=``, ``+``, ``-``, ``@``, a tab or a CR gets a
+    leading ``'``, which spreadsheets take as "text" (OWASP's CSV injection
+    advice): ``=HYPERLINK(...)`` is shown, never run.
+    """
+    text = "" if field is None else str(field)
+    cell = safenames.printable(text)
+    return "'" + cell if text.startswith(FORMULA_STARTS) else cell
+
+
 def as_csv_row(*fields: object) -> str:
-    """One CSV line (no line terminator), quoted only where needed."""
+    """One CSV line (no line terminator), quoted only where needed; cells by :func:`csv_cell`."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(
-        "" if field is None else field for field in fields)
+    csv.writer(buffer, lineterminator="").writerow(csv_cell(field) for field in fields)
     return buffer.getvalue()
 
 

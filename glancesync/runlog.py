@@ -6,6 +6,10 @@ handler per region to the ``glancesync`` logger, each keeping only the
 records emitted while that region was current, so a parallel run leaves one
 readable log per region in its run folder. The files receive what the
 ``glancesync`` logger lets through: the scripts set it to INFO (or DEBUG).
+
+Writing a log never changes the outcome of a run: a log file that cannot
+be created or written (a full disk) is reported once, as an error on the
+console, and left alone; the run goes on (:class:`SafeFileHandler`).
 """
 from __future__ import annotations
 
@@ -13,13 +17,94 @@ import contextlib
 import contextvars
 import datetime
 import logging
+import sys
 from pathlib import Path
 from typing import Iterator
+
+from glancesync import safenames
 
 _current_region: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "glancesync_region", default=None)
 
+LOG = logging.getLogger(__name__)
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class LogFormatter(logging.Formatter):
+    """A formatter showing the message's control characters escaped.
+
+    Messages quote names and answers of the regions: an ANSI escape must
+    not reach the terminal, a newline must not forge a log line. The
+    traceback of an exception (``--debug``) keeps its lines.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = record.message
+        record.message = safenames.printable(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+
+class _StopsAtFirstFailure:
+    """A handler mixin: the first failure (writing, flushing) calls :meth:`_give_up`.
+
+    logging's own handlers print a traceback to stderr for every record
+    they cannot write (hundreds on a full disk) and raise from ``flush``
+    and ``close``. These write nothing more after ``failed`` is set.
+    """
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)  # type: ignore[misc]
+
+    def flush(self) -> None:
+        if self.failed:
+            return
+        try:
+            super().flush()  # type: ignore[misc]
+        except (OSError, ValueError) as exc:  # ValueError: a closed stream
+            self._give_up(exc)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self._give_up(sys.exc_info()[1])
+
+    def _give_up(self, exc: BaseException | None) -> None:
+        self.failed = True
+
+
+class SafeFileHandler(_StopsAtFirstFailure, logging.FileHandler):
+    """A log file that fails quietly: reported once, then left alone.
+
+    The first failure is one error record (shown on the console, which is
+    another handler); then nothing more is written and nothing is raised,
+    not even by ``close``.
+    """
+
+    def __init__(self, filename: str | Path) -> None:
+        super().__init__(filename, encoding="utf-8")
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # the last buffered lines could not be written
+            self._give_up(exc)
+
+    def _give_up(self, exc: BaseException | None) -> None:
+        if self.failed:
+            return
+        super()._give_up(exc)
+        reason = getattr(exc, "strerror", None) or exc or "unknown error"
+        LOG.error("cannot write the log file %s (%s): nothing more is written to it;"
+                  " the run goes on", self.baseFilename, reason)
+
+
+class SafeStreamHandler(_StopsAtFirstFailure, logging.StreamHandler):
+    """The console: a stream that cannot be written (closed, full) goes silent."""
 
 
 @contextlib.contextmanager
@@ -42,7 +127,12 @@ class _RegionFilter(logging.Filter):
 
 
 class RunLogs:
-    """One log file per region under ``run_dir/run_<timestamp>/``."""
+    """One log file per region under ``run_dir/run_<timestamp>/``.
+
+    The file of a region is named by :func:`glancesync.safenames.region_file_name`:
+    a region name from a catalog (``x/../../tmp/EVIL``) never makes a file
+    outside the run folder.
+    """
 
     def __init__(self, run_dir: Path, regions: list[str], level: int = logging.INFO) -> None:
         stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S_%f")
@@ -53,13 +143,23 @@ class RunLogs:
         self._handlers: list[logging.Handler] = []
 
     def __enter__(self) -> "RunLogs":
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            LOG.error("cannot create the run folder %s (%s): this run keeps no"
+                      " per-region logs; it goes on", self.folder, exc.strerror or exc)
+            return self
         logger = logging.getLogger("glancesync")
         for region in self.regions:
-            path = self.folder / f"{region.replace(':', '_')}.log"
-            handler = logging.FileHandler(path, encoding="utf-8")
+            path = safenames.join(self.folder, safenames.region_file_name(region, ".log"))
+            try:
+                handler = SafeFileHandler(path)
+            except OSError as exc:
+                LOG.error("cannot create the log file %s (%s): the run goes on without"
+                          " it", path, exc.strerror or exc)
+                continue
             handler.setLevel(self.level)
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            handler.setFormatter(LogFormatter(LOG_FORMAT))
             handler.addFilter(_RegionFilter(region))
             logger.addHandler(handler)
             self._handlers.append(handler)

@@ -30,8 +30,9 @@ from typing import Iterable, Iterator
 import platformdirs
 
 from glancesync import progress as progress_mod
+from glancesync import safenames
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import ChecksumMismatchError, TransferError
+from glancesync.errors import ChecksumMismatchError, TransferError, UnsafeNameError
 from glancesync.image import Image, content_hash
 from glancesync.integrity import (CHUNK_SIZE, HashingStream, atomic_file, expected_hash,
                                   hash_file, label, unlink_quietly, verify)
@@ -147,7 +148,17 @@ class ImageCache:
     def path_for(self, image: Image) -> Path:
         """Where the verified file of ``image`` lives (whether it exists or not)."""
         algorithm, value = expected_hash(image)
-        return self.directory / f"{image.id}.{algorithm}-{value}"
+        # Ids and hashes come from the master: made safe, kept in the folder.
+        name = f"{self._prefix(image)}{safenames.file_name(f'{algorithm}-{value}')}"
+        try:
+            return safenames.join(self.directory, name)
+        except UnsafeNameError as exc:
+            raise TransferError(str(exc), image=label(image)) from None
+
+    @staticmethod
+    def _prefix(image: Image) -> str:
+        """How the names of ``image``'s cache files begin."""
+        return f"{safenames.file_name(image.id)}."
 
     def check_file(self, path: Path, image: Image) -> bool:
         """True when the file at ``path`` holds ``image``'s bytes (memoised)."""
@@ -193,7 +204,7 @@ class ImageCache:
         self.evict(reserve=image.size or 0)
         stream = HashingStream.for_image(chunks, image, preferred_only=True)
         try:
-            with atomic_file(final, prefix=f"{TEMP_PREFIX}{image.id}-") as handle:
+            with atomic_file(final, prefix=f"{TEMP_PREFIX}{self._prefix(image)}") as handle:
                 for chunk in stream:
                     handle.write(chunk)
                 verify(image, stream.md5, stream.os_hash, size=stream.size)
@@ -277,7 +288,7 @@ class ImageCache:
         unlink_quietly(path)
 
     def _remove_other_versions(self, image: Image, keep: Path) -> None:
-        prefix = f"{image.id}."
+        prefix = self._prefix(image)
         for entry in self.entries():
             if entry != keep and entry.name.startswith(prefix) and not self._pinned.get(entry):
                 LOG.debug("removing stale cache file %s", entry)
@@ -369,8 +380,9 @@ class MasterImageSource:
         then discarded and downloaded again.
         """
         self.cache.forget(self.cache.path_for(image))
-        if self.images_dir is not None:
-            self.cache.forget(self.images_dir / image.id)
+        candidate = self._images_dir_file(image)
+        if candidate is not None:
+            self.cache.forget(candidate)
 
     def prepare(self, image: Image) -> None:
         """Fetch ``image`` into the cache now (see :meth:`path`); not one without hash."""
@@ -411,10 +423,21 @@ class MasterImageSource:
                 return cached
             return self._download(image)
 
-    def _from_images_dir(self, image: Image) -> Path | None:
+    def _images_dir_file(self, image: Image) -> Path | None:
+        """``images_dir/<id>``; None without images_dir or for an id that is no file name."""
         if self.images_dir is None:
             return None
-        candidate = self.images_dir / image.id
+        try:
+            # The operator's folder: its links are theirs, the id is not.
+            return safenames.join(self.images_dir, image.id, resolve=False)
+        except UnsafeNameError:
+            LOG.debug("master image id %r cannot name a file of images_dir", image.id)
+            return None
+
+    def _from_images_dir(self, image: Image) -> Path | None:
+        candidate = self._images_dir_file(image)
+        if candidate is None:
+            return None
         if not candidate.is_file():
             return None
         if self.cache.check_file(candidate, image):

@@ -24,6 +24,9 @@ def build_parser():
                         help="re-apply the metadata saved in FILE to the one REGION given")
     parser.add_argument("--dry-run", action="store_true",
                         help="with --restore: show the changes, make none")
+    parser.add_argument("--force", action="store_true",
+                        help="with --restore: apply a backup recorded for another region "
+                             "(its kernel_id and ramdisk_id are not restored)")
     cli.add_common_options(parser)
     return parser
 
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--restore needs exactly one REGION")
     if args.dry_run and not args.restore:
         parser.error("--dry-run goes with --restore")
+    if args.force and not args.restore:
+        parser.error("--force goes with --restore")
     return cli.run(PROG, args, lambda: _run(args))
 
 
@@ -44,7 +49,7 @@ def _run(args) -> int:
     with cli.build_glancesync(args, progress=False) as glancesync:
         if args.restore:
             changed = glancesync.restore_backup(args.regions[0], args.restore,
-                                                dry_run=args.dry_run)
+                                                dry_run=args.dry_run, force=args.force)
             print(f"{len(changed)} image(s) {'would be ' if args.dry_run else ''}updated")
             return ExitStatus.PENDING if args.dry_run and changed else ExitStatus.OK
         for path in glancesync.backup(args.regions, args.path):

@@ -7,6 +7,7 @@ import sys
 from glancesync import cli
 from glancesync.errors import ExitStatus
 from glancesync.report import as_csv_row, statuses_as_json
+from glancesync.safenames import printable
 
 PROG = "glancesync-sync"
 
@@ -52,7 +53,7 @@ def _run(args) -> int:
     with cli.build_glancesync(args, progress=progress) as glancesync:
         if args.show_regions:
             for region in glancesync.resolve_regions(args.regions):
-                print(region)
+                print(printable(region))
             return ExitStatus.OK
         if args.make_backup:
             for path in glancesync.backup(args.regions):

@@ -46,6 +46,15 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 @pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo federation (:mod:`glancesync.demo`), built once: copy it, never change it."""
+    from glancesync import demo
+    folder = tmp_path_factory.mktemp("demo")
+    demo.build_federation(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def testbed(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestBed]:
     """A running test bed (``.info`` has its URLs, regions and clouds)."""

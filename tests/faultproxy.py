@@ -9,7 +9,18 @@ connection (it asks both sides for ``Connection: close``). It can:
 * ``flip_uploads=N``: flip one bit of the first N uploaded bodies, so the
   image becomes ``active`` with the wrong checksum;
 * ``unavailable=N``: answer the first N requests ``503`` without
-  forwarding them, as a restarting service behind a balancer does.
+  forwarding them, as a restarting service behind a balancer does;
+* ``redirect_to=URL``, ``redirects=N``: answer the first N requests whose
+  path starts with ``redirect_prefix`` ``307 Temporary Redirect`` to
+  ``URL`` + the same path, without forwarding them, as a hostile server
+  (or a misconfigured balancer) does;
+* ``rewrite=f``: give the client ``f(method, path, body)`` instead of the
+  upstream's response body (for instance a Keystone token whose catalog
+  names hostile regions or endpoints).
+
+:class:`Recorder` is the other end of a hostile redirection: a loopback
+server that records what it receives (a token, a password), answers
+``404`` and forwards nothing.
 
 It is bounded: it stops listening after ``lifetime`` seconds, every
 socket has a timeout, and all threads are daemons. ``stop()`` also ends the
@@ -22,8 +33,9 @@ import socket
 import struct
 import threading
 import time
+from typing import Callable
 
-__all__ = ["FaultProxy"]
+__all__ = ["FaultProxy", "Recorder"]
 
 _HEAD_LIMIT = 64 * 1024
 _BUFFER = 256 * 1024
@@ -56,11 +68,21 @@ class FaultProxy:
 
     def __init__(self, upstream_port: int, *, reset_uploads: int = 0,
                  flip_uploads: int = 0, unavailable: int = 0,
+                 redirect_to: str | None = None, redirects: int = 0,
+                 redirect_status: int = 307, redirect_prefix: bytes = b"/",
+                 rewrite: Callable[[bytes, bytes, bytes], bytes] | None = None,
                  lifetime: float = 300.0, timeout: float = 60.0) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
         self.reset_uploads = reset_uploads
         self.flip_uploads = flip_uploads
         self.unavailable = unavailable
+        self.redirect_to = redirect_to
+        self.redirects = redirects
+        self.redirect_status = redirect_status
+        self.redirect_prefix = redirect_prefix
+        self.rewrite = rewrite
+        self.redirects_done = 0
+        self.rewrites_done = 0
         self.lifetime = lifetime
         self.timeout = timeout
         self.requests = 0
@@ -163,6 +185,14 @@ class FaultProxy:
                                b"\r\nContent-Length: " + str(len(message)).encode() +
                                b"\r\nConnection: close\r\n\r\n" + message)
                 return
+            if (self.redirect_to is not None and path.startswith(self.redirect_prefix)
+                    and self._take("redirects")):
+                with self._lock:
+                    self.redirects_done += 1
+                location = self.redirect_to.encode() + path
+                client.sendall(b"HTTP/1.1 %d Redirect\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                               b"Connection: close\r\n\r\n" % (self.redirect_status, location))
+                return
             upload = method == b"PUT" and path.split(b"?", 1)[0].endswith(b"/file")
             mode = None
             if upload:
@@ -182,7 +212,10 @@ class FaultProxy:
             pump = threading.Thread(target=self._forward_body,
                                     args=(client, upstream, body, mode, chunked), daemon=True)
             pump.start()
-            self._copy(upstream, client)
+            if self.rewrite is not None:
+                self._rewritten(upstream, client, method, path)
+            else:
+                self._copy(upstream, client)
             pump.join(timeout=self.timeout)
         except OSError:
             pass
@@ -252,6 +285,26 @@ class FaultProxy:
             self.flips_done += 1
         return data[:offset] + bytes([data[offset] ^ 0x01]) + data[offset + 1:]
 
+    def _rewritten(self, upstream: socket.socket, client: socket.socket, method: bytes,
+                   path: bytes) -> None:
+        """Upstream to client: the whole response, its body given to :attr:`rewrite`."""
+        data = b""
+        while chunk := upstream.recv(_BUFFER):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        if any(line.lower().startswith(b"transfer-encoding:") and b"chunked" in line.lower()
+               for line in lines[1:]):
+            body = _dechunk(body)
+        assert self.rewrite is not None
+        body = self.rewrite(method, path, body)
+        with self._lock:
+            self.rewrites_done += 1
+        kept = [line for line in lines[1:] if not line.lower().startswith(
+            (b"content-length:", b"transfer-encoding:", b"connection:"))]
+        client.sendall(b"\r\n".join([lines[0], *kept, b"Content-Length: %d" % len(body),
+                                     b"Connection: close", b"", b""]) + body)
+
     @staticmethod
     def _copy(source: socket.socket, sink: socket.socket) -> None:
         """Upstream to client, until the upstream closes."""
@@ -263,3 +316,42 @@ class FaultProxy:
             if not chunk:
                 return
             sink.sendall(chunk)
+
+
+def _dechunk(body: bytes) -> bytes:
+    """The payload of a chunked transfer-encoded body."""
+    payload = b""
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        payload, body = payload + body[:size], body[size + 2:]
+    return payload
+
+
+class Recorder(FaultProxy):
+    """A loopback server recording what it receives; it answers ``404`` and forwards nothing.
+
+    ``received`` holds, per request, its head and what came with it (a
+    token, a password in a body). Bounded like :class:`FaultProxy`.
+    """
+
+    def __init__(self, lifetime: float = 300.0, timeout: float = 10.0) -> None:
+        super().__init__(0, lifetime=lifetime, timeout=timeout)
+        self.received: list[bytes] = []
+
+    def _handle(self, client: socket.socket) -> None:
+        try:
+            head, body = self._read_head(client)
+            with self._lock:
+                self.received.append((head or b"") + body)
+            client.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                           b"Connection: close\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.discard(client)
+                self._handlers.discard(threading.current_thread())
+            client.close()

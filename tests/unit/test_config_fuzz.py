@@ -225,6 +225,23 @@ class Tally:
             self.counts["hangs"] += 1
             self.failures.append(f"hang ({elapsed:.0f} s): {what}")
 
+    def script_exit(self, status: int, error_lines: int, what: str) -> None:
+        """Count a script's documented exit ``status``; 2 (a clean error) prints one line."""
+        self.counts[f"exit {status}"] += 1
+        if status == 2:
+            self.counts["clean errors"] += 1
+            if error_lines != 1:
+                self.failures.append(f"not one error line for {what}")
+        else:
+            self.counts["accepted"] += 1
+
+    def finish(self, request: pytest.FixtureRequest, minimum_inputs: int) -> None:
+        """Report; no failure, enough inputs, and both sides reached (accepted, refused)."""
+        self.report(request)
+        assert not self.failures, "\n".join(self.failures[:10])
+        assert self.counts["inputs"] >= minimum_inputs
+        assert self.counts["clean errors"] and self.counts["accepted"]
+
     def report(self, request: pytest.FixtureRequest) -> str:
         counts = self.counts
         details = ", ".join(f"{key}: {value}" for key, value in sorted(counts.items())
@@ -412,21 +429,11 @@ def test_fuzz_sync_script_entry_point(tmp_path, request, isolated_process_state)
             tally.failures.append(f"status {status!r} for {argv!r} {data[:300]!r}:"
                                   f" {stderr[-1500:]}")
             return
-        tally.counts[f"exit {status}"] += 1
-        if status == 2:
-            tally.counts["clean errors"] += 1
-            if len(errors) != 1:
-                tally.failures.append(f"not one error line for {argv!r} {data[:300]!r}:"
-                                      f" {stderr[-1500:]}")
-        else:
-            tally.counts["accepted"] += 1
+        tally.script_exit(status, len(errors), f"{argv!r} {data[:300]!r}: {stderr[-1500:]}")
 
     run()
-    tally.report(request)
-    assert not tally.failures, "\n".join(tally.failures[:10])
-    assert tally.counts["inputs"] >= 400
     # The inputs reach both sides: runs that work and configurations refused.
-    assert tally.counts["clean errors"] and tally.counts["accepted"]
+    tally.finish(request, 400)
 
 
 # --- what the fuzz found, kept as plain regressions ------------------------------

@@ -37,7 +37,7 @@ def local_target(root: Path, name: str, project: str, projects: list[str]) -> Ta
 
 def strip_hashes(view: View, image_id: str) -> None:
     """What old tools, or a registration by location, leave: no hash at all."""
-    store = view.inner.store
+    store = view.inner.writable_store
     store.image_update(view.inner.context, image_id,
                        {"checksum": None, "os_hash_algo": None, "os_hash_value": None})
 

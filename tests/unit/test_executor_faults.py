@@ -71,8 +71,8 @@ class Faulty(LocalRegionAdapter):
         next(iterator)  # the first chunk goes out, then the link fails
         if fault == "die":
             # What a SIGKILLed Glance worker leaves: saving for good.
-            self.store.image_update(self.context, image_id, {"status": "saving"},
-                                    from_state="queued")
+            self.writable_store.image_update(self.context, image_id, {"status": "saving"},
+                                             from_state="queued")
             raise ConnectionFailure("connection reset by peer", region=self.name)
 
         def broken() -> Iterator[bytes]:

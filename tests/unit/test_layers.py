@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glancesync"
 LAYERS = [
     ["glancesync.errors"],
     ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock",
-     "glancesync.runlog", "glancesync.redaction"],
+     "glancesync.runlog", "glancesync.redaction", "glancesync.safenames"],
     ["glancesync.integrity", "glancesync.options"],
     ["glancesync.regions"],
     ["glancesync.backends.base"],

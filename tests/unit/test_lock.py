@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from glancesync.errors import ExitStatus, LockedError
-from glancesync.lock import RegionLock, default_lock_dir, lock_file_name
+from glancesync.errors import ExitStatus, GlanceSyncError, LockedError
+from glancesync.lock import (MACHINE_LOCK_DIR, RegionLock, default_lock_dir, lock_file_name,
+                             user_lock_dir)
 
 HOLDER = textwrap.dedent("""
     import sys, time
@@ -102,7 +105,256 @@ def test_file_names_are_safe_and_distinct():
     assert lock_file_name("plain-Region.1") == "plain-Region.1.lock"
 
 
-def test_default_lock_dir_is_under_the_user_state_dir():
-    folder = default_lock_dir()
+def test_the_user_lock_dir_is_under_the_user_state_dir():
+    folder = user_lock_dir()
     assert folder.name == "locks"
     assert "glancesync" in folder.parts
+
+
+# --- issue 15, case 3: a lock folder others may write to ------------------------------
+
+def victim(tmp_path: Path) -> Path:
+    path = tmp_path / "victim"
+    path.write_text("precious\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_a_lock_file_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path):
+    target = victim(tmp_path)
+    lock = RegionLock(tmp_path / "locks", "t:R")
+    lock.lock_dir.mkdir()
+    lock.path.symlink_to(target)
+    with pytest.raises(GlanceSyncError, match="is a symbolic link: refused"):
+        lock.acquire()
+    assert target.read_text() == "precious\n" and not lock.locked
+    assert lock.path.is_symlink()  # left for the operator to look at
+
+
+def test_a_dangling_symlink_creates_nothing_where_it_points(tmp_path):
+    lock = RegionLock(tmp_path / "locks", "t:R")
+    lock.lock_dir.mkdir()
+    lock.path.symlink_to(tmp_path / "created-through-the-link")
+    with pytest.raises(GlanceSyncError, match="symbolic link"):
+        lock.acquire()
+    assert not (tmp_path / "created-through-the-link").exists()
+
+
+@pytest.mark.timeout(30)  # a FIFO opened without care blocks for ever
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_lock_path_that_is_not_a_regular_file_is_refused_without_hanging(tmp_path, kind):
+    lock = RegionLock(tmp_path, "t:R")
+    if kind == "fifo":
+        os.mkfifo(lock.path)
+    else:
+        lock.path.mkdir()
+    with pytest.raises(GlanceSyncError, match=str(lock.path)):
+        lock.acquire()
+    assert not lock.locked
+
+
+def test_a_hard_link_to_another_file_is_never_written(tmp_path):
+    target = victim(tmp_path)
+    lock = RegionLock(tmp_path / "locks", "t:R")
+    lock.lock_dir.mkdir()
+    os.link(target, lock.path)
+    with lock:
+        assert lock.locked
+    assert target.read_text() == "precious\n"
+    assert lock.path.exists()  # not ours alone: not removed either
+
+
+def test_opening_does_not_truncate_the_file_of_a_holder(tmp_path, holder):
+    holder("t:R")
+    before = (tmp_path / lock_file_name("t:R")).read_text()
+    with pytest.raises(LockedError):
+        RegionLock(tmp_path, "t:R").acquire()
+    assert (tmp_path / lock_file_name("t:R")).read_text() == before != ""
+
+
+def test_lock_files_are_readable_by_every_user_whatever_the_umask(tmp_path):
+    previous = os.umask(0o077)
+    try:
+        with RegionLock(tmp_path, "t:R") as lock:
+            assert lock.path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(previous)
+
+
+# --- issue 17, case 10: lock files do not pile up ---------------------------------------
+
+def test_the_lock_file_is_removed_on_release(tmp_path):
+    with RegionLock(tmp_path, "t:R") as lock:
+        assert lock.path.exists()
+    assert not lock.path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+STRESS = textwrap.dedent("""
+    import os, sys, time
+    from pathlib import Path
+    from glancesync.errors import LockedError
+    from glancesync.lock import RegionLock
+    folder, journal, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    taken = 0
+    deadline = time.monotonic() + 20
+    while taken < rounds and time.monotonic() < deadline:
+        try:
+            with RegionLock(folder, "t:R"):
+                fd = os.open(journal, os.O_WRONLY | os.O_APPEND)
+                os.write(fd, b"in %d\\n" % os.getpid())
+                time.sleep(0.001)
+                os.write(fd, b"out %d\\n" % os.getpid())
+                os.close(fd)
+                taken += 1
+        except LockedError:
+            pass
+    print(taken)
+""")
+
+
+@pytest.mark.timeout(60)
+def test_removing_lock_files_keeps_runs_exclusive(tmp_path):
+    """Runs racing on one region: never two holders, even as files come and go.
+
+    A run that opened the file just before its holder removed it must notice,
+    once it holds the lock, that the file is gone, and start again.
+    """
+    journal = tmp_path / "journal"
+    journal.write_text("")
+    procs = [subprocess.Popen([sys.executable, "-c", STRESS, str(tmp_path / "locks"),
+                               str(journal), "150"], stdout=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    taken = [int(proc.communicate(timeout=50)[0]) for proc in procs]
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 2 * sum(taken) and sum(taken) >= 100
+    for first, second in zip(lines[::2], lines[1::2]):  # strictly in, out, in, out...
+        assert first.startswith("in ") and second == "out " + first[3:]
+    assert list((tmp_path / "locks").iterdir()) == []
+
+
+# --- issue 15, case 12: one lock folder for every user -----------------------------------
+
+def test_the_machine_lock_dir_is_created_shared_and_used(tmp_path):
+    folder = tmp_path / "glancesync"
+    previous = os.umask(0o022)
+    try:
+        assert default_lock_dir(folder) == folder
+    finally:
+        os.umask(previous)
+    assert folder.stat().st_mode & 0o7777 == 0o1777
+
+
+@pytest.mark.parametrize("make, reason", [
+    (lambda p: p.symlink_to(p.parent / "elsewhere", target_is_directory=True),
+     "not a directory"),
+    (lambda p: p.write_text(""), "not a directory"),
+    (lambda p: (p.mkdir(), p.chmod(0o777)), "not sticky"),
+    (lambda p: None if (p.parent / "missing").exists() else None, "cannot create it"),
+])
+def test_an_unusable_machine_lock_dir_falls_back_to_the_user_with_a_warning(
+        tmp_path, caplog, make, reason):
+    folder = tmp_path / "glancesync"
+    make(folder)
+    if reason == "cannot create it":
+        folder = tmp_path / "missing" / "glancesync"
+    (tmp_path / "elsewhere").mkdir()
+    with caplog.at_level("WARNING", logger="glancesync.lock"):
+        assert default_lock_dir(folder) == user_lock_dir()
+        assert default_lock_dir(folder) == user_lock_dir()
+    assert len(caplog.records) == 1  # warned once
+    assert reason in caplog.text and "set lock_dir" in caplog.text
+
+
+def as_nobody() -> list[str]:
+    """A command prefix running as user nobody (root only)."""
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can make a folder of another user")
+def test_a_machine_lock_dir_owned_by_another_user_is_not_trusted(tmp_path, caplog):
+    folder = tmp_path / "glancesync"
+    folder.mkdir(mode=0o1777)
+    os.chown(folder, 65534, 65534)
+    with caplog.at_level("WARNING", logger="glancesync.lock"):
+        assert default_lock_dir(folder) == user_lock_dir()
+    assert "owned by user 65534" in caplog.text
+
+
+def test_the_default_lock_folder_is_shared_by_runs_of_different_homes(tmp_path, monkeypatch):
+    """Cron and an operator, each with their home: they see each other's locks."""
+    region = f"t:R-{os.getpid()}-{tmp_path.name}"  # the real machine folder: a unique name
+    env = {**os.environ, "HOME": str(tmp_path / "cron"),
+           "XDG_STATE_HOME": str(tmp_path / "cron" / "state")}
+    code = HOLDER.replace("RegionLock(Path(sys.argv[1]), sys.argv[2])",
+                          "RegionLock(None, sys.argv[2])")
+    proc = subprocess.Popen([sys.executable, "-c", code, "", region], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        monkeypatch.setenv("HOME", str(tmp_path / "operator"))
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "operator" / "state"))
+        if default_lock_dir() == MACHINE_LOCK_DIR:
+            with pytest.raises(LockedError, match=f"pid {proc.pid}"):
+                RegionLock(None, region).acquire()
+        else:  # a machine without a usable /var/lock: each home has its own folder
+            assert default_lock_dir() == tmp_path / "operator" / "state" / "glancesync" / "locks"
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def shared() -> Path:
+    """A lock folder like the machine-wide one (mode 1777), reachable by every user."""
+    base = Path(tempfile.mkdtemp(prefix="glancesync-locks-", dir="/tmp"))
+    base.chmod(0o755)
+    folder = base / "locks"
+    folder.mkdir()
+    folder.chmod(0o1777)
+    yield folder
+    shutil.rmtree(base)
+
+
+def test_a_lock_file_of_another_user_is_locked_read_only(shared):
+    """Files are 0644: a run of another user opens them read-only, and that locks too."""
+    path = shared / lock_file_name("t:R")
+    path.write_text("")
+    path.chmod(0o444)  # not writable by us (as root: owned by nobody)
+    if os.geteuid() == 0:
+        os.chown(path, 65534, 65534)
+    with RegionLock(shared, "t:R") as lock:
+        assert lock.locked and path.read_text() == ""  # locked, never written
+        with pytest.raises(LockedError):
+            RegionLock(shared, "t:R").acquire()
+    assert path.exists()  # not ours: never removed
+
+
+PROBE = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from glancesync.errors import LockedError
+    from glancesync.lock import RegionLock
+    try:
+        with RegionLock(Path(sys.argv[1]), "t:R"):
+            print("took it")
+    except LockedError as error:
+        print("locked:", error)
+""")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run a process as another user")
+@pytest.mark.timeout(60)
+def test_runs_of_two_users_exclude_each_other(shared):
+    def probe() -> str:
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               "--", sys.executable, "-c", PROBE, str(shared)],
+                              capture_output=True, text=True, timeout=30,
+                              env={**os.environ, "HOME": str(shared)})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    with RegionLock(shared, "t:R"):  # root's lock file, 0644: nobody locks it read-only
+        assert probe().startswith("locked: another glancesync run")
+    assert probe() == "took it\n"  # and nobody's own file goes away on release
+    assert list(shared.iterdir()) == []

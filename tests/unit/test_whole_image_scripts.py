@@ -44,7 +44,7 @@ def change(fed: Federation, region_name: str, name: str, **what) -> str:
         if what.pop("deactivate", False):
             adapter.deactivate_image(image.id)
         if what.pop("strip_hashes", False):
-            adapter.store.image_update(adapter.context, image.id, {
+            adapter.writable_store.image_update(adapter.context, image.id, {
                 "checksum": None, "os_hash_algo": None, "os_hash_value": None})
         members = what.pop("members", ())
         if what:

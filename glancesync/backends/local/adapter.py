@@ -9,6 +9,7 @@ a folder without a store is an unknown region.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 import uuid
@@ -90,27 +91,53 @@ class LocalRegionAdapter(RegionAdapter):
         self.list_timeout = list_timeout
         self.page_size = page_size
         self.create = create
-        self._store: LocalStore | None = None
+        self._store: LocalStore | None = None  # writable
+        self._reader: LocalStore | None = None  # read-only, until a change is made
         self._lock = threading.Lock()
 
     @property
     def store(self) -> LocalStore:
-        """The region's store, opened (and its folder created) on first use."""
+        """The region's store for reading: opened read-only unless already writable.
+
+        Reading creates nothing: a region read only (the master region, an
+        offline mirror on read-only media, a status) is opened read-only.
+        """
+        with self._lock:
+            if self._store is not None:
+                return self._store
+            if self._reader is None:
+                if not (self.path / DB_NAME).is_file():
+                    return self._open_writable()  # raises RegionNotFoundError, or creates
+                with self._errors():
+                    self._reader = LocalStore(self.path, readonly=True)
+            return self._reader
+
+    @property
+    def writable_store(self) -> LocalStore:
+        """The region's store for changes (its folder created on first use)."""
         with self._lock:
             if self._store is None:
-                if not self.create and not (self.path / DB_NAME).is_file():
-                    raise RegionNotFoundError(
-                        f"region {self.name}: {self.path} holds no local region"
-                        f" (no {DB_NAME});"
-                        " declare it in its target's regions to create it",
-                        region=self.name)
-                with self._errors():
-                    self._store = LocalStore(self.path)
+                self._open_writable()
+            assert self._store is not None
             return self._store
+
+    def _open_writable(self) -> LocalStore:
+        if not self.create and not (self.path / DB_NAME).is_file():
+            raise RegionNotFoundError(
+                f"region {self.name}: {self.path} holds no local region"
+                f" (no {DB_NAME});"
+                " declare it in its target's regions to create it",
+                region=self.name)
+        if self.path.is_dir() and not os.access(self.path, os.W_OK):
+            raise ServiceError(f"{self.path} is not writable (read-only media?): the"
+                               " region can be read, not changed", region=self.name)
+        with self._errors():
+            self._store = LocalStore(self.path)
+        return self._store
 
     def ensure_exists(self) -> LocalStore:
         """Create the region's folder and database now: an empty region."""
-        return self.store
+        return self.writable_store
 
     @contextlib.contextmanager
     def _errors(self, image_id: str | None = None) -> Iterator[None]:
@@ -136,7 +163,8 @@ class LocalRegionAdapter(RegionAdapter):
         A region not created yet lists nothing and is not created: reading
         (a status, a dry run) changes nothing on disk.
         """
-        if self._store is None and not (self.path / DB_NAME).is_file():
+        if (self._store is None and self._reader is None
+                and not (self.path / DB_NAME).is_file()):
             if not self.create:
                 return self.store.image_get_all(self.context)  # raises RegionNotFoundError
             return []
@@ -188,7 +216,7 @@ class LocalRegionAdapter(RegionAdapter):
                     raise UsageError(f"image id {image_id!r} is not a UUID") from exc
             values = {**core, "id": image_id, "owner": self.project_id, "status": "queued",
                       "properties": props}
-            return self._image(self.store.image_create(self.context, values))
+            return self._image(self.writable_store.image_create(self.context, values))
 
     def upload_data(self, image_id: str, chunks: Iterable[bytes],
                     size: int | None = None) -> Image:
@@ -203,7 +231,7 @@ class LocalRegionAdapter(RegionAdapter):
         local region has no key manager.
         """
         with self._errors(image_id):
-            image = self.store.image_get(self.context, image_id)
+            image = self.writable_store.image_get(self.context, image_id)
             if not image.get("disk_format") or not image.get("container_format"):
                 raise UsageError("disk_format and container_format must be set before "
                                  "the image takes data (Glance refuses it too)")
@@ -213,7 +241,7 @@ class LocalRegionAdapter(RegionAdapter):
                     "signature verification failed: a local region has no key manager to"
                     f" retrieve certificate {certificate} from (Glance refuses such data"
                     " too when its key manager lacks the certificate)", status_code=400)
-            return self._image(self.store.write_data(self.context, image_id, chunks,
+            return self._image(self.writable_store.write_data(self.context, image_id, chunks,
                                                      expected_size=size))
 
     def download_data(self, image_id: str) -> Iterator[bytes]:
@@ -245,15 +273,15 @@ class LocalRegionAdapter(RegionAdapter):
             for key in remove:
                 if key in CORE_FIELDS:
                     raise UsageError(f"{key!r} is a core field, it cannot be removed")
-            data = self.store.image_update(self.context, image_id,
-                                           {**core, "properties": props})
+            store = self.writable_store
+            data = store.image_update(self.context, image_id, {**core, "properties": props})
             for key in remove:
                 if key in data["properties"]:
-                    self.store.image_property_delete(self.context, key, image_id)
+                    store.image_property_delete(self.context, key, image_id)
             if tags is not None:
-                self.store.image_tag_set_all(self.context, image_id, tags)
+                store.image_tag_set_all(self.context, image_id, tags)
             if remove or tags is not None:
-                data = self.store.image_get(self.context, image_id)
+                data = store.image_get(self.context, image_id)
             return self._image(data)
 
     def deactivate_image(self, image_id: str) -> Image:
@@ -266,15 +294,15 @@ class LocalRegionAdapter(RegionAdapter):
 
     def _set_state(self, image_id: str, wanted: str, source: str) -> Image:
         with self._errors(image_id):
-            data = self.store.image_get(self.context, image_id)
+            store = self.writable_store
+            data = store.image_get(self.context, image_id)
             if data["status"] == wanted:
                 return self._image(data)
             if data["status"] != source:
                 raise ConflictError(f"image is {data['status']}: only an {source} image"
                                     f" can become {wanted}", status_code=400)
-            return self._image(self.store.image_update(self.context, image_id,
-                                                       {"status": wanted},
-                                                       from_state=source))
+            return self._image(store.image_update(self.context, image_id, {"status": wanted},
+                                                  from_state=source))
 
     def list_members(self, image_id: str) -> list[str]:
         with self._errors(image_id):
@@ -285,33 +313,38 @@ class LocalRegionAdapter(RegionAdapter):
     def add_member(self, image_id: str, project_id: str) -> None:
         """Share the image (``pending`` until the member accepts); shared images only."""
         with self._errors(image_id):
-            data = self.store.image_get(self.context, image_id)
+            store = self.writable_store
+            data = store.image_get(self.context, image_id)
             if data["visibility"] != "shared":
                 raise ConflictError(f"only shared images have members (this one is"
                                     f" {data['visibility']})", status_code=403)
-            self.store.image_member_create(self.context, {"image_id": image_id,
-                                                          "member": project_id})
+            store.image_member_create(self.context, {"image_id": image_id,
+                                                     "member": project_id})
 
     def remove_member(self, image_id: str, project_id: str) -> None:
         with self._errors(image_id):
-            found = self.store.image_member_find(self.context, image_id=image_id,
-                                                 member=project_id)
+            store = self.writable_store
+            found = store.image_member_find(self.context, image_id=image_id,
+                                            member=project_id)
             if not found:
                 raise ImageNotFoundError(f"project {project_id} is not a member",
                                          status_code=404)
-            self.store.image_member_delete(self.context, found[0]["id"])
+            store.image_member_delete(self.context, found[0]["id"])
 
     def delete_image(self, image_id: str) -> None:
         """Soft delete the image and remove its data; protected ones refuse."""
         with self._errors(image_id):
-            data = self.store.image_get(self.context, image_id)
+            store = self.writable_store
+            data = store.image_get(self.context, image_id)
             if data["protected"]:
                 raise ConflictError("image is protected; unprotect it before deleting it",
                                     status_code=403)
-            self.store.image_destroy(self.context, image_id)
+            store.image_destroy(self.context, image_id)
 
     def close(self) -> None:
         with self._lock:
-            store, self._store = self._store, None
-        if store is not None:
-            store.close()
+            stores = (self._store, self._reader)
+            self._store = self._reader = None
+        for store in stores:
+            if store is not None:
+                store.close()

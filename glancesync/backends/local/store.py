@@ -34,6 +34,7 @@ import dataclasses
 import datetime
 import json
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -41,8 +42,9 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from glancesync import safenames
 from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
-                               ServiceError, TransferError, UsageError)
+                               ServiceError, TransferError, UnsafeNameError, UsageError)
 from glancesync.image import VISIBILITIES
 from glancesync.integrity import CHUNK_SIZE, HashingStream, atomic_file
 
@@ -73,7 +75,18 @@ STATUSES = frozenset({"queued", "saving", "active", "killed", "deleted",
 MEMBER_STATUSES = frozenset({"pending", "accepted", "rejected"})
 LOCATION_STATUSES = frozenset({"active", "deleted", "pending_delete"})
 
+#: What an image id may be: it names the image's data file, so never a
+#: path (Glance's ids are UUIDs, which match). Checked on writing and on
+#: reading: a row altered to ``../../x`` is never seen, never acted upon.
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+#: The same rule in SQL, for listings (a filter after LIMIT would cut pages).
+_SAFE_ID_SQL = ("(typeof(id) = 'text' AND length(id) BETWEEN 1 AND 128"
+                " AND id GLOB '[A-Za-z0-9_-]*' AND id NOT GLOB '*[^A-Za-z0-9._-]*')")
+
+
+def is_safe_id(image_id: Any) -> bool:
+    """True when ``image_id`` may name an image (and its data file)."""
+    return isinstance(image_id, str) and _SAFE_ID.fullmatch(image_id) is not None
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -238,9 +251,19 @@ class LocalStore:
     Safe to share between threads (one SQLite connection per thread) and
     between processes (WAL, ``BEGIN IMMEDIATE`` for writes, busy timeout).
     The folder is created if missing.
+
+    With ``readonly`` the store only reads: it creates nothing (no folder,
+    no schema) and every change raises :class:`ServiceError`. The database
+    must exist. A folder this process may write to is read through a normal
+    connection made ``query_only`` (so that other processes writing the
+    region are seen as usual); a folder it may not write to (an offline
+    mirror on read-only media) through a SQLite ``mode=ro`` connection, or
+    ``immutable=1`` when SQLite cannot even read it so (a WAL database
+    without its ``-shm`` file).
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout: float = 30.0,
+                 readonly: bool = False) -> None:
         self.path = Path(path)
         self.db_path = self.path / DB_NAME
         self.data_path = self.path / DATA_DIR
@@ -249,6 +272,13 @@ class LocalStore:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._closed = False
+        self._reported: set[Any] = set()
+        self.readonly = readonly
+        if readonly:
+            if not self.db_path.is_file():
+                raise ServiceError(f"{self.db_path} does not exist: no local region to read")
+            self._connection()  # fails now if the database cannot be read at all
+            return
         try:
             self.data_path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -290,21 +320,47 @@ class LocalStore:
             if self._closed:
                 raise ServiceError(f"local store {self.path} is closed")
             try:
-                conn = sqlite3.connect(self.db_path, timeout=self._busy_timeout,
-                                       isolation_level=None, check_same_thread=False)
-                conn.row_factory = sqlite3.Row
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = FULL")
-                conn.execute("PRAGMA foreign_keys = ON")
+                if self.readonly:
+                    conn = self._reading_connection()
+                else:
+                    conn = self._connect(self.db_path)
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute("PRAGMA synchronous = FULL")
+                    conn.execute("PRAGMA foreign_keys = ON")
             except sqlite3.Error as exc:
                 raise ServiceError(f"cannot open {self.db_path}: {exc}") from exc
             self._connections.append(conn)
         self._local.conn = conn
         return conn
 
+    def _connect(self, target: str | Path, uri: bool = False) -> sqlite3.Connection:
+        conn = sqlite3.connect(target, timeout=self._busy_timeout, isolation_level=None,
+                               check_same_thread=False, uri=uri)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _reading_connection(self) -> sqlite3.Connection:
+        """A connection that never writes (see the class docstring)."""
+        if os.access(self.path, os.W_OK) and os.access(self.db_path, os.W_OK):
+            conn = self._connect(self.db_path)
+            conn.execute("PRAGMA query_only = 1")
+            return conn
+        uri = self.db_path.resolve().as_uri()
+        for options in ("?mode=ro", "?mode=ro&immutable=1"):
+            conn = self._connect(uri + options, uri=True)
+            try:
+                conn.execute("SELECT count(*) FROM images").fetchone()
+                return conn
+            except sqlite3.Error as exc:
+                conn.close()
+                error = exc
+        raise error
+
     @contextlib.contextmanager
     def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction; SQLite errors become :class:`ServiceError`."""
+        if write and self.readonly:
+            raise ServiceError(f"local region {self.path} is open for reading only")
         conn = self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -320,8 +376,16 @@ class LocalStore:
                 conn.rollback()
             raise ServiceError(f"local store {self.path}: {exc}") from exc
 
-    def _data_file(self, image_id: str) -> Path:
-        return self.data_path / image_id
+    def _data_file(self, image_id: str, *, resolve: bool = True) -> Path:
+        """``data/<image id>``, checked to stay in the data folder.
+
+        With ``resolve``, a data file that is a link is followed and must stay
+        in the folder too (to read it); removing a link needs no such check.
+        """
+        if not is_safe_id(image_id):
+            raise UnsafeNameError(f"image id {image_id!r} cannot name a data file",
+                                  image=str(image_id))
+        return safenames.join(self.data_path, image_id, resolve=resolve)
 
     # -- visibility -------------------------------------------------------
 
@@ -368,6 +432,9 @@ class LocalStore:
     def _image_row(self, conn: sqlite3.Connection, context: RequestContext, image_id: str,
                    force_show_deleted: bool = False) -> sqlite3.Row:
         """The image's row if it exists and ``context`` sees it, else ImageNotFoundError."""
+        if not is_safe_id(image_id):
+            raise ImageNotFoundError("no such image (not a valid image id)",
+                                     image=repr(image_id), status_code=404)
         row = conn.execute("SELECT * FROM images WHERE id = ?", (image_id,)).fetchone()
         if row is None or (row["deleted"] and not force_show_deleted):
             raise ImageNotFoundError("no such image", image=image_id, status_code=404)
@@ -444,7 +511,7 @@ class LocalStore:
         values = dict(values)
         props = values.pop("properties", None) or {}
         image_id = values.pop("id", None) or str(uuid.uuid4())
-        if not isinstance(image_id, str) or not _SAFE_ID.fullmatch(image_id):
+        if not is_safe_id(image_id):
             raise UsageError(f"invalid image id {image_id!r}")
         values.setdefault("status", "queued")
         values.setdefault("visibility", "shared")
@@ -542,7 +609,7 @@ class LocalStore:
                          (now, now, image_id))
             image = self._format_image(conn, image_id)
         try:
-            self._data_file(image_id).unlink(missing_ok=True)
+            self._data_file(image_id, resolve=False).unlink(missing_ok=True)
         except OSError as exc:
             raise TransferError(f"image deleted but its data file remains: {exc}",
                                 image=image_id) from exc
@@ -585,7 +652,10 @@ class LocalStore:
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 0):
             raise UsageError(f"limit must be an integer >= 0, not {limit!r}")
+        where.append(_SAFE_ID_SQL)
         with self._transaction(write=False) as conn:
+            if marker is None:
+                self._warn_unsafe_ids(conn)
             if marker is not None:
                 marker_row = conn.execute("SELECT * FROM images WHERE id = ?", (marker,)).fetchone()
                 if marker_row is None or not self._visible(conn, context, marker_row):
@@ -605,6 +675,21 @@ class LocalStore:
             rows = conn.execute(sql, params).fetchall()
             show_deleted = bool(filters.get("deleted"))
             return self._format_images(conn, rows, return_tag, show_deleted)
+
+    def _warn_unsafe_ids(self, conn: sqlite3.Connection) -> None:
+        """Report, once per store, the live rows whose id is not a valid image id.
+
+        They are left out of every listing and refused by every call: such an
+        id (``../../x``) can only come from a database altered by hand or by
+        an attacker, and would name a file outside the data folder.
+        """
+        for (image_id,) in conn.execute(
+                f"SELECT id FROM images WHERE deleted = 0 AND NOT {_SAFE_ID_SQL} LIMIT 100"):
+            if image_id not in self._reported:
+                self._reported.add(image_id)
+                LOG.warning("local region %s: ignoring the image row with id %r: not a"
+                            " valid image id (was the database altered?)", self.path,
+                            image_id)
 
     @staticmethod
     def _filter_conditions(context: RequestContext, filters: dict[str, Any],
@@ -982,8 +1067,9 @@ class LocalStore:
         file is removed, the image goes back to ``queued`` and the error is
         raised; a killed writer leaves ``saving``.
         """
+        # The new file is renamed over whatever is there (a link too).
+        final = self._data_file(image_id, resolve=False)
         self.image_update(context, image_id, {"status": "saving"}, from_state="queued")
-        final = self._data_file(image_id)
         try:
             size, md5, sha512 = self._write_file(image_id, chunks, final, expected_size)
         except BaseException:
@@ -1014,7 +1100,7 @@ class LocalStore:
         """Write, hash, fsync and rename; return (size, md5 hex, sha512 hex)."""
         stream = HashingStream(chunks, "sha512", md5=True)
         try:
-            with atomic_file(final, prefix=f".{image_id}.", suffix=".part") as out:
+            with atomic_file(final, prefix=f".{final.name}.", suffix=".part") as out:
                 for chunk in stream:
                     out.write(chunk)
                 if expected_size is not None and stream.size != expected_size:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
 from glancesync.backends.local.store import DB_NAME
-from glancesync.errors import ConfigError, UsageError
+from glancesync import safenames
+from glancesync.errors import ConfigError, UnsafeNameError, UsageError
 from glancesync.regions import RegionRef
 
 #: The file that makes a folder a local region.
@@ -79,11 +80,14 @@ class LocalTarget(Target):
         :raises UsageError: the name cannot be a folder name.
         """
         name = region.name
-        if not name or "/" in name or name in (".", ".."):
-            raise UsageError(f"invalid local region name {name!r}")
+        try:
+            # The operator may link a region's folder elsewhere: not resolved.
+            path = safenames.join(self.path, name, resolve=False)
+        except UnsafeNameError:
+            raise UsageError(f"invalid local region name {name!r}") from None
         from glancesync.backends.local.adapter import LocalRegionAdapter
         return LocalRegionAdapter(
-            name=str(region), path=self.path / name,
+            name=str(region), path=path,
             project_id=self.settings.project, is_admin=True,
             list_timeout=self.spec.list_images_timeout,
             create=name in self.settings.regions)

@@ -19,6 +19,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
+from glancesync.backends.openstack.origins import guarded_session
 from glancesync.backends.openstack.settings import OpenStackSettings
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                GlanceSyncError, ServiceError, TLSError)
@@ -89,9 +90,21 @@ class KeystoneTarget(Target):
         if self._session is None:
             auth, verify = self._credentials()
             self._auth = self._make_plugin(auth, auth_type=auth.pop("auth_type", None))
-            self._session = ks_session.Session(auth=self._auth, verify=verify,
-                                               timeout=SOCKET_TIMEOUT)
+            # Requests (and the redirections keystoneauth follows) reach only
+            # Keystone and the catalog's endpoints: the token goes nowhere else.
+            self._session = ks_session.Session(
+                auth=self._auth, verify=verify, timeout=SOCKET_TIMEOUT,
+                session=guarded_session(self._allowed_urls))
         return self._session
+
+    def _allowed_urls(self) -> Iterator[str | None]:
+        """Keystone's URL and every endpoint of the current token's catalog."""
+        yield self._auth_url
+        access = getattr(self._auth, "auth_ref", None)
+        catalog = access.service_catalog.catalog if access is not None else None
+        for service in catalog or []:
+            for endpoint in service.get("endpoints") or []:
+                yield endpoint.get("url")
 
     def _credentials(self) -> tuple[dict[str, Any], bool | str]:
         """Auth options and the TLS ``verify`` value, from the config or clouds.yaml."""
