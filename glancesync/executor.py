@@ -245,9 +245,9 @@ class Executor:
         """A removal step not taken: something failed earlier in this region's run."""
         note = ("postponed: this region's run had an error (the next run without one"
                 " takes it)")
-        for status in plan.statuses:
-            if status.regional_id == op.regional.id and status.status is Status.PENDING_REMOVAL:
-                status.reason = f"{status.reason}; {note}"
+        status = plan.removal_status(op)
+        if status is not None:
+            status.reason = f"{status.reason}; {note}"
         result.postponed += 1
         LOG.warning("%s: %s of image %s (%s) %s", self.region, op.kind, op.name,
                     op.regional.id, note)

@@ -139,6 +139,10 @@ class Status(str, enum.Enum):
     INFO_REMOVAL_SKIPPED = ("info_removal_skipped", StatusCategory.INFO, "k",
                             "removal_policy would remove it, but it is protected or another"
                             " project's: never touched")
+    ERROR_MAX_DELETES = ("error_max_deletes", StatusCategory.NEEDS_OPERATOR, "X",
+                         "a removal step of a run that would take more than max_deletes:"
+                         " none of them taken (check them, then allow the run once with"
+                         " --config max_deletes=N)")
 
     def __str__(self) -> str:
         return self.value
@@ -334,6 +338,19 @@ class RegionPlan:
                 return item
         return None
 
+    def removal_status(self, op: Operation) -> ImageStatus | None:
+        """The ``pending_removal`` line of the removal step ``op``."""
+        for item in self.statuses:
+            if (op.regional is not None and item.regional_id == op.regional.id
+                    and item.status is Status.PENDING_REMOVAL):
+                return item
+        return None
+
+    @property
+    def removals(self) -> list[Operation]:
+        """The lifecycle's removal steps (hide, deactivate, delete) of the plan."""
+        return [op for op in self.operations if op.kind.removes]
+
     @property
     def pending(self) -> list[ImageStatus]:
         """Images that sync would change."""
@@ -365,6 +382,34 @@ def make_plan(region: str, master: MasterSelection, regional_images: Iterable[Im
     return _Planner(region, master, list(regional_images), regional_project_id, target,
                     now or datetime.datetime.now(datetime.timezone.utc),
                     stalled_upload_age, members).run()
+
+
+def hold_removals(plans: Iterable[RegionPlan], max_deletes: int) -> int:
+    """Apply ``max_deletes`` to the plans of one run; the number of removal steps.
+
+    When the plans together hold more removal steps (hide, deactivate,
+    delete) than ``max_deletes``, none is taken: every one leaves its plan
+    and its status becomes ``error_max_deletes``, saying why. Within the
+    limit, the plans are left as they are.
+    """
+    plans = list(plans)
+    steps = sum(len(plan.removals) for plan in plans)
+    if steps <= max_deletes:
+        return steps
+    note = (f"not taken: this run would take {steps} removal steps, more than"
+            f" max_deletes = {max_deletes} (check them, then allow it once with"
+            f" --config max_deletes={steps})")
+    for plan in plans:
+        held = plan.removals
+        for op in held:
+            status = plan.removal_status(op)
+            if status is not None:
+                status.status = Status.ERROR_MAX_DELETES
+                status.reason = f"{status.reason}; {note}"
+        if held:
+            plan.operations = [op for op in plan.operations if not op.kind.removes]
+            plan.warnings.append(f"{len(held)} removal step(s) {note}")
+    return steps
 
 
 def _parse_time(value: str | None) -> datetime.datetime | None:

@@ -21,11 +21,11 @@ from glancesync.backends.base import RegionAdapter, Target
 from glancesync.condition import Condition
 from glancesync.config import TargetConfig
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
-from glancesync.executor import RegionResult
+from glancesync.executor import Executor, RegionResult
 from glancesync.facade import RunResult, StatusReport
 from glancesync.image import (MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED, Image, Provenance,
                               utc_stamp)
-from glancesync.plan import RegionPlan
+from glancesync.plan import RegionPlan, hold_removals
 from tests.engine import DirectSource, plan_region, sync_region
 
 KIB = 1024
@@ -1102,6 +1102,51 @@ def scenario_removal_guards(bed: Bed) -> None:
     region.update_image(protected.id, {"protected": False})
 
 
+def scenario_removal_max_deletes(bed: Bed) -> None:
+    """max_deletes bounds the removal steps of a run, all regions together: a run that
+    would take more takes none of them (error_max_deletes, exit status 4), and does the
+    rest of its work; within the limit, every step is taken."""
+    pair = bed.regions
+    masters = {short: put(bed.master, bed.n(short), content(short))
+               for short in ("gone1", "gone2", "stays")}
+    tgt = target(removal_policy="delete", removal_grace_hours=0)
+    for region in pair:
+        assert sync(bed, region, tgt).uploaded == 3
+    for short in ("gone1", "gone2"):
+        bed.master.delete_image(masters[short].id)
+    put(bed.master, bed.n("new"), content("new"))
+
+    def run(max_deletes: int, *, dry_run: bool = False) -> RunResult:
+        """Plan both regions, apply max_deletes to them together, execute."""
+        plans = [plan(bed, region, tgt) for region in pair]
+        assert hold_removals(plans, max_deletes) == 4
+        results = [Executor(region, DirectSource(bed.master), dry_run=dry_run).execute(p)
+                   for region, p in zip(pair, plans)]
+        return RunResult(results={r.region: r for r in results},
+                         plans={p.region: p for p in plans}, dry_run=dry_run)
+
+    before = {view.name: snapshot(bed, view) for view in bed.every_region}
+    dry = run(3, dry_run=True)
+    assert {view.name: snapshot(bed, view) for view in bed.every_region} == before
+    assert int(dry.exit_status) == 4
+    held = run(3)
+    assert int(held.exit_status) == 4
+    for region in pair:
+        p, result = held.plans[region.name], held.results[region.name]
+        assert statuses(bed, p) == {"gone1": "error_max_deletes", "gone2": "error_max_deletes",
+                                    "stays": "ok", "new": "pending_upload"}
+        assert "4 removal steps, more than max_deletes = 3" in p.status_of(
+            bed.n("gone1")).reason
+        assert (result.uploaded, result.deleted, result.errors) == (1, 0, 0)
+        assert sorted(images(bed, region)) == ["gone1", "gone2", "new", "stays"]
+    allowed = run(4)
+    assert int(allowed.exit_status) == 0
+    for region in pair:
+        assert allowed.results[region.name].deleted == 2
+        assert sorted(images(bed, region)) == ["new", "stays"]
+        no_op(bed, region, tgt)
+
+
 def scenario_adoption_of_copies_made_before_provenance(bed: Bed) -> None:
     """A copy without provenance with the master's name and content is adopted once;
     other names, other content, other projects never are."""
@@ -1171,6 +1216,7 @@ SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_removal_grace_period,
     scenario_retention_of_old_copies,
     scenario_removal_guards,
+    scenario_removal_max_deletes,
     scenario_adoption_of_copies_made_before_provenance,
 ]
 

@@ -405,3 +405,55 @@ def test_sync_of_an_unknown_region_changes_nothing(federation, facade):
     with pytest.raises(RegionNotFoundError):
         facade.sync(["RegionA", "Atlantis"])
     assert federation.snapshot() == before
+
+
+def test_max_deletes_bounds_the_whole_run(federation, facade, caplog):
+    """Every region is planned before any is changed: a run whose removal steps, all
+    regions together, exceed max_deletes takes none of them, says so and ends with
+    exit status 4; status and dry run say the same beforehand."""
+    assert facade.sync().exit_status == ExitStatus.OK
+    master = federation.adapter("Master")
+    for image in master.list_images():
+        if image.name in ("debian-12", "ubuntu-22.04"):
+            master.delete_image(image.id)
+    master.close()
+    federation.add("Master", "fedora-40", data("fedora"))
+
+    def run(max_deletes: int) -> GlanceSync:
+        with open(federation.config) as stream:
+            return GlanceSync(stream, progress=False, overrides=[
+                "removal_policy=delete", "removal_grace_hours=0",
+                f"max_deletes={max_deletes}"])
+
+    copies = {region: sorted(i.name for i in federation.images(region))
+              for region in ("RegionA", "RegionB", "RegionC")}
+    with run(5) as held:
+        report = held.status()
+        assert report.exit_status == ExitStatus.NEEDS_OPERATOR
+        lines = [s for s in report.statuses if s.status is Status.ERROR_MAX_DELETES]
+        assert sorted((s.region, s.name) for s in lines) == sorted(
+            (f"master:{region}", name) for region in copies
+            for name in ("debian-12", "ubuntu-22.04"))
+        assert all("6 removal steps, more than max_deletes = 5" in s.reason for s in lines)
+        assert statuses(held.get_status("RegionA"))["debian-12"] is Status.PENDING_REMOVAL
+        before = federation.snapshot()
+        assert held.sync(dry_run=True).exit_status == ExitStatus.NEEDS_OPERATOR
+        assert federation.snapshot() == before
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="glancesync"):
+            result = held.sync()
+        assert result.exit_status == ExitStatus.NEEDS_OPERATOR
+        assert "would take 6 removal steps" in caplog.text and "max_deletes=6" in caplog.text
+        assert all((r.uploaded, r.deleted) == (1, 0) for r in result.results.values())
+        for region, names in copies.items():
+            assert sorted(i.name for i in federation.images(region)) == sorted(
+                names + ["fedora-40"])
+        # One region alone is within the limit.
+        assert held.sync_region("RegionA").deleted == 2
+    with run(6) as allowed:
+        result = allowed.sync()
+        assert result.exit_status == ExitStatus.OK
+        assert sum(r.deleted for r in result.results.values()) == 4
+        assert not [i for region in copies for i in federation.images(region)
+                    if i.name in ("debian-12", "ubuntu-22.04")]
+        assert allowed.status().exit_status == ExitStatus.OK

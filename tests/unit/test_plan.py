@@ -7,7 +7,7 @@ import pytest
 
 from glancesync.config import TargetConfig
 from glancesync.image import MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED, Image, Provenance
-from glancesync.plan import Status, make_plan
+from glancesync.plan import Status, hold_removals, make_plan
 from glancesync.selection import select_master
 
 MASTER = "p-master"
@@ -551,3 +551,32 @@ def test_keep_old_copies_retires_the_oldest_marked_ones_without_grace():
     gone = old_copy("2030-01-04T00:00:00Z", provenance=GONE)
     p = plan([m("a")], [gone], removal_policy="delete", removal_grace_hours=0)
     assert lifecycle(p) == ([], [])
+
+
+def test_max_deletes_holds_every_removal_step_of_a_run_beyond_it():
+    def plans():
+        made = []
+        for region, names in (("RegionA", ["x1", "x2"]), ("RegionB", ["x3"])):
+            p = plan([m("a")], [r(n, provenance=GONE) for n in names],
+                     removal_policy="hide", removal_grace_hours=0)
+            p.region = region
+            made.append(p)
+        return made
+
+    within = plans()
+    assert hold_removals(within, 3) == 3
+    assert [len(p.removals) for p in within] == [2, 1]
+    assert all(s.status is not Status.ERROR_MAX_DELETES for p in within for s in p.statuses)
+    beyond = plans()
+    assert hold_removals(beyond, 2) == 3
+    for p in beyond:
+        assert p.removals == [] and [op.kind.value for op in p.operations] == ["upload"]
+        held = [s for s in p.statuses if s.name.startswith("x")]
+        assert held and all(s.status is Status.ERROR_MAX_DELETES for s in held)
+        assert all("3 removal steps, more than max_deletes = 2" in s.reason
+                   and "max_deletes=3" in s.reason for s in held)
+        assert any("max_deletes = 2" in w for w in p.warnings)
+        assert p.needs_operator
+    # Nothing to remove: max_deletes = 0 holds nothing.
+    quiet = plan([m("a")], [r("a")], removal_policy="delete")
+    assert hold_removals([quiet], 0) == 0 and not quiet.needs_operator
