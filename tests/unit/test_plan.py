@@ -580,3 +580,14 @@ def test_max_deletes_holds_every_removal_step_of_a_run_beyond_it():
     # Nothing to remove: max_deletes = 0 holds nothing.
     quiet = plan([m("a")], [r("a")], removal_policy="delete")
     assert hold_removals([quiet], 0) == 0 and not quiet.needs_operator
+
+
+def test_an_obsolete_copy_whose_master_is_deleted_gets_the_policy_step():
+    """The obsolete convention renamed the copy; the master then deleted its
+    NAME_obsolete image: the copy follows removal_policy like any other."""
+    renamed = r("x_obsolete", provenance=Provenance("m-x", None, "md5:c1"))
+    still = plan([m("a"), m("x_obsolete", id_="m-x")], [renamed], removal_policy="delete",
+                 removal_grace_hours=0)
+    assert lifecycle(still) == ([(Status.OK, renamed.id)], [])  # the obsolete line
+    gone = plan([m("a")], [renamed], removal_policy="delete", removal_grace_hours=0)
+    assert lifecycle(gone) == ([(Status.PENDING_REMOVAL, renamed.id)], ["delete"])
