@@ -87,13 +87,11 @@ class MemoryRegionAdapter(RegionAdapter):
 
     def list_images(self) -> list[Image]:
         with _LOCK:
-            return [dataclasses.replace(s.image, properties=dict(s.image.properties))
-                    for s in self._images.values()]
+            return [_public(s.image) for s in self._images.values()]
 
     def get_image(self, image_id: str) -> Image:
         with _LOCK:
-            image = self._stored(image_id).image
-            return dataclasses.replace(image, properties=dict(image.properties))
+            return _public(self._stored(image_id).image)
 
     def create_image(self, name: str, *, visibility: str = "private",
                      disk_format: str | None = None, container_format: str | None = None,
@@ -162,6 +160,12 @@ class MemoryRegionAdapter(RegionAdapter):
                 raise ConflictError("the image is protected", region=self.name,
                                     image=image_id, status_code=403)
             del self._images[image_id]
+
+
+def _public(stored: Image) -> Image:
+    """A copy of a stored image as every adapter returns it: GlanceSync's records
+    (``glancesync.*``) in ``provenance`` and ``marks``, not among the properties."""
+    return Image.from_dict(stored.to_dict())
 
 
 class MemoryTarget(Target):

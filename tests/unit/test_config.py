@@ -512,6 +512,18 @@ ERRORS = [
      "master", "metadata_condition", "unknown name"),
     ("[main]\nmaster_region = M\n[master]\ncloud = c\n"
      "metadata_condition = image.__class__\n", "master", "metadata_condition", "not allowed"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_policy = purge\n",
+     "master", "removal_policy", "keep, hide, deactivate, delete"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_grace_hours = -1\n",
+     "master", "removal_grace_hours", "number of hours >= 0"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_grace_hours = a day\n",
+     "master", "removal_grace_hours", "number of hours"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nkeep_old_copies = 2\n",
+     "master", "keep_old_copies", "removal_policy = hide, deactivate or delete"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_policy = hide\n"
+     "keep_old_copies = -1\n", "master", "keep_old_copies", ">= 0"),
+    ("[main]\nmaster_region = M\nmax_deletes = -3\n[master]\ncloud = c\n",
+     "main", "max_deletes", ">= 0"),
 ]
 
 
@@ -620,3 +632,18 @@ def test_unreadable_path_is_a_directory(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the configuration file") as info:
         load_config(environ={"GLANCESYNC_CONFIG": str(tmp_path)})
     assert info.value.path == str(tmp_path)
+
+
+def test_lifecycle_options_defaults_and_values():
+    config = load_text(MASTER_OK)
+    master = config.target("master")
+    assert (master.removal_policy, master.removal_grace_hours, master.keep_old_copies) == (
+        "keep", 24.0, None)
+    assert config.main.max_deletes == 10
+    config = load_text(MASTER_OK, overrides=[
+        "removal_policy=Hide", "removal_grace_hours=0.5", "keep_old_copies=0",
+        "max_deletes=0"])
+    master = config.target("master")
+    assert (master.removal_policy, master.removal_grace_hours, master.keep_old_copies) == (
+        "hide", 0.5, 0)
+    assert config.main.max_deletes == 0
