@@ -3,6 +3,7 @@
 Built with warnings as errors (``make docs``); no extension needs the
 network. ``autodoc`` imports the package from the source tree.
 """
+import re
 import sys
 from pathlib import Path
 
@@ -18,8 +19,9 @@ options_doc.write_if_changed(options_doc.TABLE, options_doc.table_text())
 project = "GlanceSync"
 author = "The GlanceSync authors"
 copyright = "GlanceSync authors"
-release = "2.0.0"
-version = "2.0"
+# The version is setup.py's (the changelog's first entry names it too).
+release = re.search(r'version="([^"]+)"', (ROOT / "setup.py").read_text()).group(1)
+version = ".".join(release.split(".")[:2])
 
 extensions = ["sphinx.ext.autodoc"]
 autodoc_member_order = "bysource"

@@ -318,3 +318,10 @@ def test_docs_build_without_warnings(tmp_path):
     assert done.returncode == 0, done.stderr + done.stdout
     assert (tmp_path / "html" / "programmer.html").is_file()
     assert (tmp_path / "html" / "manual" / "configuration.html").is_file()
+
+
+def test_version_is_the_changelogs_first_entry():
+    version = re.search(r'version="([^"]+)"', (ROOT / "setup.py").read_text()).group(1)
+    changelog = (ROOT / "CHANGELOG.rst").read_text(encoding="utf-8")
+    first = re.search(r"^(\d+\.\d+\.\d+) ", changelog, re.MULTILINE)
+    assert first and first.group(1) == version
