@@ -60,6 +60,8 @@ EXPECTED_OUTPUT = {
     "example_whole_image.py": r"copy [0-9a-f-]{36}: tags \['lts'\], hidden True\n"
                               r"error_deactivated \(needs_operator\): regional copy .*"
                               r"after the sync: active, 0 uploaded",
+    "example_json_status_report.py": r'"exit_status": 3.*"master:RegionA": \[.*"pending_upload"',
+    "example_custom_selection.py": r"RegionA: cirros-kernel, cirros-machine, cirros-ramdisk\n",
     "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
                          r".*section: main option: max_children",
 }
