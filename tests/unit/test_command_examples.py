@@ -1,6 +1,6 @@
-"""The console examples of the manual's commands page are real output.
+"""The console examples of the manual's commands page and FAQ are real output.
 
-docs/manual/commands.rst shows sessions: ``$ COMMAND`` lines, each followed
+docs/manual/commands.rst and faq.rst show sessions: ``$ COMMAND`` lines, each followed
 by what it prints (standard output, then standard error). This test runs
 every session on a new demo federation as ``glancesync.demo`` builds it
 before its sync (in ``.demo``, the folder the page names) and compares
@@ -22,7 +22,8 @@ import pytest
 from glancesync.demo import build_federation
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE = ROOT / "docs" / "manual" / "commands.rst"
+#: The pages whose console sessions are checked.
+PAGES = [ROOT / "docs" / "manual" / "commands.rst", ROOT / "docs" / "manual" / "faq.rst"]
 BIN = Path(sys.executable).parent
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: The time in the names of backup folders.
@@ -35,10 +36,14 @@ def _normal(line: str) -> str:
     return STAMP.sub("_<time>", UUID.sub("<id>", line))
 
 
-def sessions() -> list[tuple[int, list[str]]]:
-    """(line number, lines without their indentation) of each session of the page."""
-    found: list[tuple[int, list[str]]] = []
-    lines = PAGE.read_text(encoding="utf-8").splitlines()
+def sessions() -> list[tuple[str, list[str]]]:
+    """(page:line, lines without their indentation) of each session of the pages."""
+    return [session for page in PAGES for session in _sessions(page)]
+
+
+def _sessions(page: Path) -> list[tuple[str, list[str]]]:
+    found: list[tuple[str, list[str]]] = []
+    lines = page.read_text(encoding="utf-8").splitlines()
     index = 0
     while index < len(lines):
         match = re.match(r"^(\s+)\$ ", lines[index])
@@ -51,7 +56,7 @@ def sessions() -> list[tuple[int, list[str]]]:
                 and lines[index + 1].startswith(indent))):
             block.append(lines[index][len(indent):])
             index += 1
-        found.append((start + 1, block))
+        found.append((f"{page.name}:{start + 1}", block))
     return found
 
 
@@ -88,8 +93,8 @@ def test_the_page_has_sessions_of_every_command():
     assert {"glancesync-sync", "glancesync-printimages", "glancesync-backup"} <= commands
 
 
-@pytest.mark.parametrize("line,block", sessions(), ids=lambda value: str(value)
-                         if isinstance(value, int) else "")
+@pytest.mark.parametrize("line,block", sessions(), ids=lambda value: value
+                         if isinstance(value, str) else "")
 def test_session_prints_what_the_page_shows(line, block, tmp_path):
     build_federation(tmp_path / ".demo")
     env = {key: value for key, value in os.environ.items()
@@ -114,5 +119,5 @@ def test_session_prints_what_the_page_shows(line, block, tmp_path):
             actual = _trim((done.stdout + done.stderr).replace(str(tmp_path), FOLDER)
                            .splitlines())
         assert matches(expected, actual), (
-            f"commands.rst line {line}: $ {command}\n--- the page shows:\n"
+            f"{line}: $ {command}\n--- the page shows:\n"
             + "\n".join(expected) + "\n--- the command prints:\n" + "\n".join(actual))
