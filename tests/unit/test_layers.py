@@ -26,7 +26,7 @@ LAYERS = [
     ["glancesync.backends.base"],
     ["glancesync.backends.*"],  # each backend's package
     ["glancesync.backends"],  # the registry
-    ["glancesync.config", "glancesync.selection"],
+    ["glancesync.config", "glancesync.selection", "glancesync.strategy"],
     ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report",
      "glancesync.sharing"],
     ["glancesync.executor"],
