@@ -34,8 +34,8 @@ from glancesync import safenames
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError, UnsafeNameError
 from glancesync.image import Image, content_hash
-from glancesync.integrity import (CHUNK_SIZE, HashingStream, atomic_file, expected_hash,
-                                  hash_file, label, unlink_quietly, verify)
+from glancesync.integrity import (CHUNK_SIZE, FileData, HashingStream, atomic_file,
+                                  expected_hash, hash_file, label, unlink_quietly, verify)
 
 __all__ = ["ImageCache", "MasterImageSource", "default_cache_dir"]
 
@@ -353,6 +353,23 @@ class MasterImageSource:
         if content_hash(image) is None:
             yield from self._unverified(image)
             return
+        with self.open(image) as data:
+            yield from data
+
+    @contextlib.contextmanager
+    def open(self, image: Image) -> Iterator[FileData]:
+        """The verified bytes of master ``image`` as an open local file.
+
+        The file is read from where :meth:`path` finds it (downloaded first
+        if needed) and protected from eviction until the block ends; it was
+        hashed when it entered the cache, and is not hashed again here.
+
+        :raises TransferError: the data cannot be had intact, or the image has no
+            hash (it is never cached: read it with :meth:`chunks`).
+        """
+        if content_hash(image) is None:
+            raise TransferError("an image without checksum is never cached: nothing"
+                                " could verify the file", image=label(image))
         for attempt in range(3):
             path = self.path(image)
             try:
@@ -365,8 +382,7 @@ class MasterImageSource:
                 raise TransferError(f"cannot read {path}: {exc.strerror}",
                                     image=label(image)) from exc
             with handle, self.cache.pinned(path):
-                while chunk := handle.read(CHUNK_SIZE):
-                    yield chunk
+                yield FileData(handle, os.fstat(handle.fileno()).st_size)
             return
         raise TransferError("the cached file kept disappearing while being opened",
                             image=label(image))
@@ -384,10 +400,14 @@ class MasterImageSource:
         if candidate is not None:
             self.cache.forget(candidate)
 
-    def prepare(self, image: Image) -> None:
-        """Fetch ``image`` into the cache now (see :meth:`path`); not one without hash."""
+    def prepare(self, image: Image) -> Image:
+        """Fetch ``image`` into the cache now (see :meth:`path`); the content to send.
+
+        Not an image without hash: it is read from the master for each region.
+        """
         if content_hash(image) is not None:
             self.path(image)
+        return image
 
     def _unverified(self, image: Image) -> Iterator[bytes]:
         """The master's bytes of an image without hash, checked by size at the end."""

@@ -6,18 +6,27 @@ regions. Every glanceclient, keystoneauth1 and requests error is translated
 here into :mod:`glancesync.errors`, carrying the region, the image and the
 HTTP status.
 
-Image data never sits in memory as a whole: uploads are sent with chunked
-transfer encoding from the caller's chunk iterator, downloads are streamed in
-chunks of at most :data:`~glancesync.integrity.CHUNK_SIZE` bytes.
+Image data never sits in memory as a whole: uploads are sent from the
+caller's chunk iterator (with ``Content-Length`` when the size is known),
+downloads are streamed in chunks of at most
+:data:`~glancesync.integrity.CHUNK_SIZE` bytes. A local file
+(:class:`~glancesync.integrity.FileData`) sent to a plain HTTP endpoint
+goes with ``sendfile``: the kernel moves the bytes from the page cache to
+the socket, without copying them through this process (requests and
+urllib3 read a file body into memory, block by block). Server-side copies
+(``glance-download``) are asked and watched here too.
 """
 from __future__ import annotations
 
 import contextlib
 import datetime
 import email.utils
+import html
+import http.client
 import logging
 import re
 import time
+import urllib.parse
 from typing import Any, Iterable, Iterator, Mapping
 
 import requests
@@ -31,13 +40,17 @@ from keystoneauth1 import adapter as ksa_adapter
 from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
-from glancesync.backends.base import CHUNK_SIZE, RegionAdapter
+from glancesync.backends.base import CHUNK_SIZE, ImportTask, RegionAdapter
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                GlanceSyncError, ImageNotFoundError, ServiceError,
                                TransferError, UsageError)
 from glancesync.image import Image
+from glancesync.integrity import FileData
 
 LOG = logging.getLogger(__name__)
+
+#: Bytes handed to one ``sendfile`` call: progress is reported between calls.
+SENDFILE_SLICE = 64 * 1024 * 1024
 
 
 def retry_after(response: requests.Response) -> float | None:
@@ -196,8 +209,19 @@ def _http_status(error: glance_exc.HTTPException) -> int | None:
 
 
 def _details(error: glance_exc.HTTPException) -> str:
-    text = " ".join(str(error.details or "").split())
+    # Glance answers HTML unless JSON is asked: entities stay in the text.
+    text = " ".join(html.unescape(str(error.details or "")).split())
     return text[:500]
+
+
+def _error_of(status: int, headers: Mapping[str, str], body: bytes) -> glance_exc.HTTPException:
+    """glanceclient's error for an answer read without requests."""
+    response = requests.Response()
+    response.status_code = status
+    response.headers = requests.structures.CaseInsensitiveDict(headers)
+    response.headers.setdefault("Content-Type", "text/plain")
+    response._content = body
+    return glance_exc.from_response(response, body)
 
 
 class GlanceRegionAdapter(RegionAdapter):
@@ -220,6 +244,8 @@ class GlanceRegionAdapter(RegionAdapter):
         self.region_name = region_name
         self.list_timeout = list_timeout
         self.page_size = page_size
+        self.interface = interface
+        self._import_methods: frozenset[str] | None = None
         http = _GlanceHTTP(session, region_name=region_name, interface=interface,
                            endpoint_override=endpoint_override)
         schemas = glance_schemas.Controller(http)
@@ -317,6 +343,8 @@ class GlanceRegionAdapter(RegionAdapter):
                 reader = _ChunkReader(chunks)
                 self._images.upload(image_id, reader)
                 sent = reader.sent
+            elif isinstance(chunks, FileData) and self._can_sendfile():
+                sent = self._put_file(image_id, chunks, size)
             else:
                 body = _SizedBody(chunks, size)
                 self._put_data(image_id, body)
@@ -325,20 +353,100 @@ class GlanceRegionAdapter(RegionAdapter):
                   image_id, time.monotonic() - started)
         return self.get_image(image_id)
 
-    def _put_data(self, image_id: str, body: "_SizedBody") -> None:
+    def _file_url(self, image_id: str) -> str:
         endpoint = self._data.get_endpoint()
         if not endpoint:
             raise ServiceError(f"region {self.region_name} has no image endpoint in the "
                                "catalog", region=self.name, image=image_id)
         base = re.sub(r"/v2(\.\d+)?/?$", "", endpoint.rstrip("/"))
+        return f"{base}/v2/images/{image_id}/file"
+
+    def _put_data(self, image_id: str, body: "_SizedBody") -> None:
         # No re-authentication and resend on 401: the body cannot be replayed.
         response = self._data.session.put(
-            f"{base}/v2/images/{image_id}/file", data=body, raise_exc=False,
+            self._file_url(image_id), data=body, raise_exc=False,
             allow_reauth=False, headers={"Content-Type": "application/octet-stream"})
         if response.status_code >= 400:
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
             raise error
+
+    def _can_sendfile(self) -> bool:
+        """True when uploads may bypass requests: plain HTTP, no proxy.
+
+        ``sendfile`` cannot go through TLS (the bytes are encrypted in
+        this process) nor through the proxies that requests would use.
+        """
+        endpoint = self._data.get_endpoint() or ""
+        session = self._data.session.session
+        return (urllib.parse.urlsplit(endpoint).scheme == "http" and not session.proxies
+                and not (session.trust_env and requests.utils.get_environ_proxies(endpoint)))
+
+    def _put_file(self, image_id: str, data: FileData, size: int) -> int:
+        """PUT the file's first ``size`` bytes with ``sendfile``; return the bytes sent.
+
+        One new connection (the request line, headers and answer through the
+        standard library's ``http.client``, the body by the kernel); an
+        error answer raises
+        glanceclient's error, as through requests. The token comes from the
+        session and is not renewed on 401: the body cannot be replayed.
+        """
+        url = urllib.parse.urlsplit(self._file_url(image_id))
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size),
+                   "User-Agent": self._data.session.user_agent or "glancesync",
+                   **(self._data.session.get_auth_headers() or {})}
+        timeout = self._data.session.timeout
+        conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout)
+        sent = 0
+        try:
+            conn.putrequest("PUT", url.path, skip_accept_encoding=True)
+            for key, value in headers.items():
+                conn.putheader(key, value)
+            conn.endheaders()
+            try:
+                while sent < size:
+                    step = conn.sock.sendfile(data.handle, sent,
+                                              min(SENDFILE_SLICE, size - sent))
+                    if not step:
+                        raise TransferError(f"the file to upload ended after {sent} of "
+                                            f"{size} bytes", region=self.name, image=image_id)
+                    sent += step
+                    data.advance(step)
+            except OSError as exc:
+                # The service may have answered early (and closed): say what it said.
+                early = self._early_answer(conn)
+                if early is not None:
+                    raise early from exc
+                raise ConnectionFailure(f"uploading the image data failed: connection "
+                                        f"lost after {sent} bytes: {exc}", region=self.name,
+                                        image=image_id) from exc
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise ConnectionFailure(f"uploading the image data failed: {exc}",
+                                    region=self.name, image=image_id) from exc
+        finally:
+            conn.close()
+        if response.status >= 300:  # no redirection is followed: the token stays here
+            error = _error_of(response.status, response.headers, body)
+            error.retry_after = retry_after(response)
+            raise error
+        return sent
+
+    @staticmethod
+    def _early_answer(conn: http.client.HTTPConnection) -> Exception | None:
+        """The error a service answered before reading the whole body, if any."""
+        try:
+            conn.sock.settimeout(2.0)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+        if response.status < 400:
+            return None
+        error = _error_of(response.status, response.headers, body)
+        error.retry_after = retry_after(response)
+        return error
 
     def download_data(self, image_id: str) -> Iterator[bytes]:
         """The data as it arrives, unverified: the caller hashes it.
@@ -438,6 +546,47 @@ class GlanceRegionAdapter(RegionAdapter):
         LOG.debug("%s: deleting image %s", self.name, image_id)
         with self._errors("deleting the image", image_id, deleting=True):
             self._images.delete(image_id)
+
+    # -- server-side copies ------------------------------------------------
+
+    def import_methods(self) -> frozenset[str]:
+        """What ``GET /v2/info/import`` lists, asked once per adapter.
+
+        A Glance without the discovery call (404, before Queens) offers none.
+        """
+        if self._import_methods is None:
+            with self._errors("asking the import methods"):
+                try:
+                    info = self._images.get_import_info()
+                except glance_exc.HTTPNotFound:
+                    info = {}
+            methods = (info.get("import-methods") or {}).get("value") or ()
+            self._import_methods = frozenset(str(method) for method in methods)
+            LOG.debug("%s: import methods %s", self.name, sorted(self._import_methods))
+        return self._import_methods
+
+    def import_image(self, image_id: str, *, source_region: str,
+                     source_image_id: str) -> None:
+        """``POST /v2/images/{id}/import`` with ``glance-download`` (answer 202)."""
+        LOG.debug("%s: asking a glance-download of %s from %s into %s", self.name,
+                  source_image_id, source_region, image_id)
+        with self._errors("starting the server-side copy", image_id):
+            self._images.image_import(image_id, method="glance-download",
+                                      remote_region=source_region,
+                                      remote_image_id=source_image_id,
+                                      remote_service_interface=self.interface)
+
+    def import_task(self, image_id: str) -> ImportTask | None:
+        """The image's latest task (``GET /v2/images/{id}/tasks``, by creation time)."""
+        with self._errors("reading the import tasks", image_id):
+            _, body = self._images.http_client.get(f"/v2/images/{image_id}/tasks")
+        tasks = [task for task in (body or {}).get("tasks") or []
+                 if isinstance(task, Mapping)]
+        if not tasks:
+            return None
+        latest = max(tasks, key=lambda task: str(task.get("created_at") or ""))
+        return ImportTask(str(latest.get("id")), str(latest.get("status")),
+                          str(latest.get("message") or ""))
 
     # -- error translation -------------------------------------------------
 
