@@ -26,12 +26,14 @@ from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageErr
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
-from glancesync.plan import ImageStatus, RegionPlan, make_plan
+from glancesync.plan import ImageStatus, RegionPlan, Status, make_plan
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.runlog import RunLogs, region_context
 from glancesync.selection import MasterSelection, select_master
+from glancesync.serverside import CopySources
+from glancesync.strategy import RegionTransfer
 from glancesync.transfer import ImageCache, MasterImageSource
 
 LOG = logging.getLogger(__name__)
@@ -258,7 +260,35 @@ class GlanceSync:
                                                       projects, self.target(ref.target))
         return make_plan(str(ref), master, regional, adapter.project_id, target,
                          stalled_upload_age=self.config.main.stalled_upload_age,
-                         members=members)
+                         members=members, transfer=self._region_transfer(ref))
+
+    def _region_transfer(self, region: str | RegionRef) -> RegionTransfer:
+        """How copies may reach ``region``: its ``transfer`` and ``convert_to``, and
+        what it offers for server-side copies.
+
+        Only a region whose ``transfer`` is not ``stream`` and that is in the
+        master's Keystone is asked for its import methods (once per adapter).
+
+        :raises RegionNotFoundError: an unknown target or region.
+        """
+        ref = RegionRef.parse(region)
+        config = self.config.target(ref.target).for_region(ref.name)
+        transfer = RegionTransfer(config.transfer, config.convert_to, region=ref.name,
+                                  master_region=self.config.main.master_region)
+        if config.transfer == "stream":
+            return transfer
+        same_keystone = self.target(ref.target).location == self.target(MASTER).location
+        adapter = self.adapter(ref)
+        methods: frozenset[str] = frozenset()
+        if same_keystone:
+            try:
+                methods = adapter.import_methods()
+            except GlanceSyncError as error:
+                LOG.warning("%s: cannot learn the import methods it offers (%s); "
+                            "streaming", ref, error)
+        return dataclasses.replace(transfer, same_keystone=same_keystone,
+                                   same_credential=ref.target == MASTER,
+                                   project_id=adapter.project_id, import_methods=methods)
 
     def get_status(self, region: str) -> list[ImageStatus]:
         """Structured status of every synchronised image in ``region``.
@@ -336,6 +366,7 @@ class GlanceSync:
         refs = self._resolve(regions)
         master = self._master()
         result = RunResult(dry_run=dry_run)
+        sources = CopySources()
         # The source lives as long as this object: count this run's bytes only.
         downloaded_before = self._source.bytes_downloaded if self._source else 0
         workers = max(1, self.config.main.max_children) if parallel else 1
@@ -345,7 +376,7 @@ class GlanceSync:
                 names = [str(ref) for ref in refs]
                 result.log_folder = stack.enter_context(RunLogs(self._run_dir(), names)).folder
             pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
-            futures = [pool.submit(self._sync_guarded, ref, master, dry_run, result)
+            futures = [pool.submit(self._sync_guarded, ref, master, dry_run, result, sources)
                        for ref in refs]
             for future in concurrent.futures.as_completed(futures):
                 future.result()  # a bug in a worker must not pass silently
@@ -356,13 +387,14 @@ class GlanceSync:
         return result
 
     def _sync_guarded(self, ref: RegionRef, master: MasterSelection, dry_run: bool,
-                      result: RunResult) -> None:
+                      result: RunResult, sources: CopySources) -> None:
         name = str(ref)
         with region_context(name):
             try:
                 plan = self.plan_region(ref, master)
                 result.plans[name] = plan
-                result.results[name] = self._execute(ref, plan, dry_run)
+                self._offer_copies(ref, plan, master, sources)
+                result.results[name] = self._execute(ref, plan, dry_run, sources)
             except GlanceSyncError as error:
                 LOG.error("%s: synchronisation failed: %s", name, error)
                 result.failures[name] = error
@@ -371,9 +403,23 @@ class GlanceSync:
         with region_context(str(ref)):
             return self._execute(ref, self.plan_region(ref, master), dry_run)
 
-    def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool) -> RegionResult:
+    def _offer_copies(self, ref: RegionRef, plan: RegionPlan, master: MasterSelection,
+                      sources: CopySources) -> None:
+        """Offer the region's copies of master content as sources of server-side copies."""
+        transfer = self._region_transfer(ref)
+        for status in plan.statuses:
+            image = master.candidates.get(status.name)
+            if (status.status in (Status.OK, Status.PENDING_METADATA) and status.regional_id
+                    and image is not None and image.id == status.master_id
+                    and not transfer.converts(image)):
+                sources.add(ref.target, ref.name, image.id, status.regional_id)
+
+    def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool,
+                 sources: CopySources | None = None) -> RegionResult:
         adapter = self.adapter(ref)
-        options = {"retry": self._retry_policy(), "progress": self.progress}
+        config = self.config.target(ref.target).for_region(ref.name)
+        options = {"retry": self._retry_policy(), "progress": self.progress,
+                   "sources": sources, "import_timeout": config.import_timeout}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
         with RegionLock(self._lock_dir(), self.lock_name(ref)):

@@ -28,7 +28,7 @@ LAYERS = [
     ["glancesync.backends"],  # the registry
     ["glancesync.config", "glancesync.selection", "glancesync.strategy"],
     ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report",
-     "glancesync.sharing"],
+     "glancesync.sharing", "glancesync.serverside"],
     ["glancesync.executor"],
     ["glancesync.facade"],
     ["glancesync", "glancesync.cli", "glancesync.demo", "glancesync.testbed*"],
