@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from glancesync import backends, report, sharing
+from glancesync import backends, convert, report, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
@@ -344,9 +344,12 @@ class GlanceSync:
             those that exist).
         :raises UsageError: an argument that is not a region name.
         :raises LockedError: another run holds the region's lock.
+        :raises ConfigError: the region converts disk formats and qemu-img is missing.
         :raises GlanceSyncError: the region cannot be synchronised at all.
         """
-        return self._sync_one(RegionRef.parse(region), self._master(), dry_run)
+        ref = RegionRef.parse(region)
+        self._check_conversion_tool([ref])
+        return self._sync_one(ref, self._master(), dry_run)
 
     def sync(self, regions: Sequence[str] = (), *, dry_run: bool = False,
              parallel: bool = False) -> RunResult:
@@ -360,10 +363,12 @@ class GlanceSync:
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
         :raises UsageError: an argument that is not a region name.
+        :raises ConfigError: a region converts disk formats and qemu-img is missing.
         :raises GlanceSyncError: the master region cannot be listed (a failing region is
             in ``failures``).
         """
         refs = self._resolve(regions)
+        self._check_conversion_tool(refs)
         master = self._master()
         result = RunResult(dry_run=dry_run)
         sources = CopySources()
@@ -402,6 +407,14 @@ class GlanceSync:
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
         with region_context(str(ref)):
             return self._execute(ref, self.plan_region(ref, master), dry_run)
+
+    def _check_conversion_tool(self, refs: Sequence[RegionRef]) -> None:
+        """Stop before any work when a region converts and qemu-img is missing."""
+        for ref in refs:
+            wanted = self.config.target(ref.target).for_region(ref.name).convert_to
+            if wanted:
+                convert.require_qemu_img(f"convert_to = {wanted} of region {ref}")
+                return
 
     def _offer_copies(self, ref: RegionRef, plan: RegionPlan, master: MasterSelection,
                       sources: CopySources) -> None:

@@ -7,12 +7,16 @@ exist, of an unknown region or with a method the region does not know (a
 fault adapter asks for them: subclasses of the Glance adapter, nothing
 patched), and a source that freezes mid-copy (Master's Glance stopped with
 SIGSTOP). Each ends streamed, the copy verified, nothing left behind.
+``convert_to``: a qcow2 master converted once for the raw regions, and a
+conversion qemu-img refuses, which leaves nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,3 +252,74 @@ def test_a_stalled_server_side_copy_is_cancelled_and_streamed(bed, tmp_path, cap
             os.kill(pid, signal.SIGCONT)
     with facade(bed, tmp_path) as gs:
         assert_in_sync(bed, gs, master, regions=("RegionA",))
+
+
+# --- convert_to: one conversion per format, streamed, compared on provenance -------------
+
+def _qemu_img(*args: str) -> None:
+    subprocess.run(["qemu-img", *args], check=True, capture_output=True)
+
+
+def _add_qcow2(bed: Bed, folder: Path, name: str, raw: bytes) -> tuple[Image, bytes]:
+    (folder / "in.raw").write_bytes(raw)
+    _qemu_img("convert", "-f", "raw", "-O", "qcow2", str(folder / "in.raw"),
+              str(folder / "in.qcow2"))
+    data = (folder / "in.qcow2").read_bytes()
+    adapter = bed.adapter("Master")
+    image = adapter.create_image(bed.prefix + name, visibility="public",
+                                 disk_format="qcow2", container_format="bare")
+    return adapter.upload_data(image.id, [data], len(data)), raw
+
+
+def test_regions_storing_raw_get_one_conversion_of_a_qcow2_master(bed, tmp_path):
+    raw = os.urandom(5 * MIB) + bytes(3 * MIB)
+    master, raw = _add_qcow2(bed, tmp_path, "qcow2", raw)
+    path = write_config(bed.info, tmp_path / "glancesync.conf",
+                        main={"retries": 2, "retry_wait": 0.2},
+                        master={"metadata_condition": f"image.name.startswith('{bed.prefix}')",
+                                "transfer": "auto"},
+                        other={"metadata_condition": f"image.name.startswith('{bed.prefix}')"},
+                        extra_sections={"master:RegionA": {"convert_to": "raw"},
+                                        "other:RegionC": {"convert_to": "raw"}})
+    with open(path) as stream, GlanceSync(stream, progress=False) as gs:
+        plans = gs.sync(TARGETS, dry_run=True).plans
+        reasons = {region: plan.statuses[0].reason for region, plan in plans.items()}
+        assert reasons == {
+            "master:RegionA": "missing in the region; stream, qcow2 to raw (a server-side "
+                              "copy keeps the source's disk format)",
+            "master:RegionB": "missing in the region; glance-download from Master",
+            "other:RegionC": "missing in the region; stream, qcow2 to raw"}
+        result = gs.sync(TARGETS, parallel=True)
+        assert result.exit_status == 0
+        assert gs.source().conversions == 1 and gs.source().downloads == 1
+        copies = {region: bed.mine(region)[0] for region in ("RegionA", "RegionB", "RegionC")}
+        for region in ("RegionA", "RegionC"):
+            copy = copies[region]
+            assert (copy.disk_format, copy.size) == ("raw", len(raw))
+            assert copy.os_hash_value == hashlib.sha512(raw).hexdigest()
+            assert copy.provenance.is_copy_of(master) and copy.visibility == "public"
+        assert copies["RegionB"].disk_format == "qcow2"
+        assert master.same_content(copies["RegionB"])
+        report = gs.status(TARGETS)
+        assert {s.status for s in report.statuses} == {Status.OK}
+        again = gs.sync(TARGETS)
+        assert sum(r.uploaded for r in again.results.values()) == 0
+
+
+def test_a_conversion_that_fails_leaves_nothing_behind(bed, tmp_path):
+    _qemu_img("create", "-f", "qcow2", str(tmp_path / "huge.qcow2"), "3T")
+    data = (tmp_path / "huge.qcow2").read_bytes()  # 3 TiB virtual, a few hundred KiB
+    adapter = bed.adapter("Master")
+    image = adapter.create_image(bed.prefix + "huge", visibility="public",
+                                 disk_format="qcow2", container_format="bare")
+    adapter.upload_data(image.id, [data], len(data))
+    with facade(bed, tmp_path, transfer="stream", convert_to="vhd") as gs:
+        result = gs.sync(["RegionA"])
+        assert result.exit_status == 1
+        (failure,) = result.results["master:RegionA"].failed.values()
+        assert "qemu-img could not convert qcow2 to vhd" in failure
+        assert "too large" in failure
+        assert bed.mine("RegionA") == []
+        cache = tmp_path / "cache"
+        assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []
+        assert len(list(cache.iterdir())) == 1  # the verified master file
