@@ -329,7 +329,7 @@ class Executor:
             if transfer.server_side:
                 filled, expected, streamed = self._copy_server_side(op, target, transfer)
             else:
-                filled, streamed = self._stream(op, target, transfer), True
+                filled, streamed = self._stream(op, target, transfer, expected.size), True
             final: dict[str, Any] = {}
             if not self.dry_run:
                 sent = self._verify(filled, expected, op.name, transfer)
@@ -360,7 +360,7 @@ class Executor:
             self.sources.add(ref.target, ref.name, master.id, new_id)
         result.uploaded += 1
         if streamed:
-            result.bytes_uploaded += op.size
+            result.bytes_uploaded += expected.size if expected.size is not None else op.size
         else:
             result.copied_server_side += 1
             result.bytes_server_side += op.size
@@ -395,10 +395,12 @@ class Executor:
             return prepare(master, transfer.disk_format) or master
         return prepare(master) or master
 
-    def _stream(self, op: Operation, target: _NewImage, transfer: Transfer) -> Image | None:
-        """Upload the data from this host (the choke point logs it)."""
+    def _stream(self, op: Operation, target: _NewImage, transfer: Transfer,
+                size: int | None) -> Image | None:
+        """Upload the data (``size`` bytes) from this host (the choke point logs it)."""
         how = ", " + transfer.describe() if transfer.convert_from else ""
-        return self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB{how})",
+        size = op.size if size is None else size
+        return self._act("upload", f"image {op.name} ({size / MIB:.1f} MiB{how})",
                          self._send_retrying, target, op.master, transfer)
 
     # -- server-side copies --------------------------------------------------
@@ -458,7 +460,7 @@ class Executor:
                 self._act("delete", f"unfinished server-side copy {op.name} "
                           f"({image.id}, {image.status})", self.adapter.delete_image, image.id)
             self._act("create", f"image {op.name} again", self._create, target)
-        return self._stream(op, target, transfer), expected, True
+        return self._stream(op, target, transfer, expected.size), expected, True
 
     def _copy_running(self, image_id: str) -> bool:
         """True when the image's latest import task is (or may be) still going on."""

@@ -565,8 +565,10 @@ class MasterImageSource:
             if found is not None:
                 return found
             source = self.path(image)
-            LOG.info("converting image %s from %s to %s", image.name or image.id,
-                     image.disk_format, disk_format)
+            LOG.info("%s: converting image %s (%s) from %s to %s once for every region "
+                     "storing %s", getattr(self.master, "name", "master"),
+                     image.name or image.id, image.id, image.disk_format, disk_format,
+                     disk_format)
             started = time.monotonic()
             with self.cache.pinned(source):
                 found = self.cache.put_converted(

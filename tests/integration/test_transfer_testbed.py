@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,6 +251,54 @@ def test_a_stalled_server_side_copy_is_cancelled_and_streamed(bed, tmp_path, cap
     finally:
         for pid in adapter.frozen:
             os.kill(pid, signal.SIGCONT)
+    with facade(bed, tmp_path) as gs:
+        assert_in_sync(bed, gs, master, regions=("RegionA",))
+
+
+class KillsTheSourceMidCopy(GlanceRegionAdapter):
+    """SIGKILLs Master's Glance while RegionA is copying the data (then restarts it).
+
+    Glance fails the copy in its data step and leaves the image ``queued``
+    under the failed task's lock ("Image has active task" to a new copy).
+    """
+
+    def import_image(self, image_id: str, *, source_region: str,
+                     source_image_id: str) -> None:
+        super().import_image(image_id, source_region=source_region,
+                             source_image_id=source_image_id)
+        deadline = time.monotonic() + 60
+        while self.get_image(image_id).status != "importing":
+            assert time.monotonic() < deadline, "the copy never started"
+            time.sleep(0.05)
+        time.sleep(0.5)  # into the data step: 512 MiB take seconds
+        self.testbed.stop_region("Master")
+
+
+def test_a_copy_whose_source_dies_is_streamed_into_the_same_locked_image(
+        bed, tmp_path, caplog):
+    master, data = bed.add_master("killed", 512 * MIB)
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    (images_dir / master.id).write_bytes(data)  # the stream needs no Master
+    del data
+    adapter = bed.adapter("RegionA", KillsTheSourceMidCopy)
+    adapter.testbed = bed.testbed
+    try:
+        with facade(bed, tmp_path, main={"images_dir": images_dir}) as gs, \
+                caplog.at_level(logging.INFO):
+            result = sync_region_through(gs, adapter)
+            assert result.success and result.uploaded == 1
+            assert (result.copied_server_side, result.bytes_uploaded) == (0, master.size)
+            assert "failed (import task" in caplog.text
+            assert "unfinished server-side copy" not in caplog.text  # the same image
+            (copy,) = bed.mine("RegionA")
+            assert copy.status == "active" and master.same_content(copy)
+            # It failed in its data step: Glance left its lock on the image.
+            raw = dict(bed.adapter("RegionA")._images.get(copy.id))
+            assert raw["os_glance_failed_import"] == "fs" and raw["os_glance_import_task"]
+    finally:
+        if not bed.testbed.glance_pids("Master"):
+            bed.testbed.start_region("Master")
     with facade(bed, tmp_path) as gs:
         assert_in_sync(bed, gs, master, regions=("RegionA",))
 
