@@ -18,8 +18,10 @@ fails the copy's task and leaves the image ``queued``.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 import threading
 import uuid
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from glancesync.backends.base import Backend, ImportTask, RegionAdapter, Target, TargetSpec
@@ -241,6 +243,21 @@ class MemoryTarget(Target):
             images = SPACES.setdefault(self.settings.space, {}).setdefault(region.name, {})
         return MemoryRegionAdapter(str(region), images, self.settings.project,
                                    space=self.settings.space, imports=self.settings.imports)
+
+
+def config_text(folder: Path, extra: str = "", *, token: str = "t0p-s3cret-t0ken") -> str:
+    """A configuration whose ``master`` is the memory space ``cloud1`` (Master, RegionA,
+    RegionB); ``extra`` continues the ``[master]`` section, or adds sections."""
+    return textwrap.dedent(f"""
+        [main]
+        master_region = Master
+        cache_dir = {folder / 'cache'}
+        [master]
+        type = memory
+        space = cloud1
+        space_regions = Master, RegionA, RegionB
+        token = {token}
+    """) + textwrap.dedent(extra)
 
 
 BACKEND = Backend(name="memory", options=OPTIONS, settings=read_settings,

@@ -255,15 +255,9 @@ def memory():
 
 
 def facade(tmp_path, monkeypatch, extra: str = "") -> GlanceSync:
+    """Master, RegionA, RegionB copy server-side; RegionC is in another space."""
     monkeypatch.setenv("GLANCESYNC_LOCK_DIR", str(tmp_path / "locks"))
-    text = textwrap.dedent(f"""
-        [main]
-        master_region = Master
-        cache_dir = {tmp_path / 'cache'}
-        [master]
-        type = memory
-        space = s
-        space_regions = Master, RegionA, RegionB
+    text = memory_backend.config_text(tmp_path, textwrap.dedent(f"""
         space_project = {PROJECT}
         space_import = true
         transfer = auto
@@ -272,9 +266,8 @@ def facade(tmp_path, monkeypatch, extra: str = "") -> GlanceSync:
         space = elsewhere
         space_regions = RegionC
         space_project = {PROJECT}
-        space_import = true
         transfer = auto
-    """) + textwrap.dedent(extra)
+    """) + textwrap.dedent(extra))
     return GlanceSync(io.StringIO(text), progress=False)
 
 
