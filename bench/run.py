@@ -214,8 +214,9 @@ def phase_auto(bench: Bench, report: Report, size: int) -> None:
     stream = bench.sync_in_process(SAME_KEYSTONE)
     figures["stream"] = stream
     report.say(f"stream to {' and '.join(SAME_KEYSTONE)}: {stream['seconds']:.2f} s, "
-               f"{(stream['bytes_downloaded'] + stream['bytes_uploaded']) / MiB:.0f} MiB "
-               f"through this host, client CPU {stream['cpu_seconds']:.1f} s")
+               f"{stream['bytes_downloaded'] / MiB:.0f} MiB downloaded and "
+               f"{stream['bytes_uploaded'] / MiB:.0f} MiB uploaded by this host, client CPU "
+               f"{stream['cpu_seconds']:.1f} s")
     bench.clear_targets()
     bench.clear_cache()
     config = bench.write_config("auto.conf", {"master": {"transfer": "auto"}})
