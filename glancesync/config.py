@@ -92,6 +92,7 @@ class MainConfig:
     lock_dir: Path | None = None  #: None: the machine-wide folder (glancesync.lock)
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
+    max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
 
 
 @dataclasses.dataclass
@@ -126,6 +127,9 @@ class TargetConfig:
     deactivated_copies: str = "report"  #: report | reactivate | keep
     signature_properties: str = "after-upload"  #: after-upload | at-upload | drop
     sync_without_checksum: bool = False
+    removal_policy: str = "keep"  #: keep | hide | deactivate | delete
+    removal_grace_hours: float = 24.0  #: hours
+    keep_old_copies: int | None = None  #: NAME.old copies kept per name (None: all)
     transfer: str = "stream"  #: stream, glance-download or auto
     convert_to: str | None = None  #: disk format of the regional copies (None: the master's)
     import_timeout: float = 1800.0  #: seconds a server-side copy may take
@@ -410,6 +414,10 @@ def _build_target(section: Section, env: Mapping[str, str]) -> TargetConfig:
     backend = backends.get_backend(kind)
     common = {option.name: section.read(option)
               for option in TARGET_OPTIONS if option is not TYPE}
+    if common["keep_old_copies"] is not None and common["removal_policy"] == "keep":
+        raise section.error("keep_old_copies", "needs removal_policy = hide, deactivate"
+                                               " or delete: it says what happens to the"
+                                               " NAME.old copies beyond the limit")
     settings = backend.settings(section, env)
     # Other backends' options are valid anywhere ([DEFAULT] serves every
     # target): their values are checked all the same.

@@ -8,7 +8,9 @@ Safety rules: a new image is created private and unprotected, filled,
 verified (``active`` and same hash as the master) and only then given its
 visibility and protection; an old image is deleted or renamed only after
 its replacement is verified; a failed upload deletes what it created. One
-image failing does not stop the others.
+image failing does not stop the others. The lifecycle's removal steps
+(hide, deactivate, delete) come last, are taken only while the region's run
+has had no error, and only on an image still as it was planned.
 
 Faults: the adapter retries its idempotent calls itself (a
 :class:`~glancesync.retry.RetryingAdapter`, which the executor puts around
@@ -39,8 +41,8 @@ from glancesync import progress as progress_mod
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import (ChecksumMismatchError, ConflictError, GlanceSyncError,
                                ImageNotFoundError, TransferError, UsageError)
-from glancesync.image import (PROVENANCE_HASH, PROVENANCE_PREFIX, Image, Provenance,
-                              content_hash, metadata_diff)
+from glancesync.image import (MARK_RENAMED, PROVENANCE_HASH, PROVENANCE_PREFIX, Image,
+                              Provenance, content_hash, metadata_diff, utc_stamp)
 from glancesync.integrity import FileData, HashingStream
 from glancesync.plan import (OLD_SUFFIX, Operation, OperationKind, RegionPlan, Status,
                              StatusCategory)
@@ -89,6 +91,9 @@ class RegionResult:
     renamed: int = 0
     obsoleted: int = 0
     cleaned: int = 0
+    retired: int = 0  #: copies hidden or deactivated by removal_policy
+    deleted: int = 0  #: copies deleted by removal_policy
+    postponed: int = 0  #: removal steps not taken: the region's run had errors
     errors: int = 0
     needs_operator: int = 0
     bytes_uploaded: int = 0
@@ -113,7 +118,14 @@ class RegionResult:
                 f"{self.uploaded} uploaded ({self.replaced} replaced, {self.renamed} "
                 f"renamed{server_side}), {self.obsoleted} obsoleted, {self.cleaned} cleaned, "
                 f"{self.errors} errors, {self.needs_operator} need an operator, "
-                f"{self.bytes_uploaded / MIB:.1f} MiB transferred")
+                f"{self.bytes_uploaded / MIB:.1f} MiB transferred") + self._lifecycle()
+
+    def _lifecycle(self) -> str:
+        """The lifecycle's part of the summary (empty when it did nothing)."""
+        if not (self.retired or self.deleted or self.postponed):
+            return ""
+        text = f"; lifecycle: {self.retired} retired, {self.deleted} deleted"
+        return text + (f", {self.postponed} postponed" if self.postponed else "")
 
 
 #: Verbs of the changes: (progressive form, base form for dry runs, log level).
@@ -129,6 +141,9 @@ _VERBS = {
     "unprotect": ("unprotecting", "unprotect", logging.INFO),
     "delete": ("deleting", "delete", logging.INFO),
     "reactivate": ("reactivating", "reactivate", logging.INFO),
+    "hide": ("hiding", "hide", logging.INFO),
+    "deactivate": ("deactivating", "deactivate", logging.INFO),
+    "mark": ("marking", "mark", logging.DEBUG),
     "share": ("sharing", "share", logging.INFO),
     "unshare": ("unsharing", "unshare", logging.INFO),
 }
@@ -225,10 +240,15 @@ class Executor:
         counts = plan.counts()
         result.ok = sum(counts[s] for s in Status if s.category is StatusCategory.OK)
         result.needs_operator = len(plan.needs_operator)
+        troubled = False  # a failure or refusal so far: no removal step
         for op in plan.operations:
+            if op.kind.removes and troubled:
+                self._postpone(plan, op, result)
+                continue
             try:
                 self._run(op, result)
             except GlanceSyncError as error:
+                troubled = True
                 if op.uploads and is_refusal(error):
                     self._refused(plan, op, error, result)
                     continue
@@ -252,6 +272,17 @@ class Executor:
         result.needs_operator += 1
         LOG.error("%s: image %s: %s", self.region, op.name, reason)
 
+    def _postpone(self, plan: RegionPlan, op: Operation, result: RegionResult) -> None:
+        """A removal step not taken: something failed earlier in this region's run."""
+        note = ("postponed: this region's run had an error (the next run without one"
+                " takes it)")
+        status = plan.removal_status(op)
+        if status is not None:
+            status.reason = f"{status.reason}; {note}"
+        result.postponed += 1
+        LOG.warning("%s: %s of image %s (%s) %s", self.region, op.kind, op.name,
+                    op.regional.id, note)
+
     def update_metadata(self, image: Image, changes: dict[str, Any],
                         remove: Iterable[str] = (), *, reason: str = "") -> Image | None:
         """One metadata change outside a plan (restoring a backup, for instance)."""
@@ -270,7 +301,8 @@ class Executor:
         changes = dict(op.changes)
         changes.update(self._resolve_refs(op))
         if changes or op.remove:
-            self._act("update", f"image {op.name} ({self._keys(changes, op.remove)})",
+            why = f": {op.reason}" if op.reason else ""
+            self._act("update", f"image {op.name} ({self._keys(changes, op.remove)}){why}",
                       self.adapter.update_image, op.regional.id, changes, op.remove)
         self._share(op.name, op.regional.id, op.add_members, op.remove_members)
         result.updated += 1
@@ -298,6 +330,39 @@ class Executor:
         self._act(verb, f"{what} ({self._keys(op.changes, ())})",
                   self.adapter.update_image, op.regional.id, op.changes)
         result.obsoleted += 1
+
+    def _remove(self, op: Operation, result: RegionResult) -> None:
+        """A removal step of the lifecycle, on a copy still as it was planned.
+
+        The copy is read again first (a sync may run long): one that is
+        gone, protected, renamed or given to another project since the plan
+        is left alone. Deactivating records its mark first, so that a copy
+        whose master image comes back is reactivated by a later sync.
+        """
+        planned = op.regional
+        what = f"image {op.name} ({planned.id}): {op.reason}"
+        try:
+            current = self.adapter.get_image(planned.id)
+        except ImageNotFoundError:
+            LOG.info("%s: image %s (%s) is already gone", self.region, op.name, planned.id)
+            return
+        changed = [field for field in ("name", "owner", "protected")
+                   if getattr(current, field) != getattr(planned, field)]
+        if changed:
+            LOG.warning("%s: image %s (%s) changed since it was listed (%s): left alone",
+                        self.region, op.name, planned.id, ", ".join(changed))
+            return
+        if op.kind is OperationKind.HIDE:
+            self._act("hide", what, self.adapter.update_image, planned.id, op.changes)
+            result.retired += 1
+        elif op.kind is OperationKind.DEACTIVATE:
+            self._act("mark", f"image {op.name} ({self._keys(op.changes, ())})",
+                      self.adapter.update_image, planned.id, op.changes)
+            self._act("deactivate", what, self.adapter.deactivate_image, planned.id)
+            result.retired += 1
+        else:
+            self._act("delete", what, self.adapter.delete_image, planned.id)
+            result.deleted += 1
 
     def _cleanup(self, op: Operation, result: RegionResult) -> None:
         self._act("delete", f"leftover {op.regional.status} image {op.name} "
@@ -376,7 +441,8 @@ class Executor:
             old_name = op.name + OLD_SUFFIX
             self._act("rename", f"{op.name} ({old.id}) to {old_name}, made private",
                       self.adapter.update_image, old.id,
-                      {"name": old_name, "visibility": "private"})
+                      {"name": old_name, "visibility": "private",
+                       MARK_RENAMED: utc_stamp()})
             result.renamed += 1
 
     def _prepare(self, master: Image, transfer: Transfer) -> Image:
@@ -687,4 +753,7 @@ _HANDLERS: dict[OperationKind, Callable[[Executor, Operation, RegionResult], Non
     OperationKind.OBSOLETE_UPDATE: Executor._obsolete,
     OperationKind.CLEANUP: Executor._cleanup,
     OperationKind.REACTIVATE: Executor._reactivate,
+    OperationKind.HIDE: Executor._remove,
+    OperationKind.DEACTIVATE: Executor._remove,
+    OperationKind.DELETE: Executor._remove,
 }

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 from glancesync import backends, convert, report, sharing
 from glancesync.backends.base import RegionAdapter, Target
@@ -26,7 +26,7 @@ from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageErr
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
-from glancesync.plan import ImageStatus, RegionPlan, Status, make_plan
+from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryPolicy
@@ -87,6 +87,14 @@ class StatusReport:
         if any(not p.in_sync for p in self.plans.values()):
             return ExitStatus.PENDING
         return ExitStatus.OK
+
+
+def _each(pool: concurrent.futures.Executor,
+          calls: Sequence[tuple[Any, ...]]) -> None:
+    """Run ``(function, *args)`` calls in ``pool``; wait for all of them."""
+    futures = [pool.submit(*call) for call in calls]
+    for future in concurrent.futures.as_completed(futures):
+        future.result()  # a bug in a worker must not pass silently
 
 
 class GlanceSync:
@@ -298,7 +306,9 @@ class GlanceSync:
         :raises UsageError: an argument that is not a region name.
         :raises GlanceSyncError: the master or the region cannot be listed.
         """
-        return self.plan_region(region).statuses
+        plan = self.plan_region(region)
+        self._hold_removals([plan])
+        return plan.statuses
 
     def status(self, regions: Sequence[str] = ()) -> StatusReport:
         """Status of several regions (``--show-status``); failures per region.
@@ -318,7 +328,18 @@ class GlanceSync:
             except GlanceSyncError as error:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
+        self._hold_removals(result.plans.values())
         return result
+
+    def _hold_removals(self, plans: Iterable[RegionPlan]) -> None:
+        """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`)."""
+        limit = self.config.main.max_deletes
+        steps = hold_removals(plans, limit)
+        if steps > limit:
+            LOG.error("this run would take %d removal steps (hide, deactivate, delete), more"
+                      " than max_deletes = %d: it takes none of them (statuses"
+                      " error_max_deletes); check them, then allow them once with --config"
+                      " max_deletes=%d", steps, limit, steps)
 
     # --- synchronising ---------------------------------------------------------
 
@@ -336,7 +357,8 @@ class GlanceSync:
         """Synchronise one region with the master region.
 
         With ``dry_run`` nothing is changed anywhere: the actions that a sync
-        would do are logged and returned. Raises :class:`GlanceSyncError`
+        would do are logged and returned. ``max_deletes`` bounds the removal
+        steps of this region. Raises :class:`GlanceSyncError`
         when the region cannot be synchronised at all; per-image failures
         are in the result.
 
@@ -358,7 +380,9 @@ class GlanceSync:
         Master data is downloaded once whatever the number of regions. With
         ``parallel``, up to ``max_children`` regions are synchronised at once,
         each with its own log file in the run folder. A failing region does
-        not stop the others: see :attr:`RunResult.failures`.
+        not stop the others: see :attr:`RunResult.failures`. Every region is
+        planned before any is changed: ``max_deletes`` bounds the removal
+        steps of the whole run.
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -381,32 +405,44 @@ class GlanceSync:
                 names = [str(ref) for ref in refs]
                 result.log_folder = stack.enter_context(RunLogs(self._run_dir(), names)).folder
             pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
-            futures = [pool.submit(self._sync_guarded, ref, master, dry_run, result, sources)
-                       for ref in refs]
-            for future in concurrent.futures.as_completed(futures):
-                future.result()  # a bug in a worker must not pass silently
+            _each(pool, [(self._plan_guarded, ref, master, result) for ref in refs])
+            self._hold_removals(result.plans.values())
+            for ref in refs:  # every plan is known: offer its verified copies as sources
+                if str(ref) in result.plans:
+                    self._offer_copies(ref, result.plans[str(ref)], master, sources)
+            _each(pool, [(self._execute_guarded, ref, dry_run, result, sources) for ref in refs
+                         if str(ref) in result.plans])
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
         LOG.info("run over %d region(s) done in %.1f s; %d failed", len(refs),
                  time.monotonic() - started, len(result.failures))
         return result
 
-    def _sync_guarded(self, ref: RegionRef, master: MasterSelection, dry_run: bool,
-                      result: RunResult, sources: CopySources) -> None:
+    def _plan_guarded(self, ref: RegionRef, master: MasterSelection,
+                      result: RunResult) -> None:
         name = str(ref)
         with region_context(name):
             try:
-                plan = self.plan_region(ref, master)
-                result.plans[name] = plan
-                self._offer_copies(ref, plan, master, sources)
-                result.results[name] = self._execute(ref, plan, dry_run, sources)
+                result.plans[name] = self.plan_region(ref, master)
+            except GlanceSyncError as error:
+                LOG.error("%s: synchronisation failed: %s", name, error)
+                result.failures[name] = error
+
+    def _execute_guarded(self, ref: RegionRef, dry_run: bool, result: RunResult,
+                         sources: CopySources) -> None:
+        name = str(ref)
+        with region_context(name):
+            try:
+                result.results[name] = self._execute(ref, result.plans[name], dry_run, sources)
             except GlanceSyncError as error:
                 LOG.error("%s: synchronisation failed: %s", name, error)
                 result.failures[name] = error
 
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
         with region_context(str(ref)):
-            return self._execute(ref, self.plan_region(ref, master), dry_run)
+            plan = self.plan_region(ref, master)
+            self._hold_removals([plan])
+            return self._execute(ref, plan, dry_run)
 
     def _check_conversion_tool(self, refs: Sequence[RegionRef]) -> None:
         """Stop before any work when a region converts and qemu-img is missing."""

@@ -23,6 +23,13 @@ Decisions the SPEC leaves open, taken here:
 * Regional images of other projects (``only_tenant_images`` false) count as
   the regional copy; they are never updated, renamed or cleaned, and only
   an explicit checksum in ``replace`` lets sync replace them.
+* Adoption: a regional image of the project without provenance, with the
+  master's name and content, gets the provenance recorded (a copy made
+  before GlanceSync recorded it); nothing else is ever taken for a copy.
+* Lifecycle (``removal_policy``, ``keep_old_copies``): the copies of ours
+  whose master image is gone or no longer selected, and the ``NAME.old``
+  copies beyond the limit, get a removal step, always the last operations
+  of a plan; see :meth:`_Planner.plan_lifecycle` for what is never touched.
 * Every upload operation carries its :class:`~glancesync.strategy.Transfer`
   (stream or server-side copy, disk format), decided by the region's
   :class:`~glancesync.strategy.RegionTransfer`; with ``convert_to``, a copy
@@ -36,9 +43,10 @@ import enum
 import logging
 from typing import Any, Iterable, Mapping, Protocol
 
-from glancesync.image import (AMI_PROPERTIES, SIGNATURE_PROPERTIES,
-                              UPLOAD_PROPERTIES, Image, Provenance, content_hash,
-                              is_user_property, metadata_diff)
+from glancesync.image import (AMI_PROPERTIES, MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED,
+                              PROVENANCE_PREFIX, SIGNATURE_PROPERTIES, UPLOAD_PROPERTIES,
+                              Image, Provenance, content_hash, is_user_property,
+                              metadata_diff, utc_stamp)
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name, is_synchronised)
 from glancesync.strategy import RegionTransfer, Strategy, Transfer
@@ -123,6 +131,23 @@ class Status(str, enum.Enum):
     INFO_MEMBERS_UNMAPPED = ("info_members_unmapped", StatusCategory.INFO, "?",
                              "shared in the master with projects the region's identity"
                              " service does not have: not shared with them")
+    # The image lifecycle (removal_policy, keep_old_copies).
+    PENDING_REMOVAL = ("pending_removal", StatusCategory.PENDING, "t",
+                       "a copy whose master image is gone or no longer selected, or a"
+                       " NAME.old copy beyond keep_old_copies: to hide, deactivate or"
+                       " delete (removal_policy)")
+    INFO_REMOVAL_GRACE = ("info_removal_grace", StatusCategory.INFO, "g",
+                          "a copy whose master image is gone or no longer selected, within"
+                          " removal_grace_hours (the reason says how long is left)")
+    OK_RETIRED = ("ok_retired", StatusCategory.OK, "~",
+                  "a copy hidden or deactivated by removal_policy")
+    INFO_REMOVAL_SKIPPED = ("info_removal_skipped", StatusCategory.INFO, "k",
+                            "removal_policy would remove it, but it is protected or another"
+                            " project's: never touched")
+    ERROR_MAX_DELETES = ("error_max_deletes", StatusCategory.NEEDS_OPERATOR, "X",
+                         "a removal step of a run that would take more than max_deletes:"
+                         " none of them taken (check them, then allow the run once with"
+                         " --config max_deletes=N)")
 
     def __str__(self) -> str:
         return self.value
@@ -149,6 +174,9 @@ class OperationKind(str, enum.Enum):
     OBSOLETE_UPDATE = "obsolete_update"  #: correct an obsolete copy's metadata
     CLEANUP = "cleanup"  #: delete a leftover queued/saving image of ours
     REACTIVATE = "reactivate"  #: reactivate a deactivated copy, then update it
+    HIDE = "hide"  #: removal step: hide a copy (``os_hidden``)
+    DEACTIVATE = "deactivate"  #: removal step: deactivate a copy
+    DELETE = "delete"  #: removal step: delete a copy
 
     def __str__(self) -> str:
         return self.value
@@ -157,6 +185,16 @@ class OperationKind(str, enum.Enum):
     def uploads(self) -> bool:
         """True for the kinds that upload a new regional image."""
         return self in (OperationKind.UPLOAD, OperationKind.REPLACE, OperationKind.RENAME)
+
+    @property
+    def removes(self) -> bool:
+        """True for the lifecycle's removal steps (what ``max_deletes`` counts)."""
+        return self in _REMOVAL_STEPS.values()
+
+
+#: The removal step of each ``removal_policy`` (``keep`` has none).
+_REMOVAL_STEPS = {"hide": OperationKind.HIDE, "deactivate": OperationKind.DEACTIVATE,
+                  "delete": OperationKind.DELETE}
 
 
 #: Statuses whose regional image will get new content.
@@ -196,6 +234,9 @@ class TargetPolicy(SelectionPolicy, Protocol):
     deactivated_copies: str
     signature_properties: str
     sync_without_checksum: bool
+    removal_policy: str
+    removal_grace_hours: float
+    keep_old_copies: int | None
 
 
 #: How a master project maps to a region: (how messages name it, the id of
@@ -241,7 +282,8 @@ class Operation:
     executor stamps its time when it creates the copy. ``add_members`` and
     ``remove_members`` are project ids of the region to share the image
     with, or to stop sharing it with, after the other changes. ``transfer``
-    (uploads) says how the data gets there and in which disk format.
+    (uploads) says how the data gets there and in which disk format;
+    ``reason`` says why (lifecycle steps), for logs and dry runs.
     """
 
     kind: OperationKind
@@ -256,6 +298,7 @@ class Operation:
     add_members: tuple[str, ...] = ()
     remove_members: tuple[str, ...] = ()
     transfer: Transfer | None = None
+    reason: str = ""
 
     def __post_init__(self) -> None:
         self.kind = OperationKind(self.kind)
@@ -273,6 +316,8 @@ class Operation:
             text = f"{self.kind} {self.name} ({mib:.1f} MiB{how})"
         elif self.kind is OperationKind.CLEANUP:
             text = f"cleanup {self.name} ({self.regional.status if self.regional else '?'})"
+        elif self.kind.removes:
+            text = f"{self.kind} {self.name} ({self.regional.id if self.regional else '?'})"
         else:
             keys = sorted(self.changes) + [f"-{k}" for k in self.remove]
             keys += [f"+member {p}" for p in self.add_members]
@@ -302,6 +347,19 @@ class RegionPlan:
             if item.name == name:
                 return item
         return None
+
+    def removal_status(self, op: Operation) -> ImageStatus | None:
+        """The ``pending_removal`` line of the removal step ``op``."""
+        for item in self.statuses:
+            if (op.regional is not None and item.regional_id == op.regional.id
+                    and item.status is Status.PENDING_REMOVAL):
+                return item
+        return None
+
+    @property
+    def removals(self) -> list[Operation]:
+        """The lifecycle's removal steps (hide, deactivate, delete) of the plan."""
+        return [op for op in self.operations if op.kind.removes]
 
     @property
     def pending(self) -> list[ImageStatus]:
@@ -338,6 +396,34 @@ def make_plan(region: str, master: MasterSelection, regional_images: Iterable[Im
                     stalled_upload_age, members, transfer or RegionTransfer()).run()
 
 
+def hold_removals(plans: Iterable[RegionPlan], max_deletes: int) -> int:
+    """Apply ``max_deletes`` to the plans of one run; the number of removal steps.
+
+    When the plans together hold more removal steps (hide, deactivate,
+    delete) than ``max_deletes``, none is taken: every one leaves its plan
+    and its status becomes ``error_max_deletes``, saying why. Within the
+    limit, the plans are left as they are.
+    """
+    plans = list(plans)
+    steps = sum(len(plan.removals) for plan in plans)
+    if steps <= max_deletes:
+        return steps
+    note = (f"not taken: this run would take {steps} removal steps, more than"
+            f" max_deletes = {max_deletes} (check them, then allow it once with"
+            f" --config max_deletes={steps})")
+    for plan in plans:
+        held = plan.removals
+        for op in held:
+            status = plan.removal_status(op)
+            if status is not None:
+                status.status = Status.ERROR_MAX_DELETES
+                status.reason = f"{status.reason}; {note}"
+        if held:
+            plan.operations = [op for op in plan.operations if not op.kind.removes]
+            plan.warnings.append(f"{len(held)} removal step(s) {note}")
+    return steps
+
+
 def _parse_time(value: str | None) -> datetime.datetime | None:
     if not value:
         return None
@@ -348,6 +434,11 @@ def _parse_time(value: str | None) -> datetime.datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.timezone.utc)
     return parsed
+
+
+def _keys(keys: Iterable[str]) -> list[str]:
+    """The keys a reason names as differing metadata: GlanceSync's records left out."""
+    return sorted(k for k in keys if not k.startswith(PROVENANCE_PREFIX))
 
 
 def _hashes(image: Image) -> set[str]:
@@ -418,6 +509,7 @@ class _Planner:
                                          if id(op) not in first])
         self.plan.statuses = [self.statuses[n] for n in sorted(self.statuses)]
         self.plan.operations = metadata_ops + obsolete_ops + upload_ops + self.plan_cleanup()
+        self.plan_lifecycle()  # its statuses and operations come last
         return self.plan
 
     def report_own_duplicates(self) -> None:
@@ -520,11 +612,20 @@ class _Planner:
         changes, remove = self.metadata_diff(master, regional)
         add, drop = self.member_diff(master, regional)
         unmapped = self.report_unmapped(name, master)
+        adopted = self.adoption(master, regional)
+        back = self.back_marks(regional)
+        changes.update(adopted)
+        remove += back
         if changes or remove or add or drop or kind is not None:
             parts = [why] if why else []
-            keys = sorted(set(changes) - {"tags"}) + sorted(remove)
+            keys = _keys(set(changes) - {"tags"}) + _keys(remove)
             if keys:
                 parts.append(f"metadata differs: {', '.join(keys)}")
+            if adopted:
+                parts.append("record provenance (a copy made before GlanceSync recorded"
+                             " it: same name and content as the master image)")
+            if back:
+                parts.append("its master image is back: lifecycle marks removed")
             if "tags" in changes:
                 wanted = set(changes["tags"])
                 delta = ([f"+{t}" for t in sorted(wanted - set(regional.tags))]
@@ -551,8 +652,18 @@ class _Planner:
                             else "")
 
     def deactivated_copy(self, name: str, master: Image, regional: Image) -> None:
-        """A regional copy with the master's content that an operator deactivated."""
+        """A regional copy with the master's content that an operator deactivated.
+
+        One that ``removal_policy = deactivate`` deactivated while its master
+        image was gone is reactivated, whatever ``deactivated_copies`` says.
+        """
         policy = self.target.deactivated_copies
+        if self.own(regional) and regional.marks.get(MARK_RETIRED) == "deactivate":
+            self.compare_metadata(name, master, regional, Status.PENDING_REACTIVATE,
+                                  kind=OperationKind.REACTIVATE,
+                                  why="deactivated by removal_policy while its master image"
+                                      " was gone: reactivate it")
+            return
         if policy == DEACTIVATED_KEEP:
             if self.own(regional):
                 self.compare_metadata(name, master, regional, Status.OK_DEACTIVATED)
@@ -661,6 +772,26 @@ class _Planner:
     def provenance(self, master: Image) -> Provenance:
         """The record a new copy of ``master`` carries."""
         return Provenance.of(master, self.master.region)
+
+    def adoption(self, master: Image, regional: Image) -> dict[str, str]:
+        """The provenance to record on ``regional``, a copy made before GlanceSync
+        recorded it (the caller checked it holds ``master``'s content).
+
+        Only images of the project without any provenance, when the master has
+        a hash; ``copied_at`` is the image's creation time. Empty otherwise.
+        """
+        if (regional.provenance is not None or not self.own(regional)
+                or content_hash(master) is None):
+            return {}
+        created = _parse_time(regional.created_at)
+        record = Provenance(master.id, self.master.region, content_hash(master),
+                            utc_stamp(created) if created else None)
+        return record.as_properties()
+
+    @staticmethod
+    def back_marks(regional: Image) -> list[str]:
+        """The lifecycle marks to remove from a copy whose master image is synchronised."""
+        return [key for key in (MARK_ORPHANED, MARK_RETIRED) if key in regional.marks]
 
     # -- metadata --------------------------------------------------------
     def managed_properties(self, master: Image, regional: Image | None) -> set[str]:
@@ -812,7 +943,7 @@ class _Planner:
             self.set_status(Status.PENDING_AMI, name, master, regional,
                             f"update after {', '.join(sorted(set(waiting.values())))}")
         elif current.status is not Status.PENDING_REACTIVATE:
-            keys = sorted(op.changes) + sorted(op.remove)
+            keys = _keys(op.changes) + _keys(op.remove)
             self.set_status(Status.PENDING_METADATA, name, master, regional,
                             f"metadata differs: {', '.join(keys)}")
 
@@ -878,12 +1009,15 @@ class _Planner:
         return ops
 
     def obsolete_changes(self, master: Image, regional: Image) -> dict[str, Any]:
+        """Visibility and ``obsolete_syncprops`` from the master (and the provenance of
+        a copy made before GlanceSync recorded it)."""
         changes: dict[str, Any] = {}
         if regional.visibility != master.visibility:
             changes["visibility"] = master.visibility
         for key in sorted(self.target.obsolete_syncprops):
             if key in master.properties and regional.properties.get(key) != master.properties[key]:
                 changes[key] = master.properties[key]
+        changes.update(self.adoption(master, regional))
         return changes
 
     # -- leftovers ---------------------------------------------------------
@@ -904,4 +1038,141 @@ class _Planner:
             if stale:
                 ops.append(Operation(OperationKind.CLEANUP, image.name, regional=image))
         return ops
+
+
+    # -- lifecycle (removal_policy, keep_old_copies) -------------------------------
+    def plan_lifecycle(self) -> None:
+        """Statuses and steps of the image lifecycle, appended last to the plan.
+
+        Candidates are the copies of this master region recognised by their
+        provenance whose master image is gone or no longer selected
+        (:meth:`orphaned`), after ``removal_grace_hours``; and the
+        ``NAME.old`` copies marked by a rename beyond the newest
+        ``keep_old_copies`` (no grace period). Never touched: other
+        projects' images and protected ones (reported), images named like a
+        synchronised master image (the sync's conflicts decide), images
+        without provenance or whose master image is still listed in any
+        state, and everything when the master offers no image at all.
+        """
+        self.lifecycle: list[tuple[ImageStatus, Operation | None]] = []
+        policy = self.target.removal_policy
+        if policy in _REMOVAL_STEPS and not self.master.candidates:
+            self.warn("the master region offers no image at all: no copy is removed"
+                      " (check the master target's credentials and project)")
+            return
+        self.plan_old_copies()
+        for image in sorted(self.regional, key=lambda i: (i.name or "", i.id)):
+            why = self.orphaned(image)
+            if why is not None and policy in _REMOVAL_STEPS:
+                self.retire(image, why, grace=True)
+            elif why is None and MARK_ORPHANED in image.marks and self.own(image) \
+                    and image.name not in self.synced:
+                # Its master image came back (under another name): the clock stops.
+                self.lifecycle_line(
+                    Status.PENDING_METADATA, image, "its master image is back: lifecycle"
+                    " mark removed", Operation(OperationKind.UPDATE_METADATA,
+                                               image.name or image.id, regional=image,
+                                               remove=(MARK_ORPHANED,)))
+        for status, op in sorted(self.lifecycle, key=lambda p: (p[0].name, p[0].regional_id)):
+            self.plan.statuses.append(status)
+            if op is not None:
+                self.plan.operations.append(op)
+        # Removal steps after everything else, marks included.
+        self.plan.operations.sort(key=lambda op: op.kind.removes)
+
+    def orphaned(self, image: Image) -> str | None:
+        """Why ``image`` is a copy of ours whose master image is gone or no longer
+        selected for the target; None when it is not one.
+
+        The master image of an ``X_obsolete`` name is handled by the obsolete
+        convention (when ``support_obsolete_images``); one still listed by
+        the master region in any other state (deactivated, name used twice,
+        not active) is not gone.
+        """
+        record = image.provenance
+        if (record is None or record.master_region != self.master.region
+                or image.status not in ("active", "deactivated")
+                or image.name in self.synced or self.renamed_old(image)
+                or record.master_image_id in self.synced_by_id):
+            return None
+        master = self.master.by_id().get(record.master_image_id)
+        if master is not None:
+            if is_obsolete_name(master.name) and self.target.support_obsolete_images:
+                return None
+            return (f"master image {master.name} ({master.id}) is no longer selected for"
+                    " this target")
+        listed = self.master.listed_ids | {i.id for i in self.master.deactivated.values()}
+        if record.master_image_id in listed:
+            return None
+        return f"master image {record.master_image_id} is gone from the master region"
+
+    @staticmethod
+    def renamed_old(image: Image) -> bool:
+        """A ``NAME.old`` image a rename made: ``keep_old_copies`` decides on it."""
+        return bool(image.name and image.name.endswith(OLD_SUFFIX)
+                    and _parse_time(image.marks.get(MARK_RENAMED)))
+
+    def plan_old_copies(self) -> None:
+        """The ``NAME.old`` copies beyond the newest ``keep_old_copies`` of each name."""
+        limit = self.target.keep_old_copies
+        if limit is None or self.target.removal_policy not in _REMOVAL_STEPS:
+            return
+        groups: dict[str, list[Image]] = {}
+        for image in self.regional:
+            if self.renamed_old(image) and image.status in ("active", "deactivated"):
+                groups.setdefault(image.name, []).append(image)
+        for name, found in sorted(groups.items()):
+            found.sort(key=lambda i: (_parse_time(i.marks[MARK_RENAMED]), i.id), reverse=True)
+            for image in found[limit:]:
+                self.retire(image, f"{len(found)} {name} copies, keep_old_copies = {limit}:"
+                                   f" renamed {image.marks[MARK_RENAMED]}, one of the oldest",
+                            grace=False)
+
+    def retire(self, image: Image, why: str, *, grace: bool) -> None:
+        """The status (and step) of a copy that ``removal_policy`` applies to."""
+        policy = self.target.removal_policy
+        if not self.own(image):
+            self.lifecycle_line(Status.INFO_REMOVAL_SKIPPED, image,
+                                f"{why}; owned by project {image.owner}: never touched")
+            return
+        if image.protected:
+            self.lifecycle_line(Status.INFO_REMOVAL_SKIPPED, image,
+                                f"{why}; protected: never touched (unprotect it to let"
+                                f" removal_policy = {policy} apply)")
+            return
+        if (policy == "hide" and image.os_hidden) or (
+                policy == "deactivate" and image.status == "deactivated"):
+            self.lifecycle_line(Status.OK_RETIRED, image, f"{why}; {policy} done")
+            return
+        hours = self.target.removal_grace_hours
+        if grace and hours > 0:
+            since = _parse_time(image.marks.get(MARK_ORPHANED))
+            if since is None:
+                self.lifecycle_line(
+                    Status.INFO_REMOVAL_GRACE, image,
+                    f"{why}: to {policy} in {hours:g} h (removal_grace_hours)",
+                    Operation(OperationKind.UPDATE_METADATA, image.name or image.id,
+                              regional=image, changes={MARK_ORPHANED: utc_stamp(self.now)},
+                              reason="record since when its master image is gone"))
+                return
+            left = hours * 3600 - (self.now - since).total_seconds()
+            if left > 0:
+                self.lifecycle_line(Status.INFO_REMOVAL_GRACE, image,
+                                    f"{why} (since {image.marks[MARK_ORPHANED]}): to"
+                                    f" {policy} in {left / 3600:.1f} h (removal_grace_hours)")
+                return
+        kind = _REMOVAL_STEPS[policy]
+        changes = ({"os_hidden": True, MARK_RETIRED: policy} if kind is OperationKind.HIDE
+                   else {MARK_RETIRED: policy} if kind is OperationKind.DEACTIVATE else {})
+        reason = f"{why} (removal_policy = {policy})"
+        self.lifecycle_line(Status.PENDING_REMOVAL, image, f"{why}: to {policy}",
+                            Operation(kind, image.name or image.id, regional=image,
+                                      changes=changes, reason=reason))
+
+    def lifecycle_line(self, status: Status, image: Image, reason: str,
+                       op: Operation | None = None) -> None:
+        record = image.provenance
+        self.lifecycle.append((ImageStatus(status, self.region, image.name or image.id,
+                                           record.master_image_id if record else None,
+                                           image.id, reason), op))
 

@@ -84,11 +84,6 @@ def read_settings(section: Section, env: Mapping[str, str]) -> MemorySettings:
                           imports=section.read(_IMPORT))
 
 
-def _seen(image: Image) -> Image:
-    """A copy of a stored image as a Glance listing shows it (provenance parsed)."""
-    return Image.from_dict(image.to_dict())
-
-
 class MemoryRegionAdapter(RegionAdapter):
     """One in-memory region, seen through ``project_id`` (which sees everything)."""
 
@@ -109,11 +104,11 @@ class MemoryRegionAdapter(RegionAdapter):
 
     def list_images(self) -> list[Image]:
         with _LOCK:
-            return [_seen(s.image) for s in self._images.values()]
+            return [_public(s.image) for s in self._images.values()]
 
     def get_image(self, image_id: str) -> Image:
         with _LOCK:
-            return _seen(self._stored(image_id).image)
+            return _public(self._stored(image_id).image)
 
     def create_image(self, name: str, *, visibility: str = "private",
                      disk_format: str | None = None, container_format: str | None = None,
@@ -222,6 +217,12 @@ class MemoryRegionAdapter(RegionAdapter):
         with _LOCK:
             tasks = self._stored(image_id).tasks
             return tasks[-1] if tasks else None
+
+
+def _public(stored: Image) -> Image:
+    """A copy of a stored image as every adapter returns it: GlanceSync's records
+    (``glancesync.*``) in ``provenance`` and ``marks``, not among the properties."""
+    return Image.from_dict(stored.to_dict())
 
 
 class MemoryTarget(Target):

@@ -528,6 +528,18 @@ ERRORS = [
      "master:", None, "[target:Region]"),
     ("[main]\nmaster_region = M\n[master]\ncloud = c\n[:RegionB]\ntransfer = auto\n",
      ":RegionB", None, "[target:Region]"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_policy = purge\n",
+     "master", "removal_policy", "keep, hide, deactivate, delete"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_grace_hours = -1\n",
+     "master", "removal_grace_hours", "number of hours >= 0"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_grace_hours = a day\n",
+     "master", "removal_grace_hours", "number of hours"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nkeep_old_copies = 2\n",
+     "master", "keep_old_copies", "removal_policy = hide, deactivate or delete"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_policy = hide\n"
+     "keep_old_copies = -1\n", "master", "keep_old_copies", ">= 0"),
+    ("[main]\nmaster_region = M\nmax_deletes = -3\n[master]\ncloud = c\n",
+     "main", "max_deletes", ">= 0"),
 ]
 
 
@@ -676,3 +688,18 @@ def test_per_region_override_on_the_command_line():
     config = load_text(MASTER_OK, overrides=["master:RegionB.transfer=glance-download"])
     assert config.target("master").for_region("RegionB").transfer == "glance-download"
     assert config.target("master").transfer == "stream"
+
+
+def test_lifecycle_options_defaults_and_values():
+    config = load_text(MASTER_OK)
+    master = config.target("master")
+    assert (master.removal_policy, master.removal_grace_hours, master.keep_old_copies) == (
+        "keep", 24.0, None)
+    assert config.main.max_deletes == 10
+    config = load_text(MASTER_OK, overrides=[
+        "removal_policy=Hide", "removal_grace_hours=0.5", "keep_old_copies=0",
+        "max_deletes=0"])
+    master = config.target("master")
+    assert (master.removal_policy, master.removal_grace_hours, master.keep_old_copies) == (
+        "hide", 0.5, 0)
+    assert config.main.max_deletes == 0

@@ -7,14 +7,15 @@ import datetime
 import pytest
 
 from glancesync.config import TargetConfig
-from glancesync.image import Image, Provenance
-from glancesync.plan import Status, make_plan
+from glancesync.image import MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED, Image, Provenance
+from glancesync.plan import Status, hold_removals, make_plan
 from glancesync.selection import select_master
 from glancesync.strategy import RegionTransfer, Strategy
 
 MASTER = "p-master"
 PROJ = "p-region"
 NOW = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
+COPY = object()  # r(): the provenance of a copy of the master image of the same name
 
 
 def m(name, checksum="c1", *, id_=None, visibility="public", size=10, status="active",
@@ -26,11 +27,15 @@ def m(name, checksum="c1", *, id_=None, visibility="public", size=10, status="ac
 
 
 def r(name, checksum="c1", *, id_=None, visibility="public", owner=PROJ, status="active",
-      updated_at=None, **props):
-    """A regional image."""
+      updated_at=None, provenance=COPY, **props):
+    """A regional image; by default, of the project, a copy made by GlanceSync of the
+    master image of its name (its provenance says so; None: an image without one)."""
+    if provenance is COPY:
+        provenance = (Provenance(f"m-{name}", None, f"md5:{checksum}")
+                      if owner == PROJ and checksum else None)
     return Image(id=id_ or f"r-{name}-{checksum}", name=name, status=status, owner=owner,
                  visibility=visibility, size=10, checksum=checksum, updated_at=updated_at,
-                 properties=dict(props))
+                 properties=dict(props), provenance=provenance)
 
 
 def plan(master_images, regional_images, transfer=None, **target_kw):
@@ -81,7 +86,7 @@ def test_upload_with_empty_metadata_set_copies_every_user_property():
 def test_same_content_by_os_hash_when_algorithms_agree():
     master = m("a", checksum=None)
     master.os_hash_algo, master.os_hash_value = "sha512", "h"
-    regional = r("a", checksum=None)
+    regional = r("a", checksum=None, provenance=Provenance("m-a", None, "sha512:h"))
     regional.os_hash_algo, regional.os_hash_value = "sha512", "h"
     assert status(plan([master], [regional]), "a") is Status.OK
 
@@ -469,3 +474,198 @@ def test_a_converted_copy_is_compared_on_its_provenance_and_format():
     stale = converted(m("a", "c-old"))
     p = plan([master], [stale], transfer=to_raw, replace=frozenset({"any"}))
     assert status(p, "a") is Status.PENDING_REPLACE
+
+
+# -- the image lifecycle (removal_policy, keep_old_copies) ------------------------------
+
+GONE = Provenance("m-gone", None, "md5:c1")
+
+
+def lifecycle(p):
+    """(status, regional id) of the lifecycle's lines, and the kinds of the steps."""
+    lines = [(s.status, s.regional_id) for s in p.statuses if s.name.startswith("x")]
+    return lines, [op.kind.value for op in p.operations if op.name.startswith("x")]
+
+
+def test_copies_of_a_gone_master_get_the_policy_step_last():
+    copy = r("x", provenance=GONE)
+    p = plan([m("a"), m("big", size=10 ** 9)], [copy], removal_policy="delete",
+             removal_grace_hours=0)
+    assert lifecycle(p) == ([(Status.PENDING_REMOVAL, copy.id)], ["delete"])
+    assert [op.kind.value for op in p.operations] == ["upload", "upload", "delete"]
+    assert "m-gone is gone from the master region" in p.statuses[-1].reason
+    # keep: nothing reported, nothing done.
+    assert lifecycle(plan([m("a")], [copy])) == ([], [])
+
+
+@pytest.mark.parametrize("policy, fields, retired", [
+    ("hide", {"os_hidden": True}, True), ("hide", {"status": "deactivated"}, False),
+    ("deactivate", {"status": "deactivated"}, True), ("deactivate", {"os_hidden": True}, False),
+    ("delete", {"os_hidden": True}, False), ("delete", {"status": "deactivated"}, False)])
+def test_a_copy_already_retired_the_policy_way_is_ok(policy, fields, retired):
+    copy = r("x", provenance=GONE)
+    for key, value in fields.items():
+        setattr(copy, key, value)
+    p = plan([m("a")], [copy], removal_policy=policy, removal_grace_hours=0)
+    assert lifecycle(p) == (([(Status.OK_RETIRED, copy.id)], []) if retired else
+                            ([(Status.PENDING_REMOVAL, copy.id)], [policy]))
+
+
+@pytest.mark.parametrize("case", ["obsolete", "deactivated", "duplicate", "queued",
+                                  "renamed", "other_master_region", "no_provenance",
+                                  "synchronised_name", "empty_master"])
+def test_copies_whose_master_is_still_there_are_never_removed(case):
+    """A master image still listed in any state, renamed or made obsolete is not gone;
+    another federation's copies, images without provenance and images named like a
+    synchronised master image are not ours to remove; nor is anything when the master
+    region offers no image at all (a wrong credential looks like that)."""
+    masters = [m("a")]
+    copy = r("x", provenance=Provenance("m-x", None, "md5:c1"))
+    if case == "obsolete":
+        masters.append(m("x_obsolete", id_="m-x"))
+    elif case == "deactivated":
+        masters.append(m("x", status="deactivated"))
+    elif case == "duplicate":
+        masters += [m("x"), m("x", id_="m-x2")]
+    elif case == "queued":
+        masters.append(m("x", status="queued", checksum=None))
+    elif case == "renamed":
+        masters.append(m("x-renamed", id_="m-x"))
+    elif case == "other_master_region":
+        copy.provenance = Provenance("m-gone", "ElsewhereMaster", "md5:c1")
+    elif case == "no_provenance":
+        copy.provenance = None
+    elif case == "synchronised_name":
+        masters.append(m("x", "c2", id_="m-x-new"))
+        copy.provenance = GONE
+    elif case == "empty_master":
+        masters = []
+        copy.provenance = GONE
+    p = plan(masters, [copy], removal_policy="delete", removal_grace_hours=0)
+    assert not [s for s in p.statuses if s.status in (
+        Status.PENDING_REMOVAL, Status.INFO_REMOVAL_GRACE, Status.OK_RETIRED)]
+    assert not [op for op in p.operations if op.kind.removes]
+    if case == "empty_master":
+        assert any("offers no image" in w for w in p.warnings)
+
+
+def test_obsolete_master_without_obsolete_support_is_no_longer_selected():
+    copy = r("x", provenance=Provenance("m-x", None, "md5:c1"))
+    p = plan([m("a"), m("x_obsolete", id_="m-x")], [copy], removal_policy="hide",
+             removal_grace_hours=0, support_obsolete_images=False)
+    assert lifecycle(p) == ([(Status.PENDING_REMOVAL, copy.id)], ["hide"])
+    assert "no longer selected" in p.statuses[-1].reason
+
+
+def test_grace_period_counts_from_the_recorded_mark():
+    copy = r("x", provenance=GONE)
+    p = plan([m("a")], [copy], removal_policy="deactivate", removal_grace_hours=48)
+    assert lifecycle(p) == ([(Status.INFO_REMOVAL_GRACE, copy.id)], ["update_metadata"])
+    (op,) = [op for op in p.operations if op.name == "x"]
+    assert op.changes == {MARK_ORPHANED: "2030-01-01T12:00:00Z"}
+    for mark, expected in [("2030-01-01T00:00:00Z", (Status.INFO_REMOVAL_GRACE, [])),
+                           ("2029-12-30T11:59:59Z", (Status.PENDING_REMOVAL, ["deactivate"])),
+                           ("not a time", (Status.INFO_REMOVAL_GRACE, ["update_metadata"]))]:
+        copy.marks = {MARK_ORPHANED: mark}
+        p = plan([m("a")], [copy], removal_policy="deactivate", removal_grace_hours=48)
+        assert lifecycle(p) == ([(expected[0], copy.id)], expected[1]), mark
+    copy.marks = {MARK_ORPHANED: "2030-01-01T00:00:00Z"}
+    assert "in 36.0 h" in plan([m("a")], [copy], removal_policy="deactivate",
+                               removal_grace_hours=48).statuses[-1].reason
+
+
+def test_a_master_back_clears_the_marks_and_undoes_the_policy():
+    hidden = r("x", provenance=Provenance("m-x", None, "md5:c1"))
+    hidden.os_hidden = True
+    hidden.marks = {MARK_ORPHANED: "2029-01-01T00:00:00Z", MARK_RETIRED: "hide"}
+    p = plan([m("x")], [hidden], removal_policy="hide")
+    assert status(p, "x") is Status.PENDING_METADATA
+    (op,) = p.operations
+    assert op.changes == {"os_hidden": False}
+    assert set(op.remove) == {MARK_ORPHANED, MARK_RETIRED}
+    deactivated = r("x", status="deactivated", provenance=Provenance("m-x", None, "md5:c1"))
+    deactivated.marks = {MARK_RETIRED: "deactivate"}
+    p = plan([m("x")], [deactivated])  # deactivated_copies = report
+    assert status(p, "x") is Status.PENDING_REACTIVATE
+    assert p.operations[0].kind == "reactivate" and p.operations[0].remove == (MARK_RETIRED,)
+    # Deactivated by an operator (no mark): still the operator's decision.
+    deactivated.marks = {}
+    assert status(plan([m("x")], [deactivated]), "x") is Status.ERROR_DEACTIVATED
+    # Back under another name: only the clock is stopped.
+    renamed = r("x", provenance=Provenance("m-y", None, "md5:c1"))
+    renamed.marks = {MARK_ORPHANED: "2029-01-01T00:00:00Z"}
+    p = plan([m("y")], [renamed])
+    assert lifecycle(p) == ([(Status.PENDING_METADATA, renamed.id)], ["update_metadata"])
+    assert [op.remove for op in p.operations if op.name == "x"] == [(MARK_ORPHANED,)]
+
+
+def test_protected_and_other_projects_copies_are_reported_never_touched():
+    protected = r("x1", provenance=GONE)
+    protected.protected = True
+    theirs = r("x2", owner="p-alice", provenance=GONE)
+    p = plan([m("a")], [protected, theirs], removal_policy="delete", removal_grace_hours=0)
+    assert lifecycle(p) == ([(Status.INFO_REMOVAL_SKIPPED, protected.id),
+                             (Status.INFO_REMOVAL_SKIPPED, theirs.id)], [])
+    assert "protected" in p.statuses[-2].reason and "p-alice" in p.statuses[-1].reason
+
+
+def old_copy(renamed_at, *, name="x.old", **kw):
+    image = r(name, id_=f"r-old-{renamed_at}", **kw)
+    image.marks = {MARK_RENAMED: renamed_at} if renamed_at else {}
+    return image
+
+
+def test_keep_old_copies_retires_the_oldest_marked_ones_without_grace():
+    copies = [old_copy("2030-01-0%dT00:00:00Z" % day) for day in (1, 3, 2)]
+    unmarked = old_copy(None, provenance=None)
+    other_name = old_copy("2020-01-01T00:00:00Z", name="y.old")
+    p = plan([m("a")], copies + [unmarked, other_name], removal_policy="delete",
+             removal_grace_hours=100, keep_old_copies=1)
+    assert lifecycle(p) == ([(Status.PENDING_REMOVAL, "r-old-2030-01-01T00:00:00Z"),
+                             (Status.PENDING_REMOVAL, "r-old-2030-01-02T00:00:00Z")],
+                            ["delete", "delete"])
+    assert "3 x.old copies, keep_old_copies = 1" in p.statuses[-1].reason
+    # A .old copy whose master is gone follows keep_old_copies only.
+    gone = old_copy("2030-01-04T00:00:00Z", provenance=GONE)
+    p = plan([m("a")], [gone], removal_policy="delete", removal_grace_hours=0)
+    assert lifecycle(p) == ([], [])
+
+
+def test_max_deletes_holds_every_removal_step_of_a_run_beyond_it():
+    def plans():
+        made = []
+        for region, names in (("RegionA", ["x1", "x2"]), ("RegionB", ["x3"])):
+            p = plan([m("a")], [r(n, provenance=GONE) for n in names],
+                     removal_policy="hide", removal_grace_hours=0)
+            p.region = region
+            made.append(p)
+        return made
+
+    within = plans()
+    assert hold_removals(within, 3) == 3
+    assert [len(p.removals) for p in within] == [2, 1]
+    assert all(s.status is not Status.ERROR_MAX_DELETES for p in within for s in p.statuses)
+    beyond = plans()
+    assert hold_removals(beyond, 2) == 3
+    for p in beyond:
+        assert p.removals == [] and [op.kind.value for op in p.operations] == ["upload"]
+        held = [s for s in p.statuses if s.name.startswith("x")]
+        assert held and all(s.status is Status.ERROR_MAX_DELETES for s in held)
+        assert all("3 removal steps, more than max_deletes = 2" in s.reason
+                   and "max_deletes=3" in s.reason for s in held)
+        assert any("max_deletes = 2" in w for w in p.warnings)
+        assert p.needs_operator
+    # Nothing to remove: max_deletes = 0 holds nothing.
+    quiet = plan([m("a")], [r("a")], removal_policy="delete")
+    assert hold_removals([quiet], 0) == 0 and not quiet.needs_operator
+
+
+def test_an_obsolete_copy_whose_master_is_deleted_gets_the_policy_step():
+    """The obsolete convention renamed the copy; the master then deleted its
+    NAME_obsolete image: the copy follows removal_policy like any other."""
+    renamed = r("x_obsolete", provenance=Provenance("m-x", None, "md5:c1"))
+    still = plan([m("a"), m("x_obsolete", id_="m-x")], [renamed], removal_policy="delete",
+                 removal_grace_hours=0)
+    assert lifecycle(still) == ([(Status.OK, renamed.id)], [])  # the obsolete line
+    gone = plan([m("a")], [renamed], removal_policy="delete", removal_grace_hours=0)
+    assert lifecycle(gone) == ([(Status.PENDING_REMOVAL, renamed.id)], ["delete"])
