@@ -7,6 +7,7 @@ benchmark's images, cold GlanceSync cache) that the caller prepares with
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import logging
 import os
 import resource
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from glancesync import GlanceSync
+from glancesync.image import Provenance
 
 from benchbed import CLOUD_OF, MASTER, TARGETS, Bed, counting, region_name
 from rawglance import RawError, RawRegion, pseudo_random_chunks
@@ -238,23 +240,28 @@ class Bench:
 
     # -- many small images ---------------------------------------------------
     def create_small_images(self, count: int, size: int = 4096) -> dict[str, Any]:
-        """COUNT public images in master and the same in each target.
+        """COUNT public images in master, then copies of them in each target.
 
-        One thread per region: Glance on SQLite fails concurrent writes at
-        once ("database is locked", HTTP 500), so each region gets its
-        requests one after another, and the regions work in parallel.
+        The copies carry the provenance record GlanceSync gives its own
+        copies (master id and hash): without it, GlanceSync would take them
+        for copies made before it recorded provenance and record it on all
+        of them (3 x COUNT updates), which is no no-op run. So the master
+        images come first (their ids are needed), then the targets, one
+        thread per region: Glance on SQLite fails concurrent writes at once
+        ("database is locked", HTTP 500), so each region gets its requests
+        one after another, and the regions work in parallel.
         """
         retries = 0
 
-        def make(region: RawRegion, index: int) -> None:
+        def make(region: RawRegion, index: int, extra: dict[str, str] | None = None) -> str:
             nonlocal retries
-            data = next(pseudo_random_chunks(size, seed=index, chunk=size))
             for attempt in range(RETRIES):
                 image_id = None
                 try:
-                    image_id = region.create(f"{PREFIX}small-{index:05d}", visibility="public")
-                    region.upload(image_id, data, size=size)
-                    return
+                    image_id = region.create(f"{PREFIX}small-{index:05d}", visibility="public",
+                                             extra=extra)
+                    region.upload(image_id, small_data(index), size=size)
+                    return image_id
                 except RawError:
                     if attempt == RETRIES - 1:
                         raise
@@ -262,10 +269,19 @@ class Bench:
                     time.sleep(0.2 * (attempt + 1))
                     if image_id is not None:
                         _retrying(region.delete, image_id)
+            raise AssertionError("unreachable")
+
+        def small_data(index: int) -> bytes:
+            return next(pseudo_random_chunks(size, seed=index, chunk=size))
 
         started = time.monotonic()
-        _per_region([self.master, *self.targets.values()],
-                    lambda region: [make(region, i) for i in range(count)])
+        master_ids = [make(self.master, index) for index in range(count)]
+        records = [Provenance(image_id, MASTER,
+                              f"sha512:{hashlib.sha512(small_data(index)).hexdigest()}"
+                              ).stamped().as_properties()
+                   for index, image_id in enumerate(master_ids)]
+        _per_region(list(self.targets.values()),
+                    lambda region: [make(region, i, records[i]) for i in range(count)])
         return {"seconds": time.monotonic() - started, "images": count * 4,
                 "retries": retries}
 
