@@ -10,9 +10,10 @@ import importlib
 import logging
 
 from glancesync.errors import (AuthenticationError, ChecksumMismatchError, ConfigError,
-                               ConflictError, ConnectionFailure, ExitStatus, GlanceSyncError,
-                               ImageNotFoundError, LockedError, RegionNotFoundError,
-                               ServiceError, TLSError, TransferError, UnsafeNameError,
+                               ConflictError, ConnectionFailure, EndpointError, ExitStatus,
+                               GlanceSyncError, ImageNotFoundError, LockedError,
+                               RegionNotFoundError, ServiceError, TLSError, TransferError,
+                               UnsafeNameError,
                                UsageError)
 
 #: Public name -> the module defining it (loaded on first use).
@@ -33,7 +34,7 @@ _LAZY = {
 __all__ = [
     *_LAZY,
     "ExitStatus", "GlanceSyncError", "AuthenticationError", "ChecksumMismatchError",
-    "ConfigError", "ConflictError", "ConnectionFailure", "ImageNotFoundError",
+    "ConfigError", "ConflictError", "ConnectionFailure", "EndpointError", "ImageNotFoundError",
     "LockedError", "RegionNotFoundError", "ServiceError", "TLSError", "TransferError",
     "UnsafeNameError", "UsageError",
 ]

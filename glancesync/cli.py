@@ -199,13 +199,7 @@ def summary_lines(result: RunResult) -> list[str]:
     for region, error in sorted(result.failures.items()):
         reason = str(error).removeprefix(f"region {region}: ")
         lines.append(f"{region}: FAILED: {reason}")
-    outcomes = result.results.values()
-    clean = sum(r.success for r in outcomes)
-    failed = len(result.failures) + len(outcomes) - clean
-    operator = sum(r.needs_operator for r in outcomes)
-    verb = "dry run" if result.dry_run else "sync"
-    total = (f"{verb} of {len(outcomes) + len(result.failures)} region(s): {clean} done, "
-             f"{failed} failed, {operator} image(s) need an operator")
+    total = result.totals()
     if not result.dry_run:
         total += f", {result.bytes_downloaded / 2 ** 20:.1f} MiB downloaded from the master"
     lines.append(total)

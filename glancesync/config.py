@@ -89,6 +89,7 @@ class MainConfig:
     cache_max_size: int | None = None  #: bytes
     stalled_upload_age: float = 3600.0  #: seconds
     run_dir: Path | None = None
+    keep_runs: int = 30  #: run folders kept in run_dir (0: all)
     lock_dir: Path | None = None  #: None: the machine-wide folder (glancesync.lock)
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
@@ -371,7 +372,7 @@ def _build(parser: configparser.ConfigParser, path: str | None,
         raise main_section.error("master_region", "missing: the name of the region"
                                  " holding the reference images is required (when"
                                  " master uses OS_* variables, OS_REGION_NAME also"
-                                 " gives it)")
+                                 " gives it; with a clouds.yaml cloud, its region_name)")
     return Config(main=MainConfig(**main), targets=targets, path=path)
 
 

@@ -152,6 +152,14 @@ class ImageNotFoundError(ServiceError):
     """The image does not exist in the region."""
 
 
+class EndpointError(ServiceError):
+    """A region's endpoint in its catalog does not lead to its service.
+
+    For instance an image endpoint whose URL serves no Image API v2 (a
+    wrong port or path prefix): the message names the URL and the catalog.
+    """
+
+
 class ConflictError(ServiceError):
     """The service refused the change because of the image's state (HTTP 409)."""
 

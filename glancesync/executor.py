@@ -91,6 +91,7 @@ class RegionResult:
     renamed: int = 0
     obsoleted: int = 0
     cleaned: int = 0
+    uncleaned: int = 0  #: leftovers that could not be deleted (a warning each)
     retired: int = 0  #: copies hidden or deactivated by removal_policy
     deleted: int = 0  #: copies deleted by removal_policy
     postponed: int = 0  #: removal steps not taken: the region's run had errors
@@ -116,8 +117,9 @@ class RegionResult:
                        if self.copied_server_side else "")
         return (f"{self.region}: {verb} done: {self.ok} ok, {self.updated} updated, "
                 f"{self.uploaded} uploaded ({self.replaced} replaced, {self.renamed} "
-                f"renamed{server_side}), {self.obsoleted} obsoleted, {self.cleaned} cleaned, "
-                f"{self.errors} errors, {self.needs_operator} need an operator, "
+                f"renamed{server_side}), {self.obsoleted} obsoleted, {self.cleaned} cleaned"
+                + (f" ({self.uncleaned} could not be)" if self.uncleaned else "") +
+                f", {self.errors} errors, {self.needs_operator} need an operator, "
                 f"{self.bytes_uploaded / MIB:.1f} MiB transferred") + self._lifecycle()
 
     def _lifecycle(self) -> str:
@@ -365,8 +367,31 @@ class Executor:
             result.deleted += 1
 
     def _cleanup(self, op: Operation, result: RegionResult) -> None:
-        self._act("delete", f"leftover {op.regional.status} image {op.name} "
-                  f"({op.regional.id})", self.adapter.delete_image, op.regional.id)
+        """Delete a leftover of an interrupted upload, if it is still as planned.
+
+        The image is looked at again first: one that changed since it was
+        listed (an upload resumed, a status changed) is left alone. A
+        leftover that cannot be deleted (protected, forbidden, the region
+        unwell) is a warning, not a failure: the next run tries again.
+        """
+        leftover = op.regional
+        what = f"leftover {leftover.status} image {op.name} ({leftover.id})"
+        try:
+            current = self.adapter.get_image(leftover.id)
+            if (current.status, current.updated_at) != (leftover.status,
+                                                        leftover.updated_at):
+                LOG.info("%s: %s changed since it was listed (now %s): left alone",
+                         self.region, what, current.status)
+                return
+            self._act("delete", what, self.adapter.delete_image, leftover.id)
+        except ImageNotFoundError:
+            LOG.info("%s: %s is already gone", self.region, what)
+            return
+        except GlanceSyncError as error:
+            result.uncleaned += 1
+            LOG.warning("%s: could not delete %s: %s; it is left for the next run",
+                        self.region, what, error)
+            return
         result.cleaned += 1
 
     # -- uploads ---------------------------------------------------------

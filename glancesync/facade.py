@@ -30,7 +30,7 @@ from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryPolicy
-from glancesync.runlog import RunLogs, region_context
+from glancesync.runlog import RunLogs, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
 from glancesync.serverside import CopySources
 from glancesync.strategy import RegionTransfer
@@ -50,6 +50,31 @@ class RunResult:
     dry_run: bool = False
     bytes_downloaded: int = 0
     log_folder: Path | None = None
+
+    @property
+    def failed_regions(self) -> list[str]:
+        """Regions that failed: as a whole (``failures``) or in an operation."""
+        return sorted(set(self.failures) |
+                      {region for region, outcome in self.results.items()
+                       if not outcome.success})
+
+    @property
+    def done_regions(self) -> list[str]:
+        """Regions whose every operation succeeded."""
+        failed = set(self.failed_regions)
+        return sorted(region for region in self.results if region not in failed)
+
+    def totals(self) -> str:
+        """The run's counts, the one wording of the summary and of the log.
+
+        ``"sync of 3 region(s): 2 done, 1 failed, 0 image(s) need an operator"``
+        (``dry run of ...`` for a dry run).
+        """
+        verb = "dry run" if self.dry_run else "sync"
+        done, failed = len(self.done_regions), len(self.failed_regions)
+        operator = sum(outcome.needs_operator for outcome in self.results.values())
+        return (f"{verb} of {done + failed} region(s): {done} done, {failed} failed, "
+                f"{operator} image(s) need an operator")
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -122,6 +147,7 @@ class GlanceSync:
         self._adapters: dict[RegionRef, RegionAdapter] = {}
         self._guard = threading.RLock()
         self._source: MasterImageSource | None = None
+        self._warned: set[str] = set()
         self._projects: sharing.ProjectMapper | None = None
         REDACTOR.add_secrets(self.config.secrets())
 
@@ -193,7 +219,16 @@ class GlanceSync:
         return [str(ref) for ref in self._resolve(regions)]
 
     def _resolve(self, regions: Sequence[str | RegionRef]) -> list[RegionRef]:
-        return resolve_regions(regions, self.config, lambda t: self.target(t).region_names())
+        return resolve_regions(regions, self.config, lambda t: self.target(t).region_names(),
+                               warn=self._warn_once)
+
+    def _warn_once(self, message: str) -> None:
+        """Log a warning about the configuration once in this object's life (a run)."""
+        with self._guard:
+            if message in self._warned:
+                return
+            self._warned.add(message)
+        LOG.warning("%s", message)
 
     def adapter(self, region: str | RegionRef) -> RegionAdapter:
         """The adapter of ``region`` (``target:Region``); checked to exist.
@@ -220,8 +255,15 @@ class GlanceSync:
     def _master(self) -> MasterSelection:
         """The master selection of this run (members read if a target syncs them)."""
         master = self.adapter(self._master_ref)
-        selection = select_master(master.list_images(), master.project_id,
-                                  self.config.main.master_region)
+        images = master.list_images()
+        selection = select_master(images, master.project_id, self.config.main.master_region)
+        listed = {image.id for image in images}
+        for name, target in self.config.targets.items():
+            for image_id in sorted(target.forcesyncs - set(selection.by_id())):
+                why = ("is not synchronised: not an active image of the master project"
+                       " with a name of its own" if image_id in listed
+                       else "matches no image of the master region")
+                self._warn_once(f"forcesyncs of target {name}: {image_id} {why}")
         if any(target.sync_members for target in self.config.targets.values()):
             selection = sharing.with_master_members(master, selection)
             with self._guard:
@@ -403,7 +445,10 @@ class GlanceSync:
         with contextlib.ExitStack() as stack:
             if parallel:
                 names = [str(ref) for ref in refs]
-                result.log_folder = stack.enter_context(RunLogs(self._run_dir(), names)).folder
+                run_dir = self._run_dir()
+                if self.config.main.keep_runs:  # this run's folder is one of them
+                    prune_runs(run_dir, self.config.main.keep_runs - 1)
+                result.log_folder = stack.enter_context(RunLogs(run_dir, names)).folder
             pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
             _each(pool, [(self._plan_guarded, ref, master, result) for ref in refs])
             self._hold_removals(result.plans.values())
@@ -414,8 +459,10 @@ class GlanceSync:
                          if str(ref) in result.plans])
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
-        LOG.info("run over %d region(s) done in %.1f s; %d failed", len(refs),
-                 time.monotonic() - started, len(result.failures))
+        # The scripts print the same totals at the end (cli.summary_lines): the
+        # console leaves this record out, log files keep it.
+        LOG.info("%s; %.1f s", result.totals(), time.monotonic() - started,
+                 extra={"summary": True})
         return result
 
     def _plan_guarded(self, ref: RegionRef, master: MasterSelection,

@@ -27,7 +27,7 @@ from glancesync.condition import Condition
 from glancesync.errors import ConfigError
 
 __all__ = ["MAIN", "DEFAULTS", "MASTER", "MAIN_OPTIONS", "TARGET_OPTIONS", "TYPE", "KINDS",
-           "TRANSFERS", "CONVERT_FORMATS", "Option", "Section"]
+           "TRANSFERS", "CONVERT_FORMATS", "Option", "Section", "split_list"]
 
 #: Section names with a meaning of their own; every other section is a target.
 MAIN = "main"
@@ -50,11 +50,14 @@ class Option:
 
     ``kind`` is a key of :data:`KINDS` and says what :meth:`Section.read`
     returns: ``string`` (str), ``int``, ``number`` (float, seconds),
-    ``hours`` (float), ``bool``, ``size`` (int bytes, with K/M/G/T suffixes), ``list`` (list of
-    str, commas and/or spaces), ``set`` (frozenset of str), ``checksums``
-    (frozenset of hex strings or ``any``), ``path`` (Path, ``~`` expanded),
+    ``hours`` (float), ``bool``, ``size`` (int bytes, with K/M/G/T
+    suffixes), ``list`` (list of names, such as region names, separated by
+    commas: blanks inside a name are kept), ``set`` (frozenset of words:
+    ids, properties; separated by commas or blanks), ``checksums`` (the
+    same, of hex strings or ``any``), ``path`` (Path, ``~`` expanded),
     ``choice`` (one of ``choices``, lower case), ``expression`` (a compiled
-    :class:`~glancesync.condition.Condition`). ``default`` is returned for
+    :class:`~glancesync.condition.Condition`). Every list kind is split by
+    :func:`split_list` (items may be quoted). ``default`` is returned for
     an absent or empty value. ``minimum`` bounds ``int`` and ``number``
     and ``hours`` (excluded when ``strict``). ``secret`` values are masked in logs and
     reprs, and a file holding one should not be readable by others.
@@ -139,11 +142,55 @@ class Section:
             raise self.error(option.name,
                              f"invalid value {raw!r}: expected {expected}") from None
 
-    def _items(self, option: Option) -> list[str]:
+    def _items(self, option: Option, *, blanks: bool) -> list[str]:
         raw = self.get(option.name)
         if raw is None:
             return []
-        return list(dict.fromkeys(item for item in re.split(r"[,\s]+", raw) if item))
+        try:
+            return split_list(raw, blanks=blanks)
+        except ValueError as exc:
+            raise self.error(option.name, f"invalid list {raw!r}: {exc}") from None
+
+
+_QUOTES = "\"'"
+
+
+def split_list(text: str, *, blanks: bool = False) -> list[str]:
+    """The items of a list value, in order, duplicates dropped.
+
+    Items are separated by commas and, when ``blanks``, by blanks too;
+    blanks around an item are dropped, and empty items. An item may be
+    quoted with ``"`` or ``'`` to hold commas, blanks at its ends or the
+    other quote: ``Test Lab, "Lab, old", ' padded'``. A quote anywhere but
+    at the start of an item is an ordinary character (``O'Brien``).
+
+    :raises ValueError: a quote is not closed, or a quoted item is followed
+        by something else than a separator.
+    """
+    def separates(char: str) -> bool:
+        return char == "," or (blanks and char.isspace())
+
+    items: list[str] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        if text[pos] == "," or text[pos].isspace():
+            pos += 1
+        elif text[pos] in _QUOTES:
+            close = text.find(text[pos], pos + 1)
+            if close < 0:
+                raise ValueError(f"the quote {text[pos]} at position {pos + 1} is not closed")
+            items.append(text[pos + 1:close])
+            pos = close + 1
+            while pos < end and text[pos].isspace() and not separates(text[pos]):
+                pos += 1
+            if pos < end and not separates(text[pos]):
+                raise ValueError(f"a separator must follow the quoted item {items[-1]!r}")
+        else:
+            start = pos
+            while pos < end and not separates(text[pos]):
+                pos += 1
+            items.append(text[start:pos].strip())
+    return list(dict.fromkeys(item for item in items if item))
 
 
 def unquote_secret(value: str) -> str:
@@ -219,16 +266,16 @@ def _size(section: Section, option: Option) -> Any:
 
 
 def _list(section: Section, option: Option) -> Any:
-    return section._items(option)
+    return section._items(option, blanks=False)
 
 
 def _set(section: Section, option: Option) -> Any:
-    return frozenset(section._items(option))
+    return frozenset(section._items(option, blanks=True))
 
 
 def _checksums(section: Section, option: Option) -> Any:
     result = set()
-    for item in section._items(option):
+    for item in section._items(option, blanks=True):
         item = item.lower()
         if item != "any" and not _CHECKSUM_RE.match(item):
             raise section.error(option.name, f"invalid checksum {item!r}: expected"
@@ -286,8 +333,11 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("cache_dir", "path", help="folder of verified master image files kept between runs"),
     _main("cache_max_size", "size", help="largest size of cache_dir in bytes (no limit)"),
     _main("stalled_upload_age", "number", 3600.0, minimum=0.0,
-          help="seconds after which an interrupted upload's image may be cleaned up"),
+          help="seconds after which a queued or saving image left by an interrupted"
+               " upload of GlanceSync is deleted"),
     _main("run_dir", "path", help="folder of the per-region logs of --parallel runs"),
+    _main("keep_runs", "int", 30, minimum=0,
+          help="run folders kept in run_dir, the oldest deleted first (0: all)"),
     _main("lock_dir", "path", help="folder of the region lock files, shared by every"
                                    " operator (default: /var/lock/glancesync)"),
     _main("retries", "int", 3, minimum=0, help="new attempts of a call failing for a"

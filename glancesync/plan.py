@@ -23,6 +23,11 @@ Decisions the SPEC leaves open, taken here:
 * Regional images of other projects (``only_tenant_images`` false) count as
   the regional copy; they are never updated, renamed or cleaned, and only
   an explicit checksum in ``replace`` lets sync replace them.
+* Leftovers: only images GlanceSync created (they carry its provenance)
+  are ever cleaned, once ``queued`` or ``saving`` and unchanged for
+  ``stalled_upload_age``; each clean-up has a ``pending_cleanup`` line.
+* A master name held by several candidates is ``error_duplicate`` in every
+  region one of them should reach.
 * Adoption: a regional image of the project without provenance, with the
   master's name and content, gets the provenance recorded (a copy made
   before GlanceSync recorded it); nothing else is ever taken for a copy.
@@ -47,6 +52,7 @@ from glancesync.image import (AMI_PROPERTIES, MARK_ORPHANED, MARK_RENAMED, MARK_
                               PROVENANCE_PREFIX, SIGNATURE_PROPERTIES, UPLOAD_PROPERTIES,
                               Image, Provenance, content_hash, is_user_property,
                               metadata_diff, utc_stamp)
+from glancesync.report import as_csv_row
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name, is_synchronised)
 from glancesync.strategy import RegionTransfer, Strategy, Transfer
@@ -106,10 +112,14 @@ class Status(str, enum.Enum):
                       "different content: to upload, then rename the old image NAME.old")
     PENDING_AMI = ("pending_ami", StatusCategory.PENDING, "a",
                    "waits for its kernel or ramdisk, pending itself")
+    PENDING_CLEANUP = ("pending_cleanup", StatusCategory.PENDING, "c",
+                       "a leftover of an interrupted upload of GlanceSync: to delete")
     ERROR_CHECKSUM = ("error_checksum", StatusCategory.NEEDS_OPERATOR, "C",
                       "different content and no directive for its checksum")
     ERROR_AMI = ("error_ami", StatusCategory.NEEDS_OPERATOR, "A",
                  "its kernel or ramdisk is not synchronised")
+    ERROR_DUPLICATE = ("error_duplicate", StatusCategory.NEEDS_OPERATOR, "M",
+                       "several master images have the name: none is synchronised")
     OK_DEACTIVATED = ("ok_deactivated", StatusCategory.OK, "d",
                       "same content, the regional copy deactivated and kept so"
                       " (deactivated_copies = keep)")
@@ -172,7 +182,7 @@ class OperationKind(str, enum.Enum):
     RENAME = "rename"  #: upload, then rename the old one ``.old`` and make it private
     OBSOLETE_RENAME = "obsolete_rename"  #: rename a regional copy ``NAME_obsolete``
     OBSOLETE_UPDATE = "obsolete_update"  #: correct an obsolete copy's metadata
-    CLEANUP = "cleanup"  #: delete a leftover queued/saving image of ours
+    CLEANUP = "cleanup"  #: delete a leftover queued/saving image GlanceSync created
     REACTIVATE = "reactivate"  #: reactivate a deactivated copy, then update it
     HIDE = "hide"  #: removal step: hide a copy (``os_hidden``)
     DEACTIVATE = "deactivate"  #: removal step: deactivate a copy
@@ -258,8 +268,8 @@ class ImageStatus:
     transfer: str | None = None
 
     def csv(self) -> str:
-        """The ``status,region,image`` line of ``--show-status``."""
-        return f"{self.status.value},{self.region},{self.name}"
+        """The ``status,region,image`` record of ``--show-status``, CSV-quoted."""
+        return as_csv_row(self.status.value, self.region, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -499,6 +509,7 @@ class _Planner:
         self.match_regional()
         for name in sorted(self.synced):
             self.classify(name, self.synced[name])
+        self.classify_duplicates()
         self.master_deactivated()
         self.resolve_ami()
         metadata_ops = [self.ops[n] for n in sorted(self.ops)
@@ -507,8 +518,14 @@ class _Planner:
         obsolete_ops = self.plan_obsolete() if self.target.support_obsolete_images else []
         upload_ops = self.order_uploads([op for op in self.ops.values()
                                          if id(op) not in first])
-        self.plan.statuses = [self.statuses[n] for n in sorted(self.statuses)]
-        self.plan.operations = metadata_ops + obsolete_ops + upload_ops + self.plan_cleanup()
+        cleanup_ops = self.plan_cleanup()
+        # A leftover's line comes after the status of the image of its name.
+        self.plan.statuses = sorted(self.statuses.values(), key=lambda s: s.name)
+        for op in cleanup_ops:
+            self.plan.statuses.append(self.cleanup_status(op))
+        self.plan.statuses.sort(key=lambda s: (s.name,
+                                               s.status is Status.PENDING_CLEANUP))
+        self.plan.operations = metadata_ops + obsolete_ops + upload_ops + cleanup_ops
         self.plan_lifecycle()  # its statuses and operations come last
         return self.plan
 
@@ -570,6 +587,20 @@ class _Planner:
         return (record is not None and record.master_image_id == master.id
                 and record.master_hash is not None and record.master_hash in known
                 and (master.size is None or regional.size == master.size))
+
+    def classify_duplicates(self) -> None:
+        """``error_duplicate`` for each master name held by several images that
+        should reach this region: none of them does until an operator acts."""
+        for name, found in sorted(self.master.duplicates.items()):
+            if not any(is_synchronised(image, self.target) for image in found):
+                continue
+            regional = next((i for i in self.regional if i.name == name
+                             and i.status == "active" and self.visible(i)), None)
+            reason = (f"master image name {name!r} is used by {len(found)} images "
+                      f"({', '.join(i.id for i in found)}): none is synchronised; "
+                      "rename or delete the extra ones in the master region")
+            self.set_status(Status.ERROR_DUPLICATE, name, None, regional, reason)
+            self.needs_operator(f"image {name}: {reason}")
 
     def classify(self, name: str, master: Image) -> None:
         regional = self.match.get(name)
@@ -1022,23 +1053,57 @@ class _Planner:
 
     # -- leftovers ---------------------------------------------------------
     def plan_cleanup(self) -> list[Operation]:
-        """Queued images, and saving or importing ones stuck too long, of our own copies."""
+        """Leftovers of GlanceSync's own interrupted uploads, to delete.
+
+        A leftover is a ``queued``, ``saving`` or ``importing`` (a server-side
+        copy) image of the project that carries the provenance GlanceSync
+        gives every image it creates
+        (naming a master image of this master region), and that nothing
+        touched for ``stalled_upload_age`` seconds. Any other image is never
+        touched: an operator's upload in progress, another tool's image. A
+        protected leftover is only warned about: it cannot be deleted.
+        """
         ops = []
         for image in sorted(self.regional, key=lambda i: (i.name or "", i.id)):
-            if not (self.own(image) and image.name in self.synced):
+            if image.status not in ("queued", "saving", "importing") or not self.own(image):
                 continue
-            if image.status == "queued":
-                stale = True
-            elif image.status in ("saving", "importing"):
-                when = _parse_time(image.updated_at) or _parse_time(image.created_at)
-                stale = (when is not None and
-                         (self.now - when).total_seconds() > self.stalled_upload_age)
-            else:
-                stale = False
-            if stale:
-                ops.append(Operation(OperationKind.CLEANUP, image.name, regional=image))
+            if not self.made_by_us(image):
+                LOG.debug("%s: %s image %s (%s) was not created by GlanceSync: left alone",
+                          self.region, image.status, image.name, image.id)
+                continue
+            age = self.age(image)
+            if age is None or age < self.stalled_upload_age:
+                continue
+            if image.protected:
+                self.warn(f"leftover {image.status} image {image.name} ({image.id}) of an "
+                          "interrupted upload is protected: left alone (unprotect it to "
+                          "let the next sync delete it)")
+                continue
+            ops.append(Operation(OperationKind.CLEANUP, image.name or image.id, regional=image,
+                                 provenance=image.provenance))
         return ops
 
+    def made_by_us(self, image: Image) -> bool:
+        """True when ``image`` records a GlanceSync copy of this master region."""
+        record = image.provenance
+        return (record is not None and bool(record.master_image_id)
+                and (self.master.region is None
+                     or record.master_region in (None, self.master.region)))
+
+    def age(self, image: Image) -> float | None:
+        """Seconds since ``image`` last changed (None: unknown)."""
+        when = _parse_time(image.updated_at) or _parse_time(image.created_at)
+        return None if when is None else (self.now - when).total_seconds()
+
+    def cleanup_status(self, op: Operation) -> ImageStatus:
+        """The status line of a planned clean-up."""
+        image = op.regional
+        assert image is not None and image.provenance is not None
+        age = self.age(image) or 0.0
+        return ImageStatus(Status.PENDING_CLEANUP, self.region, op.name,
+                           image.provenance.master_image_id, image.id,
+                           f"leftover {image.status} image {image.id} of an interrupted "
+                           f"upload by GlanceSync, unchanged for {age:.0f} s: to delete")
 
     # -- lifecycle (removal_policy, keep_old_copies) -------------------------------
     def plan_lifecycle(self) -> None:

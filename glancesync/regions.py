@@ -10,10 +10,13 @@ service. A bare ``Region`` means ``master:Region``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from glancesync.options import MASTER
 from glancesync.errors import RegionNotFoundError, UsageError
+
+LOG = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from glancesync.config import Config
@@ -64,7 +67,8 @@ def parse_region(text: str) -> tuple[str, str | None]:
 
 
 def resolve_regions(args: Sequence[str | RegionRef], config: Config,
-                    region_lister: Callable[[str], list[str]]) -> list[RegionRef]:
+                    region_lister: Callable[[str], list[str]],
+                    warn: Callable[[str], None] | None = None) -> list[RegionRef]:
     """Turn region arguments into :class:`RegionRef`, each checked to exist.
 
     No argument means ``master:``. ``target:`` expands to the target's
@@ -74,11 +78,19 @@ def resolve_regions(args: Sequence[str | RegionRef], config: Config,
     explicit list keeps the order given. Duplicates are dropped. This is
     the one place where a region is checked to exist.
 
+    Entries of ``ignore_regions`` and ``preferable_order`` are checked
+    against the regions of the targets listed here: one that matches no
+    region is given to ``warn`` (default: logged as a warning), naming the
+    option and the entry. An entry holding blanks that names no region but
+    whose blank-separated words all do is taken as those regions, with a
+    warning (old files separated names with spaces; names may hold them).
+
     :raises RegionNotFoundError: an unknown target or region; the message
         lists what exists, ``region`` holds the name asked for.
     :raises UsageError: an argument is not a region name.
     """
     known: dict[str, list[str]] = {}
+    warn = warn or (lambda message: LOG.warning("%s", message))
 
     def regions_of(target: str) -> list[str]:
         if target not in known:
@@ -97,7 +109,7 @@ def resolve_regions(args: Sequence[str | RegionRef], config: Config,
         if region is None:
             expanded = True
             result.extend(RegionRef(target, name)
-                          for name in _expand(config, target, available))
+                          for name in _expand(config, target, available, warn))
         elif region in available:
             result.append(RegionRef(target, region))
         else:
@@ -107,21 +119,58 @@ def resolve_regions(args: Sequence[str | RegionRef], config: Config,
                 region=f"{target}:{region}")
     result = list(dict.fromkeys(result))
     if expanded:
-        result = order_regions(result, config.main.preferable_order)
+        result = order_regions(result, _checked_order(config, known, warn))
     return result
 
 
-def _expand(config: Config, target: str, available: list[str]) -> list[str]:
-    ignored = {_bare(target, name) for name in config.target(target).ignore_regions}
+def _expand(config: Config, target: str, available: list[str],
+            warn: Callable[[str], None]) -> list[str]:
+    """The regions of ``target`` minus its ``ignore_regions`` (bare or qualified)."""
+    ignored: set[str] = set()
+    option = f"ignore_regions of target {target}"
+    for entry in config.target(target).ignore_regions:
+        prefix, _, rest = entry.partition(":")
+        if prefix.strip() == target:
+            entry = rest.strip()
+        elif rest and prefix.strip() in config.targets:
+            warn(f"{option}: {entry!r} names a region of another target")
+            continue
+        ignored.update(_matching(entry, available, option, warn))
     if target == MASTER:
         ignored.add(config.main.master_region)
     return [name for name in available if name not in ignored]
 
 
-def _bare(target: str, name: str) -> str:
-    """``ignore_regions`` entries may be written qualified with their target."""
-    prefix = f"{target}:"
-    return name[len(prefix):] if name.startswith(prefix) else name
+def _checked_order(config: Config, known: dict[str, list[str]],
+                   warn: Callable[[str], None]) -> list[str]:
+    """``preferable_order``, its entries checked against the targets listed."""
+    order: list[str] = []
+    option = "preferable_order of [main]"
+    for entry in config.main.preferable_order:
+        target, name = parse_region(entry)
+        if target not in config.targets or name is None:
+            warn(f"{option}: {entry!r} does not name a region of a configured target")
+        elif target not in known:
+            order.append(entry)  # a target this run does not look at: unchecked
+        else:
+            order.extend(f"{target}:{found}"
+                         for found in _matching(name, known[target], option, warn))
+    return order
+
+
+def _matching(name: str, available: Sequence[str], option: str,
+              warn: Callable[[str], None]) -> list[str]:
+    """The regions an entry of ``option`` names: itself, or the words of an old list."""
+    if name in available:
+        return [name]
+    words = name.split()
+    if len(words) > 1 and all(word in available for word in words):
+        warn(f"{option}: {name!r} is taken as the regions {', '.join(words)}; separate"
+             " region names with commas (a blank is part of a name)")
+        return words
+    warn(f"{option}: {name!r} matches no region; the regions are"
+         f" {', '.join(available) or '(none)'}")
+    return []
 
 
 def order_regions(regions: Sequence[RegionRef],

@@ -285,11 +285,22 @@ def csv_cell(field: object) -> str:
     return "'" + cell if text.startswith(FORMULA_STARTS) else cell
 
 
+#: The record end the quoting is decided against: a field holding a
+#: carriage return or a newline is quoted, whatever the Python version.
+_RECORD_END = "\r\n"
+
+
 def as_csv_row(*fields: object) -> str:
-    """One CSV line (no line terminator), quoted only where needed; cells by :func:`csv_cell`."""
+    """One CSV record, without its line terminator; cells by :func:`csv_cell`.
+
+    The standard quoting (RFC 4180; the csv module's ``QUOTE_MINIMAL``): a
+    cell holding a comma, a double quote, a carriage return or a newline is
+    quoted, so a CSV reader always reads the record as one row.
+    """
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(csv_cell(field) for field in fields)
-    return buffer.getvalue()
+    csv.writer(buffer, lineterminator=_RECORD_END).writerow(csv_cell(field)
+                                                            for field in fields)
+    return buffer.getvalue()[:-len(_RECORD_END)]
 
 
 def statuses_as_json(statuses: Iterable[Any]) -> str:

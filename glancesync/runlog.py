@@ -6,6 +6,7 @@ handler per region to the ``glancesync`` logger, each keeping only the
 records emitted while that region was current, so a parallel run leaves one
 readable log per region in its run folder. The files receive what the
 ``glancesync`` logger lets through: the scripts set it to INFO (or DEBUG).
+:func:`prune_runs` keeps the number of run folders bounded.
 
 Writing a log never changes the outcome of a run: a log file that cannot
 be created or written (a full disk) is reported once, as an error on the
@@ -17,11 +18,18 @@ import contextlib
 import contextvars
 import datetime
 import logging
+import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Iterator
 
 from glancesync import safenames
+
+LOG = logging.getLogger(__name__)
+
+#: The name of a run folder (:class:`RunLogs`): ``run_<date>_<time>_<microseconds>``.
+RUN_FOLDER = re.compile(r"run_\d{8}_\d{6}_\d{6}")
 
 _current_region: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "glancesync_region", default=None)
@@ -171,3 +179,35 @@ class RunLogs:
         for handler in self._handlers:
             logger.removeHandler(handler)
             handler.close()
+
+
+def prune_runs(run_dir: Path, keep: int) -> list[Path]:
+    """Delete the oldest run folders of ``run_dir`` so that ``keep`` remain.
+
+    Only sub-folders named like a run folder (:data:`RUN_FOLDER`; not a
+    symbolic link) are counted and deleted, oldest first by name (their
+    time stamp); anything else in ``run_dir`` is left alone. A folder that
+    cannot be deleted is a warning. Returns the folders deleted.
+    """
+    try:
+        entries = sorted(entry for entry in Path(run_dir).iterdir()
+                         if RUN_FOLDER.fullmatch(entry.name) and not entry.is_symlink()
+                         and entry.is_dir())
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        LOG.warning("cannot list the run folders in %s: %s", run_dir, exc.strerror or exc)
+        return []
+    deleted = []
+    for folder in entries[:max(0, len(entries) - keep)]:
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            continue  # another run removed it first
+        except OSError as exc:
+            LOG.warning("cannot delete the old run folder %s: %s", folder, exc.strerror or exc)
+            continue
+        deleted.append(folder)
+    if deleted:
+        LOG.debug("deleted %d old run folder(s) in %s", len(deleted), run_dir)
+    return deleted

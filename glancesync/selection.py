@@ -32,22 +32,29 @@ class MasterSelection:
 
     ``candidates`` maps a name to its only active, named image owned by the
     master project (or ownerless). Names held by several such images are in
-    ``duplicate_names`` and are not candidates. ``warnings`` holds the
-    messages already logged. ``region`` names the master region (recorded
-    in the provenance of the copies). ``deactivated`` maps a name to its
-    only deactivated image of the master project, when no candidate has
-    that name: never synchronised, reported. ``listed_ids`` holds the id of
-    every image the master listing showed, whatever its state and owner: a
-    regional copy whose master image is among them is never taken for the
-    copy of a deleted image.
+    ``duplicates`` (name -> those images, by id) and are not candidates:
+    the plan of a region gives each one that should reach it an
+    ``error_duplicate`` status. ``warnings`` holds the messages already
+    logged. ``region`` names the master region (recorded in the provenance
+    of the copies). ``deactivated`` maps a name to its only deactivated
+    image of the master project, when no candidate has that name: never
+    synchronised, reported. ``listed_ids`` holds the id of every image the
+    master listing showed, whatever its state and owner: a regional copy
+    whose master image is among them is never taken for the copy of a
+    deleted image.
     """
 
     candidates: dict[str, Image]
     region: str | None = None
     deactivated: dict[str, Image] = dataclasses.field(default_factory=dict)
-    duplicate_names: set[str] = dataclasses.field(default_factory=set)
+    duplicates: dict[str, list[Image]] = dataclasses.field(default_factory=dict)
     warnings: list[str] = dataclasses.field(default_factory=list)
     listed_ids: frozenset[str] = frozenset()
+
+    @property
+    def duplicate_names(self) -> set[str]:
+        """The names held by several candidates."""
+        return set(self.duplicates)
 
     def by_id(self) -> dict[str, Image]:
         """Candidates indexed by master UUID."""
@@ -94,7 +101,7 @@ def select_master(images: Iterable[Image], master_project_id: str | None,
         if len(found) == 1:
             selection.candidates[name] = found[0]
             continue
-        selection.duplicate_names.add(name)
+        selection.duplicates[name] = sorted(found, key=lambda i: i.id)
         message = (f"master image name {name!r} is used by {len(found)} images "
                    f"({', '.join(sorted(i.id for i in found))}): none of them is "
                    "synchronised; rename or delete the extra ones")

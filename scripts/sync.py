@@ -6,7 +6,7 @@ import sys
 
 from glancesync import cli
 from glancesync.errors import ExitStatus
-from glancesync.report import as_csv_row, statuses_as_json
+from glancesync.report import statuses_as_json
 from glancesync.safenames import printable
 
 PROG = "glancesync-sync"
@@ -65,7 +65,7 @@ def _run(args) -> int:
                 print(statuses_as_json(status.statuses))
             else:
                 for item in status.statuses:
-                    print(as_csv_row(item.status.value, item.region, item.name))
+                    print(item.csv())
             return status.exit_status
         result = glancesync.sync(args.regions, dry_run=args.dry_run, parallel=args.parallel)
         for line in cli.summary_lines(result):

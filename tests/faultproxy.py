@@ -16,7 +16,11 @@ connection (it asks both sides for ``Connection: close``). It can:
   (or a misconfigured balancer) does;
 * ``rewrite=f``: give the client ``f(method, path, body)`` instead of the
   upstream's response body (for instance a Keystone token whose catalog
-  names hostile regions or endpoints).
+  names hostile regions or endpoints);
+* ``prefix="/image"``: serve the upstream under a path prefix, as a
+  reverse proxy does: a request for ``/image/X`` is forwarded as ``/X``
+  with ``X-Forwarded-Prefix: /image`` (so that the upstream's links name
+  the prefix), any other path is answered ``404`` without forwarding.
 
 :class:`Recorder` is the other end of a hostile redirection: a loopback
 server that records what it receives (a token, a password), answers
@@ -46,12 +50,22 @@ _FLIP_WINDOW = 4096
 _FLIP_OFFSET = 100
 
 
-def _drop_connection_headers(head: bytes) -> bytes:
-    """``head`` with any Connection/Keep-Alive header replaced by ``Connection: close``."""
+def _drop_connection_headers(head: bytes, *extra: bytes) -> bytes:
+    """``head`` with any Connection/Keep-Alive header replaced by ``Connection: close``.
+
+    ``extra`` header lines are added.
+    """
     lines = head.split(b"\r\n")
     kept = [line for line in lines[1:] if line and not line.lower().startswith(
         (b"connection:", b"keep-alive:"))]
-    return b"\r\n".join([lines[0], *kept, b"Connection: close", b"", b""])
+    return b"\r\n".join([lines[0], *kept, *extra, b"Connection: close", b"", b""])
+
+
+def _answer(client: socket.socket, status: bytes, message: bytes) -> None:
+    """Send a short plain-text answer and let the caller close the connection."""
+    client.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain"
+                   b"\r\nContent-Length: " + str(len(message)).encode() +
+                   b"\r\nConnection: close\r\n\r\n" + message)
 
 
 def _reset(sock: socket.socket) -> None:
@@ -67,12 +81,14 @@ class FaultProxy:
     """See the module docstring. Use as a context manager, or start()/stop()."""
 
     def __init__(self, upstream_port: int, *, reset_uploads: int = 0,
-                 flip_uploads: int = 0, unavailable: int = 0,
+                 flip_uploads: int = 0, unavailable: int = 0, prefix: str = "",
                  redirect_to: str | None = None, redirects: int = 0,
                  redirect_status: int = 307, redirect_prefix: bytes = b"/",
                  rewrite: Callable[[bytes, bytes, bytes], bytes] | None = None,
                  lifetime: float = 300.0, timeout: float = 60.0) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
+        self.prefix = prefix.rstrip("/").encode()
+        self.outside_prefix = 0
         self.reset_uploads = reset_uploads
         self.flip_uploads = flip_uploads
         self.unavailable = unavailable
@@ -180,10 +196,8 @@ class FaultProxy:
             if self._take("unavailable"):
                 with self._lock:
                     self.unavailable_done += 1
-                message = b"503 Service Unavailable: the fault proxy says so\n"
-                client.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain"
-                               b"\r\nContent-Length: " + str(len(message)).encode() +
-                               b"\r\nConnection: close\r\n\r\n" + message)
+                _answer(client, b"503 Service Unavailable",
+                        b"503 Service Unavailable: the fault proxy says so\n")
                 return
             if (self.redirect_to is not None and path.startswith(self.redirect_prefix)
                     and self._take("redirects")):
@@ -193,6 +207,18 @@ class FaultProxy:
                 client.sendall(b"HTTP/1.1 %d Redirect\r\nLocation: %s\r\nContent-Length: 0\r\n"
                                b"Connection: close\r\n\r\n" % (self.redirect_status, location))
                 return
+            extra: tuple[bytes, ...] = ()
+            if self.prefix:
+                inside = path[len(self.prefix):]
+                if not path.startswith(self.prefix) or inside[:1] not in (b"", b"/", b"?"):
+                    with self._lock:
+                        self.outside_prefix += 1
+                    _answer(client, b"404 Not Found", b"404 Not Found: outside the prefix\n")
+                    return
+                path = inside if inside.startswith(b"/") else b"/" + inside
+                head = b" ".join([method, path, *request_line[2:]]) + \
+                    head[head.index(b"\r\n"):]
+                extra = (b"X-Forwarded-Prefix: " + self.prefix,)
             upload = method == b"PUT" and path.split(b"?", 1)[0].endswith(b"/file")
             mode = None
             if upload:
@@ -207,7 +233,7 @@ class FaultProxy:
                 if self._stop.is_set():
                     return
                 self._open.add(upstream)
-            upstream.sendall(_drop_connection_headers(head))
+            upstream.sendall(_drop_connection_headers(head, *extra))
             chunked = b"transfer-encoding: chunked" in head.lower()
             pump = threading.Thread(target=self._forward_body,
                                     args=(client, upstream, body, mode, chunked), daemon=True)

@@ -187,14 +187,18 @@ def targets(bed: Bed, region: View) -> tuple[Target, Target]:
 
 
 def plan(bed: Bed, region: View, tgt: TargetConfig, *,
+         stalled_upload_age: float = 3600,
          now: datetime.datetime | None = None) -> RegionPlan:
-    return plan_region(bed.master, region, tgt, now=now, targets=targets(bed, region))
+    return plan_region(bed.master, region, tgt, stalled_upload_age=stalled_upload_age,
+                       now=now, targets=targets(bed, region))
 
 
 def sync(bed: Bed, region: View, tgt: TargetConfig, *, dry_run: bool = False,
-         source: Any = None, now: datetime.datetime | None = None) -> RegionResult:
+         source: Any = None, stalled_upload_age: float = 3600,
+         now: datetime.datetime | None = None) -> RegionResult:
     return sync_region(bed.master, region, tgt, source or DirectSource(bed.master),
-                       dry_run=dry_run, now=now, targets=targets(bed, region))
+                       dry_run=dry_run, stalled_upload_age=stalled_upload_age, now=now,
+                       targets=targets(bed, region))
 
 
 def status_exit(p: RegionPlan) -> int:
@@ -220,10 +224,29 @@ def no_op(bed: Bed, region: View, tgt: TargetConfig, *,
 
 
 def statuses(bed: Bed, p: RegionPlan) -> dict[str, str]:
-    """Short name -> status value; also records the statuses seen."""
-    found = {bed.short(s.name): s.status.value for s in p.statuses}
-    bed.seen.update(found.values())
+    """Short name -> status value of each image; records every status line seen.
+
+    A leftover's ``pending_cleanup`` line (after the status of the image of
+    its name) is recorded, not returned: see :func:`cleanups`.
+    """
+    found: dict[str, str] = {}
+    for item in p.statuses:
+        found.setdefault(bed.short(item.name), item.status.value)
+        bed.seen.add(item.status.value)
     return found
+
+
+def cleanups(bed: Bed, p: RegionPlan) -> list[tuple[str, str]]:
+    """(short name, leftover id) of each ``pending_cleanup`` line."""
+    return [(bed.short(s.name), s.regional_id) for s in p.statuses
+            if s.status.value == "pending_cleanup"]
+
+
+def leftover(region: RegionAdapter, name: str, master: Image) -> Image:
+    """A queued image as an interrupted upload of GlanceSync leaves it."""
+    record = Provenance.of(master, "Master").stamped()
+    return region.create_image(name, visibility="private", disk_format="raw",
+                               container_format="bare", properties=record.as_properties())
 
 
 def images(bed: Bed, region: RegionAdapter) -> dict[str, list[Image]]:
@@ -495,7 +518,8 @@ def scenario_obsolete_other_project(bed: Bed) -> None:
 
 
 def scenario_master_duplicates_and_inactive(bed: Bed) -> None:
-    """Master duplicates (one warning) and non-active master images are not synchronised."""
+    """Master duplicates are not synchronised and need an operator; non-active
+    master images are not synchronised."""
     region = bed.regions[0]
     put(bed.master, bed.n("dup"), content("dup1"))
     put(bed.master, bed.n("dup"), content("dup2"))
@@ -504,9 +528,10 @@ def scenario_master_duplicates_and_inactive(bed: Bed) -> None:
     put(bed.master, bed.n("fine"), content("fine"))
     tgt = target()
     p = plan(bed, region, tgt)
-    assert statuses(bed, p) == {"fine": "pending_upload"}
-    assert len([w for w in p.warnings if bed.n("dup") in w]) == 1
-    sync(bed, region, tgt)
+    assert statuses(bed, p) == {"fine": "pending_upload", "dup": "error_duplicate"}
+    assert [s.name for s in p.needs_operator] == [bed.n("dup")]
+    result = sync(bed, region, tgt)
+    assert result.needs_operator == 1 and result.uploaded == 1
     assert sorted(images(bed, region)) == ["fine"]
 
 
@@ -559,19 +584,27 @@ def scenario_failed_upload_leaves_nothing(bed: Bed) -> None:
 
 
 def scenario_leftover_queued_image(bed: Bed) -> None:
-    """A queued image left by an old failed upload is deleted, never counted."""
+    """A queued image left by an interrupted upload of GlanceSync is deleted once
+    abandoned, with a status line; an operator's queued image is never touched."""
     region = bed.regions[0]
-    put(bed.master, bed.n("img"), content("img"))
-    leftover = region.create_image(bed.n("img"), visibility="public", disk_format="raw",
+    master = put(bed.master, bed.n("img"), content("img"))
+    ours = leftover(region, bed.n("img"), master)
+    operator = region.create_image(bed.n("img"), visibility="private", disk_format="raw",
                                    container_format="bare")
     tgt = target()
-    p = plan(bed, region, tgt)
+    young = plan(bed, region, tgt)
+    assert statuses(bed, young) == {"img": "pending_upload"}
+    assert [op.kind for op in young.operations] == ["upload"]
+    p = plan(bed, region, tgt, stalled_upload_age=0)
     assert statuses(bed, p) == {"img": "pending_upload"}
+    assert cleanups(bed, p) == [("img", ours.id)]
     assert [op.kind for op in p.operations] == ["upload", "cleanup"]
-    result = sync(bed, region, tgt)
-    assert result.cleaned == 1
-    found = images(bed, region)["img"]
-    assert [i.status for i in found] == ["active"] and found[0].id != leftover.id
+    result = sync(bed, region, tgt, stalled_upload_age=0)
+    assert result.cleaned == 1 and result.success
+    found = {i.id: i.status for i in images(bed, region)["img"]}
+    assert found.pop(operator.id) == "queued" and ours.id not in found
+    assert list(found.values()) == ["active"]
+    assert cleanups(bed, plan(bed, region, tgt, stalled_upload_age=0)) == []
 
 
 def scenario_second_target_with_condition(bed: Bed) -> None:
@@ -600,21 +633,23 @@ def scenario_dry_run_changes_nothing(bed: Bed) -> None:
     put(a_region, bed.n("ren"), content("ren-old"))
     put(bed.master, bed.n("gone_obsolete"), content("gone"))
     put(a_region, bed.n("gone"), content("gone"))
-    a_region.create_image(bed.n("meta"), disk_format="raw", container_format="bare")
+    leftover(a_region, bed.n("meta"), one(bed, bed.master, "meta"))
     tgt = target(replace={md5(content("rep-old"))}, rename={md5(content("ren-old"))})
     before = {r.name: snapshot(bed, r) for r in bed.every_region}
-    p = plan(bed, a_region, tgt)
+    p = plan(bed, a_region, tgt, stalled_upload_age=0)
     kinds = {op.kind for op in p.operations}
     assert kinds == {"upload", "update_metadata", "replace", "rename", "obsolete_rename",
                      "cleanup"}
     for view in bed.every_region:
         view.writes.clear()
     for region in (a_region, b_region, bed.other):
-        result = sync(bed, region, tgt, dry_run=True)
+        result = sync(bed, region, tgt, dry_run=True, stalled_upload_age=0)
         assert result.dry_run and result.errors == 0
     assert {r.name: snapshot(bed, r) for r in bed.every_region} == before
     assert all(view.writes == [] for view in bed.every_region)
-    assert statuses(bed, plan(bed, a_region, tgt)) == statuses(bed, p)
+    again = plan(bed, a_region, tgt, stalled_upload_age=0)
+    assert statuses(bed, again) == statuses(bed, p)
+    assert cleanups(bed, again) == cleanups(bed, p) != []
 
 
 # -- the whole image (issue 9) -------------------------------------------------------

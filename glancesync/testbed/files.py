@@ -75,13 +75,18 @@ def glance_conf(root: Path, port: int, keystone_url: str, service_password: str,
     (``image_conversion`` runs qemu-img under ``python -m
     oslo_concurrency.prlimit``) need PYTHON, the bed's interpreter, as
     ``[wsgi] python_interpreter``: under uWSGI ``sys.executable`` is uWSGI.
+
+    Glance writes the links of its version document from the request (no
+    ``public_endpoint``), honouring a reverse proxy's ``X-Forwarded-*``
+    headers (``[oslo_middleware] enable_proxy_headers_parsing``): a region
+    served through a proxy under a path prefix advertises the proxy's URLs,
+    as a correctly deployed Glance does.
     """
     return f"""\
 [DEFAULT]
 debug = false
 bind_host = {LOOPBACK}
 bind_port = {port}
-public_endpoint = http://{LOOPBACK}:{port}
 worker_self_reference_url = http://{LOOPBACK}:{port}
 enabled_backends = fs:file
 enabled_import_methods = {_conf_list(IMPORT_METHODS)}
@@ -118,6 +123,9 @@ project_domain_name = Default
 
 [oslo_concurrency]
 lock_path = {root / 'locks'}
+
+[oslo_middleware]
+enable_proxy_headers_parsing = true
 
 [wsgi]
 python_interpreter = {python}

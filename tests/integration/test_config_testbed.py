@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,9 +20,13 @@ from keystoneauth1 import session as ksa_session
 from keystoneauth1.exceptions import HttpError
 from keystoneauth1.identity import v3
 
-from glancesync.errors import AuthenticationError, ConfigError, RegionNotFoundError
+from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
+                               RegionNotFoundError)
 from glancesync.facade import GlanceSync
+from tests.catalog import Catalog
+from tests.faultproxy import FaultProxy
 from tests.testbed_config import write_config
+from tests.tls import TLSProxy, self_signed_certificate
 
 pytestmark = pytest.mark.integration
 
@@ -167,6 +172,75 @@ def test_environment_cloud(testbed, monkeypatch):
     monkeypatch.setenv("OS_CLOUD", "master-bob")
     with GlanceSync(io.StringIO("[main]\nmaster_region = Master\n"), progress=False) as sync:
         assert_logged_in(sync, testbed.info, "master-bob")
+
+
+# --- every setting of a clouds.yaml cloud (issue 10, case 5) ------------------
+
+def write_clouds(path: Path, **clouds: dict) -> Path:
+    """clouds.yaml with these clouds (JSON is YAML)."""
+    path.write_text(json.dumps({"clouds": clouds}, default=str))
+    return path
+
+
+@pytest.fixture
+def catalog(testbed) -> Iterator[Catalog]:
+    made = Catalog(testbed.info)
+    try:
+        yield made
+    finally:
+        made.remove()
+
+
+def test_a_clouds_interface_and_region_name_are_honoured(testbed, conf, catalog,
+                                                         monkeypatch, tmp_path):
+    """interface: internal picks the internal endpoints; region_name is the master region."""
+    info = testbed.info
+    port = int(info.glance_urls["RegionA"].rsplit(":", 1)[1])
+    with FaultProxy(port, lifetime=120) as internal:
+        catalog.add("Master", info.glance_urls["Master"], interface="internal")
+        catalog.add("RegionA", internal.url, interface="internal")  # none for RegionB
+        clouds = write_clouds(tmp_path / "clouds.yaml", inside={
+            "auth": info.auth("master-admin"), "interface": "internal",
+            "region_name": "Master"})
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+        path = write_config(info, conf, main={"master_region": None},
+                            master={**NO_EXPLICIT, "cloud": "inside"})
+        with facade(path) as sync:
+            assert sync.config.main.master_region == "Master"
+            assert sync.get_regions() == ["RegionA"]
+            report = sync.status(["RegionA"])
+            assert report.failures == {}
+        assert internal.requests > 0  # RegionA's Glance was reached at its internal URL
+        path = write_config(info, conf, main={"master_region": None},
+                            master={**NO_EXPLICIT, "cloud": "inside", "interface": "public"})
+        with facade(path) as sync:  # the section's own option overrides the cloud
+            assert sync.get_regions() == ["RegionA", "RegionB"]
+
+
+def test_a_clouds_tls_settings_are_honoured(testbed, conf, monkeypatch, tmp_path):
+    """Keystone behind TLS asking for a client certificate: cacert, cert, key, insecure."""
+    info = testbed.info
+    cert, key = self_signed_certificate(tmp_path)
+    client_cert, client_key = self_signed_certificate(tmp_path, "client")
+    keystone = info.keystone_urls["master"].removesuffix("/v3")
+    with TLSProxy(keystone, cert, key, client_ca=client_cert) as tls:
+        auth = {**info.auth("master-admin"), "auth_url": tls.url + "/v3"}
+        client = {"cert": client_cert, "key": client_key}
+        clouds = write_clouds(
+            tmp_path / "clouds.yaml",
+            trusted={"auth": auth, "cacert": cert, **client},
+            unverified={"auth": auth, "verify": False, **client},
+            insecure={"auth": auth, "insecure": True, **client},
+            anonymous={"auth": auth, "cacert": cert})
+        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+        for cloud in ("trusted", "unverified", "insecure"):
+            path = write_config(info, conf, master={**NO_EXPLICIT, "cloud": cloud})
+            with facade(path) as sync:
+                assert_logged_in(sync, info)
+        path = write_config(info, conf, master={**NO_EXPLICIT, "cloud": "anonymous"})
+        with facade(path) as sync, pytest.raises(ConnectionFailure):
+            sync.get_regions()  # no client certificate: the handshake is refused
+        assert tls.requests > 0 and tls.refused > 0
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ credentials, URLs and TLS.
 """
 from __future__ import annotations
 
-import datetime
 import http.server
 import os
 import socket
@@ -28,6 +27,7 @@ from keystoneauth1.identity import v3
 from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.lock import RegionLock
 from tests.testbed_config import write_config
+from tests.tls import self_signed_certificate
 
 BIN = Path(sys.executable).parent
 DATA = b"glancesync scripts test " * 200
@@ -190,24 +190,7 @@ def test_https_to_a_plain_http_keystone(bed):
 @pytest.fixture
 def self_signed_server(tmp_path) -> Iterator[str]:
     """An HTTPS server on 127.0.0.1 with a freshly made self-signed certificate."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    cert_file, key_file = self_signed_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)

@@ -181,9 +181,9 @@ class UnknownMethod(GlanceRegionAdapter):
     def import_image(self, image_id: str, *, source_region: str,
                      source_image_id: str) -> None:
         with self._errors("starting the server-side copy", image_id):
-            self._images.image_import(image_id, method="glance-downloadx",
-                                      remote_region=source_region,
-                                      remote_image_id=source_image_id)
+            self.api.images.image_import(image_id, method="glance-downloadx",
+                                         remote_region=source_region,
+                                         remote_image_id=source_image_id)
 
 
 def sync_region_through(gs: GlanceSync, adapter: GlanceRegionAdapter, *,
@@ -294,7 +294,7 @@ def test_a_copy_whose_source_dies_is_streamed_into_the_same_locked_image(
             (copy,) = bed.mine("RegionA")
             assert copy.status == "active" and master.same_content(copy)
             # It failed in its data step: Glance left its lock on the image.
-            raw = dict(bed.adapter("RegionA")._images.get(copy.id))
+            raw = dict(bed.adapter("RegionA").api.images.get(copy.id))
             assert raw["os_glance_failed_import"] == "fs" and raw["os_glance_import_task"]
     finally:
         if not bed.testbed.glance_pids("Master"):

@@ -144,7 +144,7 @@ def test_all_main_options_and_target_policies(tmp_path):
     config = load_text(f"""
         [main]
         master_region = Master
-        preferable_order = RegionB,RegionA  other:RegionC
+        preferable_order = RegionB,RegionA,  other:RegionC
         max_children = 4
         images_dir = {tmp_path}/images
         cache_dir = {tmp_path}/cache
@@ -247,7 +247,7 @@ def test_overrides_section_default_and_main():
     config = load_text(MASTER_OK + "[other]\ncloud = x\n", overrides=[
         "master_region=RegionZ",          # a main option: goes to [main]
         "metadata_set=a,b",               # a target option: goes to [DEFAULT]
-        "other.ignore_regions = R1 R2",
+        "other.ignore_regions = R1, R2",
         "master.password=newpw",
         "main.max_children=7",
         "extra.cloud=c3",                 # creates a new target
@@ -598,7 +598,8 @@ def test_sample_loads_with_documented_defaults():
     assert list(config.targets) == ["master"]
     master = config.target("master")
     assert master.backend == "keystone" and master.settings.cloud == "master"
-    assert master.settings.interface == "public" and master.settings.insecure is False
+    # A cloud's own interface applies unless the section sets one.
+    assert master.settings.interface is None and master.settings.insecure is False
     assert master.only_tenant_images is True
     assert master.support_obsolete_images is True
     assert master.list_images_timeout == 30

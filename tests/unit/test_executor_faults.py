@@ -96,6 +96,9 @@ class Faulty(LocalRegionAdapter):
     def delete_image(self, image_id: str) -> None:
         fault = self._fault("delete")
         self.calls.append(("delete", image_id))
+        if fault == "403":
+            raise ServiceError("deleting the image forbidden (HTTP 403)", status_code=403,
+                               region=self.name, image=image_id)
         super().delete_image(image_id)
         if fault == "lost":
             raise ConnectionFailure("answer lost", region=self.name)
@@ -139,8 +142,10 @@ def policy(retries: int = 3) -> tuple[RetryPolicy, Sleeps]:
 
 
 def sync(master: LocalRegionAdapter, region: Faulty, source: Any = None,
-         retries: int = 3, **executor: Any) -> tuple[RegionResult, Sleeps]:
-    plan = plan_region(master, region, scenarios.target(), stalled_upload_age=3600)
+         retries: int = 3, stalled_upload_age: float = 3600,
+         **executor: Any) -> tuple[RegionResult, Sleeps]:
+    plan = plan_region(master, region, scenarios.target(),
+                       stalled_upload_age=stalled_upload_age)
     retry, sleeps = policy(retries)
     result = Executor(region, source or DirectSource(master), retry=retry,
                       **executor).execute(plan)
@@ -225,12 +230,42 @@ def test_metadata_calls_are_retried(master, region):
 
 
 def test_delete_whose_answer_was_lost_counts_as_done(master, region):
-    scenarios.put(master, "img", scenarios.content("q", 1000))
-    region.create_image("img", disk_format="raw", container_format="bare")  # queued
+    image = scenarios.put(master, "img", scenarios.content("q", 1000))
+    scenarios.leftover(region, "img", image)  # queued, of an interrupted upload
     region.faults["delete"] = ["lost"]
-    result, _ = sync(master, region)
+    result, _ = sync(master, region, stalled_upload_age=0)
     assert result.success and result.cleaned == 1 and result.uploaded == 1
     assert leftovers(region) == []
+
+
+def test_a_leftover_that_cannot_be_deleted_is_a_warning_not_a_failure(master, region,
+                                                                      caplog):
+    """Issue 10, case 4: a refused clean-up never fails the region."""
+    image = scenarios.put(master, "img", scenarios.content("q403", 1000))
+    stuck = scenarios.leftover(region, "img", image)
+    region.faults["delete"] = ["403"]
+    with caplog.at_level(logging.WARNING, logger="glancesync.executor"):
+        result, sleeps = sync(master, region, stalled_upload_age=0)
+    assert result.success and result.errors == 0 and result.failed == {}
+    assert result.uploaded == 1 and result.cleaned == 0 and result.uncleaned == 1
+    assert "(1 could not be)" in result.summary()
+    assert f"could not delete leftover queued image img ({stuck.id})" in caplog.text
+    assert sleeps == []  # a 403 is not retried
+    assert region.get_image(stuck.id).status == "queued"
+
+
+def test_a_leftover_that_changed_since_the_listing_is_left_alone(master, region):
+    image = scenarios.put(master, "img", scenarios.content("moved", 1000))
+    stuck = scenarios.leftover(region, "img", image)
+    plan = plan_region(master, region, scenarios.target(), stalled_upload_age=0)
+    assert [op.kind for op in plan.operations] == ["upload", "cleanup"]
+    # Someone resumes that upload between the listing and the clean-up.
+    region.upload_data(stuck.id, [scenarios.content("moved", 1000)], 1000)
+    retry, _ = policy()
+    result = Executor(region, DirectSource(master), retry=retry).execute(plan)
+    assert result.success and result.cleaned == 0 and result.uncleaned == 0
+    assert region.get_image(stuck.id).status == "active"
+    assert ("delete", stuck.id) not in region.calls
 
 
 def test_permanent_errors_are_not_retried(master, region):

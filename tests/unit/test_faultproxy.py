@@ -44,3 +44,26 @@ def test_stop_ends_the_connections_in_flight_and_refuses_new_ones(upstream):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
     forwarded.close()
     client.close()
+
+
+def test_prefix_strips_the_path_prefix_and_refuses_other_paths(upstream):
+    with FaultProxy(upstream.getsockname()[1], prefix="/image/", lifetime=60,
+                    timeout=30) as proxy:
+        client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        client.sendall(b"GET /image/v2/images?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        forwarded, _ = upstream.accept()
+        forwarded.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += forwarded.recv(65536)
+        assert head.startswith(b"GET /v2/images?limit=1 HTTP/1.1\r\n")
+        assert b"\r\nX-Forwarded-Prefix: /image\r\n" in head
+        forwarded.close()
+        client.close()
+        for path in (b"/v2/images", b"/imagefoo/v2"):
+            other = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+            other.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = other.recv(65536)
+            other.close()
+            assert answer.startswith(b"HTTP/1.1 404 ")
+        assert proxy.outside_prefix == 2

@@ -6,13 +6,16 @@ the requests the adapter really sends: their order, count and bodies.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import email.utils
 import io
 import json
 import socket
 import threading
+import time
 import urllib.parse
+from typing import Iterator
 
 import pytest
 import requests_mock
@@ -24,8 +27,8 @@ from keystoneauth1.identity import v3
 from glancesync.backends.base import CHUNK_SIZE, RegionAdapter
 from glancesync.backends.openstack.glance import GlanceRegionAdapter
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
-                               ImageNotFoundError, ServiceError, TransferError,
-                               UsageError)
+                               EndpointError, ImageNotFoundError, ServiceError,
+                               TransferError, UsageError)
 from glancesync.image import Image
 
 KEYSTONE = "http://127.0.0.1:35999/v3"
@@ -84,14 +87,21 @@ def image_body(image_id: str = IMAGE_ID, **fields: object) -> dict:
     return body
 
 
+def versions(root: str = GLANCE) -> dict:
+    """Glance's version document at its root (HTTP 300), links under ``root``."""
+    return {"versions": [
+        {"id": f"v2.{minor}", "status": "CURRENT" if minor == 18 else "SUPPORTED",
+         "links": [{"rel": "self", "href": f"{root}/v2/"}]} for minor in (18, 17, 1)]}
+
+
 def glance_error(status: int, reason: str, explanation: str) -> dict:
     """How Glance (webob) words an error: status line first, then why."""
     return {"status_code": status, "headers": {"Content-Type": "text/plain"},
             "text": f"{status} {reason}\n\n{explanation}\n\n"}
 
 
-def keystone_token() -> dict:
-    """The body of a project-scoped Keystone v3 token with an image endpoint."""
+def keystone_token(url: str = GLANCE) -> dict:
+    """The body of a project-scoped Keystone v3 token with an image endpoint at ``url``."""
     domain = {"id": "default", "name": "Default"}
     return {"token": {
         "methods": ["password"], "expires_at": "2999-01-01T00:00:00.000000Z",
@@ -100,7 +110,7 @@ def keystone_token() -> dict:
         "project": {"id": PROJECT, "name": "alice-project", "domain": domain},
         "roles": [{"id": "r1", "name": "member"}],
         "catalog": [{"type": "image", "id": "s1", "name": "glance", "endpoints": [
-            {"id": "e1", "interface": "public", "url": GLANCE, "region": "RegionOne",
+            {"id": "e1", "interface": "public", "url": url, "region": "RegionOne",
              "region_id": "RegionOne"}]}],
     }}
 
@@ -111,6 +121,7 @@ def fake(requests_mock):
     requests_mock.post(f"{KEYSTONE}/auth/tokens", json=token,
                        headers={"X-Subject-Token": "secret-token-value"}, status_code=201)
     requests_mock.get(f"{GLANCE}/v2/schemas/image", json=SCHEMA)
+    requests_mock.get(GLANCE, json=versions(), status_code=300)
     return requests_mock
 
 
@@ -144,6 +155,120 @@ def test_is_a_region_adapter(adapter):
     assert isinstance(adapter, RegionAdapter)
     assert adapter.name == "master:RegionOne"
     assert adapter.project_id == PROJECT
+
+
+# -- where the API is: version discovery -----------------------------------
+
+def catalog_adapter(requests_mock, url: str) -> GlanceRegionAdapter:
+    """An adapter whose catalog registers the image endpoint ``url``."""
+    requests_mock.post(f"{KEYSTONE}/auth/tokens", json=keystone_token(url),
+                       headers={"X-Subject-Token": "secret-token-value"}, status_code=201)
+    for root in (GLANCE, f"{GLANCE}/image"):
+        requests_mock.get(f"{root}/v2/schemas/image", json=SCHEMA)
+    return GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT)
+
+
+def paths(mock) -> list[tuple[str, str]]:
+    return [(r.method, urllib.parse.urlsplit(r.url).path) for r in mock.request_history
+            if urllib.parse.urlsplit(r.url).port == 39292]
+
+
+@pytest.mark.parametrize("registered", ["", "/", "/v2", "/v2/"])
+def test_a_versioned_or_bare_catalog_endpoint_reaches_the_same_api(requests_mock, registered):
+    """Deployment tools register http://host:9292, or with the version: /v2."""
+    requests_mock.get(GLANCE, json=versions(), status_code=300)
+    requests_mock.get(f"{GLANCE}/v2/", status_code=404)  # as Glance answers /v2/
+    requests_mock.get(IMAGES, json={"images": [image_body("a")]})
+    requests_mock.put(f"{IMAGES}/a/file", status_code=204)
+    requests_mock.get(f"{IMAGES}/a", json=image_body("a"))
+    adapter = catalog_adapter(requests_mock, GLANCE + registered)
+    assert [i.id for i in adapter.list_images()] == ["a"]
+    adapter.upload_data("a", [b"abc"], size=3)
+    used = {p for p in paths(requests_mock) if p[1] not in ("/", "/v2/")}  # discovery
+    assert used == {("GET", "/v2/images"), ("GET", "/v2/schemas/image"),
+                    ("PUT", "/v2/images/a/file"), ("GET", "/v2/images/a")}
+
+
+@pytest.mark.parametrize("registered", ["/image", "/image/", "/image/v2"])
+def test_an_endpoint_behind_a_path_prefix(requests_mock, registered):
+    """A reverse proxy serving Glance under /image; its links name the prefix."""
+    root = f"{GLANCE}/image"
+    for document in (root, f"{root}/"):
+        requests_mock.get(document, json=versions(root), status_code=300)
+    requests_mock.get(f"{root}/v2/", status_code=404)
+    requests_mock.get(f"{root}/v2/images", json={"images": [image_body("a")]})
+    requests_mock.put(f"{root}/v2/images/a/file", status_code=204)
+    requests_mock.get(f"{root}/v2/images/a", json=image_body("a"))
+    adapter = catalog_adapter(requests_mock, GLANCE + registered)
+    assert [i.id for i in adapter.list_images()] == ["a"]
+    assert adapter.upload_data("a", [b"abc"], size=3).id == "a"
+    assert ("PUT", "/image/v2/images/a/file") in paths(requests_mock)
+    assert not any(p.startswith("/v2") for _, p in paths(requests_mock))
+
+
+def test_the_api_is_discovered_once_per_adapter(requests_mock):
+    requests_mock.get(GLANCE, json=versions(), status_code=300)
+    requests_mock.get(IMAGES, json={"images": []})
+    requests_mock.get(f"{IMAGES}/a", json=image_body("a"))
+    adapter = catalog_adapter(requests_mock, GLANCE)
+    adapter.list_images()
+    adapter.get_image("a")
+    adapter.list_images()
+    assert [p for p in paths(requests_mock) if p[1] in ("", "/")] == [("GET", "/")]
+
+
+def test_a_wrong_endpoint_is_an_endpoint_error_naming_the_url(requests_mock):
+    """Nothing answers at the registered URL (a wrong prefix): not 'image not found'."""
+    wrong = f"{GLANCE}/imgae"
+    requests_mock.get(wrong, **glance_error(404, "Not Found", "no such path"))
+    adapter = catalog_adapter(requests_mock, wrong)
+    with pytest.raises(EndpointError) as caught:
+        adapter.list_images()
+    message = str(caught.value)
+    assert wrong in message and "region RegionOne" in message
+    assert "catalog of target master" in message and "HTTP 404" in message
+    assert "image not found" not in message
+    assert not caught.value.transient
+
+
+def test_an_endpoint_of_another_service_is_an_endpoint_error(requests_mock):
+    """The catalog points at Keystone: a version document, but no Image API v2."""
+    identity = {"versions": {"values": [{"id": "v3.14", "status": "stable",
+                                         "links": [{"rel": "self",
+                                                    "href": f"{GLANCE}/v3/"}]}]}}
+    requests_mock.get(GLANCE, json=identity, status_code=300)
+    adapter = catalog_adapter(requests_mock, GLANCE)
+    with pytest.raises(EndpointError) as caught:
+        adapter.list_images()
+    assert GLANCE in str(caught.value) and "no Image API v2" in str(caught.value)
+
+
+def test_a_service_unavailable_during_discovery_is_transient(requests_mock):
+    requests_mock.get(GLANCE, [glance_error(503, "Service Unavailable", "restarting"),
+                               glance_error(503, "Service Unavailable", "restarting"),
+                               {"json": versions(), "status_code": 300}])
+    requests_mock.get(IMAGES, json={"images": []})
+    adapter = catalog_adapter(requests_mock, GLANCE)
+    with pytest.raises(ServiceError) as caught:
+        adapter.list_images()
+    assert caught.value.transient and caught.value.status_code == 503
+    assert not isinstance(caught.value, EndpointError)
+    assert adapter.list_images() == []  # found once the service is back
+
+
+def test_a_404_on_the_image_collection_is_an_endpoint_error(adapter, fake):
+    """The API was found, but the collection is not there: the endpoint is wrong."""
+    not_found = glance_error(404, "Not Found", "The resource could not be found.")
+    fake.get(IMAGES, **not_found)
+    with pytest.raises(EndpointError) as caught:
+        adapter.list_images()
+    assert "listing images failed" in str(caught.value) and GLANCE in str(caught.value)
+    fake.post(IMAGES, **not_found)
+    with pytest.raises(EndpointError):
+        adapter.create_image("x", image_id=IMAGE_ID)
+    fake.get(f"{IMAGES}/{IMAGE_ID}", **not_found)
+    with pytest.raises(ImageNotFoundError):  # one image missing is still that
+        adapter.get_image(IMAGE_ID)
 
 
 # -- listing -------------------------------------------------------------
@@ -205,19 +330,39 @@ def test_list_stops_when_the_time_budget_is_spent(fake):
     assert len(glance_calls(fake)) == 1
 
 
-def test_list_timeout_bounds_a_stalled_server():
-    """A real loopback server that accepts connections and never answers."""
+@contextlib.contextmanager
+def stalled_server() -> Iterator[tuple[str, ksa_session.Session]]:
+    """A real loopback server that accepts connections and never answers, and a
+    session whose catalog names it as the image endpoint."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
         endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
-        session = ksa_session.Session(auth=token_endpoint.Token(endpoint, "tok"))
+        yield endpoint, ksa_session.Session(auth=token_endpoint.Token(endpoint, "tok"))
+
+
+def test_list_timeout_bounds_a_stalled_server():
+    with stalled_server() as (endpoint, session):
         adapter = GlanceRegionAdapter("master:Stalled", session, "Stalled", PROJECT,
-                                      list_timeout=0.5)
+                                      list_timeout=0.5, endpoint_override=endpoint)
         with pytest.raises(ServiceError) as caught:
             adapter.list_images()
     assert caught.value.region == "master:Stalled"
     assert "longer than 0.5 s" in str(caught.value)
+
+
+@pytest.mark.timeout(30)
+def test_list_timeout_bounds_the_discovery_of_a_stalled_server():
+    """Finding the API of a server that never answers takes list_timeout per request."""
+    with stalled_server() as (endpoint, session):
+        adapter = GlanceRegionAdapter("master:Stalled", session, "Stalled", PROJECT,
+                                      list_timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailure) as caught:
+            adapter.list_images()
+    assert time.monotonic() - started < 5
+    assert caught.value.transient and caught.value.region == "master:Stalled"
+    assert f"{endpoint} did not answer within 0.5 s" in str(caught.value)
 
 
 def test_list_500(adapter, fake):

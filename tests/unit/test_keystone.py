@@ -55,6 +55,16 @@ def token_body(catalog=CATALOG, project_id="proj-123") -> dict:
     }}
 
 
+def identity_versions(mock) -> None:
+    """Keystone's version document at its root, as a generic auth plugin asks for it."""
+    mock.get(AUTH_URL, status_code=300, json={"versions": {"values": [{
+        "id": "v3.14", "status": "stable", "links": [{"rel": "self",
+                                                       "href": f"{AUTH_URL}/v3/"}]}]}})
+    mock.get(AUTH_URL + "/v3", json={"version": {
+        "id": "v3.14", "status": "stable", "links": [{"rel": "self",
+                                                       "href": f"{AUTH_URL}/v3/"}]}})
+
+
 def target_config(section: str, name: str = "master") -> TargetConfig:
     text = "[main]\nmaster_region = Master\n" + textwrap.dedent(section)
     return load_config(io.StringIO(text), environ={}).target(name)
@@ -149,16 +159,104 @@ def test_cloud_from_clouds_yaml(requests_mock, tmp_path, monkeypatch):
                  "project_id": "proj-9", "user_domain_name": "Users"},
         "cacert": str(ca)}}}))
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    identity_versions(requests_mock)
     requests_mock.post(TOKENS, status_code=201, json=token_body(project_id="proj-9"),
                        headers={"X-Subject-Token": "tok-1"})
     target = KeystoneTarget(target_config("[master]\ncloud = mycloud\n"))
     assert target.region_names() == ["RegionB", "Master", "RegionA"]
     assert target.session.verify == str(ca)
     assert target.project_id == "proj-9"
-    auth = requests_mock.request_history[0].json()["auth"]
+    auth = next(r for r in requests_mock.request_history if r.method == "POST").json()["auth"]
     assert auth["identity"]["password"]["user"] == {
         "name": "carol", "password": "cpw", "domain": {"name": "Users"}}
     assert auth["scope"] == {"project": {"id": "proj-9"}}
+
+
+# -- every setting of a clouds.yaml cloud (issue 10, case 5) ----------------------
+
+CLOUD_AUTH = {"auth_url": AUTH_URL, "username": "carol", "password": "cpw",
+              "project_name": "p9", "user_domain_name": "Default",
+              "project_domain_name": "Default"}
+
+
+@pytest.fixture
+def clouds(tmp_path, monkeypatch, keystone):
+    """Write clouds.yaml with the given clouds (name -> settings besides auth)."""
+    identity_versions(keystone)
+    path = tmp_path / "clouds.yaml"
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
+
+    def write(**entries: dict) -> None:
+        path.write_text(json.dumps({"clouds": {
+            name: {"auth": CLOUD_AUTH, **settings} for name, settings in entries.items()}}))
+    return write
+
+
+def cloud_target(section: str = "", main: str = "master_region = Master\n") -> KeystoneTarget:
+    text = "[main]\n" + main + "[master]\ncloud = c\n" + textwrap.dedent(section)
+    return KeystoneTarget(load_config(io.StringIO(text), environ={}).target("master"))
+
+
+def test_a_clouds_interface_chooses_the_endpoints(clouds):
+    clouds(c={"interface": "internal"})
+    target = cloud_target()
+    assert target.region_names() == ["RegionB", "OnlyInternal"]
+    assert target.adapter(RegionRef("master", "RegionB")).interface == "internal"
+    assert cloud_target("interface = public\n").region_names() == [
+        "RegionB", "Master", "RegionA"]  # the section's own option wins
+    clouds(c={"image_interface": "admin", "interface": "internal"})
+    assert cloud_target().region_names() == ["Master"]  # openstacksdk's per-service key
+
+
+def test_a_clouds_region_name_is_the_default_master_region(clouds):
+    clouds(c={"region_name": "Spain"})
+    text = "[main]\n[master]\ncloud = c\n"
+    assert load_config(io.StringIO(text), environ={}).main.master_region == "Spain"
+    text = "[main]\nmaster_region = Master\n[master]\ncloud = c\n"
+    assert load_config(io.StringIO(text), environ={}).main.master_region == "Master"
+    other = "[main]\nmaster_region = M\n[master]\ncloud = c\n[other]\ncloud = c\n"
+    assert load_config(io.StringIO(other), environ={}).main.master_region == "M"
+
+
+def test_a_clouds_tls_settings_and_client_certificate(clouds, tmp_path):
+    ca, cert, key = (tmp_path / name for name in ("ca.pem", "cert.pem", "key.pem"))
+    clouds(c={"verify": False})
+    assert cloud_target().session.verify is False
+    clouds(c={"insecure": True, "cacert": str(ca)})
+    assert cloud_target().session.verify is False
+    clouds(c={"cacert": str(ca), "cert": str(cert), "key": str(key)})
+    session = cloud_target().session
+    assert session.verify == str(ca) and session.cert == (str(cert), str(key))
+    clouds(c={"verify": False})
+    assert cloud_target(f"cacert = {ca}\n").session.verify == str(ca)  # the section wins
+    clouds(c={"cacert": str(ca)})
+    assert cloud_target("insecure = true\n").session.verify is False
+
+
+def test_a_clouds_api_timeout_else_the_socket_timeout(clouds):
+    clouds(c={"api_timeout": 42})
+    assert cloud_target().session.timeout == 42
+    clouds(c={})
+    assert cloud_target().session.timeout == 300
+
+
+def test_a_clouds_auth_type_is_any_keystoneauth_plugin(clouds, keystone, tmp_path):
+    """auth_type: token (or any other plugin openstacksdk loads) is not refused."""
+    (tmp_path / "clouds.yaml").write_text(json.dumps({"clouds": {"c": {
+        "auth_type": "v3token", "auth": {"auth_url": AUTH_URL, "token": "a-token",
+                                         "project_id": "proj-123"}}}}))
+    target = cloud_target()
+    assert target.region_names() == ["RegionB", "Master", "RegionA"]
+    posts = [r for r in keystone.request_history if r.method == "POST"]
+    assert posts[0].json()["auth"]["identity"] == {"methods": ["token"],
+                                                   "token": {"id": "a-token"}}
+
+
+def test_a_clouds_wrong_interface_is_a_config_error(clouds):
+    clouds(c={"interface": "private"})
+    with pytest.raises(ConfigError) as info:
+        cloud_target().region_names()
+    assert info.value.option == "cloud" and "private" in str(info.value)
 
 
 def test_unknown_cloud(tmp_path, monkeypatch):

@@ -1,14 +1,16 @@
 """SPEC sections 5 and 6: make_plan on plain images (no I/O)."""
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime
+import io
 
 import pytest
 
 from glancesync.config import TargetConfig
 from glancesync.image import MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED, Image, Provenance
-from glancesync.plan import Status, hold_removals, make_plan
+from glancesync.plan import ImageStatus, Status, hold_removals, make_plan
 from glancesync.selection import select_master
 from glancesync.strategy import RegionTransfer, Strategy
 
@@ -27,7 +29,7 @@ def m(name, checksum="c1", *, id_=None, visibility="public", size=10, status="ac
 
 
 def r(name, checksum="c1", *, id_=None, visibility="public", owner=PROJ, status="active",
-      updated_at=None, provenance=COPY, **props):
+      updated_at=None, provenance=COPY, protected=False, **props):
     """A regional image; by default, of the project, a copy made by GlanceSync of the
     master image of its name (its provenance says so; None: an image without one)."""
     if provenance is COPY:
@@ -35,7 +37,13 @@ def r(name, checksum="c1", *, id_=None, visibility="public", owner=PROJ, status=
                       if owner == PROJ and checksum else None)
     return Image(id=id_ or f"r-{name}-{checksum}", name=name, status=status, owner=owner,
                  visibility=visibility, size=10, checksum=checksum, updated_at=updated_at,
-                 properties=dict(props), provenance=provenance)
+                 properties=dict(props), provenance=provenance,
+                 protected=protected)
+
+
+def ours(master_id="m-a", region="Master"):
+    """The provenance GlanceSync gives a copy of master image ``master_id``."""
+    return Provenance(master_id, region, "md5:c1", "2029-12-31T00:00:00Z")
 
 
 def plan(master_images, regional_images, transfer=None, **target_kw):
@@ -51,6 +59,21 @@ def status(p, name):
 
 def kinds(p):
     return [(op.kind, op.name) for op in p.operations]
+
+
+@pytest.mark.parametrize("name", ["plain", "two\nlines", "cr\rlf", "a, b", 'q"uote',
+                                  " padded "])
+def test_the_status_csv_record_is_one_row_for_a_csv_reader(name):
+    """Issue 10, case 6: the standard CSV quoting, whatever the image name.
+
+    (A name's control characters may be escaped in reports: only the
+    printable ones are compared.)
+    """
+    record = ImageStatus(Status.OK, "master:RegionA", name, "m", "r").csv()
+    (row,) = csv.reader(io.StringIO(record + "\n", newline=""))
+    assert row[:2] == ["ok", "master:RegionA"] and len(row) == 3
+    if name.isprintable():
+        assert row[2] == name
 
 
 # -- basic statuses ------------------------------------------------------------
@@ -190,11 +213,33 @@ def test_replace_and_rename_carry_old_image():
 
 # -- duplicates and foreign images ------------------------------------------
 
-def test_master_duplicates_are_not_synchronised():
+def test_master_duplicates_are_not_synchronised_and_need_an_operator():
+    """Issue 10, case 3: an image that should reach the region and reaches none."""
     p = plan([m("d", id_="1"), m("d", "c2", id_="2"), m("ok")], [])
-    assert p.status_of("d") is None
+    s = p.status_of("d")
+    assert s.status is Status.ERROR_DUPLICATE and s.status.is_error
+    assert s.master_id is None and s.regional_id is None
+    assert "used by 2 images (1, 2)" in s.reason
     assert kinds(p) == [("upload", "ok")]
-    assert len([w for w in p.warnings if "'d'" in w]) == 1
+    assert p.needs_operator == [s]
+    assert s.csv() == "error_duplicate,RegionA,d"
+
+
+def test_master_duplicates_keep_the_regional_copy_untouched():
+    p = plan([m("d", id_="1"), m("d", "c2", id_="2")], [r("d", "c1")])
+    s = p.status_of("d")
+    assert s.status is Status.ERROR_DUPLICATE and s.regional_id == "r-d-c1"
+    assert p.operations == []
+
+
+def test_master_duplicates_not_meant_for_the_region_have_no_status():
+    private = [m("d", id_="1", visibility="private"), m("d", "c2", id_="2",
+                                                        visibility="private")]
+    assert plan(private, []).statuses == []
+    forced = plan(private, [], forcesyncs=frozenset({"2"}))
+    assert forced.status_of("d").status is Status.ERROR_DUPLICATE
+    obsolete = [m("x_obsolete", id_="1"), m("x_obsolete", "c2", id_="2")]
+    assert plan(obsolete, []).statuses == []
 
 
 def test_regional_duplicate_prefers_the_master_checksum():
@@ -232,21 +277,85 @@ def test_other_projects_image_changed_only_by_explicit_replace(kw, expected):
 
 # -- leftovers -------------------------------------------------------------------
 
-def test_leftover_queued_and_stalled_saving_are_cleaned_not_counted():
-    old = (NOW - datetime.timedelta(hours=2)).isoformat()
-    young = (NOW - datetime.timedelta(minutes=5)).isoformat()
-    regional = [r("a", None, id_="q", status="queued"),
-                r("a", None, id_="s-old", status="saving", updated_at=old),
-                r("a", None, id_="s-young", status="saving", updated_at=young),
-                r("a", None, id_="i-old", status="importing", updated_at=old),
-                r("a", None, id_="i-young", status="importing", updated_at=young),
-                r("a", None, id_="foreign", status="queued", owner="p-alice"),
-                r("unrelated", None, id_="u", status="queued")]
+OLD = (NOW - datetime.timedelta(hours=2)).isoformat()
+YOUNG = (NOW - datetime.timedelta(minutes=5)).isoformat()
+
+
+def test_leftovers_of_our_own_uploads_are_cleaned_with_a_status_line():
+    regional = [r("a", None, id_="q", status="queued", updated_at=OLD, provenance=ours()),
+                r("a", None, id_="s-old", status="saving", updated_at=OLD,
+                  provenance=ours()),
+                r("gone", None, id_="g", status="queued", updated_at=OLD,
+                  provenance=ours("m-gone"))]
     p = plan([m("a")], regional)
     assert status(p, "a") is Status.PENDING_UPLOAD
     cleanups = [op.regional.id for op in p.operations if op.kind == "cleanup"]
-    assert cleanups == ["i-old", "q", "s-old"]
+    assert cleanups == ["q", "s-old", "g"]
     assert p.operations[-1].kind == "cleanup"
+    lines = [(s.name, s.status, s.regional_id) for s in p.statuses]
+    assert lines == [("a", Status.PENDING_UPLOAD, None),
+                     ("a", Status.PENDING_CLEANUP, "q"),
+                     ("a", Status.PENDING_CLEANUP, "s-old"),
+                     ("gone", Status.PENDING_CLEANUP, "g")]
+    cleanup = p.statuses[1]
+    assert cleanup.master_id == "m-a" and "leftover queued image q" in cleanup.reason
+    assert p.status_of("a").status is Status.PENDING_UPLOAD  # the image's own status
+    assert p.counts()[Status.PENDING_CLEANUP] == 3 and not p.in_sync
+
+
+def test_a_server_side_copy_stuck_importing_is_a_leftover_once_stalled():
+    """A copy a dead region left ``importing`` is cleaned like an interrupted upload."""
+    regional = [r("a", None, id_="i-old", status="importing", updated_at=OLD,
+                  provenance=ours()),
+                r("a", None, id_="i-young", status="importing", updated_at=YOUNG,
+                  provenance=ours())]
+    p = plan([m("a")], regional)
+    assert [op.regional.id for op in p.operations if op.kind == "cleanup"] == ["i-old"]
+    assert "leftover importing image i-old" in p.statuses[1].reason
+
+
+def test_images_glancesync_did_not_create_are_never_cleaned():
+    """Issue 10, case 4: an operator's upload in progress is not a leftover."""
+    regional = [r("a", None, id_="operator", status="queued", updated_at=OLD),
+                r("a", None, id_="foreign", status="queued", updated_at=OLD,
+                  owner="p-alice", provenance=ours()),
+                r("a", None, id_="young", status="queued", updated_at=YOUNG,
+                  provenance=ours()),
+                r("a", None, id_="s-young", status="saving", updated_at=YOUNG,
+                  provenance=ours()),
+                r("a", None, id_="undated", status="queued", provenance=ours())]
+    p = plan([m("a")], regional)
+    assert [op.kind for op in p.operations] == ["upload"]
+    assert [s.status for s in p.statuses] == [Status.PENDING_UPLOAD]
+
+
+def test_a_leftover_of_another_master_region_is_not_ours():
+    regional = [r("a", None, id_="q", status="queued", updated_at=OLD,
+                  provenance=ours(region="Elsewhere"))]
+    selection = select_master([m("a")], MASTER, "Master")
+    target = TargetConfig(name="t")
+    p = make_plan("RegionA", selection, regional, PROJ, target, now=NOW,
+                  stalled_upload_age=3600)
+    assert [op.kind for op in p.operations] == ["upload"]
+    mine = [r("a", None, id_="q", status="queued", updated_at=OLD, provenance=ours())]
+    p = make_plan("RegionA", selection, mine, PROJ, target, now=NOW, stalled_upload_age=3600)
+    assert [op.kind for op in p.operations] == ["upload", "cleanup"]
+
+
+def test_a_protected_leftover_is_a_warning_not_an_operation():
+    regional = [r("a", None, id_="q", status="queued", updated_at=OLD, provenance=ours(),
+                  protected=True)]
+    p = plan([m("a")], regional)
+    assert [op.kind for op in p.operations] == ["upload"]
+    assert any("q" in w and "protected" in w for w in p.warnings)
+
+
+def test_stalled_upload_age_decides_when_a_leftover_is_abandoned():
+    regional = [r("a", None, id_="q", status="queued", updated_at=YOUNG, provenance=ours())]
+    for age, cleaned in ((3600, False), (300, True), (0, True)):
+        p = make_plan("RegionA", select_master([m("a")], MASTER), regional, PROJ,
+                      TargetConfig(name="t"), now=NOW, stalled_upload_age=age)
+        assert ("cleanup" in [op.kind for op in p.operations]) is cleaned, age
 
 
 # -- AMI -------------------------------------------------------------------------
@@ -334,13 +443,14 @@ def test_order_metadata_then_uploads_smallest_first_then_cleanup():
     masters = [m("big", "b", size=300), m("small", "s", size=5), m("mid", "md", size=50),
                m("meta", "mt", type="new"), m("repl", "rp", size=1)]
     regional = [r("meta", "mt", type="old"), r("repl", "old"),
-                r("big", None, id_="q", status="queued")]
+                r("big", None, id_="q", status="queued", updated_at=OLD,
+                  provenance=ours("m-big"))]
     p = plan(masters, regional, replace=frozenset({"old"}))
     assert kinds(p) == [("update_metadata", "meta"), ("replace", "repl"),
                         ("upload", "small"), ("upload", "mid"), ("upload", "big"),
                         ("cleanup", "big")]
     assert p.counts()[Status.PENDING_UPLOAD] == 3
-    assert len(p.pending) == 5
+    assert len(p.pending) == 6  # the leftover's pending_cleanup too
 
 
 # -- obsolete ----------------------------------------------------------------------

@@ -8,8 +8,11 @@ are checked for every case of the operator experience (issue 6).
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -180,6 +183,69 @@ def test_images_needing_an_operator_exit_4(fed):
     assert result.returncode == 4
     assert "1 image(s) need an operator" in result.stdout
     assert "debian-12" in result.stderr  # the warning says which image
+
+
+def test_two_master_images_with_one_name_are_shown_by_default_and_exit_4(fed):
+    """Issue 10, case 3: an image meant for every region that reaches none."""
+    master = fed.region("Master")
+    for seed in (b"one", b"two"):
+        image = master.create_image("twin", visibility="public", disk_format="raw",
+                                    container_format="bare")
+        master.upload_data(image.id, [seed * 512], 3 * 512)
+    status = fed.run("sync", "--show-status")
+    assert status.returncode == 4, status.stderr
+    for region in REGIONS:
+        assert f"error_duplicate,{region},twin" in status.stdout.splitlines()
+    dry = fed.run("sync", "--dry-run")
+    assert dry.returncode == 4
+    assert "3 image(s) need an operator" in dry.stdout
+    result = fed.run("sync")
+    assert result.returncode == 4, result.stderr
+    assert "3 image(s) need an operator" in result.stdout
+    # Under cron (no -v): each region's error names the image and the cure.
+    errors = [line for line in result.stderr.splitlines() if "twin" in line]
+    assert len(errors) == 3 and all("rename or delete the extra ones" in e for e in errors)
+    assert all(name != "twin" for name in
+               (i.name for i in fed.region("RegionA").list_images()))
+
+
+def test_show_status_csv_quotes_names_with_line_breaks_and_commas(fed):
+    """Issue 10, case 6: one image is one row for a CSV reader, whatever its name."""
+    before = len(fed.run("sync", "--show-status", "RegionA").stdout.splitlines())
+    master = fed.region("Master")
+    names = ["two\nlines", "carriage\rreturn", "a, b", 'say "hi"']
+    for index, name in enumerate(names):
+        image = master.create_image(name, visibility="public", disk_format="raw",
+                                    container_format="bare")
+        master.upload_data(image.id, [bytes([index]) * 64], 64)
+    argv = [str(BIN / "glancesync-sync"), "--config-file", str(fed.config),
+            "--show-status", "RegionA"]
+    result = subprocess.run(argv, capture_output=True, env=fed.env, cwd=fed.folder,
+                            timeout=120)  # bytes: no newline translation
+    assert result.returncode == 3, result.stderr
+    rows = list(csv.reader(io.StringIO(result.stdout.decode(), newline="")))
+    assert all(len(row) == 3 for row in rows), rows
+    # Every image is one row (control characters in a name may be escaped).
+    assert len(rows) == before + len(names)
+    found = {row[2]: row[0] for row in rows}
+    assert found["a, b"] == found['say "hi"'] == "pending_upload"
+
+
+def test_the_summary_and_the_log_count_the_same_failures(fed):
+    """Issue 10, case 6: a region whose upload failed is failed in both end lines."""
+    master = fed.region("Master")
+    ubuntu = next(i for i in master.list_images() if i.name == "ubuntu-22.04")
+    data = fed.folder / "federation" / "Master" / "data" / ubuntu.id
+    data.write_bytes(b"\0" * data.stat().st_size)  # the master's bytes went bad
+    log = fed.folder / "run.log"
+    result = fed.run("sync", "--log-file", str(log))
+    assert result.returncode == 1, result.stderr
+    totals = re.compile(r"sync of \d+ region\(s\): \d+ done, \d+ failed, "
+                        r"\d+ image\(s\) need an operator")
+    printed = totals.findall(result.stdout)
+    logged = totals.findall(log.read_text())
+    assert len(printed) == len(logged) == 1 and printed == logged
+    assert ", 2 failed," in printed[0]  # RegionA and RegionC needed the bad image
 
 
 def test_failed_region_exits_1_and_others_are_synchronised(fed):

@@ -6,6 +6,13 @@ regions. Every glanceclient, keystoneauth1 and requests error is translated
 here into :mod:`glancesync.errors`, carrying the region, the image and the
 HTTP status.
 
+Where the Image API of a region is: keystoneauth's version discovery
+resolves the catalog's image endpoint once per adapter, whatever form the
+deployment tool registered (``http://host:9292``, ``http://host:9292/v2``,
+``http://host/image``), to the v2 API Glance advertises; glanceclient and
+the data path both use that. An endpoint that serves no Image API v2 is an
+:class:`~glancesync.errors.EndpointError` naming its URL.
+
 Image data never sits in memory as a whole: uploads are sent from the
 caller's chunk iterator (with ``Content-Length`` when the size is known),
 downloads are streamed in chunks of at most
@@ -19,12 +26,15 @@ urllib3 read a file body into memory, block by block). Server-side copies
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import datetime
 import email.utils
 import html
 import http.client
 import logging
 import re
+import threading
 import time
 import urllib.parse
 from typing import Any, Iterable, Iterator, Mapping
@@ -37,13 +47,14 @@ from glanceclient.v2 import image_tags as glance_tags
 from glanceclient.v2 import images as glance_images
 from glanceclient.v2 import schemas as glance_schemas
 from keystoneauth1 import adapter as ksa_adapter
+from keystoneauth1 import discover as ksa_discover
 from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
 from glancesync.backends.base import CHUNK_SIZE, ImportTask, RegionAdapter
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
-                               GlanceSyncError, ImageNotFoundError, ServiceError,
-                               TransferError, UsageError)
+                               EndpointError, GlanceSyncError, ImageNotFoundError,
+                               ServiceError, TransferError, UsageError)
 from glancesync.image import Image
 from glancesync.integrity import FileData
 
@@ -51,6 +62,8 @@ LOG = logging.getLogger(__name__)
 
 #: Bytes handed to one ``sendfile`` call: progress is reported between calls.
 SENDFILE_SLICE = 64 * 1024 * 1024
+#: The Image API versions GlanceSync speaks: any v2 (glanceclient's ``/v2`` paths).
+API_VERSIONS = ("2", "2.latest")
 
 
 def retry_after(response: requests.Response) -> float | None:
@@ -224,6 +237,26 @@ def _error_of(status: int, headers: Mapping[str, str], body: bytes) -> glance_ex
     return glance_exc.from_response(response, body)
 
 
+@dataclasses.dataclass
+class _Api:
+    """The clients of one region's Image API, made once its root is known.
+
+    ``root`` is what glanceclient calls the endpoint: the URL its ``/v2/...``
+    paths are relative to. ``images``, ``tags`` and ``members`` are
+    glanceclient's controllers, ``lister`` the image controller under the
+    listing's deadline, ``data`` a plain keystoneauth adapter on ``root``
+    for uploads of known size.
+    """
+
+    root: str
+    images: glance_images.Controller
+    tags: glance_tags.Controller
+    members: glance_members.Controller
+    lister: glance_images.Controller
+    list_http: "_DeadlineHTTP"
+    data: ksa_adapter.Adapter
+
+
 class GlanceRegionAdapter(RegionAdapter):
     """One Glance v2 region seen through one keystoneauth1 session.
 
@@ -231,8 +264,9 @@ class GlanceRegionAdapter(RegionAdapter):
     ``region_name`` is the region as the catalog names it, ``name`` the fully
     qualified ``target:Region`` used in messages. ``list_timeout`` bounds a
     whole listing (every page), ``page_size`` is the number of images asked
-    per page. ``endpoint_override`` replaces the catalog's Glance URL (a
-    proxy, a private address).
+    per page. The API is found in the catalog (``interface`` endpoints) by
+    version discovery, on first use; ``endpoint_override`` is an API root
+    used as given instead (a proxy in front of one Glance, for tests).
     """
 
     def __init__(self, name: str, session: ksa_session.Session, region_name: str,
@@ -245,22 +279,124 @@ class GlanceRegionAdapter(RegionAdapter):
         self.list_timeout = list_timeout
         self.page_size = page_size
         self.interface = interface
+        self._session = session
+        self._endpoint_override = endpoint_override
+        self._api: _Api | None = None
+        self._api_lock = threading.Lock()
         self._import_methods: frozenset[str] | None = None
-        http = _GlanceHTTP(session, region_name=region_name, interface=interface,
-                           endpoint_override=endpoint_override)
-        schemas = glance_schemas.Controller(http)
-        self._images = glance_images.Controller(http, schemas)
-        self._tags = glance_tags.Controller(http, schemas)
-        self._members = glance_members.Controller(http, schemas)
+
+    # -- the API root ----------------------------------------------------
+
+    @property
+    def api(self) -> _Api:
+        """The region's Image API clients (discovered on first use).
+
+        :raises EndpointError: the catalog's image endpoint serves no Image API v2.
+        :raises ServiceError: the region has no image endpoint in the catalog.
+        :raises ConnectionFailure: the endpoint cannot be reached (transient).
+        """
+        with self._api_lock:
+            if self._api is None:
+                with self._errors("finding the image API"):
+                    root = self._endpoint_override or self._discover_root()
+                self._api = self._clients(root)
+            return self._api
+
+    def _discover_root(self) -> str:
+        """The API root of the catalog's image endpoint, by version discovery.
+
+        keystoneauth looks for Glance's version document at the catalog URL
+        and, for a versioned URL, at the URL without its version; the v2
+        API it finds is ``<root>/v2/``. When no version document answers,
+        keystoneauth falls back to the catalog URL as it is: the document is
+        then asked for once more, so that the error says why. Each of these
+        requests is bounded by ``list_timeout``: a stalled server cannot
+        hold the caller longer.
+        """
+        session = self._discovery_session()
+        finder = ksa_adapter.Adapter(session, service_type="image",
+                                     interface=self.interface, region_name=self.region_name,
+                                     min_version=API_VERSIONS[0],
+                                     max_version=API_VERSIONS[1])
+        found = self._versioned_data(finder)
+        if found is None:
+            url = self._catalog_url()
+            if not url:
+                raise ksa_exc.EndpointNotFound()
+            self._explain_failed_discovery(session, url)
+            # It answers now: a failure that passed, or a document without v2.
+            found = self._versioned_data(finder)
+            if found is None:
+                raise EndpointError(self._wrong_endpoint(
+                    url, "its version document offers no Image API v2"), region=self.name)
+        api = found.service_url.rstrip("/") + "/"
+        LOG.debug("%s: image API v%s at %s (catalog: %s)", self.name,
+                  ".".join(map(str, found.api_version or ())), api, found.catalog_url)
+        return urllib.parse.urljoin(api, "..")
+
+    @staticmethod
+    def _versioned_data(finder: ksa_adapter.Adapter) -> Any:
+        """keystoneauth's endpoint data of the v2 API, or None if none was found."""
+        try:
+            found = finder.get_endpoint_data()
+        except ksa_exc.DiscoveryFailure:
+            return None
+        return found if found is not None and found.service_url is not None else None
+
+    def _discovery_session(self) -> ksa_session.Session:
+        """The target's session, each request bounded by ``list_timeout``.
+
+        A shallow copy: the same authentication, connections and settings.
+        """
+        bounded = copy.copy(self._session)
+        current = self._session.timeout
+        bounded.timeout = self.list_timeout if current is None else min(current,
+                                                                         self.list_timeout)
+        return bounded
+
+    def _explain_failed_discovery(self, session: ksa_session.Session, url: str) -> None:
+        """Ask ``url`` for its version document; raise what went wrong."""
+        try:
+            ksa_discover.get_discovery(session, url, authenticated=False)
+        except ksa_exc.ConnectTimeout as exc:
+            raise ConnectionFailure(f"finding the image API: {url} did not answer within "
+                                    f"{session.timeout:g} s", region=self.name) from exc
+        except ksa_exc.HttpError as exc:
+            if exc.http_status is not None and 500 <= exc.http_status <= 599:
+                raise  # the service is unwell: transient, translated as such
+            raise EndpointError(self._wrong_endpoint(url, f"HTTP {exc.http_status}"),
+                                region=self.name, status_code=exc.http_status) from exc
+        except ksa_exc.DiscoveryFailure as exc:
+            raise EndpointError(self._wrong_endpoint(url, f"not a Glance API ({exc})"),
+                                region=self.name) from exc
+
+    def _catalog_url(self) -> str | None:
+        """The catalog's image endpoint URL as registered (no discovery)."""
+        return ksa_adapter.Adapter(self._session, service_type="image",
+                                   interface=self.interface,
+                                   region_name=self.region_name).get_endpoint()
+
+    def _wrong_endpoint(self, url: str | None, why: str) -> str:
+        target = self.name.partition(":")[0]
+        return (f"the image endpoint {url} ({self.interface}) registered for region "
+                f"{self.region_name} in the catalog of target {target} is wrong: {why}; "
+                "it must be the Glance API root (or its /v2), as the OpenStack CLI uses it")
+
+    def _clients(self, root: str) -> _Api:
+        http = _GlanceHTTP(self._session, endpoint_override=root)
+        list_http = _DeadlineHTTP(http, self.list_timeout)
         # Image data goes through keystoneauth directly: glanceclient would
         # send it with chunked transfer encoding, which costs client and
         # server CPU when the size is known.
-        self._data = ksa_adapter.Adapter(session, service_type="image", interface=interface,
-                                         region_name=region_name,
-                                         endpoint_override=endpoint_override)
-        self._list_http = _DeadlineHTTP(http, list_timeout)
-        self._lister = glance_images.Controller(
-            self._list_http, glance_schemas.Controller(self._list_http))
+        schemas = glance_schemas.Controller(http)
+        return _Api(root=root,
+                    images=glance_images.Controller(http, schemas),
+                    tags=glance_tags.Controller(http, schemas),
+                    members=glance_members.Controller(http, schemas),
+                    lister=glance_images.Controller(list_http,
+                                                    glance_schemas.Controller(list_http)),
+                    list_http=list_http,
+                    data=ksa_adapter.Adapter(self._session, endpoint_override=root))
 
     # -- reading ---------------------------------------------------------
 
@@ -273,16 +409,17 @@ class GlanceRegionAdapter(RegionAdapter):
         An admin credential sees every project's images: callers filter by
         :attr:`Image.owner`.
         """
-        self._list_http.restart()
+        api = self.api
+        api.list_http.restart()
         images: dict[str, Image] = {}
-        with self._errors("listing images"):
+        with self._errors("listing images", collection=True):
             try:
                 for hidden in (False, True):
                     filters: dict[str, Any] = {"visibility": "all"}
                     if hidden:
                         filters["os_hidden"] = True
-                    for item in self._lister.list(page_size=self.page_size,
-                                                  filters=filters):
+                    for item in api.lister.list(page_size=self.page_size,
+                                                filters=filters):
                         image = Image.from_dict(dict(item))
                         if image.status != "deleted":
                             images.setdefault(image.id, image)
@@ -296,7 +433,7 @@ class GlanceRegionAdapter(RegionAdapter):
 
     def get_image(self, image_id: str) -> Image:
         with self._errors("getting the image", image_id):
-            found = self._images.get(image_id)
+            found = self.api.images.get(image_id)
         return Image.from_dict(dict(found))
 
     # -- writing ---------------------------------------------------------
@@ -322,9 +459,9 @@ class GlanceRegionAdapter(RegionAdapter):
             fields.setdefault(key, value)
         LOG.debug("%s: creating image %s (%s)", self.name, name, visibility)
         with self._errors("creating the image", image_id or name,
-                          publicize=visibility == "public"):
+                          publicize=visibility == "public", collection=True):
             try:
-                created = self._images.create(**fields)
+                created = self.api.images.create(**fields)
             except TypeError as exc:
                 raise self._schema_error("creating the image", image_id or name, exc) from exc
         return Image.from_dict(dict(created))
@@ -341,7 +478,7 @@ class GlanceRegionAdapter(RegionAdapter):
         with self._errors("uploading the image data", image_id, streaming=True):
             if size is None:
                 reader = _ChunkReader(chunks)
-                self._images.upload(image_id, reader)
+                self.api.images.upload(image_id, reader)
                 sent = reader.sent
             elif isinstance(chunks, FileData) and self._can_sendfile():
                 sent = self._put_file(image_id, chunks, size)
@@ -354,17 +491,13 @@ class GlanceRegionAdapter(RegionAdapter):
         return self.get_image(image_id)
 
     def _file_url(self, image_id: str) -> str:
-        endpoint = self._data.get_endpoint()
-        if not endpoint:
-            raise ServiceError(f"region {self.region_name} has no image endpoint in the "
-                               "catalog", region=self.name, image=image_id)
-        base = re.sub(r"/v2(\.\d+)?/?$", "", endpoint.rstrip("/"))
-        return f"{base}/v2/images/{image_id}/file"
+        return f"{self.api.root.rstrip('/')}/v2/images/{image_id}/file"
 
     def _put_data(self, image_id: str, body: "_SizedBody") -> None:
+        # The path glanceclient uses, on the same API root.
         # No re-authentication and resend on 401: the body cannot be replayed.
-        response = self._data.session.put(
-            self._file_url(image_id), data=body, raise_exc=False,
+        response = self.api.data.put(
+            f"/v2/images/{image_id}/file", data=body, raise_exc=False,
             allow_reauth=False, headers={"Content-Type": "application/octet-stream"})
         if response.status_code >= 400:
             error = glance_exc.from_response(response, response.content)
@@ -377,8 +510,8 @@ class GlanceRegionAdapter(RegionAdapter):
         ``sendfile`` cannot go through TLS (the bytes are encrypted in
         this process) nor through the proxies that requests would use.
         """
-        endpoint = self._data.get_endpoint() or ""
-        session = self._data.session.session
+        endpoint = self.api.root
+        session = self._session.session
         return (urllib.parse.urlsplit(endpoint).scheme == "http" and not session.proxies
                 and not (session.trust_env and requests.utils.get_environ_proxies(endpoint)))
 
@@ -393,9 +526,9 @@ class GlanceRegionAdapter(RegionAdapter):
         """
         url = urllib.parse.urlsplit(self._file_url(image_id))
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size),
-                   "User-Agent": self._data.session.user_agent or "glancesync",
-                   **(self._data.session.get_auth_headers() or {})}
-        timeout = self._data.session.timeout
+                   "User-Agent": self._session.user_agent or "glancesync",
+                   **(self._session.get_auth_headers() or {})}
+        timeout = self._session.timeout
         conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout)
         sent = 0
         try:
@@ -455,7 +588,7 @@ class GlanceRegionAdapter(RegionAdapter):
         read only as the returned iterator is consumed.
         """
         with self._errors("downloading the image data", image_id):
-            body = self._images.data(image_id, do_checksum=False)
+            body = self.api.images.data(image_id, do_checksum=False)
         if getattr(body, "__wrapped__", body) is None:
             raise ServiceError("the image has no data (is it still queued?)",
                                region=self.name, image=image_id, status_code=204)
@@ -485,7 +618,7 @@ class GlanceRegionAdapter(RegionAdapter):
             with self._errors("updating the image", image_id,
                               publicize=changes.get("visibility") == "public"):
                 try:
-                    updated = self._images.update(image_id, remove_props=remove or None,
+                    updated = self.api.images.update(image_id, remove_props=remove or None,
                                                   **changes)
                 except TypeError as exc:
                     raise self._schema_error("updating the image", image_id, exc) from exc
@@ -501,22 +634,22 @@ class GlanceRegionAdapter(RegionAdapter):
             for tag in current:
                 if tag not in wanted:
                     with contextlib.suppress(glance_exc.HTTPNotFound):
-                        self._tags.delete(image_id, tag)
+                        self.api.tags.delete(image_id, tag)
             for tag in wanted:
                 if tag not in current:
-                    self._tags.update(image_id, tag)
+                    self.api.tags.update(image_id, tag)
         return self.get_image(image_id)
 
     def deactivate_image(self, image_id: str) -> Image:
         """Deactivate the image (Glance's ``deactivate`` action); return it after."""
         with self._errors("deactivating the image", image_id):
-            self._images.deactivate(image_id)
+            self.api.images.deactivate(image_id)
         return self.get_image(image_id)
 
     def reactivate_image(self, image_id: str) -> Image:
         """Reactivate a deactivated image (Glance's ``reactivate`` action)."""
         with self._errors("reactivating the image", image_id):
-            self._images.reactivate(image_id)
+            self.api.images.reactivate(image_id)
         return self.get_image(image_id)
 
     def list_members(self, image_id: str) -> list[str]:
@@ -526,7 +659,7 @@ class GlanceRegionAdapter(RegionAdapter):
         """
         try:
             with self._errors("listing the image's members", image_id):
-                return [member["member_id"] for member in self._members.list(image_id)]
+                return [member["member_id"] for member in self.api.members.list(image_id)]
         except ServiceError as exc:
             if exc.status_code == 403 and self.get_image(image_id).visibility != "shared":
                 return []
@@ -535,17 +668,17 @@ class GlanceRegionAdapter(RegionAdapter):
     def add_member(self, image_id: str, project_id: str) -> None:
         """Share the image with ``project_id`` (the member then accepts it or not)."""
         with self._errors("sharing the image", image_id):
-            self._members.create(image_id, project_id)
+            self.api.members.create(image_id, project_id)
 
     def remove_member(self, image_id: str, project_id: str) -> None:
         """Stop sharing the image with ``project_id``."""
         with self._errors("unsharing the image", image_id):
-            self._members.delete(image_id, project_id)
+            self.api.members.delete(image_id, project_id)
 
     def delete_image(self, image_id: str) -> None:
         LOG.debug("%s: deleting image %s", self.name, image_id)
         with self._errors("deleting the image", image_id, deleting=True):
-            self._images.delete(image_id)
+            self.api.images.delete(image_id)
 
     # -- server-side copies ------------------------------------------------
 
@@ -557,7 +690,7 @@ class GlanceRegionAdapter(RegionAdapter):
         if self._import_methods is None:
             with self._errors("asking the import methods"):
                 try:
-                    info = self._images.get_import_info()
+                    info = self.api.images.get_import_info()
                 except glance_exc.HTTPNotFound:
                     info = {}
             methods = (info.get("import-methods") or {}).get("value") or ()
@@ -571,7 +704,7 @@ class GlanceRegionAdapter(RegionAdapter):
         LOG.debug("%s: asking a glance-download of %s from %s into %s", self.name,
                   source_image_id, source_region, image_id)
         with self._errors("starting the server-side copy", image_id):
-            self._images.image_import(image_id, method="glance-download",
+            self.api.images.image_import(image_id, method="glance-download",
                                       remote_region=source_region,
                                       remote_image_id=source_image_id,
                                       remote_service_interface=self.interface)
@@ -579,7 +712,7 @@ class GlanceRegionAdapter(RegionAdapter):
     def import_task(self, image_id: str) -> ImportTask | None:
         """The image's latest task (``GET /v2/images/{id}/tasks``, by creation time)."""
         with self._errors("reading the import tasks", image_id):
-            _, body = self._images.http_client.get(f"/v2/images/{image_id}/tasks")
+            _, body = self.api.images.http_client.get(f"/v2/images/{image_id}/tasks")
         tasks = [task for task in (body or {}).get("tasks") or []
                  if isinstance(task, Mapping)]
         if not tasks:
@@ -592,12 +725,15 @@ class GlanceRegionAdapter(RegionAdapter):
 
     @contextlib.contextmanager
     def _errors(self, action: str, image: str | None = None, *, publicize: bool = False,
-                deleting: bool = False, streaming: bool = False) -> Iterator[None]:
+                deleting: bool = False, streaming: bool = False,
+                collection: bool = False) -> Iterator[None]:
         """Translate third-party errors raised inside the block.
 
         ``publicize`` and ``deleting`` select the hints for a 403;
         ``streaming`` says image data was moving (a broken stream is a
-        :class:`TransferError`).
+        :class:`TransferError`); ``collection`` says the request addressed
+        the image collection (listing, creating), where a 404 means that the
+        API is not where the endpoint says (an :class:`EndpointError`).
         """
         where = {"region": self.name, "image": image}
         try:
@@ -605,7 +741,8 @@ class GlanceRegionAdapter(RegionAdapter):
         except GlanceSyncError:
             raise
         except glance_exc.HTTPException as exc:
-            raise self._http_error(exc, action, image, publicize, deleting) from exc
+            raise self._http_error(exc, action, image, publicize, deleting,
+                                   collection) from exc
         except (glance_exc.CommunicationError, glance_exc.InvalidEndpoint) as exc:
             raise ConnectionFailure(f"{action} failed: cannot reach Glance: {exc}",
                                     **where) from exc
@@ -641,11 +778,15 @@ class GlanceRegionAdapter(RegionAdapter):
                           region=self.name, image=image)
 
     def _http_error(self, exc: glance_exc.HTTPException, action: str, image: str | None,
-                    publicize: bool, deleting: bool) -> GlanceSyncError:
+                    publicize: bool, deleting: bool, collection: bool) -> GlanceSyncError:
         status = _http_status(exc)
         details = _details(exc)
         where = {"region": self.name, "image": image, "status_code": status,
                  "retry_after": getattr(exc, "retry_after", None)}
+        if status == 404 and collection:
+            root = self._api.root if self._api is not None else self._endpoint_override
+            return EndpointError(f"{action} failed: " + self._wrong_endpoint(
+                root, "its image collection answered HTTP 404"), **where)
         if status == 404:
             return ImageNotFoundError(f"image not found while {action}", **where)
         if status == 409:

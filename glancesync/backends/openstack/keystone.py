@@ -1,14 +1,20 @@
 """Keystone targets: one keystoneauth1 session per target.
 
-A :class:`KeystoneTarget` authenticates lazily with Keystone v3 (password
-or application credential, explicit or read from ``clouds.yaml``), finds
-its regions in the token's service catalog (endpoints of service type
+A :class:`KeystoneTarget` authenticates lazily with Keystone v3, finds its
+regions in the token's service catalog (endpoints of service type
 ``image``) and builds one Glance adapter per region on its shared session.
-keystoneauth1 errors are translated here into :mod:`glancesync.errors`.
+Explicit credentials (password or application credential) make a
+keystoneauth1 session here; a ``clouds.yaml`` cloud is read by openstacksdk's
+loader, whose session carries every setting of the entry (any ``auth_type``,
+``verify``, ``cacert``, ``cert``/``key``, ``api_timeout``) and whose
+``interface`` chooses the endpoints; the section's own ``cacert``,
+``insecure`` and ``interface`` override them. keystoneauth1 errors are
+translated here into :mod:`glancesync.errors`.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from typing import Any, Iterator
@@ -20,7 +26,7 @@ from keystoneauth1.identity import v3
 
 from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
 from glancesync.backends.openstack.origins import guarded_session
-from glancesync.backends.openstack.settings import OpenStackSettings
+from glancesync.backends.openstack.settings import INTERFACES, OpenStackSettings, load_cloud
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                GlanceSyncError, ServiceError, TLSError)
 from glancesync.regions import RegionRef
@@ -62,12 +68,20 @@ class KeystoneTarget(Target):
         self.settings: OpenStackSettings = spec.settings
         self.name = spec.name
         self._session: ks_session.Session | None = None
-        self._auth: v3.Auth | None = None
+        self._auth: Any = None
         self._auth_url: str | None = None
         self._access: ks_access.AccessInfoV3 | None = None
+        self._cloud: Any = None
         self._identity: Any = None
 
     # -- session -----------------------------------------------------------
+
+    @property
+    def cloud(self) -> Any:
+        """The ``clouds.yaml`` cloud (openstacksdk's ``CloudRegion``), or None."""
+        if self._cloud is None and self.settings.cloud is not None:
+            self._cloud = load_cloud(self.settings.cloud, self.name)
+        return self._cloud
 
     @property
     def auth_url(self) -> str | None:
@@ -81,20 +95,43 @@ class KeystoneTarget(Target):
         """The Keystone v3 URL of the target."""
         if self.auth_url is not None:
             return self.auth_url
-        auth, _ = self._credentials()  # a clouds.yaml cloud: read it to learn the URL
-        return v3_url(auth["auth_url"]) if auth.get("auth_url") else self.name
+        url = (self.cloud.config.get("auth") or {}).get("auth_url")
+        return v3_url(url) if url else self.name
+
+    @property
+    def interface(self) -> str:
+        """The catalog interface used: the section's, else the cloud's, else public."""
+        if self.settings.interface is not None:
+            return self.settings.interface
+        if self.cloud is not None:
+            chosen = self.cloud.get_interface("image")
+            if isinstance(chosen, (list, tuple)):
+                chosen = next((i for i in chosen if i), None)
+            if chosen:
+                interface = str(chosen).lower().removesuffix("url")
+                if interface not in INTERFACES:
+                    raise ConfigError(f"interface {chosen!r} of cloud {self.settings.cloud!r}"
+                                      f" in clouds.yaml: expected {', '.join(INTERFACES)}",
+                                      section=self.name, option="cloud")
+                return interface
+        return "public"
 
     @property
     def session(self) -> ks_session.Session:
         """The target's keystoneauth1 session (built on first use, not yet authenticated)."""
         if self._session is None:
-            auth, verify = self._credentials()
-            self._auth = self._make_plugin(auth, auth_type=auth.pop("auth_type", None))
-            # Requests (and the redirections keystoneauth follows) reach only
-            # Keystone and the catalog's endpoints: the token goes nowhere else.
-            self._session = ks_session.Session(
-                auth=self._auth, verify=verify, timeout=SOCKET_TIMEOUT,
-                session=guarded_session(self._allowed_urls))
+            if self.cloud is not None:
+                self._session = self._cloud_session()
+            else:
+                if not self.settings.auth:
+                    raise ConfigError("no credentials for this target", section=self.name)
+                auth = dict(self.settings.auth)
+                self._auth = self._make_plugin(auth, auth_type=auth.pop("auth_type", None))
+                # Requests (and the redirections keystoneauth follows) reach only
+                # Keystone and the catalog's endpoints: the token goes nowhere else.
+                self._session = ks_session.Session(
+                    auth=self._auth, verify=self._verify(True), timeout=SOCKET_TIMEOUT,
+                    session=guarded_session(self._allowed_urls))
         return self._session
 
     def _allowed_urls(self) -> Iterator[str | None]:
@@ -106,21 +143,33 @@ class KeystoneTarget(Target):
             for endpoint in service.get("endpoints") or []:
                 yield endpoint.get("url")
 
-    def _credentials(self) -> tuple[dict[str, Any], bool | str]:
-        """Auth options and the TLS ``verify`` value, from the config or clouds.yaml."""
-        config = self.settings
-        verify: bool | str = config.cacert or True
-        if config.cloud is None:
-            if not config.auth:
-                raise ConfigError("no credentials for this target", section=self.name)
-            auth: dict[str, Any] = dict(config.auth)
-        else:
-            auth, cloud_verify = _read_cloud(self.name, config.cloud)
-            if config.cacert is None:
-                verify = cloud_verify
-        if config.insecure:
-            verify = False
-        return auth, verify
+    def _cloud_session(self) -> ks_session.Session:
+        """The cloud's session, as openstacksdk makes it, the section's TLS options applied.
+
+        Its requests go through the same guard as explicit credentials' do.
+        """
+        cloud = self.cloud
+        url = (cloud.config.get("auth") or {}).get("auth_url")
+        if url:
+            self._auth_url = v3_url(url)
+        cloud.set_session_constructor(functools.partial(
+            ks_session.Session, session=guarded_session(self._allowed_urls)))
+        try:
+            session = cloud.get_session()
+        except Exception as exc:  # openstacksdk's and keystoneauth's loading errors
+            raise ConfigError(f"cloud {self.settings.cloud!r} of clouds.yaml cannot be"
+                              f" used: {exc}", section=self.name, option="cloud") from None
+        session.verify = self._verify(session.verify)
+        if session.timeout is None:  # no api_timeout in the cloud
+            session.timeout = SOCKET_TIMEOUT
+        self._auth = session.auth
+        return session
+
+    def _verify(self, default: bool | str) -> bool | str:
+        """TLS verification: off with ``insecure``, else ``cacert``, else ``default``."""
+        if self.settings.insecure:
+            return False
+        return self.settings.cacert or default
 
     def _make_plugin(self, auth: dict[str, Any], auth_type: str | None) -> v3.Auth:
         if not auth.get("auth_url"):
@@ -137,9 +186,8 @@ class KeystoneTarget(Target):
                                   option="application_credential_secret")
             return v3.ApplicationCredential(auth_url=self._auth_url, **kwargs)
         if auth_type not in (None, *_PASSWORD_AUTH_TYPES):
-            raise ConfigError(f"auth_type {auth_type!r} of cloud {self.settings.cloud!r} is"
-                              " not supported: use password or"
-                              " v3applicationcredential", section=self.name, option="cloud")
+            raise ConfigError(f"auth_type {auth_type!r} is not supported: use password or"
+                              " v3applicationcredential", section=self.name)
         kwargs = {k: auth[k] for k in _PASSWORD_KEYS if auth.get(k)}
         return v3.Password(auth_url=self._auth_url, **kwargs)
 
@@ -148,7 +196,9 @@ class KeystoneTarget(Target):
         """The token (authenticating on first use)."""
         if self._access is None:
             session = self.session
-            assert self._auth is not None
+            if self._auth is None:
+                raise ConfigError("the credentials give no authentication plugin",
+                                  section=self.name)
             LOG.debug("authenticating target %s at %s", self.name, self.auth_url)
             with self._translate():
                 self._access = self._auth.get_access(session)
@@ -166,7 +216,7 @@ class KeystoneTarget(Target):
         regions: list[str] = []
         for endpoint in iter_image_endpoints(self.access):
             interface = endpoint.get("interface")
-            if interface is not None and interface != self.settings.interface:
+            if interface is not None and interface != self.interface:
                 continue
             region = endpoint.get("region_id") or endpoint.get("region")
             if region and region not in regions:
@@ -179,7 +229,7 @@ class KeystoneTarget(Target):
         return GlanceRegionAdapter(
             name=str(region), session=self.session, region_name=region.name,
             project_id=self.project_id, list_timeout=self.spec.list_images_timeout,
-            interface=self.settings.interface)
+            interface=self.interface)
 
     def close(self) -> None:
         """Forget the token and close the HTTP connections."""
@@ -187,6 +237,7 @@ class KeystoneTarget(Target):
             self._session.session.close()
         self._session = None
         self._access = None
+        self._cloud = None  # its session is closed: read the cloud again if needed
         self._identity = None
 
     # -- projects (sync_members) ---------------------------------------------
@@ -196,7 +247,7 @@ class KeystoneTarget(Target):
         if self._identity is None:
             from keystoneclient.v3 import client as ks_client
             self._identity = ks_client.Client(session=self.session,
-                                              interface=self.settings.interface)
+                                              interface=self.interface)
         return self._identity
 
     def project_name(self, project_id: str) -> ProjectName | None:
@@ -232,6 +283,7 @@ class KeystoneTarget(Target):
                                 " credential must be allowed to read projects and"
                                 " domains, an admin's usually)")
             raise
+
     @contextlib.contextmanager
     def _translate(self) -> Iterator[None]:
         """Turn keystoneauth1 errors raised inside into GlanceSync errors."""
@@ -291,26 +343,6 @@ def _reason(exc: Exception) -> str:
     if found:
         return found[-1].strip()
     return text if len(text) <= 160 else "..." + text[-160:]
-
-
-def _read_cloud(target: str, cloud: str) -> tuple[dict[str, Any], bool | str]:
-    """The auth options and TLS ``verify`` of a ``clouds.yaml`` cloud."""
-    from openstack import config as os_config
-    from openstack import exceptions as os_exc
-    try:
-        region = os_config.OpenStackConfig().get_one(cloud=cloud)
-    except os_exc.SDKException as exc:
-        raise ConfigError(f"cloud {cloud!r} cannot be read from clouds.yaml: {exc}",
-                          section=target, option="cloud") from None
-    settings = region.config
-    auth = dict(settings.get("auth") or {})
-    auth_type = settings.get("auth_type")
-    if auth_type:
-        auth["auth_type"] = auth_type
-    verify: bool | str = bool(settings.get("verify", True))
-    if verify and settings.get("cacert"):
-        verify = str(settings["cacert"])
-    return auth, verify
 
 
 def iter_image_endpoints(access: ks_access.AccessInfo) -> Iterator[dict[str, Any]]:

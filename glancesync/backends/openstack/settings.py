@@ -1,7 +1,11 @@
 """The options of an OpenStack (Keystone + Glance) target, and how they are read.
 
 Credentials, in order of precedence: ``cloud`` (a ``clouds.yaml`` name,
-resolved when the target connects); explicit Keystone v3 options
+read by openstacksdk's configuration loader with every setting it holds:
+authentication of any ``auth_type``, ``interface``, ``region_name``,
+``verify``, ``cacert``, ``cert``, ``key``, ``api_timeout``...; the
+section's own ``cacert``, ``insecure`` and ``interface`` override them);
+explicit Keystone v3 options
 (``auth_url``, ``username`` or ``user``, ``password``, ``project_name`` or
 ``project_id``, the domains, ``Default`` unless set); an application
 credential; the legacy ``credential = user,base64(password),auth_url,project``
@@ -17,9 +21,10 @@ import binascii
 import dataclasses
 from typing import Any, Mapping
 
+from glancesync.errors import ConfigError
 from glancesync.options import MASTER, Option, Section
 
-__all__ = ["OPTIONS", "AUTH_OPTIONS", "OpenStackSettings", "read_settings"]
+__all__ = ["OPTIONS", "AUTH_OPTIONS", "OpenStackSettings", "read_settings", "load_cloud"]
 
 #: Keystone credential options of a target (keystoneauth1 names).
 AUTH_OPTIONS = ("auth_url", "username", "password", "project_name",
@@ -35,15 +40,16 @@ _SECRETS = ("password", "application_credential_secret", "credential")
 #: The options of a target of type ``keystone``.
 OPTIONS: tuple[Option, ...] = (
     Option("cloud", "string", help="a clouds.yaml cloud holding the credentials"),
-    *(Option(name, "string", secret=name in _SECRETS, help="Keystone v3 credential option")
+    *(Option(name, "string", DEFAULT_DOMAIN if name.endswith("_domain_name") else None,
+             secret=name in _SECRETS, help="Keystone v3 credential option")
       for name in AUTH_OPTIONS),
     Option("user", "string", help="alias of username"),
     Option("credential", "string", secret=True,
            help="legacy user,base64(password),auth_url,project line"),
     Option("cacert", "string", help="CA bundle verifying the servers' certificates"),
     Option("insecure", "bool", False, help="do not verify certificates (tests only)"),
-    Option("interface", "choice", "public", choices=INTERFACES,
-           help="which catalog endpoints are used"),
+    Option("interface", "choice", None, choices=INTERFACES,
+           help="which catalog endpoints are used (default: the cloud's, else public)"),
 )
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -55,7 +61,10 @@ class OpenStackSettings:
     """What a Keystone target needs; ``repr()`` masks the secrets.
 
     Either ``cloud`` (a ``clouds.yaml`` name) or ``auth`` (keystoneauth1 v3
-    option names to values) is set. ``default_region`` is
+    option names to values) is set. ``cacert`` and ``interface`` are None
+    when the section does not set them: a cloud's own settings apply then
+    (``interface`` is ``public`` without a cloud); ``insecure`` true turns
+    verification off whatever the cloud says. ``env_region`` is
     ``OS_REGION_NAME`` when the credentials came from the ``OS_*``
     variables.
     """
@@ -64,8 +73,26 @@ class OpenStackSettings:
     cloud: str | None = None
     cacert: str | None = None
     insecure: bool = False
-    interface: str = "public"
-    default_region: str | None = None
+    interface: str | None = None
+    env_region: str | None = None
+    #: The section the settings were read from (names it in errors).
+    section: str = MASTER
+
+    @property
+    def default_region(self) -> str | None:
+        """The master region when ``[main]`` names none.
+
+        ``OS_REGION_NAME`` for credentials from the environment, else the
+        ``region_name`` of the cloud (read from ``clouds.yaml`` now; a cloud
+        that cannot be read gives none here, and its error when used).
+        """
+        if self.env_region or self.cloud is None:
+            return self.env_region
+        try:
+            region = load_cloud(self.cloud, self.section).get_region_name("image")
+        except ConfigError:
+            return None
+        return str(region) if region else None
 
     def option_values(self) -> Mapping[str, Any]:
         """Every option the settings hold, credentials decoded, by option name."""
@@ -78,7 +105,7 @@ class OpenStackSettings:
             auth = {k: MASK if k in _SECRET_NAMES else v for k, v in auth.items()}
         return (f"OpenStackSettings(auth={auth!r}, cloud={self.cloud!r}, "
                 f"cacert={self.cacert!r}, insecure={self.insecure!r}, "
-                f"interface={self.interface!r}, default_region={self.default_region!r})")
+                f"interface={self.interface!r}, env_region={self.env_region!r})")
 
 
 def read_settings(section: Section, env: Mapping[str, str]) -> OpenStackSettings:
@@ -87,18 +114,20 @@ def read_settings(section: Section, env: Mapping[str, str]) -> OpenStackSettings
     :raises ConfigError: credentials missing, incomplete or malformed, or a
         bad ``insecure`` / ``interface`` value.
     """
-    settings = OpenStackSettings(
-        cloud=section.read(_BY_NAME["cloud"]),
-        cacert=section.read(_BY_NAME["cacert"]),
-        insecure=section.read(_BY_NAME["insecure"]),
-        interface=section.read(_BY_NAME["interface"]))
+    def given(name: str) -> Any:
+        """The section's value of option ``name``, or None when it sets none."""
+        return section.read(_BY_NAME[name]) if section.get(name) is not None else None
+
+    settings = OpenStackSettings(cloud=given("cloud"), cacert=given("cacert"),
+                                 insecure=section.read(_BY_NAME["insecure"]),
+                                 interface=given("interface"), section=section.name)
     if settings.cloud is not None:
         return settings
     settings.auth = _explicit_auth(section)
     if settings.auth is None and section.name == MASTER:
         settings.cloud, settings.auth = _environment_auth(section, env)
         if settings.cloud is not None or settings.auth is not None:
-            settings.default_region = env.get("OS_REGION_NAME") or None
+            settings.env_region = env.get("OS_REGION_NAME") or None
     if settings.auth is None and settings.cloud is None:
         env_hint = (", or the environment variables OS_CLOUD, or OS_AUTH_URL,"
                     " OS_USERNAME, OS_PASSWORD and OS_PROJECT_NAME"
@@ -108,6 +137,8 @@ def read_settings(section: Section, env: Mapping[str, str]) -> OpenStackSettings
                                   " project_name, or application_credential_id"
                                   " and application_credential_secret, or"
                                   f" credential{env_hint}")
+    if settings.cloud is None and settings.interface is None:
+        settings.interface = "public"  # no cloud to take it from
     return settings
 
 
@@ -208,3 +239,22 @@ def _environment_auth(section: Section,
         if "project_name" in result:
             result["project_domain_name"] = var("project_domain_name") or DEFAULT_DOMAIN
     return None, result
+
+
+def load_cloud(cloud: str, section: str) -> Any:
+    """The ``clouds.yaml`` cloud ``cloud`` as openstacksdk's loader reads it.
+
+    Returns an ``openstack.config.cloud_region.CloudRegion``: every setting
+    of the entry (and of ``secure.yaml``), its authentication plugin loaded.
+    openstacksdk is imported only here.
+
+    :raises ConfigError: the cloud is unknown or its settings are invalid
+        (naming ``section`` and its ``cloud`` option).
+    """
+    from openstack import config as os_config
+    from openstack import exceptions as os_exc
+    try:
+        return os_config.OpenStackConfig().get_one(cloud=cloud)
+    except (os_exc.SDKException, KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cloud {cloud!r} cannot be read from clouds.yaml: {exc}",
+                          section=section, option="cloud") from None
