@@ -922,6 +922,26 @@ def test_a_local_file_goes_through_requests_over_tls_or_a_proxy(fake, tmp_path, 
     assert received == {"data": data, "length": str(len(data))}
 
 
+def test_a_local_file_never_bypasses_the_origin_guard(tmp_path):
+    """An API root the catalog does not name gets no sendfile: the guarded request
+    is refused with the reason, and nothing reaches the host (issue 15, case 7)."""
+    from glancesync.backends.openstack.origins import guarded_session
+    from glancesync.errors import GlanceSyncError
+    from glancesync.integrity import FileData
+    from tests.faultproxy import Recorder
+    path, data = _local_file(tmp_path, CHUNK_SIZE)
+    with Recorder() as recorder:
+        session = ksa_session.Session(
+            auth=token_endpoint.Token(recorder.url, "secret-token-value"),
+            session=guarded_session(lambda: ["http://127.0.0.1:1/v3"]))
+        adapter = GlanceRegionAdapter("master:RegionOne", session, "RegionOne", PROJECT,
+                                      endpoint_override=recorder.url)
+        with open(path, "rb") as handle, pytest.raises(GlanceSyncError,
+                                                       match="refused to send a request"):
+            adapter.upload_data(IMAGE_ID, FileData(handle, len(data)), len(data))
+    assert recorder.received == []
+
+
 # -- server-side copies ---------------------------------------------------------------
 
 def test_import_methods_are_asked_once(adapter, fake):

@@ -52,6 +52,7 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
 from glancesync.backends.base import CHUNK_SIZE, ImportTask, RegionAdapter
+from glancesync.backends.openstack.origins import OriginGuard
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                EndpointError, GlanceSyncError, ImageNotFoundError,
                                ServiceError, TransferError, UsageError)
@@ -505,13 +506,19 @@ class GlanceRegionAdapter(RegionAdapter):
             raise error
 
     def _can_sendfile(self) -> bool:
-        """True when uploads may bypass requests: plain HTTP, no proxy.
+        """True when uploads may bypass requests: plain HTTP, no proxy, and an
+        origin the session's :class:`OriginGuard` allows.
 
         ``sendfile`` cannot go through TLS (the bytes are encrypted in
-        this process) nor through the proxies that requests would use.
+        this process) nor through the proxies that requests would use; and
+        the guard must not be bypassed: an origin it refuses gets the
+        session's request, which it refuses with the reason.
         """
         endpoint = self.api.root
         session = self._session.session
+        guard = session.get_adapter(endpoint)
+        if isinstance(guard, OriginGuard) and not guard.allows(endpoint):
+            return False  # the session's own request is refused, with the reason
         return (urllib.parse.urlsplit(endpoint).scheme == "http" and not session.proxies
                 and not (session.trust_env and requests.utils.get_environ_proxies(endpoint)))
 
