@@ -21,6 +21,14 @@ image when Glance put it back to ``queued`` (the client's connection
 broke), else into a new image after deleting the stuck one (``saving``
 after a dead Glance worker). New images get their id here, so a creation
 retried after a lost answer finds its image instead of making a second one.
+
+Server-side copies: an upload whose :class:`~glancesync.strategy.Transfer`
+is ``glance-download`` asks the region to copy the image from a source of
+:class:`~glancesync.serverside.CopySources` (the master or a region of the
+same target holding a verified copy), watches it, completes the metadata
+Glance did not copy and verifies it like an upload. When the copy is
+refused, fails or stalls, the image is streamed instead: into the same
+image if it is ``queued`` again, else into a new one after deleting it.
 """
 from __future__ import annotations
 
@@ -33,11 +41,15 @@ from glancesync import progress as progress_mod
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import (ChecksumMismatchError, ConflictError, GlanceSyncError,
                                ImageNotFoundError, TransferError, UsageError)
-from glancesync.image import MARK_RENAMED, PROVENANCE_HASH, Image, content_hash, utc_stamp
-from glancesync.integrity import HashingStream
+from glancesync.image import (MARK_RENAMED, PROVENANCE_HASH, PROVENANCE_PREFIX, Image,
+                              Provenance, content_hash, metadata_diff, utc_stamp)
+from glancesync.integrity import FileData, HashingStream
 from glancesync.plan import (OLD_SUFFIX, Operation, OperationKind, RegionPlan, Status,
                              StatusCategory)
+from glancesync.regions import RegionRef
 from glancesync.retry import RetryingAdapter, RetryPolicy
+from glancesync.serverside import CopySources, ImportOutcome, Outcome, Source, watch_import
+from glancesync.strategy import Strategy, Transfer
 
 LOG = logging.getLogger(__name__)
 
@@ -45,11 +57,17 @@ MIB = 1024 * 1024
 
 
 class ImageSource(Protocol):
-    """Where master image data comes from."""
+    """Where master image data comes from.
 
-    # A source may also offer ``prepare(image)``: fetch the data now, so that
-    # ``chunks`` then streams it at once (the executor calls it before
-    # creating the regional image).
+    A source may also offer (the executor uses them when present):
+    ``prepare(image, disk_format=None) -> Image | None``: fetch the data now
+    (converted to ``disk_format``), so that it is sent at once; returns the
+    image whose hashes and size the bytes to send have (None: the
+    master's). ``open(image, disk_format=None)``: a context manager giving
+    those bytes as a :class:`~glancesync.integrity.FileData`.
+    ``recheck(image)``: hash the local copies again before serving them
+    next (a region received bytes that do not match).
+    """
 
     def chunks(self, image: Image) -> Iterator[bytes]:
         """The master image's bytes, verified against its hashes by the source.
@@ -80,6 +98,10 @@ class RegionResult:
     errors: int = 0
     needs_operator: int = 0
     bytes_uploaded: int = 0
+    #: New copies the region made itself (server-side, counted in ``uploaded``)
+    #: and their bytes (not in ``bytes_uploaded``: they did not pass here).
+    copied_server_side: int = 0
+    bytes_server_side: int = 0
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
     plan: RegionPlan | None = None
 
@@ -91,9 +113,11 @@ class RegionResult:
     def summary(self) -> str:
         """The one-line summary logged per region."""
         verb = "dry run" if self.dry_run else "sync"
+        server_side = (f", {self.copied_server_side} copied server-side"
+                       if self.copied_server_side else "")
         return (f"{self.region}: {verb} done: {self.ok} ok, {self.updated} updated, "
                 f"{self.uploaded} uploaded ({self.replaced} replaced, {self.renamed} "
-                f"renamed), {self.obsoleted} obsoleted, {self.cleaned} cleaned"
+                f"renamed{server_side}), {self.obsoleted} obsoleted, {self.cleaned} cleaned"
                 + (f" ({self.uncleaned} could not be)" if self.uncleaned else "") +
                 f", {self.errors} errors, {self.needs_operator} need an operator, "
                 f"{self.bytes_uploaded / MIB:.1f} MiB "
@@ -113,6 +137,7 @@ class RegionResult:
 _VERBS = {
     "create": ("creating", "create", logging.DEBUG),
     "upload": ("uploading", "upload", logging.INFO),
+    "import": ("importing", "import", logging.INFO),
     "update": ("updating", "update", logging.INFO),
     "publish": ("publishing", "publish", logging.DEBUG),
     "rename": ("renaming", "rename", logging.INFO),
@@ -172,12 +197,16 @@ class Executor:
     :class:`~glancesync.retry.RetryingAdapter` already (the facade's are) is
     wrapped in one with the same policy, so the executor's calls are always
     retried. ``progress`` draws a bar per upload (None: only when stderr is
-    a terminal).
+    a terminal). ``sources`` is the run's :class:`CopySources` (shared by
+    the regions of a run: their copies may serve each other); by default
+    server-side copies come from the master only. ``import_timeout`` is the
+    seconds a server-side copy may take.
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
                  dry_run: bool = False, retry: RetryPolicy | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, sources: CopySources | None = None,
+                 import_timeout: float = 1800.0) -> None:
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(adapter, RetryingAdapter):
             adapter = RetryingAdapter(adapter, self.retry)
@@ -186,6 +215,8 @@ class Executor:
         self.dry_run = dry_run
         self.progress = progress
         self.region = adapter.name
+        self.sources = sources if sources is not None else CopySources()
+        self.import_timeout = import_timeout
         # master name -> regional UUID of the image uploaded in this run
         self._new_ids: dict[str, str] = {}
         # master id -> the hashes of the bytes sent last (masters without checksum)
@@ -367,6 +398,7 @@ class Executor:
     # -- uploads ---------------------------------------------------------
     def _upload(self, op: Operation, result: RegionResult) -> None:
         master = op.master
+        transfer = op.transfer or Transfer(Strategy.STREAM, master.disk_format)
         fields = op.changes
         properties = dict(fields.get("properties") or {})
         properties.update(self._resolve_refs(op))
@@ -377,19 +409,21 @@ class Executor:
             container_format=fields.get("container_format"),
             min_ram=fields.get("min_ram", 0), min_disk=fields.get("min_disk", 0),
             protected=False, properties=properties))
-        prepare = getattr(self.source, "prepare", None)
-        if prepare is not None and not self.dry_run:
+        expected = master
+        if not transfer.server_side:
             # Have the data at hand before opening anything in the region: an
             # upload connection never idles while the master is downloaded,
             # and a failed download creates nothing.
-            prepare(master)
+            expected = self._prepare(master, transfer)
         self._act("create", f"image {op.name}", self._create, target)
         try:
-            uploaded = self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
-                                 self._send_retrying, target, master)
+            if transfer.server_side:
+                filled, expected, streamed = self._copy_server_side(op, target, transfer)
+            else:
+                filled, streamed = self._stream(op, target, transfer, expected.size), True
             final: dict[str, Any] = {}
             if not self.dry_run:
-                sent = self._verify(uploaded, master, op.name)
+                sent = self._verify(filled, expected, op.name, transfer)
                 if sent is not None:
                     final[PROVENANCE_HASH] = sent
             if fields.get("visibility", "private") != "private":
@@ -410,8 +444,17 @@ class Executor:
             raise
         new_id = target.image_id
         self._new_ids[op.name] = new_id
+        if not self.dry_run and transfer.convert_from is None and content_hash(master):
+            # A verified copy of the master's bytes: later server-side copies
+            # of the same target may take them from here.
+            ref = RegionRef.parse(self.region)
+            self.sources.add(ref.target, ref.name, master.id, new_id)
         result.uploaded += 1
-        result.bytes_uploaded += op.size
+        if streamed:
+            result.bytes_uploaded += expected.size if expected.size is not None else op.size
+        else:
+            result.copied_server_side += 1
+            result.bytes_server_side += op.size
         old = op.regional
         if op.kind is OperationKind.REPLACE:
             if old.protected:
@@ -428,6 +471,119 @@ class Executor:
                        MARK_RENAMED: utc_stamp()})
             result.renamed += 1
 
+    def _prepare(self, master: Image, transfer: Transfer) -> Image:
+        """Fetch (and convert) the data to stream now; the content it has.
+
+        :raises TransferError: the data cannot be had, or the source cannot
+            convert it.
+        """
+        prepare = getattr(self.source, "prepare", None)
+        if self.dry_run or prepare is None:
+            if transfer.convert_from and not self.dry_run:
+                raise TransferError(f"the data source cannot convert to {transfer.disk_format}",
+                                    region=self.region, image=master.name)
+            return master
+        if transfer.convert_from:
+            return prepare(master, transfer.disk_format) or master
+        return prepare(master) or master
+
+    def _stream(self, op: Operation, target: _NewImage, transfer: Transfer,
+                size: int | None) -> Image | None:
+        """Upload the data (``size`` bytes) from this host (the choke point logs it)."""
+        how = ", " + transfer.describe() if transfer.convert_from else ""
+        size = op.size if size is None else size
+        return self._act("upload", f"image {op.name} ({size / MIB:.1f} MiB{how})",
+                         self._send_retrying, target, op.master, transfer)
+
+    # -- server-side copies --------------------------------------------------
+    def _copy_server_side(self, op: Operation, target: _NewImage, transfer: Transfer
+                          ) -> tuple[Image | None, Image, bool]:
+        """Have the region copy the image itself; stream it when that fails.
+
+        Returns the filled image, the content it must have, and whether it
+        was streamed after all.
+        """
+        master = op.master
+        ref = RegionRef.parse(self.region)
+        source = self.sources.choose(ref.target, ref.name, transfer.source_region or "",
+                                     master.id)
+        what = (f"image {op.name} ({op.size / MIB:.1f} MiB) from {source.region} "
+                f"({transfer.strategy})")
+        try:
+            self._act("import", what, self.adapter.import_image, target.image_id,
+                      source_region=source.region, source_image_id=source.image_id)
+        except GlanceSyncError as error:
+            return self._fall_back(op, target, transfer, source, f"refused: {error}")
+        if self.dry_run:
+            return None, master, False
+        seen = watch_import(self.adapter, target.image_id, self.import_timeout,
+                            sleep=self.retry.sleep)
+        if seen.outcome is Outcome.ACTIVE:
+            return self._complete(seen.image, target), master, False
+        return self._fall_back(op, target, transfer, source, seen.message, seen)
+
+    def _fall_back(self, op: Operation, target: _NewImage, transfer: Transfer,
+                   source: Source, why: str, seen: ImportOutcome | None = None
+                   ) -> tuple[Image | None, Image, bool]:
+        """Clean up after a failed server-side copy, then stream the image.
+
+        A ``queued`` image whose copy failed or never started is filled by
+        an upload, keeping its id (even with Glance's stale lock of a failed
+        copy, "Image has active task", an upload is accepted); an image still
+        copying (``importing``, or ``queued`` with a task under way: a request
+        whose answer was lost) is deleted, which cancels the copy, and a new
+        one created; one that became ``active`` after all is kept.
+        """
+        LOG.warning("%s: server-side copy of %s from %s failed (%s); streaming it instead",
+                    self.region, op.name, source.region, why)
+        if source.relay:
+            ref = RegionRef.parse(self.region)
+            self.sources.discard(ref.target, source.region, op.master.id)
+        try:
+            image = self.adapter.get_image(target.image_id)
+        except ImageNotFoundError:
+            image = None
+        if image is not None and image.status == "active":
+            LOG.info("%s: the server-side copy of %s ended after all", self.region, op.name)
+            return self._complete(image, target), op.master, False
+        expected = self._prepare(op.master, transfer)
+        if image is None or image.status != "queued" or self._copy_running(image.id):
+            if image is not None:
+                self._act("delete", f"unfinished server-side copy {op.name} "
+                          f"({image.id}, {image.status})", self.adapter.delete_image, image.id)
+            self._act("create", f"image {op.name} again", self._create, target)
+        return self._stream(op, target, transfer, expected.size), expected, True
+
+    def _copy_running(self, image_id: str) -> bool:
+        """True when the image's latest import task is (or may be) still going on."""
+        try:
+            task = self.adapter.import_task(image_id)
+        except GlanceSyncError:
+            return True
+        return task is not None and task.status in ("pending", "processing")
+
+    def _complete(self, image: Image, target: _NewImage) -> Image:
+        """Set again what a server-side copy did not keep: name, limits, properties.
+
+        Glance copies only an allow-list of properties, over the image's
+        own, and the source's formats: whatever differs from what the image
+        was created with is set again. Returns the image as it is after.
+        """
+        fields = {key: target.fields.get(key) for key in ("min_ram", "min_disk")}
+        fields["name"] = target.name
+        wanted = target.fields.get("properties") or {}
+        properties = {k: v for k, v in wanted.items() if not k.startswith(PROVENANCE_PREFIX)}
+        changes, remove = metadata_diff(image, fields, properties)
+        record = {k: v for k, v in wanted.items() if k.startswith(PROVENANCE_PREFIX)}
+        if record and Provenance.from_properties(record) != image.provenance:
+            changes.update(record)
+        if not changes and not remove:
+            return image
+        updated = self._act("update", f"image {target.name} after its server-side copy "
+                            f"({self._keys(changes, remove)})", self.adapter.update_image,
+                            target.image_id, changes, remove)
+        return updated if updated is not None else image
+
     def _create(self, target: _NewImage) -> None:
         """Create ``target``'s image under a fresh id chosen here.
 
@@ -439,7 +595,7 @@ class Executor:
         self.adapter.create_image(target.name, image_id=image_id, **target.fields)
         target.image_id = image_id
 
-    def _send_retrying(self, target: _NewImage, master: Image) -> Image:
+    def _send_retrying(self, target: _NewImage, master: Image, transfer: Transfer) -> Image:
         """Upload the data, restarting from the first byte after transient failures.
 
         Before each new attempt the image is looked at (a ``saving`` one is
@@ -453,7 +609,7 @@ class Executor:
         failures = 0
         while True:
             try:
-                return self._send(target.image_id, master, target.name)
+                return self._send(target.image_id, master, target.name, transfer)
             except GlanceSyncError as error:
                 stuck = isinstance(error, ConflictError) and failures > 0
                 if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:
@@ -496,11 +652,26 @@ class Executor:
                  target.image_id)
         return None
 
-    def _send(self, image_id: str, master: Image, name: str) -> Image:
-        """Stream the master data into the image, keeping source errors.
+    def _send(self, image_id: str, master: Image, name: str, transfer: Transfer) -> Image:
+        """Send the data into the image, keeping source errors.
 
-        Returns the image as ``upload_data`` gives it back.
+        A source that can :meth:`open` its local file hands it to the
+        adapter as a :class:`FileData` (sent without being read here where
+        the adapter can); otherwise, and for a master without checksum
+        (never cached), its chunks are streamed. Returns the image as
+        ``upload_data`` gives it back.
         """
+        opener = getattr(self.source, "open", None)
+        if opener is not None and content_hash(master) is not None:
+            args = (master, transfer.disk_format) if transfer.convert_from else (master,)
+            with opener(*args) as data:
+                bar = progress_mod.progress_bar(f"{self.region} {name}", data.size,
+                                                self.progress)
+                data.progress = bar.update
+                try:
+                    return self.adapter.upload_data(image_id, data, size=data.size)
+                finally:
+                    bar.close()
         source_errors: list[GlanceSyncError] = []
         data: Iterable[bytes] = self.source.chunks(master)
         if content_hash(master) is None:
@@ -526,29 +697,32 @@ class Executor:
             raise source_errors[0]
         return image
 
-    def _verify(self, image: Image, master: Image, name: str) -> str | None:
-        """The new image (as the upload returned it) must be ``active`` with the master's hash.
+    def _verify(self, image: Image, expected: Image, name: str,
+                transfer: Transfer) -> str | None:
+        """The new image must be ``active`` with the hashes of the bytes sent.
 
-        On a mismatch the source is asked (if it can) to check its copy
-        again before it serves it next: the bad bytes may come from it. A
-        master without checksum (``sync_without_checksum``): the region's
-        hash of the copy must be that of the bytes sent, and its size the
-        master's; returns that hash (``"sha512:<hex>"``), for the copy's
-        provenance. Otherwise returns None.
+        ``expected`` is the master, or the converted file's description. On
+        a mismatch the source is asked (if it can) to check its copy again
+        before it serves it next: the bad bytes may come from it. A master
+        without checksum (``sync_without_checksum``): the region's hash of
+        the copy must be that of the bytes sent, and its size the master's;
+        returns that hash (``"sha512:<hex>"``), for the copy's provenance.
+        Otherwise returns None.
         """
         image_id = image.id
         if image.status != "active":
-            raise TransferError(f"uploaded image {image_id} is {image.status}, not active",
+            raise TransferError(f"new image {image_id} is {image.status}, not active",
                                 region=self.region, image=name)
-        if content_hash(master) is None:
-            return self._verify_sent(image, master, name)
-        if not master.same_content(image):
+        if content_hash(expected) is None:
+            return self._verify_sent(image, expected, name)
+        if not expected.same_content(image):
             recheck = getattr(self.source, "recheck", None)
-            if recheck is not None:
-                recheck(master)
+            if recheck is not None and not transfer.server_side:
+                recheck(expected)
             raise TransferError(
-                f"uploaded image {image_id} has checksum {image.checksum}, "
-                f"master has {master.checksum}", region=self.region, image=name)
+                f"new image {image_id} has checksum {image.checksum}, size {image.size}; "
+                f"expected {expected.checksum or expected.os_hash_value}, size "
+                f"{expected.size}", region=self.region, image=name)
 
     def _verify_sent(self, image: Image, master: Image, name: str) -> str:
         """Check a copy of a master without checksum against the bytes sent."""

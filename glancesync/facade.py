@@ -19,19 +19,21 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, report, sharing
+from glancesync import backends, convert, report, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
-from glancesync.plan import ImageStatus, RegionPlan, hold_removals, make_plan
+from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryingTarget, RetryPolicy
 from glancesync.runlog import RunLogs, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
+from glancesync.serverside import CopySources
+from glancesync.strategy import RegionTransfer
 from glancesync.transfer import ImageCache, MasterImageSource
 
 LOG = logging.getLogger(__name__)
@@ -318,7 +320,35 @@ class GlanceSync:
                                                       projects, self.target(ref.target))
         return make_plan(str(ref), master, regional, adapter.project_id, target,
                          stalled_upload_age=self.config.main.stalled_upload_age,
-                         members=members)
+                         members=members, transfer=self._region_transfer(ref))
+
+    def _region_transfer(self, region: str | RegionRef) -> RegionTransfer:
+        """How copies may reach ``region``: its ``transfer`` and ``convert_to``, and
+        what it offers for server-side copies.
+
+        Only a region whose ``transfer`` is not ``stream`` and that is in the
+        master's Keystone is asked for its import methods (once per adapter).
+
+        :raises RegionNotFoundError: an unknown target or region.
+        """
+        ref = RegionRef.parse(region)
+        config = self.config.target(ref.target).for_region(ref.name)
+        transfer = RegionTransfer(config.transfer, config.convert_to, region=ref.name,
+                                  master_region=self.config.main.master_region)
+        if config.transfer == "stream":
+            return transfer
+        same_keystone = self.target(ref.target).location == self.target(MASTER).location
+        adapter = self.adapter(ref)
+        methods: frozenset[str] = frozenset()
+        if same_keystone:
+            try:
+                methods = adapter.import_methods()
+            except GlanceSyncError as error:
+                LOG.warning("%s: cannot learn the import methods it offers (%s); "
+                            "streaming", ref, error)
+        return dataclasses.replace(transfer, same_keystone=same_keystone,
+                                   same_credential=ref.target == MASTER,
+                                   project_id=adapter.project_id, import_methods=methods)
 
     def get_status(self, region: str) -> list[ImageStatus]:
         """Structured status of every synchronised image in ``region``.
@@ -388,9 +418,12 @@ class GlanceSync:
             those that exist).
         :raises UsageError: an argument that is not a region name.
         :raises LockedError: another run holds the region's lock.
+        :raises ConfigError: the region converts disk formats and qemu-img is missing.
         :raises GlanceSyncError: the region cannot be synchronised at all.
         """
-        return self._sync_one(RegionRef.parse(region), self._master(), dry_run)
+        ref = RegionRef.parse(region)
+        self._check_conversion_tool([ref])
+        return self._sync_one(ref, self._master(), dry_run)
 
     def sync(self, regions: Sequence[str] = (), *, dry_run: bool = False,
              parallel: bool = False) -> RunResult:
@@ -406,12 +439,15 @@ class GlanceSync:
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
         :raises UsageError: an argument that is not a region name.
+        :raises ConfigError: a region converts disk formats and qemu-img is missing.
         :raises GlanceSyncError: the master region cannot be listed (a failing region is
             in ``failures``).
         """
         refs = self._resolve(regions)
+        self._check_conversion_tool(refs)
         master = self._master()
         result = RunResult(dry_run=dry_run)
+        sources = CopySources()
         # The source lives as long as this object: count this run's bytes only.
         downloaded_before = self._source.bytes_downloaded if self._source else 0
         workers = max(1, self.config.main.max_children) if parallel else 1
@@ -426,7 +462,10 @@ class GlanceSync:
             pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
             _each(pool, [(self._plan_guarded, ref, master, result) for ref in refs])
             self._hold_removals(result.plans.values())
-            _each(pool, [(self._execute_guarded, ref, dry_run, result) for ref in refs
+            for ref in refs:  # every plan is known: offer its verified copies as sources
+                if str(ref) in result.plans:
+                    self._offer_copies(ref, result.plans[str(ref)], master, sources)
+            _each(pool, [(self._execute_guarded, ref, dry_run, result, sources) for ref in refs
                          if str(ref) in result.plans])
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
@@ -449,11 +488,12 @@ class GlanceSync:
                           extra={"summary": True})
                 result.failures[name] = error
 
-    def _execute_guarded(self, ref: RegionRef, dry_run: bool, result: RunResult) -> None:
+    def _execute_guarded(self, ref: RegionRef, dry_run: bool, result: RunResult,
+                         sources: CopySources) -> None:
         name = str(ref)
         with region_context(name):
             try:
-                result.results[name] = self._execute(ref, result.plans[name], dry_run)
+                result.results[name] = self._execute(ref, result.plans[name], dry_run, sources)
             except GlanceSyncError as error:
                 # The scripts' summary has a FAILED line for it: the console
                 # leaves this record out, log files keep it.
@@ -467,9 +507,31 @@ class GlanceSync:
             self._hold_removals([plan])
             return self._execute(ref, plan, dry_run)
 
-    def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool) -> RegionResult:
+    def _check_conversion_tool(self, refs: Sequence[RegionRef]) -> None:
+        """Stop before any work when a region converts and qemu-img is missing."""
+        for ref in refs:
+            wanted = self.config.target(ref.target).for_region(ref.name).convert_to
+            if wanted:
+                convert.require_qemu_img(f"convert_to = {wanted} of region {ref}")
+                return
+
+    def _offer_copies(self, ref: RegionRef, plan: RegionPlan, master: MasterSelection,
+                      sources: CopySources) -> None:
+        """Offer the region's copies of master content as sources of server-side copies."""
+        transfer = self._region_transfer(ref)
+        for status in plan.statuses:
+            image = master.candidates.get(status.name)
+            if (status.status in (Status.OK, Status.PENDING_METADATA) and status.regional_id
+                    and image is not None and image.id == status.master_id
+                    and not transfer.converts(image)):
+                sources.add(ref.target, ref.name, image.id, status.regional_id)
+
+    def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool,
+                 sources: CopySources | None = None) -> RegionResult:
         adapter = self.adapter(ref)
-        options = {"retry": self._retry_policy(), "progress": self.progress}
+        config = self.config.target(ref.target).for_region(ref.name)
+        options = {"retry": self._retry_policy(), "progress": self.progress,
+                   "sources": sources, "import_timeout": config.import_timeout}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
         with RegionLock(self._lock_dir(), self.lock_name(ref)):

@@ -27,7 +27,7 @@ from glancesync.condition import Condition
 from glancesync.errors import ConfigError
 
 __all__ = ["MAIN", "DEFAULTS", "MASTER", "MAIN_OPTIONS", "TARGET_OPTIONS", "TYPE", "KINDS",
-           "Option", "Section", "split_list"]
+           "TRANSFERS", "CONVERT_FORMATS", "Option", "Section", "split_list"]
 
 #: Section names with a meaning of their own; every other section is a target.
 MAIN = "main"
@@ -61,6 +61,8 @@ class Option:
     an absent or empty value. ``minimum`` bounds ``int`` and ``number``
     and ``hours`` (excluded when ``strict``). ``secret`` values are masked in logs and
     reprs, and a file holding one should not be readable by others.
+    ``per_region`` options may also be set for one region of a target, in a
+    section named ``[target:Region]``.
     """
 
     name: str
@@ -72,12 +74,15 @@ class Option:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     strict: bool = False
+    per_region: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"option {self.name}: unknown kind {self.kind!r}")
         if self.scope not in ("main", "target"):
             raise ValueError(f"option {self.name}: scope must be 'main' or 'target'")
+        if self.per_region and self.scope != "target":
+            raise ValueError(f"option {self.name}: only target options can be per region")
 
 
 class Section:
@@ -359,6 +364,11 @@ MAIN_OPTIONS: tuple[Option, ...] = (
                " all regions together; a run that would take more takes none"),
 )
 
+#: Values of ``transfer``: how image data reaches a region.
+TRANSFERS = ("stream", "glance-download", "auto")
+#: Values of ``convert_to``: the Glance disk formats ``qemu-img`` converts to.
+CONVERT_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx")
+
 #: The region backend of a target; its choices are the names registered in
 #: :mod:`glancesync.backends`, known only when the configuration is read.
 TYPE = Option("type", "choice", "keystone", help="the region backend of the target")
@@ -417,4 +427,14 @@ TARGET_OPTIONS: tuple[Option, ...] = (
            help="copy master images that have no checksum, verified by size and by the"
                 " hash computed while downloading"),
     *LIFECYCLE_OPTIONS,
+    Option("transfer", "choice", "stream", choices=TRANSFERS, per_region=True,
+           help="how image data reaches the regions: stream (through this host), "
+                "glance-download (the region copies it from a region of its Keystone) "
+                "or auto (glance-download where possible, else stream)"),
+    Option("convert_to", "choice", None, choices=CONVERT_FORMATS, per_region=True,
+           help="disk format the regions store, converted with qemu-img (empty: "
+                "the master's)"),
+    Option("import_timeout", "number", 1800.0, minimum=0.0, strict=True,
+           help="seconds a server-side copy (glance-download) may take before it is "
+                "cancelled and the image streamed"),
 )

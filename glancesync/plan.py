@@ -35,6 +35,10 @@ Decisions the SPEC leaves open, taken here:
   whose master image is gone or no longer selected, and the ``NAME.old``
   copies beyond the limit, get a removal step, always the last operations
   of a plan; see :meth:`_Planner.plan_lifecycle` for what is never touched.
+* Every upload operation carries its :class:`~glancesync.strategy.Transfer`
+  (stream or server-side copy, disk format), decided by the region's
+  :class:`~glancesync.strategy.RegionTransfer`; with ``convert_to``, a copy
+  is compared with the master on its provenance record and disk format.
 """
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ from glancesync.image import (AMI_PROPERTIES, MARK_ORPHANED, MARK_RENAMED, MARK_
 from glancesync.report import as_csv_row
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name, is_synchronised)
+from glancesync.strategy import RegionTransfer, Strategy, Transfer
 
 LOG = logging.getLogger(__name__)
 
@@ -259,6 +264,8 @@ class ImageStatus:
     master_id: str | None
     regional_id: str | None
     reason: str = ""
+    #: How a pending upload gets its data (``stream``, ``glance-download``), else None.
+    transfer: str | None = None
 
     def csv(self) -> str:
         """The ``status,region,image`` record of ``--show-status``, CSV-quoted."""
@@ -284,8 +291,9 @@ class Operation:
     ``provenance`` (uploads) is the record the new copy carries; the
     executor stamps its time when it creates the copy. ``add_members`` and
     ``remove_members`` are project ids of the region to share the image
-    with, or to stop sharing it with, after the other changes. ``reason``
-    says why (lifecycle steps), for logs and dry runs.
+    with, or to stop sharing it with, after the other changes. ``transfer``
+    (uploads) says how the data gets there and in which disk format;
+    ``reason`` says why (lifecycle steps), for logs and dry runs.
     """
 
     kind: OperationKind
@@ -299,6 +307,7 @@ class Operation:
     provenance: Provenance | None = None
     add_members: tuple[str, ...] = ()
     remove_members: tuple[str, ...] = ()
+    transfer: Transfer | None = None
     reason: str = ""
 
     def __post_init__(self) -> None:
@@ -313,7 +322,8 @@ class Operation:
         """A short human description, for logs and dry runs."""
         if self.uploads:
             mib = self.size / (1024 * 1024)
-            text = f"{self.kind} {self.name} ({mib:.1f} MiB)"
+            how = f", {self.transfer.describe()}" if self.transfer else ""
+            text = f"{self.kind} {self.name} ({mib:.1f} MiB{how})"
         elif self.kind is OperationKind.CLEANUP:
             text = f"cleanup {self.name} ({self.regional.status if self.regional else '?'})"
         elif self.kind.removes:
@@ -381,17 +391,19 @@ def make_plan(region: str, master: MasterSelection, regional_images: Iterable[Im
               regional_project_id: str | None, target: TargetPolicy, *,
               now: datetime.datetime | None = None,
               stalled_upload_age: float = 3600,
-              members: Mapping[str, MemberTarget] | None = None) -> RegionPlan:
+              members: Mapping[str, MemberTarget] | None = None,
+              transfer: RegionTransfer | None = None) -> RegionPlan:
     """Compute statuses and operations of ``region`` for ``target``.
 
     ``members`` (with ``sync_members``) maps each master project an image
     is shared with to its :data:`MemberTarget` in the region; the images'
     :attr:`~glancesync.image.Image.members` must then have been read
-    (:mod:`glancesync.sharing` does both).
+    (:mod:`glancesync.sharing` does both). ``transfer`` says how copies may
+    reach the region (default: streamed, in the master's disk format).
     """
     return _Planner(region, master, list(regional_images), regional_project_id, target,
                     now or datetime.datetime.now(datetime.timezone.utc),
-                    stalled_upload_age, members).run()
+                    stalled_upload_age, members, transfer or RegionTransfer()).run()
 
 
 def hold_removals(plans: Iterable[RegionPlan], max_deletes: int) -> int:
@@ -449,7 +461,8 @@ class _Planner:
     def __init__(self, region: str, master: MasterSelection, regional: list[Image],
                  project_id: str | None, target: TargetPolicy, now: datetime.datetime,
                  stalled_upload_age: float,
-                 members: Mapping[str, MemberTarget] | None) -> None:
+                 members: Mapping[str, MemberTarget] | None,
+                 transfer: RegionTransfer) -> None:
         self.region = region
         self.master = master
         self.regional = regional
@@ -458,6 +471,7 @@ class _Planner:
         self.now = now
         self.stalled_upload_age = stalled_upload_age
         self.members = members if target.sync_members else None
+        self.transfer = transfer
         self.plan = RegionPlan(region)
         self.synced = master.synchronised(target)
         self.synced_by_id = {image.id: image for image in self.synced.values()}
@@ -560,10 +574,12 @@ class _Planner:
         A copy of a master image without checksum made with
         ``sync_without_checksum`` records in its provenance the hash
         computed while its data was sent, which the region's own hash of
-        the copy must match (and the size the master's).
+        the copy must match (and the size the master's). A copy converted
+        to the region's ``convert_to`` is judged on its provenance and
+        format (:meth:`~glancesync.strategy.RegionTransfer.same_copy`).
         """
         if content_hash(master) is not None:
-            return master.same_content(regional)
+            return self.transfer.same_copy(master, regional)
         record = regional.provenance
         known = {content_hash(regional)}
         if regional.checksum:
@@ -600,13 +616,8 @@ class _Planner:
             self.needs_operator(f"image {name}: {reason}")
             return
         if regional is None:
-            self.set_status(Status.PENDING_UPLOAD, name, master, None, "missing in the region")
-            self.ops[name] = Operation(OperationKind.UPLOAD, name, master=master,
-                                       size=master.size or 0,
-                                       changes=self.upload_fields(master),
-                                       provenance=self.provenance(master),
-                                       add_members=self.wanted_members(master)[0])
-            self.report_unmapped(name, master)
+            self.upload(OperationKind.UPLOAD, Status.PENDING_UPLOAD, name, master, None,
+                        "missing in the region")
             return
         if not self.same_content(master, regional):
             self.conflict(name, master, regional)
@@ -768,12 +779,25 @@ class _Planner:
             return
         kind = (OperationKind.RENAME if status is Status.PENDING_RENAME
                 else OperationKind.REPLACE)
-        self.set_status(status, name, master, regional,
-                        f"regional checksum {checksum} in {kind} ({why})")
+        self.upload(kind, status, name, master, regional,
+                    f"regional checksum {checksum} in {kind} ({why})")
+
+    def upload(self, kind: OperationKind, status: Status, name: str, master: Image,
+               regional: Image | None, reason: str) -> None:
+        """Plan a new copy of ``master``: its status, its operation and its transfer."""
+        transfer = self.transfer.choose(master)
+        if transfer.note and self.transfer.transfer == Strategy.GLANCE_DOWNLOAD.value:
+            self.warn(f"image {name}: transfer = {Strategy.GLANCE_DOWNLOAD} is not possible, "
+                      f"streamed instead: {transfer.note}")
+        elif transfer.note:
+            LOG.info("%s: image %s is streamed: %s", self.region, name, transfer.note)
+        self.set_status(status, name, master, regional, f"{reason}; {transfer.describe()}")
+        self.statuses[name].transfer = transfer.strategy.value
         self.ops[name] = Operation(kind, name, master=master, regional=regional,
                                    size=master.size or 0, changes=self.upload_fields(master),
                                    provenance=self.provenance(master),
-                                   add_members=self.wanted_members(master)[0])
+                                   add_members=self.wanted_members(master)[0],
+                                   transfer=transfer)
         self.report_unmapped(name, master)
 
     def provenance(self, master: Image) -> Provenance:
@@ -832,7 +856,7 @@ class _Planner:
         """
         fields: dict[str, Any] = {
             "visibility": master.visibility,
-            "disk_format": master.disk_format,
+            "disk_format": self.transfer.disk_format(master),
             "container_format": master.container_format,
             "min_ram": master.min_ram or 0,
             "min_disk": master.min_disk or 0,
@@ -934,6 +958,7 @@ class _Planner:
                 self.set_status(Status.PENDING_AMI, name, master, regional,
                                 f"{current.status.value} after "
                                 f"{', '.join(sorted(set(waiting.values())))}")
+                self.statuses[name].transfer = current.transfer
             return
         # The regional image exists with the right content: compare the ids.
         assert regional is not None
@@ -991,7 +1016,7 @@ class _Planner:
                           f"{obsolete_name!r} is not applied")
                 continue
             own_same = [i for i in self.regional
-                        if i.status == "active" and self.own(i) and master.same_content(i)]
+                        if i.status == "active" and self.own(i) and self.same_content(master, i)]
             renamed = [i for i in own_same if i.name == obsolete_name]
             to_rename = [i for i in own_same if i.name == base]
             for image in renamed:
@@ -1030,8 +1055,9 @@ class _Planner:
     def plan_cleanup(self) -> list[Operation]:
         """Leftovers of GlanceSync's own interrupted uploads, to delete.
 
-        A leftover is a ``queued`` or ``saving`` image of the project that
-        carries the provenance GlanceSync gives every image it creates
+        A leftover is a ``queued``, ``saving`` or ``importing`` (a server-side
+        copy) image of the project that carries the provenance GlanceSync
+        gives every image it creates
         (naming a master image of this master region), and that nothing
         touched for ``stalled_upload_age`` seconds. Any other image is never
         touched: an operator's upload in progress, another tool's image. A
@@ -1039,7 +1065,7 @@ class _Planner:
         """
         ops = []
         for image in sorted(self.regional, key=lambda i: (i.name or "", i.id)):
-            if image.status not in ("queued", "saving") or not self.own(image):
+            if image.status not in ("queued", "saving", "importing") or not self.own(image):
                 continue
             if not self.made_by_us(image):
                 LOG.debug("%s: %s image %s (%s) was not created by GlanceSync: left alone",

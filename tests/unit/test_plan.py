@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import io
 
@@ -11,6 +12,7 @@ from glancesync.config import TargetConfig
 from glancesync.image import MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED, Image, Provenance
 from glancesync.plan import ImageStatus, Status, hold_removals, make_plan
 from glancesync.selection import select_master
+from glancesync.strategy import RegionTransfer, Strategy
 
 MASTER = "p-master"
 PROJ = "p-region"
@@ -44,10 +46,10 @@ def ours(master_id="m-a", region="Master"):
     return Provenance(master_id, region, "md5:c1", "2029-12-31T00:00:00Z")
 
 
-def plan(master_images, regional_images, **target_kw):
+def plan(master_images, regional_images, transfer=None, **target_kw):
     target = TargetConfig(name="t", **target_kw)
     return make_plan("RegionA", select_master(master_images, MASTER), regional_images, PROJ,
-                     target, now=NOW, stalled_upload_age=3600)
+                     target, now=NOW, stalled_upload_age=3600, transfer=transfer)
 
 
 def status(p, name):
@@ -301,6 +303,17 @@ def test_leftovers_of_our_own_uploads_are_cleaned_with_a_status_line():
     assert p.counts()[Status.PENDING_CLEANUP] == 3 and not p.in_sync
 
 
+def test_a_server_side_copy_stuck_importing_is_a_leftover_once_stalled():
+    """A copy a dead region left ``importing`` is cleaned like an interrupted upload."""
+    regional = [r("a", None, id_="i-old", status="importing", updated_at=OLD,
+                  provenance=ours()),
+                r("a", None, id_="i-young", status="importing", updated_at=YOUNG,
+                  provenance=ours())]
+    p = plan([m("a")], regional)
+    assert [op.regional.id for op in p.operations if op.kind == "cleanup"] == ["i-old"]
+    assert "leftover importing image i-old" in p.statuses[1].reason
+
+
 def test_images_glancesync_did_not_create_are_never_cleaned():
     """Issue 10, case 4: an operator's upload in progress is not a leftover."""
     regional = [r("a", None, id_="operator", status="queued", updated_at=OLD),
@@ -497,6 +510,80 @@ def test_every_status_has_one_category_a_unique_symbol_and_a_description():
             assert status.symbol.islower()
         if status.is_error:
             assert status.symbol.isupper()
+
+
+# -- transfer strategies and disk formats ------------------------------------------
+
+SERVER_SIDE = RegionTransfer("auto", region="RegionA", master_region="Master",
+                             same_keystone=True, same_credential=True,
+                             import_methods=frozenset({"glance-download", "web-download"}))
+
+
+def test_every_upload_records_its_transfer_and_the_status_says_it():
+    p = plan([m("a"), m("b", "c2")], [r("b", "old")], transfer=SERVER_SIDE,
+             replace=frozenset({"any"}))
+    ops = {op.name: op for op in p.operations}
+    assert {op.transfer.strategy for op in ops.values()} == {Strategy.GLANCE_DOWNLOAD}
+    assert ops["a"].transfer.source_region == "Master"
+    assert "glance-download from Master" in ops["a"].describe()
+    a, b = p.status_of("a"), p.status_of("b")
+    assert (a.transfer, b.transfer) == ("glance-download", "glance-download")
+    assert a.reason == "missing in the region; glance-download from Master"
+    assert b.status is Status.PENDING_REPLACE and "glance-download" in b.reason
+    assert a.to_dict()["transfer"] == "glance-download"
+
+
+def test_streamed_by_default_and_no_transfer_without_an_upload():
+    p = plan([m("a"), m("b")], [r("b")])
+    assert p.operations[0].transfer.strategy is Strategy.STREAM
+    assert p.status_of("a").reason == "missing in the region; stream"
+    assert p.status_of("b").transfer is None
+
+
+def test_glance_download_asked_where_impossible_is_streamed_with_a_warning():
+    other = dataclasses.replace(SERVER_SIDE, transfer="glance-download", same_keystone=False,
+                                region="RegionC")
+    p = plan([m("a")], [], transfer=other)
+    (op,) = p.operations
+    assert op.transfer.strategy is Strategy.STREAM
+    assert op.transfer.note == "RegionC is not in the master's Keystone"
+    assert p.status_of("a").reason == \
+        "missing in the region; stream (RegionC is not in the master's Keystone)"
+    assert any("not possible, streamed instead" in w for w in p.warnings)
+    quiet = plan([m("a")], [], transfer=dataclasses.replace(other, transfer="auto"))
+    assert quiet.warnings == [] and quiet.operations[0].transfer.note
+
+
+def test_a_converted_copy_is_planned_in_the_wanted_format():
+    to_raw = RegionTransfer(convert_to="raw")
+    (op,) = plan([m("a")], [], transfer=to_raw).operations
+    assert op.changes["disk_format"] == "raw"
+    assert (op.transfer.convert_from, op.transfer.disk_format) == ("qcow2", "raw")
+    assert op.transfer.describe() == "stream, qcow2 to raw"
+
+
+def converted(master, disk_format="raw", checksum="conv", **kw):
+    """A regional copy of ``master`` converted to ``disk_format``, with its provenance."""
+    copy = r(master.name, checksum, **kw)
+    copy.disk_format = disk_format
+    copy.provenance = Provenance.of(master, "Master")
+    return copy
+
+
+def test_a_converted_copy_is_compared_on_its_provenance_and_format():
+    master = m("a")
+    to_raw = RegionTransfer(convert_to="raw")
+    assert status(plan([master], [converted(master)], transfer=to_raw), "a") is Status.OK
+    # Another format, another master content, no record: different content.
+    for copy in (converted(master, "vmdk"), r("a", "conv"),
+                 converted(m("a", "c-old"))):
+        copy.disk_format = copy.disk_format or "raw"
+        assert status(plan([master], [copy], transfer=to_raw), "a") is Status.ERROR_CHECKSUM
+    # Unconverted, the master's hashes decide as always.
+    assert status(plan([master], [converted(master)]), "a") is Status.ERROR_CHECKSUM
+    stale = converted(m("a", "c-old"))
+    p = plan([master], [stale], transfer=to_raw, replace=frozenset({"any"}))
+    assert status(p, "a") is Status.PENDING_REPLACE
 
 
 # -- the image lifecycle (removal_policy, keep_old_copies) ------------------------------
