@@ -61,6 +61,7 @@ EXPECTED_OUTPUT = {
                               r"error_deactivated \(needs_operator\): regional copy .*"
                               r"after the sync: active, 0 uploaded",
     "example_json_status_report.py": r'"exit_status": 3.*"master:RegionA": \[.*"pending_upload"',
+    "example_sync_one_image.py": r"master:RegionA: 1 uploaded, 0 updated; ubuntu-22\.04 is ok",
     "example_custom_selection.py": r"RegionA: cirros-kernel, cirros-machine, cirros-ramdisk\n",
     "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
                          r".*section: main option: max_children",

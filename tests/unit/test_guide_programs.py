@@ -25,8 +25,8 @@ def federation(tmp_path) -> Federation:
     return Federation(tmp_path / "demo")
 
 
-def run_example(federation: Federation, name: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, str(EXAMPLES / name), str(federation.config)],
+def run_example(federation: Federation, name: str, *args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, str(EXAMPLES / name), str(federation.config), *args],
                           capture_output=True, text=True, timeout=120, env=federation.env,
                           cwd=federation.folder, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
@@ -62,6 +62,21 @@ def test_json_status_report_after_a_sync_is_all_ok(federation):
     assert document["exit_status"] == 0
     assert {item["category"] for items in document["regions"].values()
             for item in items} == {"ok"}
+
+
+def test_sync_one_image_copies_that_image_and_nothing_else(federation):
+    before = {region: {(image.name, image.id) for image in federation.region(region).list_images()}
+              for region in ("RegionA", "RegionB", "RegionC")}
+    run_example(federation, "example_sync_one_image.py", "debian-12")
+    _, lines = show_status(federation)
+    for region in ("RegionA", "RegionB", "RegionC"):
+        assert ("ok", f"master:{region}", "debian-12") in lines
+        after = {(image.name, image.id) for image in federation.region(region).list_images()}
+        # only debian-12 copies (and RegionC's local build renamed aside) changed
+        assert {name for name, _ in after ^ before[region]} <= {"debian-12", "debian-12.old"}
+    # the other images are still pending, as before
+    assert ("pending_upload", "master:RegionA", "ubuntu-22.04") in lines
+    assert ("pending_upload", "master:RegionC", "cirros-kernel") in lines
 
 
 def test_custom_selection_rule_synchronises_only_what_it_selects(federation):
