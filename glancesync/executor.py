@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import uuid
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -58,9 +59,38 @@ class ImageSource(Protocol):
         """
 
 
+#: Results of one operation (:attr:`OperationOutcome.result`).
+DONE = "done"  #: applied (a dry run: would be applied)
+FAILED = "failed"  #: failed; ``error`` says why
+REFUSED = "refused"  #: refused by the region for good: the image needs an operator
+
+
+@dataclasses.dataclass
+class OperationOutcome:
+    """What became of one operation of a plan (the run report's ``operations``).
+
+    ``bytes``: image data sent to the region (0 but for uploads; a dry run
+    counts what it would send). ``seconds``: how long the operation took
+    (wall clock); ``transfer_seconds``: of which sending the data (uploads
+    of a real sync, else 0), what throughput estimates are measured on.
+    """
+
+    kind: OperationKind
+    name: str
+    result: str
+    bytes: int = 0
+    seconds: float = 0.0
+    transfer_seconds: float = 0.0
+    error: str = ""
+
+
 @dataclasses.dataclass
 class RegionResult:
-    """What a sync (or dry run) of one region did."""
+    """What a sync (or dry run) of one region did.
+
+    ``outcomes``: one :class:`OperationOutcome` per operation of the plan,
+    in the order they ran.
+    """
 
     region: str
     dry_run: bool = False
@@ -77,6 +107,7 @@ class RegionResult:
     bytes_uploaded: int = 0
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
     plan: RegionPlan | None = None
+    outcomes: list[OperationOutcome] = dataclasses.field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -174,6 +205,8 @@ class Executor:
         self._new_ids: dict[str, str] = {}
         # master id -> the hashes of the bytes sent last (masters without checksum)
         self._sent: dict[str, HashingStream] = {}
+        # seconds the current operation spent sending image data
+        self._transfer_seconds = 0.0
 
     # -- the choke point -------------------------------------------------
     def _act(self, verb: str, what: str, call: Callable[..., Any], *args: Any,
@@ -197,15 +230,25 @@ class Executor:
         result.ok = sum(counts[s] for s in Status if s.category is StatusCategory.OK)
         result.needs_operator = len(plan.needs_operator)
         for op in plan.operations:
+            started, sent_before = time.monotonic(), result.bytes_uploaded
+            self._transfer_seconds = 0.0
+            outcome = OperationOutcome(op.kind, op.name, DONE)
             try:
                 self._run(op, result)
             except GlanceSyncError as error:
+                outcome.error = str(error)
                 if op.uploads and is_refusal(error):
+                    outcome.result = REFUSED
                     self._refused(plan, op, error, result)
-                    continue
-                result.errors += 1
-                result.failed[op.name] = str(error)
-                LOG.error("%s: %s failed: %s", self.region, op.describe(), error)
+                else:
+                    outcome.result = FAILED
+                    result.errors += 1
+                    result.failed[op.name] = str(error)
+                    LOG.error("%s: %s failed: %s", self.region, op.describe(), error)
+            outcome.bytes = result.bytes_uploaded - sent_before
+            outcome.seconds = time.monotonic() - started
+            outcome.transfer_seconds = self._transfer_seconds
+            result.outcomes.append(outcome)
         # Marked so that the scripts, which print every summary at the end,
         # do not show it twice on a terminal; log files keep it.
         LOG.info("%s", result.summary(), extra={"summary": True})
@@ -319,8 +362,11 @@ class Executor:
             prepare(master)
         self._act("create", f"image {op.name}", self._create, target)
         try:
+            sending = time.monotonic()
             uploaded = self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
                                  self._send_retrying, target, master)
+            if not self.dry_run:
+                self._transfer_seconds = time.monotonic() - sending
             final: dict[str, Any] = {}
             if not self.dry_run:
                 sent = self._verify(uploaded, master, op.name)
