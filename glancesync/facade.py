@@ -438,10 +438,10 @@ class GlanceSync:
         if dry_run:
             result.estimates = estimates(measured, result.plans)
         else:
-            for region, outcome in result.results.items():
-                measured.record(region, [(o.bytes, o.transfer_seconds)
-                                         for o in outcome.outcomes if o.transfer_seconds])
-            if any(o.transfer_seconds for r in result.results.values() for o in r.outcomes):
+            added = [measured.record(region, [(o.bytes, o.transfer_seconds)
+                                              for o in outcome.outcomes])
+                     for region, outcome in sorted(result.results.items())]
+            if any(added):
                 measured.save()
         result.finished = time.time()
         # The scripts print the same totals at the end (cli.summary_lines): the

@@ -327,6 +327,9 @@ MAIN_OPTIONS: tuple[Option, ...] = (
                                                " transient reason (0: none)"),
     _main("retry_wait", "number", 1.0, minimum=0.0,
           help="seconds before the first retry, doubled before each next one"),
+    _main("metrics_file", "path", help="file of Prometheus metrics written at the end of"
+                                       " every run, for node_exporter's textfile collector"
+                                       " (none)"),
 )
 
 #: The region backend of a target; its choices are the names registered in

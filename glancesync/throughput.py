@@ -25,8 +25,8 @@ KEEP = 10
 #: The state file's name (in ``run_dir``).
 FILE_NAME = "throughput.json"
 
-#: Uploads shorter than this (seconds) are not measured: too noisy.
-MIN_SECONDS = 0.05
+#: A sync whose uploads took less than this (seconds) is not measured: too noisy.
+MIN_SECONDS = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,12 +101,19 @@ class ThroughputLog:
         rate = self.rate(plan.region)
         return Estimate(size, size / rate if rate else None, rate)
 
-    def record(self, region: str, measurements: Iterable[tuple[int, float]]) -> None:
-        """Add ``(bytes, seconds)`` measurements of ``region`` (tiny ones skipped)."""
-        rates = [size / seconds for size, seconds in measurements
-                 if size > 0 and seconds >= MIN_SECONDS]
-        if rates:
-            self.rates[region] = (self.rates.get(region, []) + rates)[-KEEP:]
+    def record(self, region: str, transfers: Iterable[tuple[int, float]]) -> bool:
+        """Add one measurement of ``region``: the ``(bytes, seconds)`` of a sync's uploads.
+
+        Their total bytes over their total time; nothing when that time is
+        below :data:`MIN_SECONDS`. Returns True when a measurement was added.
+        """
+        measured = [(size, seconds) for size, seconds in transfers if size > 0 and seconds > 0]
+        total = sum(size for size, _ in measured)
+        seconds = sum(seconds for _, seconds in measured)
+        if seconds < MIN_SECONDS:
+            return False
+        self.rates[region] = (self.rates.get(region, []) + [total / seconds])[-KEEP:]
+        return True
 
     def save(self) -> None:
         """Write the state file atomically; a failure is a warning (never fails a run)."""
