@@ -223,7 +223,7 @@ def status_table(status: StatusReport, stream: TextIO | None = None) -> str:
     """
     from glancesync.views import table
     stream = stream or sys.stdout
-    color = stream.isatty() and not os.environ.get("NO_COLOR")
+    color = stream.isatty()
     width = shutil.get_terminal_size((80, 24)).columns
     return table.render(status.plans, status.failures, estimates=status.estimates,
                         color=color, width=width)

@@ -4,7 +4,9 @@ Self-contained: inline CSS, no script, no external asset, so it works
 offline and from a mail attachment. Rendered by Jinja2 with autoescaping:
 every value (image names, reasons, errors, region names come from the
 regions) is escaped for HTML, after :func:`~glancesync.safenames.printable`
-has shown its control characters escaped. Each cell carries its status in
+has shown its control characters escaped. After a sync the page shows the
+regions as the sync left them (:func:`~glancesync.views.matrix.after_run`).
+Each cell carries its status in
 ``data-status`` and its reasons in ``title`` (shown on hover), and the
 details table lists every image that is not ``ok`` with its reason.
 """
@@ -103,11 +105,12 @@ def _time(seconds: float) -> str:
 
 def render(result: RunResult | StatusReport, *, targets: Sequence[str] = ()) -> str:
     """The page of ``result``; ``targets``: the configuration's targets (listed)."""
-    grid = matrix_mod.build(result.plans, result.failures)
+    results = getattr(result, "results", {})
+    plans = matrix_mod.after_run(result.plans, results)
+    grid = matrix_mod.build(plans, result.failures)
     mode = mode_of(result)
     title = {"status": "status", "dry_run": "dry run", "sync": "sync"}[mode]
     summary = (result.totals() if isinstance(result, RunResult) else status_totals(result))
-    results = getattr(result, "results", {})
     regions = []
     for region in grid.regions:
         if region in grid.failures:
@@ -115,7 +118,7 @@ def render(result: RunResult | StatusReport, *, targets: Sequence[str] = ()) -> 
         elif region in results:
             outcome = "done" if results[region].success else "failed"
         else:
-            outcome = "in sync" if result.plans[region].in_sync else "pending"
+            outcome = "in sync" if plans[region].in_sync else "pending"
         estimate: Estimate | None = result.estimates.get(region)
         regions.append({"raw": _shown(region), "shown": _shown(region), "result": outcome,
                         "estimate": estimate.describe() if estimate and estimate.bytes else ""})
@@ -136,7 +139,7 @@ def render(result: RunResult | StatusReport, *, targets: Sequence[str] = ()) -> 
         rows.append({"raw": _shown(image), "shown": _shown(image), "cells": cells})
     details = [{"region": _shown(s.region), "name": _shown(s.name), "status": s.status.value,
                 "category": s.status.category.value, "reason": _shown(s.reason)}
-               for plan in result.plans.values() for s in plan.statuses
+               for plan in plans.values() for s in plan.statuses
                if s.status.category is not StatusCategory.OK]
     legend = [{"symbol": s.symbol, "name": s.value, "description": s.description,
                "category": s.category.value} for s in grid.used_statuses()]

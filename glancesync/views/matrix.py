@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping
 
+from glancesync.executor import DONE, RegionResult
 from glancesync.plan import ImageStatus, RegionPlan, Status, StatusCategory
 
 
@@ -59,3 +60,33 @@ def symbols(statuses: list[ImageStatus]) -> str:
 
 #: The symbol of an image that is not synchronised to a region.
 NOT_SYNCHRONISED = "-"
+
+
+def after_run(plans: Mapping[str, RegionPlan],
+              results: Mapping[str, RegionResult]) -> dict[str, RegionPlan]:
+    """The plans as the regions stand after a sync: what it did is ``ok``.
+
+    A pending status whose every operation succeeded becomes ``ok``; a
+    leftover it deleted (``pending_cleanup``) disappears; a failed
+    operation leaves its status as it was (still pending). A region
+    without a result (failed, or a dry run) keeps its plan.
+    """
+    final = {}
+    for region, plan in plans.items():
+        outcome = results.get(region)
+        if outcome is None or outcome.dry_run:
+            final[region] = plan
+            continue
+        done: dict[str, bool] = {}
+        for op in outcome.outcomes:
+            done[op.name] = done.get(op.name, True) and op.result == DONE
+        statuses = []
+        for item in plan.statuses:
+            if item.status.is_pending and done.get(item.name):
+                if item.status is Status.PENDING_CLEANUP:
+                    continue
+                item = dataclasses.replace(item, status=Status.OK,
+                                           reason="synchronised by this run")
+            statuses.append(item)
+        final[region] = dataclasses.replace(plan, statuses=statuses)
+    return final

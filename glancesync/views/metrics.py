@@ -3,7 +3,8 @@
 Built with ``prometheus_client`` in a registry of their own and written
 atomically (:func:`prometheus_client.write_to_textfile`: a temporary file
 renamed over the old one), at the end of every run: status, dry run and
-sync. The last success time of a region is carried over from the previous
+sync; after a sync, images count as the sync left them
+(:func:`~glancesync.views.matrix.after_run`). The last success time of a region is carried over from the previous
 file, so a failed run (or a status run) never resets it.
 
 Metrics (every one a gauge; names in :data:`NAMES`):
@@ -38,6 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from glancesync.facade import RunResult, StatusReport
 from glancesync.plan import Status, StatusCategory
+from glancesync.views.matrix import after_run
 from glancesync.views.runreport import mode_of
 
 LOG = logging.getLogger(__name__)
@@ -104,9 +106,10 @@ def registry_for(result: RunResult | StatusReport,
               for name, (labels, text) in NAMES.items()}
     mode = mode_of(result)
     results = getattr(result, "results", {})
+    plans = after_run(result.plans, results)
     successes = dict(previous or {})
     for region in sorted(set(result.plans) | set(result.failures)):
-        plan = result.plans.get(region)
+        plan = plans.get(region)
         outcome = results.get(region)
         failed = region in result.failures or (outcome is not None and not outcome.success)
         gauges["glancesync_last_run_start_timestamp_seconds"].labels(region, mode).set(

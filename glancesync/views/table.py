@@ -10,6 +10,7 @@ numbered and a key below names them. Every name is shown through
 from __future__ import annotations
 
 import io
+import os
 from typing import Mapping
 
 from rich.console import Console
@@ -57,11 +58,13 @@ def render(plans: Mapping[str, RegionPlan], failures: Mapping[str, object] = (),
            width: int = 80, title: str | None = None) -> str:
     """The matrix of ``plans`` as text for a terminal ``width`` columns wide.
 
-    ``color``: ANSI colours (a terminal); without, plain text. Regions are
+    ``color``: ANSI colours and bold (a terminal), unless ``NO_COLOR`` is set
+    (then plain text, as without ``color``). Regions are
     named columns when they fit, else numbered (a key below names them);
     more columns than fit are split into several tables.
     """
     grid = matrix_mod.build(plans, failures)
+    color = color and not os.environ.get("NO_COLOR")
     width = max(width, 40)
     longest = max([len(_text(n)) for n in grid.images] + [5])
     cell_width = max([len(matrix_mod.symbols(c)) for c in grid.cells.values()] + [1])
