@@ -49,7 +49,8 @@ table.matrix td.cell { text-align: center; font-family: monospace; font-weight: 
 td.name { font-family: monospace; max-width: 40em; overflow-wrap: anywhere; }
 td.empty { color: #999; }
 td.failed { background: #8b0000; color: #fff; }
-{% for category, (bg, fg) in colours %}td.{{ category }} { background: {{ bg }}; color: {{ fg }}; }
+table.details td.name { overflow-wrap: normal; }
+{% for category, (bg, fg) in colours %}.{{ category }} { background: {{ bg }}; color: {{ fg }}; }
 {% endfor %}ul.legend { list-style: none; padding: 0; columns: 2; }
 ul.legend span { display: inline-block; width: 1.6em; text-align: center; font-family: monospace; font-weight: bold; }
 </style>

@@ -358,3 +358,21 @@ def test_report_in_a_missing_folder_is_one_line_before_the_run(fed, tmp_path):
     assert done.stderr.count("\n") == 1 and "does not exist" in done.stderr
     assert not (fed.folder / "federation" / "RegionA").glob("*.json") or True
     assert fed.statuses("RegionA")[("master:RegionA", "ubuntu-22.04")] == "pending_upload"
+
+
+def test_the_manual_shows_the_real_matrix_of_the_demo(tmp_path):
+    from glancesync import demo
+    env = {**os.environ, "COLUMNS": "80", "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("NO_COLOR", None)
+    done = subprocess.run([sys.executable, "-m", "glancesync.demo", "--dir",
+                           str(tmp_path / "demo")], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    manual = (Path(demo.__file__).parents[1] / "docs" / "manual" / "monitoring.rst"
+              ).read_text(encoding="utf-8")
+    blocks = [part.split("(exit status")[0]
+              for part in done.stdout.split("--show-status --format table\n")[1:]]
+    assert len(blocks) == 2
+    for block in blocks:
+        indented = "".join(f"    {line}\n" for line in block.rstrip("\n").split("\n"))
+        assert indented in manual, block
