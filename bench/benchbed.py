@@ -73,14 +73,21 @@ class Bed:
         return RawRegion(name, self.info.glance_urls[name], keystone_token(self.info.auth(cloud)),
                          self.info.project_id(cloud))
 
-    def config_text(self, work: Path, max_children: int = 3) -> str:
-        """A GlanceSync INI for the bed: master on Keystone #1, ``other`` on #2."""
-        sections = {
+    def config_text(self, work: Path, max_children: int = 3,
+                    extra: dict[str, dict[str, object]] | None = None) -> str:
+        """A GlanceSync INI for the bed: master on Keystone #1, ``other`` on #2.
+
+        ``extra`` adds options to sections (new sections too, e.g.
+        ``master:RegionA``).
+        """
+        sections: dict[str, dict[str, object]] = {
             "main": {"master_region": MASTER, "max_children": max_children,
                      "cache_dir": work / "cache", "run_dir": work / "runs"},
-            "master": self.info.auth("master-admin"),
-            "other": self.info.auth("other-admin"),
+            "master": dict(self.info.auth("master-admin")),
+            "other": dict(self.info.auth("other-admin")),
         }
+        for section, options in (extra or {}).items():
+            sections.setdefault(section, {}).update(options)
         lines = []
         for section, options in sections.items():
             lines.append(f"[{section}]")

@@ -11,6 +11,11 @@ Where the file comes from: the stream given to :func:`load_config`, else
 nothing: a ``master`` target is then built from the ``OS_*`` environment
 variables (``OS_REGION_NAME`` is the master region).
 
+A section named ``[target:Region]`` holds options of one region of a
+target (only those marked ``per_region`` in :mod:`glancesync.options`:
+``transfer``, ``convert_to``); they override the target's values for that
+region (:meth:`TargetConfig.for_region`).
+
 Overrides (``--config`` on the command line) are ``section.key=value``, or
 ``key=value``: such a bare key goes to ``[main]`` when it is a main option
 (``master_region``, ``max_children``, ...) and to ``[DEFAULT]`` otherwise.
@@ -40,8 +45,7 @@ from glancesync.options import (DEFAULTS, MAIN, MAIN_OPTIONS, MASTER, TARGET_OPT
                                 Option, Section)
 
 __all__ = ["Config", "MainConfig", "TargetConfig", "load_config", "main_options",
-           "open_config_file",
-           "target_options", "MASTER"]
+           "open_config_file", "per_region_options", "target_options", "MASTER"]
 
 LOG = logging.getLogger(__name__)
 
@@ -90,6 +94,7 @@ class MainConfig:
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
+    max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
 
 
 @dataclasses.dataclass
@@ -124,6 +129,19 @@ class TargetConfig:
     deactivated_copies: str = "report"  #: report | reactivate | keep
     signature_properties: str = "after-upload"  #: after-upload | at-upload | drop
     sync_without_checksum: bool = False
+    removal_policy: str = "keep"  #: keep | hide | deactivate | delete
+    removal_grace_hours: float = 24.0  #: hours
+    keep_old_copies: int | None = None  #: NAME.old copies kept per name (None: all)
+    transfer: str = "stream"  #: stream, glance-download or auto
+    convert_to: str | None = None  #: disk format of the regional copies (None: the master's)
+    import_timeout: float = 1800.0  #: seconds a server-side copy may take
+    #: Region name -> per-region option values (sections ``[target:Region]``).
+    regions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def for_region(self, region: str) -> "TargetConfig":
+        """This target's configuration as it applies to ``region`` (its section's values)."""
+        values = self.regions.get(region)
+        return dataclasses.replace(self, **values) if values else self
 
 
 @dataclasses.dataclass
@@ -337,6 +355,8 @@ def _build(parser: configparser.ConfigParser, path: str | None,
 
     targets: dict[str, TargetConfig] = {}
     names = [s for s in parser.sections() if s not in (MAIN, DEFAULTS)]
+    region_sections = [name for name in names if _REGION_SEP in name]
+    names = [name for name in names if name not in region_sections]
     if MASTER not in names:
         names.insert(0, MASTER)
     for name in names:
@@ -344,6 +364,8 @@ def _build(parser: configparser.ConfigParser, path: str | None,
         section = Section(path, name, {**defaults, **own}, secrets=_secret_names())
         section.check_names(target_names, own)
         targets[name] = _build_target(section, env)
+    for name in region_sections:
+        _read_region_section(Section(path, name, _section_values(parser, name)), targets)
 
     main = {option.name: main_section.read(option) for option in MAIN_OPTIONS}
     main["master_region"] = main["master_region"] or targets[MASTER].settings.default_region
@@ -355,12 +377,49 @@ def _build(parser: configparser.ConfigParser, path: str | None,
     return Config(main=MainConfig(**main), targets=targets, path=path)
 
 
+#: Separates the target from the region in the name of a per-region section.
+_REGION_SEP = ":"
+
+
+def per_region_options() -> tuple[Option, ...]:
+    """The options a ``[target:Region]`` section may hold."""
+    return tuple(option for option in TARGET_OPTIONS if option.per_region)
+
+
+def _read_region_section(section: Section, targets: dict[str, TargetConfig]) -> None:
+    """Record the values of a ``[target:Region]`` section on its target.
+
+    :raises ConfigError: an unknown target, an empty region name, or an
+        option that cannot be set per region.
+    """
+    target, _, region = section.name.partition(_REGION_SEP)
+    target, region = target.strip(), region.strip()
+    if not target or not region or _REGION_SEP in region:
+        raise section.error(None, "a per-region section is named [target:Region]")
+    if target not in targets:
+        raise section.error(None, f"unknown target {target!r}; the configured targets are"
+                                  f" {', '.join(sorted(targets))}")
+    allowed = per_region_options()
+    for option in section.values:
+        if option not in {o.name for o in allowed}:
+            raise section.error(option, "cannot be set for one region; the options of a"
+                                        f" [target:Region] section are"
+                                        f" {', '.join(o.name for o in allowed)}")
+    values = {option.name: section.read(option) for option in allowed
+              if option.name in section.values}
+    targets[target].regions.setdefault(region, {}).update(values)
+
+
 def _build_target(section: Section, env: Mapping[str, str]) -> TargetConfig:
     """The target of one section: common options here, the rest by its backend."""
     kind = section.read(dataclasses.replace(TYPE, choices=backends.names()))
     backend = backends.get_backend(kind)
     common = {option.name: section.read(option)
               for option in TARGET_OPTIONS if option is not TYPE}
+    if common["keep_old_copies"] is not None and common["removal_policy"] == "keep":
+        raise section.error("keep_old_copies", "needs removal_policy = hide, deactivate"
+                                               " or delete: it says what happens to the"
+                                               " NAME.old copies beyond the limit")
     settings = backend.settings(section, env)
     # Other backends' options are valid anywhere ([DEFAULT] serves every
     # target): their values are checked all the same.

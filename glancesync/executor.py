@@ -8,7 +8,9 @@ Safety rules: a new image is created private and unprotected, filled,
 verified (``active`` and same hash as the master) and only then given its
 visibility and protection; an old image is deleted or renamed only after
 its replacement is verified; a failed upload deletes what it created. One
-image failing does not stop the others.
+image failing does not stop the others. The lifecycle's removal steps
+(hide, deactivate, delete) come last, are taken only while the region's run
+has had no error, and only on an image still as it was planned.
 
 Faults: the adapter retries its idempotent calls itself (a
 :class:`~glancesync.retry.RetryingAdapter`, which the executor puts around
@@ -19,6 +21,14 @@ image when Glance put it back to ``queued`` (the client's connection
 broke), else into a new image after deleting the stuck one (``saving``
 after a dead Glance worker). New images get their id here, so a creation
 retried after a lost answer finds its image instead of making a second one.
+
+Server-side copies: an upload whose :class:`~glancesync.strategy.Transfer`
+is ``glance-download`` asks the region to copy the image from a source of
+:class:`~glancesync.serverside.CopySources` (the master or a region of the
+same target holding a verified copy), watches it, completes the metadata
+Glance did not copy and verifies it like an upload. When the copy is
+refused, fails or stalls, the image is streamed instead: into the same
+image if it is ``queued`` again, else into a new one after deleting it.
 """
 from __future__ import annotations
 
@@ -32,11 +42,15 @@ from glancesync import progress as progress_mod
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import (ChecksumMismatchError, ConflictError, GlanceSyncError,
                                ImageNotFoundError, TransferError, UsageError)
-from glancesync.image import PROVENANCE_HASH, Image, content_hash
-from glancesync.integrity import HashingStream
+from glancesync.image import (MARK_RENAMED, PROVENANCE_HASH, PROVENANCE_PREFIX, Image,
+                              Provenance, content_hash, metadata_diff, utc_stamp)
+from glancesync.integrity import FileData, HashingStream
 from glancesync.plan import (OLD_SUFFIX, Operation, OperationKind, RegionPlan, Status,
                              StatusCategory)
+from glancesync.regions import RegionRef
 from glancesync.retry import RetryingAdapter, RetryPolicy
+from glancesync.serverside import CopySources, ImportOutcome, Outcome, Source, watch_import
+from glancesync.strategy import Strategy, Transfer
 
 LOG = logging.getLogger(__name__)
 
@@ -44,11 +58,17 @@ MIB = 1024 * 1024
 
 
 class ImageSource(Protocol):
-    """Where master image data comes from."""
+    """Where master image data comes from.
 
-    # A source may also offer ``prepare(image)``: fetch the data now, so that
-    # ``chunks`` then streams it at once (the executor calls it before
-    # creating the regional image).
+    A source may also offer (the executor uses them when present):
+    ``prepare(image, disk_format=None) -> Image | None``: fetch the data now
+    (converted to ``disk_format``), so that it is sent at once; returns the
+    image whose hashes and size the bytes to send have (None: the
+    master's). ``open(image, disk_format=None)``: a context manager giving
+    those bytes as a :class:`~glancesync.integrity.FileData`.
+    ``recheck(image)``: hash the local copies again before serving them
+    next (a region received bytes that do not match).
+    """
 
     def chunks(self, image: Image) -> Iterator[bytes]:
         """The master image's bytes, verified against its hashes by the source.
@@ -63,22 +83,27 @@ class ImageSource(Protocol):
 DONE = "done"  #: applied (a dry run: would be applied)
 FAILED = "failed"  #: failed; ``error`` says why
 REFUSED = "refused"  #: refused by the region for good: the image needs an operator
+POSTPONED = "postponed"  #: a removal step not taken: the region's run had a failure
 
 
 @dataclasses.dataclass
 class OperationOutcome:
     """What became of one operation of a plan (the run report's ``operations``).
 
-    ``bytes``: image data sent to the region (0 but for uploads; a dry run
-    counts what it would send). ``seconds``: how long the operation took
-    (wall clock); ``transfer_seconds``: of which sending the data (uploads
-    of a real sync, else 0), what throughput estimates are measured on.
+    ``bytes``: image data sent to the region from this host (0 but for
+    uploads; a dry run counts what it would send); ``bytes_server_side``:
+    data the region copied itself (a server-side copy). ``seconds``: how
+    long the operation took (wall clock); ``transfer_seconds``: of which
+    sending the data (streamed uploads of a real sync, else 0), what
+    throughput estimates are measured on. ``error``: why it failed, was
+    refused or postponed.
     """
 
     kind: OperationKind
     name: str
     result: str
     bytes: int = 0
+    bytes_server_side: int = 0
     seconds: float = 0.0
     transfer_seconds: float = 0.0
     error: str = ""
@@ -102,9 +127,16 @@ class RegionResult:
     obsoleted: int = 0
     cleaned: int = 0
     uncleaned: int = 0  #: leftovers that could not be deleted (a warning each)
+    retired: int = 0  #: copies hidden or deactivated by removal_policy
+    deleted: int = 0  #: copies deleted by removal_policy
+    postponed: int = 0  #: removal steps not taken: the region's run had errors
     errors: int = 0
     needs_operator: int = 0
     bytes_uploaded: int = 0
+    #: New copies the region made itself (server-side, counted in ``uploaded``)
+    #: and their bytes (not in ``bytes_uploaded``: they did not pass here).
+    copied_server_side: int = 0
+    bytes_server_side: int = 0
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
     plan: RegionPlan | None = None
     outcomes: list[OperationOutcome] = dataclasses.field(default_factory=list)
@@ -117,12 +149,21 @@ class RegionResult:
     def summary(self) -> str:
         """The one-line summary logged per region."""
         verb = "dry run" if self.dry_run else "sync"
+        server_side = (f", {self.copied_server_side} copied server-side"
+                       if self.copied_server_side else "")
         return (f"{self.region}: {verb} done: {self.ok} ok, {self.updated} updated, "
                 f"{self.uploaded} uploaded ({self.replaced} replaced, {self.renamed} "
-                f"renamed), {self.obsoleted} obsoleted, {self.cleaned} cleaned"
+                f"renamed{server_side}), {self.obsoleted} obsoleted, {self.cleaned} cleaned"
                 + (f" ({self.uncleaned} could not be)" if self.uncleaned else "") +
                 f", {self.errors} errors, {self.needs_operator} need an operator, "
-                f"{self.bytes_uploaded / MIB:.1f} MiB transferred")
+                f"{self.bytes_uploaded / MIB:.1f} MiB transferred") + self._lifecycle()
+
+    def _lifecycle(self) -> str:
+        """The lifecycle's part of the summary (empty when it did nothing)."""
+        if not (self.retired or self.deleted or self.postponed):
+            return ""
+        text = f"; lifecycle: {self.retired} retired, {self.deleted} deleted"
+        return text + (f", {self.postponed} postponed" if self.postponed else "")
 
 
 #: Verbs of the changes: (progressive form, base form for dry runs, log level).
@@ -131,12 +172,16 @@ class RegionResult:
 _VERBS = {
     "create": ("creating", "create", logging.DEBUG),
     "upload": ("uploading", "upload", logging.INFO),
+    "import": ("importing", "import", logging.INFO),
     "update": ("updating", "update", logging.INFO),
     "publish": ("publishing", "publish", logging.DEBUG),
     "rename": ("renaming", "rename", logging.INFO),
     "unprotect": ("unprotecting", "unprotect", logging.INFO),
     "delete": ("deleting", "delete", logging.INFO),
     "reactivate": ("reactivating", "reactivate", logging.INFO),
+    "hide": ("hiding", "hide", logging.INFO),
+    "deactivate": ("deactivating", "deactivate", logging.INFO),
+    "mark": ("marking", "mark", logging.DEBUG),
     "share": ("sharing", "share", logging.INFO),
     "unshare": ("unsharing", "unshare", logging.INFO),
 }
@@ -187,12 +232,16 @@ class Executor:
     :class:`~glancesync.retry.RetryingAdapter` already (the facade's are) is
     wrapped in one with the same policy, so the executor's calls are always
     retried. ``progress`` draws a bar per upload (None: only when stderr is
-    a terminal).
+    a terminal). ``sources`` is the run's :class:`CopySources` (shared by
+    the regions of a run: their copies may serve each other); by default
+    server-side copies come from the master only. ``import_timeout`` is the
+    seconds a server-side copy may take.
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
                  dry_run: bool = False, retry: RetryPolicy | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, sources: CopySources | None = None,
+                 import_timeout: float = 1800.0) -> None:
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(adapter, RetryingAdapter):
             adapter = RetryingAdapter(adapter, self.retry)
@@ -201,6 +250,8 @@ class Executor:
         self.dry_run = dry_run
         self.progress = progress
         self.region = adapter.name
+        self.sources = sources if sources is not None else CopySources()
+        self.import_timeout = import_timeout
         # master name -> regional UUID of the image uploaded in this run
         self._new_ids: dict[str, str] = {}
         # master id -> the hashes of the bytes sent last (masters without checksum)
@@ -229,13 +280,21 @@ class Executor:
         counts = plan.counts()
         result.ok = sum(counts[s] for s in Status if s.category is StatusCategory.OK)
         result.needs_operator = len(plan.needs_operator)
+        troubled = False  # a failure or refusal so far: no removal step
         for op in plan.operations:
-            started, sent_before = time.monotonic(), result.bytes_uploaded
+            started = time.monotonic()
+            sent_before, copied_before = result.bytes_uploaded, result.bytes_server_side
             self._transfer_seconds = 0.0
             outcome = OperationOutcome(op.kind, op.name, DONE)
+            result.outcomes.append(outcome)
+            if op.kind.removes and troubled:
+                outcome.result = POSTPONED
+                outcome.error = self._postpone(plan, op, result)
+                continue
             try:
                 self._run(op, result)
             except GlanceSyncError as error:
+                troubled = True
                 outcome.error = str(error)
                 if op.uploads and is_refusal(error):
                     outcome.result = REFUSED
@@ -246,9 +305,9 @@ class Executor:
                     result.failed[op.name] = str(error)
                     LOG.error("%s: %s failed: %s", self.region, op.describe(), error)
             outcome.bytes = result.bytes_uploaded - sent_before
+            outcome.bytes_server_side = result.bytes_server_side - copied_before
             outcome.seconds = time.monotonic() - started
             outcome.transfer_seconds = self._transfer_seconds
-            result.outcomes.append(outcome)
         # Marked so that the scripts, which print every summary at the end,
         # do not show it twice on a terminal; log files keep it.
         LOG.info("%s", result.summary(), extra={"summary": True})
@@ -265,6 +324,21 @@ class Executor:
             status.reason = reason
         result.needs_operator += 1
         LOG.error("%s: image %s: %s", self.region, op.name, reason)
+
+    def _postpone(self, plan: RegionPlan, op: Operation, result: RegionResult) -> str:
+        """A removal step not taken: something failed earlier in this region's run.
+
+        Returns the note that says why (the outcome's ``error``).
+        """
+        note = ("postponed: this region's run had an error (the next run without one"
+                " takes it)")
+        status = plan.removal_status(op)
+        if status is not None:
+            status.reason = f"{status.reason}; {note}"
+        result.postponed += 1
+        LOG.warning("%s: %s of image %s (%s) %s", self.region, op.kind, op.name,
+                    op.regional.id, note)
+        return note
 
     def update_metadata(self, image: Image, changes: dict[str, Any],
                         remove: Iterable[str] = (), *, reason: str = "") -> Image | None:
@@ -284,7 +358,8 @@ class Executor:
         changes = dict(op.changes)
         changes.update(self._resolve_refs(op))
         if changes or op.remove:
-            self._act("update", f"image {op.name} ({self._keys(changes, op.remove)})",
+            why = f": {op.reason}" if op.reason else ""
+            self._act("update", f"image {op.name} ({self._keys(changes, op.remove)}){why}",
                       self.adapter.update_image, op.regional.id, changes, op.remove)
         self._share(op.name, op.regional.id, op.add_members, op.remove_members)
         result.updated += 1
@@ -312,6 +387,39 @@ class Executor:
         self._act(verb, f"{what} ({self._keys(op.changes, ())})",
                   self.adapter.update_image, op.regional.id, op.changes)
         result.obsoleted += 1
+
+    def _remove(self, op: Operation, result: RegionResult) -> None:
+        """A removal step of the lifecycle, on a copy still as it was planned.
+
+        The copy is read again first (a sync may run long): one that is
+        gone, protected, renamed or given to another project since the plan
+        is left alone. Deactivating records its mark first, so that a copy
+        whose master image comes back is reactivated by a later sync.
+        """
+        planned = op.regional
+        what = f"image {op.name} ({planned.id}): {op.reason}"
+        try:
+            current = self.adapter.get_image(planned.id)
+        except ImageNotFoundError:
+            LOG.info("%s: image %s (%s) is already gone", self.region, op.name, planned.id)
+            return
+        changed = [field for field in ("name", "owner", "protected")
+                   if getattr(current, field) != getattr(planned, field)]
+        if changed:
+            LOG.warning("%s: image %s (%s) changed since it was listed (%s): left alone",
+                        self.region, op.name, planned.id, ", ".join(changed))
+            return
+        if op.kind is OperationKind.HIDE:
+            self._act("hide", what, self.adapter.update_image, planned.id, op.changes)
+            result.retired += 1
+        elif op.kind is OperationKind.DEACTIVATE:
+            self._act("mark", f"image {op.name} ({self._keys(op.changes, ())})",
+                      self.adapter.update_image, planned.id, op.changes)
+            self._act("deactivate", what, self.adapter.deactivate_image, planned.id)
+            result.retired += 1
+        else:
+            self._act("delete", what, self.adapter.delete_image, planned.id)
+            result.deleted += 1
 
     def _cleanup(self, op: Operation, result: RegionResult) -> None:
         """Delete a leftover of an interrupted upload, if it is still as planned.
@@ -344,6 +452,7 @@ class Executor:
     # -- uploads ---------------------------------------------------------
     def _upload(self, op: Operation, result: RegionResult) -> None:
         master = op.master
+        transfer = op.transfer or Transfer(Strategy.STREAM, master.disk_format)
         fields = op.changes
         properties = dict(fields.get("properties") or {})
         properties.update(self._resolve_refs(op))
@@ -354,22 +463,21 @@ class Executor:
             container_format=fields.get("container_format"),
             min_ram=fields.get("min_ram", 0), min_disk=fields.get("min_disk", 0),
             protected=False, properties=properties))
-        prepare = getattr(self.source, "prepare", None)
-        if prepare is not None and not self.dry_run:
+        expected = master
+        if not transfer.server_side:
             # Have the data at hand before opening anything in the region: an
             # upload connection never idles while the master is downloaded,
             # and a failed download creates nothing.
-            prepare(master)
+            expected = self._prepare(master, transfer)
         self._act("create", f"image {op.name}", self._create, target)
         try:
-            sending = time.monotonic()
-            uploaded = self._act("upload", f"image {op.name} ({op.size / MIB:.1f} MiB)",
-                                 self._send_retrying, target, master)
-            if not self.dry_run:
-                self._transfer_seconds = time.monotonic() - sending
+            if transfer.server_side:
+                filled, expected, streamed = self._copy_server_side(op, target, transfer)
+            else:
+                filled, streamed = self._stream(op, target, transfer, expected.size), True
             final: dict[str, Any] = {}
             if not self.dry_run:
-                sent = self._verify(uploaded, master, op.name)
+                sent = self._verify(filled, expected, op.name, transfer)
                 if sent is not None:
                     final[PROVENANCE_HASH] = sent
             if fields.get("visibility", "private") != "private":
@@ -390,8 +498,17 @@ class Executor:
             raise
         new_id = target.image_id
         self._new_ids[op.name] = new_id
+        if not self.dry_run and transfer.convert_from is None and content_hash(master):
+            # A verified copy of the master's bytes: later server-side copies
+            # of the same target may take them from here.
+            ref = RegionRef.parse(self.region)
+            self.sources.add(ref.target, ref.name, master.id, new_id)
         result.uploaded += 1
-        result.bytes_uploaded += op.size
+        if streamed:
+            result.bytes_uploaded += expected.size if expected.size is not None else op.size
+        else:
+            result.copied_server_side += 1
+            result.bytes_server_side += op.size
         old = op.regional
         if op.kind is OperationKind.REPLACE:
             if old.protected:
@@ -404,8 +521,126 @@ class Executor:
             old_name = op.name + OLD_SUFFIX
             self._act("rename", f"{op.name} ({old.id}) to {old_name}, made private",
                       self.adapter.update_image, old.id,
-                      {"name": old_name, "visibility": "private"})
+                      {"name": old_name, "visibility": "private",
+                       MARK_RENAMED: utc_stamp()})
             result.renamed += 1
+
+    def _prepare(self, master: Image, transfer: Transfer) -> Image:
+        """Fetch (and convert) the data to stream now; the content it has.
+
+        :raises TransferError: the data cannot be had, or the source cannot
+            convert it.
+        """
+        prepare = getattr(self.source, "prepare", None)
+        if self.dry_run or prepare is None:
+            if transfer.convert_from and not self.dry_run:
+                raise TransferError(f"the data source cannot convert to {transfer.disk_format}",
+                                    region=self.region, image=master.name)
+            return master
+        if transfer.convert_from:
+            return prepare(master, transfer.disk_format) or master
+        return prepare(master) or master
+
+    def _stream(self, op: Operation, target: _NewImage, transfer: Transfer,
+                size: int | None) -> Image | None:
+        """Upload the data (``size`` bytes) from this host (the choke point logs it)."""
+        how = ", " + transfer.describe() if transfer.convert_from else ""
+        size = op.size if size is None else size
+        sending = time.monotonic()
+        filled = self._act("upload", f"image {op.name} ({size / MIB:.1f} MiB{how})",
+                           self._send_retrying, target, op.master, transfer)
+        if not self.dry_run:
+            self._transfer_seconds += time.monotonic() - sending
+        return filled
+
+    # -- server-side copies --------------------------------------------------
+    def _copy_server_side(self, op: Operation, target: _NewImage, transfer: Transfer
+                          ) -> tuple[Image | None, Image, bool]:
+        """Have the region copy the image itself; stream it when that fails.
+
+        Returns the filled image, the content it must have, and whether it
+        was streamed after all.
+        """
+        master = op.master
+        ref = RegionRef.parse(self.region)
+        source = self.sources.choose(ref.target, ref.name, transfer.source_region or "",
+                                     master.id)
+        what = (f"image {op.name} ({op.size / MIB:.1f} MiB) from {source.region} "
+                f"({transfer.strategy})")
+        try:
+            self._act("import", what, self.adapter.import_image, target.image_id,
+                      source_region=source.region, source_image_id=source.image_id)
+        except GlanceSyncError as error:
+            return self._fall_back(op, target, transfer, source, f"refused: {error}")
+        if self.dry_run:
+            return None, master, False
+        seen = watch_import(self.adapter, target.image_id, self.import_timeout,
+                            sleep=self.retry.sleep)
+        if seen.outcome is Outcome.ACTIVE:
+            return self._complete(seen.image, target), master, False
+        return self._fall_back(op, target, transfer, source, seen.message, seen)
+
+    def _fall_back(self, op: Operation, target: _NewImage, transfer: Transfer,
+                   source: Source, why: str, seen: ImportOutcome | None = None
+                   ) -> tuple[Image | None, Image, bool]:
+        """Clean up after a failed server-side copy, then stream the image.
+
+        A ``queued`` image whose copy failed or never started is filled by
+        an upload, keeping its id (even with Glance's stale lock of a failed
+        copy, "Image has active task", an upload is accepted); an image still
+        copying (``importing``, or ``queued`` with a task under way: a request
+        whose answer was lost) is deleted, which cancels the copy, and a new
+        one created; one that became ``active`` after all is kept.
+        """
+        LOG.warning("%s: server-side copy of %s from %s failed (%s); streaming it instead",
+                    self.region, op.name, source.region, why)
+        if source.relay:
+            ref = RegionRef.parse(self.region)
+            self.sources.discard(ref.target, source.region, op.master.id)
+        try:
+            image = self.adapter.get_image(target.image_id)
+        except ImageNotFoundError:
+            image = None
+        if image is not None and image.status == "active":
+            LOG.info("%s: the server-side copy of %s ended after all", self.region, op.name)
+            return self._complete(image, target), op.master, False
+        expected = self._prepare(op.master, transfer)
+        if image is None or image.status != "queued" or self._copy_running(image.id):
+            if image is not None:
+                self._act("delete", f"unfinished server-side copy {op.name} "
+                          f"({image.id}, {image.status})", self.adapter.delete_image, image.id)
+            self._act("create", f"image {op.name} again", self._create, target)
+        return self._stream(op, target, transfer, expected.size), expected, True
+
+    def _copy_running(self, image_id: str) -> bool:
+        """True when the image's latest import task is (or may be) still going on."""
+        try:
+            task = self.adapter.import_task(image_id)
+        except GlanceSyncError:
+            return True
+        return task is not None and task.status in ("pending", "processing")
+
+    def _complete(self, image: Image, target: _NewImage) -> Image:
+        """Set again what a server-side copy did not keep: name, limits, properties.
+
+        Glance copies only an allow-list of properties, over the image's
+        own, and the source's formats: whatever differs from what the image
+        was created with is set again. Returns the image as it is after.
+        """
+        fields = {key: target.fields.get(key) for key in ("min_ram", "min_disk")}
+        fields["name"] = target.name
+        wanted = target.fields.get("properties") or {}
+        properties = {k: v for k, v in wanted.items() if not k.startswith(PROVENANCE_PREFIX)}
+        changes, remove = metadata_diff(image, fields, properties)
+        record = {k: v for k, v in wanted.items() if k.startswith(PROVENANCE_PREFIX)}
+        if record and Provenance.from_properties(record) != image.provenance:
+            changes.update(record)
+        if not changes and not remove:
+            return image
+        updated = self._act("update", f"image {target.name} after its server-side copy "
+                            f"({self._keys(changes, remove)})", self.adapter.update_image,
+                            target.image_id, changes, remove)
+        return updated if updated is not None else image
 
     def _create(self, target: _NewImage) -> None:
         """Create ``target``'s image under a fresh id chosen here.
@@ -418,7 +653,7 @@ class Executor:
         self.adapter.create_image(target.name, image_id=image_id, **target.fields)
         target.image_id = image_id
 
-    def _send_retrying(self, target: _NewImage, master: Image) -> Image:
+    def _send_retrying(self, target: _NewImage, master: Image, transfer: Transfer) -> Image:
         """Upload the data, restarting from the first byte after transient failures.
 
         Before each new attempt the image is looked at (a ``saving`` one is
@@ -432,7 +667,7 @@ class Executor:
         failures = 0
         while True:
             try:
-                return self._send(target.image_id, master, target.name)
+                return self._send(target.image_id, master, target.name, transfer)
             except GlanceSyncError as error:
                 stuck = isinstance(error, ConflictError) and failures > 0
                 if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:
@@ -475,11 +710,26 @@ class Executor:
                  target.image_id)
         return None
 
-    def _send(self, image_id: str, master: Image, name: str) -> Image:
-        """Stream the master data into the image, keeping source errors.
+    def _send(self, image_id: str, master: Image, name: str, transfer: Transfer) -> Image:
+        """Send the data into the image, keeping source errors.
 
-        Returns the image as ``upload_data`` gives it back.
+        A source that can :meth:`open` its local file hands it to the
+        adapter as a :class:`FileData` (sent without being read here where
+        the adapter can); otherwise, and for a master without checksum
+        (never cached), its chunks are streamed. Returns the image as
+        ``upload_data`` gives it back.
         """
+        opener = getattr(self.source, "open", None)
+        if opener is not None and content_hash(master) is not None:
+            args = (master, transfer.disk_format) if transfer.convert_from else (master,)
+            with opener(*args) as data:
+                bar = progress_mod.progress_bar(f"{self.region} {name}", data.size,
+                                                self.progress)
+                data.progress = bar.update
+                try:
+                    return self.adapter.upload_data(image_id, data, size=data.size)
+                finally:
+                    bar.close()
         source_errors: list[GlanceSyncError] = []
         data: Iterable[bytes] = self.source.chunks(master)
         if content_hash(master) is None:
@@ -505,29 +755,32 @@ class Executor:
             raise source_errors[0]
         return image
 
-    def _verify(self, image: Image, master: Image, name: str) -> str | None:
-        """The new image (as the upload returned it) must be ``active`` with the master's hash.
+    def _verify(self, image: Image, expected: Image, name: str,
+                transfer: Transfer) -> str | None:
+        """The new image must be ``active`` with the hashes of the bytes sent.
 
-        On a mismatch the source is asked (if it can) to check its copy
-        again before it serves it next: the bad bytes may come from it. A
-        master without checksum (``sync_without_checksum``): the region's
-        hash of the copy must be that of the bytes sent, and its size the
-        master's; returns that hash (``"sha512:<hex>"``), for the copy's
-        provenance. Otherwise returns None.
+        ``expected`` is the master, or the converted file's description. On
+        a mismatch the source is asked (if it can) to check its copy again
+        before it serves it next: the bad bytes may come from it. A master
+        without checksum (``sync_without_checksum``): the region's hash of
+        the copy must be that of the bytes sent, and its size the master's;
+        returns that hash (``"sha512:<hex>"``), for the copy's provenance.
+        Otherwise returns None.
         """
         image_id = image.id
         if image.status != "active":
-            raise TransferError(f"uploaded image {image_id} is {image.status}, not active",
+            raise TransferError(f"new image {image_id} is {image.status}, not active",
                                 region=self.region, image=name)
-        if content_hash(master) is None:
-            return self._verify_sent(image, master, name)
-        if not master.same_content(image):
+        if content_hash(expected) is None:
+            return self._verify_sent(image, expected, name)
+        if not expected.same_content(image):
             recheck = getattr(self.source, "recheck", None)
-            if recheck is not None:
-                recheck(master)
+            if recheck is not None and not transfer.server_side:
+                recheck(expected)
             raise TransferError(
-                f"uploaded image {image_id} has checksum {image.checksum}, "
-                f"master has {master.checksum}", region=self.region, image=name)
+                f"new image {image_id} has checksum {image.checksum}, size {image.size}; "
+                f"expected {expected.checksum or expected.os_hash_value}, size "
+                f"{expected.size}", region=self.region, image=name)
 
     def _verify_sent(self, image: Image, master: Image, name: str) -> str:
         """Check a copy of a master without checksum against the bytes sent."""
@@ -584,4 +837,7 @@ _HANDLERS: dict[OperationKind, Callable[[Executor, Operation, RegionResult], Non
     OperationKind.OBSOLETE_UPDATE: Executor._obsolete,
     OperationKind.CLEANUP: Executor._cleanup,
     OperationKind.REACTIVATE: Executor._reactivate,
+    OperationKind.HIDE: Executor._remove,
+    OperationKind.DEACTIVATE: Executor._remove,
+    OperationKind.DELETE: Executor._remove,
 }

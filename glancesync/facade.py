@@ -17,21 +17,23 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, report, scope, sharing
+from glancesync import backends, convert, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
-from glancesync.plan import ImageStatus, RegionPlan, make_plan
+from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.runlog import RunLogs, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
+from glancesync.serverside import CopySources
+from glancesync.strategy import RegionTransfer
 from glancesync.throughput import FILE_NAME as THROUGHPUT_FILE
 from glancesync.throughput import Estimate, ThroughputLog, estimates
 from glancesync.transfer import ImageCache, MasterImageSource
@@ -129,6 +131,14 @@ class StatusReport:
         if any(not p.in_sync for p in self.plans.values()):
             return ExitStatus.PENDING
         return ExitStatus.OK
+
+
+def _each(pool: concurrent.futures.Executor,
+          calls: Sequence[tuple[Any, ...]]) -> None:
+    """Run ``(function, *args)`` calls in ``pool``; wait for all of them."""
+    futures = [pool.submit(*call) for call in calls]
+    for future in concurrent.futures.as_completed(futures):
+        future.result()  # a bug in a worker must not pass silently
 
 
 class GlanceSync:
@@ -323,8 +333,36 @@ class GlanceSync:
                                                       projects, self.target(ref.target))
         plan = make_plan(str(ref), master, regional, adapter.project_id, target,
                          stalled_upload_age=self.config.main.stalled_upload_age,
-                         members=members)
+                         members=members, transfer=self._region_transfer(ref))
         return scope.restrict(plan, images)
+
+    def _region_transfer(self, region: str | RegionRef) -> RegionTransfer:
+        """How copies may reach ``region``: its ``transfer`` and ``convert_to``, and
+        what it offers for server-side copies.
+
+        Only a region whose ``transfer`` is not ``stream`` and that is in the
+        master's Keystone is asked for its import methods (once per adapter).
+
+        :raises RegionNotFoundError: an unknown target or region.
+        """
+        ref = RegionRef.parse(region)
+        config = self.config.target(ref.target).for_region(ref.name)
+        transfer = RegionTransfer(config.transfer, config.convert_to, region=ref.name,
+                                  master_region=self.config.main.master_region)
+        if config.transfer == "stream":
+            return transfer
+        same_keystone = self.target(ref.target).location == self.target(MASTER).location
+        adapter = self.adapter(ref)
+        methods: frozenset[str] = frozenset()
+        if same_keystone:
+            try:
+                methods = adapter.import_methods()
+            except GlanceSyncError as error:
+                LOG.warning("%s: cannot learn the import methods it offers (%s); "
+                            "streaming", ref, error)
+        return dataclasses.replace(transfer, same_keystone=same_keystone,
+                                   same_credential=ref.target == MASTER,
+                                   project_id=adapter.project_id, import_methods=methods)
 
     def get_status(self, region: str) -> list[ImageStatus]:
         """Structured status of every synchronised image in ``region``.
@@ -334,7 +372,9 @@ class GlanceSync:
         :raises UsageError: an argument that is not a region name.
         :raises GlanceSyncError: the master or the region cannot be listed.
         """
-        return self.plan_region(region).statuses
+        plan = self.plan_region(region)
+        self._hold_removals([plan])
+        return plan.statuses
 
     def status(self, regions: Sequence[str] = (), images: Sequence[str] = ()) -> StatusReport:
         """Status of several regions (``--show-status``); failures per region.
@@ -357,6 +397,7 @@ class GlanceSync:
             except GlanceSyncError as error:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
+        self._hold_removals(result.plans.values())
         result.estimates = estimates(self._throughput(), result.plans)
         result.finished = time.time()
         return result
@@ -364,6 +405,16 @@ class GlanceSync:
     def _throughput(self) -> ThroughputLog:
         """The throughput measured by earlier syncs (``throughput.json`` in ``run_dir``)."""
         return ThroughputLog(self._run_dir() / THROUGHPUT_FILE)
+
+    def _hold_removals(self, plans: Iterable[RegionPlan]) -> None:
+        """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`)."""
+        limit = self.config.main.max_deletes
+        steps = hold_removals(plans, limit)
+        if steps > limit:
+            LOG.error("this run would take %d removal steps (hide, deactivate, delete), more"
+                      " than max_deletes = %d: it takes none of them (statuses"
+                      " error_max_deletes); check them, then allow them once with --config"
+                      " max_deletes=%d", steps, limit, steps)
 
     # --- synchronising ---------------------------------------------------------
 
@@ -381,7 +432,8 @@ class GlanceSync:
         """Synchronise one region with the master region.
 
         With ``dry_run`` nothing is changed anywhere: the actions that a sync
-        would do are logged and returned. Raises :class:`GlanceSyncError`
+        would do are logged and returned. ``max_deletes`` bounds the removal
+        steps of this region. Raises :class:`GlanceSyncError`
         when the region cannot be synchronised at all; per-image failures
         are in the result.
 
@@ -389,9 +441,12 @@ class GlanceSync:
             those that exist).
         :raises UsageError: an argument that is not a region name.
         :raises LockedError: another run holds the region's lock.
+        :raises ConfigError: the region converts disk formats and qemu-img is missing.
         :raises GlanceSyncError: the region cannot be synchronised at all.
         """
-        return self._sync_one(RegionRef.parse(region), self._master(), dry_run)
+        ref = RegionRef.parse(region)
+        self._check_conversion_tool([ref])
+        return self._sync_one(ref, self._master(), dry_run)
 
     def sync(self, regions: Sequence[str] = (), *, dry_run: bool = False,
              parallel: bool = False, images: Sequence[str] = ()) -> RunResult:
@@ -405,17 +460,22 @@ class GlanceSync:
         Master data is downloaded once whatever the number of regions. With
         ``parallel``, up to ``max_children`` regions are synchronised at once,
         each with its own log file in the run folder. A failing region does
-        not stop the others: see :attr:`RunResult.failures`.
+        not stop the others: see :attr:`RunResult.failures`. Every region is
+        planned before any is changed: ``max_deletes`` bounds the removal
+        steps of the whole run.
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
         :raises UsageError: an argument that is not a region name.
+        :raises ConfigError: a region converts disk formats and qemu-img is missing.
         :raises GlanceSyncError: the master region cannot be listed (a failing region is
             in ``failures``).
         """
         result = RunResult(dry_run=dry_run, started=time.time(), images=tuple(images))
         refs = self._resolve(regions)
+        self._check_conversion_tool(refs)
         master = self._master()
+        sources = CopySources()
         # The source lives as long as this object: count this run's bytes only.
         downloaded_before = self._source.bytes_downloaded if self._source else 0
         workers = max(1, self.config.main.max_children) if parallel else 1
@@ -428,10 +488,14 @@ class GlanceSync:
                     prune_runs(run_dir, self.config.main.keep_runs - 1)
                 result.log_folder = stack.enter_context(RunLogs(run_dir, names)).folder
             pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
-            futures = [pool.submit(self._sync_guarded, ref, master, dry_run, result,
-                                   tuple(images)) for ref in refs]
-            for future in concurrent.futures.as_completed(futures):
-                future.result()  # a bug in a worker must not pass silently
+            scoped = tuple(images)
+            _each(pool, [(self._plan_guarded, ref, master, result, scoped) for ref in refs])
+            self._hold_removals(result.plans.values())
+            for ref in refs:  # every plan is known: offer its verified copies as sources
+                if str(ref) in result.plans:
+                    self._offer_copies(ref, result.plans[str(ref)], master, sources)
+            _each(pool, [(self._execute_guarded, ref, dry_run, result, sources) for ref in refs
+                         if str(ref) in result.plans])
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
         measured = self._throughput()
@@ -450,25 +514,57 @@ class GlanceSync:
                  extra={"summary": True})
         return result
 
-    def _sync_guarded(self, ref: RegionRef, master: MasterSelection, dry_run: bool,
+    def _plan_guarded(self, ref: RegionRef, master: MasterSelection,
                       result: RunResult, images: Sequence[str] = ()) -> None:
         name = str(ref)
         with region_context(name):
             try:
-                plan = self.plan_region(ref, master, images)
-                result.plans[name] = plan
-                result.results[name] = self._execute(ref, plan, dry_run)
+                result.plans[name] = self.plan_region(ref, master, images)
+            except GlanceSyncError as error:
+                LOG.error("%s: synchronisation failed: %s", name, error)
+                result.failures[name] = error
+
+    def _execute_guarded(self, ref: RegionRef, dry_run: bool, result: RunResult,
+                         sources: CopySources) -> None:
+        name = str(ref)
+        with region_context(name):
+            try:
+                result.results[name] = self._execute(ref, result.plans[name], dry_run, sources)
             except GlanceSyncError as error:
                 LOG.error("%s: synchronisation failed: %s", name, error)
                 result.failures[name] = error
 
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
         with region_context(str(ref)):
-            return self._execute(ref, self.plan_region(ref, master), dry_run)
+            plan = self.plan_region(ref, master)
+            self._hold_removals([plan])
+            return self._execute(ref, plan, dry_run)
 
-    def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool) -> RegionResult:
+    def _check_conversion_tool(self, refs: Sequence[RegionRef]) -> None:
+        """Stop before any work when a region converts and qemu-img is missing."""
+        for ref in refs:
+            wanted = self.config.target(ref.target).for_region(ref.name).convert_to
+            if wanted:
+                convert.require_qemu_img(f"convert_to = {wanted} of region {ref}")
+                return
+
+    def _offer_copies(self, ref: RegionRef, plan: RegionPlan, master: MasterSelection,
+                      sources: CopySources) -> None:
+        """Offer the region's copies of master content as sources of server-side copies."""
+        transfer = self._region_transfer(ref)
+        for status in plan.statuses:
+            image = master.candidates.get(status.name)
+            if (status.status in (Status.OK, Status.PENDING_METADATA) and status.regional_id
+                    and image is not None and image.id == status.master_id
+                    and not transfer.converts(image)):
+                sources.add(ref.target, ref.name, image.id, status.regional_id)
+
+    def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool,
+                 sources: CopySources | None = None) -> RegionResult:
         adapter = self.adapter(ref)
-        options = {"retry": self._retry_policy(), "progress": self.progress}
+        config = self.config.target(ref.target).for_region(ref.name)
+        options = {"retry": self._retry_policy(), "progress": self.progress,
+                   "sources": sources, "import_timeout": config.import_timeout}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
         with RegionLock(self._lock_dir(), self.lock_name(ref)):

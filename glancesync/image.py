@@ -61,6 +61,18 @@ PROVENANCE_REGION = "glancesync.master_region"
 PROVENANCE_IMAGE_ID = "glancesync.master_image_id"
 PROVENANCE_HASH = "glancesync.master_hash"
 PROVENANCE_TIME = "glancesync.copied_at"
+#: The provenance keys (the record of :class:`Provenance`).
+PROVENANCE_KEYS = (PROVENANCE_IMAGE_ID, PROVENANCE_REGION, PROVENANCE_HASH, PROVENANCE_TIME)
+
+#: Lifecycle marks (:attr:`Image.marks`), set by a sync on regional images,
+#: in the same namespace: when a sync first found the master image of a copy
+#: gone or no longer selected (the grace period of ``removal_policy`` counts
+#: from it), when a rename made an image ``NAME.old`` (``keep_old_copies``
+#: counts only such images), and what ``removal_policy`` did to the copy
+#: (``hide`` or ``deactivate``).
+MARK_ORPHANED = "glancesync.orphaned_at"
+MARK_RENAMED = "glancesync.renamed_at"
+MARK_RETIRED = "glancesync.retired"
 
 
 def is_user_property(key: str) -> bool:
@@ -68,6 +80,17 @@ def is_user_property(key: str) -> bool:
     if key in CORE_FIELDS:
         return False
     return not any(fnmatch.fnmatchcase(key, pattern) for pattern in NON_USER_PROPERTIES)
+
+
+def utc_stamp(when: datetime.datetime | None = None) -> str:
+    """``when`` (default: now) as the ISO 8601 UTC text of the records: ``2026-11-30T12:00:05Z``.
+
+    A naive ``when`` is taken as UTC.
+    """
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def content_hash(image: "Image") -> str | None:
@@ -107,9 +130,7 @@ class Provenance:
 
     def stamped(self, when: datetime.datetime | None = None) -> "Provenance":
         """The same record with ``copied_at`` set to ``when`` (default: now, UTC)."""
-        when = when or datetime.datetime.now(datetime.timezone.utc)
-        stamp = when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return dataclasses.replace(self, copied_at=stamp)
+        return dataclasses.replace(self, copied_at=utc_stamp(when))
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> "Provenance | None":
@@ -147,7 +168,9 @@ class Image:
     every other image); it is not among ``properties``. ``os_hidden``: the
     image is left out of Glance's default listings. ``members`` holds the
     ids of the projects the image is shared with, when they were read
-    (None otherwise: listings do not read them).
+    (None otherwise: listings do not read them). ``marks`` holds the
+    lifecycle marks a sync set on the image (``MARK_*`` keys, string
+    values); like the provenance, they are not among ``properties``.
     """
 
     id: str
@@ -172,6 +195,7 @@ class Image:
     properties: dict[str, str] = dataclasses.field(default_factory=dict)
     provenance: Provenance | None = None
     members: tuple[str, ...] | None = None
+    marks: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def is_public(self) -> bool:
@@ -181,7 +205,8 @@ class Image:
     def from_dict(cls, data: Mapping[str, Any]) -> "Image":
         """Build an image from a Glance v2 style dict (core + properties flat)."""
         known = {f.name for f in dataclasses.fields(cls)} - {"properties", "tags",
-                                                             "provenance", "members"}
+                                                             "provenance", "members",
+                                                             "marks"}
         kwargs: dict[str, Any] = {k: data[k] for k in known if k in data and data[k] is not None}
         kwargs.setdefault("id", data.get("id"))
         kwargs.setdefault("name", data.get("name"))
@@ -200,6 +225,8 @@ class Image:
         recorded = {k: v for k, v in props.items() if k.startswith(PROVENANCE_PREFIX)}
         recorded.update((k, v) for k, v in data.items() if k.startswith(PROVENANCE_PREFIX))
         kwargs["provenance"] = Provenance.from_properties(recorded)
+        kwargs["marks"] = {k: str(v) for k, v in recorded.items()
+                           if k not in PROVENANCE_KEYS and v not in (None, "")}
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -207,6 +234,7 @@ class Image:
         data = dataclasses.asdict(self)
         props = data.pop("properties")
         data.pop("provenance")
+        data.update(data.pop("marks"))
         members = data.pop("members")
         if members is not None:
             data["members"] = list(members)

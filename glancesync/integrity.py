@@ -10,6 +10,9 @@ One implementation of each, used by the master data source and its cache
 * :func:`atomic_file` writes a file that appears whole or not at all:
   a temporary file in the same folder, fsynced, renamed into place, the
   folder fsynced (:func:`fsync_directory`).
+* :class:`FileData` is a verified local file to upload: iterable in chunks
+  like any data, and open, so that an adapter may send it without reading
+  it (``sendfile``).
 
 Image data moves in chunks of at most :data:`CHUNK_SIZE` bytes, so memory
 never grows with image size.
@@ -24,14 +27,15 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 from glancesync.errors import ChecksumMismatchError, TransferError, UnsafeNameError
 from glancesync.image import Image
 
 __all__ = [
-    "CHUNK_SIZE", "HashingStream", "atomic_file", "expected_hash", "fsync_directory",
-    "hash_file", "label", "open_regular_file", "read_chunks", "unlink_quietly", "verify",
+    "CHUNK_SIZE", "FileData", "HashingStream", "atomic_file", "expected_hash",
+    "fsync_directory", "hash_file", "label", "open_regular_file", "read_chunks",
+    "unlink_quietly", "verify",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -272,3 +276,40 @@ def atomic_file(final: Path, *, prefix: str, suffix: str = "") -> Iterator[Binar
         unlink_quietly(temp)
         raise
     fsync_directory(final.parent)
+
+
+class FileData:
+    """The bytes of an open local file, to upload as they are.
+
+    Iterating yields them in chunks of :data:`CHUNK_SIZE` from the first
+    byte, at every iteration (an upload may restart), without moving the
+    file's position; an adapter that can send a file without reading it
+    (``os.sendfile``) uses :attr:`handle` and :attr:`size` (bytes) instead,
+    and reports what it sent with :meth:`advance`. ``progress`` (optional)
+    is called with the number of bytes of each step.
+    """
+
+    def __init__(self, handle: BinaryIO, size: int,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.handle = handle
+        self.size = size
+        self.progress = progress
+
+    def advance(self, sent: int) -> None:
+        """Account for ``sent`` more bytes sent."""
+        if self.progress is not None and sent:
+            self.progress(sent)
+
+    def __iter__(self) -> Iterator[bytes]:
+        fd = self.handle.fileno()
+        offset = 0
+        while offset < self.size:
+            chunk = os.pread(fd, min(CHUNK_SIZE, self.size - offset), offset)
+            if not chunk:
+                break
+            offset += len(chunk)
+            self.advance(len(chunk))
+            yield chunk
+
+    def __repr__(self) -> str:
+        return f"<FileData {getattr(self.handle, 'name', '?')} {self.size} bytes>"

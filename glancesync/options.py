@@ -27,7 +27,7 @@ from glancesync.condition import Condition
 from glancesync.errors import ConfigError
 
 __all__ = ["MAIN", "DEFAULTS", "MASTER", "MAIN_OPTIONS", "TARGET_OPTIONS", "TYPE", "KINDS",
-           "Option", "Section", "split_list"]
+           "TRANSFERS", "CONVERT_FORMATS", "Option", "Section", "split_list"]
 
 #: Section names with a meaning of their own; every other section is a target.
 MAIN = "main"
@@ -50,17 +50,19 @@ class Option:
 
     ``kind`` is a key of :data:`KINDS` and says what :meth:`Section.read`
     returns: ``string`` (str), ``int``, ``number`` (float, seconds),
-    ``bool``, ``size`` (int bytes, with K/M/G/T suffixes), ``list`` (list of
-    names, such as region names, separated by commas: blanks inside a name
-    are kept), ``set`` (frozenset of words: ids, properties; separated by
-    commas or blanks), ``checksums`` (the same, of hex strings or ``any``),
-    ``path`` (Path, ``~`` expanded), ``choice`` (one of ``choices``, lower
-    case), ``expression`` (a compiled
+    ``hours`` (float), ``bool``, ``size`` (int bytes, with K/M/G/T
+    suffixes), ``list`` (list of names, such as region names, separated by
+    commas: blanks inside a name are kept), ``set`` (frozenset of words:
+    ids, properties; separated by commas or blanks), ``checksums`` (the
+    same, of hex strings or ``any``), ``path`` (Path, ``~`` expanded),
+    ``choice`` (one of ``choices``, lower case), ``expression`` (a compiled
     :class:`~glancesync.condition.Condition`). Every list kind is split by
     :func:`split_list` (items may be quoted). ``default`` is returned for
     an absent or empty value. ``minimum`` bounds ``int`` and ``number``
-    (excluded when ``strict``). ``secret`` values are masked in logs and
+    and ``hours`` (excluded when ``strict``). ``secret`` values are masked in logs and
     reprs, and a file holding one should not be readable by others.
+    ``per_region`` options may also be set for one region of a target, in a
+    section named ``[target:Region]``.
     """
 
     name: str
@@ -72,12 +74,15 @@ class Option:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     strict: bool = False
+    per_region: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"option {self.name}: unknown kind {self.kind!r}")
         if self.scope not in ("main", "target"):
             raise ValueError(f"option {self.name}: scope must be 'main' or 'target'")
+        if self.per_region and self.scope != "target":
+            raise ValueError(f"option {self.name}: only target options can be per region")
 
 
 class Section:
@@ -213,16 +218,27 @@ def _int(section: Section, option: Option) -> Any:
 
 
 def _number(section: Section, option: Option) -> Any:
-    value = section._convert(option, float, "a number of seconds")
-    if value is not None and not (math.isfinite(value) and abs(value) <= MAX_SECONDS):
+    return _quantity(section, option, "seconds", 1.0)
+
+
+def _hours(section: Section, option: Option) -> Any:
+    return _quantity(section, option, "hours", 3600.0)
+
+
+def _quantity(section: Section, option: Option, unit: str, seconds: float) -> Any:
+    """A finite float in ``unit`` (of ``seconds`` each, at most :data:`MAX_SECONDS`
+    in all), bounded by ``option.minimum``."""
+    value = section._convert(option, float, f"a number of {unit}")
+    most = MAX_SECONDS / seconds
+    if value is not None and not (math.isfinite(value) and abs(value) <= most):
         raise section.error(option.name, f"invalid value {section.get(option.name)!r}:"
-                                         f" expected a finite number of seconds, at most"
-                                         f" {MAX_SECONDS:.0f}")
+                                         f" expected a finite number of {unit}, at most"
+                                         f" {most:.0f}")
     minimum = option.minimum
     if minimum is not None and (value < minimum or (option.strict and value == minimum)):
         relation = ">" if option.strict else ">="
         raise section.error(option.name, f"invalid value {value}: expected a number"
-                                         f" of seconds {relation} {minimum:g}")
+                                         f" of {unit} {relation} {minimum:g}")
     return value
 
 
@@ -295,7 +311,8 @@ def _expression(section: Section, option: Option) -> Any:
 
 #: The parser of each kind of option: ``(section, option) -> value``.
 KINDS: dict[str, Callable[[Section, Option], Any]] = {
-    "string": _string, "int": _int, "number": _number, "bool": _bool, "size": _size,
+    "string": _string, "int": _int, "number": _number, "hours": _hours, "bool": _bool,
+    "size": _size,
     "list": _list, "set": _set, "checksums": _checksums, "path": _path,
     "choice": _choice, "expression": _expression,
 }
@@ -330,11 +347,37 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("metrics_file", "path", help="file of Prometheus metrics written at the end of"
                                        " every run, for node_exporter's textfile collector"
                                        " (none)"),
+    _main("max_deletes", "int", 10, minimum=0,
+          help="most lifecycle removal steps (hide, deactivate, delete) one run takes,"
+               " all regions together; a run that would take more takes none"),
 )
+
+#: Values of ``transfer``: how image data reaches a region.
+TRANSFERS = ("stream", "glance-download", "auto")
+#: Values of ``convert_to``: the Glance disk formats ``qemu-img`` converts to.
+CONVERT_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx")
 
 #: The region backend of a target; its choices are the names registered in
 #: :mod:`glancesync.backends`, known only when the configuration is read.
 TYPE = Option("type", "choice", "keystone", help="the region backend of the target")
+
+#: ``removal_policy``: what happens to a regional copy whose master image is
+#: gone or no longer selected (and to ``NAME.old`` copies beyond
+#: ``keep_old_copies``). ``keep`` never touches them.
+REMOVAL_POLICIES = ("keep", "hide", "deactivate", "delete")
+
+#: The image lifecycle options of a target.
+LIFECYCLE_OPTIONS: tuple[Option, ...] = (
+    Option("removal_policy", "choice", "keep", choices=REMOVAL_POLICIES,
+           help="a copy whose master image is gone or no longer selected: keep it,"
+                " hide it, deactivate it or delete it"),
+    Option("removal_grace_hours", "hours", 24.0, minimum=0.0,
+           help="hours between the sync that finds a copy's master image gone and the"
+                " removal step"),
+    Option("keep_old_copies", "int", None, minimum=0,
+           help="most NAME.old copies kept per name; older ones get the removal_policy"
+                " step (no limit)"),
+)
 
 #: Options every target section takes, whatever its backend (``type``).
 TARGET_OPTIONS: tuple[Option, ...] = (
@@ -371,4 +414,15 @@ TARGET_OPTIONS: tuple[Option, ...] = (
     Option("sync_without_checksum", "bool", False,
            help="copy master images that have no checksum, verified by size and by the"
                 " hash computed while downloading"),
+    *LIFECYCLE_OPTIONS,
+    Option("transfer", "choice", "stream", choices=TRANSFERS, per_region=True,
+           help="how image data reaches the regions: stream (through this host), "
+                "glance-download (the region copies it from a region of its Keystone) "
+                "or auto (glance-download where possible, else stream)"),
+    Option("convert_to", "choice", None, choices=CONVERT_FORMATS, per_region=True,
+           help="disk format the regions store, converted with qemu-img (empty: "
+                "the master's)"),
+    Option("import_timeout", "number", 1800.0, minimum=0.0, strict=True,
+           help="seconds a server-side copy (glance-download) may take before it is "
+                "cancelled and the image streamed"),
 )

@@ -28,6 +28,17 @@ Decisions the SPEC leaves open, taken here:
   ``stalled_upload_age``; each clean-up has a ``pending_cleanup`` line.
 * A master name held by several candidates is ``error_duplicate`` in every
   region one of them should reach.
+* Adoption: a regional image of the project without provenance, with the
+  master's name and content, gets the provenance recorded (a copy made
+  before GlanceSync recorded it); nothing else is ever taken for a copy.
+* Lifecycle (``removal_policy``, ``keep_old_copies``): the copies of ours
+  whose master image is gone or no longer selected, and the ``NAME.old``
+  copies beyond the limit, get a removal step, always the last operations
+  of a plan; see :meth:`_Planner.plan_lifecycle` for what is never touched.
+* Every upload operation carries its :class:`~glancesync.strategy.Transfer`
+  (stream or server-side copy, disk format), decided by the region's
+  :class:`~glancesync.strategy.RegionTransfer`; with ``convert_to``, a copy
+  is compared with the master on its provenance record and disk format.
 """
 from __future__ import annotations
 
@@ -37,12 +48,14 @@ import enum
 import logging
 from typing import Any, Iterable, Mapping, Protocol
 
-from glancesync.image import (AMI_PROPERTIES, SIGNATURE_PROPERTIES,
-                              UPLOAD_PROPERTIES, Image, Provenance, content_hash,
-                              is_user_property, metadata_diff)
+from glancesync.image import (AMI_PROPERTIES, MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED,
+                              PROVENANCE_PREFIX, SIGNATURE_PROPERTIES, UPLOAD_PROPERTIES,
+                              Image, Provenance, content_hash, is_user_property,
+                              metadata_diff, utc_stamp)
 from glancesync.report import as_csv_row
 from glancesync.selection import (OBSOLETE_SUFFIX, MasterSelection,
                                   SelectionPolicy, is_obsolete_name, is_synchronised)
+from glancesync.strategy import RegionTransfer, Strategy, Transfer
 
 LOG = logging.getLogger(__name__)
 
@@ -128,6 +141,23 @@ class Status(str, enum.Enum):
     INFO_MEMBERS_UNMAPPED = ("info_members_unmapped", StatusCategory.INFO, "?",
                              "shared in the master with projects the region's identity"
                              " service does not have: not shared with them")
+    # The image lifecycle (removal_policy, keep_old_copies).
+    PENDING_REMOVAL = ("pending_removal", StatusCategory.PENDING, "t",
+                       "a copy whose master image is gone or no longer selected, or a"
+                       " NAME.old copy beyond keep_old_copies: to hide, deactivate or"
+                       " delete (removal_policy)")
+    INFO_REMOVAL_GRACE = ("info_removal_grace", StatusCategory.INFO, "g",
+                          "a copy whose master image is gone or no longer selected, within"
+                          " removal_grace_hours (the reason says how long is left)")
+    OK_RETIRED = ("ok_retired", StatusCategory.OK, "~",
+                  "a copy hidden or deactivated by removal_policy")
+    INFO_REMOVAL_SKIPPED = ("info_removal_skipped", StatusCategory.INFO, "k",
+                            "removal_policy would remove it, but it is protected or another"
+                            " project's: never touched")
+    ERROR_MAX_DELETES = ("error_max_deletes", StatusCategory.NEEDS_OPERATOR, "X",
+                         "a removal step of a run that would take more than max_deletes:"
+                         " none of them taken (check them, then allow the run once with"
+                         " --config max_deletes=N)")
 
     def __str__(self) -> str:
         return self.value
@@ -154,6 +184,9 @@ class OperationKind(str, enum.Enum):
     OBSOLETE_UPDATE = "obsolete_update"  #: correct an obsolete copy's metadata
     CLEANUP = "cleanup"  #: delete a leftover queued/saving image GlanceSync created
     REACTIVATE = "reactivate"  #: reactivate a deactivated copy, then update it
+    HIDE = "hide"  #: removal step: hide a copy (``os_hidden``)
+    DEACTIVATE = "deactivate"  #: removal step: deactivate a copy
+    DELETE = "delete"  #: removal step: delete a copy
 
     def __str__(self) -> str:
         return self.value
@@ -162,6 +195,16 @@ class OperationKind(str, enum.Enum):
     def uploads(self) -> bool:
         """True for the kinds that upload a new regional image."""
         return self in (OperationKind.UPLOAD, OperationKind.REPLACE, OperationKind.RENAME)
+
+    @property
+    def removes(self) -> bool:
+        """True for the lifecycle's removal steps (what ``max_deletes`` counts)."""
+        return self in _REMOVAL_STEPS.values()
+
+
+#: The removal step of each ``removal_policy`` (``keep`` has none).
+_REMOVAL_STEPS = {"hide": OperationKind.HIDE, "deactivate": OperationKind.DEACTIVATE,
+                  "delete": OperationKind.DELETE}
 
 
 #: Statuses whose regional image will get new content.
@@ -201,6 +244,9 @@ class TargetPolicy(SelectionPolicy, Protocol):
     deactivated_copies: str
     signature_properties: str
     sync_without_checksum: bool
+    removal_policy: str
+    removal_grace_hours: float
+    keep_old_copies: int | None
 
 
 #: How a master project maps to a region: (how messages name it, the id of
@@ -218,6 +264,8 @@ class ImageStatus:
     master_id: str | None
     regional_id: str | None
     reason: str = ""
+    #: How a pending upload gets its data (``stream``, ``glance-download``), else None.
+    transfer: str | None = None
 
     def csv(self) -> str:
         """The ``status,region,image`` record of ``--show-status``, CSV-quoted."""
@@ -243,7 +291,9 @@ class Operation:
     ``provenance`` (uploads) is the record the new copy carries; the
     executor stamps its time when it creates the copy. ``add_members`` and
     ``remove_members`` are project ids of the region to share the image
-    with, or to stop sharing it with, after the other changes.
+    with, or to stop sharing it with, after the other changes. ``transfer``
+    (uploads) says how the data gets there and in which disk format;
+    ``reason`` says why (lifecycle steps), for logs and dry runs.
     """
 
     kind: OperationKind
@@ -257,6 +307,8 @@ class Operation:
     provenance: Provenance | None = None
     add_members: tuple[str, ...] = ()
     remove_members: tuple[str, ...] = ()
+    transfer: Transfer | None = None
+    reason: str = ""
 
     def __post_init__(self) -> None:
         self.kind = OperationKind(self.kind)
@@ -270,9 +322,12 @@ class Operation:
         """A short human description, for logs and dry runs."""
         if self.uploads:
             mib = self.size / (1024 * 1024)
-            text = f"{self.kind} {self.name} ({mib:.1f} MiB)"
+            how = f", {self.transfer.describe()}" if self.transfer else ""
+            text = f"{self.kind} {self.name} ({mib:.1f} MiB{how})"
         elif self.kind is OperationKind.CLEANUP:
             text = f"cleanup {self.name} ({self.regional.status if self.regional else '?'})"
+        elif self.kind.removes:
+            text = f"{self.kind} {self.name} ({self.regional.id if self.regional else '?'})"
         else:
             keys = sorted(self.changes) + [f"-{k}" for k in self.remove]
             keys += [f"+member {p}" for p in self.add_members]
@@ -303,6 +358,19 @@ class RegionPlan:
                 return item
         return None
 
+    def removal_status(self, op: Operation) -> ImageStatus | None:
+        """The ``pending_removal`` line of the removal step ``op``."""
+        for item in self.statuses:
+            if (op.regional is not None and item.regional_id == op.regional.id
+                    and item.status is Status.PENDING_REMOVAL):
+                return item
+        return None
+
+    @property
+    def removals(self) -> list[Operation]:
+        """The lifecycle's removal steps (hide, deactivate, delete) of the plan."""
+        return [op for op in self.operations if op.kind.removes]
+
     @property
     def pending(self) -> list[ImageStatus]:
         """Images that sync would change."""
@@ -323,17 +391,47 @@ def make_plan(region: str, master: MasterSelection, regional_images: Iterable[Im
               regional_project_id: str | None, target: TargetPolicy, *,
               now: datetime.datetime | None = None,
               stalled_upload_age: float = 3600,
-              members: Mapping[str, MemberTarget] | None = None) -> RegionPlan:
+              members: Mapping[str, MemberTarget] | None = None,
+              transfer: RegionTransfer | None = None) -> RegionPlan:
     """Compute statuses and operations of ``region`` for ``target``.
 
     ``members`` (with ``sync_members``) maps each master project an image
     is shared with to its :data:`MemberTarget` in the region; the images'
     :attr:`~glancesync.image.Image.members` must then have been read
-    (:mod:`glancesync.sharing` does both).
+    (:mod:`glancesync.sharing` does both). ``transfer`` says how copies may
+    reach the region (default: streamed, in the master's disk format).
     """
     return _Planner(region, master, list(regional_images), regional_project_id, target,
                     now or datetime.datetime.now(datetime.timezone.utc),
-                    stalled_upload_age, members).run()
+                    stalled_upload_age, members, transfer or RegionTransfer()).run()
+
+
+def hold_removals(plans: Iterable[RegionPlan], max_deletes: int) -> int:
+    """Apply ``max_deletes`` to the plans of one run; the number of removal steps.
+
+    When the plans together hold more removal steps (hide, deactivate,
+    delete) than ``max_deletes``, none is taken: every one leaves its plan
+    and its status becomes ``error_max_deletes``, saying why. Within the
+    limit, the plans are left as they are.
+    """
+    plans = list(plans)
+    steps = sum(len(plan.removals) for plan in plans)
+    if steps <= max_deletes:
+        return steps
+    note = (f"not taken: this run would take {steps} removal steps, more than"
+            f" max_deletes = {max_deletes} (check them, then allow it once with"
+            f" --config max_deletes={steps})")
+    for plan in plans:
+        held = plan.removals
+        for op in held:
+            status = plan.removal_status(op)
+            if status is not None:
+                status.status = Status.ERROR_MAX_DELETES
+                status.reason = f"{status.reason}; {note}"
+        if held:
+            plan.operations = [op for op in plan.operations if not op.kind.removes]
+            plan.warnings.append(f"{len(held)} removal step(s) {note}")
+    return steps
 
 
 def _parse_time(value: str | None) -> datetime.datetime | None:
@@ -348,6 +446,11 @@ def _parse_time(value: str | None) -> datetime.datetime | None:
     return parsed
 
 
+def _keys(keys: Iterable[str]) -> list[str]:
+    """The keys a reason names as differing metadata: GlanceSync's records left out."""
+    return sorted(k for k in keys if not k.startswith(PROVENANCE_PREFIX))
+
+
 def _hashes(image: Image) -> set[str]:
     return {h for h in (image.checksum, image.os_hash_value) if h}
 
@@ -358,7 +461,8 @@ class _Planner:
     def __init__(self, region: str, master: MasterSelection, regional: list[Image],
                  project_id: str | None, target: TargetPolicy, now: datetime.datetime,
                  stalled_upload_age: float,
-                 members: Mapping[str, MemberTarget] | None) -> None:
+                 members: Mapping[str, MemberTarget] | None,
+                 transfer: RegionTransfer) -> None:
         self.region = region
         self.master = master
         self.regional = regional
@@ -367,6 +471,7 @@ class _Planner:
         self.now = now
         self.stalled_upload_age = stalled_upload_age
         self.members = members if target.sync_members else None
+        self.transfer = transfer
         self.plan = RegionPlan(region)
         self.synced = master.synchronised(target)
         self.synced_by_id = {image.id: image for image in self.synced.values()}
@@ -421,6 +526,7 @@ class _Planner:
         self.plan.statuses.sort(key=lambda s: (s.name,
                                                s.status is Status.PENDING_CLEANUP))
         self.plan.operations = metadata_ops + obsolete_ops + upload_ops + cleanup_ops
+        self.plan_lifecycle()  # its statuses and operations come last
         return self.plan
 
     def report_own_duplicates(self) -> None:
@@ -468,10 +574,12 @@ class _Planner:
         A copy of a master image without checksum made with
         ``sync_without_checksum`` records in its provenance the hash
         computed while its data was sent, which the region's own hash of
-        the copy must match (and the size the master's).
+        the copy must match (and the size the master's). A copy converted
+        to the region's ``convert_to`` is judged on its provenance and
+        format (:meth:`~glancesync.strategy.RegionTransfer.same_copy`).
         """
         if content_hash(master) is not None:
-            return master.same_content(regional)
+            return self.transfer.same_copy(master, regional)
         record = regional.provenance
         known = {content_hash(regional)}
         if regional.checksum:
@@ -508,13 +616,8 @@ class _Planner:
             self.needs_operator(f"image {name}: {reason}")
             return
         if regional is None:
-            self.set_status(Status.PENDING_UPLOAD, name, master, None, "missing in the region")
-            self.ops[name] = Operation(OperationKind.UPLOAD, name, master=master,
-                                       size=master.size or 0,
-                                       changes=self.upload_fields(master),
-                                       provenance=self.provenance(master),
-                                       add_members=self.wanted_members(master)[0])
-            self.report_unmapped(name, master)
+            self.upload(OperationKind.UPLOAD, Status.PENDING_UPLOAD, name, master, None,
+                        "missing in the region")
             return
         if not self.same_content(master, regional):
             self.conflict(name, master, regional)
@@ -540,11 +643,20 @@ class _Planner:
         changes, remove = self.metadata_diff(master, regional)
         add, drop = self.member_diff(master, regional)
         unmapped = self.report_unmapped(name, master)
+        adopted = self.adoption(master, regional)
+        back = self.back_marks(regional)
+        changes.update(adopted)
+        remove += back
         if changes or remove or add or drop or kind is not None:
             parts = [why] if why else []
-            keys = sorted(set(changes) - {"tags"}) + sorted(remove)
+            keys = _keys(set(changes) - {"tags"}) + _keys(remove)
             if keys:
                 parts.append(f"metadata differs: {', '.join(keys)}")
+            if adopted:
+                parts.append("record provenance (a copy made before GlanceSync recorded"
+                             " it: same name and content as the master image)")
+            if back:
+                parts.append("its master image is back: lifecycle marks removed")
             if "tags" in changes:
                 wanted = set(changes["tags"])
                 delta = ([f"+{t}" for t in sorted(wanted - set(regional.tags))]
@@ -571,8 +683,18 @@ class _Planner:
                             else "")
 
     def deactivated_copy(self, name: str, master: Image, regional: Image) -> None:
-        """A regional copy with the master's content that an operator deactivated."""
+        """A regional copy with the master's content that an operator deactivated.
+
+        One that ``removal_policy = deactivate`` deactivated while its master
+        image was gone is reactivated, whatever ``deactivated_copies`` says.
+        """
         policy = self.target.deactivated_copies
+        if self.own(regional) and regional.marks.get(MARK_RETIRED) == "deactivate":
+            self.compare_metadata(name, master, regional, Status.PENDING_REACTIVATE,
+                                  kind=OperationKind.REACTIVATE,
+                                  why="deactivated by removal_policy while its master image"
+                                      " was gone: reactivate it")
+            return
         if policy == DEACTIVATED_KEEP:
             if self.own(regional):
                 self.compare_metadata(name, master, regional, Status.OK_DEACTIVATED)
@@ -657,17 +779,50 @@ class _Planner:
             return
         kind = (OperationKind.RENAME if status is Status.PENDING_RENAME
                 else OperationKind.REPLACE)
-        self.set_status(status, name, master, regional,
-                        f"regional checksum {checksum} in {kind} ({why})")
+        self.upload(kind, status, name, master, regional,
+                    f"regional checksum {checksum} in {kind} ({why})")
+
+    def upload(self, kind: OperationKind, status: Status, name: str, master: Image,
+               regional: Image | None, reason: str) -> None:
+        """Plan a new copy of ``master``: its status, its operation and its transfer."""
+        transfer = self.transfer.choose(master)
+        if transfer.note and self.transfer.transfer == Strategy.GLANCE_DOWNLOAD.value:
+            self.warn(f"image {name}: transfer = {Strategy.GLANCE_DOWNLOAD} is not possible, "
+                      f"streamed instead: {transfer.note}")
+        elif transfer.note:
+            LOG.info("%s: image %s is streamed: %s", self.region, name, transfer.note)
+        self.set_status(status, name, master, regional, f"{reason}; {transfer.describe()}")
+        self.statuses[name].transfer = transfer.strategy.value
         self.ops[name] = Operation(kind, name, master=master, regional=regional,
                                    size=master.size or 0, changes=self.upload_fields(master),
                                    provenance=self.provenance(master),
-                                   add_members=self.wanted_members(master)[0])
+                                   add_members=self.wanted_members(master)[0],
+                                   transfer=transfer)
         self.report_unmapped(name, master)
 
     def provenance(self, master: Image) -> Provenance:
         """The record a new copy of ``master`` carries."""
         return Provenance.of(master, self.master.region)
+
+    def adoption(self, master: Image, regional: Image) -> dict[str, str]:
+        """The provenance to record on ``regional``, a copy made before GlanceSync
+        recorded it (the caller checked it holds ``master``'s content).
+
+        Only images of the project without any provenance, when the master has
+        a hash; ``copied_at`` is the image's creation time. Empty otherwise.
+        """
+        if (regional.provenance is not None or not self.own(regional)
+                or content_hash(master) is None):
+            return {}
+        created = _parse_time(regional.created_at)
+        record = Provenance(master.id, self.master.region, content_hash(master),
+                            utc_stamp(created) if created else None)
+        return record.as_properties()
+
+    @staticmethod
+    def back_marks(regional: Image) -> list[str]:
+        """The lifecycle marks to remove from a copy whose master image is synchronised."""
+        return [key for key in (MARK_ORPHANED, MARK_RETIRED) if key in regional.marks]
 
     # -- metadata --------------------------------------------------------
     def managed_properties(self, master: Image, regional: Image | None) -> set[str]:
@@ -701,7 +856,7 @@ class _Planner:
         """
         fields: dict[str, Any] = {
             "visibility": master.visibility,
-            "disk_format": master.disk_format,
+            "disk_format": self.transfer.disk_format(master),
             "container_format": master.container_format,
             "min_ram": master.min_ram or 0,
             "min_disk": master.min_disk or 0,
@@ -803,6 +958,7 @@ class _Planner:
                 self.set_status(Status.PENDING_AMI, name, master, regional,
                                 f"{current.status.value} after "
                                 f"{', '.join(sorted(set(waiting.values())))}")
+                self.statuses[name].transfer = current.transfer
             return
         # The regional image exists with the right content: compare the ids.
         assert regional is not None
@@ -818,7 +974,7 @@ class _Planner:
             self.set_status(Status.PENDING_AMI, name, master, regional,
                             f"update after {', '.join(sorted(set(waiting.values())))}")
         elif current.status is not Status.PENDING_REACTIVATE:
-            keys = sorted(op.changes) + sorted(op.remove)
+            keys = _keys(op.changes) + _keys(op.remove)
             self.set_status(Status.PENDING_METADATA, name, master, regional,
                             f"metadata differs: {', '.join(keys)}")
 
@@ -860,7 +1016,7 @@ class _Planner:
                           f"{obsolete_name!r} is not applied")
                 continue
             own_same = [i for i in self.regional
-                        if i.status == "active" and self.own(i) and master.same_content(i)]
+                        if i.status == "active" and self.own(i) and self.same_content(master, i)]
             renamed = [i for i in own_same if i.name == obsolete_name]
             to_rename = [i for i in own_same if i.name == base]
             for image in renamed:
@@ -884,20 +1040,24 @@ class _Planner:
         return ops
 
     def obsolete_changes(self, master: Image, regional: Image) -> dict[str, Any]:
+        """Visibility and ``obsolete_syncprops`` from the master (and the provenance of
+        a copy made before GlanceSync recorded it)."""
         changes: dict[str, Any] = {}
         if regional.visibility != master.visibility:
             changes["visibility"] = master.visibility
         for key in sorted(self.target.obsolete_syncprops):
             if key in master.properties and regional.properties.get(key) != master.properties[key]:
                 changes[key] = master.properties[key]
+        changes.update(self.adoption(master, regional))
         return changes
 
     # -- leftovers ---------------------------------------------------------
     def plan_cleanup(self) -> list[Operation]:
         """Leftovers of GlanceSync's own interrupted uploads, to delete.
 
-        A leftover is a ``queued`` or ``saving`` image of the project that
-        carries the provenance GlanceSync gives every image it creates
+        A leftover is a ``queued``, ``saving`` or ``importing`` (a server-side
+        copy) image of the project that carries the provenance GlanceSync
+        gives every image it creates
         (naming a master image of this master region), and that nothing
         touched for ``stalled_upload_age`` seconds. Any other image is never
         touched: an operator's upload in progress, another tool's image. A
@@ -905,7 +1065,7 @@ class _Planner:
         """
         ops = []
         for image in sorted(self.regional, key=lambda i: (i.name or "", i.id)):
-            if image.status not in ("queued", "saving") or not self.own(image):
+            if image.status not in ("queued", "saving", "importing") or not self.own(image):
                 continue
             if not self.made_by_us(image):
                 LOG.debug("%s: %s image %s (%s) was not created by GlanceSync: left alone",
@@ -944,3 +1104,140 @@ class _Planner:
                            image.provenance.master_image_id, image.id,
                            f"leftover {image.status} image {image.id} of an interrupted "
                            f"upload by GlanceSync, unchanged for {age:.0f} s: to delete")
+
+    # -- lifecycle (removal_policy, keep_old_copies) -------------------------------
+    def plan_lifecycle(self) -> None:
+        """Statuses and steps of the image lifecycle, appended last to the plan.
+
+        Candidates are the copies of this master region recognised by their
+        provenance whose master image is gone or no longer selected
+        (:meth:`orphaned`), after ``removal_grace_hours``; and the
+        ``NAME.old`` copies marked by a rename beyond the newest
+        ``keep_old_copies`` (no grace period). Never touched: other
+        projects' images and protected ones (reported), images named like a
+        synchronised master image (the sync's conflicts decide), images
+        without provenance or whose master image is still listed in any
+        state, and everything when the master offers no image at all.
+        """
+        self.lifecycle: list[tuple[ImageStatus, Operation | None]] = []
+        policy = self.target.removal_policy
+        if policy in _REMOVAL_STEPS and not self.master.candidates:
+            self.warn("the master region offers no image at all: no copy is removed"
+                      " (check the master target's credentials and project)")
+            return
+        self.plan_old_copies()
+        for image in sorted(self.regional, key=lambda i: (i.name or "", i.id)):
+            why = self.orphaned(image)
+            if why is not None and policy in _REMOVAL_STEPS:
+                self.retire(image, why, grace=True)
+            elif why is None and MARK_ORPHANED in image.marks and self.own(image) \
+                    and image.name not in self.synced:
+                # Its master image came back (under another name): the clock stops.
+                self.lifecycle_line(
+                    Status.PENDING_METADATA, image, "its master image is back: lifecycle"
+                    " mark removed", Operation(OperationKind.UPDATE_METADATA,
+                                               image.name or image.id, regional=image,
+                                               remove=(MARK_ORPHANED,)))
+        for status, op in sorted(self.lifecycle, key=lambda p: (p[0].name, p[0].regional_id)):
+            self.plan.statuses.append(status)
+            if op is not None:
+                self.plan.operations.append(op)
+        # Removal steps after everything else, marks included.
+        self.plan.operations.sort(key=lambda op: op.kind.removes)
+
+    def orphaned(self, image: Image) -> str | None:
+        """Why ``image`` is a copy of ours whose master image is gone or no longer
+        selected for the target; None when it is not one.
+
+        The master image of an ``X_obsolete`` name is handled by the obsolete
+        convention (when ``support_obsolete_images``); one still listed by
+        the master region in any other state (deactivated, name used twice,
+        not active) is not gone.
+        """
+        record = image.provenance
+        if (record is None or record.master_region != self.master.region
+                or image.status not in ("active", "deactivated")
+                or image.name in self.synced or self.renamed_old(image)
+                or record.master_image_id in self.synced_by_id):
+            return None
+        master = self.master.by_id().get(record.master_image_id)
+        if master is not None:
+            if is_obsolete_name(master.name) and self.target.support_obsolete_images:
+                return None
+            return (f"master image {master.name} ({master.id}) is no longer selected for"
+                    " this target")
+        listed = self.master.listed_ids | {i.id for i in self.master.deactivated.values()}
+        if record.master_image_id in listed:
+            return None
+        return f"master image {record.master_image_id} is gone from the master region"
+
+    @staticmethod
+    def renamed_old(image: Image) -> bool:
+        """A ``NAME.old`` image a rename made: ``keep_old_copies`` decides on it."""
+        return bool(image.name and image.name.endswith(OLD_SUFFIX)
+                    and _parse_time(image.marks.get(MARK_RENAMED)))
+
+    def plan_old_copies(self) -> None:
+        """The ``NAME.old`` copies beyond the newest ``keep_old_copies`` of each name."""
+        limit = self.target.keep_old_copies
+        if limit is None or self.target.removal_policy not in _REMOVAL_STEPS:
+            return
+        groups: dict[str, list[Image]] = {}
+        for image in self.regional:
+            if self.renamed_old(image) and image.status in ("active", "deactivated"):
+                groups.setdefault(image.name, []).append(image)
+        for name, found in sorted(groups.items()):
+            found.sort(key=lambda i: (_parse_time(i.marks[MARK_RENAMED]), i.id), reverse=True)
+            for image in found[limit:]:
+                self.retire(image, f"{len(found)} {name} copies, keep_old_copies = {limit}:"
+                                   f" renamed {image.marks[MARK_RENAMED]}, one of the oldest",
+                            grace=False)
+
+    def retire(self, image: Image, why: str, *, grace: bool) -> None:
+        """The status (and step) of a copy that ``removal_policy`` applies to."""
+        policy = self.target.removal_policy
+        if not self.own(image):
+            self.lifecycle_line(Status.INFO_REMOVAL_SKIPPED, image,
+                                f"{why}; owned by project {image.owner}: never touched")
+            return
+        if image.protected:
+            self.lifecycle_line(Status.INFO_REMOVAL_SKIPPED, image,
+                                f"{why}; protected: never touched (unprotect it to let"
+                                f" removal_policy = {policy} apply)")
+            return
+        if (policy == "hide" and image.os_hidden) or (
+                policy == "deactivate" and image.status == "deactivated"):
+            self.lifecycle_line(Status.OK_RETIRED, image, f"{why}; {policy} done")
+            return
+        hours = self.target.removal_grace_hours
+        if grace and hours > 0:
+            since = _parse_time(image.marks.get(MARK_ORPHANED))
+            if since is None:
+                self.lifecycle_line(
+                    Status.INFO_REMOVAL_GRACE, image,
+                    f"{why}: to {policy} in {hours:g} h (removal_grace_hours)",
+                    Operation(OperationKind.UPDATE_METADATA, image.name or image.id,
+                              regional=image, changes={MARK_ORPHANED: utc_stamp(self.now)},
+                              reason="record since when its master image is gone"))
+                return
+            left = hours * 3600 - (self.now - since).total_seconds()
+            if left > 0:
+                self.lifecycle_line(Status.INFO_REMOVAL_GRACE, image,
+                                    f"{why} (since {image.marks[MARK_ORPHANED]}): to"
+                                    f" {policy} in {left / 3600:.1f} h (removal_grace_hours)")
+                return
+        kind = _REMOVAL_STEPS[policy]
+        changes = ({"os_hidden": True, MARK_RETIRED: policy} if kind is OperationKind.HIDE
+                   else {MARK_RETIRED: policy} if kind is OperationKind.DEACTIVATE else {})
+        reason = f"{why} (removal_policy = {policy})"
+        self.lifecycle_line(Status.PENDING_REMOVAL, image, f"{why}: to {policy}",
+                            Operation(kind, image.name or image.id, regional=image,
+                                      changes=changes, reason=reason))
+
+    def lifecycle_line(self, status: Status, image: Image, reason: str,
+                       op: Operation | None = None) -> None:
+        record = image.provenance
+        self.lifecycle.append((ImageStatus(status, self.region, image.name or image.id,
+                                           record.master_image_id if record else None,
+                                           image.id, reason), op))
+

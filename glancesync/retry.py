@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import tenacity
 
-from glancesync.backends.base import RegionAdapter
+from glancesync.backends.base import ImportTask, RegionAdapter
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
 from glancesync.image import Image
 
@@ -125,9 +125,10 @@ class RetryingAdapter(RegionAdapter):
     :meth:`download_data` (not the stream),
     and :meth:`create_image` with a caller-chosen ``image_id`` (a conflict
     after a failed attempt is the lost attempt's image, used if it is still
-    ``queued`` and owned by the adapter's project). A creation without
-    ``image_id`` and :meth:`upload_data` are called once: they cannot be
-    repeated safely.
+    ``queued`` and owned by the adapter's project), :meth:`import_methods`
+    and :meth:`import_task`. A creation without ``image_id``,
+    :meth:`upload_data` and :meth:`import_image` are called once: they
+    cannot be repeated safely (the executor decides what a failure means).
     """
 
     def __init__(self, adapter: RegionAdapter, policy: RetryPolicy) -> None:
@@ -239,6 +240,19 @@ class RetryingAdapter(RegionAdapter):
                 raise
 
         return attempt
+
+    def import_methods(self) -> frozenset[str]:
+        return self._call("asking the import methods", self.inner.import_methods)
+
+    def import_image(self, image_id: str, *, source_region: str,
+                     source_image_id: str) -> None:
+        """Called once: a second request for the same image is refused (409)."""
+        self.inner.import_image(image_id, source_region=source_region,
+                                source_image_id=source_image_id)
+
+    def import_task(self, image_id: str) -> ImportTask | None:
+        return self._call(f"reading the import task of image {image_id}",
+                          lambda: self.inner.import_task(image_id))
 
     def close(self) -> None:
         self.inner.close()

@@ -38,7 +38,10 @@ class MasterSelection:
     logged. ``region`` names the master region (recorded in the provenance
     of the copies). ``deactivated`` maps a name to its only deactivated
     image of the master project, when no candidate has that name: never
-    synchronised, reported.
+    synchronised, reported. ``listed_ids`` holds the id of every image the
+    master listing showed, whatever its state and owner: a regional copy
+    whose master image is among them is never taken for the copy of a
+    deleted image.
     """
 
     candidates: dict[str, Image]
@@ -46,6 +49,7 @@ class MasterSelection:
     deactivated: dict[str, Image] = dataclasses.field(default_factory=dict)
     duplicates: dict[str, list[Image]] = dataclasses.field(default_factory=dict)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    listed_ids: frozenset[str] = frozenset()
 
     @property
     def duplicate_names(self) -> set[str]:
@@ -80,7 +84,8 @@ def select_master(images: Iterable[Image], master_project_id: str | None,
             continue
         found = by_name if image.status == "active" else deactivated
         found.setdefault(image.name, []).append(image)
-    selection = MasterSelection(candidates={}, region=region)
+    selection = MasterSelection(candidates={}, region=region,
+                                listed_ids=frozenset(image.id for image in images))
     selection.deactivated = {name: found[0] for name, found in deactivated.items()
                              if len(found) == 1 and name not in by_name}
     foreign = sum(1 for i in images if i.status == "active" and i.owner

@@ -11,7 +11,9 @@ ever served that does not hash to the master's value:
 * :class:`MasterImageSource` is what the executor reads image data from:
   ``images_dir`` (the operator's read-only folder) first, then the cache,
   else one download from the master into the cache, shared by every thread
-  that asks for the same image.
+  that asks for the same image. A region that stores another disk format
+  gets the master data converted once per format (:mod:`glancesync.convert`)
+  into the cache, hashed once, kept with its hashes.
 
 Hashing, verification and durable writes are those of
 :mod:`glancesync.integrity`.
@@ -19,23 +21,27 @@ Hashing, verification and durable writes are those of
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import platformdirs
 
+from glancesync import convert as convert_mod
 from glancesync import progress as progress_mod
 from glancesync import safenames
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError, UnsafeNameError
 from glancesync.image import Image, content_hash
-from glancesync.integrity import (CHUNK_SIZE, HashingStream, atomic_file, expected_hash,
-                                  hash_file, label, unlink_quietly, verify)
+from glancesync.integrity import (CHUNK_SIZE, FileData, HashingStream, atomic_file,
+                                  expected_hash, fsync_directory, hash_file, label,
+                                  unlink_quietly, verify)
 
 __all__ = ["ImageCache", "MasterImageSource", "default_cache_dir"]
 
@@ -128,7 +134,9 @@ class ImageCache:
 
     A file is named ``<master id>.<algorithm>-<hash>``: the name records the
     hash it was verified against, so a master image whose data changed never
-    matches an old file. Files appear only by an atomic rename of a fully
+    matches an old file. The same data converted to another disk format is
+    ``<master id>.<algorithm>-<hash>.<format>``, its own hashes and size in
+    the hidden record ``.<that name>.json`` written before it appears. Files appear only by an atomic rename of a fully
     written, fsynced, verified temporary file. ``max_size`` (bytes, None for
     no limit) bounds the folder; the least recently used files go first, and
     files in use are never evicted. Safe for threads of one process, and
@@ -286,13 +294,88 @@ class ImageCache:
 
     def _discard(self, path: Path) -> None:
         unlink_quietly(path)
+        unlink_quietly(_record_path(path))
 
     def _remove_other_versions(self, image: Image, keep: Path) -> None:
+        """Remove the files of other data of ``image``'s id (conversions of ``keep``'s stay)."""
         prefix = self._prefix(image)
+        version = self.path_for(image).name
         for entry in self.entries():
-            if entry != keep and entry.name.startswith(prefix) and not self._pinned.get(entry):
+            if (entry != keep and entry.name.startswith(prefix)
+                    and not entry.name.startswith(version + ".")
+                    and not self._pinned.get(entry)):
                 LOG.debug("removing stale cache file %s", entry)
-                unlink_quietly(entry)
+                self._discard(entry)
+
+    # -- converted files ---------------------------------------------------
+
+    def converted_path(self, image: Image, disk_format: str) -> Path:
+        """Where ``image``'s data converted to ``disk_format`` lives."""
+        return self.path_for(image).with_name(f"{self.path_for(image).name}.{disk_format}")
+
+    def get_converted(self, image: Image, disk_format: str) -> tuple[Path, Image] | None:
+        """The cached conversion and what its bytes hash to, or None.
+
+        The file is checked against its record like a master file (hashed
+        once per version and process); one that does not match is removed.
+        """
+        path = self.converted_path(image, disk_format)
+        expected = _read_record(path, image, disk_format)
+        if expected is None:
+            return None
+        ok = self._verified.check(path, expected)
+        if ok is None:
+            return None
+        if not ok:
+            LOG.warning("converted cache file %s does not match its record; discarding it",
+                        path)
+            self._discard(path)
+            return None
+        self._touch(path)
+        return path, expected
+
+    def put_converted(self, image: Image, disk_format: str,
+                      write: Callable[[Path], None]) -> tuple[Path, Image]:
+        """Make the conversion of ``image`` to ``disk_format`` with ``write(temp path)``.
+
+        ``write`` fills a temporary file of the cache folder; the result is
+        fsynced, hashed once (the hash ``image`` declares: its multihash,
+        else md5), its record written, and it is renamed into place. If
+        anything fails the temporary file is removed and nothing appears.
+        Returns the file and the image describing its bytes.
+        """
+        final = self.converted_path(image, disk_format)
+        self.evict(reserve=image.size or 0)
+        fd, temp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{self._prefix(image)}",
+                                         suffix=f".{disk_format}", dir=self.directory)
+        os.close(fd)
+        temp = Path(temp_name)
+        try:
+            write(temp)
+            with open(temp, "rb") as handle:
+                os.fsync(handle.fileno())
+            stream = hash_file(temp, image)
+            expected = _converted_image(image, disk_format, stream)
+            _write_record(final, expected)
+            os.replace(temp, final)
+        except OSError as exc:
+            unlink_quietly(temp)
+            raise TransferError(f"cannot store the converted image in {final}: {exc}",
+                                image=label(image)) from exc
+        except BaseException:
+            unlink_quietly(temp)
+            raise
+        fsync_directory(self.directory)
+        self._verified.set(final, final.stat(), expected, True)
+        self._touch(final)
+        LOG.debug("cached %s converted to %s as %s", label(image), disk_format, final)
+        return final, expected
+
+    def forget_all(self, image: Image) -> None:
+        """Verify every cached file of ``image``'s id again before its next use."""
+        for entry in self.entries():
+            if entry.name.startswith(self._prefix(image)):
+                self.forget(entry)
 
     def _remove_stale_temporaries(self) -> None:
         limit = time.time() - STALE_TEMP_AGE
@@ -310,6 +393,44 @@ class ImageCache:
         return f"<ImageCache {self.directory} max_size={self.max_size}>"
 
 
+def _record_path(path: Path) -> Path:
+    """The hidden record of a converted file (its hashes and size)."""
+    return path.with_name(f".{path.name}.json")
+
+
+def _converted_image(image: Image, disk_format: str, stream: HashingStream) -> Image:
+    """The image a conversion of ``image`` is, as far as its bytes go."""
+    return Image(id=image.id, name=image.name, status="active", size=stream.size,
+                 checksum=stream.md5, os_hash_algo=stream.os_hash_algo,
+                 os_hash_value=stream.os_hash, disk_format=disk_format,
+                 container_format=image.container_format)
+
+
+def _write_record(final: Path, expected: Image) -> None:
+    record = {"size": expected.size, "md5": expected.checksum,
+              "os_hash_algo": expected.os_hash_algo, "os_hash_value": expected.os_hash_value}
+    path = _record_path(final)
+    with atomic_file(path, prefix=f"{TEMP_PREFIX}record-") as handle:
+        handle.write(json.dumps(record).encode())
+
+
+def _read_record(final: Path, image: Image, disk_format: str) -> Image | None:
+    """The recorded description of a converted file; None if missing or unreadable."""
+    try:
+        record = json.loads(_record_path(final).read_text(encoding="utf-8"))
+        size = int(record["size"])
+        checksum = record.get("md5")
+        algo = record.get("os_hash_algo")
+        value = record.get("os_hash_value")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    if not (value or checksum):
+        return None
+    return Image(id=image.id, name=image.name, status="active", size=size,
+                 checksum=checksum, os_hash_algo=algo, os_hash_value=value,
+                 disk_format=disk_format, container_format=image.container_format)
+
+
 class MasterImageSource:
     """Master image data for the executor: ``chunks(image)``, read once per run.
 
@@ -319,10 +440,13 @@ class MasterImageSource:
     into the cache. Threads asking for the same image at once share that
     one download: one thread downloads, the others wait, then all read the
     cached file. ``progress`` enables the download bar (None: only when
-    stderr is a terminal).
+    stderr is a terminal). A conversion to another disk format is made
+    once per image and format in the same way, from the verified master
+    file (:meth:`converted`).
 
     Counters: :attr:`bytes_downloaded` (read from the master),
-    :attr:`downloads`, :attr:`cache_hits`, :attr:`images_dir_hits`.
+    :attr:`downloads`, :attr:`cache_hits`, :attr:`images_dir_hits`,
+    :attr:`conversions`.
     """
 
     def __init__(self, master_adapter: RegionAdapter, cache: ImageCache,
@@ -335,6 +459,7 @@ class MasterImageSource:
         self.downloads = 0
         self.cache_hits = 0
         self.images_dir_hits = 0
+        self.conversions = 0
         self._counter_lock = threading.Lock()
         self._image_locks: dict[str, threading.Lock] = {}
         self._image_locks_guard = threading.Lock()
@@ -353,8 +478,29 @@ class MasterImageSource:
         if content_hash(image) is None:
             yield from self._unverified(image)
             return
+        with self.open(image) as data:
+            yield from data
+
+    @contextlib.contextmanager
+    def open(self, image: Image, disk_format: str | None = None) -> Iterator[FileData]:
+        """The verified bytes of master ``image`` as an open local file.
+
+        The file is read from where :meth:`path` finds it (downloaded first
+        if needed), or converted to ``disk_format`` (:meth:`converted`), and
+        protected from eviction until the block ends; it was hashed when it
+        entered the cache, and is not hashed again here.
+
+        :raises TransferError: the data cannot be had intact, or not converted, or
+            the image has no hash (it is never cached: read it with :meth:`chunks`).
+        """
+        if content_hash(image) is None:
+            raise TransferError("an image without checksum is never cached: nothing"
+                                " could verify the file", image=label(image))
         for attempt in range(3):
-            path = self.path(image)
+            if self._converts(image, disk_format):
+                path, _ = self.converted(image, disk_format)
+            else:
+                path = self.path(image)
             try:
                 handle = open(path, "rb")
             except FileNotFoundError:
@@ -365,8 +511,7 @@ class MasterImageSource:
                 raise TransferError(f"cannot read {path}: {exc.strerror}",
                                     image=label(image)) from exc
             with handle, self.cache.pinned(path):
-                while chunk := handle.read(CHUNK_SIZE):
-                    yield chunk
+                yield FileData(handle, os.fstat(handle.fileno()).st_size)
             return
         raise TransferError("the cached file kept disappearing while being opened",
                             image=label(image))
@@ -374,20 +519,65 @@ class MasterImageSource:
     def recheck(self, image: Image) -> None:
         """Hash ``image``'s local copies again before serving them next.
 
-        Called when a region received bytes that do not match the master:
-        a file altered in place after its verification (same size and
-        mtime) would otherwise keep being served. A corrupted cache file is
-        then discarded and downloaded again.
+        Called when a region received bytes that do not match the master
+        (or the conversion sent): a file altered in place after its
+        verification (same size and mtime) would otherwise keep being
+        served. A corrupted cache file is then discarded and made again.
         """
-        self.cache.forget(self.cache.path_for(image))
+        self.cache.forget_all(image)
         candidate = self._images_dir_file(image)
         if candidate is not None:
             self.cache.forget(candidate)
 
-    def prepare(self, image: Image) -> None:
-        """Fetch ``image`` into the cache now (see :meth:`path`); not one without hash."""
+    def prepare(self, image: Image, disk_format: str | None = None) -> Image:
+        """Fetch ``image`` (converted to ``disk_format``) now; the image of the bytes to send.
+
+        That is ``image`` itself, or the description of its conversion
+        (size and hashes of the converted file). Not an image without hash:
+        it is read from the master for each region, never converted.
+        """
+        if self._converts(image, disk_format):
+            return self.converted(image, disk_format)[1]
         if content_hash(image) is not None:
             self.path(image)
+        return image
+
+    @staticmethod
+    def _converts(image: Image, disk_format: str | None) -> bool:
+        return disk_format is not None and disk_format != image.disk_format
+
+    def converted(self, image: Image, disk_format: str) -> tuple[Path, Image]:
+        """``image``'s data converted to ``disk_format``: the file and what it hashes to.
+
+        Made once per image and format (threads asking together share the
+        conversion; a later run finds it in the cache): the master data is
+        had and verified first (:meth:`path`), then converted with qemu-img
+        into the cache. A failed conversion leaves nothing.
+
+        :raises TransferError: the data cannot be had, or is refused or
+            damaged, or qemu-img failed.
+        """
+        found = self.cache.get_converted(image, disk_format)
+        if found is not None:
+            return found
+        with self._lock_for(f"{image.id} {disk_format}"):
+            found = self.cache.get_converted(image, disk_format)
+            if found is not None:
+                return found
+            source = self.path(image)
+            LOG.info("%s: converting image %s (%s) from %s to %s once for every region "
+                     "storing %s", getattr(self.master, "name", "master"),
+                     image.name or image.id, image.id, image.disk_format, disk_format,
+                     disk_format)
+            started = time.monotonic()
+            with self.cache.pinned(source):
+                found = self.cache.put_converted(
+                    image, disk_format, lambda output: convert_mod.convert(
+                        source, image.disk_format or "", output, disk_format,
+                        image=label(image)))
+            self._count(conversions=1)
+            LOG.debug("converted %s in %.1f s", label(image), time.monotonic() - started)
+            return found
 
     def _unverified(self, image: Image) -> Iterator[bytes]:
         """The master's bytes of an image without hash, checked by size at the end."""
@@ -473,12 +663,13 @@ class MasterImageSource:
             yield chunk
 
     def _count(self, *, bytes_downloaded: int = 0, downloads: int = 0,
-               cache_hits: int = 0, images_dir_hits: int = 0) -> None:
+               cache_hits: int = 0, images_dir_hits: int = 0, conversions: int = 0) -> None:
         with self._counter_lock:
             self.bytes_downloaded += bytes_downloaded
             self.downloads += downloads
             self.cache_hits += cache_hits
             self.images_dir_hits += images_dir_hits
+            self.conversions += conversions
 
     def _lock_for(self, image_id: str) -> threading.Lock:
         with self._image_locks_guard:

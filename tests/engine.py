@@ -51,11 +51,12 @@ def plan_region(master_adapter: RegionAdapter, region_adapter: RegionAdapter,
 
 def sync_region(master_adapter: RegionAdapter, region_adapter: RegionAdapter,
                 target: TargetPolicy, source: ImageSource, *, dry_run: bool = False,
-                stalled_upload_age: float = 3600,
+                stalled_upload_age: float = 3600, now: datetime.datetime | None = None,
                 targets: tuple[Target, Target] | None = None) -> RegionResult:
-    """Plan and execute one region; the result holds the plan too."""
+    """Plan (at ``now``: default, the current time) and execute one region; the result
+    holds the plan too."""
     plan = plan_region(master_adapter, region_adapter, target,
-                       stalled_upload_age=stalled_upload_age, targets=targets)
+                       stalled_upload_age=stalled_upload_age, now=now, targets=targets)
     return Executor(region_adapter, source, dry_run=dry_run).execute(plan)
 
 

@@ -9,16 +9,22 @@ fixture of ``tests/unit/test_memory_backend.py``).
 
 A *space* (option ``space``) is a named set of regions held by
 :data:`SPACES`, shared by every target naming it, so that tests can put
-images in a region before a run and look at them after.
+images in a region before a run and look at them after. With
+``space_import = true`` its regions copy images from each other
+(``glance-download``) as Glance does, at once: the data, the formats and
+the properties of :data:`COPIED_PREFIXES`; a missing or inactive source
+fails the copy's task and leaves the image ``queued``.
 """
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 import threading
 import uuid
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-from glancesync.backends.base import Backend, RegionAdapter, Target, TargetSpec
+from glancesync.backends.base import Backend, ImportTask, RegionAdapter, Target, TargetSpec
 from glancesync.errors import (ConflictError, ImageNotFoundError, TransferError,
                                UsageError)
 from glancesync.image import UPDATABLE_FIELDS, Image
@@ -32,14 +38,19 @@ OPTIONS = (
     Option("space_regions", "list", [], help="the regions of the target"),
     Option("space_project", "string", "memory-project", help="the project it acts as"),
     Option("token", "string", secret=True, help="a secret, to be masked in logs"),
+    Option("space_import", "bool", False, help="regions copy images from each other"),
 )
-_SPACE, _REGIONS, _PROJECT, _TOKEN = OPTIONS
+_SPACE, _REGIONS, _PROJECT, _TOKEN, _IMPORT = OPTIONS
+
+#: Property prefixes a server-side copy takes from its source (Glance's default).
+COPIED_PREFIXES = ("hw_", "trait:", "os_distro", "os_secure_boot", "os_type")
 
 
 @dataclasses.dataclass
 class _Stored:
     image: Image
     data: bytes = b""
+    tasks: list[ImportTask] = dataclasses.field(default_factory=list)
 
 
 #: space name -> region name -> image id -> stored image.
@@ -56,10 +67,12 @@ class MemorySettings:
     project: str
     token: str | None = dataclasses.field(default=None, repr=False)
     default_region: str | None = None
+    imports: bool = False
 
     def option_values(self) -> Mapping[str, Any]:
         return {"space": self.space, "space_regions": self.regions,
-                "space_project": self.project, "token": self.token}
+                "space_project": self.project, "token": self.token,
+                "space_import": self.imports}
 
 
 def read_settings(section: Section, env: Mapping[str, str]) -> MemorySettings:
@@ -67,16 +80,20 @@ def read_settings(section: Section, env: Mapping[str, str]) -> MemorySettings:
     if not regions:
         raise section.error("space_regions", "missing: a memory target needs its regions")
     return MemorySettings(space=section.read(_SPACE), regions=regions,
-                          project=section.read(_PROJECT), token=section.read(_TOKEN))
+                          project=section.read(_PROJECT), token=section.read(_TOKEN),
+                          imports=section.read(_IMPORT))
 
 
 class MemoryRegionAdapter(RegionAdapter):
     """One in-memory region, seen through ``project_id`` (which sees everything)."""
 
-    def __init__(self, name: str, images: dict[str, _Stored], project_id: str) -> None:
+    def __init__(self, name: str, images: dict[str, _Stored], project_id: str, *,
+                 space: str | None = None, imports: bool = False) -> None:
         self.name = name
         self.project_id = project_id
         self._images = images
+        self.space = space
+        self.imports = imports
 
     def _stored(self, image_id: str) -> _Stored:
         try:
@@ -87,13 +104,11 @@ class MemoryRegionAdapter(RegionAdapter):
 
     def list_images(self) -> list[Image]:
         with _LOCK:
-            return [dataclasses.replace(s.image, properties=dict(s.image.properties))
-                    for s in self._images.values()]
+            return [_public(s.image) for s in self._images.values()]
 
     def get_image(self, image_id: str) -> Image:
         with _LOCK:
-            image = self._stored(image_id).image
-            return dataclasses.replace(image, properties=dict(image.properties))
+            return _public(self._stored(image_id).image)
 
     def create_image(self, name: str, *, visibility: str = "private",
                      disk_format: str | None = None, container_format: str | None = None,
@@ -163,6 +178,52 @@ class MemoryRegionAdapter(RegionAdapter):
                                     image=image_id, status_code=403)
             del self._images[image_id]
 
+    # -- server-side copies, as Glance's glance-download -----------------------
+
+    def import_methods(self) -> frozenset[str]:
+        return frozenset({"glance-direct", "glance-download"} if self.imports else ())
+
+    def import_image(self, image_id: str, *, source_region: str,
+                     source_image_id: str) -> None:
+        if not self.imports:
+            super().import_image(image_id, source_region=source_region,
+                                 source_image_id=source_image_id)
+        with _LOCK:
+            stored = self._stored(image_id)
+            if stored.image.status != "queued":
+                raise ConflictError("Image needs to be in 'queued' state", region=self.name,
+                                    image=image_id, status_code=409)
+            task = ImportTask(f"task-{len(stored.tasks) + 1}", "processing")
+            stored.tasks.append(task)
+            source = SPACES.get(self.space or "", {}).get(source_region, {}).get(
+                source_image_id)
+            if source is None or source.image.status != "active":
+                stored.tasks[-1] = dataclasses.replace(
+                    task, status="failure", message="Task failed due to Internal Error")
+                return
+            copied = {k: v for k, v in source.image.properties.items()
+                      if k.startswith(COPIED_PREFIXES)}
+            stored.data = source.data
+            stored.image = dataclasses.replace(
+                stored.image, status="active", size=source.image.size,
+                checksum=source.image.checksum, os_hash_algo=source.image.os_hash_algo,
+                os_hash_value=source.image.os_hash_value,
+                disk_format=source.image.disk_format,
+                container_format=source.image.container_format,
+                properties={**stored.image.properties, **copied})
+            stored.tasks[-1] = dataclasses.replace(task, status="success", message="Copied")
+
+    def import_task(self, image_id: str) -> ImportTask | None:
+        with _LOCK:
+            tasks = self._stored(image_id).tasks
+            return tasks[-1] if tasks else None
+
+
+def _public(stored: Image) -> Image:
+    """A copy of a stored image as every adapter returns it: GlanceSync's records
+    (``glancesync.*``) in ``provenance`` and ``marks``, not among the properties."""
+    return Image.from_dict(stored.to_dict())
+
 
 class MemoryTarget(Target):
     """The declared regions of one space."""
@@ -181,7 +242,23 @@ class MemoryTarget(Target):
     def adapter(self, region: RegionRef) -> RegionAdapter:
         with _LOCK:
             images = SPACES.setdefault(self.settings.space, {}).setdefault(region.name, {})
-        return MemoryRegionAdapter(str(region), images, self.settings.project)
+        return MemoryRegionAdapter(str(region), images, self.settings.project,
+                                   space=self.settings.space, imports=self.settings.imports)
+
+
+def config_text(folder: Path, extra: str = "", *, token: str = "t0p-s3cret-t0ken") -> str:
+    """A configuration whose ``master`` is the memory space ``cloud1`` (Master, RegionA,
+    RegionB); ``extra`` continues the ``[master]`` section, or adds sections."""
+    return textwrap.dedent(f"""
+        [main]
+        master_region = Master
+        cache_dir = {folder / 'cache'}
+        [master]
+        type = memory
+        space = cloud1
+        space_regions = Master, RegionA, RegionB
+        token = {token}
+    """) + textwrap.dedent(extra)
 
 
 BACKEND = Backend(name="memory", options=OPTIONS, settings=read_settings,

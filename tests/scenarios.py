@@ -11,6 +11,7 @@ scenarios never see (nor touch) other tests' images on a shared bed.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -20,10 +21,11 @@ from glancesync.backends.base import RegionAdapter, Target
 from glancesync.condition import Condition
 from glancesync.config import TargetConfig
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
-from glancesync.executor import RegionResult
+from glancesync.executor import Executor, RegionResult
 from glancesync.facade import RunResult, StatusReport
-from glancesync.image import Image, Provenance
-from glancesync.plan import RegionPlan
+from glancesync.image import (MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED, Image, Provenance,
+                              utc_stamp)
+from glancesync.plan import RegionPlan, hold_removals
 from tests.engine import DirectSource, plan_region, sync_region
 
 KIB = 1024
@@ -169,6 +171,12 @@ def put(adapter: RegionAdapter, name: str, data: bytes, *, visibility: str = "pu
     return adapter.get_image(image.id)
 
 
+def put_copy(region: RegionAdapter, master: Image, data: bytes, **kw: Any) -> Image:
+    """A regional copy of ``master`` as GlanceSync makes them: with its provenance."""
+    record = Provenance.of(master, None).stamped()
+    return put(region, master.name, data, **kw, **record.as_properties())
+
+
 def target(name: str = "master", **kw: Any) -> TargetConfig:
     kw = {k: frozenset(v) if isinstance(v, (set, list, tuple)) else v for k, v in kw.items()}
     return TargetConfig(name=name, **kw)
@@ -179,15 +187,17 @@ def targets(bed: Bed, region: View) -> tuple[Target, Target]:
 
 
 def plan(bed: Bed, region: View, tgt: TargetConfig, *,
-         stalled_upload_age: float = 3600) -> RegionPlan:
+         stalled_upload_age: float = 3600,
+         now: datetime.datetime | None = None) -> RegionPlan:
     return plan_region(bed.master, region, tgt, stalled_upload_age=stalled_upload_age,
-                       targets=targets(bed, region))
+                       now=now, targets=targets(bed, region))
 
 
 def sync(bed: Bed, region: View, tgt: TargetConfig, *, dry_run: bool = False,
-         source: Any = None, stalled_upload_age: float = 3600) -> RegionResult:
+         source: Any = None, stalled_upload_age: float = 3600,
+         now: datetime.datetime | None = None) -> RegionResult:
     return sync_region(bed.master, region, tgt, source or DirectSource(bed.master),
-                       dry_run=dry_run, stalled_upload_age=stalled_upload_age,
+                       dry_run=dry_run, stalled_upload_age=stalled_upload_age, now=now,
                        targets=targets(bed, region))
 
 
@@ -203,10 +213,11 @@ def sync_exit(result: RegionResult) -> int:
                          dry_run=result.dry_run).exit_status)
 
 
-def no_op(bed: Bed, region: View, tgt: TargetConfig) -> RegionResult:
+def no_op(bed: Bed, region: View, tgt: TargetConfig, *,
+          now: datetime.datetime | None = None) -> RegionResult:
     """A second sync: it must write nothing; returns its result."""
     region.writes.clear()
-    result = sync(bed, region, tgt)
+    result = sync(bed, region, tgt, now=now)
     assert region.writes == [], region.writes
     assert result.errors == 0 and not result.plan.operations
     return result
@@ -295,9 +306,9 @@ def scenario_empty_regions_then_in_sync(bed: Bed) -> None:
 def scenario_mixed(bed: Bed) -> None:
     """ok, missing, metadata and checksum conflict side by side."""
     region = bed.regions[0]
-    for short in ("same", "missing", "meta", "conflict"):
-        put(bed.master, bed.n(short), content(short), type="t1")
-    put(region, bed.n("same"), content("same"), type="t1")
+    masters = {short: put(bed.master, bed.n(short), content(short), type="t1")
+               for short in ("same", "missing", "meta", "conflict")}
+    put_copy(region, masters["same"], content("same"), type="t1")
     put(region, bed.n("meta"), content("meta"), type="t0")
     before_conflict = put(region, bed.n("conflict"), content("other"), type="t1")
     tgt = target()
@@ -734,7 +745,7 @@ def scenario_tags(bed: Bed) -> None:
     bed.master.update_image(tagged.id, {"tags": ["gpu", "lts"]})
     new = put(bed.master, bed.n("new"), content("new"))
     bed.master.update_image(new.id, {"tags": ["edge"]})
-    copy = put(region, bed.n("tagged"), content("tagged"))
+    copy = put_copy(region, tagged, content("tagged"))
     region.update_image(copy.id, {"tags": ["lts", "old"]})
     off = target(sync_tags=False)
     assert statuses(bed, plan(bed, region, off)) == {"tagged": "ok", "new": "pending_upload"}
@@ -905,6 +916,311 @@ def scenario_adapter_contract_of_the_whole_image(bed: Bed) -> None:
         region.remove_member(image.id, alpha)
 
 
+# -- the image lifecycle (issue 13) ---------------------------------------------------
+
+HOUR = datetime.timedelta(hours=1)
+
+
+def created(image: Image) -> datetime.datetime:
+    """An image's creation time, as Glance and the local store write it."""
+    when = datetime.datetime.fromisoformat(image.created_at.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+
+
+def unchanged_by_dry_run(bed: Bed, region: View, tgt: TargetConfig, **kw: Any) -> RegionResult:
+    """A dry run of ``region``: it changes no byte nor property anywhere."""
+    before = {view.name: snapshot(bed, view) for view in bed.every_region}
+    for view in bed.every_region:
+        view.writes.clear()
+    result = sync(bed, region, tgt, dry_run=True, **kw)
+    assert all(view.writes == [] for view in bed.every_region)
+    assert {view.name: snapshot(bed, view) for view in bed.every_region} == before
+    return result
+
+
+def _removal_scenario(policy: str) -> Callable[[Bed], None]:
+    """The scenario of one removal_policy word, after a deletion and an unselection."""
+
+    def scenario(bed: Bed) -> None:
+        region = bed.regions[0]
+        masters = {short: put(bed.master, bed.n(short), content(short))
+                   for short in ("gone", "unselected", "stays")}
+        tgt = target(removal_policy=policy, removal_grace_hours=0)
+        assert sync(bed, region, tgt).uploaded == 3
+        copies = {short: one(bed, region, short) for short in masters}
+        bed.master.delete_image(masters["gone"].id)
+        bed.master.update_image(masters["unselected"].id, {"visibility": "private"})
+        before = plan(bed, region, tgt)
+        if policy == "keep":  # today's behaviour: nothing reported, nothing touched
+            assert statuses(bed, before) == {"stays": "ok"} and before.operations == []
+            no_op(bed, region, tgt)
+            assert {s: (i.id, i.status, i.os_hidden) for s in copies
+                    for i in [one(bed, region, s)]} == {
+                s: (c.id, "active", False) for s, c in copies.items()}
+            return
+        assert statuses(bed, before) == {"gone": "pending_removal",
+                                         "unselected": "pending_removal", "stays": "ok"}
+        assert "gone from the master region" in before.status_of(bed.n("gone")).reason
+        assert "no longer selected" in before.status_of(bed.n("unselected")).reason
+        assert [op.kind.value for op in before.operations] == [policy, policy]
+        assert status_exit(before) == 3
+        assert sync_exit(unchanged_by_dry_run(bed, region, tgt)) == 3
+        result = sync(bed, region, tgt)
+        assert (result.errors, sync_exit(result)) == (0, 0)
+        if policy == "delete":
+            assert (result.deleted, result.retired) == (2, 0)
+            assert sorted(images(bed, region)) == ["stays"]
+        else:
+            assert (result.deleted, result.retired) == (0, 2)
+            for short in ("gone", "unselected"):
+                image = one(bed, region, short)
+                assert image.id == copies[short].id
+                assert (image.status, image.os_hidden) == (
+                    ("active", True) if policy == "hide" else ("deactivated", False))
+                assert image.marks[MARK_RETIRED] == policy
+        after = plan(bed, region, tgt)
+        expected = {"stays": "ok"}
+        if policy != "delete":
+            expected.update(gone="ok_retired", unselected="ok_retired")
+        assert statuses(bed, after) == expected and status_exit(after) == 0
+        no_op(bed, region, tgt)
+        if policy == "delete":
+            return
+        # Selected again: the copy the policy retired is the copy, as it was.
+        bed.master.update_image(masters["unselected"].id, {"visibility": "public"})
+        back = plan(bed, region, tgt)
+        assert statuses(bed, back)["unselected"] == (
+            "pending_metadata" if policy == "hide" else "pending_reactivate")
+        assert sync(bed, region, tgt).uploaded == 0
+        image = one(bed, region, "unselected")
+        assert (image.id, image.status, image.os_hidden, image.marks) == (
+            copies["unselected"].id, "active", False, {})
+        assert statuses(bed, plan(bed, region, tgt)) == {
+            "gone": "ok_retired", "unselected": "ok", "stays": "ok"}
+        no_op(bed, region, tgt)
+
+    scenario.__name__ = f"scenario_removal_policy_{policy}"
+    scenario.__doc__ = (f"removal_policy = {policy}: copies of a deleted and of an unselected"
+                        " master image; a dry run first, a second run that does nothing")
+    return scenario
+
+
+def scenario_removal_grace_period(bed: Bed) -> None:
+    """The grace period counts from the sync that first noticed (recorded on the copy);
+    a master image back within it clears the mark."""
+    region = bed.regions[1]
+    masters = {short: put(bed.master, bed.n(short), content(short))
+               for short in ("gone", "back", "stays")}
+    tgt = target(removal_policy="hide")  # removal_grace_hours = 24
+    sync(bed, region, tgt)
+    bed.master.delete_image(masters["gone"].id)
+    bed.master.update_image(masters["back"].id, {"visibility": "private"})
+    t0 = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    first = plan(bed, region, tgt, now=t0)
+    assert statuses(bed, first) == {"gone": "info_removal_grace",
+                                    "back": "info_removal_grace", "stays": "ok"}
+    assert "to hide in 24 h" in first.status_of(bed.n("gone")).reason
+    assert [op.kind.value for op in first.operations] == ["update_metadata"] * 2
+    assert status_exit(first) == 3  # the sync records since when
+    unchanged_by_dry_run(bed, region, tgt, now=t0)
+    sync(bed, region, tgt, now=t0)
+    noticed = one(bed, region, "gone")
+    assert noticed.marks == {MARK_ORPHANED: utc_stamp(t0)} and not noticed.os_hidden
+    waiting = plan(bed, region, tgt, now=t0 + HOUR)
+    assert statuses(bed, waiting)["gone"] == "info_removal_grace"
+    assert "to hide in 23.0 h" in waiting.status_of(bed.n("gone")).reason
+    assert waiting.operations == [] and status_exit(waiting) == 0
+    no_op(bed, region, tgt, now=t0 + HOUR)
+    # Selected again within the grace period: the mark goes, the clock stops.
+    bed.master.update_image(masters["back"].id, {"visibility": "public"})
+    returned = plan(bed, region, tgt, now=t0 + HOUR)
+    assert statuses(bed, returned)["back"] == "pending_metadata"
+    assert "its master image is back" in returned.status_of(bed.n("back")).reason
+    sync(bed, region, tgt, now=t0 + HOUR)
+    assert one(bed, region, "back").marks == {}
+    due = t0 + 24 * HOUR + datetime.timedelta(seconds=1)
+    assert statuses(bed, plan(bed, region, tgt, now=t0 + 23 * HOUR))["gone"] == (
+        "info_removal_grace")
+    assert statuses(bed, plan(bed, region, tgt, now=due)) == {
+        "gone": "pending_removal", "back": "ok", "stays": "ok"}
+    assert sync(bed, region, tgt, now=due).retired == 1
+    assert one(bed, region, "gone").os_hidden
+    assert not one(bed, region, "back").os_hidden
+    no_op(bed, region, tgt, now=due)
+
+
+def scenario_retention_of_old_copies(bed: Bed) -> None:
+    """keep_old_copies bounds the NAME.old copies renames leave (the oldest go); an
+    .old image no rename marked is never touched."""
+    region = bed.regions[0]
+    first = put(bed.master, bed.n("img"), content("v1"))
+    put(bed.master, bed.n("stays"), content("stays"))
+    local_build = put(region, bed.n("img"), content("v0"))
+    by_hand = put(region, bed.n("img.old"), content("hand"), visibility="private")
+    tgt = target(rename={"any"}, removal_policy="delete", removal_grace_hours=0,
+                 keep_old_copies=1)
+    assert statuses(bed, plan(bed, region, tgt)) == {"img": "pending_rename",
+                                                     "stays": "pending_upload"}
+    assert sync(bed, region, tgt).renamed == 1
+    renamed = region.get_image(local_build.id)
+    assert renamed.name == bed.n("img.old") and MARK_RENAMED in renamed.marks
+    assert statuses(bed, plan(bed, region, tgt)) == {"img": "ok", "stays": "ok"}
+    # A new version of the master image: the previous copy is renamed too.
+    copy_v1 = one(bed, region, "img")
+    bed.master.delete_image(first.id)
+    put(bed.master, bed.n("img"), content("v2"))
+    assert statuses(bed, plan(bed, region, tgt)) == {"img": "pending_rename", "stays": "ok"}
+    assert sync(bed, region, tgt).renamed == 1
+    # (The first rename happened a day earlier.)
+    region.update_image(local_build.id, {MARK_RENAMED: "2020-01-01T00:00:00Z"})
+    unlimited = target(rename={"any"}, removal_policy="delete", removal_grace_hours=0)
+    assert statuses(bed, plan(bed, region, unlimited)) == {"img": "ok", "stays": "ok"}
+    p = plan(bed, region, tgt)
+    assert statuses(bed, p) == {"img": "ok", "img.old": "pending_removal", "stays": "ok"}
+    line = p.statuses[[s.name for s in p.statuses].index(bed.n("img.old"))]
+    assert line.regional_id == local_build.id and "keep_old_copies = 1" in line.reason
+    assert status_exit(p) == 3
+    unchanged_by_dry_run(bed, region, tgt)
+    result = sync(bed, region, tgt)
+    assert (result.deleted, result.errors, sync_exit(result)) == (1, 0, 0)
+    assert sorted(i.id for i in images(bed, region)["img.old"]) == sorted(
+        [copy_v1.id, by_hand.id])
+    no_op(bed, region, tgt)
+    # keep_old_copies = 0 with hide: the marked copy is hidden, the other left alone.
+    none_kept = target(rename={"any"}, removal_policy="hide", removal_grace_hours=0,
+                       keep_old_copies=0)
+    assert sync(bed, region, none_kept).retired == 1
+    assert region.get_image(copy_v1.id).os_hidden
+    assert not region.get_image(by_hand.id).os_hidden
+    no_op(bed, region, none_kept)
+
+
+def scenario_removal_guards(bed: Bed) -> None:
+    """Never touched: a protected copy, another project's copy, an image without
+    provenance with a synchronised name; nothing removed in a run with an error."""
+    region = bed.regions[0]
+    masters = {short: put(bed.master, bed.n(short), content(short))
+               for short in ("prot", "gone", "stays")}
+    sync(bed, region, target())
+    protected = one(bed, region, "prot")
+    region.update_image(protected.id, {"protected": True})
+    # An image named like a master image, made without GlanceSync, never adopted:
+    # its master image is deleted before any sync saw them together.
+    plain_master = put(bed.master, bed.n("plain"), content("plain"))
+    plain = put(region, bed.n("plain"), content("plain"))
+    # Another project's image carrying GlanceSync's record of a copy of "gone".
+    theirs = put(bed.foreign(region), bed.n("theirs"), content("gone"), visibility="shared",
+                 **Provenance.of(masters["gone"], None).stamped().as_properties())
+    for image in (masters["prot"], masters["gone"], plain_master):
+        bed.master.delete_image(image.id)
+    tgt = target(removal_policy="delete", removal_grace_hours=0)
+    p = plan(bed, region, tgt)
+    assert statuses(bed, p) == {"prot": "info_removal_skipped", "gone": "pending_removal",
+                                "theirs": "info_removal_skipped", "stays": "ok"}
+    assert "protected" in p.status_of(bed.n("prot")).reason
+    assert "owned by project" in p.status_of(bed.n("theirs")).reason
+    assert [op.regional.id for op in p.operations] == [one(bed, region, "gone").id]
+    # An error earlier in the region's run: no removal step is taken.
+    put(bed.master, bed.n("new"), content("new"))
+    failed = sync(bed, region, tgt, source=CorruptSource(bed.master, {bed.n("new")}))
+    assert (failed.errors, failed.deleted, failed.postponed) == (1, 0, 1)
+    assert "postponed" in failed.plan.status_of(bed.n("gone")).reason
+    assert sorted(images(bed, region)) == ["gone", "plain", "prot", "stays", "theirs"]
+    result = sync(bed, region, tgt)
+    assert (result.uploaded, result.deleted, result.errors) == (1, 1, 0)
+    found = images(bed, region)
+    assert sorted(found) == ["new", "plain", "prot", "stays", "theirs"]
+    assert [i.id for i in found["plain"]] == [plain.id]
+    assert [i.id for i in found["theirs"]] == [theirs.id]
+    assert found["prot"][0].protected
+    no_op(bed, region, tgt)
+    region.update_image(protected.id, {"protected": False})
+
+
+def scenario_removal_max_deletes(bed: Bed) -> None:
+    """max_deletes bounds the removal steps of a run, all regions together: a run that
+    would take more takes none of them (error_max_deletes, exit status 4), and does the
+    rest of its work; within the limit, every step is taken."""
+    pair = bed.regions
+    masters = {short: put(bed.master, bed.n(short), content(short))
+               for short in ("gone1", "gone2", "stays")}
+    tgt = target(removal_policy="delete", removal_grace_hours=0)
+    for region in pair:
+        assert sync(bed, region, tgt).uploaded == 3
+    for short in ("gone1", "gone2"):
+        bed.master.delete_image(masters[short].id)
+    put(bed.master, bed.n("new"), content("new"))
+
+    def run(max_deletes: int, *, dry_run: bool = False) -> RunResult:
+        """Plan both regions, apply max_deletes to them together, execute."""
+        plans = [plan(bed, region, tgt) for region in pair]
+        assert hold_removals(plans, max_deletes) == 4
+        results = [Executor(region, DirectSource(bed.master), dry_run=dry_run).execute(p)
+                   for region, p in zip(pair, plans)]
+        return RunResult(results={r.region: r for r in results},
+                         plans={p.region: p for p in plans}, dry_run=dry_run)
+
+    before = {view.name: snapshot(bed, view) for view in bed.every_region}
+    dry = run(3, dry_run=True)
+    assert {view.name: snapshot(bed, view) for view in bed.every_region} == before
+    assert int(dry.exit_status) == 4
+    held = run(3)
+    assert int(held.exit_status) == 4
+    for region in pair:
+        p, result = held.plans[region.name], held.results[region.name]
+        assert statuses(bed, p) == {"gone1": "error_max_deletes", "gone2": "error_max_deletes",
+                                    "stays": "ok", "new": "pending_upload"}
+        assert "4 removal steps, more than max_deletes = 3" in p.status_of(
+            bed.n("gone1")).reason
+        assert (result.uploaded, result.deleted, result.errors) == (1, 0, 0)
+        assert sorted(images(bed, region)) == ["gone1", "gone2", "new", "stays"]
+    allowed = run(4)
+    assert int(allowed.exit_status) == 0
+    for region in pair:
+        assert allowed.results[region.name].deleted == 2
+        assert sorted(images(bed, region)) == ["new", "stays"]
+        no_op(bed, region, tgt)
+
+
+def scenario_adoption_of_copies_made_before_provenance(bed: Bed) -> None:
+    """A copy without provenance with the master's name and content is adopted once;
+    other names, other content, other projects never are."""
+    region = bed.regions[1]
+    masters = {short: put(bed.master, bed.n(short), content(short))
+               for short in ("same", "differs", "theirs", "stays")}
+    same = put(region, bed.n("same"), content("same"))
+    elsewhere = put(region, bed.n("same-by-another-name"), content("same"))
+    differs = put(region, bed.n("differs"), content("differs-here"))
+    theirs = put(bed.foreign(region), bed.n("theirs"), content("theirs"), visibility="shared")
+    put_copy(region, masters["stays"], content("stays"))
+    tgt = target(only_tenant_images=False)
+    p = plan(bed, region, tgt)
+    assert statuses(bed, p) == {"same": "pending_metadata", "differs": "error_checksum",
+                                "theirs": "ok", "stays": "ok"}
+    assert "record provenance" in p.status_of(bed.n("same")).reason
+    result = sync(bed, region, tgt)
+    assert (result.updated, result.uploaded, result.errors) == (1, 0, 0)
+    adopted = region.get_image(same.id)
+    assert adopted.provenance.is_copy_of(masters["same"])
+    assert adopted.provenance.copied_at == utc_stamp(created(adopted))
+    assert adopted.properties == same.properties  # no user property added
+    for image in (elsewhere, differs, theirs):
+        assert region.get_image(image.id).provenance is None
+    assert statuses(bed, plan(bed, region, tgt))["same"] == "ok"
+    no_op(bed, region, tgt)
+    # Adopted, it follows the lifecycle; the others never do.
+    for short in ("same", "differs", "theirs"):
+        bed.master.delete_image(masters[short].id)
+    removal = target(only_tenant_images=False, removal_policy="delete",
+                     removal_grace_hours=0)
+    assert statuses(bed, plan(bed, region, removal)) == {"same": "pending_removal",
+                                                         "stays": "ok"}
+    assert sync(bed, region, removal).deleted == 1
+    assert sorted(images(bed, region)) == ["differs", "same-by-another-name", "stays",
+                                           "theirs"]
+    no_op(bed, region, removal)
+
+
 SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_empty_regions_then_in_sync,
     scenario_mixed,
@@ -931,6 +1247,12 @@ SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_images_without_checksum,
     scenario_members,
     scenario_adapter_contract_of_the_whole_image,
+    *(_removal_scenario(policy) for policy in ("keep", "hide", "deactivate", "delete")),
+    scenario_removal_grace_period,
+    scenario_retention_of_old_copies,
+    scenario_removal_guards,
+    scenario_removal_max_deletes,
+    scenario_adoption_of_copies_made_before_provenance,
 ]
 
 def run(bed: Bed, scenario: Callable[[Bed], None]) -> None:

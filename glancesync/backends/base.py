@@ -23,8 +23,8 @@ from glancesync.integrity import CHUNK_SIZE
 from glancesync.options import Option, Section
 from glancesync.regions import RegionRef
 
-__all__ = ["CHUNK_SIZE", "Backend", "ProjectName", "RegionAdapter", "Settings", "Target",
-           "TargetSpec"]
+__all__ = ["CHUNK_SIZE", "Backend", "ImportTask", "ProjectName", "RegionAdapter", "Settings",
+           "Target", "TargetSpec"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +97,24 @@ class Backend:
         return [str(values[name]) for name in sorted(self.secret_options) if values.get(name)]
 
 
+@dataclasses.dataclass(frozen=True)
+class ImportTask:
+    """The latest import task of an image, as its region reports it.
+
+    ``status`` is ``pending``, ``processing``, ``success`` or ``failure``;
+    ``message`` the region's text (Glance says only "Task failed due to
+    Internal Error" on failure: the cause is in the region's log).
+    """
+
+    task_id: str
+    status: str
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failure"
+
+
 class RegionAdapter(abc.ABC):
     """One region's image service, seen through one credential.
 
@@ -151,7 +169,9 @@ class RegionAdapter(abc.ABC):
                     size: int | None = None) -> Image:
         """Store the image's data from ``chunks``; return the image after.
 
-        ``size`` (bytes), when known, is declared to the service and checked.
+        ``chunks`` may be a :class:`~glancesync.integrity.FileData` (a local
+        file), which an adapter may send without reading it. ``size``
+        (bytes), when known, is declared to the service and checked.
         On failure the image may be left ``queued`` (or ``saving``); the
         caller decides whether to delete it.
 
@@ -241,6 +261,38 @@ class RegionAdapter(abc.ABC):
     def _unsupported(self, what: str) -> UsageError:
         return UsageError(f"the regions of this backend ({type(self).__name__}) cannot"
                           f" {what}", region=self.name)
+
+    # Server-side copies (optional too: a backend without them offers no method).
+
+    def import_methods(self) -> frozenset[str]:
+        """The import methods the region offers (Glance: ``GET /v2/info/import``).
+
+        None by default. ``glance-download`` means the region can copy an
+        image from another region of its Keystone itself.
+        """
+        return frozenset()
+
+    def import_image(self, image_id: str, *, source_region: str,
+                     source_image_id: str) -> None:
+        """Ask the region to copy ``source_image_id`` of ``source_region`` into ``image_id``.
+
+        ``image_id`` is a ``queued`` image of this region; ``source_region``
+        a region of the same Keystone. Returns once the region has accepted:
+        the copy goes on in the region (watch :meth:`get_image` and
+        :meth:`import_task`).
+
+        :raises ConflictError: the image is not ``queued`` or has an import under way.
+        :raises ServiceError: the region refuses (method not offered, bad request).
+        :raises UsageError: the backend cannot copy images server-side.
+        """
+        raise self._unsupported("copy images server-side")
+
+    def import_task(self, image_id: str) -> ImportTask | None:
+        """The latest import task of the image, or None (none, or not reported).
+
+        :raises ImageNotFoundError: no such image.
+        """
+        return None
 
     def close(self) -> None:
         """Release connections; the adapter is not used afterwards."""

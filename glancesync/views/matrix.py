@@ -11,7 +11,7 @@ import dataclasses
 from typing import Mapping
 
 from glancesync.executor import DONE, RegionResult
-from glancesync.plan import ImageStatus, RegionPlan, Status, StatusCategory
+from glancesync.plan import ImageStatus, OperationKind, RegionPlan, Status, StatusCategory
 
 
 @dataclasses.dataclass
@@ -67,9 +67,10 @@ def after_run(plans: Mapping[str, RegionPlan],
     """The plans as the regions stand after a sync: what it did is ``ok``.
 
     A pending status whose every operation succeeded becomes ``ok``; a
-    leftover it deleted (``pending_cleanup``) disappears; a failed
-    operation leaves its status as it was (still pending). A region
-    without a result (failed, or a dry run) keeps its plan.
+    leftover it deleted (``pending_cleanup``) and a copy a removal step
+    deleted disappear; a copy it hid or deactivated is ``ok_retired``; a
+    failed or postponed operation leaves its status as it was (still
+    pending). A region without a result (failed, or a dry run) keeps its plan.
     """
     final = {}
     for region, plan in plans.items():
@@ -80,9 +81,20 @@ def after_run(plans: Mapping[str, RegionPlan],
         done: dict[str, bool] = {}
         for op in outcome.outcomes:
             done[op.name] = done.get(op.name, True) and op.result == DONE
+        # The outcomes follow the plan's operations one for one: a removal
+        # step is known by the copy it removes (names may repeat).
+        removed = {op.regional.id: op.kind for op, o in zip(plan.operations, outcome.outcomes)
+                   if op.kind.removes and op.regional is not None and o.result == DONE}
         statuses = []
         for item in plan.statuses:
-            if item.status.is_pending and done.get(item.name):
+            if item.status is Status.PENDING_REMOVAL:
+                kind = removed.get(item.regional_id or "")
+                if kind is OperationKind.DELETE:
+                    continue
+                if kind is not None:
+                    item = dataclasses.replace(item, status=Status.OK_RETIRED,
+                                               reason=f"{kind.value} done by this run")
+            elif item.status.is_pending and done.get(item.name):
                 if item.status is Status.PENDING_CLEANUP:
                     continue
                 item = dataclasses.replace(item, status=Status.OK,

@@ -123,13 +123,19 @@ def registry_for(result: RunResult | StatusReport,
             counts = plan.counts()
             for status in Status:
                 gauges["glancesync_images"].labels(region, status.value).set(counts[status])
+            in_sync: dict[str, bool] = {}
+            operator: dict[str, bool] = {}
             for item in plan.statuses:
                 if item.status is Status.PENDING_CLEANUP:
                     continue  # a leftover: not an image of the master
-                gauges["glancesync_image_in_sync"].labels(region, item.name).set(
-                    1 if item.status.category is StatusCategory.OK else 0)
-                gauges["glancesync_image_needs_operator"].labels(region, item.name).set(
-                    1 if item.status.is_error else 0)
+                # A name may have several lines (duplicates, copies): all must be ok.
+                in_sync[item.name] = (in_sync.get(item.name, True)
+                                      and item.status.category is StatusCategory.OK)
+                operator[item.name] = operator.get(item.name, False) or item.status.is_error
+            for name in sorted(in_sync):
+                gauges["glancesync_image_in_sync"].labels(region, name).set(int(in_sync[name]))
+                gauges["glancesync_image_needs_operator"].labels(region, name).set(
+                    int(operator[name]))
         transferred = outcome.bytes_uploaded if outcome and mode == "sync" else 0
         gauges["glancesync_last_run_transferred_bytes"].labels(region).set(transferred)
         counted: dict[tuple[str, str], int] = {}

@@ -11,6 +11,7 @@ registrations are removed after each test; images carry a unique prefix.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -26,7 +27,7 @@ from glancesync.errors import EndpointError
 from glancesync.facade import GlanceSync
 from glancesync.plan import Status
 from tests.catalog import Catalog
-from tests.faultproxy import FaultProxy
+from tests.faultproxy import FaultProxy, Recorder
 from tests.testbed_config import write_config
 
 pytestmark = pytest.mark.integration
@@ -131,6 +132,33 @@ def test_an_endpoint_behind_a_path_prefix_lists_and_syncs(bed, suffix):
         sync_and_check(bed, region, "prefixed", same_glance_as="RegionB")
         assert proxy.uploads == 1 and proxy.requests > 5
         assert proxy.outside_prefix == 0
+
+
+def test_a_version_document_naming_another_host_keeps_the_catalogs_host(bed):
+    """Glance's links name another host (no public_endpoint behind a proxy).
+
+    The catalog endpoint is versioned and reached through a proxy whose
+    version documents name a recorder's host instead; the API root found
+    stays on the catalog's host and port (keystoneauth keeps them), so the
+    origin guard of the target's session lets the whole sync through and
+    nothing, no token, ever reaches the other host.
+    """
+    renamed: list[bytes] = []
+    with Recorder(lifetime=240) as elsewhere:
+        def rename_hosts(method: bytes, path: bytes, body: bytes) -> bytes:
+            if b'"version' not in body:
+                return body
+            changed = re.sub(rb"http://127\.0\.0\.1:\d+", elsewhere.url.encode(), body)
+            if changed != body:
+                renamed.append(path)
+            return changed
+
+        with FaultProxy(bed.port("RegionA"), rewrite=rename_hosts, lifetime=240) as proxy:
+            region = bed.catalog.add(Catalog.unique("Elsewhere"), proxy.url + "/v2")
+            sync_and_check(bed, region, "elsewhere", same_glance_as="RegionA")
+            assert proxy.uploads == 1
+    assert renamed, "no version document named a host"
+    assert elsewhere.received == []
 
 
 def test_a_wrong_endpoint_is_reported_as_an_endpoint_problem(bed):

@@ -512,6 +512,34 @@ ERRORS = [
      "master", "metadata_condition", "unknown name"),
     ("[main]\nmaster_region = M\n[master]\ncloud = c\n"
      "metadata_condition = image.__class__\n", "master", "metadata_condition", "not allowed"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\ntransfer = fast\n",
+     "master", "transfer", "stream, glance-download, auto"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nconvert_to = iso\n",
+     "master", "convert_to", "raw, qcow2"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nimport_timeout = 0\n",
+     "master", "import_timeout", "> 0"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\n[master:RegionB]\nreplace = any\n",
+     "master:RegionB", "replace", "transfer, convert_to"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\n[master:RegionB]\nconvert_to = x\n",
+     "master:RegionB", "convert_to", "raw, qcow2"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\n[europe:Berlin]\ntransfer = auto\n",
+     "europe:Berlin", None, "unknown target 'europe'"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\n[master:]\ntransfer = auto\n",
+     "master:", None, "[target:Region]"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\n[:RegionB]\ntransfer = auto\n",
+     ":RegionB", None, "[target:Region]"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_policy = purge\n",
+     "master", "removal_policy", "keep, hide, deactivate, delete"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_grace_hours = -1\n",
+     "master", "removal_grace_hours", "number of hours >= 0"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_grace_hours = a day\n",
+     "master", "removal_grace_hours", "number of hours"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nkeep_old_copies = 2\n",
+     "master", "keep_old_copies", "removal_policy = hide, deactivate or delete"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\nremoval_policy = hide\n"
+     "keep_old_copies = -1\n", "master", "keep_old_copies", ">= 0"),
+    ("[main]\nmaster_region = M\nmax_deletes = -3\n[master]\ncloud = c\n",
+     "main", "max_deletes", ">= 0"),
 ]
 
 
@@ -620,3 +648,59 @@ def test_unreadable_path_is_a_directory(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the configuration file") as info:
         load_config(environ={"GLANCESYNC_CONFIG": str(tmp_path)})
     assert info.value.path == str(tmp_path)
+
+
+# -- per-region sections -----------------------------------------------------------
+
+def test_per_region_sections_override_the_target_for_their_region():
+    config = load_text(MASTER_OK + textwrap.dedent("""
+        transfer = auto
+        convert_to = qcow2
+
+        [DEFAULT]
+        import_timeout = 60
+
+        [master:RegionB]
+        convert_to = raw
+
+        [master:RegionC]
+        transfer = stream
+        convert_to =
+    """))
+    target = config.target("master")
+    assert (target.transfer, target.convert_to, target.import_timeout) == ("auto", "qcow2", 60)
+    assert target.for_region("RegionA") is target
+    region_b = target.for_region("RegionB")
+    assert (region_b.transfer, region_b.convert_to, region_b.import_timeout) == \
+        ("auto", "raw", 60)
+    region_c = target.for_region("RegionC")
+    assert (region_c.transfer, region_c.convert_to) == ("stream", None)
+    assert set(config.targets) == {"master"}  # a region section is no target
+
+
+def test_transfer_options_default_to_streaming_in_the_master_format():
+    target = load_text(MASTER_OK).target("master")
+    assert (target.transfer, target.convert_to, target.import_timeout) == \
+        ("stream", None, 1800.0)
+    assert target.regions == {}
+
+
+def test_per_region_override_on_the_command_line():
+    config = load_text(MASTER_OK, overrides=["master:RegionB.transfer=glance-download"])
+    assert config.target("master").for_region("RegionB").transfer == "glance-download"
+    assert config.target("master").transfer == "stream"
+
+
+def test_lifecycle_options_defaults_and_values():
+    config = load_text(MASTER_OK)
+    master = config.target("master")
+    assert (master.removal_policy, master.removal_grace_hours, master.keep_old_copies) == (
+        "keep", 24.0, None)
+    assert config.main.max_deletes == 10
+    config = load_text(MASTER_OK, overrides=[
+        "removal_policy=Hide", "removal_grace_hours=0.5", "keep_old_copies=0",
+        "max_deletes=0"])
+    master = config.target("master")
+    assert (master.removal_policy, master.removal_grace_hours, master.keep_old_copies) == (
+        "hide", 0.5, 0)
+    assert config.main.max_deletes == 0

@@ -8,6 +8,7 @@ as the integration tests, in a fraction of a second, with no network.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ from glancesync import demo
 from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ExitStatus, ImageNotFoundError, RegionNotFoundError, UsageError
 from glancesync.facade import GlanceSync
-from glancesync.image import Image
+from glancesync.image import Image, utc_stamp
 from glancesync.plan import Status
 
 REGIONS = ("Master", "RegionA", "RegionB", "RegionC")
@@ -389,8 +390,14 @@ def test_copies_carry_their_provenance(federation, facade):
         assert record is not None and record.is_copy_of(masters[copy.name])
         assert record.master_region == "Master" and record.copied_at.endswith("Z")
         assert not any(key.startswith("glancesync.") for key in copy.properties)
-    # Images GlanceSync did not make carry none.
-    assert all(i.provenance is None for i in federation.images("RegionB") if i.id in before)
+    # The copies made before provenance existed (same name and content as a master
+    # image) are adopted: their record is written once, dated by their creation.
+    adopted = [i for i in federation.images("RegionB") if i.id in before]
+    assert sorted(i.name for i in adopted) == ["centos-7_obsolete", "ubuntu-22.04"]
+    for copy in adopted:
+        assert copy.provenance.is_copy_of(masters[copy.name])
+        assert copy.provenance.copied_at == utc_stamp(
+            datetime.datetime.fromisoformat(copy.created_at.replace("Z", "+00:00")))
 
 
 def test_sync_of_an_unknown_region_changes_nothing(federation, facade):
@@ -398,3 +405,55 @@ def test_sync_of_an_unknown_region_changes_nothing(federation, facade):
     with pytest.raises(RegionNotFoundError):
         facade.sync(["RegionA", "Atlantis"])
     assert federation.snapshot() == before
+
+
+def test_max_deletes_bounds_the_whole_run(federation, facade, caplog):
+    """Every region is planned before any is changed: a run whose removal steps, all
+    regions together, exceed max_deletes takes none of them, says so and ends with
+    exit status 4; status and dry run say the same beforehand."""
+    assert facade.sync().exit_status == ExitStatus.OK
+    master = federation.adapter("Master")
+    for image in master.list_images():
+        if image.name in ("debian-12", "ubuntu-22.04"):
+            master.delete_image(image.id)
+    master.close()
+    federation.add("Master", "fedora-40", data("fedora"))
+
+    def run(max_deletes: int) -> GlanceSync:
+        with open(federation.config) as stream:
+            return GlanceSync(stream, progress=False, overrides=[
+                "removal_policy=delete", "removal_grace_hours=0",
+                f"max_deletes={max_deletes}"])
+
+    copies = {region: sorted(i.name for i in federation.images(region))
+              for region in ("RegionA", "RegionB", "RegionC")}
+    with run(5) as held:
+        report = held.status()
+        assert report.exit_status == ExitStatus.NEEDS_OPERATOR
+        lines = [s for s in report.statuses if s.status is Status.ERROR_MAX_DELETES]
+        assert sorted((s.region, s.name) for s in lines) == sorted(
+            (f"master:{region}", name) for region in copies
+            for name in ("debian-12", "ubuntu-22.04"))
+        assert all("6 removal steps, more than max_deletes = 5" in s.reason for s in lines)
+        assert statuses(held.get_status("RegionA"))["debian-12"] is Status.PENDING_REMOVAL
+        before = federation.snapshot()
+        assert held.sync(dry_run=True).exit_status == ExitStatus.NEEDS_OPERATOR
+        assert federation.snapshot() == before
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="glancesync"):
+            result = held.sync()
+        assert result.exit_status == ExitStatus.NEEDS_OPERATOR
+        assert "would take 6 removal steps" in caplog.text and "max_deletes=6" in caplog.text
+        assert all((r.uploaded, r.deleted) == (1, 0) for r in result.results.values())
+        for region, names in copies.items():
+            assert sorted(i.name for i in federation.images(region)) == sorted(
+                names + ["fedora-40"])
+        # One region alone is within the limit.
+        assert held.sync_region("RegionA").deleted == 2
+    with run(6) as allowed:
+        result = allowed.sync()
+        assert result.exit_status == ExitStatus.OK
+        assert sum(r.deleted for r in result.results.values()) == 4
+        assert not [i for region in copies for i in federation.images(region)
+                    if i.name in ("debian-12", "ubuntu-22.04")]
+        assert allowed.status().exit_status == ExitStatus.OK

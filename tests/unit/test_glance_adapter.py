@@ -810,3 +810,185 @@ def test_value_outside_the_schema_is_a_usage_error(adapter, fake):
         adapter.update_image(IMAGE_ID, {"min_ram": "lots"})
     assert "min_ram" in str(caught.value) and "\n" not in str(caught.value)
     assert not [r for r in fake.request_history if r.method == "PATCH"]
+
+
+# -- local files: sendfile on plain HTTP, requests elsewhere ---------------------
+
+class _Server:
+    """A loopback HTTP server answering PUTs with a chosen status; records requests."""
+
+    def __init__(self, status: int = 204, read_body: bool = True) -> None:
+        self.status = status
+        self.read_body = read_body
+        self.requests: list[tuple[str, dict, bytes]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        client, _ = self.listener.accept()
+        with client, client.makefile("rb") as stream:
+            line = stream.readline().decode().strip()
+            headers = {}
+            while (header := stream.readline().decode().strip()):
+                key, _, value = header.partition(":")
+                headers[key.strip().lower()] = value.strip()
+            body = stream.read(int(headers["content-length"])) if self.read_body else b""
+            self.requests.append((line, headers, body))
+            text = b"" if self.status == 204 else b"409 Conflict\n\nImage is not queued\n"
+            client.sendall(f"HTTP/1.1 {self.status} X\r\nContent-Type: text/plain\r\n"
+                           f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n"
+                           .encode() + text)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+def _local_file(tmp_path, size: int) -> tuple[object, bytes]:
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    path = tmp_path / "image.raw"
+    path.write_bytes(data)
+    return path, data
+
+
+def test_a_local_file_is_sent_with_sendfile_on_plain_http(fake, tmp_path):
+    from glancesync.integrity import FileData
+    server = _Server()
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT,
+                                  endpoint_override=f"http://127.0.0.1:{server.port}")
+    fake.get(f"http://127.0.0.1:{server.port}/v2/images/{IMAGE_ID}",
+             json=image_body(size=3 * CHUNK_SIZE + 5))
+    fake.get(f"http://127.0.0.1:{server.port}/v2/schemas/image", json=SCHEMA)
+    path, data = _local_file(tmp_path, 3 * CHUNK_SIZE + 5)
+    steps = []
+    try:
+        with open(path, "rb") as handle:
+            image = adapter.upload_data(IMAGE_ID, FileData(handle, len(data), steps.append),
+                                        len(data))
+    finally:
+        server.close()
+    ((line, headers, body),) = server.requests
+    assert line == f"PUT /v2/images/{IMAGE_ID}/file HTTP/1.1"
+    assert headers["content-length"] == str(len(data))
+    assert headers["content-type"] == "application/octet-stream"
+    assert headers["x-auth-token"] == "secret-token-value"
+    assert body == data and sum(steps) == len(data)
+    assert image.size == len(data)
+
+
+def test_an_error_answer_to_sendfile_is_translated(fake, tmp_path):
+    from glancesync.integrity import FileData
+    server = _Server(status=409, read_body=False)
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT,
+                                  endpoint_override=f"http://127.0.0.1:{server.port}")
+    path, data = _local_file(tmp_path, 4 * CHUNK_SIZE)
+    try:
+        with open(path, "rb") as handle, pytest.raises(ConflictError) as caught:
+            adapter.upload_data(IMAGE_ID, FileData(handle, len(data)), len(data))
+    finally:
+        server.close()
+    assert caught.value.status_code == 409 and "not queued" in str(caught.value)
+
+
+@pytest.mark.parametrize("endpoint, env", [
+    ("https://glance.example:9292", {}),
+    ("http://glance.example:9292", {"HTTP_PROXY": "http://proxy.example:3128"}),
+])
+def test_a_local_file_goes_through_requests_over_tls_or_a_proxy(fake, tmp_path, monkeypatch,
+                                                                endpoint, env):
+    from glancesync.integrity import FileData
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT,
+                                  endpoint_override=endpoint)
+    received = {}
+
+    def store(request, context):
+        received["data"] = b"".join(request.body)
+        received["length"] = request.headers["Content-Length"]
+        context.status_code = 204
+        return ""
+
+    fake.put(f"{endpoint}/v2/images/{IMAGE_ID}/file", text=store)
+    fake.get(f"{endpoint}/v2/images/{IMAGE_ID}", json=image_body())
+    fake.get(f"{endpoint}/v2/schemas/image", json=SCHEMA)
+    path, data = _local_file(tmp_path, CHUNK_SIZE + 9)
+    with open(path, "rb") as handle:
+        adapter.upload_data(IMAGE_ID, FileData(handle, len(data)), len(data))
+    assert received == {"data": data, "length": str(len(data))}
+
+
+def test_a_local_file_never_bypasses_the_origin_guard(tmp_path):
+    """An API root the catalog does not name gets no sendfile: the guarded request
+    is refused with the reason, and nothing reaches the host (issue 15, case 7)."""
+    from glancesync.backends.openstack.origins import guarded_session
+    from glancesync.errors import GlanceSyncError
+    from glancesync.integrity import FileData
+    from tests.faultproxy import Recorder
+    path, data = _local_file(tmp_path, CHUNK_SIZE)
+    with Recorder() as recorder:
+        session = ksa_session.Session(
+            auth=token_endpoint.Token(recorder.url, "secret-token-value"),
+            session=guarded_session(lambda: ["http://127.0.0.1:1/v3"]))
+        adapter = GlanceRegionAdapter("master:RegionOne", session, "RegionOne", PROJECT,
+                                      endpoint_override=recorder.url)
+        with open(path, "rb") as handle, pytest.raises(GlanceSyncError,
+                                                       match="refused to send a request"):
+            adapter.upload_data(IMAGE_ID, FileData(handle, len(data)), len(data))
+    assert recorder.received == []
+
+
+# -- server-side copies ---------------------------------------------------------------
+
+def test_import_methods_are_asked_once(adapter, fake):
+    fake.get(f"{GLANCE}/v2/info/import", json={"import-methods": {
+        "description": "Import methods available.", "type": "array",
+        "value": ["glance-direct", "web-download", "copy-image", "glance-download"]}})
+    assert adapter.import_methods() == {"glance-direct", "web-download", "copy-image",
+                                        "glance-download"}
+    assert adapter.import_methods() == adapter.import_methods()
+    assert [r.path for r in fake.request_history].count("/v2/info/import") == 1
+
+
+def test_a_glance_without_discovery_offers_no_import(adapter, fake):
+    fake.get(f"{GLANCE}/v2/info/import", **glance_error(404, "Not Found", "no such call"))
+    assert adapter.import_methods() == frozenset()
+
+
+def test_import_asks_a_glance_download_from_the_source_region(adapter, fake):
+    fake.post(f"{IMAGES}/{IMAGE_ID}/import", status_code=202, text="")
+    adapter.import_image(IMAGE_ID, source_region="Master", source_image_id="m-1")
+    (post,) = [r for r in fake.request_history if r.method == "POST"
+               and r.path.endswith("/import")]
+    assert post.json() == {"method": {"name": "glance-download", "glance_region": "Master",
+                                      "glance_image_id": "m-1",
+                                      "glance_service_interface": "public"}}
+
+
+@pytest.mark.parametrize("status, text, error, words", [
+    (400, "400 Bad Request\n\nUnknown import method name &#x27;glance-download&#x27;.\n\n",
+     ServiceError, "Unknown import method name 'glance-download'."),
+    (409, "409 Conflict\n\nImage has active task\n\n", ConflictError, "Image has active task"),
+])
+def test_a_refused_import_is_translated(adapter, fake, status, text, error, words):
+    fake.post(f"{IMAGES}/{IMAGE_ID}/import", status_code=status, text=text,
+              headers={"Content-Type": "text/plain"})
+    with pytest.raises(error) as caught:
+        adapter.import_image(IMAGE_ID, source_region="Master", source_image_id="m-1")
+    assert words in str(caught.value) and caught.value.status_code == status
+
+
+def test_import_task_is_the_latest_one(adapter, fake):
+    fake.get(f"{IMAGES}/{IMAGE_ID}/tasks", json={"tasks": [
+        {"id": "t2", "status": "processing", "message": "",
+         "created_at": "2026-01-01T10:00:05.000000"},
+        {"id": "t1", "status": "failure", "message": "Task failed due to Internal Error",
+         "created_at": "2026-01-01T10:00:01.000000"}]})
+    task = adapter.import_task(IMAGE_ID)
+    assert (task.task_id, task.status, task.failed) == ("t2", "processing", False)
+    fake.get(f"{IMAGES}/{IMAGE_ID}/tasks", json={"tasks": []})
+    assert adapter.import_task(IMAGE_ID) is None

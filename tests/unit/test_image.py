@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import datetime
 
-from glancesync.image import (PROVENANCE_HASH, PROVENANCE_IMAGE_ID, PROVENANCE_REGION,
-                              PROVENANCE_TIME, Image, Provenance, content_hash,
-                              is_user_property, metadata_diff)
+from glancesync.image import (MARK_ORPHANED, MARK_RENAMED, PROVENANCE_HASH,
+                              PROVENANCE_IMAGE_ID, PROVENANCE_REGION, PROVENANCE_TIME, Image,
+                              Provenance, content_hash, is_user_property, metadata_diff,
+                              utc_stamp)
 
 
 def image(**kw) -> Image:
@@ -74,3 +75,30 @@ def test_is_copy_of_needs_the_same_id_and_the_same_content():
     assert not record.is_copy_of(master_image(id="m2"))
     assert not record.is_copy_of(master_image(os_hash_value="EE"))
     assert not Provenance("m1").is_copy_of(master_image())
+
+
+# --- lifecycle marks -------------------------------------------------------------------
+
+def test_lifecycle_marks_are_kept_apart_from_properties_and_provenance():
+    props = Provenance.of(master_image(), "Master").stamped().as_properties()
+    marks = {MARK_ORPHANED: "2030-01-01T00:00:00Z", MARK_RENAMED: "2029-12-31T23:00:00Z"}
+    for data in ({"id": "r1", "name": "c.old", "status": "active", "type": "x", **props,
+                  **marks},
+                 {"id": "r1", "name": "c.old", "status": "active",
+                  "properties": {"type": "x", **props, **marks}}):
+        copy = Image.from_dict(data)
+        assert copy.properties == {"type": "x"}
+        assert copy.marks == marks
+        assert copy.provenance == Provenance.from_properties(props)
+        assert {k: v for k, v in copy.to_dict().items() if k in marks} == marks
+    assert not any(is_user_property(key) for key in marks)
+    # An image without provenance may carry marks (a local build renamed NAME.old).
+    assert Image.from_dict({"id": "r2", "name": "b.old", "status": "active",
+                            MARK_RENAMED: "2030-01-01T00:00:00Z"}).marks == {
+        MARK_RENAMED: "2030-01-01T00:00:00Z"}
+
+
+def test_utc_stamp_writes_utc_whatever_the_zone():
+    paris = datetime.timezone(datetime.timedelta(hours=1))
+    assert utc_stamp(datetime.datetime(2030, 1, 1, 13, 0, tzinfo=paris)) == "2030-01-01T12:00:00Z"
+    assert utc_stamp(datetime.datetime(2030, 1, 1, 12, 0)) == "2030-01-01T12:00:00Z"

@@ -21,14 +21,14 @@ LAYERS = [
     ["glancesync.errors"],
     ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock",
      "glancesync.runlog", "glancesync.redaction", "glancesync.safenames"],
-    ["glancesync.integrity", "glancesync.options"],
+    ["glancesync.integrity", "glancesync.options", "glancesync.convert"],
     ["glancesync.regions"],
     ["glancesync.backends.base"],
     ["glancesync.backends.*"],  # each backend's package
     ["glancesync.backends"],  # the registry
-    ["glancesync.config", "glancesync.selection"],
+    ["glancesync.config", "glancesync.selection", "glancesync.strategy"],
     ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report",
-     "glancesync.sharing"],
+     "glancesync.sharing", "glancesync.serverside"],
     ["glancesync.scope", "glancesync.throughput"],
     ["glancesync.executor"],
     ["glancesync.facade"],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import textwrap
 
 import pytest
 
@@ -34,16 +33,7 @@ def memory_backend_registered():
 
 
 def config_text(tmp_path, extra: str = "") -> str:
-    return textwrap.dedent(f"""
-        [main]
-        master_region = Master
-        cache_dir = {tmp_path / 'cache'}
-        [master]
-        type = memory
-        space = cloud1
-        space_regions = Master, RegionA, RegionB
-        token = {TOKEN}
-    """) + textwrap.dedent(extra)
+    return memory_backend.config_text(tmp_path, extra, token=TOKEN)
 
 
 def put(gs: GlanceSync, region: str, name: str, data: bytes) -> None:

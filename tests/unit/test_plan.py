@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
 import io
 
 import pytest
 
 from glancesync.config import TargetConfig
-from glancesync.image import Image, Provenance
-from glancesync.plan import ImageStatus, Status, make_plan
+from glancesync.image import MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED, Image, Provenance
+from glancesync.plan import ImageStatus, Status, hold_removals, make_plan
 from glancesync.selection import select_master
+from glancesync.strategy import RegionTransfer, Strategy
 
 MASTER = "p-master"
 PROJ = "p-region"
 NOW = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
+COPY = object()  # r(): the provenance of a copy of the master image of the same name
 
 
 def m(name, checksum="c1", *, id_=None, visibility="public", size=10, status="active",
@@ -26,11 +29,16 @@ def m(name, checksum="c1", *, id_=None, visibility="public", size=10, status="ac
 
 
 def r(name, checksum="c1", *, id_=None, visibility="public", owner=PROJ, status="active",
-      updated_at=None, provenance=None, protected=False, **props):
-    """A regional image."""
+      updated_at=None, provenance=COPY, protected=False, **props):
+    """A regional image; by default, of the project, a copy made by GlanceSync of the
+    master image of its name (its provenance says so; None: an image without one)."""
+    if provenance is COPY:
+        provenance = (Provenance(f"m-{name}", None, f"md5:{checksum}")
+                      if owner == PROJ and checksum else None)
     return Image(id=id_ or f"r-{name}-{checksum}", name=name, status=status, owner=owner,
                  visibility=visibility, size=10, checksum=checksum, updated_at=updated_at,
-                 provenance=provenance, protected=protected, properties=dict(props))
+                 properties=dict(props), provenance=provenance,
+                 protected=protected)
 
 
 def ours(master_id="m-a", region="Master"):
@@ -38,10 +46,10 @@ def ours(master_id="m-a", region="Master"):
     return Provenance(master_id, region, "md5:c1", "2029-12-31T00:00:00Z")
 
 
-def plan(master_images, regional_images, **target_kw):
+def plan(master_images, regional_images, transfer=None, **target_kw):
     target = TargetConfig(name="t", **target_kw)
     return make_plan("RegionA", select_master(master_images, MASTER), regional_images, PROJ,
-                     target, now=NOW, stalled_upload_age=3600)
+                     target, now=NOW, stalled_upload_age=3600, transfer=transfer)
 
 
 def status(p, name):
@@ -101,7 +109,7 @@ def test_upload_with_empty_metadata_set_copies_every_user_property():
 def test_same_content_by_os_hash_when_algorithms_agree():
     master = m("a", checksum=None)
     master.os_hash_algo, master.os_hash_value = "sha512", "h"
-    regional = r("a", checksum=None)
+    regional = r("a", checksum=None, provenance=Provenance("m-a", None, "sha512:h"))
     regional.os_hash_algo, regional.os_hash_value = "sha512", "h"
     assert status(plan([master], [regional]), "a") is Status.OK
 
@@ -293,6 +301,17 @@ def test_leftovers_of_our_own_uploads_are_cleaned_with_a_status_line():
     assert cleanup.master_id == "m-a" and "leftover queued image q" in cleanup.reason
     assert p.status_of("a").status is Status.PENDING_UPLOAD  # the image's own status
     assert p.counts()[Status.PENDING_CLEANUP] == 3 and not p.in_sync
+
+
+def test_a_server_side_copy_stuck_importing_is_a_leftover_once_stalled():
+    """A copy a dead region left ``importing`` is cleaned like an interrupted upload."""
+    regional = [r("a", None, id_="i-old", status="importing", updated_at=OLD,
+                  provenance=ours()),
+                r("a", None, id_="i-young", status="importing", updated_at=YOUNG,
+                  provenance=ours())]
+    p = plan([m("a")], regional)
+    assert [op.regional.id for op in p.operations if op.kind == "cleanup"] == ["i-old"]
+    assert "leftover importing image i-old" in p.statuses[1].reason
 
 
 def test_images_glancesync_did_not_create_are_never_cleaned():
@@ -491,3 +510,272 @@ def test_every_status_has_one_category_a_unique_symbol_and_a_description():
             assert status.symbol.islower()
         if status.is_error:
             assert status.symbol.isupper()
+
+
+# -- transfer strategies and disk formats ------------------------------------------
+
+SERVER_SIDE = RegionTransfer("auto", region="RegionA", master_region="Master",
+                             same_keystone=True, same_credential=True,
+                             import_methods=frozenset({"glance-download", "web-download"}))
+
+
+def test_every_upload_records_its_transfer_and_the_status_says_it():
+    p = plan([m("a"), m("b", "c2")], [r("b", "old")], transfer=SERVER_SIDE,
+             replace=frozenset({"any"}))
+    ops = {op.name: op for op in p.operations}
+    assert {op.transfer.strategy for op in ops.values()} == {Strategy.GLANCE_DOWNLOAD}
+    assert ops["a"].transfer.source_region == "Master"
+    assert "glance-download from Master" in ops["a"].describe()
+    a, b = p.status_of("a"), p.status_of("b")
+    assert (a.transfer, b.transfer) == ("glance-download", "glance-download")
+    assert a.reason == "missing in the region; glance-download from Master"
+    assert b.status is Status.PENDING_REPLACE and "glance-download" in b.reason
+    assert a.to_dict()["transfer"] == "glance-download"
+
+
+def test_streamed_by_default_and_no_transfer_without_an_upload():
+    p = plan([m("a"), m("b")], [r("b")])
+    assert p.operations[0].transfer.strategy is Strategy.STREAM
+    assert p.status_of("a").reason == "missing in the region; stream"
+    assert p.status_of("b").transfer is None
+
+
+def test_glance_download_asked_where_impossible_is_streamed_with_a_warning():
+    other = dataclasses.replace(SERVER_SIDE, transfer="glance-download", same_keystone=False,
+                                region="RegionC")
+    p = plan([m("a")], [], transfer=other)
+    (op,) = p.operations
+    assert op.transfer.strategy is Strategy.STREAM
+    assert op.transfer.note == "RegionC is not in the master's Keystone"
+    assert p.status_of("a").reason == \
+        "missing in the region; stream (RegionC is not in the master's Keystone)"
+    assert any("not possible, streamed instead" in w for w in p.warnings)
+    quiet = plan([m("a")], [], transfer=dataclasses.replace(other, transfer="auto"))
+    assert quiet.warnings == [] and quiet.operations[0].transfer.note
+
+
+def test_a_converted_copy_is_planned_in_the_wanted_format():
+    to_raw = RegionTransfer(convert_to="raw")
+    (op,) = plan([m("a")], [], transfer=to_raw).operations
+    assert op.changes["disk_format"] == "raw"
+    assert (op.transfer.convert_from, op.transfer.disk_format) == ("qcow2", "raw")
+    assert op.transfer.describe() == "stream, qcow2 to raw"
+
+
+def converted(master, disk_format="raw", checksum="conv", **kw):
+    """A regional copy of ``master`` converted to ``disk_format``, with its provenance."""
+    copy = r(master.name, checksum, **kw)
+    copy.disk_format = disk_format
+    copy.provenance = Provenance.of(master, "Master")
+    return copy
+
+
+def test_a_converted_copy_is_compared_on_its_provenance_and_format():
+    master = m("a")
+    to_raw = RegionTransfer(convert_to="raw")
+    assert status(plan([master], [converted(master)], transfer=to_raw), "a") is Status.OK
+    # Another format, another master content, no record: different content.
+    for copy in (converted(master, "vmdk"), r("a", "conv"),
+                 converted(m("a", "c-old"))):
+        copy.disk_format = copy.disk_format or "raw"
+        assert status(plan([master], [copy], transfer=to_raw), "a") is Status.ERROR_CHECKSUM
+    # Unconverted, the master's hashes decide as always.
+    assert status(plan([master], [converted(master)]), "a") is Status.ERROR_CHECKSUM
+    stale = converted(m("a", "c-old"))
+    p = plan([master], [stale], transfer=to_raw, replace=frozenset({"any"}))
+    assert status(p, "a") is Status.PENDING_REPLACE
+
+
+# -- the image lifecycle (removal_policy, keep_old_copies) ------------------------------
+
+GONE = Provenance("m-gone", None, "md5:c1")
+
+
+def lifecycle(p):
+    """(status, regional id) of the lifecycle's lines, and the kinds of the steps."""
+    lines = [(s.status, s.regional_id) for s in p.statuses if s.name.startswith("x")]
+    return lines, [op.kind.value for op in p.operations if op.name.startswith("x")]
+
+
+def test_copies_of_a_gone_master_get_the_policy_step_last():
+    copy = r("x", provenance=GONE)
+    p = plan([m("a"), m("big", size=10 ** 9)], [copy], removal_policy="delete",
+             removal_grace_hours=0)
+    assert lifecycle(p) == ([(Status.PENDING_REMOVAL, copy.id)], ["delete"])
+    assert [op.kind.value for op in p.operations] == ["upload", "upload", "delete"]
+    assert "m-gone is gone from the master region" in p.statuses[-1].reason
+    # keep: nothing reported, nothing done.
+    assert lifecycle(plan([m("a")], [copy])) == ([], [])
+
+
+@pytest.mark.parametrize("policy, fields, retired", [
+    ("hide", {"os_hidden": True}, True), ("hide", {"status": "deactivated"}, False),
+    ("deactivate", {"status": "deactivated"}, True), ("deactivate", {"os_hidden": True}, False),
+    ("delete", {"os_hidden": True}, False), ("delete", {"status": "deactivated"}, False)])
+def test_a_copy_already_retired_the_policy_way_is_ok(policy, fields, retired):
+    copy = r("x", provenance=GONE)
+    for key, value in fields.items():
+        setattr(copy, key, value)
+    p = plan([m("a")], [copy], removal_policy=policy, removal_grace_hours=0)
+    assert lifecycle(p) == (([(Status.OK_RETIRED, copy.id)], []) if retired else
+                            ([(Status.PENDING_REMOVAL, copy.id)], [policy]))
+
+
+@pytest.mark.parametrize("case", ["obsolete", "deactivated", "duplicate", "queued",
+                                  "renamed", "other_master_region", "no_provenance",
+                                  "synchronised_name", "empty_master"])
+def test_copies_whose_master_is_still_there_are_never_removed(case):
+    """A master image still listed in any state, renamed or made obsolete is not gone;
+    another federation's copies, images without provenance and images named like a
+    synchronised master image are not ours to remove; nor is anything when the master
+    region offers no image at all (a wrong credential looks like that)."""
+    masters = [m("a")]
+    copy = r("x", provenance=Provenance("m-x", None, "md5:c1"))
+    if case == "obsolete":
+        masters.append(m("x_obsolete", id_="m-x"))
+    elif case == "deactivated":
+        masters.append(m("x", status="deactivated"))
+    elif case == "duplicate":
+        masters += [m("x"), m("x", id_="m-x2")]
+    elif case == "queued":
+        masters.append(m("x", status="queued", checksum=None))
+    elif case == "renamed":
+        masters.append(m("x-renamed", id_="m-x"))
+    elif case == "other_master_region":
+        copy.provenance = Provenance("m-gone", "ElsewhereMaster", "md5:c1")
+    elif case == "no_provenance":
+        copy.provenance = None
+    elif case == "synchronised_name":
+        masters.append(m("x", "c2", id_="m-x-new"))
+        copy.provenance = GONE
+    elif case == "empty_master":
+        masters = []
+        copy.provenance = GONE
+    p = plan(masters, [copy], removal_policy="delete", removal_grace_hours=0)
+    assert not [s for s in p.statuses if s.status in (
+        Status.PENDING_REMOVAL, Status.INFO_REMOVAL_GRACE, Status.OK_RETIRED)]
+    assert not [op for op in p.operations if op.kind.removes]
+    if case == "empty_master":
+        assert any("offers no image" in w for w in p.warnings)
+
+
+def test_obsolete_master_without_obsolete_support_is_no_longer_selected():
+    copy = r("x", provenance=Provenance("m-x", None, "md5:c1"))
+    p = plan([m("a"), m("x_obsolete", id_="m-x")], [copy], removal_policy="hide",
+             removal_grace_hours=0, support_obsolete_images=False)
+    assert lifecycle(p) == ([(Status.PENDING_REMOVAL, copy.id)], ["hide"])
+    assert "no longer selected" in p.statuses[-1].reason
+
+
+def test_grace_period_counts_from_the_recorded_mark():
+    copy = r("x", provenance=GONE)
+    p = plan([m("a")], [copy], removal_policy="deactivate", removal_grace_hours=48)
+    assert lifecycle(p) == ([(Status.INFO_REMOVAL_GRACE, copy.id)], ["update_metadata"])
+    (op,) = [op for op in p.operations if op.name == "x"]
+    assert op.changes == {MARK_ORPHANED: "2030-01-01T12:00:00Z"}
+    for mark, expected in [("2030-01-01T00:00:00Z", (Status.INFO_REMOVAL_GRACE, [])),
+                           ("2029-12-30T11:59:59Z", (Status.PENDING_REMOVAL, ["deactivate"])),
+                           ("not a time", (Status.INFO_REMOVAL_GRACE, ["update_metadata"]))]:
+        copy.marks = {MARK_ORPHANED: mark}
+        p = plan([m("a")], [copy], removal_policy="deactivate", removal_grace_hours=48)
+        assert lifecycle(p) == ([(expected[0], copy.id)], expected[1]), mark
+    copy.marks = {MARK_ORPHANED: "2030-01-01T00:00:00Z"}
+    assert "in 36.0 h" in plan([m("a")], [copy], removal_policy="deactivate",
+                               removal_grace_hours=48).statuses[-1].reason
+
+
+def test_a_master_back_clears_the_marks_and_undoes_the_policy():
+    hidden = r("x", provenance=Provenance("m-x", None, "md5:c1"))
+    hidden.os_hidden = True
+    hidden.marks = {MARK_ORPHANED: "2029-01-01T00:00:00Z", MARK_RETIRED: "hide"}
+    p = plan([m("x")], [hidden], removal_policy="hide")
+    assert status(p, "x") is Status.PENDING_METADATA
+    (op,) = p.operations
+    assert op.changes == {"os_hidden": False}
+    assert set(op.remove) == {MARK_ORPHANED, MARK_RETIRED}
+    deactivated = r("x", status="deactivated", provenance=Provenance("m-x", None, "md5:c1"))
+    deactivated.marks = {MARK_RETIRED: "deactivate"}
+    p = plan([m("x")], [deactivated])  # deactivated_copies = report
+    assert status(p, "x") is Status.PENDING_REACTIVATE
+    assert p.operations[0].kind == "reactivate" and p.operations[0].remove == (MARK_RETIRED,)
+    # Deactivated by an operator (no mark): still the operator's decision.
+    deactivated.marks = {}
+    assert status(plan([m("x")], [deactivated]), "x") is Status.ERROR_DEACTIVATED
+    # Back under another name: only the clock is stopped.
+    renamed = r("x", provenance=Provenance("m-y", None, "md5:c1"))
+    renamed.marks = {MARK_ORPHANED: "2029-01-01T00:00:00Z"}
+    p = plan([m("y")], [renamed])
+    assert lifecycle(p) == ([(Status.PENDING_METADATA, renamed.id)], ["update_metadata"])
+    assert [op.remove for op in p.operations if op.name == "x"] == [(MARK_ORPHANED,)]
+
+
+def test_protected_and_other_projects_copies_are_reported_never_touched():
+    protected = r("x1", provenance=GONE)
+    protected.protected = True
+    theirs = r("x2", owner="p-alice", provenance=GONE)
+    p = plan([m("a")], [protected, theirs], removal_policy="delete", removal_grace_hours=0)
+    assert lifecycle(p) == ([(Status.INFO_REMOVAL_SKIPPED, protected.id),
+                             (Status.INFO_REMOVAL_SKIPPED, theirs.id)], [])
+    assert "protected" in p.statuses[-2].reason and "p-alice" in p.statuses[-1].reason
+
+
+def old_copy(renamed_at, *, name="x.old", **kw):
+    image = r(name, id_=f"r-old-{renamed_at}", **kw)
+    image.marks = {MARK_RENAMED: renamed_at} if renamed_at else {}
+    return image
+
+
+def test_keep_old_copies_retires_the_oldest_marked_ones_without_grace():
+    copies = [old_copy("2030-01-0%dT00:00:00Z" % day) for day in (1, 3, 2)]
+    unmarked = old_copy(None, provenance=None)
+    other_name = old_copy("2020-01-01T00:00:00Z", name="y.old")
+    p = plan([m("a")], copies + [unmarked, other_name], removal_policy="delete",
+             removal_grace_hours=100, keep_old_copies=1)
+    assert lifecycle(p) == ([(Status.PENDING_REMOVAL, "r-old-2030-01-01T00:00:00Z"),
+                             (Status.PENDING_REMOVAL, "r-old-2030-01-02T00:00:00Z")],
+                            ["delete", "delete"])
+    assert "3 x.old copies, keep_old_copies = 1" in p.statuses[-1].reason
+    # A .old copy whose master is gone follows keep_old_copies only.
+    gone = old_copy("2030-01-04T00:00:00Z", provenance=GONE)
+    p = plan([m("a")], [gone], removal_policy="delete", removal_grace_hours=0)
+    assert lifecycle(p) == ([], [])
+
+
+def test_max_deletes_holds_every_removal_step_of_a_run_beyond_it():
+    def plans():
+        made = []
+        for region, names in (("RegionA", ["x1", "x2"]), ("RegionB", ["x3"])):
+            p = plan([m("a")], [r(n, provenance=GONE) for n in names],
+                     removal_policy="hide", removal_grace_hours=0)
+            p.region = region
+            made.append(p)
+        return made
+
+    within = plans()
+    assert hold_removals(within, 3) == 3
+    assert [len(p.removals) for p in within] == [2, 1]
+    assert all(s.status is not Status.ERROR_MAX_DELETES for p in within for s in p.statuses)
+    beyond = plans()
+    assert hold_removals(beyond, 2) == 3
+    for p in beyond:
+        assert p.removals == [] and [op.kind.value for op in p.operations] == ["upload"]
+        held = [s for s in p.statuses if s.name.startswith("x")]
+        assert held and all(s.status is Status.ERROR_MAX_DELETES for s in held)
+        assert all("3 removal steps, more than max_deletes = 2" in s.reason
+                   and "max_deletes=3" in s.reason for s in held)
+        assert any("max_deletes = 2" in w for w in p.warnings)
+        assert p.needs_operator
+    # Nothing to remove: max_deletes = 0 holds nothing.
+    quiet = plan([m("a")], [r("a")], removal_policy="delete")
+    assert hold_removals([quiet], 0) == 0 and not quiet.needs_operator
+
+
+def test_an_obsolete_copy_whose_master_is_deleted_gets_the_policy_step():
+    """The obsolete convention renamed the copy; the master then deleted its
+    NAME_obsolete image: the copy follows removal_policy like any other."""
+    renamed = r("x_obsolete", provenance=Provenance("m-x", None, "md5:c1"))
+    still = plan([m("a"), m("x_obsolete", id_="m-x")], [renamed], removal_policy="delete",
+                 removal_grace_hours=0)
+    assert lifecycle(still) == ([(Status.OK, renamed.id)], [])  # the obsolete line
+    gone = plan([m("a")], [renamed], removal_policy="delete", removal_grace_hours=0)
+    assert lifecycle(gone) == ([(Status.PENDING_REMOVAL, renamed.id)], ["delete"])

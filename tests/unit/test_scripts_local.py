@@ -434,3 +434,25 @@ def test_sync_make_backup(fed):
                                        "backup_master_RegionC.jsonl"]
     assert paths[0].parent == paths[1].parent
     assert paths[0].parent.parent == fed.folder
+
+
+def test_conversion_without_qemu_img_exits_2_with_the_advice(fed):
+    fed.env["PATH"] = str(fed.folder / "no-such-bin")
+    result = fed.run("sync", "--config", "master:RegionB.convert_to=raw", "RegionB")
+    assert result.returncode == 2
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("glancesync-sync: error: qemu-img is missing")
+    assert "apt-get install qemu-utils" in line
+    assert fed.run("sync", "--config", "master:RegionB.convert_to=raw",
+                   "RegionA").returncode == 0  # RegionA converts nothing
+
+
+def test_show_status_json_says_how_each_copy_travels(fed):
+    result = fed.run("sync", "--show-status", "--output", "json")
+    items = json.loads(result.stdout)
+    uploads = [item for item in items
+               if item["status"] in ("pending_upload", "pending_replace", "pending_rename")]
+    assert uploads and {item["transfer"] for item in uploads} == {"stream"}
+    updates = [item for item in items if item["status"] == "pending_metadata"]
+    assert updates and {item["transfer"] for item in updates} == {None}

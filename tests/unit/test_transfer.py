@@ -518,3 +518,21 @@ def test_reading_memory_does_not_grow_with_image_size(tmp_path, master):
         tracemalloc.stop()
     assert total == 48 * MiB
     assert peak < 6 * MiB
+
+
+def test_open_gives_the_cached_file_to_send_as_it_is(tmp_path, master):
+    data = make_data(2 * MiB + 77)
+    image = upload(master, data)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", 1))
+    steps: list[int] = []
+    with source.open(image) as sent:
+        assert sent.size == len(data)
+        sent.progress = steps.append
+        # Iterable again and again (an upload may restart), from the first byte.
+        assert b"".join(sent) == data and b"".join(sent) == data
+        assert sum(steps) == 2 * len(data)
+        assert os.pread(sent.handle.fileno(), 5, 0) == data[:5]
+        # Pinned while open: the cache (limit 1 byte) keeps it.
+        assert source.cache.evict() == []
+    assert [path.name for path in source.cache.evict()] == [source.cache.path_for(image).name]
+    assert source.downloads == 1

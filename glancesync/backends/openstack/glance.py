@@ -13,9 +13,15 @@ deployment tool registered (``http://host:9292``, ``http://host:9292/v2``,
 the data path both use that. An endpoint that serves no Image API v2 is an
 :class:`~glancesync.errors.EndpointError` naming its URL.
 
-Image data never sits in memory as a whole: uploads are sent with chunked
-transfer encoding from the caller's chunk iterator, downloads are streamed in
-chunks of at most :data:`~glancesync.integrity.CHUNK_SIZE` bytes.
+Image data never sits in memory as a whole: uploads are sent from the
+caller's chunk iterator (with ``Content-Length`` when the size is known),
+downloads are streamed in chunks of at most
+:data:`~glancesync.integrity.CHUNK_SIZE` bytes. A local file
+(:class:`~glancesync.integrity.FileData`) sent to a plain HTTP endpoint
+goes with ``sendfile``: the kernel moves the bytes from the page cache to
+the socket, without copying them through this process (requests and
+urllib3 read a file body into memory, block by block). Server-side copies
+(``glance-download``) are asked and watched here too.
 """
 from __future__ import annotations
 
@@ -24,6 +30,8 @@ import copy
 import dataclasses
 import datetime
 import email.utils
+import html
+import http.client
 import logging
 import re
 import threading
@@ -43,14 +51,18 @@ from keystoneauth1 import discover as ksa_discover
 from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
-from glancesync.backends.base import CHUNK_SIZE, RegionAdapter
+from glancesync.backends.base import CHUNK_SIZE, ImportTask, RegionAdapter
+from glancesync.backends.openstack.origins import OriginGuard
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                EndpointError, GlanceSyncError, ImageNotFoundError,
                                ServiceError, TransferError, UsageError)
 from glancesync.image import Image
+from glancesync.integrity import FileData
 
 LOG = logging.getLogger(__name__)
 
+#: Bytes handed to one ``sendfile`` call: progress is reported between calls.
+SENDFILE_SLICE = 64 * 1024 * 1024
 #: The Image API versions GlanceSync speaks: any v2 (glanceclient's ``/v2`` paths).
 API_VERSIONS = ("2", "2.latest")
 
@@ -211,8 +223,19 @@ def _http_status(error: glance_exc.HTTPException) -> int | None:
 
 
 def _details(error: glance_exc.HTTPException) -> str:
-    text = " ".join(str(error.details or "").split())
+    # Glance answers HTML unless JSON is asked: entities stay in the text.
+    text = " ".join(html.unescape(str(error.details or "")).split())
     return text[:500]
+
+
+def _error_of(status: int, headers: Mapping[str, str], body: bytes) -> glance_exc.HTTPException:
+    """glanceclient's error for an answer read without requests."""
+    response = requests.Response()
+    response.status_code = status
+    response.headers = requests.structures.CaseInsensitiveDict(headers)
+    response.headers.setdefault("Content-Type", "text/plain")
+    response._content = body
+    return glance_exc.from_response(response, body)
 
 
 @dataclasses.dataclass
@@ -261,6 +284,7 @@ class GlanceRegionAdapter(RegionAdapter):
         self._endpoint_override = endpoint_override
         self._api: _Api | None = None
         self._api_lock = threading.Lock()
+        self._import_methods: frozenset[str] | None = None
 
     # -- the API root ----------------------------------------------------
 
@@ -457,6 +481,8 @@ class GlanceRegionAdapter(RegionAdapter):
                 reader = _ChunkReader(chunks)
                 self.api.images.upload(image_id, reader)
                 sent = reader.sent
+            elif isinstance(chunks, FileData) and self._can_sendfile():
+                sent = self._put_file(image_id, chunks, size)
             else:
                 body = _SizedBody(chunks, size)
                 self._put_data(image_id, body)
@@ -464,6 +490,9 @@ class GlanceRegionAdapter(RegionAdapter):
         LOG.debug("%s: uploaded %d bytes to image %s in %.1f s", self.name, sent,
                   image_id, time.monotonic() - started)
         return self.get_image(image_id)
+
+    def _file_url(self, image_id: str) -> str:
+        return f"{self.api.root.rstrip('/')}/v2/images/{image_id}/file"
 
     def _put_data(self, image_id: str, body: "_SizedBody") -> None:
         # The path glanceclient uses, on the same API root.
@@ -475,6 +504,89 @@ class GlanceRegionAdapter(RegionAdapter):
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
             raise error
+
+    def _can_sendfile(self) -> bool:
+        """True when uploads may bypass requests: plain HTTP, no proxy, and an
+        origin the session's :class:`OriginGuard` allows.
+
+        ``sendfile`` cannot go through TLS (the bytes are encrypted in
+        this process) nor through the proxies that requests would use; and
+        the guard must not be bypassed: an origin it refuses gets the
+        session's request, which it refuses with the reason.
+        """
+        endpoint = self.api.root
+        session = self._session.session
+        guard = session.get_adapter(endpoint)
+        if isinstance(guard, OriginGuard) and not guard.allows(endpoint):
+            return False  # the session's own request is refused, with the reason
+        return (urllib.parse.urlsplit(endpoint).scheme == "http" and not session.proxies
+                and not (session.trust_env and requests.utils.get_environ_proxies(endpoint)))
+
+    def _put_file(self, image_id: str, data: FileData, size: int) -> int:
+        """PUT the file's first ``size`` bytes with ``sendfile``; return the bytes sent.
+
+        One new connection (the request line, headers and answer through the
+        standard library's ``http.client``, the body by the kernel); an
+        error answer raises
+        glanceclient's error, as through requests. The token comes from the
+        session and is not renewed on 401: the body cannot be replayed.
+        """
+        url = urllib.parse.urlsplit(self._file_url(image_id))
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size),
+                   "User-Agent": self._session.user_agent or "glancesync",
+                   **(self._session.get_auth_headers() or {})}
+        timeout = self._session.timeout
+        conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout)
+        sent = 0
+        try:
+            conn.putrequest("PUT", url.path, skip_accept_encoding=True)
+            for key, value in headers.items():
+                conn.putheader(key, value)
+            conn.endheaders()
+            try:
+                while sent < size:
+                    step = conn.sock.sendfile(data.handle, sent,
+                                              min(SENDFILE_SLICE, size - sent))
+                    if not step:
+                        raise TransferError(f"the file to upload ended after {sent} of "
+                                            f"{size} bytes", region=self.name, image=image_id)
+                    sent += step
+                    data.advance(step)
+            except OSError as exc:
+                # The service may have answered early (and closed): say what it said.
+                early = self._early_answer(conn)
+                if early is not None:
+                    raise early from exc
+                raise ConnectionFailure(f"uploading the image data failed: connection "
+                                        f"lost after {sent} bytes: {exc}", region=self.name,
+                                        image=image_id) from exc
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise ConnectionFailure(f"uploading the image data failed: {exc}",
+                                    region=self.name, image=image_id) from exc
+        finally:
+            conn.close()
+        if response.status >= 300:  # no redirection is followed: the token stays here
+            error = _error_of(response.status, response.headers, body)
+            error.retry_after = retry_after(response)
+            raise error
+        return sent
+
+    @staticmethod
+    def _early_answer(conn: http.client.HTTPConnection) -> Exception | None:
+        """The error a service answered before reading the whole body, if any."""
+        try:
+            conn.sock.settimeout(2.0)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+        if response.status < 400:
+            return None
+        error = _error_of(response.status, response.headers, body)
+        error.retry_after = retry_after(response)
+        return error
 
     def download_data(self, image_id: str) -> Iterator[bytes]:
         """The data as it arrives, unverified: the caller hashes it.
@@ -574,6 +686,47 @@ class GlanceRegionAdapter(RegionAdapter):
         LOG.debug("%s: deleting image %s", self.name, image_id)
         with self._errors("deleting the image", image_id, deleting=True):
             self.api.images.delete(image_id)
+
+    # -- server-side copies ------------------------------------------------
+
+    def import_methods(self) -> frozenset[str]:
+        """What ``GET /v2/info/import`` lists, asked once per adapter.
+
+        A Glance without the discovery call (404, before Queens) offers none.
+        """
+        if self._import_methods is None:
+            with self._errors("asking the import methods"):
+                try:
+                    info = self.api.images.get_import_info()
+                except glance_exc.HTTPNotFound:
+                    info = {}
+            methods = (info.get("import-methods") or {}).get("value") or ()
+            self._import_methods = frozenset(str(method) for method in methods)
+            LOG.debug("%s: import methods %s", self.name, sorted(self._import_methods))
+        return self._import_methods
+
+    def import_image(self, image_id: str, *, source_region: str,
+                     source_image_id: str) -> None:
+        """``POST /v2/images/{id}/import`` with ``glance-download`` (answer 202)."""
+        LOG.debug("%s: asking a glance-download of %s from %s into %s", self.name,
+                  source_image_id, source_region, image_id)
+        with self._errors("starting the server-side copy", image_id):
+            self.api.images.image_import(image_id, method="glance-download",
+                                      remote_region=source_region,
+                                      remote_image_id=source_image_id,
+                                      remote_service_interface=self.interface)
+
+    def import_task(self, image_id: str) -> ImportTask | None:
+        """The image's latest task (``GET /v2/images/{id}/tasks``, by creation time)."""
+        with self._errors("reading the import tasks", image_id):
+            _, body = self.api.images.http_client.get(f"/v2/images/{image_id}/tasks")
+        tasks = [task for task in (body or {}).get("tasks") or []
+                 if isinstance(task, Mapping)]
+        if not tasks:
+            return None
+        latest = max(tasks, key=lambda task: str(task.get("created_at") or ""))
+        return ImportTask(str(latest.get("id")), str(latest.get("status")),
+                          str(latest.get("message") or ""))
 
     # -- error translation -------------------------------------------------
 

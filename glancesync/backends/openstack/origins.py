@@ -55,10 +55,14 @@ class OriginGuard(TCPKeepAliveAdapter):
         super().__init__(**kwargs)
         self._allowed = allowed
 
+    def allows(self, url: str | None) -> bool:
+        """True when a request to ``url`` may go: its origin is one ``allowed()`` names."""
+        origin = origin_of(url)
+        return origin is not None and origin in {origin_of(known) for known in self._allowed()}
+
     def send(self, request: requests.PreparedRequest, *args: Any,
              **kwargs: Any) -> requests.Response:
-        origin = origin_of(request.url)
-        if origin is None or origin not in {origin_of(url) for url in self._allowed()}:
+        if not self.allows(request.url):
             where = request.url.split("?", 1)[0] if request.url else "(no URL)"
             LOG.debug("refused a request to %s: not an origin of the catalog", where)
             raise ServiceError(
