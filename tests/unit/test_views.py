@@ -323,6 +323,47 @@ def test_image_pattern_limits_status_dry_run_and_sync(fed, tmp_path):
     assert fed.statuses("--image", "nothing*") == {}
 
 
+def test_image_pattern_limits_lifecycle_steps_and_views_show_them(fed, tmp_path):
+    """Under --image, a removal step of a non-matching image is not planned (nor
+    counted by max_deletes); the removal steps taken are in the run report (valid),
+    the metrics and the matrix after the run."""
+    assert fed.sync("--no-progress").returncode == 0
+    master = LocalRegionAdapter("master:Master", fed.folder / "federation" / "Master",
+                                PROJECT)
+    for image in master.list_images():
+        if image.name in ("debian-12", "ubuntu-22.04"):
+            master.delete_image(image.id)
+    master.close()
+    prom = tmp_path / "glancesync.prom"
+    lifecycle = ["--config", "removal_policy=hide", "--config", "removal_grace_hours=0",
+                 "--config", "max_deletes=1", "--config", f"metrics_file={prom}"]
+    assert fed.statuses(*lifecycle, "RegionA")[("master:RegionA", "debian-12")] == \
+        "error_max_deletes"  # both gone images: 2 steps, more than 1
+    scoped = fed.statuses(*lifecycle, "--image", "deb*", "RegionA")
+    assert scoped == {("master:RegionA", "debian-12"): "pending_removal"}
+    report = tmp_path / "lifecycle.json"
+    done = fed.sync(*lifecycle, "--no-progress", "--image", "deb*", "--report-json",
+                    str(report), "RegionA")
+    assert done.returncode == 0, done.stderr
+    written = json.loads(report.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(runreport.schema()).validate(written)
+    region = written["regions"][0]
+    assert [(o["kind"], o["name"], o["result"]) for o in region["operations"]] == [
+        ("hide", "debian-12", "done")]
+    metrics = _metrics(prom)
+    assert metrics["glancesync_last_run_operations"][
+        (("kind", "hide"), ("region", "master:RegionA"), ("result", "done"))] == 1
+    assert metrics["glancesync_images"][
+        (("region", "master:RegionA"), ("status", "ok_retired"))] == 1
+    # ubuntu-22.04 was left alone: its removal is still to do.
+    after = fed.statuses(*lifecycle, "RegionA")
+    assert after[("master:RegionA", "debian-12")] == "ok_retired"
+    assert after[("master:RegionA", "ubuntu-22.04")] == "pending_removal"
+    matrix = fed.sync(*lifecycle, "--show-status", "--format", "table", "RegionA")
+    assert f"  {Status.OK_RETIRED.symbol}  ok_retired" in matrix.stdout
+    assert f"  {Status.PENDING_REMOVAL.symbol}  pending_removal" in matrix.stdout
+
+
 def test_image_pattern_is_case_sensitive_and_not_for_backups(fed):
     assert fed.statuses("--image", "UBUNTU*") == {}
     done = fed.sync("--make-backup", "--image", "x")
