@@ -25,7 +25,7 @@ Metrics (every one a gauge; names in :data:`NAMES`):
 ``glancesync_last_run_transferred_bytes{region}``
     image data the last run sent to the region
 ``glancesync_last_run_operations{region,kind,result}``
-    operations of the last run per kind and result (done, failed, refused)
+    operations of the last run per kind and result (done, failed, refused, postponed)
 """
 from __future__ import annotations
 
