@@ -13,7 +13,7 @@ import fnmatch
 import logging
 from typing import Iterable, Sequence
 
-from glancesync.plan import RegionPlan
+from glancesync.plan import OLD_SUFFIX, ImageStatus, RegionPlan, Status
 
 LOG = logging.getLogger(__name__)
 
@@ -33,12 +33,14 @@ def restrict(plan: RegionPlan, patterns: Sequence[str]) -> RegionPlan:
     """``plan`` with only the images matching ``patterns`` (and what they need).
 
     An image kept because a kept upload refers to it (``kernel_id``,
-    ``ramdisk_id``) is said in the plan's warnings and the log. No
-    pattern: ``plan`` itself.
+    ``ramdisk_id``) is said in the plan's warnings and the log. The
+    ``NAME.old`` copies a rename kept go with NAME (``keep_old_copies``
+    retires them). No pattern: ``plan`` itself.
     """
     if not patterns:
         return plan
-    kept = {s.name for s in plan.statuses if matches(s.name, patterns)}
+    kept = {s.name for s in plan.statuses
+            if matches(s.name, patterns) or _old_copy_of_match(s, patterns)}
     kept |= {op.name for op in plan.operations if matches(op.name, patterns)}
     notes = []
     for name in sorted(_dependencies(plan, kept)):
@@ -52,6 +54,18 @@ def restrict(plan: RegionPlan, patterns: Sequence[str]) -> RegionPlan:
         statuses=[s for s in plan.statuses if s.name in kept],
         operations=[op for op in plan.operations if op.name in kept],
         warnings=list(plan.warnings) + notes)
+
+
+#: The statuses of a copy the image lifecycle (``removal_policy``) applies to.
+_LIFECYCLE = frozenset({Status.PENDING_REMOVAL, Status.INFO_REMOVAL_GRACE, Status.OK_RETIRED,
+                        Status.INFO_REMOVAL_SKIPPED})
+
+
+def _old_copy_of_match(status: ImageStatus, patterns: Sequence[str]) -> bool:
+    """A lifecycle line of a ``NAME.old`` copy (``keep_old_copies``) of a matching NAME."""
+    name = status.name or ""
+    return (status.status in _LIFECYCLE and name.endswith(OLD_SUFFIX)
+            and matches(name[:-len(OLD_SUFFIX)], patterns))
 
 
 def _dependencies(plan: RegionPlan, kept: Iterable[str]) -> set[str]:
