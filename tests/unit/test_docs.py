@@ -60,6 +60,9 @@ EXPECTED_OUTPUT = {
     "example_whole_image.py": r"copy [0-9a-f-]{36}: tags \['lts'\], hidden True\n"
                               r"error_deactivated \(needs_operator\): regional copy .*"
                               r"after the sync: active, 0 uploaded",
+    "example_run_report.py": r"dry_run limited to \['ubuntu-\*'\]: dry run of 3 region"
+                             r".*master:RegionA: upload ubuntu-22\.04: done, 3145728 bytes"
+                             r".*master:RegionB: update_metadata ubuntu-22\.04: done, 0",
     "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
                          r".*section: main option: max_children",
 }
