@@ -22,6 +22,7 @@ setup(
     + ["glancesync_scripts"],
     package_dir={"glancesync_scripts": "scripts"},
     include_package_data=True,
+    package_data={"glancesync.views": ["*.json"]},
     install_requires=requirements(),
     entry_points={
         "console_scripts": [

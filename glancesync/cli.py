@@ -12,14 +12,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import traceback
+from pathlib import Path
 from typing import BinaryIO, Callable, NoReturn, Sequence, TextIO
 
 from glancesync import redaction
 from glancesync.config import ALWAYS_SHOWN, open_config_file
 from glancesync.errors import ExitStatus, GlanceSyncError, UsageError
-from glancesync.facade import GlanceSync, RunResult
+from glancesync.facade import GlanceSync, RunResult, StatusReport
+from glancesync.integrity import atomic_file
 from glancesync.redaction import REDACTOR
 from glancesync.runlog import LOG_FORMAT, LogFormatter, SafeFileHandler, SafeStreamHandler
 from glancesync.safenames import printable
@@ -202,6 +205,9 @@ def summary_lines(result: RunResult) -> list[str]:
     for region, error in sorted(result.failures.items()):
         reason = str(error).removeprefix(f"region {region}: ")
         lines.append(f"{region}: FAILED: {reason}")
+    for region, estimate in sorted(result.estimates.items()):
+        if estimate.bytes:
+            lines.append(f"{region}: {estimate.describe()}")
     total = result.totals()
     if not result.dry_run:
         total += f", {result.bytes_downloaded / 2 ** 20:.1f} MiB downloaded from the master"
@@ -210,3 +216,72 @@ def summary_lines(result: RunResult) -> list[str]:
         lines.append(f"logs: {result.log_folder}")
     # Region names and errors quote what the regions answered.
     return [printable(line) for line in lines]
+
+
+def status_table(status: StatusReport, stream: TextIO | None = None) -> str:
+    """The status matrix of ``--show-status --format table`` for ``stream`` (stdout).
+
+    Colours only on a terminal (and not with ``NO_COLOR``); as wide as the
+    terminal (``$COLUMNS``, else 80 columns).
+    """
+    from glancesync.views import table
+    stream = stream or sys.stdout
+    color = stream.isatty()
+    width = shutil.get_terminal_size((80, 24)).columns
+    return table.render(status.plans, status.failures, estimates=status.estimates,
+                        color=color, width=width)
+
+
+class RunOutputs:
+    """The files a run writes besides its console output.
+
+    ``--report-json``, ``--report-html`` and ``metrics_file``: their
+    folders are checked when this object is made (before the run), and the
+    files written atomically by :meth:`write` at its end.
+
+    :raises UsageError: the folder of one of the files does not exist.
+    """
+
+    def __init__(self, glancesync: GlanceSync, *, report_json: str | None = None,
+                 report_html: str | None = None) -> None:
+        self.glancesync = glancesync
+        metrics = glancesync.config.main.metrics_file
+        self.files = {"run report": Path(report_json) if report_json else None,
+                      "HTML report": Path(report_html) if report_html else None,
+                      "metrics file": Path(metrics) if metrics else None}
+        for what, path in self.files.items():
+            if path is not None and not path.absolute().parent.is_dir():
+                raise UsageError(f"cannot write the {what} {path}: its folder "
+                                 f"{path.absolute().parent} does not exist")
+
+    def html(self, result: RunResult | StatusReport) -> str:
+        """The HTML page of ``result``."""
+        from glancesync.views import html
+        return html.render(result, targets=sorted(self.glancesync.config.targets))
+
+    def write(self, result: RunResult | StatusReport, status: int) -> int:
+        """Write the files of ``result``; the exit status to return.
+
+        A file that cannot be written is one error line; the run's own exit
+        status is kept, or becomes 2 (usage) if the run itself went well.
+        """
+        from glancesync.views import metrics, runreport
+        failed = False
+        makers = {"run report": lambda: runreport.dumps(result),
+                  "HTML report": lambda: self.html(result)}
+        for what, path in self.files.items():
+            if path is None:
+                continue
+            try:
+                if what == "metrics file":
+                    metrics.write(path, result)
+                    continue
+                with atomic_file(path, prefix=f".{path.name}.", suffix=".tmp") as out:
+                    out.write(makers[what]().encode("utf-8"))
+            except OSError as error:
+                failed = True
+                print(f"glancesync: error: cannot write the {what} {printable(str(path))}: "
+                      f"{printable(error.strerror or str(error))}", file=sys.stderr)
+        if failed and status == ExitStatus.OK:
+            return int(ExitStatus.USAGE)
+        return int(status)

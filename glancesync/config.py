@@ -96,6 +96,7 @@ class MainConfig:
     lock_dir: Path | None = None  #: None: the machine-wide folder (glancesync.lock)
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
+    metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
     max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
 
 

@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
           "(7 images) and RegionA (empty), RegionB (partly synchronised), "
           f"RegionC (in conflict). Configuration: {config}\n")
     steps = [
-        ("Status before the sync", ["--show-status"]),
+        ("Status before the sync", ["--show-status", "--format", "table"]),
         ("Synchronising every region, in parallel", ["--parallel", "--no-progress"]),
-        ("Status after the sync", ["--show-status"]),
+        ("Status after the sync", ["--show-status", "--format", "table"]),
     ]
     status = 0
     for title, options in steps:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 import uuid
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -78,9 +79,43 @@ class ImageSource(Protocol):
         """
 
 
+#: Results of one operation (:attr:`OperationOutcome.result`).
+DONE = "done"  #: applied (a dry run: would be applied)
+FAILED = "failed"  #: failed; ``error`` says why
+REFUSED = "refused"  #: refused by the region for good: the image needs an operator
+POSTPONED = "postponed"  #: a removal step not taken: the region's run had a failure
+
+
+@dataclasses.dataclass
+class OperationOutcome:
+    """What became of one operation of a plan (the run report's ``operations``).
+
+    ``bytes``: image data sent to the region from this host (0 but for
+    uploads; a dry run counts what it would send); ``bytes_server_side``:
+    data the region copied itself (a server-side copy). ``seconds``: how
+    long the operation took (wall clock); ``transfer_seconds``: of which
+    sending the data (streamed uploads of a real sync, else 0), what
+    throughput estimates are measured on. ``error``: why it failed, was
+    refused or postponed.
+    """
+
+    kind: OperationKind
+    name: str
+    result: str
+    bytes: int = 0
+    bytes_server_side: int = 0
+    seconds: float = 0.0
+    transfer_seconds: float = 0.0
+    error: str = ""
+
+
 @dataclasses.dataclass
 class RegionResult:
-    """What a sync (or dry run) of one region did."""
+    """What a sync (or dry run) of one region did.
+
+    ``outcomes``: one :class:`~glancesync.executor.OperationOutcome` per operation of the plan,
+    in the order they ran.
+    """
 
     region: str
     dry_run: bool = False
@@ -104,6 +139,7 @@ class RegionResult:
     bytes_server_side: int = 0
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
     plan: RegionPlan | None = None
+    outcomes: list[OperationOutcome] = dataclasses.field(default_factory=list)
 
     @property
     def success(self) -> bool:
@@ -221,6 +257,8 @@ class Executor:
         self._new_ids: dict[str, str] = {}
         # master id -> the hashes of the bytes sent last (masters without checksum)
         self._sent: dict[str, HashingStream] = {}
+        # seconds the current operation spent sending image data
+        self._transfer_seconds = 0.0
 
     # -- the choke point -------------------------------------------------
     def _act(self, verb: str, what: str, call: Callable[..., Any], *args: Any,
@@ -245,19 +283,32 @@ class Executor:
         result.needs_operator = len(plan.needs_operator)
         troubled = False  # a failure or refusal so far: no removal step
         for op in plan.operations:
+            started = time.monotonic()
+            sent_before, copied_before = result.bytes_uploaded, result.bytes_server_side
+            self._transfer_seconds = 0.0
+            outcome = OperationOutcome(op.kind, op.name, DONE)
+            result.outcomes.append(outcome)
             if op.kind.removes and troubled:
-                self._postpone(plan, op, result)
+                outcome.result = POSTPONED
+                outcome.error = self._postpone(plan, op, result)
                 continue
             try:
                 self._run(op, result)
             except GlanceSyncError as error:
                 troubled = True
+                outcome.error = str(error)
                 if op.uploads and is_refusal(error):
+                    outcome.result = REFUSED
                     self._refused(plan, op, error, result)
-                    continue
-                result.errors += 1
-                result.failed[op.name] = str(error)
-                LOG.error("%s: %s failed: %s", self.region, op.describe(), error)
+                else:
+                    outcome.result = FAILED
+                    result.errors += 1
+                    result.failed[op.name] = str(error)
+                    LOG.error("%s: %s failed: %s", self.region, op.describe(), error)
+            outcome.bytes = result.bytes_uploaded - sent_before
+            outcome.bytes_server_side = result.bytes_server_side - copied_before
+            outcome.seconds = time.monotonic() - started
+            outcome.transfer_seconds = self._transfer_seconds
         # Marked so that the scripts, which print every summary at the end,
         # do not show it twice on a terminal; log files keep it.
         LOG.info("%s", result.summary(), extra={"summary": True})
@@ -275,8 +326,11 @@ class Executor:
         result.needs_operator += 1
         LOG.error("%s: image %s: %s", self.region, op.name, reason)
 
-    def _postpone(self, plan: RegionPlan, op: Operation, result: RegionResult) -> None:
-        """A removal step not taken: something failed earlier in this region's run."""
+    def _postpone(self, plan: RegionPlan, op: Operation, result: RegionResult) -> str:
+        """A removal step not taken: something failed earlier in this region's run.
+
+        Returns the note that says why (the outcome's ``error``).
+        """
         note = ("postponed: this region's run had an error (the next run without one"
                 " takes it)")
         status = plan.removal_status(op)
@@ -285,6 +339,7 @@ class Executor:
         result.postponed += 1
         LOG.warning("%s: %s of image %s (%s) %s", self.region, op.kind, op.name,
                     op.regional.id, note)
+        return note
 
     def update_metadata(self, image: Image, changes: dict[str, Any],
                         remove: Iterable[str] = (), *, reason: str = "") -> Image | None:
@@ -492,8 +547,12 @@ class Executor:
         """Upload the data (``size`` bytes) from this host (the choke point logs it)."""
         how = ", " + transfer.describe() if transfer.convert_from else ""
         size = op.size if size is None else size
-        return self._act("upload", f"image {op.name} ({size / MIB:.1f} MiB{how})",
-                         self._send_retrying, target, op.master, transfer)
+        sending = time.monotonic()
+        filled = self._act("upload", f"image {op.name} ({size / MIB:.1f} MiB{how})",
+                           self._send_retrying, target, op.master, transfer)
+        if not self.dry_run:
+            self._transfer_seconds += time.monotonic() - sending
+        return filled
 
     # -- server-side copies --------------------------------------------------
     def _copy_server_side(self, op: Operation, target: _NewImage, transfer: Transfer

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, convert, report, sharing
+from glancesync import backends, convert, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
@@ -34,6 +34,8 @@ from glancesync.runlog import RunLogs, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
 from glancesync.serverside import CopySources
 from glancesync.strategy import RegionTransfer
+from glancesync.throughput import FILE_NAME as THROUGHPUT_FILE
+from glancesync.throughput import Estimate, ThroughputLog, estimates
 from glancesync.transfer import ImageCache, MasterImageSource
 
 LOG = logging.getLogger(__name__)
@@ -42,7 +44,13 @@ LOG = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class RunResult:
-    """What a run over several regions did: per region, a result or an error."""
+    """What a run over several regions did: per region, a result or an error.
+
+    ``started`` and ``finished``: the run's times (seconds since the epoch);
+    ``images``: the ``--image`` patterns it was limited to (none: every
+    image); ``estimates``: per region, what the pending work of a dry run
+    moves (:class:`~glancesync.throughput.Estimate`).
+    """
 
     #: Per region name: what its execution did.
     results: dict[str, RegionResult] = dataclasses.field(default_factory=dict)
@@ -56,6 +64,10 @@ class RunResult:
     bytes_downloaded: int = 0
     #: The folder of per-region logs of a ``parallel`` run.
     log_folder: Path | None = None
+    started: float = 0.0
+    finished: float = 0.0
+    images: tuple[str, ...] = ()
+    estimates: dict[str, Estimate] = dataclasses.field(default_factory=dict)
 
     @property
     def failed_regions(self) -> list[str]:
@@ -100,10 +112,17 @@ class RunResult:
 
 @dataclasses.dataclass
 class StatusReport:
-    """Status of several regions: one :class:`~glancesync.ImageStatus` per image and region."""
+    """Status of several regions: one :class:`~glancesync.ImageStatus` per image and region.
+
+    ``started``, ``finished``, ``images`` and ``estimates`` as in :class:`~glancesync.RunResult`.
+    """
 
     plans: dict[str, RegionPlan] = dataclasses.field(default_factory=dict)
     failures: dict[str, GlanceSyncError] = dataclasses.field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    images: tuple[str, ...] = ()
+    estimates: dict[str, Estimate] = dataclasses.field(default_factory=dict)
 
     @property
     def statuses(self) -> list[ImageStatus]:
@@ -297,9 +316,13 @@ class GlanceSync:
         return [image.to_dict()
                 for image in report.visible_images(adapter.list_images(), adapter.project_id)]
 
-    def plan_region(self, region: str | RegionRef,
-                    master: MasterSelection | None = None) -> RegionPlan:
+    def plan_region(self, region: str | RegionRef, master: MasterSelection | None = None,
+                    images: Sequence[str] = ()) -> RegionPlan:
         """The plan of ``region``: per image status and the operations of a sync.
+
+        ``images``: shell-style patterns of master image names; only those
+        images (and the kernels and ramdisks they need) are in the plan
+        (:func:`glancesync.scope.restrict`). None: every image.
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -318,9 +341,10 @@ class GlanceSync:
                 self._projects = projects
             regional, members = sharing.region_inputs(master, target, adapter, regional,
                                                       projects, self.target(ref.target))
-        return make_plan(str(ref), master, regional, adapter.project_id, target,
+        plan = make_plan(str(ref), master, regional, adapter.project_id, target,
                          stalled_upload_age=self.config.main.stalled_upload_age,
                          members=members, transfer=self._region_transfer(ref))
+        return scope.restrict(plan, images)
 
     def _region_transfer(self, region: str | RegionRef) -> RegionTransfer:
         """How copies may reach ``region``: its ``transfer`` and ``convert_to``, and
@@ -362,8 +386,11 @@ class GlanceSync:
         self._hold_removals([plan])
         return plan.statuses
 
-    def status(self, regions: Sequence[str] = ()) -> StatusReport:
+    def status(self, regions: Sequence[str] = (), images: Sequence[str] = ()) -> StatusReport:
         """Status of several regions (``--show-status``); failures per region.
+
+        ``images``: only the master images matching these shell-style
+        patterns (see :meth:`plan_region`).
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -371,17 +398,23 @@ class GlanceSync:
         :raises GlanceSyncError: the master region cannot be listed (a region that
             cannot is in ``failures``).
         """
+        result = StatusReport(started=time.time(), images=tuple(images))
         refs = self._resolve(regions)
         master = self._master()
-        result = StatusReport()
         for ref in refs:
             try:
-                result.plans[str(ref)] = self.plan_region(ref, master)
+                result.plans[str(ref)] = self.plan_region(ref, master, images)
             except GlanceSyncError as error:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
         self._hold_removals(result.plans.values())
+        result.estimates = estimates(self._throughput(), result.plans)
+        result.finished = time.time()
         return result
+
+    def _throughput(self) -> ThroughputLog:
+        """The throughput measured by earlier syncs (``throughput.json`` in ``run_dir``)."""
+        return ThroughputLog(self._run_dir() / THROUGHPUT_FILE)
 
     def _hold_removals(self, plans: Iterable[RegionPlan]) -> None:
         """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`)."""
@@ -426,8 +459,13 @@ class GlanceSync:
         return self._sync_one(ref, self._master(), dry_run)
 
     def sync(self, regions: Sequence[str] = (), *, dry_run: bool = False,
-             parallel: bool = False) -> RunResult:
+             parallel: bool = False, images: Sequence[str] = ()) -> RunResult:
         """Synchronise several regions (default: every region of ``master:``).
+
+        ``images``: only the master images matching these shell-style
+        patterns (see :meth:`plan_region`); every other image is left alone.
+        A sync records the throughput of its uploads per region, which later
+        dry runs and status reports turn into estimates (``estimates``).
 
         Master data is downloaded once whatever the number of regions. With
         ``parallel``, up to ``max_children`` regions are synchronised at once,
@@ -443,10 +481,10 @@ class GlanceSync:
         :raises GlanceSyncError: the master region cannot be listed (a failing region is
             in ``failures``).
         """
+        result = RunResult(dry_run=dry_run, started=time.time(), images=tuple(images))
         refs = self._resolve(regions)
         self._check_conversion_tool(refs)
         master = self._master()
-        result = RunResult(dry_run=dry_run)
         sources = CopySources()
         # The source lives as long as this object: count this run's bytes only.
         downloaded_before = self._source.bytes_downloaded if self._source else 0
@@ -460,7 +498,8 @@ class GlanceSync:
                     prune_runs(run_dir, self.config.main.keep_runs - 1)
                 result.log_folder = stack.enter_context(RunLogs(run_dir, names)).folder
             pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
-            _each(pool, [(self._plan_guarded, ref, master, result) for ref in refs])
+            scoped = tuple(images)
+            _each(pool, [(self._plan_guarded, ref, master, result, scoped) for ref in refs])
             self._hold_removals(result.plans.values())
             for ref in refs:  # every plan is known: offer its verified copies as sources
                 if str(ref) in result.plans:
@@ -469,6 +508,16 @@ class GlanceSync:
                          if str(ref) in result.plans])
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
+        measured = self._throughput()
+        if dry_run:
+            result.estimates = estimates(measured, result.plans)
+        else:
+            added = [measured.record(region, [(o.bytes, o.transfer_seconds)
+                                              for o in outcome.outcomes])
+                     for region, outcome in sorted(result.results.items())]
+            if any(added):
+                measured.save()
+        result.finished = time.time()
         # The scripts print the same totals at the end (cli.summary_lines): the
         # console leaves this record out, log files keep it.
         LOG.info("%s; %.1f s", result.totals(), time.monotonic() - started,
@@ -476,11 +525,11 @@ class GlanceSync:
         return result
 
     def _plan_guarded(self, ref: RegionRef, master: MasterSelection,
-                      result: RunResult) -> None:
+                      result: RunResult, images: Sequence[str] = ()) -> None:
         name = str(ref)
         with region_context(name):
             try:
-                result.plans[name] = self.plan_region(ref, master)
+                result.plans[name] = self.plan_region(ref, master, images)
             except GlanceSyncError as error:
                 # The scripts' summary has a FAILED line for it: the console
                 # leaves this record out, log files keep it.

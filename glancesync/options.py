@@ -359,6 +359,9 @@ MAIN_OPTIONS: tuple[Option, ...] = (
                                                " transient reason (0: none)"),
     _main("retry_wait", "number", 1.0, minimum=0.0,
           help="seconds before the first retry, doubled before each next one"),
+    _main("metrics_file", "path", help="file of Prometheus metrics written at the end of"
+                                       " every run, for node_exporter's textfile collector"
+                                       " (none)"),
     _main("max_deletes", "int", 10, minimum=0,
           help="most lifecycle removal steps (hide, deactivate, delete) one run takes,"
                " all regions together; a run that would take more takes none"),

@@ -2,6 +2,7 @@
 """glancesync-sync: synchronise Glance regions with the master region."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from glancesync import cli
@@ -10,6 +11,9 @@ from glancesync.report import statuses_as_json
 from glancesync.safenames import printable
 
 PROG = "glancesync-sync"
+
+#: Formats of --show-status.
+FORMATS = ("csv", "json", "table", "html")
 
 
 def build_parser():
@@ -31,9 +35,22 @@ def build_parser():
     parser.add_argument("--parallel", action="store_true",
                         help="synchronise up to max_children regions at once, "
                              "each region logging to its own file")
-    parser.add_argument("--output", choices=("csv", "json"),
+    parser.add_argument("--format", choices=FORMATS,
                         help="format of --show-status: csv lines status,region,image "
-                             "(the default) or a JSON list with ids and reasons")
+                             "(the default), a JSON list with ids and reasons, a table "
+                             "(images x regions, one symbol per cell, with a legend) or "
+                             "an HTML page")
+    parser.add_argument("--output", choices=("csv", "json"), help=argparse.SUPPRESS)
+    parser.add_argument("--image", action="append", default=[], metavar="PATTERN",
+                        help="only the master images whose name matches this shell-style "
+                             "pattern (*, ?, [seq]; case-sensitive); repeat for several. "
+                             "Every other image is left alone and not reported")
+    parser.add_argument("--report-json", metavar="FILE",
+                        help="write what the run did to FILE: the versioned JSON run "
+                             "report (per region: statuses, plan, operations and results)")
+    parser.add_argument("--report-html", metavar="FILE",
+                        help="write the run's status matrix and summary to FILE, one "
+                             "self-contained HTML page")
     cli.add_common_options(parser)
     return parser
 
@@ -42,8 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_intermixed_args(argv)
     cli.check_regions(parser, args.regions)
-    if args.output and not args.show_status:
-        parser.error("--output goes with --show-status")
+    if args.output:  # the former name of --format, for csv and json
+        if args.format and args.format != args.output:
+            parser.error("--output and --format disagree: give --format only")
+        args.format = args.output
+    if args.format and not args.show_status:
+        parser.error("--format goes with --show-status")
+    if args.image and (args.show_regions or args.make_backup):
+        parser.error("--image goes with --show-status, --dry-run or a sync")
+    if (args.report_json or args.report_html) and (args.show_regions or args.make_backup):
+        parser.error("--report-json and --report-html go with --show-status, --dry-run "
+                     "or a sync")
+    if any(not pattern for pattern in args.image):
+        parser.error("--image needs a pattern (an empty one matches nothing)")
     return cli.run(PROG, args, lambda: _run(args))
 
 
@@ -59,18 +87,25 @@ def _run(args) -> int:
             for path in glancesync.backup(args.regions):
                 print(path)
             return ExitStatus.OK
+        outputs = cli.RunOutputs(glancesync, report_json=args.report_json,
+                                 report_html=args.report_html)
         if args.show_status:
-            status = glancesync.status(args.regions)
-            if args.output == "json":
+            status = glancesync.status(args.regions, images=args.image)
+            if args.format == "json":
                 print(statuses_as_json(status.statuses))
+            elif args.format == "table":
+                print(cli.status_table(status), end="")
+            elif args.format == "html":
+                print(outputs.html(status), end="")
             else:
                 for item in status.statuses:
                     print(item.csv())
-            return status.exit_status
-        result = glancesync.sync(args.regions, dry_run=args.dry_run, parallel=args.parallel)
+            return outputs.write(status, status.exit_status)
+        result = glancesync.sync(args.regions, dry_run=args.dry_run, parallel=args.parallel,
+                                 images=args.image)
         for line in cli.summary_lines(result):
             print(line)
-        return result.exit_status
+        return outputs.write(result, result.exit_status)
 
 
 if __name__ == "__main__":

@@ -1125,6 +1125,10 @@ def scenario_removal_guards(bed: Bed) -> None:
     failed = sync(bed, region, tgt, source=CorruptSource(bed.master, {bed.n("new")}))
     assert (failed.errors, failed.deleted, failed.postponed) == (1, 0, 1)
     assert "postponed" in failed.plan.status_of(bed.n("gone")).reason
+    # Each operation's outcome says so (the run report's and the metrics' source).
+    assert [(o.kind.value, o.name, o.result) for o in failed.outcomes] == [
+        ("upload", bed.n("new"), "failed"), ("delete", bed.n("gone"), "postponed")]
+    assert "postponed" in failed.outcomes[1].error
     assert sorted(images(bed, region)) == ["gone", "plain", "prot", "stays", "theirs"]
     result = sync(bed, region, tgt)
     assert (result.uploaded, result.deleted, result.errors) == (1, 1, 0)

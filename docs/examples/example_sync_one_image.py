@@ -1,27 +1,18 @@
 """Synchronise one named image to every region of every target, now.
 
 Usage: example_sync_one_image.py CONFIG [IMAGE]   (IMAGE: ubuntu-22.04 by default)
-For this run only, every target selects that image and nothing else; the
-other images are left as they are.
+``images`` limits the run to the master images of that name (shell-style
+patterns; the kernel and ramdisk an upload needs come too): every other
+image is left as it is, as with ``glancesync-sync --image``.
 """
-import dataclasses
 import sys
 
 from glancesync import GlanceSync
-from glancesync.config import load_config
 
 name = sys.argv[2] if len(sys.argv) > 2 else "ubuntu-22.04"
-with open(sys.argv[1], encoding="utf-8") as stream:
-    config = load_config(stream)
-for target_name, target in config.targets.items():
-    # Nothing else moves in this run: no NAME_obsolete marking, and no removal
-    # of the copies the narrowed selection leaves out (removal_policy).
-    config.targets[target_name] = dataclasses.replace(
-        target, metadata_condition=lambda image, metadata_set: image.name == name,
-        support_obsolete_images=False, removal_policy="keep", keep_old_copies=None)
-
-with GlanceSync(config, progress=False) as glancesync:
-    result = glancesync.sync([f"{target}:" for target in config.targets])
+with open(sys.argv[1], encoding="utf-8") as stream, GlanceSync(stream, progress=False) as glancesync:
+    every_region = [f"{target}:" for target in glancesync.config.targets]
+    result = glancesync.sync(every_region, images=[name])
     for region, outcome in sorted(result.results.items()):
         status = glancesync.plan_region(region).status_of(name)
         print(f"{region}: {outcome.uploaded} uploaded, {outcome.updated} updated;"

@@ -63,6 +63,9 @@ EXPECTED_OUTPUT = {
     "example_json_status_report.py": r'"exit_status": 3.*"master:RegionA": \[.*"pending_upload"',
     "example_sync_one_image.py": r"master:RegionA: 1 uploaded, 0 updated; ubuntu-22\.04 is ok",
     "example_custom_selection.py": r"RegionA: cirros-kernel, cirros-machine, cirros-ramdisk\n",
+    "example_run_report.py": r"dry_run limited to \['ubuntu-\*'\]: dry run of 3 region"
+                             r".*master:RegionA: upload ubuntu-22\.04: done, 3145728 bytes"
+                             r".*master:RegionB: update_metadata ubuntu-22\.04: done, 0",
     "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
                          r".*section: main option: max_children",
 }

@@ -29,8 +29,10 @@ LAYERS = [
     ["glancesync.config", "glancesync.selection", "glancesync.strategy"],
     ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report",
      "glancesync.sharing", "glancesync.serverside"],
+    ["glancesync.scope", "glancesync.throughput"],
     ["glancesync.executor"],
     ["glancesync.facade"],
+    ["glancesync.views*"],  # the outputs: pure functions of the facade's results
     ["glancesync", "glancesync.cli", "glancesync.demo", "glancesync.testbed*"],
 ]
 

@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from glancesync import scope
 from glancesync.config import TargetConfig
 from glancesync.image import MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED, Image, Provenance
 from glancesync.plan import ImageStatus, Status, hold_removals, make_plan
@@ -739,6 +740,24 @@ def test_keep_old_copies_retires_the_oldest_marked_ones_without_grace():
     gone = old_copy("2030-01-04T00:00:00Z", provenance=GONE)
     p = plan([m("a")], [gone], removal_policy="delete", removal_grace_hours=0)
     assert lifecycle(p) == ([], [])
+
+
+def test_image_patterns_keep_only_the_lifecycle_steps_of_matching_images():
+    """--image: a copy whose master is gone is removed only when its name matches;
+    the NAME.old copies of a matching NAME go with it."""
+    gone = r("x", provenance=GONE)
+    other = r("y", provenance=Provenance("m-y", None, "md5:c2"))
+    olds = [old_copy("2030-01-0%dT00:00:00Z" % day) for day in (1, 2)]
+    p = plan([m("a")], [gone, other] + olds, removal_policy="delete",
+             removal_grace_hours=0, keep_old_copies=1)
+    assert sorted(op.name for op in p.removals) == ["x", "x.old", "y"]
+    scoped = scope.restrict(p, ["x"])
+    assert sorted((s.name, s.status) for s in scoped.statuses) == [
+        ("x", Status.PENDING_REMOVAL), ("x.old", Status.PENDING_REMOVAL)]
+    assert sorted(op.regional.id for op in scoped.removals) == sorted(
+        [gone.id, "r-old-2030-01-01T00:00:00Z"])
+    assert [op.name for op in scope.restrict(p, ["y*"]).operations] == ["y"]
+    assert scope.restrict(p, ["a"]).removals == []
 
 
 def test_max_deletes_holds_every_removal_step_of_a_run_beyond_it():
