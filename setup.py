@@ -13,7 +13,7 @@ def requirements() -> list[str]:
 
 setup(
     name="glancesync",
-    version="2.0.0",
+    version="2.1.0",
     description="Keep OpenStack Glance images synchronised from a master region",
     long_description=(HERE / "README.rst").read_text(),
     long_description_content_type="text/x-rst",

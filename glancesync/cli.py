@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, NoReturn, Sequence, TextIO
 
 from glancesync import redaction
-from glancesync.config import open_config_file
+from glancesync.config import ALWAYS_SHOWN, open_config_file
 from glancesync.errors import ExitStatus, GlanceSyncError, UsageError
 from glancesync.facade import GlanceSync, RunResult, StatusReport
 from glancesync.integrity import atomic_file
@@ -112,11 +112,14 @@ def setup_logging(args: argparse.Namespace, stream: TextIO | None = None) -> Non
     for handler in list(root.handlers):
         root.removeHandler(handler)
     console = SafeStreamHandler(stream)
-    console.setLevel(level)
+    # The level is applied by the filter: security warnings (ALWAYS_SHOWN)
+    # reach a cron mail too.
+    console.setLevel(min(level, logging.WARNING))
     console.setFormatter(LogFormatter(
         "%(levelname)s %(name)s: %(message)s" if args.debug else "%(message)s"))
     # Region summaries are printed at the end of the run: not twice.
-    console.addFilter(lambda record: not getattr(record, "summary", False))
+    console.addFilter(lambda record: not getattr(record, "summary", False) and (
+        record.levelno >= level or getattr(record, ALWAYS_SHOWN, False)))
     root.addHandler(console)
     lowest = level
     if args.log_file:

@@ -53,6 +53,9 @@ LOG = logging.getLogger(__name__)
 #: ``$GLANCESYNC_CONFIG`` is given.
 DEFAULT_PATH = "/etc/glancesync.conf"
 ENV_VAR = "GLANCESYNC_CONFIG"
+#: A log record carrying this attribute (true) is a warning the operator must
+#: see whatever the verbosity: the scripts print it under cron and --quiet too.
+ALWAYS_SHOWN = "always_shown"
 #: The largest configuration read, in bytes: a real one is a few KiB.
 MAX_CONFIG_SIZE = 1024 * 1024
 # Section name never used in a file: DEFAULT is handled by this module,
@@ -68,8 +71,8 @@ def main_options() -> tuple[Option, ...]:
 def target_options() -> tuple[Option, ...]:
     """The options a target section may hold: the common ones, then each backend's.
 
-    Every registered backend's options are valid in every target section
-    (and in ``[DEFAULT]``); a backend reads only its own.
+    Every registered backend's options are valid in ``[DEFAULT]``; a target
+    section is refused one of another backend than its own.
     """
     table: dict[str, Option] = {}
     for option in (*TARGET_OPTIONS, *(o for b in backends.registered() for o in b.options)):
@@ -163,7 +166,7 @@ class Config:
                 for secret in backends.get_backend(target.backend).secrets(target.settings)]
 
     def target(self, name: str) -> TargetConfig:
-        """The target called ``name``; :class:`RegionNotFoundError` if none."""
+        """The target called ``name``; :class:`~glancesync.RegionNotFoundError` if none."""
         try:
             return self.targets[name]
         except KeyError:
@@ -176,16 +179,22 @@ def load_config(stream: Any = None, overrides: Sequence[str] = (),
                 environ: Mapping[str, str] | None = None) -> Config:
     """Read, complete and validate the configuration.
 
-    ``stream`` is any object with ``read()`` (its ``name`` is used in
-    messages); ``overrides`` are ``section.key=value`` or ``key=value``
+    ``stream`` is a path (``str`` or :class:`os.PathLike`) or any object
+    with ``read()`` (its ``name`` is used in messages); ``overrides`` are ``section.key=value`` or ``key=value``
     strings; ``environ`` replaces :data:`os.environ` (for tests and for
     callers that build the environment themselves).
+
+    :raises ConfigError: the file is missing, unreadable or invalid.
     """
     env = os.environ if environ is None else environ
     parser = configparser.ConfigParser(interpolation=None,
                                        default_section=_NO_DEFAULT_SECTION)
     path: str | None = None
-    if stream is not None:
+    if isinstance(stream, (str, os.PathLike)):
+        path = os.fspath(stream)
+        with open_config_file(path) as handle:
+            _parse(parser, _read(handle, path), path)
+    elif stream is not None:
         path = getattr(stream, "name", None)
         path = str(path) if isinstance(path, (str, os.PathLike)) else None
         _parse(parser, _read(stream, path), path)
@@ -198,8 +207,10 @@ def load_config(stream: Any = None, overrides: Sequence[str] = (),
     if path is not None:
         # Before the overrides: a secret given on the command line is not in the file.
         _check_permissions(parser, path)
-    _apply_overrides(parser, overrides)
-    return _build(parser, path, env)
+    in_file = {section: set(parser[section]) for section in parser.sections()}
+    origins = _apply_overrides(parser, overrides)
+    _warn_shadowed(parser, origins)
+    return _build(parser, path, env, _Origins(path, in_file, origins))
 
 
 def open_config_file(path: str | os.PathLike[str], origin: str = "") -> BinaryIO:
@@ -269,7 +280,15 @@ def _parse(parser: configparser.ConfigParser, text: str, path: str | None) -> No
                           path=path) from None
 
 
-def _apply_overrides(parser: configparser.ConfigParser, overrides: Sequence[str]) -> None:
+#: Where an override's value is said to come from in errors:
+#: ``(section, option) -> ("--config", section or None for a bare key, option)``.
+_OverrideOrigins = dict[tuple[str, str], tuple[str, "str | None", str]]
+
+
+def _apply_overrides(parser: configparser.ConfigParser,
+                     overrides: Sequence[str]) -> _OverrideOrigins:
+    """Set the ``--config`` values in ``parser``; where each came from."""
+    origins: _OverrideOrigins = {}
     for override in overrides:
         key, sep, value = override.partition("=")
         key = key.strip()
@@ -286,7 +305,53 @@ def _apply_overrides(parser: configparser.ConfigParser, overrides: Sequence[str]
                               path="--config")
         if not parser.has_section(section):
             parser.add_section(section)
-        parser.set(section, option.strip().lower(), value.strip())
+        name = option.strip().lower()
+        parser.set(section, name, value.strip())
+        origins[(section, name)] = ("--config", section if dot else None, name)
+    return origins
+
+
+def _warn_shadowed(parser: configparser.ConfigParser, origins: _OverrideOrigins) -> None:
+    """Warn about ``--config`` values of ``[DEFAULT]`` that a target's own value hides."""
+    for (section, option), (_, written, _) in origins.items():
+        if section != DEFAULTS:
+            continue
+        for target in parser.sections():
+            if target not in (MAIN, DEFAULTS) and parser.has_option(target, option):
+                key = f"{DEFAULTS}.{option}" if written else option
+                LOG.warning("--config %s goes to [DEFAULT], but [%s] sets its own %s,"
+                            " which wins there; to change it, write --config %s.%s=VALUE",
+                            key, target, option, target, option)
+
+
+@dataclasses.dataclass
+class _Origins:
+    """Where the values of the configuration came from, for located errors."""
+
+    path: str | None
+    in_file: dict[str, set[str]]
+    overrides: _OverrideOrigins
+
+    def section_path(self, section: str) -> str | None:
+        """What a whole-section error names: the file, or ``--config`` for a section
+        made only by overrides."""
+        if section not in self.in_file and any(s == section for s, _ in self.overrides):
+            return "--config"
+        return self.path
+
+    def of(self, section: str, values: Mapping[str, str],
+           defaults: Mapping[str, str] = {}) -> dict[str, tuple[str | None, str | None, str]]:
+        """Option -> origin, for the options of ``section`` not from its own file lines."""
+        result: dict[str, tuple[str | None, str | None, str]] = {}
+        for option in {*values, *defaults}:
+            if option in values:
+                if (section, option) in self.overrides:
+                    result[option] = self.overrides[(section, option)]
+            elif (DEFAULTS, option) in self.overrides:
+                result[option] = self.overrides[(DEFAULTS, option)]
+            else:
+                result[option] = (self.path, DEFAULTS, option)
+        return result
 
 
 def _secret_names() -> frozenset[str]:
@@ -335,9 +400,10 @@ def _check_permissions(parser: configparser.ConfigParser, path: str) -> None:
     except OSError:
         return  # a stream not backed by a file: nothing to check
     if mode & (stat.S_IRGRP | stat.S_IROTH):
+        # A security warning: the scripts print it even under cron (--quiet).
         LOG.warning("%s holds a password or secret and is readable by other"
                     " users (mode %o); restrict it with: chmod 600 %s",
-                    path, stat.S_IMODE(mode), path)
+                    path, stat.S_IMODE(mode), path, extra={ALWAYS_SHOWN: True})
 
 
 def _section_values(parser: configparser.ConfigParser, name: str) -> dict[str, str]:
@@ -345,12 +411,13 @@ def _section_values(parser: configparser.ConfigParser, name: str) -> dict[str, s
 
 
 def _build(parser: configparser.ConfigParser, path: str | None,
-           env: Mapping[str, str]) -> Config:
+           env: Mapping[str, str], origins: _Origins) -> Config:
     target_names = [option.name for option in target_options()]
     defaults = _section_values(parser, DEFAULTS)
-    Section(path, DEFAULTS, defaults).check_names(target_names, defaults)
+    Section(path, DEFAULTS, defaults, origins=origins.of(DEFAULTS, defaults)).check_names(
+        target_names, defaults)
     main_values = _section_values(parser, MAIN)
-    main_section = Section(path, MAIN, main_values)
+    main_section = Section(path, MAIN, main_values, origins=origins.of(MAIN, main_values))
     main_section.check_names([option.name for option in MAIN_OPTIONS], main_values)
 
     targets: dict[str, TargetConfig] = {}
@@ -361,11 +428,13 @@ def _build(parser: configparser.ConfigParser, path: str | None,
         names.insert(0, MASTER)
     for name in names:
         own = _section_values(parser, name)
-        section = Section(path, name, {**defaults, **own}, secrets=_secret_names())
+        section = Section(origins.section_path(name), name, {**defaults, **own},
+                          secrets=_secret_names(), origins=origins.of(name, own, defaults))
         section.check_names(target_names, own)
-        targets[name] = _build_target(section, env)
+        targets[name] = _build_target(section, env, own)
     for name in region_sections:
-        _read_region_section(Section(path, name, _section_values(parser, name)), targets)
+        _read_region_section(Section(origins.section_path(name), name,
+                                     _section_values(parser, name)), targets)
 
     main = {option.name: main_section.read(option) for option in MAIN_OPTIONS}
     main["master_region"] = main["master_region"] or targets[MASTER].settings.default_region
@@ -410,10 +479,16 @@ def _read_region_section(section: Section, targets: dict[str, TargetConfig]) -> 
     targets[target].regions.setdefault(region, {}).update(values)
 
 
-def _build_target(section: Section, env: Mapping[str, str]) -> TargetConfig:
-    """The target of one section: common options here, the rest by its backend."""
+def _build_target(section: Section, env: Mapping[str, str],
+                  own: Mapping[str, str]) -> TargetConfig:
+    """The target of one section: common options here, the rest by its backend.
+
+    ``own`` are the section's own values (``[DEFAULT]``'s left aside): an
+    option of another backend among them is refused.
+    """
     kind = section.read(dataclasses.replace(TYPE, choices=backends.names()))
     backend = backends.get_backend(kind)
+    _refuse_foreign_options(section, kind, backend, own)
     common = {option.name: section.read(option)
               for option in TARGET_OPTIONS if option is not TYPE}
     if common["keep_old_copies"] is not None and common["removal_policy"] == "keep":
@@ -428,3 +503,29 @@ def _build_target(section: Section, env: Mapping[str, str]) -> TargetConfig:
         if option.name not in read and option.name in section.values:
             section.read(option)
     return TargetConfig(name=section.name, backend=kind, settings=settings, **common)
+
+
+def _refuse_foreign_options(section: Section, kind: str, backend: Any,
+                            own: Mapping[str, str]) -> None:
+    """Refuse an option of another backend set in the section itself.
+
+    In ``[DEFAULT]`` such options serve the targets of that backend; in a
+    target section they would be silently ignored (``path`` in a Keystone
+    target usually means a forgotten ``type = local``).
+
+    :raises ConfigError: naming the option, its backend and the section's type.
+    """
+    accepted = {option.name for option in (*TARGET_OPTIONS, *backend.options)}
+    for name in own:
+        if name in accepted:
+            continue
+        owners = [b.name for b in backends.registered()
+                  if any(option.name == name for option in b.options)]
+        if not owners:
+            continue  # an unknown name: check_names reports it
+        explicit = "type" in own
+        hint = (f"; if this is a {owners[0]} target, add type = {owners[0]}"
+                if len(owners) == 1 else "")
+        raise section.error(name, f"an option of {' or '.join(owners)} targets, but"
+                                  f" this target's type is {kind}"
+                                  f"{'' if explicit else ' (the default)'}{hint}")

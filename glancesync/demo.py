@@ -17,9 +17,16 @@ import time
 from pathlib import Path
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
+from glancesync.errors import UsageError
 
 PROJECT = "demo-project"
 MIB = 1024 * 1024
+#: The file that marks a folder made by the demo: only such a folder is emptied.
+MARKER = ".glancesync-demo"
+DESCRIPTION = ("Build a federation of local regions (a master region and three"
+               " destination regions: empty, partly synchronised, in conflict) in DIR,"
+               " with its configuration file, then run glancesync-sync on it: status,"
+               " sync, status again. No cloud is needed.")
 
 
 def _data(seed: int, size: int) -> bytes:
@@ -95,18 +102,41 @@ rename = {hashlib.md5(local_build).hexdigest()}
     return config
 
 
+def prepare_folder(folder: Path) -> None:
+    """Make ``folder`` an empty demo folder.
+
+    An absent or empty folder is used; one made by an earlier demo (it holds
+    :data:`MARKER`) is emptied first. Any other folder is refused: the demo
+    never deletes files it did not create.
+
+    :raises UsageError: ``folder`` holds other files, or is not a folder.
+    """
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise UsageError(f"{folder} is not a folder: choose another --dir")
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / MARKER).is_file():
+            raise UsageError(f"{folder} is not empty and was not made by the demo:"
+                             " choose a new or empty folder with --dir")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("made by python -m glancesync.demo; emptied by its next run\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m glancesync.demo",
-                                     description=__doc__.split("\n\n")[1])
+                                     description=DESCRIPTION)
     parser.add_argument("--dir", type=Path, default=Path(".demo"),
-                        help="folder of the demo (recreated; default: .demo)")
+                        help="folder of the demo: new, empty, or made by an earlier demo"
+                             " (then recreated; default: .demo)")
     args = parser.parse_args(argv)
     from glancesync_scripts import sync
 
     started = time.monotonic()
-    if args.dir.exists():
-        shutil.rmtree(args.dir)
-    args.dir.mkdir(parents=True)
+    try:
+        prepare_folder(args.dir)
+    except UsageError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return int(error.exit_status)
     config = build_federation(args.dir.resolve())
     print(f"Demo federation created in {args.dir}/federation: master region Master "
           "(7 images) and RegionA (empty), RegionB (partly synchronised), "

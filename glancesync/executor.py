@@ -113,7 +113,7 @@ class OperationOutcome:
 class RegionResult:
     """What a sync (or dry run) of one region did.
 
-    ``outcomes``: one :class:`OperationOutcome` per operation of the plan,
+    ``outcomes``: one :class:`~glancesync.executor.OperationOutcome` per operation of the plan,
     in the order they ran.
     """
 
@@ -156,7 +156,8 @@ class RegionResult:
                 f"renamed{server_side}), {self.obsoleted} obsoleted, {self.cleaned} cleaned"
                 + (f" ({self.uncleaned} could not be)" if self.uncleaned else "") +
                 f", {self.errors} errors, {self.needs_operator} need an operator, "
-                f"{self.bytes_uploaded / MIB:.1f} MiB transferred") + self._lifecycle()
+                f"{self.bytes_uploaded / MIB:.1f} MiB "
+                + ("to transfer" if self.dry_run else "transferred")) + self._lifecycle()
 
     def _lifecycle(self) -> str:
         """The lifecycle's part of the summary (empty when it did nothing)."""

@@ -29,7 +29,7 @@ from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, resolve_regions
-from glancesync.retry import RetryingAdapter, RetryPolicy
+from glancesync.retry import RetryingAdapter, RetryingTarget, RetryPolicy
 from glancesync.runlog import RunLogs, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
 from glancesync.serverside import CopySources
@@ -52,11 +52,17 @@ class RunResult:
     moves (:class:`~glancesync.throughput.Estimate`).
     """
 
+    #: Per region name: what its execution did.
     results: dict[str, RegionResult] = dataclasses.field(default_factory=dict)
+    #: Per region name: its plan (a region that failed to plan has none).
     plans: dict[str, RegionPlan] = dataclasses.field(default_factory=dict)
+    #: Per region name: the error that stopped the region as a whole.
     failures: dict[str, GlanceSyncError] = dataclasses.field(default_factory=dict)
+    #: Whether nothing was changed (a dry run).
     dry_run: bool = False
+    #: Bytes of master data downloaded by this run.
     bytes_downloaded: int = 0
+    #: The folder of per-region logs of a ``parallel`` run.
     log_folder: Path | None = None
     started: float = 0.0
     finished: float = 0.0
@@ -90,7 +96,7 @@ class RunResult:
 
     @property
     def exit_status(self) -> ExitStatus:
-        """The script's exit status for this run (see :class:`ExitStatus`)."""
+        """The script's exit status for this run (see :class:`~glancesync.ExitStatus`)."""
         if self.failures:
             if all(isinstance(e, LockedError) for e in self.failures.values()):
                 return ExitStatus.LOCKED
@@ -106,9 +112,9 @@ class RunResult:
 
 @dataclasses.dataclass
 class StatusReport:
-    """Status of several regions: one :class:`ImageStatus` per image and region.
+    """Status of several regions: one :class:`~glancesync.ImageStatus` per image and region.
 
-    ``started``, ``finished``, ``images`` and ``estimates`` as in :class:`RunResult`.
+    ``started``, ``finished``, ``images`` and ``estimates`` as in :class:`~glancesync.RunResult`.
     """
 
     plans: dict[str, RegionPlan] = dataclasses.field(default_factory=dict)
@@ -144,7 +150,8 @@ def _each(pool: concurrent.futures.Executor,
 class GlanceSync:
     """Synchronise the images of Glance regions with the master region.
 
-    ``config_parameters`` is a stream with the configuration (a file object
+    ``config_parameters`` is the path of the configuration file (``str`` or
+    :class:`os.PathLike`), a stream with the configuration (a file object
     or ``io.StringIO``), or an already loaded :class:`~glancesync.config.Config`;
     ``None`` reads ``$GLANCESYNC_CONFIG``, then ``/etc/glancesync.conf``,
     then the ``OS_*`` environment variables. ``overrides`` are
@@ -154,7 +161,8 @@ class GlanceSync:
     :raises ConfigError: the configuration is missing, unreadable or invalid.
     """
 
-    def __init__(self, config_parameters: TextIO | Config | None = None, *,
+    def __init__(self, config_parameters: str | os.PathLike[str] | TextIO | Config | None = None,
+                 *,
                  overrides: Sequence[str] = (), environ: Mapping[str, str] | None = None,
                  progress: bool | None = None) -> None:
         if isinstance(config_parameters, Config):
@@ -207,7 +215,9 @@ class GlanceSync:
         with self._guard:
             if name not in self._targets:
                 config = self.config.target(name)
-                self._targets[name] = backends.get_backend(config.backend).make_target(config)
+                self._targets[name] = RetryingTarget(
+                    backends.get_backend(config.backend).make_target(config),
+                    self._retry_policy())
             return self._targets[name]
 
     def get_regions(self, omit_master_region: bool = True,
@@ -433,7 +443,7 @@ class GlanceSync:
 
         With ``dry_run`` nothing is changed anywhere: the actions that a sync
         would do are logged and returned. ``max_deletes`` bounds the removal
-        steps of this region. Raises :class:`GlanceSyncError`
+        steps of this region. Raises :class:`~glancesync.GlanceSyncError`
         when the region cannot be synchronised at all; per-image failures
         are in the result.
 
@@ -460,7 +470,7 @@ class GlanceSync:
         Master data is downloaded once whatever the number of regions. With
         ``parallel``, up to ``max_children`` regions are synchronised at once,
         each with its own log file in the run folder. A failing region does
-        not stop the others: see :attr:`RunResult.failures`. Every region is
+        not stop the others: see :attr:`~glancesync.RunResult.failures`. Every region is
         planned before any is changed: ``max_deletes`` bounds the removal
         steps of the whole run.
 
@@ -521,7 +531,10 @@ class GlanceSync:
             try:
                 result.plans[name] = self.plan_region(ref, master, images)
             except GlanceSyncError as error:
-                LOG.error("%s: synchronisation failed: %s", name, error)
+                # The scripts' summary has a FAILED line for it: the console
+                # leaves this record out, log files keep it.
+                LOG.error("%s: synchronisation failed: %s", name, error,
+                          extra={"summary": True})
                 result.failures[name] = error
 
     def _execute_guarded(self, ref: RegionRef, dry_run: bool, result: RunResult,
@@ -531,7 +544,10 @@ class GlanceSync:
             try:
                 result.results[name] = self._execute(ref, result.plans[name], dry_run, sources)
             except GlanceSyncError as error:
-                LOG.error("%s: synchronisation failed: %s", name, error)
+                # The scripts' summary has a FAILED line for it: the console
+                # leaves this record out, log files keep it.
+                LOG.error("%s: synchronisation failed: %s", name, error,
+                          extra={"summary": True})
                 result.failures[name] = error
 
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
@@ -688,7 +704,7 @@ class GlanceSync:
     def update_metadata_image(self, region: str, image: Image | Mapping[str, Any]) -> Image:
         """Update an image's metadata in ``region`` from ``image``.
 
-        ``image`` is an :class:`Image` or a dict as returned by
+        ``image`` is an :class:`~glancesync.Image` or a dict as returned by
         :meth:`get_images_region`; its ``id`` names the image (it cannot be
         changed). ``name``, ``visibility`` (or ``is_public``: whichever of the
         two differs from the image; ``visibility`` if both do), ``min_ram``,

@@ -284,7 +284,7 @@ class FileData:
     Iterating yields them in chunks of :data:`CHUNK_SIZE` from the first
     byte, at every iteration (an upload may restart), without moving the
     file's position; an adapter that can send a file without reading it
-    (``os.sendfile``) uses :attr:`handle` and :attr:`size` (bytes) instead,
+    (``os.sendfile``) uses ``handle`` and ``size`` (bytes) instead,
     and reports what it sent with :meth:`advance`. ``progress`` (optional)
     is called with the number of bytes of each step.
     """

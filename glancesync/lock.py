@@ -69,7 +69,7 @@ def default_lock_dir(machine: Path = MACHINE_LOCK_DIR) -> Path:
     It is used only if it is a real directory (not a link) owned by root or
     by this user, sticky when others may write to it (else another user
     could remove our lock files), and writable. Otherwise a warning says
-    why and the per-user folder (:func:`user_lock_dir`) is used: runs of
+    why and the per-user folder (:func:`~glancesync.lock.user_lock_dir`) is used: runs of
     other users then do not see this run's locks.
     """
     problem = _machine_dir_problem(machine)
@@ -127,9 +127,9 @@ class RegionLock:
     """Exclusive lock of one region, held for the duration of a ``with``.
 
     Entering never waits: if another process (or another lock object of this
-    process) holds the region, :class:`LockedError` is raised. The holder's
+    process) holds the region, :class:`~glancesync.LockedError` is raised. The holder's
     pid is written into the lock file so the message can name it.
-    ``lock_dir`` None means :func:`default_lock_dir`.
+    ``lock_dir`` None means :func:`~glancesync.lock.default_lock_dir`.
     """
 
     def __init__(self, lock_dir: Path | None, region: str) -> None:
@@ -149,7 +149,7 @@ class RegionLock:
         return GlanceSyncError(f"lock file {self.path} {what}{reason}", region=self.region)
 
     def acquire(self) -> None:
-        """Take the lock or raise :class:`LockedError`.
+        """Take the lock or raise :class:`~glancesync.LockedError`.
 
         :raises LockedError: another run (or lock object) holds the region.
         :raises GlanceSyncError: the lock file cannot be used: a symbolic

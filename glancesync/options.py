@@ -50,7 +50,7 @@ class Option:
 
     ``kind`` is a key of :data:`KINDS` and says what :meth:`Section.read`
     returns: ``string`` (str), ``int``, ``number`` (float, seconds),
-    ``hours`` (float), ``bool``, ``size`` (int bytes, with K/M/G/T
+    ``hours`` (float), ``bool``, ``size`` (int bytes, with K/M/G/T/P
     suffixes), ``list`` (list of names, such as region names, separated by
     commas: blanks inside a name are kept), ``set`` (frozenset of words:
     ids, properties; separated by commas or blanks), ``checksums`` (the
@@ -88,18 +88,32 @@ class Option:
 class Section:
     """Typed access to one section's values (defaults of ``[DEFAULT]`` applied).
 
-    ``path`` (the file, or None) and ``name`` locate errors.
+    ``path`` (the file, or None) and ``name`` locate errors. ``origins``
+    says where a value came from when it is not this section of that file:
+    option -> ``(path, section, option)`` as errors show them (a value of
+    ``[DEFAULT]``: the file and ``DEFAULT``; a ``--config`` override:
+    ``--config`` and the section and key as written).
     """
 
     def __init__(self, path: str | None, name: str, values: Mapping[str, str],
-                 secrets: frozenset[str] = frozenset()) -> None:
+                 secrets: frozenset[str] = frozenset(),
+                 origins: Mapping[str, tuple[str | None, str | None, str]] | None = None
+                 ) -> None:
         self.path = path
         self.name = name
         self.values = dict(values)
         self.secrets = secrets
+        self.origins = dict(origins or {})
 
     def error(self, option: str | None, message: str) -> ConfigError:
-        """The error to raise for a mistake in ``option`` (None: the whole section)."""
+        """The error to raise for a mistake in ``option`` (None: the whole section).
+
+        It names where the value came from: this section of the file, the
+        file's ``[DEFAULT]``, or a ``--config`` override.
+        """
+        if option is not None and option in self.origins:
+            path, section, shown = self.origins[option]
+            return ConfigError(message, path=path, section=section, option=shown)
         return ConfigError(message, path=self.path, section=self.name, option=option)
 
     def get(self, option: str, default: str | None = None) -> str | None:
@@ -260,8 +274,9 @@ def _size(section: Section, option: Option) -> Any:
     match = _SIZE_RE.match(raw)
     if not match:
         raise section.error(option.name, f"invalid size {raw!r}: expected a number of"
-                                         " bytes with an optional K, M, G, T suffix"
-                                         " (e.g. 500M, 10G)")
+                                         " bytes with an optional K, M, G, T or P"
+                                         " suffix, fractions allowed (e.g. 500M, 10G,"
+                                         " 1.5G)")
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 

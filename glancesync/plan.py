@@ -80,7 +80,7 @@ class StatusCategory(str, enum.Enum):
 class Status(str, enum.Enum):
     """Per-image status in a region (the table of SPEC section 5).
 
-    The one table of statuses: each member carries its :class:`StatusCategory`
+    The one table of statuses: each member carries its :class:`~glancesync.plan.StatusCategory`
     (``category``), a one-character ``symbol`` for compact views (lower case
     for pending work, upper case for what needs an operator) and a one-line
     ``description``. Add a status here and nowhere else.

@@ -80,13 +80,19 @@ def _synchronised_attributes_differ(image: Image, reference: Image,
 
 def region_report(region: str, images: Iterable[Image], master: Mapping[str, Image],
                   metadata_set: frozenset[str]) -> list[str]:
-    """Lines of the ``print_images`` report: marker, name, id, size, status."""
+    """Lines of the ``print_images`` report: marker, name, id, size, status, checksum.
+
+    The checksum is the one ``rename``, ``replace`` and ``dontupdate`` take:
+    the md5 ``checksum``, else ``os_hash_value``; ``-`` for an image without.
+    """
     show = safenames.printable
     lines = [f"Region {show(region)}:"]
     for image in images:
         marks = image_markers(image, master, metadata_set)
+        checksum = image.checksum or image.os_hash_value or "-"
         lines.append(f"{marks:>3} {show(image.name or '(no name)')}  {show(image.id)}  "
-                     f"{_mib(image.size)}  {show(image.status)}  {show(image.visibility)}")
+                     f"{_mib(image.size)}  {show(image.status)}  {show(image.visibility)}  "
+                     f"{show(checksum)}")
     return lines
 
 

@@ -15,6 +15,10 @@ decides how often and how patiently.
   idempotent calls (as restic's retry backend wraps any backend). The
   facade wraps every adapter it builds, so syncs, reports, backups and
   ``printimages`` all retry the same way.
+* :class:`RetryingTarget`: the same for a target's calls (authentication,
+  the regions of the catalog, a region's adapter, project look-ups), all of
+  which only read: every command retries a refused Keystone as it retries
+  a refused Glance.
 
 Uploads are not retried here: their data stream must restart from the
 first byte, and what to do with the half-made image depends on its state.
@@ -30,11 +34,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 import tenacity
 
-from glancesync.backends.base import ImportTask, RegionAdapter
+from glancesync.backends.base import ImportTask, ProjectName, RegionAdapter, Target
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
 from glancesync.image import Image
 
-__all__ = ["RetryPolicy", "RetryingAdapter"]
+__all__ = ["RetryPolicy", "RetryingAdapter", "RetryingTarget"]
 
 LOG = logging.getLogger(__name__)
 
@@ -259,3 +263,50 @@ class RetryingAdapter(RegionAdapter):
 
     def __repr__(self) -> str:
         return f"<RetryingAdapter {self.inner!r}>"
+
+
+class RetryingTarget(Target):
+    """A target whose calls are retried under ``policy``; they all only read.
+
+    :meth:`region_names` (authentication and the catalog), :meth:`adapter`
+    (which may authenticate, or discover the region's API),
+    :meth:`project_name` and :meth:`find_project`. Any other attribute is
+    the wrapped target's.
+    """
+
+    def __init__(self, target: Target, policy: RetryPolicy) -> None:
+        self.inner = target
+        self.policy = policy
+        self.name = target.name
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        return self.policy.call(fn, f"target {self.name}: {what}")
+
+    def region_names(self) -> list[str]:
+        return self._call("listing its regions", self.inner.region_names)
+
+    def adapter(self, region: Any) -> RegionAdapter:
+        return self._call(f"opening region {region}", lambda: self.inner.adapter(region))
+
+    def project_name(self, project_id: str) -> ProjectName | None:
+        return self._call(f"looking up project {project_id}",
+                          lambda: self.inner.project_name(project_id))
+
+    def find_project(self, project: ProjectName) -> str | None:
+        return self._call(f"looking up project {project}",
+                          lambda: self.inner.find_project(project))
+
+    @property
+    def location(self) -> str:
+        """The wrapped target's location (what locks are keyed by)."""
+        return self.inner.location
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # Backend-specific attributes (a Keystone target's session...).
+        return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        return f"<RetryingTarget {self.inner!r}>"

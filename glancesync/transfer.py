@@ -228,7 +228,11 @@ class ImageCache:
 
     @contextlib.contextmanager
     def pinned(self, path: Path) -> Iterator[Path]:
-        """Protect ``path`` from eviction by this cache while in the block."""
+        """Protect ``path`` from eviction by this cache while in the block.
+
+        When the last user of a file leaves, the limit is applied again: an
+        image larger than ``max_size`` is kept only while it is in use.
+        """
         with self._lock:
             self._pinned[path] += 1
         try:
@@ -236,8 +240,11 @@ class ImageCache:
         finally:
             with self._lock:
                 self._pinned[path] -= 1
-                if self._pinned[path] <= 0:
+                released = self._pinned[path] <= 0
+                if released:
                     del self._pinned[path]
+            if released and self.max_size is not None:
+                self.evict()
 
     def entries(self) -> list[Path]:
         """The cache files (temporary files excluded)."""

@@ -75,7 +75,7 @@ class Backend:
     common ones (:data:`glancesync.options.TARGET_OPTIONS`); ``settings``
     reads them from a :class:`~glancesync.options.Section` (``[DEFAULT]``
     applied) and the environment, and returns the backend's
-    :class:`Settings`, raising :class:`~glancesync.errors.ConfigError` for
+    :class:`~glancesync.backends.base.Settings`, raising :class:`~glancesync.errors.ConfigError` for
     a mistake; ``make_target`` makes the :class:`Target` of a configured
     target. Which options are secret is said by the options themselves.
     """
@@ -181,7 +181,7 @@ class RegionAdapter(abc.ABC):
 
     @abc.abstractmethod
     def download_data(self, image_id: str) -> Iterator[bytes]:
-        """The image's data as chunks of at most :data:`CHUNK_SIZE` bytes.
+        """The image's data as chunks of at most :data:`~glancesync.integrity.CHUNK_SIZE` bytes.
 
         The request is made by the call (errors raise here); the data is
         read as the iterator is consumed, unverified: the caller hashes it.

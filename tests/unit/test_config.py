@@ -634,7 +634,7 @@ def test_sample_commented_defaults_are_the_real_defaults():
     documented = _documented_defaults()
     with open(SAMPLE) as handle:
         plain = load_config(handle, environ={})
-    overrides = [f"{'main' if option in MAIN_OPTIONS else 'master'}.{option}={value}"
+    overrides = [f"{'main' if option in MAIN_OPTIONS else 'DEFAULT'}.{option}={value}"
                  for option, value in documented.items()
                  if value and option in (*MAIN_OPTIONS, *TARGET_OPTIONS)]
     assert len(overrides) >= 8

@@ -458,6 +458,7 @@ def test_a_config_file_that_is_not_utf8_is_one_error_line(tmp_path, isolated_pro
 def test_an_error_quoting_a_newline_is_printed_on_one_line(tmp_path, isolated_process_state):
     file = tmp_path / "ok.conf"
     file.write_text(valid_text(tmp_path))
+    file.chmod(0o600)  # a readable file is warned even under cron: one line more
     status, stderr = run_sync(["--config-file", str(file), "--config", "main.a\nb=1",
                                "--show-regions"])
     assert status == 2

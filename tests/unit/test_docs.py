@@ -60,6 +60,9 @@ EXPECTED_OUTPUT = {
     "example_whole_image.py": r"copy [0-9a-f-]{36}: tags \['lts'\], hidden True\n"
                               r"error_deactivated \(needs_operator\): regional copy .*"
                               r"after the sync: active, 0 uploaded",
+    "example_json_status_report.py": r'"exit_status": 3.*"master:RegionA": \[.*"pending_upload"',
+    "example_sync_one_image.py": r"master:RegionA: 1 uploaded, 0 updated; ubuntu-22\.04 is ok",
+    "example_custom_selection.py": r"RegionA: cirros-kernel, cirros-machine, cirros-ramdisk\n",
     "example_run_report.py": r"dry_run limited to \['ubuntu-\*'\]: dry run of 3 region"
                              r".*master:RegionA: upload ubuntu-22\.04: done, 3145728 bytes"
                              r".*master:RegionB: update_metadata ubuntu-22\.04: done, 0",
@@ -321,3 +324,10 @@ def test_docs_build_without_warnings(tmp_path):
     assert done.returncode == 0, done.stderr + done.stdout
     assert (tmp_path / "html" / "programmer.html").is_file()
     assert (tmp_path / "html" / "manual" / "configuration.html").is_file()
+
+
+def test_version_is_the_changelogs_first_entry():
+    version = re.search(r'version="([^"]+)"', (ROOT / "setup.py").read_text()).group(1)
+    changelog = (ROOT / "CHANGELOG.rst").read_text(encoding="utf-8")
+    first = re.search(r"^(\d+\.\d+\.\d+) ", changelog, re.MULTILINE)
+    assert first and first.group(1) == version

@@ -534,5 +534,8 @@ def test_open_gives_the_cached_file_to_send_as_it_is(tmp_path, master):
         assert os.pread(sent.handle.fileno(), 5, 0) == data[:5]
         # Pinned while open: the cache (limit 1 byte) keeps it.
         assert source.cache.evict() == []
-    assert [path.name for path in source.cache.evict()] == [source.cache.path_for(image).name]
+        assert source.cache.path_for(image).is_file()
+    # Released: over the limit, it leaves the cache at once (no later evict needed).
+    assert not source.cache.path_for(image).exists()
+    assert source.cache.evict() == []
     assert source.downloads == 1
