@@ -1,6 +1,7 @@
 """The console examples of the manual's commands page and FAQ are real output.
 
-docs/manual/commands.rst and faq.rst show sessions: ``$ COMMAND`` lines, each followed
+The command pages (docs/manual/commands/), the FAQ and the test bed's page show
+sessions: ``$ COMMAND`` lines, each followed
 by what it prints (standard output, then standard error). This test runs
 every session on a new demo federation as ``glancesync.demo`` builds it
 before its sync (in ``.demo``, the folder the page names) and compares
@@ -22,8 +23,12 @@ import pytest
 from glancesync.demo import build_federation
 
 ROOT = Path(__file__).resolve().parents[2]
+MANUAL = ROOT / "docs" / "manual"
 #: The pages whose console sessions are checked.
-PAGES = [ROOT / "docs" / "manual" / "commands.rst", ROOT / "docs" / "manual" / "faq.rst"]
+PAGES = [MANUAL / "commands.rst", *sorted((MANUAL / "commands").glob("*.rst")),
+         MANUAL / "faq.rst", MANUAL / "testbed.rst"]
+#: The modules a session may run as ``python -m MODULE``.
+MODULES = ("glancesync.demo", "glancesync.testbed")
 BIN = Path(sys.executable).parent
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: The time in the names of backup folders.
@@ -56,7 +61,7 @@ def _sessions(page: Path) -> list[tuple[str, list[str]]]:
                 and lines[index + 1].startswith(indent))):
             block.append(lines[index][len(indent):])
             index += 1
-        found.append((f"{page.name}:{start + 1}", block))
+        found.append((f"{page.relative_to(MANUAL)}:{start + 1}", block))
     return found
 
 
@@ -88,9 +93,11 @@ def matches(expected: list[str], actual: list[str]) -> bool:
 
 
 def test_the_page_has_sessions_of_every_command():
-    commands = {shlex.split(command)[0] for _, block in sessions()
-                for command, _ in steps(block)}
-    assert {"glancesync-sync", "glancesync-printimages", "glancesync-backup"} <= commands
+    commands = {" ".join(shlex.split(command)[:3]) if command.startswith("python ")
+                else shlex.split(command)[0]
+                for _, block in sessions() for command, _ in steps(block)}
+    assert {"glancesync-sync", "glancesync-printimages", "glancesync-backup",
+            *(f"python -m {module}" for module in MODULES)} <= commands
 
 
 @pytest.mark.parametrize("line,block", sessions(), ids=lambda value: value
@@ -99,7 +106,7 @@ def test_session_prints_what_the_page_shows(line, block, tmp_path):
     build_federation(tmp_path / ".demo")
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("OS_", "GLANCESYNC_"))}
-    env.update(GLANCESYNC_LOCK_DIR=str(tmp_path / "locks"), HOME=str(tmp_path),
+    env.update(GLANCESYNC_LOCK_DIR=str(tmp_path / "locks"), HOME=str(tmp_path), COLUMNS="80",
                XDG_STATE_HOME=str(tmp_path / "state"), XDG_CACHE_HOME=str(tmp_path / "cache"))
     status = 0
     for command, expected in steps(block):
@@ -111,8 +118,13 @@ def test_session_prints_what_the_page_shows(line, block, tmp_path):
         elif argv == ["echo", "$?"]:
             actual = [str(status)]
         else:
-            assert argv[0].startswith("glancesync-"), command
-            done = subprocess.run([str(BIN / argv[0]), *argv[1:]], capture_output=True,
+            if argv[:2] == ["python", "-m"]:
+                assert argv[2] in MODULES, command
+                argv = [sys.executable, *argv[1:]]
+            else:
+                assert argv[0].startswith("glancesync-"), command
+                argv = [str(BIN / argv[0]), *argv[1:]]
+            done = subprocess.run(argv, capture_output=True,
                                   text=True, env=env, cwd=tmp_path, timeout=120,
                                   stdin=subprocess.DEVNULL)
             status = done.returncode

@@ -126,11 +126,19 @@ def _common_options() -> set[str]:
     return _option_strings(parser)
 
 
+def _command_pages() -> str:
+    """commands.rst (common options, exit statuses) and the page of each command."""
+    pages = sorted((ROOT / "docs" / "manual" / "commands").glob("*.rst"))
+    assert pages, "docs/manual/commands/ holds no page"
+    return "\n".join([_text("manual", "commands.rst"),
+                      *(page.read_text(encoding="utf-8") for page in pages)])
+
+
 def _documented_options() -> dict[str, set[str]]:
-    """Program name -> options of its ``.. option::`` directives in commands.rst."""
+    """Program name -> options of its ``.. option::`` directives in the command pages."""
     result: dict[str, set[str]] = {}
     program = None
-    for line in _text("manual", "commands.rst").splitlines():
+    for line in _command_pages().splitlines():
         match = re.match(r"\.\. program:: (\S+)", line)
         if match:
             program = match.group(1)
@@ -152,7 +160,7 @@ def test_command_options_match_the_parser(module):
     assert _common_options() <= _option_strings(parser)
     for action in parser._actions:
         if not action.option_strings:
-            assert f".. option:: {action.metavar}" in _text("manual", "commands.rst")
+            assert f".. option:: {action.metavar}" in _command_pages()
 
 
 def test_common_options_are_documented():
@@ -163,7 +171,7 @@ def test_console_commands_are_documented():
     setup = (ROOT / "setup.py").read_text(encoding="utf-8")
     commands = re.findall(r'"(glancesync-[a-z]+) = ', setup)
     assert len(commands) == 3
-    text = _text("manual", "commands.rst")
+    text = _command_pages()
     for command in commands:
         assert f".. program:: {command}" in text
 
