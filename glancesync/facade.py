@@ -43,31 +43,42 @@ LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
-class RunResult:
-    """What a run over several regions did: per region, a result or an error.
+class _RegionsRun:
+    """What every run over several regions records (status, dry run, sync).
 
     ``started`` and ``finished``: the run's times (seconds since the epoch);
     ``images``: the ``--image`` patterns it was limited to (none: every
-    image); ``estimates``: per region, what the pending work of a dry run
-    moves (:class:`~glancesync.throughput.Estimate`).
+    image); ``estimates``: per region, what the pending work moves
+    (:class:`~glancesync.throughput.Estimate`).
     """
 
-    #: Per region name: what its execution did.
-    results: dict[str, RegionResult] = dataclasses.field(default_factory=dict)
     #: Per region name: its plan (a region that failed to plan has none).
     plans: dict[str, RegionPlan] = dataclasses.field(default_factory=dict)
     #: Per region name: the error that stopped the region as a whole.
     failures: dict[str, GlanceSyncError] = dataclasses.field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    images: tuple[str, ...] = ()
+    estimates: dict[str, Estimate] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class RunResult(_RegionsRun):
+    """What a run over several regions did: per region, a result or an error.
+
+    ``plans``, ``failures``, ``started``, ``finished`` (seconds since the
+    epoch), ``images`` (the ``--image`` patterns; none: every image) and
+    ``estimates`` (per region, what the pending work of a dry run moves).
+    """
+
+    #: Per region name: what its execution did.
+    results: dict[str, RegionResult] = dataclasses.field(default_factory=dict)
     #: Whether nothing was changed (a dry run).
     dry_run: bool = False
     #: Bytes of master data downloaded by this run.
     bytes_downloaded: int = 0
     #: The folder of per-region logs of a ``parallel`` run.
     log_folder: Path | None = None
-    started: float = 0.0
-    finished: float = 0.0
-    images: tuple[str, ...] = ()
-    estimates: dict[str, Estimate] = dataclasses.field(default_factory=dict)
 
     @property
     def failed_regions(self) -> list[str]:
@@ -111,18 +122,12 @@ class RunResult:
 
 
 @dataclasses.dataclass
-class StatusReport:
+class StatusReport(_RegionsRun):
     """Status of several regions: one :class:`~glancesync.ImageStatus` per image and region.
 
-    ``started``, ``finished``, ``images`` and ``estimates`` as in :class:`~glancesync.RunResult`.
+    ``plans``, ``failures``, ``started``, ``finished``, ``images`` and
+    ``estimates`` as in :class:`~glancesync.RunResult`.
     """
-
-    plans: dict[str, RegionPlan] = dataclasses.field(default_factory=dict)
-    failures: dict[str, GlanceSyncError] = dataclasses.field(default_factory=dict)
-    started: float = 0.0
-    finished: float = 0.0
-    images: tuple[str, ...] = ()
-    estimates: dict[str, Estimate] = dataclasses.field(default_factory=dict)
 
     @property
     def statuses(self) -> list[ImageStatus]:
