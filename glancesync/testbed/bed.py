@@ -430,7 +430,7 @@ class TestBed:
                                f"known: {', '.join(regions)}")
         for wanted, problem in ((rabbitmq, self._rabbitmq_missing()), (etcd, self._etcd_missing())):
             if wanted and problem:
-                raise TestBedError(problem)
+                raise TestBedError(f"{problem}; or start the bed without it")
         self._tie_to_parent = not detach
         if not detach and not self._atexit_registered:
             atexit.register(self._stop_at_exit)
