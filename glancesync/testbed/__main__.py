@@ -30,10 +30,15 @@ def _parser() -> argparse.ArgumentParser:
                        ("status", "say whether the bed runs, and its endpoints"),
                        ("env", "print the openrc of a cloud, or the bed's URLs"),
                        ("rabbitmq", "start or stop the bed's RabbitMQ alone"),
-                       ("etcd", "start or stop the bed's etcd alone")):
+                       ("etcd", "start or stop the bed's etcd alone"),
+                       ("rabbitmqctl", "run rabbitmqctl against the bed's RabbitMQ")):
         command = commands.add_parser(name, help=text)
         if name in OPTIONAL:
             command.add_argument("action", choices=("start", "stop"))
+        if name == "rabbitmqctl":
+            command.add_argument("arguments", nargs=argparse.REMAINDER,
+                                 help="rabbitmqctl's command and options, e.g. list_queues "
+                                      "(after --dir)")
         command.add_argument("--dir", type=Path, default=None,
                              help="run directory (default HOME/run)")
         if name == "start":
@@ -150,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             getattr(bed, f"{args.action}_{args.command}")()
             print(f"{args.command} of {bed.run_dir}: {args.action} done in "
                   f"{time.monotonic() - began:.1f} s")
+            return 0
+        if args.command == "rabbitmqctl":
+            if not args.arguments:
+                raise TestBedError("rabbitmqctl needs a command, e.g. list_queues")
+            print(TestBed.load(bed.run_dir).rabbitmqctl(*args.arguments), end="")
             return 0
         if args.cloud is None:
             if not bed.is_running():

@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _cli(run: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     home = os.environ.get("GLANCESYNC_TESTBED_HOME") or str(ROOT / ".testbed")
-    return subprocess.run([sys.executable, "-m", "glancesync.testbed", *args, "--dir", str(run)],
+    command, *rest = args  # --dir first: rabbitmqctl passes on what follows its name
+    return subprocess.run([sys.executable, "-m", "glancesync.testbed", command,
+                           "--dir", str(run), *rest],
                           capture_output=True, text=True, timeout=timeout, check=False,
                           env=dict(os.environ, GLANCESYNC_TESTBED_HOME=home), cwd=ROOT)
 
@@ -85,6 +87,10 @@ def test_cli_runs_every_service_and_stop_leaves_no_process(tmp_path):
                               data=b"\0" * 1024, timeout=30, headers={
                                   **headers, "Content-Type": "application/octet-stream"})
         assert upload.status_code == 403, upload.text
+
+        users = _cli(run, "rabbitmqctl", "list_users", "--quiet")
+        assert users.returncode == 0, users.stderr
+        assert "glancesync" in users.stdout and "guest" not in users.stdout
 
         # Each optional service stops and starts alone, from the command line.
         for service in ("etcd", "rabbitmq"):
