@@ -464,6 +464,8 @@ class TestBed:
             shutil.rmtree(run)
         for sub in ("logs", "pids"):
             (run / sub).mkdir(parents=True, exist_ok=True)
+        # Its files hold passwords (services' configurations, clouds.yaml).
+        os.chmod(run, 0o700)
         (run / _RUN_MARKER).touch()
 
     def _service_env(self, name: str, extra: dict[str, str]) -> dict[str, str]:
