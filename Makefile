@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup qemu-img demo test unit integration docs bench testbed-start testbed-stop clean
+.PHONY: setup qemu-img bed-services demo test unit integration docs bench testbed-start testbed-stop clean
 
 $(STAMP): requirements.txt test-requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,28 +32,49 @@ qemu-img:
 	    -o DPkg::Lock::Timeout=300 qemu-utils >/dev/null && \
 	  command -v qemu-img >/dev/null; }
 
+# RabbitMQ and etcd of the test bed (system packages, not on PyPI): Debian's
+# rabbitmq-server (with Erlang's epmd) and etcd-server, installed here when
+# missing as qemu-img is (root and apt-get; about 30 s); anyone else is told
+# what to install. The bed runs its own broker and member on free loopback
+# ports: a system service the package may start (on systemd) is not used.
+RABBITMQ_SERVER := /usr/lib/rabbitmq/bin/rabbitmq-server
+bed-services:
+	@missing=""; \
+	[ -x $(RABBITMQ_SERVER) ] || missing="$$missing rabbitmq-server"; \
+	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
+	[ -z "$$missing" ] || { \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "the test bed needs RabbitMQ and etcd: install as root (Debian, Ubuntu: apt-get install$$missing; Fedora: dnf install rabbitmq-server etcd), then run make again" >&2; \
+	    exit 2; \
+	  fi; \
+	  echo "installing the test bed's services: apt-get install$$missing"; \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    -o DPkg::Lock::Timeout=300 $$missing >/dev/null && \
+	  [ -x $(RABBITMQ_SERVER) ] && command -v etcd >/dev/null; }
+
 demo: setup
 	$(PY) -m glancesync.demo
 
 # The docs are built first so that pytest's summary closes the output.
-test: setup qemu-img docs
+test: setup qemu-img bed-services docs
 	$(PY) -m glancesync.testbed install
 	$(PY) -m pytest tests
 
 unit: setup
 	$(PY) -m pytest tests/unit
 
-integration: setup qemu-img
+integration: setup qemu-img bed-services
 	$(PY) -m pytest tests/integration
 
 docs: setup
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html
 
-bench: setup qemu-img
+bench: setup qemu-img bed-services
 	$(PY) -m glancesync.testbed install
 	$(PY) bench/run.py
 
-testbed-start: setup
+testbed-start: setup bed-services
 	$(PY) -m glancesync.testbed start
 
 testbed-stop: setup

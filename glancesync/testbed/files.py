@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -57,8 +57,15 @@ def _conf_list(values: Iterable[object]) -> str:
     return "[" + ",".join(str(value) for value in values) + "]"
 
 
+#: Sections and options of glance-api.conf, in the order they are written.
+Sections = dict[str, dict[str, str]]
+
+
 def glance_conf(root: Path, port: int, keystone_url: str, service_password: str, *,
-                import_ports: list[int], python: Path) -> str:
+                import_ports: list[int], python: Path,
+                notifications: dict[str, str] | None = None,
+                policy_file: Path | None = None,
+                extra: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """glance-api.conf for one region: file store, Keystone auth, SQLite.
 
     List options are written in square brackets: without them Glance 33
@@ -81,63 +88,96 @@ def glance_conf(root: Path, port: int, keystone_url: str, service_password: str,
     headers (``[oslo_middleware] enable_proxy_headers_parsing``): a region
     served through a proxy under a path prefix advertises the proxy's URLs,
     as a correctly deployed Glance does.
+
+    NOTIFICATIONS (the options of ``[oslo_messaging_notifications]``, see
+    :func:`notification_options`) makes the region publish its events;
+    POLICY_FILE is a ``policy.yaml`` of the region's own; EXTRA (section ->
+    option -> value, values written as given) adds or overrides options
+    last, e.g. ``{"DEFAULT": {"image_property_quota": "5"}}``.
     """
-    return f"""\
-[DEFAULT]
-debug = false
-bind_host = {LOOPBACK}
-bind_port = {port}
-worker_self_reference_url = http://{LOOPBACK}:{port}
-enabled_backends = fs:file
-enabled_import_methods = {_conf_list(IMPORT_METHODS)}
-image_cache_dir = {root / 'cache'}
+    sections: Sections = {
+        "DEFAULT": {
+            "debug": "false",
+            "bind_host": LOOPBACK,
+            "bind_port": str(port),
+            "worker_self_reference_url": f"http://{LOOPBACK}:{port}",
+            "enabled_backends": "fs:file",
+            "enabled_import_methods": _conf_list(IMPORT_METHODS),
+            "image_cache_dir": str(root / "cache"),
+        },
+        "database": {"connection": f"sqlite:///{root / 'glance.db'}"},
+        "glance_store": {"default_backend": "fs"},
+        "fs": {"filesystem_store_datadir": str(root / "images")},
+        "os_glance_staging_store": {"filesystem_store_datadir": str(root / "staging")},
+        "os_glance_tasks_store": {"filesystem_store_datadir": str(root / "tasks")},
+        "paste_deploy": {"flavor": "keystone"},
+        "keystone_authtoken": {
+            "www_authenticate_uri": keystone_url,
+            "auth_url": keystone_url,
+            "auth_type": "password",
+            "interface": "public",
+            "username": "glance",
+            "password": service_password,
+            "project_name": "service",
+            "user_domain_name": "Default",
+            "project_domain_name": "Default",
+        },
+        "oslo_concurrency": {"lock_path": str(root / "locks")},
+        "oslo_middleware": {"enable_proxy_headers_parsing": "true"},
+        "wsgi": {"python_interpreter": str(python)},
+        "import_filtering_opts": {
+            "allowed_schemes": "[http]",
+            "allowed_hosts": f"[{LOOPBACK}]",
+            "allowed_ports": _conf_list(sorted(import_ports)),
+        },
+        "glance_download_properties": {"extra_properties": _conf_list(GLANCE_DOWNLOAD_PROPERTIES)},
+    }
+    if notifications:
+        sections.update(notification_options(**notifications))
+    if policy_file is not None:
+        sections["oslo_policy"] = {"policy_file": str(policy_file)}
+    for section, options in (extra or {}).items():
+        sections.setdefault(section, {}).update({key: str(value)
+                                                 for key, value in options.items()})
+    return render_ini(sections)
 
-[database]
-connection = sqlite:///{root / 'glance.db'}
 
-[glance_store]
-default_backend = fs
+def notification_options(transport_url: str, topic: str) -> Sections:
+    """Sections that make a Glance publish its notifications on TRANSPORT_URL.
 
-[fs]
-filesystem_store_datadir = {root / 'images'}
+    Glance's notifier retries for ever by default (``retry = -1``), which
+    would hold every image request while the broker is down (tests stop it
+    on purpose): here one send is tried once more after a reconnection
+    (``retry = 1``: a connection broken by a broker restart is replaced
+    at once; with ``retry = 0`` the first two events after a restart were
+    lost), then the event is dropped and logged. While the broker is down
+    that costs about a second per event (oslo.messaging's
+    ``rabbit_retry_interval``, 1 s at least). No heartbeat thread: a broken
+    connection is found when the next event is sent.
+    """
+    return {
+        "oslo_messaging_notifications": {
+            "driver": "messagingv2",
+            "transport_url": transport_url,
+            "topics": topic,
+            "retry": "1",
+        },
+        "oslo_messaging_rabbit": {
+            "kombu_reconnect_delay": "0",
+            "rabbit_retry_interval": "1",
+            "rabbit_retry_backoff": "0",
+            "heartbeat_timeout_threshold": "0",
+        },
+    }
 
-[os_glance_staging_store]
-filesystem_store_datadir = {root / 'staging'}
 
-[os_glance_tasks_store]
-filesystem_store_datadir = {root / 'tasks'}
-
-[paste_deploy]
-flavor = keystone
-
-[keystone_authtoken]
-www_authenticate_uri = {keystone_url}
-auth_url = {keystone_url}
-auth_type = password
-interface = public
-username = glance
-password = {service_password}
-project_name = service
-user_domain_name = Default
-project_domain_name = Default
-
-[oslo_concurrency]
-lock_path = {root / 'locks'}
-
-[oslo_middleware]
-enable_proxy_headers_parsing = true
-
-[wsgi]
-python_interpreter = {python}
-
-[import_filtering_opts]
-allowed_schemes = [http]
-allowed_hosts = [{LOOPBACK}]
-allowed_ports = {_conf_list(sorted(import_ports))}
-
-[glance_download_properties]
-extra_properties = {_conf_list(GLANCE_DOWNLOAD_PROPERTIES)}
-"""
+def render_ini(sections: Mapping[str, Mapping[str, str]]) -> str:
+    """Sections as an INI file (oslo.config reads values verbatim)."""
+    blocks = []
+    for section, options in sections.items():
+        lines = [f"[{section}]"] + [f"{key} = {value}" for key, value in options.items()]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
 
 
 def glance_manage_conf(db_path: Path) -> str:

@@ -13,7 +13,7 @@ the standard library and Keystone, never ``glancesync``):
 
 SPEC holds ``config_file``, ``admin_password``, ``identity_url``,
 ``regions`` (the first one gets the identity endpoint), ``image_endpoints``
-(region -> URL) and ``users`` (name, password, project, role). RESULT
+(region -> URL, or a list of URLs: several public image endpoints) and ``users`` (name, password, project, role). RESULT
 receives ``{"projects": {name: id}, "users": {name: id}}``.
 """
 from __future__ import annotations
@@ -89,11 +89,12 @@ def main(spec_path: str, result_path: str) -> int:
     service_id = uuid.uuid4().hex
     api.catalog_api.create_service(service_id, {
         "id": service_id, "type": "image", "name": "glance", "enabled": True})
-    for region, url in spec["image_endpoints"].items():
-        endpoint_id = uuid.uuid4().hex
-        api.catalog_api.create_endpoint(endpoint_id, {
-            "id": endpoint_id, "service_id": service_id, "interface": "public",
-            "region_id": region, "url": url, "enabled": True})
+    for region, urls in spec["image_endpoints"].items():
+        for url in [urls] if isinstance(urls, str) else urls:
+            endpoint_id = uuid.uuid4().hex
+            api.catalog_api.create_endpoint(endpoint_id, {
+                "id": endpoint_id, "service_id": service_id, "interface": "public",
+                "region_id": region, "url": url, "enabled": True})
 
     with open(result_path, "w", encoding="utf-8") as stream:
         json.dump({"projects": projects, "users": users}, stream)

@@ -9,12 +9,19 @@ A process is gone only when every one of its threads is: the main thread of
 a killed multi-threaded process (a uWSGI worker) can be a zombie while
 another thread still tears the address space down and has not yet closed
 the process's files, listening socket included.
+
+Some services leave their process group: Erlang's helpers
+(``erl_child_setup``, ``inet_gethost``, a daemonised ``epmd``) start
+sessions of their own. Every process the bed spawns carries the variable
+:data:`TAG_VARIABLE` in its environment, which its children inherit, so
+:func:`tagged` finds them all by reading ``/proc/PID/environ``.
 """
 from __future__ import annotations
 
 import ctypes
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import threading
@@ -24,6 +31,8 @@ from pathlib import Path
 LOG = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+#: Environment variable naming the bed and service a process belongs to.
+TAG_VARIABLE = "GLANCESYNC_TESTBED_TAG"
 #: Task states of /proc/PID/stat that mean "has exited": zombie, dead.
 _EXITED = ("Z", "X")
 
@@ -94,19 +103,84 @@ def _die_with_parent() -> None:
 
 
 def spawn(argv: list[str], *, log_path: Path, env: dict[str, str],
-          cwd: Path, tie_to_parent: bool) -> subprocess.Popen:
+          cwd: Path, tie_to_parent: bool, user: str | None = None) -> subprocess.Popen:
     """Start ARGV in a new session, output appended to LOG_PATH.
 
     With ``tie_to_parent`` (and only from the main thread, since the kernel
     ties the signal to the spawning thread) the child gets SIGTERM if this
     process dies, even by SIGKILL: services never outlive a test run.
+    USER (only when running as root) runs the child as that user and its
+    primary group, without supplementary groups; the parent-death signal
+    is set after the switch, which would clear it.
     """
     tie = tie_to_parent and threading.current_thread() is threading.main_thread()
+    identity: dict = {}
+    if user is not None:
+        identity = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=env, cwd=cwd, start_new_session=True,
-            preexec_fn=_die_with_parent if tie else None)
+            preexec_fn=_die_with_parent if tie else None, **identity)
+
+
+def tagged(prefix: str) -> dict[int, tuple[int, str]]:
+    """Processes whose :data:`TAG_VARIABLE` starts with PREFIX: pid -> (start time, tag).
+
+    Processes whose environment cannot be read (another user's, when not
+    root) are not ours anyway: the bed runs its services as this user or,
+    as root, as a user whose processes root reads.
+    """
+    wanted = f"{TAG_VARIABLE}=".encode()
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        for item in environ.split(b"\0"):
+            if item.startswith(wanted):
+                tag = item[len(wanted):].decode(errors="replace")
+                fields = _stat_fields(pid)
+                if tag.startswith(prefix) and fields and _runs(pid, fields):
+                    found[pid] = (int(fields[19]), tag)
+                break
+    return found
+
+
+def stop_processes(pids: dict[int, int | None], *, grace: float = 10.0) -> list[int]:
+    """Stop each process (pid -> start time) by its PID: SIGTERM, SIGKILL after GRACE s.
+
+    For processes outside the groups :func:`stop_groups` reaches. Returns
+    the PIDs still alive at the end (normally none).
+    """
+    def signal_each(sig: int) -> None:
+        for pid, started in pids.items():
+            if is_alive(pid, started):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+
+    signal_each(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    killed = False
+    while True:
+        alive = [pid for pid, started in pids.items() if is_alive(pid, started)]
+        if not alive:
+            return []
+        if time.monotonic() > deadline:
+            if killed:
+                LOG.error("processes still alive after SIGKILL: %s", alive)
+                return alive
+            LOG.warning("processes %s ignored SIGTERM; sending SIGKILL", alive)
+            signal_each(signal.SIGKILL)
+            killed = True
+            deadline = time.monotonic() + 5.0
+        time.sleep(0.05)
 
 
 def signal_group(pgid: int, started: int | None, sig: int) -> None:
