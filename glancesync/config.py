@@ -321,7 +321,8 @@ def _warn_shadowed(parser: configparser.ConfigParser, origins: _OverrideOrigins)
                 key = f"{DEFAULTS}.{option}" if written else option
                 LOG.warning("--config %s goes to [DEFAULT], but [%s] sets its own %s,"
                             " which wins there; to change it, write --config %s.%s=VALUE",
-                            key, target, option, target, option)
+                            key, target, option, target, option,
+                            extra={ALWAYS_SHOWN: True})
 
 
 @dataclasses.dataclass

@@ -21,14 +21,15 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 from glancesync import backends, convert, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
-from glancesync.config import MASTER, Config, load_config
+from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
+from glancesync.progress import ask
 from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
 from glancesync.redaction import REDACTOR
-from glancesync.regions import RegionRef, resolve_regions
+from glancesync.regions import RegionRef, check_master_region, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryingTarget, RetryPolicy
 from glancesync.runlog import RunLogs, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
@@ -109,6 +110,8 @@ class RunResult(_RegionsRun):
     def exit_status(self) -> ExitStatus:
         """The script's exit status for this run (see :class:`~glancesync.ExitStatus`)."""
         if self.failures:
+            if any(e.exit_status == ExitStatus.USAGE for e in self.failures.values()):
+                return ExitStatus.USAGE  # a configuration mistake (metadata_condition...)
             if all(isinstance(e, LockedError) for e in self.failures.values()):
                 return ExitStatus.LOCKED
             return ExitStatus.REGION_FAILED
@@ -136,6 +139,8 @@ class StatusReport(_RegionsRun):
     @property
     def exit_status(self) -> ExitStatus:
         if self.failures:
+            if any(e.exit_status == ExitStatus.USAGE for e in self.failures.values()):
+                return ExitStatus.USAGE
             return ExitStatus.REGION_FAILED
         if any(p.needs_operator for p in self.plans.values()):
             return ExitStatus.NEEDS_OPERATOR
@@ -262,7 +267,9 @@ class GlanceSync:
             if message in self._warned:
                 return
             self._warned.add(message)
-        LOG.warning("%s", message)
+        # It means "the configuration does not do what you think": shown on
+        # every run, also under --quiet and cron (ALWAYS_SHOWN).
+        LOG.warning("%s", message, extra={ALWAYS_SHOWN: True})
 
     def adapter(self, region: str | RegionRef) -> RegionAdapter:
         """The adapter of ``region`` (``target:Region``); checked to exist.
@@ -280,6 +287,8 @@ class GlanceSync:
             if ref not in self._adapters:
                 if ref != self._master_ref:
                     self._resolve([ref])
+                else:
+                    check_master_region(self.config, self.target(MASTER).region_names())
                 self._adapters[ref] = RetryingAdapter(
                     self.target(ref.target).adapter(ref), self._retry_policy())
             return self._adapters[ref]
@@ -684,7 +693,8 @@ class GlanceSync:
     def delete_image(self, region: str, uuid: str, confirm: bool = True) -> bool:
         """Delete image ``uuid`` from ``region``; this cannot be undone.
 
-        With ``confirm`` (the default) the user is asked on the terminal;
+        With ``confirm`` (the default) the user is asked on the terminal (the
+        question on stderr, the answer from stdin);
         without a terminal the deletion is refused. Returns True if deleted.
 
         :raises ImageNotFoundError: no such image in the region.
@@ -697,8 +707,8 @@ class GlanceSync:
             if not sys.stdin.isatty():
                 raise UsageError("deleting an image needs a confirmation; no terminal "
                                  "to ask on: call delete_image(..., confirm=False)")
-            answer = input(f"Delete image {image.name} ({uuid}) from {region}? "
-                           "This cannot be undone [y/N] ")
+            answer = ask(f"Delete image {image.name} ({uuid}) from {region}? "
+                         "This cannot be undone [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 LOG.info("%s: deletion of %s cancelled", region, uuid)
                 return False

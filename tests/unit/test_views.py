@@ -320,7 +320,10 @@ def test_image_pattern_limits_status_dry_run_and_sync(fed, tmp_path):
     after = fed.statuses("RegionA")
     assert after[("master:RegionA", "cirros-machine")] == "ok"
     assert after[("master:RegionA", "ubuntu-22.04")] == "pending_upload"  # left alone
-    assert fed.statuses("--image", "nothing*") == {}
+    # A pattern that matches nothing is a usage error (issue 22), naming the images.
+    nothing = fed.sync("--show-status", "--image", "nothing*")
+    assert nothing.returncode == 2 and "matches no image" in nothing.stderr
+    assert nothing.stdout == ""
 
 
 def test_image_pattern_limits_lifecycle_steps_and_views_show_them(fed, tmp_path):
@@ -365,7 +368,9 @@ def test_image_pattern_limits_lifecycle_steps_and_views_show_them(fed, tmp_path)
 
 
 def test_image_pattern_is_case_sensitive_and_not_for_backups(fed):
-    assert fed.statuses("--image", "UBUNTU*") == {}
+    upper = fed.sync("--show-status", "--image", "UBUNTU*")
+    assert upper.returncode == 2, upper.stderr
+    assert "closest names are ubuntu-22.04" in upper.stderr
     done = fed.sync("--make-backup", "--image", "x")
     assert done.returncode == 2 and "--image goes with" in done.stderr
     assert len(done.stderr.splitlines()) == 1
