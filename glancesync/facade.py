@@ -31,7 +31,7 @@ from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryingTarget, RetryPolicy
-from glancesync.runlog import RunLogs, prune_runs, region_context
+from glancesync.runlog import RunLogs, default_run_dir, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
 from glancesync.serverside import CopySources
 from glancesync.strategy import RegionTransfer
@@ -603,8 +603,7 @@ class GlanceSync:
     def _run_dir(self) -> Path:
         if self.config.main.run_dir:
             return self.config.main.run_dir
-        import platformdirs
-        return Path(platformdirs.user_state_dir("glancesync")) / "runs"
+        return default_run_dir(self.lock_name(self._master_ref))
 
     def lock_name(self, region: str | RegionRef) -> str:
         """The name of ``region``'s lock: ``Region@<Keystone URL or folder>``.

@@ -181,6 +181,22 @@ class RunLogs:
             handler.close()
 
 
+def default_run_dir(federation: str) -> Path:
+    """The run folder of a configuration without ``run_dir``: one per federation.
+
+    ``<user state folder>/glancesync/runs/<federation>`` (platformdirs:
+    ``$XDG_STATE_HOME``, else ``~/.local/state`` on Linux), ``federation``
+    naming the master region where it lives (``Region@<Keystone URL or
+    folder>``, :meth:`GlanceSync.lock_name`) through
+    :func:`~glancesync.safenames.file_name`. Configurations of unrelated
+    federations never share throughput measurements nor run folders; two
+    configurations of one federation do, as they share its regions.
+    """
+    import platformdirs
+    return (Path(platformdirs.user_state_dir("glancesync")) / "runs"
+            / safenames.file_name(federation))
+
+
 def prune_runs(run_dir: Path, keep: int) -> list[Path]:
     """Delete the oldest run folders of ``run_dir`` so that ``keep`` remain.
 

@@ -367,3 +367,26 @@ def test_delete_image_asks_on_stderr(fed, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "Delete image centos-7" in captured.err
+
+
+# --- case 10: state of the default folder, per federation ---------------------------------
+
+
+def test_default_state_folder_is_per_federation(tmp_path):
+    """Two unrelated demo federations with the default run_dir, one user: the
+    throughput measured on the first is not the second's estimate."""
+    first, second = Federation(tmp_path / "one"), Federation(tmp_path / "two")
+    state = tmp_path / "state"
+    for fed in (first, second):
+        text = fed.config.read_text()
+        fed.config.write_text(re.sub(r"(?m)^run_dir = .*\n", "", text))
+        fed.env.update(XDG_STATE_HOME=str(state))
+    done = first.run("sync", "--no-progress", "--parallel", "RegionA")
+    assert done.returncode == 0, done.stderr
+    estimate = second.run("sync", "--dry-run", "RegionA").stdout
+    assert "master:RegionA: 5.9 MiB to upload, no throughput measured yet" in estimate
+    folders = sorted(p.name for p in (state / "glancesync" / "runs").iterdir())
+    assert len(folders) == 1 and folders[0].startswith("Master_")
+    own = state / "glancesync" / "runs" / folders[0]
+    assert "master:RegionA" in json.loads((own / "throughput.json").read_text())  # measured
+    assert len(list(own.glob("run_*/master_RegionA.log"))) == 1
