@@ -26,6 +26,7 @@ from glancesync import redaction
 from glancesync.config import ALWAYS_SHOWN, open_config_file
 from glancesync.errors import ExitStatus, GlanceSyncError, NothingToSyncError, UsageError
 from glancesync.facade import GlanceSync, RunResult, StatusReport
+from glancesync.filemodes import OutputModes
 from glancesync.options import MASTER
 from glancesync.plan import ImageStatus, Operation, OperationKind, RegionPlan, Status
 from glancesync.regions import parse_region
@@ -334,10 +335,32 @@ def build_glancesync(args: argparse.Namespace, *, progress: bool | None = False)
     """
     stream = config_stream(args)
     try:
-        return GlanceSync(stream, overrides=args.config, progress=progress)
+        glancesync = GlanceSync(stream, overrides=args.config, progress=progress)
     finally:
         if stream is not None:
             stream.close()
+    if getattr(args, "log_file", None):  # opened before the configuration was read
+        output_modes(glancesync).apply(Path(args.log_file))
+    return glancesync
+
+
+def output_modes(glancesync: GlanceSync) -> OutputModes:
+    """Who may read the run's outputs: :mod:`glancesync.filemodes` with ``output_group``."""
+    return OutputModes(glancesync.config.main.output_group)
+
+
+def share_outputs(glancesync: GlanceSync, paths: Sequence[Path]) -> None:
+    """Give the backup files (and their folders) or run folders ``paths`` the outputs' mode.
+
+    The library writes them owner-only; with ``output_group`` they become
+    readable by that group.
+    """
+    modes = output_modes(glancesync)
+    if not modes.group:
+        return
+    for folder in dict.fromkeys(Path(path) if Path(path).is_dir() else Path(path).parent
+                                for path in paths):
+        modes.apply_tree(folder)
 
 
 def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
@@ -536,6 +559,7 @@ class RunOutputs:
     def __init__(self, glancesync: GlanceSync, *, report_json: str | None = None,
                  report_html: str | None = None) -> None:
         self.glancesync = glancesync
+        self.modes = output_modes(glancesync)
         metrics = glancesync.config.main.metrics_file
         self.files = {"run report": Path(report_json) if report_json else None,
                       "HTML report": Path(report_html) if report_html else None,
@@ -614,9 +638,10 @@ class RunOutputs:
                 continue
             try:
                 if what == "metrics file":
-                    metrics.write(path, result)
+                    metrics.write(path, result, self.modes)
                     continue
                 with atomic_file(path, prefix=f".{path.name}.", suffix=".tmp") as out:
+                    self.modes.apply_fd(out.fileno())
                     out.write(makers[what]().encode("utf-8"))
             except OSError as error:
                 failed = True

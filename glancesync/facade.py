@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, convert, report, scope, sharing
+from glancesync import backends, backups, convert, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
@@ -659,8 +659,12 @@ class GlanceSync:
                                      folder: Path | None = None) -> Path:
         """Save the metadata of ``region``'s images (project's and public).
 
-        The file is written in ``backup_glance_<timestamp>/`` under ``path``
-        (default: the current directory); its path is returned.
+        The file is written in ``folder``, else in a new
+        ``backup_glance_<timestamp>/`` under ``path`` (default: the current
+        directory); its path is returned. It holds the whole image model
+        the sync keeps (:mod:`glancesync.backups`): fields, user
+        properties, tags, ``os_hidden``, members by project name and
+        domain, GlanceSync's ``glancesync.*`` marks.
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -669,11 +673,8 @@ class GlanceSync:
         """
         ref = RegionRef.parse(region)
         adapter = self.adapter(ref)
-        images = report.visible_images(adapter.list_images(), adapter.project_id)
         folder = folder or report.backup_folder(Path(path) if path else Path.cwd())
-        written = report.write_backup(folder, str(ref), images)
-        LOG.info("%s: metadata of %d images saved in %s", ref, len(images), written)
-        return written
+        return backups.save(adapter, self.target(ref.target), folder, ref)
 
     def backup(self, regions: Sequence[str] = (), path: str | Path | None = None) -> list[Path]:
         """Back up several regions into one ``backup_glance_<timestamp>`` folder.
@@ -767,47 +768,16 @@ class GlanceSync:
         ``ramdisk_id``) are not restored. Only the project's own images are
         changed: a saved public image of another project is left alone.
         Images are found by id, else by name. Saved visibility,
-        ``min_ram``, ``min_disk``, ``protected`` and user properties are
-        set; user properties that were not saved are removed. Data is never
-        touched. Returns the ids of the images changed (or that would be, in
-        a dry run).
+        ``min_ram``, ``min_disk``, ``protected``, user properties and (a
+        backup of version 2) ``os_hidden``, tags, members and GlanceSync's
+        marks are set; user properties (and, version 2, marks and members)
+        that were not saved are removed. Data is never touched. Returns the
+        ids of the images changed (or that would be, in a dry run).
 
         :raises UsageError: the backup file cannot be read, or it was recorded
             for another region (without ``force``).
         :raises ConfigError: a line of the backup file is malformed.
         """
         ref = RegionRef.parse(region)
-        adapter = self.adapter(ref)
-        records = report.read_backup(Path(backup_file))
-        recorded = sorted({str(r.get("region")) for r in records if r.get("region") != str(ref)})
-        if recorded and not force:
-            raise UsageError(
-                f"the backup file {backup_file} was recorded for region"
-                f" {', '.join(recorded)}, not {ref}: restore it to its own region, or force"
-                " it (--force; kernel_id and ramdisk_id are then not restored)")
-        same_region = not recorded
-        project = adapter.project_id
-        images = adapter.list_images()
-        own = [i for i in images if project is None or i.owner == project]
-        by_id = {i.id: i for i in own}
-        by_name = {i.name: i for i in own}
-        foreign = {i.id for i in images} - set(by_id)
-        changed = []
-        for record in records:
-            current = by_id.get(record["id"]) if same_region else None
-            if current is None and record["name"] is not None:
-                current = by_name.get(record["name"])
-            if current is None:
-                why = ("belongs to another project: left alone" if record["id"] in foreign
-                       else "is not in the region")
-                LOG.warning("%s: image %s (%s) of the backup %s", ref, record["name"],
-                            record["id"], why)
-                continue
-            changes, remove = report.restore_changes(current, record,
-                                                     same_region=same_region)
-            if not changes and not remove:
-                continue
-            changed.append(current.id)
-            Executor(adapter, None, dry_run=dry_run).update_metadata(
-                current, changes, remove, reason="restore from backup")
-        return changed
+        return backups.restore(self.adapter(ref), self.target(ref.target), ref,
+                               Path(backup_file), dry_run=dry_run, force=force)

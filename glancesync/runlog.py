@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from glancesync import safenames
+from glancesync.filemodes import PRIVATE_FOLDER, create_private
 
 LOG = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class SafeFileHandler(_StopsAtFirstFailure, logging.FileHandler):
     """
 
     def __init__(self, filename: str | Path) -> None:
+        # Created owner-only: logs hold private image metadata (glancesync.filemodes).
+        create_private(filename)
         super().__init__(filename, encoding="utf-8")
 
     def close(self) -> None:
@@ -152,7 +155,8 @@ class RunLogs:
 
     def __enter__(self) -> "RunLogs":
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
         except OSError as exc:
             LOG.error("cannot create the run folder %s (%s): this run keeps no"
                       " per-region logs; it goes on", self.folder, exc.strerror or exc)

@@ -55,7 +55,9 @@ def _run(args) -> int:
                                                 dry_run=args.dry_run, force=args.force)
             print(f"{len(changed)} image(s) {'would be ' if args.dry_run else ''}updated")
             return ExitStatus.PENDING if args.dry_run and changed else ExitStatus.OK
-        for path in glancesync.backup(cli.scope_regions(PROG, glancesync, args), args.path):
+        paths = glancesync.backup(cli.scope_regions(PROG, glancesync, args), args.path)
+        cli.share_outputs(glancesync, paths)
+        for path in paths:
             print(path)
         return ExitStatus.OK
 

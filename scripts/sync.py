@@ -87,7 +87,9 @@ def _run(args) -> int:
                 print(printable(region))
             return ExitStatus.OK
         if args.make_backup:
-            for path in glancesync.backup(regions):
+            paths = glancesync.backup(regions)
+            cli.share_outputs(glancesync, paths)
+            for path in paths:
                 print(path)
             return ExitStatus.OK
         outputs = cli.RunOutputs(glancesync, report_json=args.report_json,
@@ -103,6 +105,8 @@ def _run(args) -> int:
                        or cli.nothing_to_sync(glancesync, result, regions))
         if problem is not None:
             cli.record_problem(result, problem, regions)
+        if getattr(result, "log_folder", None):
+            cli.share_outputs(glancesync, [result.log_folder])
         if args.show_status:
             _print_status(args, outputs, result)
         else:

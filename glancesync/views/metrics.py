@@ -1,8 +1,8 @@
 """Prometheus metrics of a run (``metrics_file``), for node_exporter's textfile collector.
 
 Built with ``prometheus_client`` in a registry of their own and written
-atomically (:func:`prometheus_client.write_to_textfile`: a temporary file
-renamed over the old one), at the end of every run: status, dry run and
+atomically (:func:`~glancesync.integrity.atomic_file`: a temporary file
+renamed over the old one, with the mode of :mod:`glancesync.filemodes`), at the end of every run: status, dry run and
 sync; after a sync, images count as the sync left them
 (:func:`~glancesync.views.matrix.after_run`). A run replaces the series of
 what it covered and keeps the earlier file's others as they were (other
@@ -44,11 +44,13 @@ import math
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from glancesync import scope
+from glancesync.filemodes import OutputModes
+from glancesync.integrity import atomic_file
 
 from glancesync.facade import RunResult, StatusReport
 from glancesync.plan import Status, StatusCategory
@@ -250,10 +252,17 @@ def registry_for(result: RunResult | StatusReport,
     return registry
 
 
-def write(path: Path, result: RunResult | StatusReport) -> None:
+def write(path: Path, result: RunResult | StatusReport,
+          modes: OutputModes | None = None) -> None:
     """Write the metrics of ``result``, merged with the file's earlier ones, atomically.
+
+    ``modes``: who may read the file (:mod:`glancesync.filemodes`; default:
+    its owner only).
 
     :raises OSError: the file cannot be written (the caller reports it).
     """
     registry = registry_for(result, previous_samples(path))
-    write_to_textfile(str(path), registry)
+    path = Path(path)
+    with atomic_file(path, prefix=f".{path.name}.", suffix=".tmp") as out:
+        (modes or OutputModes()).apply_fd(out.fileno())
+        out.write(generate_latest(registry))

@@ -390,3 +390,116 @@ def test_default_state_folder_is_per_federation(tmp_path):
     own = state / "glancesync" / "runs" / folders[0]
     assert "master:RegionA" in json.loads((own / "throughput.json").read_text())  # measured
     assert len(list(own.glob("run_*/master_RegionA.log"))) == 1
+
+
+# --- case 9: who may read the outputs -------------------------------------------------------
+
+
+def _outputs(fed: Federation, tmp_path: Path, *extra: str) -> list[Path]:
+    report, page, log = tmp_path / "run.json", tmp_path / "run.html", tmp_path / "sync.log"
+    done = fed.run("sync", "--no-progress", "--parallel", "--report-json", str(report),
+                   "--report-html", str(page), "--log-file", str(log), *extra)
+    assert done.returncode == 0, done.stderr
+    backup = fed.run("backup", "--path", str(tmp_path / "backups"), *extra)
+    assert backup.returncode == 0, backup.stderr
+    backups = [Path(line) for line in backup.stdout.split()]
+    runs = list((fed.folder / "runs").glob("run_*/*.log"))
+    assert backups and runs
+    return [fed.prom, report, page, log, *backups, *runs]
+
+
+def test_outputs_are_owner_only_by_default(fed, tmp_path):
+    import os
+    old = os.umask(0o022)  # the usual umask: the library must not rely on it
+    try:
+        for path in _outputs(fed, tmp_path):
+            assert path.stat().st_mode & 0o777 == 0o600, path
+    finally:
+        os.umask(old)
+    backup_folder = next((tmp_path / "backups").iterdir())
+    assert backup_folder.stat().st_mode & 0o777 == 0o700
+
+
+def test_output_group_may_read_the_outputs(fed, tmp_path):
+    import grp
+    import os
+    group = grp.getgrgid(os.getgid()).gr_name
+    for path in _outputs(fed, tmp_path, "--config", f"output_group={group}"):
+        assert path.stat().st_mode & 0o777 == 0o640, path
+        assert path.stat().st_gid == os.getgid()
+    backup_folder = next((tmp_path / "backups").iterdir())
+    assert backup_folder.stat().st_mode & 0o777 == 0o750
+
+
+def test_an_unknown_output_group_is_a_configuration_error(fed):
+    done = fed.run("sync", "--config", "output_group=no-such-group-here")
+    assert done.returncode == 2
+    assert "output_group: no group 'no-such-group-here' on this system" in done.stderr
+
+
+# --- case 11: backups save and restore the whole image model ---------------------------------
+
+
+def test_backup_restores_tags_hidden_members_and_marks(fed, tmp_path):
+    assert fed.run("sync", "--no-progress").returncode == 0
+    region = fed.region("RegionB")
+    ubuntu = next(i for i in region.list_images() if i.name == "ubuntu-22.04")
+    assert ubuntu.provenance is not None  # the sync's record of its copy
+    region.update_image(ubuntu.id, {"tags": ["lts", "x86"], "os_hidden": True,
+                                    "visibility": "shared",
+                                    "glancesync.orphaned_at": "2026-01-01T00:00:00Z"})
+    region.add_member(ubuntu.id, "partner-project")
+    saved = region.get_image(ubuntu.id)
+    region.close()
+    done = fed.run("backup", "RegionB", "--path", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    [backup] = [Path(line) for line in done.stdout.split()]
+    [line] = [json.loads(text) for text in backup.read_text().splitlines()
+              if json.loads(text)["id"] == ubuntu.id]
+    assert line["version"] == 2
+    assert (line["tags"], line["os_hidden"]) == (["lts", "x86"], True)
+    assert line["members"] == [{"project": "partner-project", "domain": "Default",
+                                "project_id": "partner-project"}]
+    assert line["marks"]["glancesync.master_image_id"] == ubuntu.provenance.master_image_id
+    assert line["marks"]["glancesync.orphaned_at"] == "2026-01-01T00:00:00Z"
+    # Lost by hand: tags, hiding, the member, the marks.
+    region = fed.region("RegionB")
+    region.update_image(ubuntu.id, {"tags": [], "os_hidden": False},
+                        ("glancesync.orphaned_at", "glancesync.master_image_id"))
+    region.remove_member(ubuntu.id, "partner-project")
+    region.add_member(ubuntu.id, "intruder-project")
+    region.close()
+    dry = fed.run("backup", "RegionB", "--restore", str(backup), "--dry-run")
+    assert dry.returncode == 3, dry.stderr
+    restored = fed.run("backup", "RegionB", "--restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    assert "1 image(s) updated" in restored.stdout
+    region = fed.region("RegionB")
+    after = region.get_image(ubuntu.id)
+    assert (sorted(after.tags), after.os_hidden) == (["lts", "x86"], True)
+    assert after.provenance == saved.provenance and after.marks == saved.marks
+    assert region.list_members(ubuntu.id) == ["partner-project"]
+    region.close()
+    assert "0 image(s) updated" in fed.run("backup", "RegionB", "--restore",
+                                           str(backup)).stdout
+
+
+def test_a_backup_of_version_1_still_restores(fed, tmp_path):
+    assert fed.run("sync", "--no-progress").returncode == 0
+    region = fed.region("RegionB")
+    ubuntu = next(i for i in region.list_images() if i.name == "ubuntu-22.04")
+    region.update_image(ubuntu.id, {"tags": ["kept"]})
+    region.close()
+    old = {"region": "master:RegionB", "name": "ubuntu-22.04", "id": ubuntu.id,
+           "status": "active", "size": ubuntu.size, "checksum": ubuntu.checksum,
+           "owner": PROJECT, "is_public": True, "visibility": "public", "min_ram": 512,
+           "min_disk": 0, "protected": False, "properties": {"nid": "old"}}
+    backup = tmp_path / "backup_master_RegionB.jsonl"
+    backup.write_text(json.dumps(old) + "\n")
+    done = fed.run("backup", "RegionB", "--restore", str(backup))
+    assert done.returncode == 0, done.stderr
+    region = fed.region("RegionB")
+    after = region.get_image(ubuntu.id)
+    region.close()
+    assert (after.properties, after.min_ram, after.tags) == ({"nid": "old"}, 512, ["kept"])
+    assert after.provenance == ubuntu.provenance  # no marks saved: left alone
