@@ -503,3 +503,36 @@ def test_a_backup_of_version_1_still_restores(fed, tmp_path):
     region.close()
     assert (after.properties, after.min_ram, after.tags) == ({"nid": "old"}, 512, ["kept"])
     assert after.provenance == ubuntu.provenance  # no marks saved: left alone
+
+
+# --- case 13: the clouds.yaml error under cron -------------------------------------------------
+
+
+def _cloud_run(tmp_path: Path, clouds: str | None):
+    home = tmp_path / "home"
+    (home / ".config" / "openstack").mkdir(parents=True)
+    if clouds is not None:
+        (home / ".config" / "openstack" / "clouds.yaml").write_text(clouds)
+    config = tmp_path / "cloud.conf"
+    config.write_text("[main]\nmaster_region = RegionOne\n[master]\ncloud = production\n")
+    fed = Federation(tmp_path)
+    fed.env.update(HOME=str(home))
+    fed.env.pop("XDG_CONFIG_HOME", None)
+    return fed.run("sync", "--config-file", str(config), config=False)
+
+
+def test_clouds_yaml_error_says_where_it_looked_and_which_clouds_exist(tmp_path):
+    done = _cloud_run(tmp_path, "clouds:\n  staging:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n"
+                                "  prod:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n")
+    assert done.returncode == 2, done.stderr
+    clouds = tmp_path / "home" / ".config" / "openstack" / "clouds.yaml"
+    assert f"read {clouds} as user" in done.stderr
+    assert "its clouds are prod, staging" in done.stderr
+
+
+def test_clouds_yaml_missing_says_where_it_looked(tmp_path):
+    done = _cloud_run(tmp_path, None)
+    assert done.returncode == 2, done.stderr
+    assert "no clouds.yaml found as user" in done.stderr
+    assert str(tmp_path / "home" / ".config" / "openstack" / "clouds.yaml") in done.stderr
+    assert "OS_CLIENT_CONFIG_FILE" in done.stderr
