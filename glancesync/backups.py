@@ -1,7 +1,7 @@
 """Backups of a region's image metadata, and their restore.
 
-What a backup saves is the image model the sync keeps (SPEC section 10,
-"the whole image"): the fields and user properties, tags, ``os_hidden``,
+What a backup saves is the image model the sync keeps ("the whole
+image"): the fields and user properties, tags, ``os_hidden``,
 the members of shared images by project name and domain (project ids
 differ between identity services), and GlanceSync's own ``glancesync.*``
 marks (provenance, lifecycle). The lines are written and checked by

@@ -249,7 +249,7 @@ class GlanceSync:
         return [ref.name if ref.target == MASTER else str(ref) for ref in refs]
 
     def resolve_regions(self, regions: Sequence[str]) -> list[str]:
-        """Fully qualified names for region arguments (SPEC section 2).
+        """Fully qualified names for region arguments (``Region``, ``target:Region``, ``target:``).
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -662,7 +662,7 @@ class GlanceSync:
         The file is written in ``folder``, else in a new
         ``backup_glance_<timestamp>/`` under ``path`` (default: the current
         directory); its path is returned. It holds the whole image model
-        the sync keeps (:mod:`glancesync.backups`): fields, user
+        the sync keeps: fields, user
         properties, tags, ``os_hidden``, members by project name and
         domain, GlanceSync's ``glancesync.*`` marks.
 

@@ -57,8 +57,9 @@ def _run(args) -> int:
             return ExitStatus.PENDING if args.dry_run and changed else ExitStatus.OK
         paths = glancesync.backup(cli.scope_regions(PROG, glancesync, args), args.path)
         cli.share_outputs(glancesync, paths)
-        for path in paths:
-            print(path)
+        if not args.quiet:  # under cron --quiet: no mail for a backup that went well
+            for path in paths:
+                print(path)
         return ExitStatus.OK
 
 
