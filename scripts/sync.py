@@ -116,8 +116,10 @@ def _run(args) -> int:
             for line in cli.summary_lines(result, quiet=args.quiet):
                 print(line)
         status = outputs.write(result, result.exit_status)
-        if problem is not None:
-            print(f"{PROG}: error: {printable(str(problem))}", file=sys.stderr)
+        mistakes = [problem] if problem is not None else [
+            error for error in result.failures.values() if error.exit_status == ExitStatus.USAGE]
+        if mistakes:  # a configuration mistake: one line on stderr, as for any other
+            print(f"{PROG}: error: {printable(str(mistakes[0]))}", file=sys.stderr)
         return status
 
 

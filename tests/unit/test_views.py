@@ -422,3 +422,14 @@ def test_the_manual_shows_the_real_matrix_of_the_demo(tmp_path):
     for block in blocks:
         indented = "".join(f"    {line}\n" for line in block.rstrip("\n").split("\n"))
         assert indented in manual, block
+
+
+def test_dry_run_plan_lines_escape_hostile_names(fed):
+    """Issue 22: the plan lines of a dry run quote image names from the master; a
+    newline or an ANSI escape in a name cannot forge a line or reach the terminal."""
+    done = fed.sync("--dry-run", "RegionA", "--quiet")
+    assert done.returncode == 3, done.stderr
+    assert no_raw_controls(done.stdout) and "\x1b" not in done.stdout
+    hostile = [line for line in done.stdout.splitlines() if "<script>" in line]
+    assert len(hostile) == 1 and hostile[0].startswith("  master:RegionA: upload ")
+    assert "\\n\\x1b[2J" in hostile[0]
