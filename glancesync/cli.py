@@ -114,27 +114,38 @@ def add_all_targets_option(parser: argparse.ArgumentParser) -> None:
                              "REGION, only master: is covered")
 
 
-def scope_regions(prog: str, glancesync: GlanceSync, args: argparse.Namespace) -> list[str]:
+def scope_regions(glancesync: GlanceSync, args: argparse.Namespace) -> list[str]:
     """The region arguments of a run: ``args.regions``, or every target with ``--all-targets``.
-
-    A run given no region and no ``--all-targets`` covers ``master:`` only;
-    when the configuration has other targets, this says so on stderr (on
-    every run, ``--quiet`` and cron included): they are left out.
 
     :raises UsageError: ``--all-targets`` with region arguments.
     """
-    targets = [MASTER] + sorted(name for name in glancesync.config.targets if name != MASTER)
     if getattr(args, "all_targets", False):
         if args.regions:
             raise UsageError("--all-targets covers every region of every target: give"
                              " either --all-targets or REGION arguments")
-        return [f"{name}:" for name in targets]
-    if not args.regions and len(targets) > 1:
-        others = ", ".join(targets[1:])
-        print(f"{prog}: note: only the regions of target master are covered; the"
-              f" configured target(s) {printable(others)} are left out (give --all-targets"
-              " for every target, or name the regions)", file=sys.stderr)
+        return [f"{name}:" for name in _targets(glancesync)]
     return list(args.regions)
+
+
+def left_out_note(prog: str, glancesync: GlanceSync, args: argparse.Namespace) -> str | None:
+    """The note of a run that leaves configured targets out, or None.
+
+    A run given no region and no ``--all-targets`` covers ``master:`` only;
+    when the configuration has other targets, the scripts print this on
+    stderr at the end of the run (on every run, ``--quiet`` and cron
+    included; not after an error, which is then the one line printed).
+    """
+    targets = _targets(glancesync)
+    if getattr(args, "all_targets", False) or args.regions or len(targets) == 1:
+        return None
+    return (f"{prog}: note: only the regions of target master are covered; the configured"
+            f" target(s) {printable(', '.join(targets[1:]))} are left out (give --all-targets"
+            " for every target, or name the regions)")
+
+
+def _targets(glancesync: GlanceSync) -> list[str]:
+    """The configured targets, ``master`` first."""
+    return [MASTER] + sorted(name for name in glancesync.config.targets if name != MASTER)
 
 
 def unmatched_image_pattern(glancesync: GlanceSync, result: RunResult | StatusReport

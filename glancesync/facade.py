@@ -26,8 +26,8 @@ from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageErr
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
-from glancesync.progress import ask
 from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
+from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryingTarget, RetryPolicy

@@ -55,11 +55,14 @@ def _run(args) -> int:
                                                 dry_run=args.dry_run, force=args.force)
             print(f"{len(changed)} image(s) {'would be ' if args.dry_run else ''}updated")
             return ExitStatus.PENDING if args.dry_run and changed else ExitStatus.OK
-        paths = glancesync.backup(cli.scope_regions(PROG, glancesync, args), args.path)
+        paths = glancesync.backup(cli.scope_regions(glancesync, args), args.path)
         cli.share_outputs(glancesync, paths)
         if not args.quiet:  # under cron --quiet: no mail for a backup that went well
             for path in paths:
                 print(path)
+        note = cli.left_out_note(PROG, glancesync, args)
+        if note:
+            print(note, file=sys.stderr)
         return ExitStatus.OK
 
 

@@ -81,46 +81,54 @@ def _run(args) -> int:
     cli.setup_logging(args)
     progress = False if args.no_progress else None
     with cli.build_glancesync(args, progress=progress) as glancesync:
-        regions = cli.scope_regions(PROG, glancesync, args)
-        if args.show_regions:
-            for region in glancesync.resolve_regions(regions):
-                print(printable(region))
-            return ExitStatus.OK
-        if args.make_backup:
-            paths = glancesync.backup(regions)
-            cli.share_outputs(glancesync, paths)
-            for path in paths:
-                print(path)
-            return ExitStatus.OK
-        outputs = cli.RunOutputs(glancesync, report_json=args.report_json,
-                                 report_html=args.report_html)
-        mode = "status" if args.show_status else "dry_run" if args.dry_run else "sync"
-        with outputs.recording(mode, regions, args.image):
-            if args.show_status:
-                result = glancesync.status(regions, images=args.image)
-            else:
-                result = glancesync.sync(regions, dry_run=args.dry_run,
-                                         parallel=args.parallel, images=args.image)
-            problem = (cli.unmatched_image_pattern(glancesync, result)
-                       or cli.nothing_to_sync(glancesync, result, regions))
-        if problem is not None:
-            cli.record_problem(result, problem, regions)
-        if getattr(result, "log_folder", None):
-            cli.share_outputs(glancesync, [result.log_folder])
-        if args.show_status:
-            _print_status(args, outputs, result)
-        else:
-            if args.dry_run:
-                for line in cli.plan_lines(result.plans, result.started):
-                    print(line)
-            for line in cli.summary_lines(result, quiet=args.quiet):
-                print(line)
-        status = outputs.write(result, result.exit_status)
-        mistakes = [problem] if problem is not None else [
-            error for error in result.failures.values() if error.exit_status == ExitStatus.USAGE]
-        if mistakes:  # a configuration mistake: one line on stderr, as for any other
-            print(f"{PROG}: error: {printable(str(mistakes[0]))}", file=sys.stderr)
+        regions = cli.scope_regions(glancesync, args)
+        status = _act(args, glancesync, regions)
+        note = cli.left_out_note(PROG, glancesync, args)
+        if note:
+            print(note, file=sys.stderr)
         return status
+
+
+def _act(args, glancesync, regions: list[str]) -> int:
+    if args.show_regions:
+        for region in glancesync.resolve_regions(regions):
+            print(printable(region))
+        return ExitStatus.OK
+    if args.make_backup:
+        paths = glancesync.backup(regions)
+        cli.share_outputs(glancesync, paths)
+        for path in paths:
+            print(path)
+        return ExitStatus.OK
+    outputs = cli.RunOutputs(glancesync, report_json=args.report_json,
+                             report_html=args.report_html)
+    mode = "status" if args.show_status else "dry_run" if args.dry_run else "sync"
+    with outputs.recording(mode, regions, args.image):
+        if args.show_status:
+            result = glancesync.status(regions, images=args.image)
+        else:
+            result = glancesync.sync(regions, dry_run=args.dry_run,
+                                     parallel=args.parallel, images=args.image)
+        problem = (cli.unmatched_image_pattern(glancesync, result)
+                   or cli.nothing_to_sync(glancesync, result, regions))
+    if problem is not None:
+        cli.record_problem(result, problem, regions)
+    if getattr(result, "log_folder", None):
+        cli.share_outputs(glancesync, [result.log_folder])
+    if args.show_status:
+        _print_status(args, outputs, result)
+    else:
+        if args.dry_run:
+            for line in cli.plan_lines(result.plans, result.started):
+                print(line)
+        for line in cli.summary_lines(result, quiet=args.quiet):
+            print(line)
+    status = outputs.write(result, result.exit_status)
+    mistakes = [problem] if problem is not None else [
+        error for error in result.failures.values() if error.exit_status == ExitStatus.USAGE]
+    if mistakes:  # a configuration mistake: one line on stderr, as for any other
+        print(f"{PROG}: error: {printable(str(mistakes[0]))}", file=sys.stderr)
+    return status
 
 
 def _print_status(args, outputs, status) -> None:
