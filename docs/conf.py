@@ -42,3 +42,26 @@ nitpick_ignore = [
     ("py:data", "os.environ"),
     ("py:mod", "logging"),
 ]
+
+
+#: The developers' specification, which docstrings may cite, is no document
+#: users have: the reference shows the manual's page saying the same.
+SPEC_PAGES = {"2": ":doc:`manual/concepts`", "4": ":doc:`manual/selection`",
+              "5": ":ref:`statuses`", "6": ":ref:`obsolete`",
+              "10": ":ref:`whole-image`"}
+
+
+def _manual_for_spec(match: re.Match) -> str:
+    pages = [SPEC_PAGES.get(number, ":doc:`manual/synchronisation`")
+             for number in re.findall(r"\d+", match.group(0))]
+    return "the manual: " + ", ".join(dict.fromkeys(pages))
+
+
+def _no_spec(app, what, name, obj, options, lines) -> None:
+    """``SPEC section 5`` in a docstring -> the manual's page on the subject."""
+    for index, line in enumerate(lines):
+        lines[index] = re.sub(r"SPEC sections? \d+(?: and \d+)?", _manual_for_spec, line)
+
+
+def setup(app) -> None:
+    app.connect("autodoc-process-docstring", _no_spec)

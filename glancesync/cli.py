@@ -10,18 +10,26 @@ documented exit statuses.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import logging
 import os
+import re
 import shutil
 import sys
+import time
 import traceback
 from pathlib import Path
-from typing import BinaryIO, Callable, NoReturn, Sequence, TextIO
+from typing import BinaryIO, Callable, Iterator, NoReturn, Sequence, TextIO
 
 from glancesync import redaction
 from glancesync.config import ALWAYS_SHOWN, open_config_file
-from glancesync.errors import ExitStatus, GlanceSyncError, UsageError
+from glancesync.errors import ExitStatus, GlanceSyncError, NothingToSyncError, UsageError
 from glancesync.facade import GlanceSync, RunResult, StatusReport
+from glancesync.filemodes import OutputModes
+from glancesync.options import MASTER
+from glancesync.plan import ImageStatus, Operation, OperationKind, RegionPlan, Status
+from glancesync.regions import parse_region
 from glancesync.integrity import atomic_file
 from glancesync.redaction import REDACTOR
 from glancesync.runlog import LOG_FORMAT, LogFormatter, SafeFileHandler, SafeStreamHandler
@@ -30,10 +38,27 @@ from glancesync.safenames import printable
 EXIT_STATUS_HELP = """exit statuses:
   0  done, or everything already in sync
   1  at least one region failed (its error is printed)
-  2  usage or configuration error
+  2  usage or configuration error, or a run that can do nothing (no image of
+     the master to synchronise, no region, an --image pattern matching nothing)
   3  work is pending (--show-status, --dry-run)
   4  images need an operator (the error_* statuses)
   5  another glancesync run holds the lock of a region
+"""
+
+#: ``--help`` of glancesync-printimages: what its exit status says.
+PRINTIMAGES_EXIT_STATUS_HELP = """exit statuses:
+  0  the reports were printed
+  1  a region could not be read (its error is printed)
+  2  usage or configuration error (an unknown region, wrong credentials...)
+"""
+
+#: ``--help`` of glancesync-backup: what its exit status says.
+BACKUP_EXIT_STATUS_HELP = """exit statuses:
+  0  the backups were written, or the backup restored
+  1  a region could not be read or changed (its error is printed)
+  2  usage or configuration error (an unknown region, an unreadable or
+     malformed backup file, a backup of another region without --force...)
+  3  --restore --dry-run: the restore would change images
 """
 
 CONFIG_HELP = ("configuration: the file named by --config-file, else "
@@ -72,12 +97,92 @@ class ArgumentParser(argparse.ArgumentParser):
                   f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def new_parser(prog: str, description: str) -> ArgumentParser:
-    """A parser with the common options and the exit statuses in ``--help``."""
+def new_parser(prog: str, description: str,
+               exit_statuses: str = EXIT_STATUS_HELP) -> ArgumentParser:
+    """A parser with the common options and the script's exit statuses in ``--help``."""
     return ArgumentParser(
         prog=prog, description=description,
-        epilog=CONFIG_HELP + "\n\n" + EXIT_STATUS_HELP,
+        epilog=CONFIG_HELP + "\n\n" + exit_statuses,
         formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_all_targets_option(parser: argparse.ArgumentParser) -> None:
+    """``--all-targets``: every region of every configured target in one run."""
+    parser.add_argument("--all-targets", action="store_true",
+                        help="every region of every configured target, in one run (as if "
+                             "each target were given as target:); without it and without "
+                             "REGION, only master: is covered")
+
+
+def scope_regions(glancesync: GlanceSync, args: argparse.Namespace) -> list[str]:
+    """The region arguments of a run: ``args.regions``, or every target with ``--all-targets``.
+
+    :raises UsageError: ``--all-targets`` with region arguments.
+    """
+    if getattr(args, "all_targets", False):
+        if args.regions:
+            raise UsageError("--all-targets covers every region of every target: give"
+                             " either --all-targets or REGION arguments")
+        return [f"{name}:" for name in _targets(glancesync)]
+    return list(args.regions)
+
+
+def left_out_note(prog: str, glancesync: GlanceSync, args: argparse.Namespace) -> str | None:
+    """The note of a run that leaves configured targets out, or None.
+
+    A run given no region and no ``--all-targets`` covers ``master:`` only;
+    when the configuration has other targets, the scripts print this on
+    stderr at the end of the run (on every run, ``--quiet`` and cron
+    included; not after an error, which is then the one line printed).
+    """
+    targets = _targets(glancesync)
+    if getattr(args, "all_targets", False) or args.regions or len(targets) == 1:
+        return None
+    return (f"{prog}: note: only the regions of target master are covered; the configured"
+            f" target(s) {printable(', '.join(targets[1:]))} are left out (give --all-targets"
+            " for every target, or name the regions)")
+
+
+def _targets(glancesync: GlanceSync) -> list[str]:
+    """The configured targets, ``master`` first."""
+    return [MASTER] + sorted(name for name in glancesync.config.targets if name != MASTER)
+
+
+def unmatched_image_pattern(glancesync: GlanceSync, result: RunResult | StatusReport
+                            ) -> UsageError | None:
+    """A usage error for an ``--image`` pattern that matched nothing, or None.
+
+    A pattern matches when an image of the run's plans (a master image, or
+    a regional copy the lifecycle retires) or of the master region has a
+    name it matches. The error names the closest names (case aside), so
+    that a typing mistake is seen at once. A run that failed in every
+    region is not checked (its failures say more).
+
+    :raises GlanceSyncError: the master region cannot be listed.
+    """
+    from glancesync import scope
+    if not result.images or not result.plans:
+        return None
+    planned = {item.name for plan in result.plans.values() for item in plan.statuses}
+    missing = [p for p in result.images if not any(scope.matches(n, [p]) for n in planned)]
+    if not missing:
+        return None
+    master = {str(image["name"]) for image in
+              glancesync.get_images_region(glancesync.master_region) if image["name"]}
+    names = sorted(master | {name for name in planned if name})
+    for pattern in missing:
+        if any(scope.matches(name, [pattern]) for name in names):
+            continue
+        plain = re.sub(r"[*?\[\]]", "", pattern).lower()
+        lowered = {name.lower(): name for name in names}
+        close = [lowered[n] for n in difflib.get_close_matches(plain, list(lowered), n=3,
+                                                                cutoff=0.4)]
+        hint = (f"; the closest names are {', '.join(close)}" if close
+                else f"; the master's images are {', '.join(names[:10]) or '(none)'}"
+                + (" ..." if len(names) > 10 else ""))
+        return UsageError(f"--image {pattern!r} matches no image of the master region"
+                          f" {glancesync.master_region} nor of the regions{hint}")
+    return None
 
 
 def check_regions(parser: argparse.ArgumentParser, regions: Sequence[str]) -> None:
@@ -167,10 +272,32 @@ def build_glancesync(args: argparse.Namespace, *, progress: bool | None = False)
     """
     stream = config_stream(args)
     try:
-        return GlanceSync(stream, overrides=args.config, progress=progress)
+        glancesync = GlanceSync(stream, overrides=args.config, progress=progress)
     finally:
         if stream is not None:
             stream.close()
+    if getattr(args, "log_file", None):  # opened before the configuration was read
+        output_modes(glancesync).apply(Path(args.log_file))
+    return glancesync
+
+
+def output_modes(glancesync: GlanceSync) -> OutputModes:
+    """Who may read the run's outputs: :mod:`glancesync.filemodes` with ``output_group``."""
+    return OutputModes(glancesync.config.main.output_group)
+
+
+def share_outputs(glancesync: GlanceSync, paths: Sequence[Path]) -> None:
+    """Give the backup files (and their folders) or run folders ``paths`` the outputs' mode.
+
+    The library writes them owner-only; with ``output_group`` they become
+    readable by that group.
+    """
+    modes = output_modes(glancesync)
+    if not modes.group:
+        return
+    for folder in dict.fromkeys(Path(path) if Path(path).is_dir() else Path(path).parent
+                                for path in paths):
+        modes.apply_tree(folder)
 
 
 def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
@@ -196,11 +323,64 @@ def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
         return int(ExitStatus.OK)
 
 
-def summary_lines(result: RunResult) -> list[str]:
-    """The summary of a sync run, always printed by the scripts.
+#: The statuses of a plan line that is no image of the master to synchronise:
+#: leftovers and the lifecycle's copies of images gone from the master.
+NOT_MASTER_IMAGES = frozenset({Status.PENDING_CLEANUP, Status.PENDING_REMOVAL,
+                               Status.INFO_REMOVAL_GRACE, Status.OK_RETIRED,
+                               Status.INFO_REMOVAL_SKIPPED, Status.ERROR_MAX_DELETES})
+
+
+def nothing_to_sync(glancesync: GlanceSync, result: RunResult | StatusReport,
+                    regions: Sequence[str]) -> NothingToSyncError | None:
+    """Why a run that went well could do nothing at all, or None.
+
+    A run (status, dry run, sync; not limited by ``--image``) that failed
+    nowhere but covers no region, or whose regions are given no image of
+    the master to synchronise, did nothing that was asked of it.
+    """
+    if result.failures or result.images:
+        return None
+    if not result.plans:
+        where = ", ".join(regions) or f"{MASTER}:"
+        return NothingToSyncError(
+            f"no region to synchronise in {where}: the target has no region but the"
+            " master region, or ignore_regions leaves none")
+    if any(item.status not in NOT_MASTER_IMAGES
+           for plan in result.plans.values() for item in plan.statuses):
+        return None
+    return NothingToSyncError(
+        f"nothing to synchronise: the master region {glancesync.master_region} shows"
+        " no image that the selection rules synchronise to these regions; check the"
+        " project and role of the master credentials (they must see the images),"
+        " metadata_condition and metadata_set")
+
+
+def record_problem(result: RunResult | StatusReport, problem: GlanceSyncError,
+                   regions: Sequence[str]) -> None:
+    """Record a run's ``problem`` as the failure of every region it covered.
+
+    A run that could do nothing (:func:`nothing_to_sync`, an ``--image``
+    pattern matching nothing) is not a success: its regions (none: its
+    targets, ``target:``) are failed in every output, and its exit status
+    is the problem's.
+    """
+    covered = list(result.plans) or [
+        f"{parse_region(region)[0]}:" for region in (regions or [f"{MASTER}:"])]
+    for region in covered:
+        result.failures[region] = problem
+
+
+def summary_lines(result: RunResult, quiet: bool = False) -> list[str]:
+    """The summary of a sync run, printed by the scripts.
 
     One line per region (its counters, or why it failed) and a total.
+    ``quiet``: nothing at all when the run changed nothing (or, for a dry
+    run, would change nothing), failed nowhere and found nothing that needs
+    an operator; otherwise only the regions that changed or failed, and
+    the images that need an operator.
     """
+    if quiet:
+        return _quiet_lines(result)
     lines = [outcome.summary() for _, outcome in sorted(result.results.items())]
     for region, error in sorted(result.failures.items()):
         reason = str(error).removeprefix(f"region {region}: ")
@@ -216,6 +396,77 @@ def summary_lines(result: RunResult) -> list[str]:
         lines.append(f"logs: {result.log_folder}")
     # Region names and errors quote what the regions answered.
     return [printable(line) for line in lines]
+
+
+def _quiet_lines(result: RunResult) -> list[str]:
+    """``--quiet``: what changed, what failed, what needs an operator; else nothing."""
+    lines = []
+    for region, outcome in sorted(result.results.items()):
+        changed = any(o.result == "done" for o in outcome.outcomes)
+        if changed or not outcome.success:
+            lines.append(outcome.summary())
+    for region, error in sorted(result.failures.items()):
+        reason = str(error).removeprefix(f"region {region}: ")
+        lines.append(f"{region}: FAILED: {reason}")
+    for region, plan in sorted(result.plans.items()):
+        for item in plan.needs_operator:
+            lines.append(f"{region}: {item.name}: {item.status}: {item.reason}")
+    if not lines:
+        return []
+    lines.append(result.totals())
+    if result.log_folder:
+        lines.append(f"logs: {result.log_folder}")
+    return [printable(line) for line in lines]
+
+
+#: The kinds of operation that remove something: data, an image, its
+#: visibility in listings, its use (a dry run marks them ``!``).
+DESTRUCTIVE = frozenset({OperationKind.REPLACE, OperationKind.DELETE, OperationKind.HIDE,
+                         OperationKind.DEACTIVATE, OperationKind.CLEANUP})
+
+#: How the planner words the time left of a copy in its grace period.
+_GRACE_LEFT = re.compile(r" in (\d+(?:\.\d+)?) h \(removal_grace_hours\)")
+
+
+def plan_lines(plans: dict[str, RegionPlan], now: float | None = None) -> list[str]:
+    """One line per planned action of a dry run, in the order a sync takes them.
+
+    ``REGION: KIND NAME (details): why``; a destructive step (a deletion,
+    a replacement, hiding, deactivating, the clean-up of a leftover) is
+    marked ``!`` in front. A copy whose removal waits for its grace period
+    gets a line saying when it is due (``now``: the run's start, seconds
+    since the epoch).
+    """
+    import datetime
+    now = time.time() if now is None else now
+    lines = []
+    for region, plan in plans.items():
+        for op in plan.operations:
+            status = (plan.removal_status(op) if op.kind.removes
+                      else _status_of(plan, op))
+            why = op.reason or (f"{status.status}: {status.reason}" if status else "")
+            mark = "!" if op.kind in DESTRUCTIVE else " "
+            lines.append(f"{mark} {region}: {op.describe()}" + (f": {why}" if why else ""))
+        for item in plan.statuses:
+            if item.status is not Status.INFO_REMOVAL_GRACE:
+                continue
+            found = _GRACE_LEFT.search(item.reason)
+            due = ""
+            if found:
+                moment = datetime.datetime.fromtimestamp(
+                    now + float(found.group(1)) * 3600, datetime.timezone.utc)
+                due = f" at about {moment:%Y-%m-%d %H:%M} UTC"
+            lines.append(f"  {region}: later{due}: {item.name} ({item.regional_id}):"
+                         f" {item.reason}")
+    return [printable(line) for line in lines]
+
+
+def _status_of(plan: RegionPlan, op: Operation) -> ImageStatus | None:
+    """The status line an operation comes from: of its regional image, else of its name."""
+    for item in plan.statuses:
+        if op.regional is not None and item.regional_id == op.regional.id:
+            return item
+    return plan.status_of(op.name)
 
 
 def status_table(status: StatusReport, stream: TextIO | None = None) -> str:
@@ -245,6 +496,7 @@ class RunOutputs:
     def __init__(self, glancesync: GlanceSync, *, report_json: str | None = None,
                  report_html: str | None = None) -> None:
         self.glancesync = glancesync
+        self.modes = output_modes(glancesync)
         metrics = glancesync.config.main.metrics_file
         self.files = {"run report": Path(report_json) if report_json else None,
                       "HTML report": Path(report_html) if report_html else None,
@@ -253,6 +505,55 @@ class RunOutputs:
             if path is not None and not path.absolute().parent.is_dir():
                 raise UsageError(f"cannot write the {what} {path}: its folder "
                                  f"{path.absolute().parent} does not exist")
+
+    @contextlib.contextmanager
+    def recording(self, mode: str, regions: Sequence[str],
+                  images: Sequence[str] = ()) -> Iterator[None]:
+        """Record in every output a run that fails as a whole inside the block.
+
+        A run that cannot start (wrong password, unreachable Keystone,
+        ``master_region`` misspelt, the master unreadable) writes the run
+        report, the HTML report and the metrics all the same: each region it
+        was to cover failed (``glancesync_last_run_success`` 0), with the
+        error. ``mode``: ``status``, ``dry_run`` or ``sync``. The error is
+        raised again.
+        """
+        started = time.time()
+        try:
+            yield
+        except GlanceSyncError as error:
+            result: RunResult | StatusReport = (
+                StatusReport(started=started, images=tuple(images)) if mode == "status"
+                else RunResult(dry_run=mode == "dry_run", started=started,
+                               images=tuple(images)))
+            result.finished = time.time()
+            for label in self._labels(regions):
+                result.failures[label] = error
+            self.write(result, error.exit_status)
+            raise
+
+    def _labels(self, regions: Sequence[str]) -> list[str]:
+        """The regions a run that failed before reading them is recorded under.
+
+        The regions the earlier metrics file knows among those asked for
+        (all of a target's for ``target:``); else ``target:`` itself, so
+        that a region that does not exist never gets series of its own.
+        """
+        from glancesync.views import metrics
+        path = self.files["metrics file"]
+        known = metrics.known_regions(metrics.previous_samples(path)) if path else []
+        labels: list[str] = []
+        for region in regions or [f"{MASTER}:"]:
+            try:
+                target, name = parse_region(region)
+            except UsageError:
+                continue
+            if name is None:
+                found = [k for k in known if k.startswith(f"{target}:") and k != f"{target}:"]
+            else:
+                found = [f"{target}:{name}"] if f"{target}:{name}" in known else []
+            labels.extend(found or [f"{target}:"])
+        return list(dict.fromkeys(labels)) or [f"{MASTER}:"]
 
     def html(self, result: RunResult | StatusReport) -> str:
         """The HTML page of ``result``."""
@@ -274,9 +575,10 @@ class RunOutputs:
                 continue
             try:
                 if what == "metrics file":
-                    metrics.write(path, result)
+                    metrics.write(path, result, self.modes)
                     continue
                 with atomic_file(path, prefix=f".{path.name}.", suffix=".tmp") as out:
+                    self.modes.apply_fd(out.fileno())
                     out.write(makers[what]().encode("utf-8"))
             except OSError as error:
                 failed = True

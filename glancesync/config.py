@@ -39,6 +39,7 @@ from typing import Any, BinaryIO, Mapping, Sequence
 
 from glancesync import backends
 from glancesync.condition import Condition
+from glancesync.filemodes import OutputModes
 from glancesync.errors import ConfigError, RegionNotFoundError
 from glancesync.integrity import open_regular_file
 from glancesync.options import (DEFAULTS, MAIN, MAIN_OPTIONS, MASTER, TARGET_OPTIONS, TYPE,
@@ -97,6 +98,7 @@ class MainConfig:
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
+    output_group: str | None = None  #: group that may read the outputs (glancesync.filemodes)
     max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
 
 
@@ -321,7 +323,8 @@ def _warn_shadowed(parser: configparser.ConfigParser, origins: _OverrideOrigins)
                 key = f"{DEFAULTS}.{option}" if written else option
                 LOG.warning("--config %s goes to [DEFAULT], but [%s] sets its own %s,"
                             " which wins there; to change it, write --config %s.%s=VALUE",
-                            key, target, option, target, option)
+                            key, target, option, target, option,
+                            extra={ALWAYS_SHOWN: True})
 
 
 @dataclasses.dataclass
@@ -443,6 +446,11 @@ def _build(parser: configparser.ConfigParser, path: str | None,
                                  " holding the reference images is required (when"
                                  " master uses OS_* variables, OS_REGION_NAME also"
                                  " gives it; with a clouds.yaml cloud, its region_name)")
+    if main["output_group"]:
+        try:
+            OutputModes(main["output_group"]).gid()
+        except ConfigError as error:
+            raise main_section.error("output_group", error.message) from None
     return Config(main=MainConfig(**main), targets=targets, path=path)
 
 

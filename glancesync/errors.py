@@ -184,3 +184,14 @@ class LockedError(GlanceSyncError):
     """Another run holds the lock of the region."""
 
     exit_status = ExitStatus.LOCKED
+
+
+class NothingToSyncError(ConfigError):
+    """A run that can do nothing: its configuration does not do what was meant.
+
+    The master region shows the master project no image that the selection
+    rules synchronise to the regions of the run (credentials of another
+    project, a user who cannot see the images, ``metadata_condition`` or
+    ``metadata_set`` excluding everything), or the run has no region at
+    all. Such a run is not a success: exit status 2.
+    """

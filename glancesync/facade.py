@@ -19,18 +19,19 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, convert, report, scope, sharing
+from glancesync import backends, backups, convert, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
-from glancesync.config import MASTER, Config, load_config
+from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
+from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
-from glancesync.regions import RegionRef, resolve_regions
+from glancesync.regions import RegionRef, check_master_region, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryingTarget, RetryPolicy
-from glancesync.runlog import RunLogs, prune_runs, region_context
+from glancesync.runlog import RunLogs, default_run_dir, prune_runs, region_context
 from glancesync.selection import MasterSelection, select_master
 from glancesync.serverside import CopySources
 from glancesync.strategy import RegionTransfer
@@ -109,6 +110,8 @@ class RunResult(_RegionsRun):
     def exit_status(self) -> ExitStatus:
         """The script's exit status for this run (see :class:`~glancesync.ExitStatus`)."""
         if self.failures:
+            if any(e.exit_status == ExitStatus.USAGE for e in self.failures.values()):
+                return ExitStatus.USAGE  # a configuration mistake (metadata_condition...)
             if all(isinstance(e, LockedError) for e in self.failures.values()):
                 return ExitStatus.LOCKED
             return ExitStatus.REGION_FAILED
@@ -136,6 +139,8 @@ class StatusReport(_RegionsRun):
     @property
     def exit_status(self) -> ExitStatus:
         if self.failures:
+            if any(e.exit_status == ExitStatus.USAGE for e in self.failures.values()):
+                return ExitStatus.USAGE
             return ExitStatus.REGION_FAILED
         if any(p.needs_operator for p in self.plans.values()):
             return ExitStatus.NEEDS_OPERATOR
@@ -244,7 +249,7 @@ class GlanceSync:
         return [ref.name if ref.target == MASTER else str(ref) for ref in refs]
 
     def resolve_regions(self, regions: Sequence[str]) -> list[str]:
-        """Fully qualified names for region arguments (SPEC section 2).
+        """Fully qualified names for region arguments (``Region``, ``target:Region``, ``target:``).
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -262,7 +267,9 @@ class GlanceSync:
             if message in self._warned:
                 return
             self._warned.add(message)
-        LOG.warning("%s", message)
+        # It means "the configuration does not do what you think": shown on
+        # every run, also under --quiet and cron (ALWAYS_SHOWN).
+        LOG.warning("%s", message, extra={ALWAYS_SHOWN: True})
 
     def adapter(self, region: str | RegionRef) -> RegionAdapter:
         """The adapter of ``region`` (``target:Region``); checked to exist.
@@ -280,6 +287,8 @@ class GlanceSync:
             if ref not in self._adapters:
                 if ref != self._master_ref:
                     self._resolve([ref])
+                else:
+                    check_master_region(self.config, self.target(MASTER).region_names())
                 self._adapters[ref] = RetryingAdapter(
                     self.target(ref.target).adapter(ref), self._retry_policy())
             return self._adapters[ref]
@@ -594,8 +603,7 @@ class GlanceSync:
     def _run_dir(self) -> Path:
         if self.config.main.run_dir:
             return self.config.main.run_dir
-        import platformdirs
-        return Path(platformdirs.user_state_dir("glancesync")) / "runs"
+        return default_run_dir(self.lock_name(self._master_ref))
 
     def lock_name(self, region: str | RegionRef) -> str:
         """The name of ``region``'s lock: ``Region@<Keystone URL or folder>``.
@@ -651,8 +659,12 @@ class GlanceSync:
                                      folder: Path | None = None) -> Path:
         """Save the metadata of ``region``'s images (project's and public).
 
-        The file is written in ``backup_glance_<timestamp>/`` under ``path``
-        (default: the current directory); its path is returned.
+        The file is written in ``folder``, else in a new
+        ``backup_glance_<timestamp>/`` under ``path`` (default: the current
+        directory); its path is returned. It holds the whole image model
+        the sync keeps: fields, user
+        properties, tags, ``os_hidden``, members by project name and
+        domain, GlanceSync's ``glancesync.*`` marks.
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -661,11 +673,8 @@ class GlanceSync:
         """
         ref = RegionRef.parse(region)
         adapter = self.adapter(ref)
-        images = report.visible_images(adapter.list_images(), adapter.project_id)
         folder = folder or report.backup_folder(Path(path) if path else Path.cwd())
-        written = report.write_backup(folder, str(ref), images)
-        LOG.info("%s: metadata of %d images saved in %s", ref, len(images), written)
-        return written
+        return backups.save(adapter, self.target(ref.target), folder, ref)
 
     def backup(self, regions: Sequence[str] = (), path: str | Path | None = None) -> list[Path]:
         """Back up several regions into one ``backup_glance_<timestamp>`` folder.
@@ -684,7 +693,8 @@ class GlanceSync:
     def delete_image(self, region: str, uuid: str, confirm: bool = True) -> bool:
         """Delete image ``uuid`` from ``region``; this cannot be undone.
 
-        With ``confirm`` (the default) the user is asked on the terminal;
+        With ``confirm`` (the default) the user is asked on the terminal (the
+        question on stderr, the answer from stdin);
         without a terminal the deletion is refused. Returns True if deleted.
 
         :raises ImageNotFoundError: no such image in the region.
@@ -697,8 +707,8 @@ class GlanceSync:
             if not sys.stdin.isatty():
                 raise UsageError("deleting an image needs a confirmation; no terminal "
                                  "to ask on: call delete_image(..., confirm=False)")
-            answer = input(f"Delete image {image.name} ({uuid}) from {region}? "
-                           "This cannot be undone [y/N] ")
+            answer = ask(f"Delete image {image.name} ({uuid}) from {region}? "
+                         "This cannot be undone [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 LOG.info("%s: deletion of %s cancelled", region, uuid)
                 return False
@@ -758,47 +768,16 @@ class GlanceSync:
         ``ramdisk_id``) are not restored. Only the project's own images are
         changed: a saved public image of another project is left alone.
         Images are found by id, else by name. Saved visibility,
-        ``min_ram``, ``min_disk``, ``protected`` and user properties are
-        set; user properties that were not saved are removed. Data is never
-        touched. Returns the ids of the images changed (or that would be, in
-        a dry run).
+        ``min_ram``, ``min_disk``, ``protected``, user properties and (a
+        backup of version 2) ``os_hidden``, tags, members and GlanceSync's
+        marks are set; user properties (and, version 2, marks and members)
+        that were not saved are removed. Data is never touched. Returns the
+        ids of the images changed (or that would be, in a dry run).
 
         :raises UsageError: the backup file cannot be read, or it was recorded
             for another region (without ``force``).
         :raises ConfigError: a line of the backup file is malformed.
         """
         ref = RegionRef.parse(region)
-        adapter = self.adapter(ref)
-        records = report.read_backup(Path(backup_file))
-        recorded = sorted({str(r.get("region")) for r in records if r.get("region") != str(ref)})
-        if recorded and not force:
-            raise UsageError(
-                f"the backup file {backup_file} was recorded for region"
-                f" {', '.join(recorded)}, not {ref}: restore it to its own region, or force"
-                " it (--force; kernel_id and ramdisk_id are then not restored)")
-        same_region = not recorded
-        project = adapter.project_id
-        images = adapter.list_images()
-        own = [i for i in images if project is None or i.owner == project]
-        by_id = {i.id: i for i in own}
-        by_name = {i.name: i for i in own}
-        foreign = {i.id for i in images} - set(by_id)
-        changed = []
-        for record in records:
-            current = by_id.get(record["id"]) if same_region else None
-            if current is None and record["name"] is not None:
-                current = by_name.get(record["name"])
-            if current is None:
-                why = ("belongs to another project: left alone" if record["id"] in foreign
-                       else "is not in the region")
-                LOG.warning("%s: image %s (%s) of the backup %s", ref, record["name"],
-                            record["id"], why)
-                continue
-            changes, remove = report.restore_changes(current, record,
-                                                     same_region=same_region)
-            if not changes and not remove:
-                continue
-            changed.append(current.id)
-            Executor(adapter, None, dry_run=dry_run).update_metadata(
-                current, changes, remove, reason="restore from backup")
-        return changed
+        return backups.restore(self.adapter(ref), self.target(ref.target), ref,
+                               Path(backup_file), dry_run=dry_run, force=force)

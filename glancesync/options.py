@@ -359,6 +359,8 @@ MAIN_OPTIONS: tuple[Option, ...] = (
                                                " transient reason (0: none)"),
     _main("retry_wait", "number", 1.0, minimum=0.0,
           help="seconds before the first retry, doubled before each next one"),
+    _main("output_group", "string", help="group that may read the outputs (metrics,"
+                                        " reports, backups, logs), else their owner only"),
     _main("metrics_file", "path", help="file of Prometheus metrics written at the end of"
                                        " every run, for node_exporter's textfile collector"
                                        " (none)"),

@@ -11,7 +11,7 @@ from typing import IO, Iterable, Iterator, Protocol
 
 from tqdm import tqdm
 
-__all__ = ["Progress", "NullProgress", "progress_bar", "wrap_chunks"]
+__all__ = ["Progress", "NullProgress", "progress_bar", "wrap_chunks", "ask"]
 
 
 class Progress(Protocol):
@@ -102,3 +102,18 @@ def _is_terminal(stream: IO[str]) -> bool:
         return bool(isatty and isatty())
     except ValueError:  # a closed stream
         return False
+
+
+def ask(question: str, stdin: IO[str] | None = None, stderr: IO[str] | None = None) -> str:
+    """Ask ``question`` on stderr and read one line of answer from stdin.
+
+    Never on stdout: a script whose output is redirected still shows its
+    question to the person at the terminal (``input()`` would write it into
+    the redirected output and wait without a question). End of input is an
+    empty answer.
+    """
+    stdin = stdin or sys.stdin
+    stderr = stderr or sys.stderr
+    stderr.write(question)
+    stderr.flush()
+    return stdin.readline().rstrip("\n")

@@ -10,6 +10,7 @@ service. A bare ``Region`` means ``master:Region``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -171,6 +172,26 @@ def _matching(name: str, available: Sequence[str], option: str,
     warn(f"{option}: {name!r} matches no region; the regions are"
          f" {', '.join(available) or '(none)'}")
     return []
+
+
+def check_master_region(config: Config, available: Sequence[str]) -> None:
+    """Check that ``master_region`` of ``[main]`` is one of the master target's regions.
+
+    ``available``: the regions of target ``master`` (its catalog's, or its
+    folders). A misspelt name is a configuration mistake, not a failure of
+    the region: exit status 2, the regions that exist listed, the closest first.
+
+    :raises RegionNotFoundError: ``master_region`` is not among ``available``.
+    """
+    name = config.main.master_region
+    if name in available:
+        return
+    close = difflib.get_close_matches(name, list(available), n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise RegionNotFoundError(
+        f"master_region {name!r} of [main] is not a region of target {MASTER!r}"
+        f" with an image service{hint}; its regions are {', '.join(available) or '(none)'}",
+        region=f"{MASTER}:{name}")
 
 
 def order_regions(regions: Sequence[RegionRef],

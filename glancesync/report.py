@@ -16,11 +16,13 @@ import dataclasses
 import datetime
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from glancesync import safenames
 from glancesync.errors import ConfigError, UsageError
+from glancesync.filemodes import PRIVATE_FILE, PRIVATE_FOLDER
 from glancesync.image import AMI_PROPERTIES, Image, is_user_property, metadata_diff
 from glancesync.integrity import open_regular_file
 
@@ -113,15 +115,37 @@ def _mib(size: int | None) -> str:
 
 # --- backups -----------------------------------------------------------------
 
-def backup_record(region: str, image: Image) -> dict[str, Any]:
-    """One backup line's content (JSON object)."""
+#: The version of a backup line (its ``version``): 2 saves the whole image
+#: model the sync keeps (tags, ``os_hidden``, members, GlanceSync's marks);
+#: a line without ``version`` is of version 1 (restored as it always was).
+BACKUP_VERSION = 2
+
+
+def own_marks(image: Image) -> dict[str, str]:
+    """GlanceSync's own ``glancesync.*`` properties of ``image``: provenance and marks."""
+    marks = dict(image.provenance.as_properties()) if image.provenance else {}
+    marks.update(image.marks)
+    return marks
+
+
+def backup_record(region: str, image: Image,
+                  members: list[dict[str, str | None]] | None = None) -> dict[str, Any]:
+    """One backup line's content (JSON object, :data:`BACKUP_RECORD_SCHEMA`).
+
+    ``members``: the projects the image is shared with, each
+    ``{"project": name, "domain": domain name, "project_id": id}`` (name
+    and domain None when they could not be looked up); None: not read.
+    """
     return {
+        "version": BACKUP_VERSION,
         "region": region, "name": image.name, "id": image.id,
         "status": image.status, "size": image.size, "checksum": image.checksum,
         "owner": image.owner, "is_public": image.is_public,
-        "visibility": image.visibility,
+        "visibility": image.visibility, "os_hidden": image.os_hidden,
         "min_ram": image.min_ram, "min_disk": image.min_disk,
-        "protected": image.protected, "properties": dict(image.properties),
+        "protected": image.protected, "tags": sorted(image.tags),
+        "properties": dict(image.properties), "marks": own_marks(image),
+        "members": members,
     }
 
 
@@ -130,19 +154,29 @@ def backup_folder(parent: Path, now: datetime.datetime | None = None) -> Path:
     now = now or datetime.datetime.now()
     folder = Path(parent) / f"backup_glance_{now:%Y%m%d_%H%M%S}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create the backup folder {folder}: {error.strerror}") from error
     return folder
 
 
-def write_backup(folder: Path, region: str, images: Iterable[Image]) -> Path:
-    """Write one region's backup file (JSON lines) and return its path."""
+def write_backup(folder: Path, region: str, images: Iterable[Image],
+                 members: Mapping[str, list[dict[str, str | None]]] | None = None) -> Path:
+    """Write one region's backup file (JSON lines) and return its path.
+
+    ``members``: image id -> its members (:func:`backup_record`), for the
+    images whose members were read.
+    """
     path = safenames.join(folder, "backup_" + safenames.region_file_name(region, ".jsonl"))
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
+    # Owner only: private image metadata (glancesync.filemodes).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)  # a leftover .tmp of another mode
+    with open(fd, "w", encoding="utf-8") as out:
         for image in images:
-            out.write(json.dumps(backup_record(region, image), sort_keys=True) + "\n")
+            record = backup_record(region, image, (members or {}).get(image.id))
+            out.write(json.dumps(record, sort_keys=True) + "\n")
     tmp.replace(path)
     return path
 
@@ -157,6 +191,7 @@ BACKUP_RECORD_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["name", "id", "properties"],
     "properties": {
+        "version": {"enum": [1, BACKUP_VERSION]},
         "region": {"type": "string", "minLength": 1, "maxLength": 1024},
         "name": {"type": ["string", "null"], "maxLength": 255},
         "id": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -169,10 +204,35 @@ BACKUP_RECORD_SCHEMA: dict[str, Any] = {
         "min_ram": {"type": ["integer", "null"], "minimum": 0, "maximum": 2 ** 31 - 1},
         "min_disk": {"type": ["integer", "null"], "minimum": 0, "maximum": 2 ** 31 - 1},
         "protected": {"type": ["boolean", "null"]},
+        "os_hidden": {"type": ["boolean", "null"]},
+        "tags": {"type": ["array", "null"], "maxItems": 128,
+                 "items": {"type": "string", "minLength": 1, "maxLength": 255}},
         "properties": {
             "type": "object",
             "propertyNames": {"minLength": 1, "maxLength": 255},
             "additionalProperties": {"type": "string", "maxLength": 65535},
+        },
+        "marks": {
+            "type": ["object", "null"],
+            "propertyNames": {"pattern": "^glancesync\\.", "maxLength": 255},
+            "additionalProperties": {"type": "string", "maxLength": 1024},
+        },
+        "members": {
+            "type": ["array", "null"], "maxItems": 1024,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "project": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+                    "domain": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+                    "project_id": {"type": ["string", "null"], "minLength": 1,
+                                   "maxLength": 255},
+                },
+                "anyOf": [{"required": ["project", "domain"],
+                           "properties": {"project": {"type": "string"},
+                                          "domain": {"type": "string"}}},
+                          {"required": ["project_id"],
+                           "properties": {"project_id": {"type": "string"}}}],
+            },
         },
     },
 }
@@ -260,18 +320,29 @@ def restore_changes(current: Image, record: Mapping[str, Any], *,
                     same_region: bool = True) -> tuple[dict[str, Any], list[str]]:
     """Changes that bring ``current`` back to a backup ``record``.
 
-    The saved :data:`RESTORED_FIELDS` and user properties are set; user
-    properties that were not saved are removed. ``same_region`` false (a
-    backup of another region, forced): the region-specific ids
+    The saved :data:`RESTORED_FIELDS` (and, from version 2, ``os_hidden``
+    and ``tags``) and user properties are set; user properties that were
+    not saved are removed. GlanceSync's own ``glancesync.*`` marks of a
+    version 2 line are set, and those it did not hold are removed (a line
+    without ``marks`` leaves them alone). ``same_region`` false (a backup
+    of another region, forced): the region-specific ids
     (:data:`~glancesync.image.AMI_PROPERTIES`, which name images of the
-    region that was saved) are neither set nor removed.
+    region that was saved) and marks (which record that region's copies)
+    are neither set nor removed.
     """
     kept = () if same_region else AMI_PROPERTIES
     saved = {k: str(v) for k, v in (record.get("properties") or {}).items() if k not in kept}
     properties: dict[str, str | None] = {k: None for k in sorted(current.properties)
                                          if k not in saved and k not in kept}
     properties.update(saved)
-    return metadata_diff(current, {k: record.get(k) for k in RESTORED_FIELDS}, properties)
+    fields = {k: record.get(k) for k in (*RESTORED_FIELDS, "os_hidden", "tags")}
+    changes, remove = metadata_diff(current, fields, properties)
+    if record.get("marks") is not None and same_region:
+        wanted = {str(k): str(v) for k, v in record["marks"].items()}
+        present = own_marks(current)
+        changes.update((k, v) for k, v in wanted.items() if present.get(k) != v)
+        remove.extend(k for k in sorted(present) if k not in wanted)
+    return changes, remove
 
 
 #: First characters that make a spreadsheet read a cell as a formula.

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from glancesync import safenames
+from glancesync.filemodes import PRIVATE_FOLDER, create_private
 
 LOG = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class SafeFileHandler(_StopsAtFirstFailure, logging.FileHandler):
     """
 
     def __init__(self, filename: str | Path) -> None:
+        # Created owner-only: logs hold private image metadata (glancesync.filemodes).
+        create_private(filename)
         super().__init__(filename, encoding="utf-8")
 
     def close(self) -> None:
@@ -152,7 +155,8 @@ class RunLogs:
 
     def __enter__(self) -> "RunLogs":
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
         except OSError as exc:
             LOG.error("cannot create the run folder %s (%s): this run keeps no"
                       " per-region logs; it goes on", self.folder, exc.strerror or exc)
@@ -179,6 +183,22 @@ class RunLogs:
         for handler in self._handlers:
             logger.removeHandler(handler)
             handler.close()
+
+
+def default_run_dir(federation: str) -> Path:
+    """The run folder of a configuration without ``run_dir``: one per federation.
+
+    ``<user state folder>/glancesync/runs/<federation>`` (platformdirs:
+    ``$XDG_STATE_HOME``, else ``~/.local/state`` on Linux), ``federation``
+    naming the master region where it lives (``Region@<Keystone URL or
+    folder>``, :meth:`GlanceSync.lock_name`) through
+    :func:`~glancesync.safenames.file_name`. Configurations of unrelated
+    federations never share throughput measurements nor run folders; two
+    configurations of one federation do, as they share its regions.
+    """
+    import platformdirs
+    return (Path(platformdirs.user_state_dir("glancesync")) / "runs"
+            / safenames.file_name(federation))
 
 
 def prune_runs(run_dir: Path, keep: int) -> list[Path]:

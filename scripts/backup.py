@@ -12,7 +12,7 @@ PROG = "glancesync-backup"
 
 def build_parser():
     parser = cli.new_parser(
-        PROG, "Save the image metadata of regions, one file per region under "
+        PROG, exit_statuses=cli.BACKUP_EXIT_STATUS_HELP, description="Save the image metadata of regions, one file per region under "
         "backup_glance_<timestamp>/; or re-apply a saved file's metadata (never "
         "data) to a region with --restore.")
     parser.add_argument("regions", nargs="*", metavar="REGION",
@@ -27,6 +27,7 @@ def build_parser():
     parser.add_argument("--force", action="store_true",
                         help="with --restore: apply a backup recorded for another region "
                              "(its kernel_id and ramdisk_id are not restored)")
+    cli.add_all_targets_option(parser)
     cli.add_common_options(parser)
     return parser
 
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--dry-run goes with --restore")
     if args.force and not args.restore:
         parser.error("--force goes with --restore")
+    if args.all_targets and args.restore:
+        parser.error("--all-targets goes with a backup, not with --restore")
     return cli.run(PROG, args, lambda: _run(args))
 
 
@@ -52,8 +55,14 @@ def _run(args) -> int:
                                                 dry_run=args.dry_run, force=args.force)
             print(f"{len(changed)} image(s) {'would be ' if args.dry_run else ''}updated")
             return ExitStatus.PENDING if args.dry_run and changed else ExitStatus.OK
-        for path in glancesync.backup(args.regions, args.path):
-            print(path)
+        paths = glancesync.backup(cli.scope_regions(glancesync, args), args.path)
+        cli.share_outputs(glancesync, paths)
+        if not args.quiet:  # under cron --quiet: no mail for a backup that went well
+            for path in paths:
+                print(path)
+        note = cli.left_out_note(PROG, glancesync, args)
+        if note:
+            print(note, file=sys.stderr)
         return ExitStatus.OK
 
 

@@ -12,7 +12,8 @@ PROG = "glancesync-printimages"
 
 
 def build_parser():
-    parser = cli.new_parser(PROG, "Report the images of regions, marking anomalies.\n\n"
+    parser = cli.new_parser(PROG, exit_statuses=cli.PRINTIMAGES_EXIT_STATUS_HELP,
+                            description="Report the images of regions, marking anomalies.\n\n"
                             "Markers:\n" + legend())
     parser.add_argument("regions", nargs="*", metavar="REGION",
                         help="Region, target:Region or target: (default: every "

@@ -25,7 +25,8 @@ def build_parser():
                              "a target (default: every region of master:)")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--dry-run", action="store_true",
-                        help="show what a sync would do; change nothing anywhere")
+                        help="show what a sync would do, one line per action (! marks "
+                             "a destructive one); change nothing anywhere")
     action.add_argument("--show-status", action="store_true",
                         help="print status,region,image lines for every synchronised image")
     action.add_argument("--show-regions", action="store_true",
@@ -48,6 +49,7 @@ def build_parser():
     parser.add_argument("--report-json", metavar="FILE",
                         help="write what the run did to FILE: the versioned JSON run "
                              "report (per region: statuses, plan, operations and results)")
+    cli.add_all_targets_option(parser)
     parser.add_argument("--report-html", metavar="FILE",
                         help="write the run's status matrix and summary to FILE, one "
                              "self-contained HTML page")
@@ -79,33 +81,66 @@ def _run(args) -> int:
     cli.setup_logging(args)
     progress = False if args.no_progress else None
     with cli.build_glancesync(args, progress=progress) as glancesync:
-        if args.show_regions:
-            for region in glancesync.resolve_regions(args.regions):
-                print(printable(region))
-            return ExitStatus.OK
-        if args.make_backup:
-            for path in glancesync.backup(args.regions):
-                print(path)
-            return ExitStatus.OK
-        outputs = cli.RunOutputs(glancesync, report_json=args.report_json,
-                                 report_html=args.report_html)
+        regions = cli.scope_regions(glancesync, args)
+        status = _act(args, glancesync, regions)
+        note = cli.left_out_note(PROG, glancesync, args)
+        if note:
+            print(note, file=sys.stderr)
+        return status
+
+
+def _act(args, glancesync, regions: list[str]) -> int:
+    if args.show_regions:
+        for region in glancesync.resolve_regions(regions):
+            print(printable(region))
+        return ExitStatus.OK
+    if args.make_backup:
+        paths = glancesync.backup(regions)
+        cli.share_outputs(glancesync, paths)
+        for path in paths:
+            print(path)
+        return ExitStatus.OK
+    outputs = cli.RunOutputs(glancesync, report_json=args.report_json,
+                             report_html=args.report_html)
+    mode = "status" if args.show_status else "dry_run" if args.dry_run else "sync"
+    with outputs.recording(mode, regions, args.image):
         if args.show_status:
-            status = glancesync.status(args.regions, images=args.image)
-            if args.format == "json":
-                print(statuses_as_json(status.statuses))
-            elif args.format == "table":
-                print(cli.status_table(status), end="")
-            elif args.format == "html":
-                print(outputs.html(status), end="")
-            else:
-                for item in status.statuses:
-                    print(item.csv())
-            return outputs.write(status, status.exit_status)
-        result = glancesync.sync(args.regions, dry_run=args.dry_run, parallel=args.parallel,
-                                 images=args.image)
-        for line in cli.summary_lines(result):
+            result = glancesync.status(regions, images=args.image)
+        else:
+            result = glancesync.sync(regions, dry_run=args.dry_run,
+                                     parallel=args.parallel, images=args.image)
+        problem = (cli.unmatched_image_pattern(glancesync, result)
+                   or cli.nothing_to_sync(glancesync, result, regions))
+    if problem is not None:
+        cli.record_problem(result, problem, regions)
+    if getattr(result, "log_folder", None):
+        cli.share_outputs(glancesync, [result.log_folder])
+    if args.show_status:
+        _print_status(args, outputs, result)
+    else:
+        if args.dry_run:
+            for line in cli.plan_lines(result.plans, result.started):
+                print(line)
+        for line in cli.summary_lines(result, quiet=args.quiet):
             print(line)
-        return outputs.write(result, result.exit_status)
+    status = outputs.write(result, result.exit_status)
+    mistakes = [problem] if problem is not None else [
+        error for error in result.failures.values() if error.exit_status == ExitStatus.USAGE]
+    if mistakes:  # a configuration mistake: one line on stderr, as for any other
+        print(f"{PROG}: error: {printable(str(mistakes[0]))}", file=sys.stderr)
+    return status
+
+
+def _print_status(args, outputs, status) -> None:
+    if args.format == "json":
+        print(statuses_as_json(status.statuses))
+    elif args.format == "table":
+        print(cli.status_table(status), end="")
+    elif args.format == "html":
+        print(outputs.html(status), end="")
+    else:
+        for item in status.statuses:
+            print(item.csv())
 
 
 if __name__ == "__main__":

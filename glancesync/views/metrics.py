@@ -1,11 +1,16 @@
 """Prometheus metrics of a run (``metrics_file``), for node_exporter's textfile collector.
 
 Built with ``prometheus_client`` in a registry of their own and written
-atomically (:func:`prometheus_client.write_to_textfile`: a temporary file
-renamed over the old one), at the end of every run: status, dry run and
+atomically (:func:`~glancesync.integrity.atomic_file`: a temporary file
+renamed over the old one, with the mode of :mod:`glancesync.filemodes`), at the end of every run: status, dry run and
 sync; after a sync, images count as the sync left them
-(:func:`~glancesync.views.matrix.after_run`). The last success time of a region is carried over from the previous
-file, so a failed run (or a status run) never resets it.
+(:func:`~glancesync.views.matrix.after_run`). A run replaces the series of
+what it covered and keeps the earlier file's others as they were (other
+regions, other modes, the images outside ``--image``, the images of a
+region it could not read), with their time stamps: staleness stays
+visible, and an alert clears only when a run saw the image fixed. The last
+success time of a region is carried over, so a failed run (or a status
+run) never resets it.
 
 Metrics (every one a gauge; names in :data:`NAMES`):
 
@@ -15,6 +20,11 @@ Metrics (every one a gauge; names in :data:`NAMES`):
     1 when the image is ``ok`` in the region (an ``ok`` category), else 0
 ``glancesync_image_needs_operator{region,image}``
     1 when only an operator can resolve the image's status
+``glancesync_image_checked_timestamp_seconds{region,image}``
+    end of the last run that read the image's status in the region
+``glancesync_image_status{region,image,status}``
+    the image's status lines in the region per status (usually one); under
+    ``--image``, ``glancesync_images`` adds those of the images left out
 ``glancesync_last_run_start_timestamp_seconds{region,mode}``,
 ``glancesync_last_run_end_timestamp_seconds{region,mode}``
     the last run's start and end (``mode``: status, dry_run or sync)
@@ -32,10 +42,15 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from glancesync import scope
+from glancesync.filemodes import OutputModes
+from glancesync.integrity import atomic_file
 
 from glancesync.facade import RunResult, StatusReport
 from glancesync.plan import Status, StatusCategory
@@ -53,6 +68,10 @@ NAMES: dict[str, tuple[tuple[str, ...], str]] = {
                                  "1 when the image is ok in the region, else 0"),
     "glancesync_image_needs_operator": (("region", "image"),
                                         "1 when only an operator can resolve the image"),
+    "glancesync_image_checked_timestamp_seconds": (("region", "image"),
+                                                   "When the image's status was last read"),
+    "glancesync_image_status": (("region", "image", "status"),
+                                "Status lines of the image in the region per status"),
     "glancesync_last_run_start_timestamp_seconds": (("region", "mode"),
                                                     "Start of the last run"),
     "glancesync_last_run_end_timestamp_seconds": (("region", "mode"), "End of the last run"),
@@ -67,39 +86,93 @@ NAMES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-def previous_successes(path: Path) -> dict[str, float]:
-    """``glancesync_last_success_timestamp_seconds`` per region of the file at ``path``.
+#: The per-image metrics: a run that covers only some images (``--image``)
+#: replaces the series of those and keeps the others.
+IMAGE_METRICS = ("glancesync_image_in_sync", "glancesync_image_needs_operator",
+                 "glancesync_image_checked_timestamp_seconds", "glancesync_image_status")
 
-    A missing or unreadable file gives nothing (a warning for unreadable).
+#: The metrics of a run that carry its ``mode``: a run replaces those of its own mode.
+MODE_METRICS = ("glancesync_last_run_start_timestamp_seconds",
+                "glancesync_last_run_end_timestamp_seconds", "glancesync_last_run_success")
+
+
+def previous_samples(path: Path) -> list[Sample]:
+    """The samples of GlanceSync's metrics in the earlier file at ``path``.
+
+    Read with ``prometheus_client``'s own parser. A missing file gives
+    nothing; so does an unreadable one (a warning): the run writes its own
+    series only. Samples of other metrics, with other labels or a value
+    that is not finite are left out.
     """
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        return {}
+        return []
     except (OSError, UnicodeDecodeError) as error:
         LOG.warning("metrics file %s cannot be read: %s", path, error)
-        return {}
-    found: dict[str, float] = {}
+        return []
+    found: list[Sample] = []
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if (sample.name == "glancesync_last_success_timestamp_seconds"
-                        and "region" in sample.labels and math.isfinite(sample.value)):
-                    found[sample.labels["region"]] = sample.value
+                expected = NAMES.get(sample.name)
+                if (expected is not None and set(sample.labels) == set(expected[0])
+                        and math.isfinite(sample.value)):
+                    found.append(sample)
     except ValueError as error:
-        LOG.warning("metrics file %s cannot be parsed (%s): last success times restart",
+        LOG.warning("metrics file %s cannot be parsed (%s): its series restart",
                     path, error)
-        return {}
+        return []
     return found
 
 
-def registry_for(result: RunResult | StatusReport,
-                 previous: Mapping[str, float] = ()) -> CollectorRegistry:
-    """A registry holding the metrics of ``result``.
+def previous_successes(path: Path) -> dict[str, float]:
+    """``glancesync_last_success_timestamp_seconds`` per region of the file at ``path``."""
+    return {sample.labels["region"]: sample.value for sample in previous_samples(path)
+            if sample.name == "glancesync_last_success_timestamp_seconds"}
 
-    ``previous``: region -> last success time of the earlier file, kept for
-    every region this run does not synchronise successfully (and for
-    regions it did not touch).
+
+def known_regions(samples: Iterable[Sample]) -> list[str]:
+    """The regions the samples of an earlier file name, sorted."""
+    return sorted({sample.labels["region"] for sample in samples})
+
+
+def _kept(sample: Sample, result: RunResult | StatusReport, mode: str) -> bool:
+    """Whether an earlier file's ``sample`` stays: this run did not cover what it says.
+
+    Covered: every series of a region this run read (its plan), but the
+    images outside ``--image`` of a run limited to some images; the run's
+    own mode of the regions it failed on. A
+    ``target:`` series (a run that failed before it could list the target's
+    regions) is covered by any run that reached a region of the target.
+    """
+    region = sample.labels["region"]
+    reached = set(result.plans) | set(result.failures)
+    if region.endswith(":") and any(r.startswith(region) for r in reached):
+        return False
+    if region not in reached:
+        return True
+    if sample.name == "glancesync_last_success_timestamp_seconds":
+        return False  # carried over by registry_for's ``previous``
+    if sample.name in MODE_METRICS:
+        return sample.labels["mode"] != mode
+    if region not in result.plans:  # failed before it was read: what it held stays
+        return sample.name in IMAGE_METRICS or sample.name == "glancesync_images"
+    if result.images and sample.name in IMAGE_METRICS:
+        return not scope.matches(sample.labels["image"], result.images)
+    return False
+
+
+def registry_for(result: RunResult | StatusReport,
+                 previous: Mapping[str, float] | Iterable[Sample] = ()) -> CollectorRegistry:
+    """A registry holding the metrics of ``result``, merged with an earlier file's.
+
+    ``previous``: the samples of the earlier file (:func:`previous_samples`;
+    or, as before, region -> last success time). Every series this run did
+    not cover is kept as it was, with its time stamps, so that staleness
+    stays visible and an alert on a region or an image this run did not
+    look at neither fires nor clears. The last success time of a region is
+    set only by a successful sync of all its images (not ``--image``).
     """
     registry = CollectorRegistry()
     gauges = {name: Gauge(name, text, labels, registry=registry)
@@ -107,22 +180,50 @@ def registry_for(result: RunResult | StatusReport,
     mode = mode_of(result)
     results = getattr(result, "results", {})
     plans = after_run(result.plans, results)
-    successes = dict(previous or {})
+    if isinstance(previous, Mapping):
+        samples: list[Sample] = []
+        successes = dict(previous)
+    else:
+        samples = list(previous)
+        successes = {s.labels["region"]: s.value for s in samples
+                     if s.name == "glancesync_last_success_timestamp_seconds"}
+    kept_statuses: dict[str, dict[str, float]] = {}
+    for sample in samples:
+        if sample.name != "glancesync_last_success_timestamp_seconds" and _kept(
+                sample, result, mode):
+            gauges[sample.name].labels(**sample.labels).set(sample.value)
+            if sample.name == "glancesync_image_status":
+                counts_of = kept_statuses.setdefault(sample.labels["region"], {})
+                status = sample.labels["status"]
+                counts_of[status] = counts_of.get(status, 0) + sample.value
     for region in sorted(set(result.plans) | set(result.failures)):
         plan = plans.get(region)
         outcome = results.get(region)
-        failed = region in result.failures or (outcome is not None and not outcome.success)
+        region_failed = (region in result.failures
+                         or (outcome is not None and not outcome.success))
         gauges["glancesync_last_run_start_timestamp_seconds"].labels(region, mode).set(
             result.started)
         gauges["glancesync_last_run_end_timestamp_seconds"].labels(region, mode).set(
             result.finished)
-        gauges["glancesync_last_run_success"].labels(region, mode).set(0 if failed else 1)
-        if mode == "sync" and not failed:
+        gauges["glancesync_last_run_success"].labels(region, mode).set(
+            0 if region_failed else 1)
+        if mode == "sync" and not region_failed and not result.images:
             successes[region] = result.finished
         if plan is not None:
+            # Under --image, the images outside the patterns count as the
+            # earlier run saw them (their glancesync_image_status series).
             counts = plan.counts()
+            earlier = kept_statuses.get(region, {}) if result.images else {}
             for status in Status:
-                gauges["glancesync_images"].labels(region, status.value).set(counts[status])
+                gauges["glancesync_images"].labels(region, status.value).set(
+                    counts[status] + earlier.get(status.value, 0))
+            lines: dict[tuple[str, str], int] = {}
+            for item in plan.statuses:
+                key = (item.name, item.status.value)
+                lines[key] = lines.get(key, 0) + 1
+            for (name, status_value), number in sorted(lines.items()):
+                gauges["glancesync_image_status"].labels(region, name, status_value).set(
+                    number)
             in_sync: dict[str, bool] = {}
             operator: dict[str, bool] = {}
             for item in plan.statuses:
@@ -136,6 +237,8 @@ def registry_for(result: RunResult | StatusReport,
                 gauges["glancesync_image_in_sync"].labels(region, name).set(int(in_sync[name]))
                 gauges["glancesync_image_needs_operator"].labels(region, name).set(
                     int(operator[name]))
+                gauges["glancesync_image_checked_timestamp_seconds"].labels(
+                    region, name).set(result.finished)
         transferred = outcome.bytes_uploaded if outcome and mode == "sync" else 0
         gauges["glancesync_last_run_transferred_bytes"].labels(region).set(transferred)
         counted: dict[tuple[str, str], int] = {}
@@ -149,10 +252,17 @@ def registry_for(result: RunResult | StatusReport,
     return registry
 
 
-def write(path: Path, result: RunResult | StatusReport) -> None:
-    """Write the metrics of ``result`` to ``path`` atomically.
+def write(path: Path, result: RunResult | StatusReport,
+          modes: OutputModes | None = None) -> None:
+    """Write the metrics of ``result``, merged with the file's earlier ones, atomically.
+
+    ``modes``: who may read the file (:mod:`glancesync.filemodes`; default:
+    its owner only).
 
     :raises OSError: the file cannot be written (the caller reports it).
     """
-    registry = registry_for(result, previous_successes(path))
-    write_to_textfile(str(path), registry)
+    registry = registry_for(result, previous_samples(path))
+    path = Path(path)
+    with atomic_file(path, prefix=f".{path.name}.", suffix=".tmp") as out:
+        (modes or OutputModes()).apply_fd(out.fileno())
+        out.write(generate_latest(registry))

@@ -228,7 +228,8 @@ def test_condition_errors_are_configuration_errors_with_their_location():
 
 @pytest.mark.timeout(120)
 def test_a_failing_condition_fails_its_region_cleanly(tmp_path):
-    """An evaluation error names the image; no traceback, the run ends with 1."""
+    """An evaluation error names the image; no traceback, the run ends with 2: a
+    configuration mistake, not a failure of the region (issue 22)."""
     config = build_federation(tmp_path)
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("OS_", "GLANCESYNC_"))}
@@ -238,7 +239,7 @@ def test_a_failing_condition_fails_its_region_cleanly(tmp_path):
          "--config", "master.metadata_condition=image.name.split('-')[2] == 'x'",
          "--dry-run", "RegionA", "RegionB"],
         capture_output=True, text=True, env=env, timeout=100)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     for region in ("RegionA", "RegionB"):
         assert (f"master:{region}: FAILED: metadata_condition \"image.name.split('-')[2]"

@@ -117,7 +117,9 @@ def test_every_public_method_is_documented_and_exercised():
 # --- commands -------------------------------------------------------------------
 
 def _option_strings(parser: argparse.ArgumentParser) -> set[str]:
-    return {s for action in parser._actions for s in action.option_strings}
+    """The options ``--help`` shows (a hidden former name, like ``--output``, is not)."""
+    return {s for action in parser._actions for s in action.option_strings
+            if action.help != argparse.SUPPRESS}
 
 
 def _common_options() -> set[str]:
@@ -297,6 +299,13 @@ def test_user_documents_name_no_developer_only_text():
         assert not re.search(r"\bSPEC\b", text)
 
 
+def test_no_page_mentions_the_former_output_option():
+    """``--output`` is a hidden former name of ``--format`` (issue 22)."""
+    pages = [*MANUAL.rglob("*.rst"), DOCS / "programmer.rst", ROOT / "README.rst"]
+    for path in pages:
+        assert "--output" not in path.read_text(encoding="utf-8"), path
+
+
 def test_sample_options_are_all_in_the_reference():
     parser = configparser.ConfigParser(interpolation=None)
     text = SAMPLE.read_text(encoding="utf-8")
@@ -332,6 +341,11 @@ def test_docs_build_without_warnings(tmp_path):
     assert done.returncode == 0, done.stderr + done.stdout
     assert (tmp_path / "html" / "programmer.html").is_file()
     assert (tmp_path / "html" / "manual" / "configuration.html").is_file()
+    # The reference cites no document users do not have (issue 22), and shows
+    # every parameter of the backup method.
+    api = (tmp_path / "html" / "api.html").read_text(encoding="utf-8")
+    assert not re.search(r"\bSPEC\b", api)
+    assert re.search(r"backup_glancemetadata_region.{0,400}folder", api, re.DOTALL)
 
 
 def test_version_is_the_changelogs_first_entry():

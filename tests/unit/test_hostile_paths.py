@@ -24,6 +24,7 @@ from glancesync.errors import ImageNotFoundError, UnsafeNameError, UsageError
 from glancesync.facade import GlanceSync
 from glancesync.image import Image
 from glancesync.integrity import atomic_file
+from glancesync.regions import RegionRef
 from glancesync.report import write_backup
 from glancesync.runlog import RunLogs, region_context
 from glancesync.transfer import ImageCache, MasterImageSource
@@ -173,12 +174,15 @@ def test_a_master_data_file_linked_outside_its_folder_is_not_read(tmp_path):
 
 @pytest.mark.parametrize("name", ["x\0y", "..", "a/b", "."])
 def test_a_local_region_name_that_is_no_folder_name_is_a_clean_error(federation, name):
-    # The master region is never resolved against the list: its name is used as is.
+    # The master region is checked against the target's regions (issue 22) before
+    # its name makes any path; the local backend refuses it too (its own test).
     with open(federation) as stream, GlanceSync(stream, progress=False,
                                                 overrides=[f"main.master_region={name}"]
                                                 ) as gs:
-        with pytest.raises(UsageError, match="invalid local region name"):
+        with pytest.raises(UsageError, match="master_region .* is not a region of target"):
             gs.adapter(gs.master_region)
+        with pytest.raises(UsageError, match="invalid local region name"):
+            gs.target("master").adapter(RegionRef("master", name))
 
 
 # --- master ids in the cache and images_dir ------------------------------------------

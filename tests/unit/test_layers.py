@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glancesync"
 LAYERS = [
     ["glancesync.errors"],
     ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock",
-     "glancesync.runlog", "glancesync.redaction", "glancesync.safenames"],
+     "glancesync.runlog", "glancesync.redaction", "glancesync.safenames",
+     "glancesync.filemodes"],
     ["glancesync.integrity", "glancesync.options", "glancesync.convert"],
     ["glancesync.regions"],
     ["glancesync.backends.base"],
@@ -30,7 +31,7 @@ LAYERS = [
     ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report",
      "glancesync.sharing", "glancesync.serverside"],
     ["glancesync.scope", "glancesync.throughput"],
-    ["glancesync.executor"],
+    ["glancesync.executor", "glancesync.backups"],
     ["glancesync.facade"],
     ["glancesync.views*"],  # the outputs: pure functions of the facade's results
     ["glancesync", "glancesync.cli", "glancesync.demo", "glancesync.testbed*"],

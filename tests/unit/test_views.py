@@ -320,7 +320,10 @@ def test_image_pattern_limits_status_dry_run_and_sync(fed, tmp_path):
     after = fed.statuses("RegionA")
     assert after[("master:RegionA", "cirros-machine")] == "ok"
     assert after[("master:RegionA", "ubuntu-22.04")] == "pending_upload"  # left alone
-    assert fed.statuses("--image", "nothing*") == {}
+    # A pattern that matches nothing is a usage error (issue 22), naming the images.
+    nothing = fed.sync("--show-status", "--image", "nothing*")
+    assert nothing.returncode == 2 and "matches no image" in nothing.stderr
+    assert nothing.stdout == ""
 
 
 def test_image_pattern_limits_lifecycle_steps_and_views_show_them(fed, tmp_path):
@@ -365,7 +368,9 @@ def test_image_pattern_limits_lifecycle_steps_and_views_show_them(fed, tmp_path)
 
 
 def test_image_pattern_is_case_sensitive_and_not_for_backups(fed):
-    assert fed.statuses("--image", "UBUNTU*") == {}
+    upper = fed.sync("--show-status", "--image", "UBUNTU*")
+    assert upper.returncode == 2, upper.stderr
+    assert "closest names are ubuntu-22.04" in upper.stderr
     done = fed.sync("--make-backup", "--image", "x")
     assert done.returncode == 2 and "--image goes with" in done.stderr
     assert len(done.stderr.splitlines()) == 1
@@ -417,3 +422,14 @@ def test_the_manual_shows_the_real_matrix_of_the_demo(tmp_path):
     for block in blocks:
         indented = "".join(f"    {line}\n" for line in block.rstrip("\n").split("\n"))
         assert indented in manual, block
+
+
+def test_dry_run_plan_lines_escape_hostile_names(fed):
+    """Issue 22: the plan lines of a dry run quote image names from the master; a
+    newline or an ANSI escape in a name cannot forge a line or reach the terminal."""
+    done = fed.sync("--dry-run", "RegionA", "--quiet")
+    assert done.returncode == 3, done.stderr
+    assert no_raw_controls(done.stdout) and "\x1b" not in done.stdout
+    hostile = [line for line in done.stdout.splitlines() if "<script>" in line]
+    assert len(hostile) == 1 and hostile[0].startswith("  master:RegionA: upload ")
+    assert "\\n\\x1b[2J" in hostile[0]

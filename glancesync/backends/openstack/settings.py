@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import os
 from typing import Any, Mapping
 
 from glancesync.errors import ConfigError
@@ -253,8 +254,33 @@ def load_cloud(cloud: str, section: str) -> Any:
     """
     from openstack import config as os_config
     from openstack import exceptions as os_exc
+    loader = None
     try:
-        return os_config.OpenStackConfig().get_one(cloud=cloud)
+        loader = os_config.OpenStackConfig()
+        return loader.get_one(cloud=cloud)
     except (os_exc.SDKException, KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"cloud {cloud!r} cannot be read from clouds.yaml: {exc}",
+        raise ConfigError(f"cloud {cloud!r} cannot be read from clouds.yaml: {exc};"
+                          f" {_where_clouds_were_read(loader)}",
                           section=section, option="cloud") from None
+
+
+def _where_clouds_were_read(loader: Any) -> str:
+    """Which ``clouds.yaml`` openstacksdk read and the clouds it holds, or where it looked.
+
+    Under cron the user, ``$HOME`` and the working folder are not those of
+    a login shell: the message says which ones the file was looked for with.
+    """
+    import getpass
+    user = getpass.getuser()
+    path = getattr(loader, "config_filename", None)
+    if path:
+        try:
+            names = sorted(name for name in loader.get_cloud_names())
+        except (AttributeError, KeyError, TypeError, ValueError):
+            names = []
+        return (f"read {path} as user {user}; its clouds are"
+                f" {', '.join(names) or '(none)'}")
+    searched = list(getattr(loader, "_config_files", None) or [])
+    return (f"no clouds.yaml found as user {user} (HOME={os.environ.get('HOME', '?')});"
+            f" looked in {', '.join(searched) or 'the default places'}; give its path in"
+            " $OS_CLIENT_CONFIG_FILE")
