@@ -439,8 +439,10 @@ class GlanceSync:
             if self._source is None:
                 main = self.config.main
                 cache = ImageCache(main.cache_dir, main.cache_max_size)
+                limits = convert.Limits(main.convert_max_virtual_size, main.convert_timeout)
                 self._source = MasterImageSource(self.adapter(self._master_ref), cache,
-                                                 main.images_dir, progress=self.progress)
+                                                 main.images_dir, progress=self.progress,
+                                                 limits=limits)
             return self._source
 
     def sync_region(self, region: str | RegionRef, dry_run: bool = False) -> RegionResult:

@@ -37,7 +37,8 @@ from glancesync import convert as convert_mod
 from glancesync import progress as progress_mod
 from glancesync import safenames
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import ChecksumMismatchError, TransferError, UnsafeNameError
+from glancesync.errors import (ChecksumMismatchError, ImageRefusedError, TransferError,
+                               UnsafeNameError)
 from glancesync.image import Image, content_hash
 from glancesync.integrity import (CHUNK_SIZE, FileData, HashingStream, atomic_file,
                                   expected_hash, fsync_directory, hash_file, label,
@@ -457,11 +458,15 @@ class MasterImageSource:
     """
 
     def __init__(self, master_adapter: RegionAdapter, cache: ImageCache,
-                 images_dir: Path | None = None, *, progress: bool | None = None) -> None:
+                 images_dir: Path | None = None, *, progress: bool | None = None,
+                 limits: convert_mod.Limits = convert_mod.Limits()) -> None:
         self.master = master_adapter
         self.cache = cache
         self.images_dir = Path(images_dir) if images_dir is not None else None
         self.progress = progress
+        self.limits = limits
+        # (master id, hash, format) -> why its conversion was refused in this run
+        self._refusals: dict[tuple[str, str, str], ImageRefusedError] = {}
         self.bytes_downloaded = 0
         self.downloads = 0
         self.cache_hits = 0
@@ -564,10 +569,13 @@ class MasterImageSource:
         :raises TransferError: the data cannot be had, or is refused or
             damaged, or qemu-img failed.
         """
+        key = (image.id, *expected_hash(image), disk_format)
         found = self.cache.get_converted(image, disk_format)
         if found is not None:
             return found
         with self._lock_for(f"{image.id} {disk_format}"):
+            if key in self._refusals:  # refused once: the same bytes, the same answer
+                raise self._refusals[key]
             found = self.cache.get_converted(image, disk_format)
             if found is not None:
                 return found
@@ -577,11 +585,15 @@ class MasterImageSource:
                      image.name or image.id, image.id, image.disk_format, disk_format,
                      disk_format)
             started = time.monotonic()
-            with self.cache.pinned(source):
-                found = self.cache.put_converted(
-                    image, disk_format, lambda output: convert_mod.convert(
-                        source, image.disk_format or "", output, disk_format,
-                        image=label(image)))
+            try:
+                with self.cache.pinned(source):
+                    found = self.cache.put_converted(
+                        image, disk_format, lambda output: convert_mod.convert(
+                            source, image.disk_format or "", output, disk_format,
+                            image=label(image), limits=self.limits))
+            except ImageRefusedError as refused:
+                self._refusals[key] = refused
+                raise
             self._count(conversions=1)
             LOG.debug("converted %s in %.1f s", label(image), time.monotonic() - started)
             return found
