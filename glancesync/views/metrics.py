@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Mapping
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
+from glancesync import readback
+from glancesync.errors import UnsafeFileError
 from glancesync.facade import RunResult, StatusReport
 from glancesync.plan import Status, StatusCategory
 from glancesync.views.matrix import after_run
@@ -67,17 +70,39 @@ NAMES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+#: The largest previous metrics file read back (bytes).
+MAX_SIZE = 256 * 1024 * 1024
+
+#: Characters escaped in label values besides those of the text format
+#: (``\\``, ``"``, newline): every control character and the Unicode line
+#: breaks, which a reader splitting lines (universal newlines) cuts at.
+_UNSAFE_IN_LABELS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _labels(*values: object) -> list[str]:
+    """Label values with every control character written ``\\xHH`` (or ``\\uHHHH``)."""
+    return [_UNSAFE_IN_LABELS.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                                  else f"\\u{ord(m.group()):04x}", str(value))
+            for value in values]
+
+
 def previous_successes(path: Path) -> dict[str, float]:
     """``glancesync_last_success_timestamp_seconds`` per region of the file at ``path``.
 
-    A missing or unreadable file gives nothing (a warning for unreadable).
+    A missing file gives nothing. A file that cannot be read back (it is
+    not this user's, a FIFO, too large, not UTF-8, not the text format) is
+    an error an operator sees (logged as such): its last success times are
+    lost, and the staleness alerts of its regions count from this run.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = readback.read_bytes(Path(path), max_size=MAX_SIZE,
+                                   what="the previous metrics file")
+        text = data.decode("utf-8")  # bytes: no newline translation
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError) as error:
-        LOG.warning("metrics file %s cannot be read: %s", path, error)
+    except (UnsafeFileError, UnicodeDecodeError) as error:
+        LOG.error("metrics file %s cannot be read back (%s): the last success times it"
+                  " held are lost", path, error)
         return {}
     found: dict[str, float] = {}
     try:
@@ -87,8 +112,8 @@ def previous_successes(path: Path) -> dict[str, float]:
                         and "region" in sample.labels and math.isfinite(sample.value)):
                     found[sample.labels["region"]] = sample.value
     except ValueError as error:
-        LOG.warning("metrics file %s cannot be parsed (%s): last success times restart",
-                    path, error)
+        LOG.error("metrics file %s cannot be read back (not the Prometheus text format:"
+                  " %s): the last success times it held are lost", path, error)
         return {}
     return found
 
@@ -107,22 +132,25 @@ def registry_for(result: RunResult | StatusReport,
     mode = mode_of(result)
     results = getattr(result, "results", {})
     plans = after_run(result.plans, results)
-    successes = dict(previous or {})
+    # Keyed as written: a name read back from the file is already escaped.
+    successes = {_labels(region)[0]: moment for region, moment in dict(previous or {}).items()}
     for region in sorted(set(result.plans) | set(result.failures)):
         plan = plans.get(region)
         outcome = results.get(region)
         failed = region in result.failures or (outcome is not None and not outcome.success)
-        gauges["glancesync_last_run_start_timestamp_seconds"].labels(region, mode).set(
+        labels = _labels(region, mode)
+        gauges["glancesync_last_run_start_timestamp_seconds"].labels(*labels).set(
             result.started)
-        gauges["glancesync_last_run_end_timestamp_seconds"].labels(region, mode).set(
+        gauges["glancesync_last_run_end_timestamp_seconds"].labels(*labels).set(
             result.finished)
-        gauges["glancesync_last_run_success"].labels(region, mode).set(0 if failed else 1)
+        gauges["glancesync_last_run_success"].labels(*labels).set(0 if failed else 1)
         if mode == "sync" and not failed:
-            successes[region] = result.finished
+            successes[_labels(region)[0]] = result.finished
         if plan is not None:
             counts = plan.counts()
             for status in Status:
-                gauges["glancesync_images"].labels(region, status.value).set(counts[status])
+                gauges["glancesync_images"].labels(*_labels(region, status.value)).set(
+                    counts[status])
             in_sync: dict[str, bool] = {}
             operator: dict[str, bool] = {}
             for item in plan.statuses:
@@ -133,17 +161,19 @@ def registry_for(result: RunResult | StatusReport,
                                       and item.status.category is StatusCategory.OK)
                 operator[item.name] = operator.get(item.name, False) or item.status.is_error
             for name in sorted(in_sync):
-                gauges["glancesync_image_in_sync"].labels(region, name).set(int(in_sync[name]))
-                gauges["glancesync_image_needs_operator"].labels(region, name).set(
+                gauges["glancesync_image_in_sync"].labels(*_labels(region, name)).set(
+                    int(in_sync[name]))
+                gauges["glancesync_image_needs_operator"].labels(*_labels(region, name)).set(
                     int(operator[name]))
         transferred = outcome.bytes_uploaded if outcome and mode == "sync" else 0
-        gauges["glancesync_last_run_transferred_bytes"].labels(region).set(transferred)
+        gauges["glancesync_last_run_transferred_bytes"].labels(*_labels(region)).set(transferred)
         counted: dict[tuple[str, str], int] = {}
         for op in (outcome.outcomes if outcome and mode == "sync" else []):
             key = (op.kind.value, op.result)
             counted[key] = counted.get(key, 0) + 1
         for (kind, done), number in sorted(counted.items()):
-            gauges["glancesync_last_run_operations"].labels(region, kind, done).set(number)
+            gauges["glancesync_last_run_operations"].labels(*_labels(region, kind, done)).set(
+                number)
     for region, moment in sorted(successes.items()):
         gauges["glancesync_last_success_timestamp_seconds"].labels(region).set(moment)
     return registry

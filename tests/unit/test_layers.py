@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glancesync"
 LAYERS = [
     ["glancesync.errors"],
     ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock",
-     "glancesync.runlog", "glancesync.redaction", "glancesync.safenames"],
+     "glancesync.runlog", "glancesync.redaction", "glancesync.safenames",
+     "glancesync.readback"],
     ["glancesync.integrity", "glancesync.options", "glancesync.convert"],
     ["glancesync.regions"],
     ["glancesync.backends.base"],

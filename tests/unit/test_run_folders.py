@@ -116,7 +116,8 @@ def test_keep_runs_defaults_to_30_and_0_keeps_all(federation):
     left = sorted(p for p in (federation / "runs").iterdir() if p.is_dir())
     assert left == [*runs[-29:], newest]
     run_parallel(federation, "0")
-    assert len(list((federation / "runs").iterdir())) == 31
+    # Run folders only: throughput.json is there too when an upload took long enough.
+    assert len([p for p in (federation / "runs").iterdir() if p.is_dir()]) == 31
 
 
 def test_keep_runs_must_be_a_count():
