@@ -685,7 +685,7 @@ class MasterImageSource:
         LOG.info("%s: reading image %s (%s), which has no checksum, for one region",
                  getattr(self.master, "name", "master"), image.name or image.id, image.id)
         size = 0
-        for chunk in self._counted(self.master.download_data(image.id)):
+        for chunk in self._counted(self.master.download_data(image.id), image):
             size += len(chunk)
             yield chunk
         if image.size is not None and size != image.size:
@@ -756,7 +756,7 @@ class MasterImageSource:
                  getattr(self.master, "name", "master"), image.name or image.id, size,
                  image.id)
         started = time.monotonic()
-        data = self._counted(self.master.download_data(image.id))
+        data = self._counted(self.master.download_data(image.id), image)
         data = progress_mod.wrap_chunks(data, f"download {image.name or image.id}",
                                         image.size, self.progress)
         path = self.cache.put(image, data)
@@ -765,10 +765,27 @@ class MasterImageSource:
         LOG.debug("downloaded %s in %.1f s", label(image), elapsed)
         return path
 
-    def _counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            self._count(bytes_downloaded=len(chunk))
-            yield chunk
+    def _counted(self, chunks: Iterable[bytes], image: Image) -> Iterator[bytes]:
+        """``chunks``, counted; the download stops at once past ``image``'s declared size.
+
+        :raises ChecksumMismatchError: the master sent more bytes than the
+            image declares (the download is closed at that chunk; nothing
+            beyond is written).
+        """
+        received = 0
+        try:
+            for chunk in chunks:
+                received += len(chunk)
+                if image.size is not None and received > image.size:
+                    raise ChecksumMismatchError(
+                        f"the master sent more than the {image.size} bytes the image"
+                        " declares: download stopped", image=label(image))
+                self._count(bytes_downloaded=len(chunk))
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # the connection goes now, not when collected
 
     def _count(self, *, bytes_downloaded: int = 0, downloads: int = 0,
                cache_hits: int = 0, images_dir_hits: int = 0, conversions: int = 0) -> None:
