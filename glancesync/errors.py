@@ -148,6 +148,13 @@ class ServiceError(GlanceSyncError):
         return status_code is not None and 500 <= status_code <= 599 and status_code != 501
 
 
+class SlowAnswerError(ServiceError):
+    """An answer did not arrive whole within its request's time (a trickling server).
+
+    Not transient: a new attempt from the start would meet the same server.
+    """
+
+
 class ImageNotFoundError(ServiceError):
     """The image does not exist in the region."""
 

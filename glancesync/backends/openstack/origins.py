@@ -23,7 +23,7 @@ import requests
 import urllib3
 from keystoneauth1.session import TCPKeepAliveAdapter
 
-from glancesync.errors import ServiceError
+from glancesync.errors import ServiceError, SlowAnswerError
 
 __all__ = ["MAX_BODY", "OriginGuard", "SlowAnswerError", "guarded_session", "origin_of"]
 
@@ -100,10 +100,6 @@ def _is_image_data(request: requests.PreparedRequest) -> bool:
     """True for a download of image data (``GET /v2/images/{id}/file``)."""
     path = urllib.parse.urlsplit(request.url or "").path
     return request.method == "GET" and _IMAGE_DATA.search(path) is not None
-
-
-class SlowAnswerError(ServiceError):
-    """An answer did not arrive whole within its time (a trickling server)."""
 
 
 #: The largest answer read whole (JSON: a listing page, a token's catalog): bytes.
