@@ -174,7 +174,12 @@ def build_glancesync(args: argparse.Namespace, *, progress: bool | None = False)
 
 
 def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
-    """Run a script's body; map errors to one line and an exit status."""
+    """Run a script's body; map errors to one line and an exit status.
+
+    Everything the script prints goes through the one redaction
+    (:func:`glancesync.redaction.install_streams`).
+    """
+    redaction.install_streams()
     try:
         return int(body())
     except GlanceSyncError as error:
@@ -277,7 +282,7 @@ class RunOutputs:
                     metrics.write(path, result)
                     continue
                 with atomic_file(path, prefix=f".{path.name}.", suffix=".tmp") as out:
-                    out.write(makers[what]().encode("utf-8"))
+                    out.write(REDACTOR.redact(makers[what]()).encode("utf-8"))
             except OSError as error:
                 failed = True
                 print(f"glancesync: error: cannot write the {what} {printable(str(path))}: "

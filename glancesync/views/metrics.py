@@ -42,6 +42,7 @@ from glancesync import readback
 from glancesync.errors import UnsafeFileError
 from glancesync.facade import RunResult, StatusReport
 from glancesync.plan import Status, StatusCategory
+from glancesync.redaction import REDACTOR
 from glancesync.views.matrix import after_run
 from glancesync.views.runreport import mode_of
 
@@ -80,9 +81,9 @@ _UNSAFE_IN_LABELS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _labels(*values: object) -> list[str]:
-    """Label values with every control character written ``\\xHH`` (or ``\\uHHHH``)."""
+    """Label values, redacted, every control character written ``\\xHH`` (or ``\\uHHHH``)."""
     return [_UNSAFE_IN_LABELS.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
-                                  else f"\\u{ord(m.group()):04x}", str(value))
+                                  else f"\\u{ord(m.group()):04x}", REDACTOR.redact(str(value)))
             for value in values]
 
 

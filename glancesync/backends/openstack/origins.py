@@ -24,6 +24,7 @@ import urllib3
 from keystoneauth1.session import TCPKeepAliveAdapter
 
 from glancesync.errors import ServiceError, SlowAnswerError
+from glancesync.redaction import REDACTOR
 
 __all__ = ["MAX_BODY", "OriginGuard", "SlowAnswerError", "guarded_session", "origin_of"]
 
@@ -75,8 +76,12 @@ class OriginGuard(TCPKeepAliveAdapter):
         # Never a compressed answer: it could expand without bound (and image
         # data must arrive as it is hashed).
         request.headers["Accept-Encoding"] = "identity"
+        # Every token in use is masked in every output, even where nothing
+        # says it is a token (a server's error echoing it).
+        REDACTOR.add_secrets([request.headers.get("X-Auth-Token") or ""])
         started = time.monotonic()
         response = super().send(request, stream, timeout, *args, **kwargs)
+        REDACTOR.add_secrets([response.headers.get("X-Subject-Token") or ""])
         encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             response.close()
