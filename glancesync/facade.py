@@ -254,7 +254,8 @@ class GlanceSync:
         return [str(ref) for ref in self._resolve(regions)]
 
     def region_refs(self, regions: Sequence[str | RegionRef]) -> list[RegionRef]:
-        """:class:`~glancesync.RegionRef` objects for region arguments (see :meth:`resolve_regions`).
+        """:class:`~glancesync.RegionRef` objects for region arguments (as
+        :meth:`resolve_regions` checks them).
 
         Pass these on rather than their strings: a region name the catalog
         spells with a blank at its end keeps it (a string is read again,

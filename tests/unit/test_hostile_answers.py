@@ -39,8 +39,8 @@ MAX_BODY = 64 * MIB
 def adapter_of(server: HostileServer, **kw) -> GlanceRegionAdapter:
     session = ksa_session.Session(auth=token_endpoint.Token(server.url, "tok"),
                                   session=guarded_session(lambda: [server.url]), timeout=20)
-    return GlanceRegionAdapter("master:Hostile", session, "Hostile", "p", endpoint_override=server.url,
-                               **kw)
+    return GlanceRegionAdapter("master:Hostile", session, "Hostile", "p",
+                               endpoint_override=server.url, **kw)
 
 
 def download_into_cache(server: HostileServer, tmp_path: Path) -> MasterImageSource:

@@ -106,7 +106,8 @@ def test_safe_images_convert_with_qemu_img_confined(tmp_path, master, qemu_log, 
         memory, cpu, file_size, folder, entries, *args = line.split()
         assert memory != "unlimited" and int(memory) <= 4 * 1024 * 1024  # KiB
         assert cpu != "unlimited" and int(cpu) <= 600
-        assert "--force-share" in args and args[args.index("-f") + 1] in convert.QEMU_FORMATS.values()
+        assert "--force-share" in args
+        assert args[args.index("-f") + 1] in convert.QEMU_FORMATS.values()
         assert Path(folder).name.startswith(".partial-qemu-") and entries == "source"
         assert args[-1] == str(Path(folder) / "source") or args[-2] == str(Path(folder) / "source")
         if args[0] == "convert":
