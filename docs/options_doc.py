@@ -68,6 +68,7 @@ EXAMPLES = {
     "images_dir": "/var/lib/glance/images",
     "cache_dir": "/var/cache/glancesync",
     "cache_max_size": "10G",
+    "convert_max_virtual_size": "500G",
     "run_dir": "/var/log/glancesync/runs",
     "lock_dir": "/srv/glancesync/locks",
     "metadata_condition": "image.is_public and 'nid' in image.user_properties",
@@ -109,6 +110,10 @@ def default_text(option: Option) -> str:
         return f"{value:g}"
     if isinstance(value, (list, tuple, frozenset, set)):
         return ", ".join(sorted(map(str, value)))
+    if option.kind == "size" and isinstance(value, int):
+        for suffix, unit in (("T", 1024 ** 4), ("G", 1024 ** 3), ("M", 1024 ** 2)):
+            if value >= unit and value % unit == 0:
+                return f"{value // unit}{suffix}"
     return str(value)
 
 

@@ -11,10 +11,9 @@ import logging
 
 from glancesync.errors import (AuthenticationError, ChecksumMismatchError, ConfigError,
                                ConflictError, ConnectionFailure, EndpointError, ExitStatus,
-                               GlanceSyncError, ImageNotFoundError, LockedError,
-                               RegionNotFoundError, ServiceError, TLSError, TransferError,
-                               UnsafeNameError,
-                               UsageError)
+                               GlanceSyncError, ImageNotFoundError, ImageRefusedError,
+                               LockedError, RegionNotFoundError, ServiceError, TLSError,
+                               TransferError, UnsafeFileError, UnsafeNameError, UsageError)
 
 #: Public name -> the module defining it (loaded on first use).
 _LAZY = {
@@ -35,8 +34,8 @@ __all__ = [
     *_LAZY,
     "ExitStatus", "GlanceSyncError", "AuthenticationError", "ChecksumMismatchError",
     "ConfigError", "ConflictError", "ConnectionFailure", "EndpointError", "ImageNotFoundError",
-    "LockedError", "RegionNotFoundError", "ServiceError", "TLSError", "TransferError",
-    "UnsafeNameError", "UsageError",
+    "ImageRefusedError", "LockedError", "RegionNotFoundError", "ServiceError", "TLSError",
+    "TransferError", "UnsafeFileError", "UnsafeNameError", "UsageError",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -301,7 +301,12 @@ def share_outputs(glancesync: GlanceSync, paths: Sequence[Path]) -> None:
 
 
 def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
-    """Run a script's body; map errors to one line and an exit status."""
+    """Run a script's body; map errors to one line and an exit status.
+
+    Everything the script prints goes through the one redaction
+    (:func:`glancesync.redaction.install_streams`).
+    """
+    redaction.install_streams()
     try:
         return int(body())
     except GlanceSyncError as error:
@@ -579,7 +584,7 @@ class RunOutputs:
                     continue
                 with atomic_file(path, prefix=f".{path.name}.", suffix=".tmp") as out:
                     self.modes.apply_fd(out.fileno())
-                    out.write(makers[what]().encode("utf-8"))
+                    out.write(REDACTOR.redact(makers[what]()).encode("utf-8"))
             except OSError as error:
                 failed = True
                 print(f"glancesync: error: cannot write the {what} {printable(str(path))}: "

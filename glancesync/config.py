@@ -91,6 +91,8 @@ class MainConfig:
     images_dir: Path | None = None
     cache_dir: Path | None = None
     cache_max_size: int | None = None  #: bytes
+    convert_max_virtual_size: int = 128 * 1024 ** 3  #: bytes a converted image may declare
+    convert_timeout: float = 3600.0  #: seconds one conversion may take
     stalled_upload_age: float = 3600.0  #: seconds
     run_dir: Path | None = None
     keep_runs: int = 30  #: run folders kept in run_dir (0: all)

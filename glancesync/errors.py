@@ -148,6 +148,13 @@ class ServiceError(GlanceSyncError):
         return status_code is not None and 500 <= status_code <= 599 and status_code != 501
 
 
+class SlowAnswerError(ServiceError):
+    """An answer did not arrive whole within its request's time (a trickling server).
+
+    Not transient: a new attempt from the start would meet the same server.
+    """
+
+
 class ImageNotFoundError(ServiceError):
     """The image does not exist in the region."""
 
@@ -170,6 +177,34 @@ class TransferError(GlanceSyncError):
 
 class ChecksumMismatchError(TransferError):
     """Data read or written does not hash to the expected value."""
+
+
+class ImageRefusedError(UsageError):
+    """Master image data GlanceSync refuses to hand to ``qemu-img``, for good.
+
+    The inspection before a conversion found that the image names another
+    file or device (a backing file, an external data file, a VMDK extent or
+    parent), is not of its declared format, fails a safety check of
+    ``oslo.utils``' format inspector, or exceeds the conversion's limits
+    (``convert_max_virtual_size``, ``convert_timeout``). Every run meets it
+    again: the image's status is ``error_refused`` and an operator looks at
+    the master image. Not transient.
+    """
+
+    exit_status = ExitStatus.NEEDS_OPERATOR
+
+
+class UnsafeFileError(GlanceSyncError):
+    """A file or folder GlanceSync reads back cannot be trusted.
+
+    Another user could have written it (its owner, or its or its folder's
+    mode), or it is not a regular file (a FIFO, a device, a link), or it
+    is larger than it can be. ``path`` names it. Not transient.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.path = path
 
 
 class UnsafeNameError(GlanceSyncError):

@@ -183,6 +183,7 @@ class GlanceSync:
         self._targets: dict[str, Target] = {}
         self._adapters: dict[RegionRef, RegionAdapter] = {}
         self._guard = threading.RLock()
+        self._region_sets: dict[str, frozenset[str]] = {}
         self._source: MasterImageSource | None = None
         self._warned: set[str] = set()
         self._projects: sharing.ProjectMapper | None = None
@@ -257,9 +258,31 @@ class GlanceSync:
         """
         return [str(ref) for ref in self._resolve(regions)]
 
+    def region_refs(self, regions: Sequence[str | RegionRef]) -> list[RegionRef]:
+        """:class:`~glancesync.RegionRef` objects for region arguments (as
+        :meth:`resolve_regions` checks them).
+
+        Pass these on rather than their strings: a region name the catalog
+        spells with a blank at its end keeps it (a string is read again,
+        its outer blanks dropped).
+
+        :raises RegionNotFoundError: an unknown target or region.
+        :raises UsageError: an argument that is not a region name.
+        """
+        return self._resolve(regions)
+
     def _resolve(self, regions: Sequence[str | RegionRef]) -> list[RegionRef]:
         return resolve_regions(regions, self.config, lambda t: self.target(t).region_names(),
                                warn=self._warn_once)
+
+    def _known_regions(self, target: str) -> frozenset[str]:
+        """The region names of ``target``, listed once per object (a catalog can be huge)."""
+        with self._guard:
+            known = self._region_sets.get(target)
+            if known is None:
+                known = self._region_sets[target] = frozenset(
+                    self.target(target).region_names())
+            return known
 
     def _warn_once(self, message: str) -> None:
         """Log a warning about the configuration once in this object's life (a run)."""
@@ -285,10 +308,10 @@ class GlanceSync:
         ref = RegionRef.parse(region)
         with self._guard:
             if ref not in self._adapters:
-                if ref != self._master_ref:
-                    self._resolve([ref])
-                else:
+                if ref == self._master_ref:
                     check_master_region(self.config, self.target(MASTER).region_names())
+                elif ref.name not in self._known_regions(ref.target):
+                    self._resolve([ref])  # raises the error naming the regions
                 self._adapters[ref] = RetryingAdapter(
                     self.target(ref.target).adapter(ref), self._retry_policy())
             return self._adapters[ref]
@@ -448,8 +471,10 @@ class GlanceSync:
             if self._source is None:
                 main = self.config.main
                 cache = ImageCache(main.cache_dir, main.cache_max_size)
+                limits = convert.Limits(main.convert_max_virtual_size, main.convert_timeout)
                 self._source = MasterImageSource(self.adapter(self._master_ref), cache,
-                                                 main.images_dir, progress=self.progress)
+                                                 main.images_dir, progress=self.progress,
+                                                 limits=limits)
             return self._source
 
     def sync_region(self, region: str | RegionRef, dry_run: bool = False) -> RegionResult:

@@ -347,6 +347,13 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("images_dir", "path", help="read-only folder of master image files named by id"),
     _main("cache_dir", "path", help="folder of verified master image files kept between runs"),
     _main("cache_max_size", "size", help="largest size of cache_dir in bytes (no limit)"),
+    _main("convert_max_virtual_size", "size", 128 * 1024 ** 3,
+          help="largest virtual disk size in bytes of a master image converted with"
+               " qemu-img (convert_to); a larger one is refused before qemu-img runs"),
+    _main("convert_timeout", "number", 3600.0, minimum=0.0, strict=True,
+          help="seconds the checks and the qemu-img conversion of one image may take"
+               " (wall clock, and qemu-img's CPU time); a slower one is stopped and"
+               " refused"),
     _main("stalled_upload_age", "number", 3600.0, minimum=0.0,
           help="seconds after which a queued or saving image left by an interrupted"
                " upload of GlanceSync is deleted"),

@@ -11,6 +11,8 @@ from typing import IO, Iterable, Iterator, Protocol
 
 from tqdm import tqdm
 
+from glancesync.safenames import printable
+
 __all__ = ["Progress", "NullProgress", "progress_bar", "wrap_chunks", "ask"]
 
 
@@ -70,9 +72,12 @@ def progress_bar(description: str, total: int | None, enabled: bool | None = Non
     """A byte-counting bar titled ``description`` for ``total`` bytes.
 
     ``enabled=None`` draws the bar only when ``file`` (default stderr) is a
-    terminal; ``False`` returns a :class:`NullProgress`.
+    terminal; ``False`` returns a :class:`NullProgress`. ``description``
+    is shown with its control characters escaped.
     """
     stream = sys.stderr if file is None else file
+    # An image name may hold escape sequences (an OSC title, a cursor move).
+    description = printable(description)
     if enabled is None:
         enabled = _is_terminal(stream)
     if not enabled:

@@ -9,12 +9,16 @@ error messages through :meth:`RedactingFilter.redact`.
 from __future__ import annotations
 
 import base64
+import html
+import io
+import json
 import logging
 import re
+import sys
 import urllib.parse
-from typing import Any, Iterable
+from typing import Any, Iterable, TextIO
 
-__all__ = ["REDACTOR", "RedactingFilter", "install"]
+__all__ = ["REDACTOR", "RedactingFilter", "RedactingStream", "install", "install_streams"]
 
 _MASK = "***"
 
@@ -54,10 +58,12 @@ _SECRET_PATTERNS = [
 
 
 def _variants(secret: str) -> list[str]:
-    """A secret and the encodings it may be logged in (base64, URL-quoted)."""
+    """A secret and the encodings it may be written in (base64, URL-quoted, HTML, JSON)."""
     encoded = base64.b64encode(secret.encode()).decode()
     return list({secret, encoded, encoded.rstrip("="),
-                 urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)})
+                 urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
+                 html.escape(secret), json.dumps(secret)[1:-1],
+                 json.dumps(secret, ensure_ascii=False)[1:-1]})
 
 
 class RedactingFilter(logging.Filter):
@@ -71,10 +77,15 @@ class RedactingFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self.secrets: list[str] = []
+        self._known: set[str] = set()
         self.add_secrets(secrets)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         """Mask these strings (and their base64 and URL encodings) from now on."""
+        secrets = [secret for secret in secrets if secret not in self._known]
+        if not secrets:
+            return
+        self._known.update(secrets)
         for secret in secrets:
             if secret and len(secret) >= 4:
                 self.secrets.extend(v for v in _variants(secret) if v not in self.secrets)
@@ -117,3 +128,47 @@ def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
 def install() -> None:
     """Mask every log record of the process when it is created (idempotent)."""
     logging.setLogRecordFactory(_redacted_record)
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that masks secrets in what is written, then writes it to ``inner``.
+
+    The scripts' standard output and error: status listings, reports
+    printed, error lines. A character the stream cannot encode is written
+    escaped (``\\xe9``) instead of failing (a non-UTF-8 terminal or pipe).
+    """
+
+    def __init__(self, inner: TextIO) -> None:
+        super().__init__()
+        self.inner = inner
+        reconfigure = getattr(inner, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, io.UnsupportedOperation):
+                pass
+
+    def write(self, text: str) -> int:
+        self.inner.write(REDACTOR.redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.inner, "encoding", "utf-8")
+
+
+def install_streams() -> None:
+    """Write the process's standard output and error through :class:`RedactingStream`."""
+    if not isinstance(sys.stdout, RedactingStream) and sys.stdout is not None:
+        sys.stdout = RedactingStream(sys.stdout)
+    if not isinstance(sys.stderr, RedactingStream) and sys.stderr is not None:
+        sys.stderr = RedactingStream(sys.stderr)

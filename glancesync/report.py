@@ -353,13 +353,15 @@ def csv_cell(field: object) -> str:
     """A CSV cell for ``field``: printable, and never a spreadsheet formula.
 
     Control characters are shown escaped (:func:`~glancesync.safenames.printable`);
-    a cell beginning with ``=``, ``+``, ``-``, ``@``, a tab or a CR gets a
-    leading ``'``, which spreadsheets take as "text" (OWASP's CSV injection
+    a cell beginning with ``=``, ``+``, ``-``, ``@``, a tab or a CR (after
+    any blanks) gets a leading ``'``, which spreadsheets take as "text" (OWASP's CSV injection
     advice): ``=HYPERLINK(...)`` is shown, never run.
     """
     text = "" if field is None else str(field)
     cell = safenames.printable(text)
-    return "'" + cell if text.startswith(FORMULA_STARTS) else cell
+    # Spreadsheets skip leading blanks before they look for a formula.
+    formula = text.startswith(FORMULA_STARTS) or text.lstrip().startswith(FORMULA_STARTS)
+    return "'" + cell if formula else cell
 
 
 #: The record end the quoting is decided against: a field holding a

@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
-from glancesync import safenames
+from glancesync import readback, safenames
+from glancesync.errors import UnsafeFileError
 from glancesync.filemodes import PRIVATE_FOLDER, create_private
 
 LOG = logging.getLogger(__name__)
@@ -155,11 +156,12 @@ class RunLogs:
 
     def __enter__(self) -> "RunLogs":
         try:
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
-            self.folder.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
-        except OSError as exc:
+            readback.make_folder(self.folder.parent, "the run folders' folder (run_dir)")
+            self.folder.mkdir(mode=PRIVATE_FOLDER, exist_ok=False)
+        except (OSError, UnsafeFileError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             LOG.error("cannot create the run folder %s (%s): this run keeps no"
-                      " per-region logs; it goes on", self.folder, exc.strerror or exc)
+                      " per-region logs; it goes on", self.folder, reason)
             return self
         logger = logging.getLogger("glancesync")
         for region in self.regions:
@@ -209,6 +211,11 @@ def prune_runs(run_dir: Path, keep: int) -> list[Path]:
     time stamp); anything else in ``run_dir`` is left alone. A folder that
     cannot be deleted is a warning. Returns the folders deleted.
     """
+    problem = readback.folder_problem(Path(run_dir)) if Path(run_dir).exists() else None
+    if problem is not None:
+        LOG.error("old run folders are not deleted: run_dir %s cannot be trusted: it %s",
+                  run_dir, problem)
+        return []
     try:
         entries = sorted(entry for entry in Path(run_dir).iterdir()
                          if RUN_FOLDER.fullmatch(entry.name) and not entry.is_symlink()

@@ -14,6 +14,8 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from glancesync import readback
+from glancesync.errors import UnsafeFileError
 from glancesync.integrity import atomic_file
 from glancesync.plan import RegionPlan
 
@@ -24,6 +26,9 @@ KEEP = 10
 
 #: The state file's name (in ``run_dir``).
 FILE_NAME = "throughput.json"
+
+#: The largest state file read back (bytes): ten numbers per region.
+MAX_SIZE = 16 * 1024 * 1024
 
 #: A sync whose uploads took less than this (seconds) is not measured: too noisy.
 MIN_SECONDS = 0.01
@@ -78,12 +83,12 @@ class ThroughputLog:
 
     def _load(self) -> dict[str, list[float]]:
         try:
-            data: Any = json.loads(self.path.read_text(encoding="utf-8"))
+            data: Any = readback.read_json(self.path, max_size=MAX_SIZE,
+                                           what="the throughput measurements")
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as error:
-            LOG.warning("throughput measurements %s cannot be read (%s): starting afresh",
-                        self.path, error)
+        except UnsafeFileError as error:
+            LOG.warning("%s: starting afresh", error)
             return {}
         if not isinstance(data, dict):
             return {}

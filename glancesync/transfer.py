@@ -24,23 +24,26 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import stat as stat_mod
 import tempfile
 import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import platformdirs
 
 from glancesync import convert as convert_mod
 from glancesync import progress as progress_mod
-from glancesync import safenames
+from glancesync import readback, safenames
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import ChecksumMismatchError, TransferError, UnsafeNameError
+from glancesync.errors import (ChecksumMismatchError, ImageRefusedError, TransferError,
+                               UnsafeFileError, UnsafeNameError)
 from glancesync.image import Image, content_hash
 from glancesync.integrity import (CHUNK_SIZE, FileData, HashingStream, atomic_file,
-                                  expected_hash, fsync_directory, hash_file, label,
+                                  expected_hash, fsync_directory, label, open_regular_file,
                                   unlink_quietly, verify)
 
 __all__ = ["ImageCache", "MasterImageSource", "default_cache_dir"]
@@ -95,38 +98,53 @@ class _VerifiedFiles:
             for key in [k for k in self._results if k[0] == str(path)]:
                 del self._results[key]
 
-    def check(self, path: Path, image: Image) -> bool | None:
+    def check(self, path: Path, image: Image,
+              opener: Callable[[Path], BinaryIO]) -> bool | None:
         """True when the file at ``path`` holds ``image``'s bytes.
 
-        Missing file: None. Size differs: False without hashing. Otherwise
-        hashed once per (file version, expected hash) and remembered.
+        The file is opened once with ``opener`` (which refuses what cannot
+        be trusted: :mod:`glancesync.readback`, or a FIFO of ``images_dir``)
+        and what is hashed is what that descriptor reads. Missing file:
+        None. Size differs: False without hashing. Otherwise hashed once per
+        (file version, expected hash) and remembered.
+
+        :raises UnsafeFileError: ``opener`` refused the file.
+        :raises OSError: ``opener`` could not open it.
         """
         try:
-            stat = path.stat()
+            handle = opener(path)
         except FileNotFoundError:
             return None
-        if image.size is not None and stat.st_size != image.size:
-            return False
-        known = self.get(path, stat, image)
-        if known is not None:
-            return known
-        with self._lock:
-            path_lock = self._path_locks.setdefault(str(path), threading.Lock())
-        with path_lock:  # threads asking together hash the file once
+        with handle:
+            stat = os.fstat(handle.fileno())
+            if image.size is not None and stat.st_size != image.size:
+                return False
             known = self.get(path, stat, image)
             if known is not None:
                 return known
-            try:
-                stream = hash_file(path, image)
-                verify(image, stream.md5, stream.os_hash, size=stream.size)
-                ok = True
-            except FileNotFoundError:
-                return None
-            except ChecksumMismatchError as exc:
-                LOG.debug("%s does not match: %s", path, exc)
-                ok = False
-            self.set(path, stat, image, ok)
-            return ok
+            with self._lock:
+                path_lock = self._path_locks.setdefault(str(path), threading.Lock())
+            with path_lock:  # threads asking together hash the file once
+                known = self.get(path, stat, image)
+                if known is not None:
+                    return known
+                stream = HashingStream.for_image(_chunks_of(handle), image,
+                                                 preferred_only=True)
+                for _ in stream:
+                    pass
+                try:
+                    verify(image, stream.md5, stream.os_hash, size=stream.size)
+                    ok = True
+                except ChecksumMismatchError as exc:
+                    LOG.debug("%s does not match: %s", path, exc)
+                    ok = False
+                self.set(path, stat, image, ok)
+                return ok
+
+
+def _chunks_of(handle: BinaryIO) -> Iterator[bytes]:
+    while chunk := handle.read(CHUNK_SIZE):
+        yield chunk
 
 
 class ImageCache:
@@ -152,6 +170,7 @@ class ImageCache:
         self._verified = _VerifiedFiles()
         self._pinned: Counter[Path] = Counter()
         self._lock = threading.RLock()
+        self._ready = False
 
     def path_for(self, image: Image) -> Path:
         """Where the verified file of ``image`` lives (whether it exists or not)."""
@@ -169,8 +188,42 @@ class ImageCache:
         return f"{safenames.file_name(image.id)}."
 
     def check_file(self, path: Path, image: Image) -> bool:
-        """True when the file at ``path`` holds ``image``'s bytes (memoised)."""
-        return bool(self._verified.check(path, image))
+        """True when the file at ``path`` (another folder's) holds ``image``'s bytes.
+
+        Memoised. The file must be a regular file (never a FIFO or a device:
+        opening never blocks); its folder's trust is its owner's business
+        (``images_dir``: the operator's folder, read only).
+
+        :raises OSError: it cannot be opened, or is not a regular file.
+        """
+        return bool(self._verified.check(path, image, open_regular_file))
+
+    def _open(self, path: Path) -> BinaryIO:
+        """A file of this cache, opened through :mod:`glancesync.readback`."""
+        return readback.open_file(path, what="cache file", folder_checked=True)
+
+    def ready(self) -> None:
+        """Create the cache folder (mode 0700) if needed and check that it can be trusted.
+
+        Checked once per object: owned by this user, not writable by group
+        or others, folders above not replaceable by another user
+        (:func:`glancesync.readback.folder_problem`).
+
+        :raises UnsafeFileError: it cannot be created or trusted.
+        """
+        with self._lock:
+            if not self._ready:
+                readback.make_folder(self.directory, "cache folder (cache_dir)")
+                self._ready = True
+
+    def _verified_file(self, path: Path, image: Image) -> bool | None:
+        """:meth:`_VerifiedFiles.check` of a cache file; one that cannot be trusted is removed."""
+        try:
+            return self._verified.check(path, image, self._open)
+        except UnsafeFileError as exc:
+            LOG.warning("%s; removing it", exc)
+            self._discard(path)
+            return None
 
     def forget(self, path: Path) -> None:
         """Verify ``path`` again before its next use, even if it looks unchanged."""
@@ -182,8 +235,9 @@ class ImageCache:
         A file whose size or hash does not match is removed with a warning.
         A hit marks the file as recently used.
         """
+        self.ready()
         path = self.path_for(image)
-        ok = self._verified.check(path, image)
+        ok = self._verified_file(path, image)
         if ok is None:
             return None
         if not ok:
@@ -204,11 +258,7 @@ class ImageCache:
         or the disk) also delete it.
         """
         final = self.path_for(image)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TransferError(f"cannot create cache folder {self.directory}: "
-                                f"{exc.strerror}", image=label(image)) from exc
+        self.ready()
         self.evict(reserve=image.size or 0)
         stream = HashingStream.for_image(chunks, image, preferred_only=True)
         try:
@@ -250,7 +300,8 @@ class ImageCache:
         """The cache files (temporary files excluded)."""
         try:
             return [entry for entry in self.directory.iterdir()
-                    if not entry.name.startswith(".") and entry.is_file()]
+                    if not entry.name.startswith(".") and not entry.is_symlink()
+                    and entry.is_file()]
         except FileNotFoundError:
             return []
 
@@ -259,7 +310,7 @@ class ImageCache:
         total = 0
         for entry in self.entries():
             with contextlib.suppress(FileNotFoundError):
-                total += entry.stat().st_size
+                total += entry.lstat().st_size
         return total
 
     def evict(self, reserve: int = 0) -> list[Path]:
@@ -277,7 +328,7 @@ class ImageCache:
             files = []
             for entry in self.entries():
                 with contextlib.suppress(FileNotFoundError):
-                    stat = entry.stat()
+                    stat = entry.lstat()
                     files.append((stat.st_atime_ns, stat.st_size, entry))
             total = sum(size for _, size, _ in files)
             for _, size, entry in sorted(files, key=lambda item: item[0]):
@@ -326,11 +377,17 @@ class ImageCache:
         The file is checked against its record like a master file (hashed
         once per version and process); one that does not match is removed.
         """
+        self.ready()
         path = self.converted_path(image, disk_format)
-        expected = _read_record(path, image, disk_format)
+        try:
+            expected = _read_record(path, image, disk_format)
+        except UnsafeFileError as exc:
+            LOG.warning("%s; removing it and its converted file", exc)
+            self._discard(path)
+            return None
         if expected is None:
             return None
-        ok = self._verified.check(path, expected)
+        ok = self._verified_file(path, expected)
         if ok is None:
             return None
         if not ok:
@@ -352,6 +409,7 @@ class ImageCache:
         Returns the file and the image describing its bytes.
         """
         final = self.converted_path(image, disk_format)
+        self.ready()
         self.evict(reserve=image.size or 0)
         fd, temp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{self._prefix(image)}",
                                          suffix=f".{disk_format}", dir=self.directory)
@@ -361,7 +419,11 @@ class ImageCache:
             write(temp)
             with open(temp, "rb") as handle:
                 os.fsync(handle.fileno())
-            stream = hash_file(temp, image)
+            with self._open(temp) as handle:
+                stream = HashingStream.for_image(_chunks_of(handle), image,
+                                                 preferred_only=True)
+                for _ in stream:
+                    pass
             expected = _converted_image(image, disk_format, stream)
             _write_record(final, expected)
             os.replace(temp, final)
@@ -392,9 +454,13 @@ class ImageCache:
             return
         for entry in candidates:
             with contextlib.suppress(FileNotFoundError):
-                if entry.stat().st_mtime < limit:
+                info = entry.lstat()
+                if info.st_mtime < limit:
                     LOG.info("removing abandoned temporary file %s", entry)
-                    unlink_quietly(entry)
+                    if stat_mod.S_ISDIR(info.st_mode):  # a conversion's private folder
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        unlink_quietly(entry)
 
     def __repr__(self) -> str:
         return f"<ImageCache {self.directory} max_size={self.max_size}>"
@@ -421,15 +487,29 @@ def _write_record(final: Path, expected: Image) -> None:
         handle.write(json.dumps(record).encode())
 
 
+#: The largest record of a converted file (a few hashes): bytes.
+RECORD_MAX_SIZE = 4096
+
+
 def _read_record(final: Path, image: Image, disk_format: str) -> Image | None:
-    """The recorded description of a converted file; None if missing or unreadable."""
+    """The recorded description of a converted file; None if missing or malformed.
+
+    Read through :mod:`glancesync.readback`: a record another user could
+    have written is never trusted.
+
+    :raises UnsafeFileError: the record cannot be trusted (a FIFO, a link,
+        another user's, too large, not JSON).
+    """
     try:
-        record = json.loads(_record_path(final).read_text(encoding="utf-8"))
+        record = readback.read_json(_record_path(final), max_size=RECORD_MAX_SIZE,
+                                    what="conversion record")
         size = int(record["size"])
         checksum = record.get("md5")
         algo = record.get("os_hash_algo")
         value = record.get("os_hash_value")
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
     if not (value or checksum):
         return None
@@ -457,11 +537,15 @@ class MasterImageSource:
     """
 
     def __init__(self, master_adapter: RegionAdapter, cache: ImageCache,
-                 images_dir: Path | None = None, *, progress: bool | None = None) -> None:
+                 images_dir: Path | None = None, *, progress: bool | None = None,
+                 limits: convert_mod.Limits = convert_mod.Limits()) -> None:
         self.master = master_adapter
         self.cache = cache
         self.images_dir = Path(images_dir) if images_dir is not None else None
         self.progress = progress
+        self.limits = limits
+        # (master id, hash, format) -> why its conversion was refused in this run
+        self._refusals: dict[tuple[str, str, str], ImageRefusedError] = {}
         self.bytes_downloaded = 0
         self.downloads = 0
         self.cache_hits = 0
@@ -509,7 +593,8 @@ class MasterImageSource:
             else:
                 path = self.path(image)
             try:
-                handle = open(path, "rb")
+                handle = (self.cache._open(path) if path.parent == self.cache.directory
+                          else open_regular_file(path))
             except FileNotFoundError:
                 # Evicted or replaced by another process in between: look again.
                 LOG.debug("%s vanished before reading (attempt %d)", path, attempt + 1)
@@ -517,6 +602,8 @@ class MasterImageSource:
             except OSError as exc:
                 raise TransferError(f"cannot read {path}: {exc.strerror}",
                                     image=label(image)) from exc
+            except UnsafeFileError as exc:
+                raise TransferError(str(exc), image=label(image)) from exc
             with handle, self.cache.pinned(path):
                 yield FileData(handle, os.fstat(handle.fileno()).st_size)
             return
@@ -564,10 +651,13 @@ class MasterImageSource:
         :raises TransferError: the data cannot be had, or is refused or
             damaged, or qemu-img failed.
         """
+        key = (image.id, *expected_hash(image), disk_format)
         found = self.cache.get_converted(image, disk_format)
         if found is not None:
             return found
         with self._lock_for(f"{image.id} {disk_format}"):
+            if key in self._refusals:  # refused once: the same bytes, the same answer
+                raise self._refusals[key]
             found = self.cache.get_converted(image, disk_format)
             if found is not None:
                 return found
@@ -577,11 +667,15 @@ class MasterImageSource:
                      image.name or image.id, image.id, image.disk_format, disk_format,
                      disk_format)
             started = time.monotonic()
-            with self.cache.pinned(source):
-                found = self.cache.put_converted(
-                    image, disk_format, lambda output: convert_mod.convert(
-                        source, image.disk_format or "", output, disk_format,
-                        image=label(image)))
+            try:
+                with self.cache.pinned(source):
+                    found = self.cache.put_converted(
+                        image, disk_format, lambda output: convert_mod.convert(
+                            source, image.disk_format or "", output, disk_format,
+                            image=label(image), limits=self.limits))
+            except ImageRefusedError as refused:
+                self._refusals[key] = refused
+                raise
             self._count(conversions=1)
             LOG.debug("converted %s in %.1f s", label(image), time.monotonic() - started)
             return found
@@ -591,7 +685,7 @@ class MasterImageSource:
         LOG.info("%s: reading image %s (%s), which has no checksum, for one region",
                  getattr(self.master, "name", "master"), image.name or image.id, image.id)
         size = 0
-        for chunk in self._counted(self.master.download_data(image.id)):
+        for chunk in self._counted(self.master.download_data(image.id), image):
             size += len(chunk)
             yield chunk
         if image.size is not None and size != image.size:
@@ -635,19 +729,26 @@ class MasterImageSource:
         candidate = self._images_dir_file(image)
         if candidate is None:
             return None
-        if not candidate.is_file():
+        try:
+            matches = self.cache.check_file(candidate, image)
+        except OSError as exc:
+            if not isinstance(exc, FileNotFoundError):
+                self._warn_once(candidate, f"ignoring {candidate}: {exc.strerror or exc}")
             return None
-        if self.cache.check_file(candidate, image):
+        if matches:
             self._count(images_dir_hits=1)
             LOG.debug("using %s for %s", candidate, label(image))
             return candidate
-        with self._counter_lock:
-            first = candidate not in self._warned
-            self._warned.add(candidate)
-        if first:
-            LOG.warning("ignoring %s: its size or hash differs from master image %s",
-                        candidate, label(image))
+        self._warn_once(candidate, f"ignoring {candidate}: its size or hash differs from"
+                                   f" master image {label(image)}")
         return None
+
+    def _warn_once(self, path: Path, message: str) -> None:
+        with self._counter_lock:
+            first = path not in self._warned
+            self._warned.add(path)
+        if first:
+            LOG.warning("%s", message)
 
     def _download(self, image: Image) -> Path:
         size = f"{image.size / MiB:.1f} MiB" if image.size is not None else "size unknown"
@@ -655,7 +756,7 @@ class MasterImageSource:
                  getattr(self.master, "name", "master"), image.name or image.id, size,
                  image.id)
         started = time.monotonic()
-        data = self._counted(self.master.download_data(image.id))
+        data = self._counted(self.master.download_data(image.id), image)
         data = progress_mod.wrap_chunks(data, f"download {image.name or image.id}",
                                         image.size, self.progress)
         path = self.cache.put(image, data)
@@ -664,10 +765,27 @@ class MasterImageSource:
         LOG.debug("downloaded %s in %.1f s", label(image), elapsed)
         return path
 
-    def _counted(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
-        for chunk in chunks:
-            self._count(bytes_downloaded=len(chunk))
-            yield chunk
+    def _counted(self, chunks: Iterable[bytes], image: Image) -> Iterator[bytes]:
+        """``chunks``, counted; the download stops at once past ``image``'s declared size.
+
+        :raises ChecksumMismatchError: the master sent more bytes than the
+            image declares (the download is closed at that chunk; nothing
+            beyond is written).
+        """
+        received = 0
+        try:
+            for chunk in chunks:
+                received += len(chunk)
+                if image.size is not None and received > image.size:
+                    raise ChecksumMismatchError(
+                        f"the master sent more than the {image.size} bytes the image"
+                        " declares: download stopped", image=label(image))
+                self._count(bytes_downloaded=len(chunk))
+                yield chunk
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # the connection goes now, not when collected
 
     def _count(self, *, bytes_downloaded: int = 0, downloads: int = 0,
                cache_hits: int = 0, images_dir_hits: int = 0, conversions: int = 0) -> None:

@@ -35,7 +35,8 @@ def _run(args) -> int:
     with cli.build_glancesync(args, progress=False) as glancesync:
         regions = [region for region in args.regions if region != "master"]
         with_master = len(regions) < len(args.regions)
-        resolved = glancesync.resolve_regions(regions) if regions or not with_master else []
+        # RegionRef, not strings: a region name ending in a blank keeps it.
+        resolved = glancesync.region_refs(regions) if regions or not with_master else []
         if with_master:
             glancesync.print_images_master_region()
         if resolved:

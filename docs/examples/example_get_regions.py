@@ -10,3 +10,7 @@ with open(sys.argv[1], encoding="utf-8") as stream, GlanceSync(stream) as glance
     print("with master:", glancesync.get_regions(omit_master_region=False))
     # Region arguments as the commands take them, fully qualified.
     print("resolved:", glancesync.resolve_regions(["master:"]))
+    # The same as RegionRef objects, to pass on to the other methods: a
+    # region name ending in a blank keeps it.
+    for ref in glancesync.region_refs(["master:"]):
+        print("ref:", ref.target, repr(ref.name))

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -48,12 +49,14 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from glancesync import scope
+from glancesync import readback, scope
+from glancesync.errors import UnsafeFileError
+from glancesync.executor import RegionResult
+from glancesync.facade import RunResult, StatusReport
 from glancesync.filemodes import OutputModes
 from glancesync.integrity import atomic_file
-
-from glancesync.facade import RunResult, StatusReport
-from glancesync.plan import Status, StatusCategory
+from glancesync.plan import RegionPlan, Status, StatusCategory
+from glancesync.redaction import REDACTOR
 from glancesync.views.matrix import after_run
 from glancesync.views.runreport import mode_of
 
@@ -96,20 +99,51 @@ MODE_METRICS = ("glancesync_last_run_start_timestamp_seconds",
                 "glancesync_last_run_end_timestamp_seconds", "glancesync_last_run_success")
 
 
+#: The largest previous metrics file read back (bytes).
+MAX_SIZE = 256 * 1024 * 1024
+
+#: Characters escaped in label values besides those of the text format
+#: (``\\``, ``"``, newline): every control character and the Unicode line
+#: breaks, which a reader splitting lines (universal newlines) cuts at.
+_UNSAFE_IN_LABELS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _label(value: object) -> str:
+    """A label value, redacted, every control character written ``\\xHH`` (or ``\\uHHHH``).
+
+    Idempotent: a value read back from an earlier file (already escaped)
+    is written as it was.
+    """
+    return _UNSAFE_IN_LABELS.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+        else f"\\u{ord(m.group()):04x}", REDACTOR.redact(str(value)))
+
+
+def _labels(*values: object) -> list[str]:
+    """:func:`_label` of each value."""
+    return [_label(value) for value in values]
+
+
 def previous_samples(path: Path) -> list[Sample]:
     """The samples of GlanceSync's metrics in the earlier file at ``path``.
 
-    Read with ``prometheus_client``'s own parser. A missing file gives
-    nothing; so does an unreadable one (a warning): the run writes its own
-    series only. Samples of other metrics, with other labels or a value
-    that is not finite are left out.
+    Read back through :mod:`glancesync.readback` and parsed with
+    ``prometheus_client``'s own parser. A missing file gives nothing. A
+    file that cannot be read back (not this user's, a FIFO, too large, not
+    UTF-8, not the text format) is an error an operator sees (logged as
+    such): the run writes its own series only, and the staleness alerts of
+    the series it held count from this run. Samples of other metrics, with
+    other labels or a value that is not finite are left out.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = readback.read_bytes(Path(path), max_size=MAX_SIZE,
+                                   what="the previous metrics file")
+        text = data.decode("utf-8")  # bytes: no newline translation
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as error:
-        LOG.warning("metrics file %s cannot be read: %s", path, error)
+    except (UnsafeFileError, UnicodeDecodeError) as error:
+        LOG.error("metrics file %s cannot be read back (%s): the series it held are lost",
+                  path, error)
         return []
     found: list[Sample] = []
     try:
@@ -120,8 +154,8 @@ def previous_samples(path: Path) -> list[Sample]:
                         and math.isfinite(sample.value)):
                     found.append(sample)
     except ValueError as error:
-        LOG.warning("metrics file %s cannot be parsed (%s): its series restart",
-                    path, error)
+        LOG.error("metrics file %s cannot be read back (not the Prometheus text format:"
+                  " %s): the series it held are lost", path, error)
         return []
     return found
 
@@ -146,8 +180,9 @@ def _kept(sample: Sample, result: RunResult | StatusReport, mode: str) -> bool:
     ``target:`` series (a run that failed before it could list the target's
     regions) is covered by any run that reached a region of the target.
     """
-    region = sample.labels["region"]
-    reached = set(result.plans) | set(result.failures)
+    region = sample.labels["region"]  # as written: escaped
+    planned = {_label(name) for name in result.plans}
+    reached = planned | {_label(name) for name in result.failures}
     if region.endswith(":") and any(r.startswith(region) for r in reached):
         return False
     if region not in reached:
@@ -156,7 +191,7 @@ def _kept(sample: Sample, result: RunResult | StatusReport, mode: str) -> bool:
         return False  # carried over by registry_for's ``previous``
     if sample.name in MODE_METRICS:
         return sample.labels["mode"] != mode
-    if region not in result.plans:  # failed before it was read: what it held stays
+    if region not in planned:  # failed before it was read: what it held stays
         return sample.name in IMAGE_METRICS or sample.name == "glancesync_images"
     if result.images and sample.name in IMAGE_METRICS:
         return not scope.matches(sample.labels["image"], result.images)
@@ -173,6 +208,8 @@ def registry_for(result: RunResult | StatusReport,
     stays visible and an alert on a region or an image this run did not
     look at neither fires nor clears. The last success time of a region is
     set only by a successful sync of all its images (not ``--image``).
+    Label values are redacted and their control characters escaped
+    (:func:`_label`).
     """
     registry = CollectorRegistry()
     gauges = {name: Gauge(name, text, labels, registry=registry)
@@ -182,11 +219,42 @@ def registry_for(result: RunResult | StatusReport,
     plans = after_run(result.plans, results)
     if isinstance(previous, Mapping):
         samples: list[Sample] = []
-        successes = dict(previous)
+        successes = {_label(region): moment for region, moment in previous.items()}
     else:
         samples = list(previous)
         successes = {s.labels["region"]: s.value for s in samples
                      if s.name == "glancesync_last_success_timestamp_seconds"}
+    kept_statuses = _keep_samples(gauges, samples, result, mode)
+    for region in sorted(set(result.plans) | set(result.failures)):
+        plan = plans.get(region)
+        outcome = results.get(region)
+        region_failed = (region in result.failures
+                         or (outcome is not None and not outcome.success))
+        label = _label(region)
+        gauges["glancesync_last_run_start_timestamp_seconds"].labels(label, mode).set(
+            result.started)
+        gauges["glancesync_last_run_end_timestamp_seconds"].labels(label, mode).set(
+            result.finished)
+        gauges["glancesync_last_run_success"].labels(label, mode).set(
+            0 if region_failed else 1)
+        if mode == "sync" and not region_failed and not result.images:
+            successes[label] = result.finished
+        if plan is not None:
+            earlier = kept_statuses.get(label, {}) if result.images else {}
+            _image_series(gauges, label, plan, earlier, result.finished)
+        _operation_series(gauges, label, outcome if mode == "sync" else None)
+    for label, moment in sorted(successes.items()):
+        gauges["glancesync_last_success_timestamp_seconds"].labels(label).set(moment)
+    return registry
+
+
+def _keep_samples(gauges: Mapping[str, Gauge], samples: Iterable[Sample],
+                  result: RunResult | StatusReport, mode: str) -> dict[str, dict[str, float]]:
+    """Set the earlier file's samples this run did not cover (:func:`_kept`).
+
+    :returns: region label -> status -> the kept ``glancesync_image_status``
+        lines (the images outside ``--image``).
+    """
     kept_statuses: dict[str, dict[str, float]] = {}
     for sample in samples:
         if sample.name != "glancesync_last_success_timestamp_seconds" and _kept(
@@ -196,60 +264,56 @@ def registry_for(result: RunResult | StatusReport,
                 counts_of = kept_statuses.setdefault(sample.labels["region"], {})
                 status = sample.labels["status"]
                 counts_of[status] = counts_of.get(status, 0) + sample.value
-    for region in sorted(set(result.plans) | set(result.failures)):
-        plan = plans.get(region)
-        outcome = results.get(region)
-        region_failed = (region in result.failures
-                         or (outcome is not None and not outcome.success))
-        gauges["glancesync_last_run_start_timestamp_seconds"].labels(region, mode).set(
-            result.started)
-        gauges["glancesync_last_run_end_timestamp_seconds"].labels(region, mode).set(
-            result.finished)
-        gauges["glancesync_last_run_success"].labels(region, mode).set(
-            0 if region_failed else 1)
-        if mode == "sync" and not region_failed and not result.images:
-            successes[region] = result.finished
-        if plan is not None:
-            # Under --image, the images outside the patterns count as the
-            # earlier run saw them (their glancesync_image_status series).
-            counts = plan.counts()
-            earlier = kept_statuses.get(region, {}) if result.images else {}
-            for status in Status:
-                gauges["glancesync_images"].labels(region, status.value).set(
-                    counts[status] + earlier.get(status.value, 0))
-            lines: dict[tuple[str, str], int] = {}
-            for item in plan.statuses:
-                key = (item.name, item.status.value)
-                lines[key] = lines.get(key, 0) + 1
-            for (name, status_value), number in sorted(lines.items()):
-                gauges["glancesync_image_status"].labels(region, name, status_value).set(
-                    number)
-            in_sync: dict[str, bool] = {}
-            operator: dict[str, bool] = {}
-            for item in plan.statuses:
-                if item.status is Status.PENDING_CLEANUP:
-                    continue  # a leftover: not an image of the master
-                # A name may have several lines (duplicates, copies): all must be ok.
-                in_sync[item.name] = (in_sync.get(item.name, True)
-                                      and item.status.category is StatusCategory.OK)
-                operator[item.name] = operator.get(item.name, False) or item.status.is_error
-            for name in sorted(in_sync):
-                gauges["glancesync_image_in_sync"].labels(region, name).set(int(in_sync[name]))
-                gauges["glancesync_image_needs_operator"].labels(region, name).set(
-                    int(operator[name]))
-                gauges["glancesync_image_checked_timestamp_seconds"].labels(
-                    region, name).set(result.finished)
-        transferred = outcome.bytes_uploaded if outcome and mode == "sync" else 0
-        gauges["glancesync_last_run_transferred_bytes"].labels(region).set(transferred)
-        counted: dict[tuple[str, str], int] = {}
-        for op in (outcome.outcomes if outcome and mode == "sync" else []):
-            key = (op.kind.value, op.result)
-            counted[key] = counted.get(key, 0) + 1
-        for (kind, done), number in sorted(counted.items()):
-            gauges["glancesync_last_run_operations"].labels(region, kind, done).set(number)
-    for region, moment in sorted(successes.items()):
-        gauges["glancesync_last_success_timestamp_seconds"].labels(region).set(moment)
-    return registry
+    return kept_statuses
+
+
+def _image_series(gauges: Mapping[str, Gauge], label: str, plan: RegionPlan,
+                  earlier: Mapping[str, float], finished: float) -> None:
+    """The per-status and per-image series of one region's plan.
+
+    ``earlier``: status -> lines of the images a ``--image`` run left out,
+    counted as the earlier run saw them.
+    """
+    counts = plan.counts()
+    for status in Status:
+        gauges["glancesync_images"].labels(label, status.value).set(
+            counts[status] + earlier.get(status.value, 0))
+    lines: dict[tuple[str, str], int] = {}
+    for item in plan.statuses:
+        key = (item.name, item.status.value)
+        lines[key] = lines.get(key, 0) + 1
+    for (name, status_value), number in sorted(lines.items()):
+        gauges["glancesync_image_status"].labels(label, _label(name), status_value).set(
+            number)
+    in_sync: dict[str, bool] = {}
+    operator: dict[str, bool] = {}
+    for item in plan.statuses:
+        if item.status is Status.PENDING_CLEANUP:
+            continue  # a leftover: not an image of the master
+        # A name may have several lines (duplicates, copies): all must be ok.
+        in_sync[item.name] = (in_sync.get(item.name, True)
+                              and item.status.category is StatusCategory.OK)
+        operator[item.name] = operator.get(item.name, False) or item.status.is_error
+    for name in sorted(in_sync):
+        image = _label(name)
+        gauges["glancesync_image_in_sync"].labels(label, image).set(int(in_sync[name]))
+        gauges["glancesync_image_needs_operator"].labels(label, image).set(
+            int(operator[name]))
+        gauges["glancesync_image_checked_timestamp_seconds"].labels(label, image).set(
+            finished)
+
+
+def _operation_series(gauges: Mapping[str, Gauge], label: str,
+                      outcome: RegionResult | None) -> None:
+    """The bytes sent to a region and its operations per kind and result (a sync only)."""
+    transferred = outcome.bytes_uploaded if outcome else 0
+    gauges["glancesync_last_run_transferred_bytes"].labels(label).set(transferred)
+    counted: dict[tuple[str, str], int] = {}
+    for op in (outcome.outcomes if outcome else []):
+        key = (op.kind.value, op.result)
+        counted[key] = counted.get(key, 0) + 1
+    for (kind, done), number in sorted(counted.items()):
+        gauges["glancesync_last_run_operations"].labels(label, kind, done).set(number)
 
 
 def write(path: Path, result: RunResult | StatusReport,

@@ -364,10 +364,11 @@ def test_a_conversion_that_fails_leaves_nothing_behind(bed, tmp_path):
     adapter.upload_data(image.id, [data], len(data))
     with facade(bed, tmp_path, transfer="stream", convert_to="vhd") as gs:
         result = gs.sync(["RegionA"])
-        assert result.exit_status == 1
-        (failure,) = result.results["master:RegionA"].failed.values()
-        assert "qemu-img could not convert qcow2 to vhd" in failure
-        assert "too large" in failure
+        # Refused before qemu-img runs (issue 21): 3 TiB > convert_max_virtual_size.
+        assert result.exit_status == 4
+        status = result.plans["master:RegionA"].status_of(bed.prefix + "huge")
+        assert status.status.value == "error_refused"
+        assert "larger than convert_max_virtual_size" in status.reason
         assert bed.mine("RegionA") == []
         cache = tmp_path / "cache"
         assert [p.name for p in cache.iterdir() if p.name.startswith(".")] == []

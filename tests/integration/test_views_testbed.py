@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from glancesync.safenames import printable
-from glancesync.views import runreport
+from glancesync.views import metrics, runreport
 from tests.integration.test_scripts_testbed import bed  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
@@ -82,4 +82,5 @@ def test_views_of_a_sync_on_the_bed(bed, tmp_path):  # noqa: F811
     bed.run("sync", "--show-status", "--config", f"metrics_file={status_prom}", *REGIONS)
     names = {s.labels.get("image") for f in text_string_to_metric_families(
         status_prom.read_text()) for s in f.samples}
-    assert hostile in names
+    assert metrics._labels(hostile)[0] in names  # control characters escaped (issue 21)
+    assert not any("\n" in (name or "") or "\x1b" in (name or "") for name in names)

@@ -128,24 +128,30 @@ def test_a_converted_file_altered_in_the_cache_is_made_again(tmp_path, master):
     assert converted.os_hash_value == hashlib.sha512(raw).hexdigest()
 
 
-@pytest.mark.parametrize("case", ["backing file", "truncated", "too large for vhd"])
+@pytest.mark.parametrize("case", ["backing file", "truncated", "too large"])
 def test_a_failed_conversion_leaves_nothing(tmp_path, master, case):
     if case == "backing file":
         _, _ = make_qcow2(tmp_path, name="base")
         qemu_img("create", "-f", "qcow2", "-b", str(tmp_path / "base.qcow2"), "-F", "qcow2",
                  str(tmp_path / "disk.qcow2"))
-        data, wanted, words = (tmp_path / "disk.qcow2").read_bytes(), "raw", "backing file"
+        data, wanted, words = (tmp_path / "disk.qcow2").read_bytes(), "raw", "backing_file"
     elif case == "truncated":
         qcow2, _ = make_qcow2(tmp_path, 8 * MIB)
         data, wanted, words = qcow2[:len(qcow2) // 2], "raw", "damaged"
     else:
         qemu_img("create", "-f", "qcow2", str(tmp_path / "huge.qcow2"), "3T")
-        data, wanted, words = (tmp_path / "huge.qcow2").read_bytes(), "vhd", "too large"
+        data, wanted, words = ((tmp_path / "huge.qcow2").read_bytes(), "vhd",
+                               "larger than convert_max_virtual_size")
     scenarios.put(master, "img", data, disk_format="qcow2")
     source = MasterImageSource(master, ImageCache(tmp_path / "cache"))
     adapter = region(tmp_path, "RegionA")
-    result, _ = sync(master, adapter, source, RegionTransfer(convert_to=wanted))
-    assert result.errors == 1 and words in result.failed["img"]
+    result, plan = sync(master, adapter, source, RegionTransfer(convert_to=wanted))
+    if case == "truncated":  # damaged: a failure of this run
+        assert result.errors == 1 and words in result.failed["img"]
+    else:  # refused before qemu-img runs: error_refused, for an operator
+        assert result.errors == 0 and result.needs_operator == 1
+        assert plan.status_of("img").status is Status.ERROR_REFUSED
+        assert words in plan.status_of("img").reason
     assert adapter.list_images() == []  # nothing created in the region
     cached = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(cached) == 1 and not cached[0].startswith(".")  # the master file only

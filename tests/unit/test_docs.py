@@ -260,6 +260,8 @@ def _declared_default(option) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:g}"
+    if option.kind == "size" and isinstance(value, int) and value % 1024 ** 3 == 0:
+        return f"{value // 1024 ** 3}G"  # as one writes it, not in bytes
     return str(value)
 
 

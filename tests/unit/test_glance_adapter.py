@@ -609,6 +609,9 @@ def test_download_broken_stream(adapter, fake):
         def readinto(self, buffer):
             raise requests.exceptions.ConnectionError("connection reset")
 
+        def read1(self, size=-1):  # as a socket file: the adapter reads what came
+            raise ConnectionResetError("connection reset")
+
     fake.get(f"{IMAGES}/{IMAGE_ID}/file", body=Breaking(),
              headers={"Content-Type": "application/octet-stream"})
     chunks = adapter.download_data(IMAGE_ID)

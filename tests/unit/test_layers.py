@@ -21,7 +21,7 @@ LAYERS = [
     ["glancesync.errors"],
     ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock",
      "glancesync.runlog", "glancesync.redaction", "glancesync.safenames",
-     "glancesync.filemodes"],
+     "glancesync.filemodes", "glancesync.readback"],
     ["glancesync.integrity", "glancesync.options", "glancesync.convert"],
     ["glancesync.regions"],
     ["glancesync.backends.base"],

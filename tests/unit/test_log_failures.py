@@ -113,7 +113,7 @@ def test_a_full_disk_for_the_logs_changes_nothing_of_the_run(federation, tmp_pat
     full_disk = can_mount_tmpfs()
     if full_disk:  # a real full file system under run_dir
         argv = ["unshare", "-rm", "sh", "-c",
-                'mount -t tmpfs -o size=64k tmpfs "$1" &&'
+                'mount -t tmpfs -o size=64k,mode=700 tmpfs "$1" &&'
                 ' { head -c 1M /dev/zero > "$1/fill"; true; } 2>/dev/null; shift; exec "$@"',
                 "sh", str(runs), *argv]
     else:  # no namespaces here: a run folder that cannot be made

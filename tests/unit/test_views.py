@@ -26,7 +26,7 @@ from glancesync.demo import PROJECT, build_federation
 from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, Status
 from glancesync.safenames import printable
-from glancesync.views import runreport, table
+from glancesync.views import metrics, runreport, table
 
 BIN = Path(sys.executable).parent
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -235,7 +235,8 @@ def test_metrics_file_matches_the_run_and_keeps_the_last_success(fed, tmp_path):
         ("master:RegionA", "ok")]
     assert images[(("region", "master:RegionA"), ("status", "pending_upload"))] == 0
     in_sync = synced["glancesync_image_in_sync"]
-    assert in_sync[(("image", HOSTILE), ("region", "master:RegionA"))] == 1
+    # Control characters (the newline, ESC) are escaped in labels (issue 21).
+    assert in_sync[(("image", metrics._labels(HOSTILE)[0]), ("region", "master:RegionA"))] == 1
     success = synced["glancesync_last_success_timestamp_seconds"]
     assert set(success) == {(("region", r),) for r in ("master:RegionA", "master:RegionB",
                                                        "master:RegionC")}

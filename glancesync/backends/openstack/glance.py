@@ -40,6 +40,7 @@ import urllib.parse
 from typing import Any, Iterable, Iterator, Mapping
 
 import requests
+import urllib3
 from glanceclient import exc as glance_exc
 from glanceclient.common import http as glance_http
 from glanceclient.v2 import image_members as glance_members
@@ -52,7 +53,7 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
 from glancesync.backends.base import CHUNK_SIZE, ImportTask, RegionAdapter
-from glancesync.backends.openstack.origins import OriginGuard
+from glancesync.backends.openstack.origins import MAX_BODY, OriginGuard, SlowAnswerError
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                EndpointError, GlanceSyncError, ImageNotFoundError,
                                ServiceError, TransferError, UsageError)
@@ -63,6 +64,11 @@ LOG = logging.getLogger(__name__)
 
 #: Bytes handed to one ``sendfile`` call: progress is reported between calls.
 SENDFILE_SLICE = 64 * 1024 * 1024
+#: The slowest image data download accepted: bytes per second, averaged over
+#: :data:`MIN_RATE_WINDOW` seconds (each wait for bytes is also bounded by the
+#: session's timeout).
+MIN_RATE = 16 * 1024
+MIN_RATE_WINDOW = 60.0
 #: The Image API versions GlanceSync speaks: any v2 (glanceclient's ``/v2`` paths).
 API_VERSIONS = ("2", "2.latest")
 
@@ -134,8 +140,9 @@ class _DeadlineHTTP:
             raise _ListingTimedOut()
         try:
             return self._http.get(url, timeout=left, **kwargs)
-        except glance_exc.InvalidEndpoint as exc:
-            # glanceclient's session client reports a request timeout so.
+        except (glance_exc.InvalidEndpoint, SlowAnswerError) as exc:
+            # glanceclient's session client reports a request timeout so; the
+            # origin guard, a page that trickled past the time left.
             raise _ListingTimedOut() from exc
 
 
@@ -268,12 +275,15 @@ class GlanceRegionAdapter(RegionAdapter):
     per page. The API is found in the catalog (``interface`` endpoints) by
     version discovery, on first use; ``endpoint_override`` is an API root
     used as given instead (a proxy in front of one Glance, for tests).
+    ``min_rate`` (bytes per second) over ``min_rate_window`` (seconds) is
+    the slowest download accepted (:meth:`download_data`).
     """
 
     def __init__(self, name: str, session: ksa_session.Session, region_name: str,
                  project_id: str | None, *, list_timeout: float = 30,
                  interface: str = "public", page_size: int = 1000,
-                 endpoint_override: str | None = None) -> None:
+                 endpoint_override: str | None = None, min_rate: float = MIN_RATE,
+                 min_rate_window: float = MIN_RATE_WINDOW) -> None:
         self.name = name
         self.project_id = project_id
         self.region_name = region_name
@@ -282,6 +292,8 @@ class GlanceRegionAdapter(RegionAdapter):
         self.interface = interface
         self._session = session
         self._endpoint_override = endpoint_override
+        self.min_rate = min_rate
+        self.min_rate_window = min_rate_window
         self._api: _Api | None = None
         self._api_lock = threading.Lock()
         self._import_methods: frozenset[str] | None = None
@@ -561,7 +573,7 @@ class GlanceRegionAdapter(RegionAdapter):
                                         f"lost after {sent} bytes: {exc}", region=self.name,
                                         image=image_id) from exc
             response = conn.getresponse()
-            body = response.read()
+            body = response.read(MAX_BODY)  # bounded, like every answer read whole
         except (OSError, http.client.HTTPException) as exc:
             raise ConnectionFailure(f"uploading the image data failed: {exc}",
                                     region=self.name, image=image_id) from exc
@@ -579,7 +591,7 @@ class GlanceRegionAdapter(RegionAdapter):
         try:
             conn.sock.settimeout(2.0)
             response = conn.getresponse()
-            body = response.read()
+            body = response.read(MAX_BODY)
         except (OSError, http.client.HTTPException, ValueError):
             return None
         if response.status < 400:
@@ -592,20 +604,55 @@ class GlanceRegionAdapter(RegionAdapter):
         """The data as it arrives, unverified: the caller hashes it.
 
         The request is made now (a missing image raises here); the body is
-        read only as the returned iterator is consumed.
+        read only as the returned iterator is consumed, as it came (identity
+        encoding asked; never decoded), in chunks of at most
+        :data:`~glancesync.integrity.CHUNK_SIZE` bytes. A master sending
+        fewer than :data:`MIN_RATE` bytes per second over
+        :data:`MIN_RATE_WINDOW` seconds is given up (a
+        :class:`~glancesync.errors.TransferError`): a trickling master must
+        not hold the regions' locks for ever. Each wait for bytes is bounded
+        by the session's timeout.
         """
+        path = f"/v2/images/{urllib.parse.quote(image_id, safe='')}/file"
         with self._errors("downloading the image data", image_id):
-            body = self.api.images.data(image_id, do_checksum=False)
-        if getattr(body, "__wrapped__", body) is None:
+            response = self.api.data.get(path, stream=True, raise_exc=False,
+                                         headers={"Accept-Encoding": "identity"})
+            if response.status_code >= 400:
+                body = response.raw.read(64 * 1024, decode_content=False)
+                response.close()
+                error = glance_exc.from_response(response, body)
+                error.retry_after = retry_after(response)
+                raise error
+        if response.status_code == 204:
+            response.close()
             raise ServiceError("the image has no data (is it still queued?)",
                                region=self.name, image=image_id, status_code=204)
-        return self._stream(image_id, body)
+        return self._stream(image_id, response)
 
-    def _stream(self, image_id: str, body: Iterable[bytes]) -> Iterator[bytes]:
-        with self._errors("downloading the image data", image_id, streaming=True):
-            for chunk in body:
-                for start in range(0, len(chunk), CHUNK_SIZE):
-                    yield chunk[start:start + CHUNK_SIZE]
+    def _stream(self, image_id: str, response: requests.Response) -> Iterator[bytes]:
+        raw = response.raw
+        started, received = time.monotonic(), 0
+        with contextlib.closing(response), \
+                self._errors("downloading the image data", image_id, streaming=True):
+            while True:
+                try:
+                    chunk = raw.read1(CHUNK_SIZE, decode_content=False)
+                except urllib3.exceptions.ReadTimeoutError as exc:
+                    raise requests.exceptions.ReadTimeout(exc) from exc
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise requests.exceptions.ChunkedEncodingError(exc) from exc
+                if not chunk:
+                    return
+                received += len(chunk)
+                elapsed = time.monotonic() - started
+                if elapsed >= self.min_rate_window:
+                    if received < self.min_rate * elapsed:
+                        raise TransferError(
+                            f"downloading the image data: the region sent {received} bytes"
+                            f" in {elapsed:.0f} s, slower than {self.min_rate / 1024:g}"
+                            " KiB/s: given up", region=self.name, image=image_id)
+                    started, received = time.monotonic(), 0
+                yield chunk
 
     def update_image(self, image_id: str, changes: Mapping[str, Any],
                      remove: Iterable[str] = ()) -> Image:

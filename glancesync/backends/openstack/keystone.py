@@ -213,15 +213,15 @@ class KeystoneTarget(Target):
 
     def region_names(self) -> list[str]:
         """Regions with an ``image`` endpoint of the configured interface, catalog order."""
-        regions: list[str] = []
+        regions: dict[str, None] = {}  # ordered, and linear in the catalog's size
         for endpoint in iter_image_endpoints(self.access):
             interface = endpoint.get("interface")
             if interface is not None and interface != self.interface:
                 continue
             region = endpoint.get("region_id") or endpoint.get("region")
-            if region and region not in regions:
-                regions.append(region)
-        return regions
+            if region:
+                regions.setdefault(region, None)
+        return list(regions)
 
     def adapter(self, region: RegionRef) -> RegionAdapter:
         """A Glance adapter of ``region`` on the target's session."""
