@@ -305,7 +305,8 @@ def test_no_page_mentions_the_former_output_option():
     """``--output`` is a hidden former name of ``--format`` (issue 22)."""
     pages = [*MANUAL.rglob("*.rst"), DOCS / "programmer.rst", ROOT / "README.rst"]
     for path in pages:
-        assert "--output" not in path.read_text(encoding="utf-8"), path
+        text = path.read_text(encoding="utf-8").replace("qemu-img info --output=json", "")
+        assert "--output" not in text, path
 
 
 def test_sample_options_are_all_in_the_reference():
