@@ -45,8 +45,8 @@ from glancesync.errors import (ChecksumMismatchError, ConflictError, GlanceSyncE
 from glancesync.image import (MARK_RENAMED, PROVENANCE_HASH, PROVENANCE_PREFIX, Image,
                               Provenance, content_hash, metadata_diff, utc_stamp)
 from glancesync.integrity import FileData, HashingStream
-from glancesync.plan import (OLD_SUFFIX, Operation, OperationKind, RegionPlan, Status,
-                             StatusCategory)
+from glancesync.plan.model import (OLD_SUFFIX, Operation, OperationKind, RegionPlan,
+                                   Status, StatusCategory)
 from glancesync.regions import RegionRef
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.serverside import CopySources, ImportOutcome, Outcome, Source, watch_import

@@ -13,7 +13,7 @@ import fnmatch
 import logging
 from typing import Iterable, Sequence
 
-from glancesync.plan import OLD_SUFFIX, ImageStatus, RegionPlan, Status
+from glancesync.plan.model import OLD_SUFFIX, ImageStatus, RegionPlan, Status
 
 LOG = logging.getLogger(__name__)
 

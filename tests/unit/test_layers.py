@@ -27,8 +27,10 @@ LAYERS = [
     ["glancesync.backends.*"],  # each backend's package
     ["glancesync.backends"],  # the registry
     ["glancesync.config", "glancesync.selection", "glancesync.strategy"],
-    ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report",
+    ["glancesync.plan.model", "glancesync.retry", "glancesync.transfer", "glancesync.report",
      "glancesync.sharing", "glancesync.serverside"],
+    ["glancesync.plan.*"],  # the planner's concerns
+    ["glancesync.plan"],  # make_plan: the concerns in the order of the SPEC
     ["glancesync.scope", "glancesync.throughput"],
     ["glancesync.executor"],
     ["glancesync.facade"],
