@@ -174,3 +174,44 @@ def test_the_check_sees_imports():
     assert "glancesync.backends.base" in GRAPH["glancesync.retry"]
     assert "glancesync.backends.openstack.keystone" in GRAPH["glancesync.backends.openstack"]
     assert "glancesync.config" not in GRAPH["glancesync.regions"]  # type-only import
+
+
+# -- the planner by concern ---------------------------------------------------------
+
+#: The planner's concerns (``glancesync/plan/<name>.py``), an import of one by
+#: another only from a later one to an earlier one: never a cycle.
+PLAN_CONCERNS = ["metadata", "uploads", "conflicts", "matching", "ami", "obsolete",
+                 "leftovers", "lifecycle"]
+
+
+def test_the_plan_s_data_and_context_import_no_concern():
+    """The plan's data is apart from planning; the context knows no concern."""
+    assert not {m for m in GRAPH["glancesync.plan.model"] if m.startswith("glancesync.plan")}
+    assert {m for m in GRAPH["glancesync.plan.context"] if m.startswith("glancesync.plan")} == {
+        "glancesync.plan.model"}
+
+
+def test_the_plan_concerns_import_each_other_in_one_direction_only():
+    package = {m for m in MODULES if m.startswith("glancesync.plan.")}
+    listed = {f"glancesync.plan.{name}" for name in PLAN_CONCERNS}
+    assert package - listed == {"glancesync.plan.model", "glancesync.plan.context"}, (
+        "a new module of glancesync/plan/: add it to PLAN_CONCERNS")
+    for index, name in enumerate(PLAN_CONCERNS):
+        later = {f"glancesync.plan.{other}" for other in PLAN_CONCERNS[index:]}
+        wrong = GRAPH[f"glancesync.plan.{name}"] & later
+        assert not wrong, f"glancesync.plan.{name} imports {sorted(wrong)} (a later concern)"
+
+
+def test_each_plan_concern_has_its_own_unit_tests():
+    tests = Path(__file__).resolve().parent / "plan"
+    for name in PLAN_CONCERNS + ["context"]:
+        assert (tests / f"test_{name}.py").is_file(), f"tests/unit/plan/test_{name}.py"
+
+
+def test_the_plan_is_composed_in_one_place_of_steps_in_the_spec_s_order():
+    from glancesync import plan
+    modules = [step.__module__.rsplit(".", 1)[-1] for step in plan.STEPS]
+    assert modules[-1] == "lifecycle", "removal steps are planned last"
+    assert modules.index("ami") > modules.index("matching")
+    used = set(modules) | {"uploads", "conflicts", "metadata"}  # called by matching
+    assert used == set(PLAN_CONCERNS)
