@@ -32,6 +32,8 @@ LAYERS = [
     ["glancesync.plan.*"],  # the planner's concerns
     ["glancesync.plan"],  # make_plan: the concerns in the order of the SPEC
     ["glancesync.scope", "glancesync.throughput"],
+    ["glancesync.executor.results", "glancesync.executor.actions"],
+    ["glancesync.executor.*"],  # the executor's parts: steps, the upload path
     ["glancesync.executor"],
     ["glancesync.facade"],
     ["glancesync.views*"],  # the outputs: pure functions of the facade's results
@@ -215,3 +217,71 @@ def test_the_plan_is_composed_in_one_place_of_steps_in_the_spec_s_order():
     assert modules.index("ami") > modules.index("matching")
     used = set(modules) | {"uploads", "conflicts", "metadata"}  # called by matching
     assert used == set(PLAN_CONCERNS)
+
+
+# -- the executor by concern ----------------------------------------------------------
+
+#: The adapter calls that change a region.
+MUTATIONS = {"create_image", "upload_data", "update_image", "delete_image", "deactivate_image",
+             "reactivate_image", "add_member", "remove_member", "import_image"}
+#: The only functions of the executor that call them directly: each runs only
+#: inside a change the choke point let through (``RegionActions.act``).
+DIRECT_CALLERS = {"NewImage.create", "Stream._send", "Stream._send_chunks"}
+
+
+def _functions(tree: ast.AST, prefix: str = ""):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.ClassDef):
+            yield from _functions(node, f"{prefix}{node.name}.")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield f"{prefix}{node.name}", node
+
+
+def test_every_change_of_a_region_goes_through_the_choke_point():
+    """In the executor, a mutating adapter call is passed to ``act``, not made:
+    only the functions of DIRECT_CALLERS (run inside an ``act``) call one."""
+    found = set()
+    for module, path in MODULES.items():
+        if not module.startswith("glancesync.executor"):
+            continue
+        for name, function in _functions(ast.parse(path.read_text(encoding="utf-8"))):
+            for node in ast.walk(function):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in MUTATIONS):
+                    found.add(name)
+    assert found == DIRECT_CALLERS
+
+
+# -- no long function, no type-only import from above ------------------------------------
+
+#: Lines a function may have (docstring included), outside the test bed.
+LONGEST_FUNCTION = 60
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    long = []
+    for module, path in MODULES.items():
+        if module.startswith("glancesync.testbed"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > LONGEST_FUNCTION:
+                    long.append(f"{module}.{node.name}: {lines} lines")
+    assert long == [], "split these functions: " + "; ".join(long)
+
+
+def test_not_even_a_type_only_import_goes_up_the_layers():
+    """An ``if TYPE_CHECKING:`` import from a higher layer is a dependency the
+    layers hide: name what is needed with a Protocol of the lower layer instead."""
+    upward = []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)):
+                continue
+            for child in (c for stmt in node.body for c in ast.walk(stmt)):
+                if isinstance(child, ast.ImportFrom) and child.module in MODULES \
+                        and layer_of(child.module) > layer_of(module):
+                    upward.append(f"{module} -> {child.module}")
+    assert upward == []

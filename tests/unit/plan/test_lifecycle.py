@@ -25,7 +25,8 @@ def plan_of(masters, regional, **policy):
 def test_why_a_copy_is_orphaned_or_not():
     ctx = context([m("kept"), m("private", visibility="private"),
                    m("old_obsolete"), m("off", status="deactivated")])
-    assert lifecycle.orphaned(ctx, gone()) == "master image m-gone-a is gone from the master region"
+    assert lifecycle.orphaned(ctx, gone()) == (
+        "master image m-gone-a is gone from the master region")
     not_selected = r("x", provenance=Provenance("m-private", MASTER_REGION))
     assert "is no longer selected" in lifecycle.orphaned(ctx, not_selected)
     assert lifecycle.orphaned(ctx, r("x", provenance=Provenance("m-old_obsolete",
