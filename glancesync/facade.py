@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, convert, report, scope, sharing
+from glancesync import backends, convert, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
-from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, resolve_regions
@@ -588,7 +587,7 @@ class GlanceSync:
                    "sources": sources, "import_timeout": config.import_timeout}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
-        with RegionLock(self._lock_dir(), self.lock_name(ref)):
+        with lock.hold(self.region_lock(ref)):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
     def _run_dir(self) -> Path:
@@ -609,14 +608,14 @@ class GlanceSync:
         ref = RegionRef.parse(region)
         return f"{ref.name}@{self.target(ref.target).location}"
 
-    def _lock_dir(self) -> Path | None:
-        """``$GLANCESYNC_LOCK_DIR`` if set, else ``lock_dir``, else the default.
+    def region_lock(self, region: str | RegionRef) -> lock.Lock:
+        """The lock a sync of ``region`` holds, of the kind the configuration asks for
+        (:func:`glancesync.lock.make_lock`: a file lock in ``$GLANCESYNC_LOCK_DIR``,
+        ``lock_dir`` or the machine-wide folder), not taken yet.
 
-        The default (None) is :func:`glancesync.lock.default_lock_dir`: the
-        machine-wide folder, so that runs of every user exclude each other.
+        :raises UsageError: ``region`` is not one region's name.
         """
-        folder = os.environ.get("GLANCESYNC_LOCK_DIR")
-        return Path(folder) if folder else self.config.main.lock_dir
+        return lock.make_lock(self.lock_name(region), self.config.main)
 
     # --- reports -----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glancesync"
 #: Layers, lowest first: a module imports from its layer or lower ones.
 LAYERS = [
     ["glancesync.errors"],
-    ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock",
+    ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock*",
      "glancesync.runlog", "glancesync.redaction", "glancesync.safenames"],
     ["glancesync.integrity", "glancesync.options", "glancesync.convert"],
     ["glancesync.regions"],
