@@ -90,9 +90,11 @@ class Scope:
             ids_lines, ids_ops = _of_ids(plan, self.image_ids, self.names(master))
             lines |= ids_lines
             ops |= ids_ops
-        kept = {op.name for op in plan.operations if id(op) in ops}
+        known = ({s.name for s in plan.statuses if id(s) in lines}
+                 | {op.name for op in plan.operations if id(op) in ops})
         notes = []
-        for name in sorted(_dependencies(plan, kept)):
+        for name in sorted(_dependencies(plan, [op for op in plan.operations if id(op) in ops],
+                                         known)):
             why = ("an image matching --image needs it" if self.patterns and not self.image_ids
                    else "an image this run covers needs it")
             notes.append(f"image {name} included: {why} (kernel_id or ramdisk_id)")
@@ -157,17 +159,18 @@ def _of_ids(plan: RegionPlan, ids: Collection[str], names: Collection[str]
     return lines, {id(op) for op in plan.operations if covered(op)}
 
 
-def _dependencies(plan: RegionPlan, kept: Iterable[str]) -> set[str]:
-    """Names the operations of ``kept`` refer to, transitively, not in ``kept``."""
+def _dependencies(plan: RegionPlan, kept: Iterable[Operation], known: set[str]) -> set[str]:
+    """Names the operations ``kept`` refer to (``kernel_id``, ``ramdisk_id``),
+    transitively, not among the ``known`` names."""
     by_name = {op.name: op for op in plan.operations}
     found: set[str] = set()
+    seen = set(known)
     todo = list(kept)
-    seen = set(todo)
     while todo:
-        op = by_name.get(todo.pop())
-        for used in (op.ami_refs.values() if op else ()):
+        for used in todo.pop().ami_refs.values():
             if used not in seen:
                 seen.add(used)
                 found.add(used)
-                todo.append(used)
+                if used in by_name:
+                    todo.append(by_name[used])
     return found
