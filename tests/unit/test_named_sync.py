@@ -148,3 +148,18 @@ def test_the_status_of_named_images(federation, facade):
     assert report.image_ids == (ubuntu,)
     assert [(s.name, s.status) for s in report.statuses] == [
         ("ubuntu-22.04", Status.PENDING_UPLOAD)]
+
+
+def test_an_image_no_longer_selected_has_its_copies_retired(federation, facade):
+    assert facade.sync(["RegionA"]).exit_status == ExitStatus.OK
+    ubuntu = master_id(federation, "ubuntu-22.04")
+    master = federation.adapter("Master")
+    master.update_image(ubuntu, {"visibility": "private"})
+    master.close()
+    with reopened(federation, "removal_policy=hide", "removal_grace_hours=0") as gs:
+        result = gs.sync_images([ubuntu], ["RegionA"])
+    assert result.results["master:RegionA"].retired == 1
+    (line,) = result.plans["master:RegionA"].statuses
+    assert line.status is Status.PENDING_REMOVAL and "no longer selected" in line.reason
+    (copy,) = federation.named("RegionA", "ubuntu-22.04")
+    assert copy.os_hidden
