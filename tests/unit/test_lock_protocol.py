@@ -177,3 +177,24 @@ def test_the_lock_package_keeps_its_names():
     for name in ("MACHINE_LOCK_DIR", "RegionLock", "default_lock_dir", "lock_file_name",
                  "user_lock_dir", "Lock", "hold", "make_lock"):
         assert hasattr(lock, name), name
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("make", [os.mkfifo, os.mkdir,
+                                  lambda path: Path(path).write_text("not a pid\n"),
+                                  lambda path: Path(path).write_text("999999999\n")])
+def test_a_hostile_lock_path_names_no_holder_and_never_hangs(tmp_path, make):
+    """Another local user may put anything at a lock path in a shared folder:
+    holder() names nobody (and does not block on a FIFO)."""
+    region = RegionLock(tmp_path, "R")
+    make(region.path)
+    assert region.holder() is None
+
+
+def test_a_link_at_the_lock_path_is_not_followed_to_name_a_holder(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text(f"{os.getpid()}\n")
+    region = RegionLock(tmp_path / "locks", "R")
+    region.lock_dir.mkdir()
+    region.path.symlink_to(target)
+    assert region.holder() is None
