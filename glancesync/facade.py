@@ -19,19 +19,19 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, backups, convert, report, scope, sharing
+from glancesync import backends, backups, convert, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
-from glancesync.lock import RegionLock
 from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
 from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
 from glancesync.retry import RetryingAdapter, RetryingTarget, RetryPolicy
 from glancesync.runlog import RunLogs, default_run_dir, prune_runs, region_context
+from glancesync.scope import Scope
 from glancesync.selection import MasterSelection, select_master
 from glancesync.serverside import CopySources
 from glancesync.strategy import RegionTransfer
@@ -49,7 +49,9 @@ class _RegionsRun:
 
     ``started`` and ``finished``: the run's times (seconds since the epoch);
     ``images``: the ``--image`` patterns it was limited to (none: every
-    image); ``estimates``: per region, what the pending work moves
+    image); ``image_ids``: the master images it was limited to, by id
+    (:meth:`GlanceSync.sync_images`; none: every image); ``estimates``: per
+    region, what the pending work moves
     (:class:`~glancesync.throughput.Estimate`).
     """
 
@@ -61,6 +63,7 @@ class _RegionsRun:
     finished: float = 0.0
     images: tuple[str, ...] = ()
     estimates: dict[str, Estimate] = dataclasses.field(default_factory=dict)
+    image_ids: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -354,12 +357,15 @@ class GlanceSync:
                 for image in report.visible_images(adapter.list_images(), adapter.project_id)]
 
     def plan_region(self, region: str | RegionRef, master: MasterSelection | None = None,
-                    images: Sequence[str] = ()) -> RegionPlan:
+                    images: Sequence[str] = (), *,
+                    image_ids: Iterable[str] = ()) -> RegionPlan:
         """The plan of ``region``: per image status and the operations of a sync.
 
         ``images``: shell-style patterns of master image names; only those
         images (and the kernels and ramdisks they need) are in the plan
-        (:func:`glancesync.scope.restrict`). None: every image.
+        (:func:`glancesync.scope.restrict`). ``image_ids``: only the master
+        images of these ids, whatever became of them (see
+        :meth:`sync_images`). Neither: every image.
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -381,7 +387,7 @@ class GlanceSync:
         plan = make_plan(str(ref), master, regional, adapter.project_id, target,
                          stalled_upload_age=self.config.main.stalled_upload_age,
                          members=members, transfer=self._region_transfer(ref))
-        return scope.restrict(plan, images)
+        return Scope.of(images, image_ids).restrict(plan, master)
 
     def _region_transfer(self, region: str | RegionRef) -> RegionTransfer:
         """How copies may reach ``region``: its ``transfer`` and ``convert_to``, and
@@ -423,11 +429,13 @@ class GlanceSync:
         self._hold_removals([plan])
         return plan.statuses
 
-    def status(self, regions: Sequence[str] = (), images: Sequence[str] = ()) -> StatusReport:
+    def status(self, regions: Sequence[str] = (), images: Sequence[str] = (), *,
+               image_ids: Iterable[str] = ()) -> StatusReport:
         """Status of several regions (``--show-status``); failures per region.
 
         ``images``: only the master images matching these shell-style
-        patterns (see :meth:`plan_region`).
+        patterns; ``image_ids``: only the master images of these ids (see
+        :meth:`plan_region`).
 
         :raises RegionNotFoundError: an unknown target or region (the message lists
             those that exist).
@@ -435,12 +443,14 @@ class GlanceSync:
         :raises GlanceSyncError: the master region cannot be listed (a region that
             cannot is in ``failures``).
         """
-        result = StatusReport(started=time.time(), images=tuple(images))
+        result = StatusReport(started=time.time(), images=tuple(images),
+                              image_ids=tuple(sorted(set(image_ids))))
         refs = self._resolve(regions)
         master = self._master()
         for ref in refs:
             try:
-                result.plans[str(ref)] = self.plan_region(ref, master, images)
+                result.plans[str(ref)] = self.plan_region(ref, master, images,
+                                                          image_ids=result.image_ids)
             except GlanceSyncError as error:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
@@ -520,26 +530,57 @@ class GlanceSync:
         :raises GlanceSyncError: the master region cannot be listed (a failing region is
             in ``failures``).
         """
-        result = RunResult(dry_run=dry_run, started=time.time(), images=tuple(images))
+        return self._sync_scoped(regions, Scope.of(images), dry_run, parallel)
+
+    def sync_images(self, image_ids: Iterable[str], regions: Sequence[str] = (), *,
+                    dry_run: bool = False, parallel: bool = False) -> RunResult:
+        """Synchronise the master images ``image_ids`` (master UUIDs) to several regions
+        (default: every region of ``master:``), with the whole machinery of
+        :meth:`sync`: selection, conflicts, the lifecycle and its guards,
+        locks, verification.
+
+        Whatever became of each image in the master region: a new or
+        changed image is uploaded or updated where it is selected; an image
+        deleted or no longer selected has its copies go through the
+        lifecycle (``removal_policy``, grace, ``max_deletes`` counting only
+        these images' steps; recognised by their provenance); an image that
+        is not selected and has no copy is left alone. Its leftovers, the
+        ``error_duplicate`` line of its name and the ``NAME.old`` copies of
+        its name go with it; every other image is left alone and not
+        reported. What an event of the master region names (see the
+        ``watch`` of issue 24): one id, every covered region.
+
+        :raises UsageError: no image id (a sync of every image is :meth:`sync`).
+        :raises RegionNotFoundError: an unknown target or region (the message lists
+            those that exist).
+        :raises ConfigError: a region converts disk formats and qemu-img is missing.
+        :raises GlanceSyncError: the master region cannot be listed (a failing region is
+            in ``failures``).
+        """
+        ids = frozenset(image_id for image_id in image_ids if image_id)
+        if not ids:
+            raise UsageError("sync_images needs the id of at least one master image"
+                             " (sync synchronises every image)")
+        return self._sync_scoped(regions, Scope(image_ids=ids), dry_run, parallel)
+
+    def _sync_scoped(self, regions: Sequence[str], scope: Scope, dry_run: bool,
+                     parallel: bool) -> RunResult:
+        """A sync of ``regions`` limited to ``scope``: every region planned, then
+        ``max_deletes`` over the plans, then every region executed."""
+        result = RunResult(dry_run=dry_run, started=time.time(), images=scope.patterns,
+                           image_ids=tuple(sorted(scope.image_ids)))
         refs = self._resolve(regions)
         self._check_conversion_tool(refs)
         master = self._master()
-        sources = CopySources()
         # The source lives as long as this object: count this run's bytes only.
         downloaded_before = self._source.bytes_downloaded if self._source else 0
-        workers = max(1, self.config.main.max_children) if parallel else 1
         started = time.monotonic()
         with contextlib.ExitStack() as stack:
-            if parallel:
-                names = [str(ref) for ref in refs]
-                run_dir = self._run_dir()
-                if self.config.main.keep_runs:  # this run's folder is one of them
-                    prune_runs(run_dir, self.config.main.keep_runs - 1)
-                result.log_folder = stack.enter_context(RunLogs(run_dir, names)).folder
-            pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
-            scoped = tuple(images)
-            _each(pool, [(self._plan_guarded, ref, master, result, scoped) for ref in refs])
+            pool = self._workers(stack, refs, result, parallel)
+            _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
             self._hold_removals(result.plans.values())
+            self._report_unknown_ids(scope, result)
+            sources = CopySources()
             for ref in refs:  # every plan is known: offer its verified copies as sources
                 if str(ref) in result.plans:
                     self._offer_copies(ref, result.plans[str(ref)], master, sources)
@@ -547,15 +588,7 @@ class GlanceSync:
                          if str(ref) in result.plans])
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
-        measured = self._throughput()
-        if dry_run:
-            result.estimates = estimates(measured, result.plans)
-        else:
-            added = [measured.record(region, [(o.bytes, o.transfer_seconds)
-                                              for o in outcome.outcomes])
-                     for region, outcome in sorted(result.results.items())]
-            if any(added):
-                measured.save()
+        self._measure(result)
         result.finished = time.time()
         # The scripts print the same totals at the end (cli.summary_lines): the
         # console leaves this record out, log files keep it.
@@ -563,12 +596,46 @@ class GlanceSync:
                  extra={"summary": True})
         return result
 
+    def _workers(self, stack: contextlib.ExitStack, refs: Sequence[RegionRef],
+                 result: RunResult, parallel: bool) -> concurrent.futures.Executor:
+        """The workers of a run: one; or, ``parallel``, up to ``max_children`` with a
+        log file per region in a new run folder (the oldest ones pruned)."""
+        workers = max(1, self.config.main.max_children) if parallel else 1
+        if parallel:
+            names = [str(ref) for ref in refs]
+            run_dir = self._run_dir()
+            if self.config.main.keep_runs:  # this run's folder is one of them
+                prune_runs(run_dir, self.config.main.keep_runs - 1)
+            result.log_folder = stack.enter_context(RunLogs(run_dir, names)).folder
+        return stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers))
+
+    def _measure(self, result: RunResult) -> None:
+        """A dry run's estimates; the upload throughput a sync measured, recorded."""
+        measured = self._throughput()
+        if result.dry_run:
+            result.estimates = estimates(measured, result.plans)
+            return
+        added = [measured.record(region, [(o.bytes, o.transfer_seconds)
+                                          for o in outcome.outcomes])
+                 for region, outcome in sorted(result.results.items())]
+        if any(added):
+            measured.save()
+
+    @staticmethod
+    def _report_unknown_ids(scope: Scope, result: RunResult) -> None:
+        """Log the master image ids of a named sync that no region has anything about."""
+        seen = {s.master_id for plan in result.plans.values() for s in plan.statuses}
+        for image_id in sorted(scope.image_ids - seen):
+            LOG.info("image %s: nothing to do in %d region(s) (not selected, or unknown,"
+                     " and no copy)", image_id, len(result.plans))
+
     def _plan_guarded(self, ref: RegionRef, master: MasterSelection,
-                      result: RunResult, images: Sequence[str] = ()) -> None:
+                      result: RunResult, scope: Scope = Scope()) -> None:
         name = str(ref)
         with region_context(name):
             try:
-                result.plans[name] = self.plan_region(ref, master, images)
+                result.plans[name] = self.plan_region(ref, master, scope.patterns,
+                                                      image_ids=scope.image_ids)
             except GlanceSyncError as error:
                 # The scripts' summary has a FAILED line for it: the console
                 # leaves this record out, log files keep it.
@@ -622,7 +689,7 @@ class GlanceSync:
                    "sources": sources, "import_timeout": config.import_timeout}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
-        with RegionLock(self._lock_dir(), self.lock_name(ref)):
+        with lock.hold(self.region_lock(ref)):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
     def _run_dir(self) -> Path:
@@ -642,14 +709,14 @@ class GlanceSync:
         ref = RegionRef.parse(region)
         return f"{ref.name}@{self.target(ref.target).location}"
 
-    def _lock_dir(self) -> Path | None:
-        """``$GLANCESYNC_LOCK_DIR`` if set, else ``lock_dir``, else the default.
+    def region_lock(self, region: str | RegionRef) -> lock.Lock:
+        """The lock a sync of ``region`` holds, of the kind the configuration asks for
+        (:func:`glancesync.lock.make_lock`: a file lock in ``$GLANCESYNC_LOCK_DIR``,
+        ``lock_dir`` or the machine-wide folder), not taken yet.
 
-        The default (None) is :func:`glancesync.lock.default_lock_dir`: the
-        machine-wide folder, so that runs of every user exclude each other.
+        :raises UsageError: ``region`` is not one region's name.
         """
-        folder = os.environ.get("GLANCESYNC_LOCK_DIR")
-        return Path(folder) if folder else self.config.main.lock_dir
+        return lock.make_lock(self.lock_name(region), self.config.main)
 
     # --- reports -----------------------------------------------------------------
 

@@ -12,15 +12,36 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Collection, Protocol, Sequence
 
 from glancesync.options import MASTER
 from glancesync.errors import RegionNotFoundError, UsageError
 
 LOG = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from glancesync.config import Config
+
+class _Ordering(Protocol):
+    master_region: str
+    preferable_order: Sequence[str]
+
+
+class _Ignoring(Protocol):
+    ignore_regions: Sequence[str]
+
+
+class RegionSettings(Protocol):
+    """What resolving region arguments reads of the configuration
+    (:class:`~glancesync.config.Config` is one): the targets' names, each
+    target's ``ignore_regions``, ``master_region`` and ``preferable_order``."""
+
+    @property
+    def targets(self) -> Collection[str]: ...
+
+    @property
+    def main(self) -> _Ordering: ...
+
+    def target(self, name: str) -> _Ignoring:
+        """The target ``name``; raises :class:`RegionNotFoundError` for an unknown one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +88,7 @@ def parse_region(text: str) -> tuple[str, str | None]:
     return target, region or None
 
 
-def resolve_regions(args: Sequence[str | RegionRef], config: Config,
+def resolve_regions(args: Sequence[str | RegionRef], config: RegionSettings,
                     region_lister: Callable[[str], list[str]],
                     warn: Callable[[str], None] | None = None) -> list[RegionRef]:
     """Turn region arguments into :class:`RegionRef`, each checked to exist.
@@ -124,7 +145,7 @@ def resolve_regions(args: Sequence[str | RegionRef], config: Config,
     return result
 
 
-def _expand(config: Config, target: str, available: list[str],
+def _expand(config: RegionSettings, target: str, available: list[str],
             warn: Callable[[str], None]) -> list[str]:
     """The regions of ``target`` minus its ``ignore_regions`` (bare or qualified)."""
     ignored: set[str] = set()
@@ -142,7 +163,7 @@ def _expand(config: Config, target: str, available: list[str],
     return [name for name in available if name not in ignored]
 
 
-def _checked_order(config: Config, known: dict[str, list[str]],
+def _checked_order(config: RegionSettings, known: dict[str, list[str]],
                    warn: Callable[[str], None]) -> list[str]:
     """``preferable_order``, its entries checked against the targets listed."""
     order: list[str] = []

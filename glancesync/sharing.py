@@ -17,7 +17,7 @@ from typing import Iterable
 
 from glancesync.backends.base import ProjectName, RegionAdapter, Target
 from glancesync.image import Image
-from glancesync.plan import MemberTarget
+from glancesync.plan.model import MemberTarget
 from glancesync.selection import MasterSelection, SelectionPolicy
 
 __all__ = ["ProjectMapper", "read_members", "region_inputs", "with_master_members",

@@ -62,6 +62,8 @@ EXPECTED_OUTPUT = {
                               r"after the sync: active, 0 uploaded",
     "example_json_status_report.py": r'"exit_status": 3.*"master:RegionA": \[.*"pending_upload"',
     "example_sync_one_image.py": r"master:RegionA: 1 uploaded, 0 updated; ubuntu-22\.04 is ok",
+    "example_sync_images.py": r"master:RegionA: upload ubuntu-22\.04\n.*"
+                              r"while the lock is held: another glancesync run",
     "example_custom_selection.py": r"RegionA: cirros-kernel, cirros-machine, cirros-ramdisk\n",
     "example_run_report.py": r"dry_run limited to \['ubuntu-\*'\]: dry run of 3 region"
                              r".*master:RegionA: upload ubuntu-22\.04: done, 3145728 bytes"

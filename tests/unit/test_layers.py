@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glancesync"
 #: Layers, lowest first: a module imports from its layer or lower ones.
 LAYERS = [
     ["glancesync.errors"],
-    ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock",
+    ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock*",
      "glancesync.runlog", "glancesync.redaction", "glancesync.safenames",
      "glancesync.filemodes", "glancesync.readback"],
     ["glancesync.integrity", "glancesync.options", "glancesync.convert"],
@@ -28,9 +28,13 @@ LAYERS = [
     ["glancesync.backends.*"],  # each backend's package
     ["glancesync.backends"],  # the registry
     ["glancesync.config", "glancesync.selection", "glancesync.strategy"],
-    ["glancesync.plan", "glancesync.retry", "glancesync.transfer", "glancesync.report",
+    ["glancesync.plan.model", "glancesync.retry", "glancesync.transfer", "glancesync.report",
      "glancesync.sharing", "glancesync.serverside"],
+    ["glancesync.plan.*"],  # the planner's concerns
+    ["glancesync.plan"],  # make_plan: the concerns in the order of the SPEC
     ["glancesync.scope", "glancesync.throughput"],
+    ["glancesync.executor.results", "glancesync.executor.actions"],
+    ["glancesync.executor.*"],  # the executor's parts: steps, the upload path
     ["glancesync.executor", "glancesync.backups"],
     ["glancesync.facade"],
     ["glancesync.views*"],  # the outputs: pure functions of the facade's results
@@ -173,3 +177,112 @@ def test_the_check_sees_imports():
     assert "glancesync.backends.base" in GRAPH["glancesync.retry"]
     assert "glancesync.backends.openstack.keystone" in GRAPH["glancesync.backends.openstack"]
     assert "glancesync.config" not in GRAPH["glancesync.regions"]  # type-only import
+
+
+# -- the planner by concern ---------------------------------------------------------
+
+#: The planner's concerns (``glancesync/plan/<name>.py``), an import of one by
+#: another only from a later one to an earlier one: never a cycle.
+PLAN_CONCERNS = ["metadata", "uploads", "conflicts", "matching", "ami", "obsolete",
+                 "leftovers", "lifecycle"]
+
+
+def test_the_plan_s_data_and_context_import_no_concern():
+    """The plan's data is apart from planning; the context knows no concern."""
+    assert not {m for m in GRAPH["glancesync.plan.model"] if m.startswith("glancesync.plan")}
+    assert {m for m in GRAPH["glancesync.plan.context"] if m.startswith("glancesync.plan")} == {
+        "glancesync.plan.model"}
+
+
+def test_the_plan_concerns_import_each_other_in_one_direction_only():
+    package = {m for m in MODULES if m.startswith("glancesync.plan.")}
+    listed = {f"glancesync.plan.{name}" for name in PLAN_CONCERNS}
+    assert package - listed == {"glancesync.plan.model", "glancesync.plan.context"}, (
+        "a new module of glancesync/plan/: add it to PLAN_CONCERNS")
+    for index, name in enumerate(PLAN_CONCERNS):
+        later = {f"glancesync.plan.{other}" for other in PLAN_CONCERNS[index:]}
+        wrong = GRAPH[f"glancesync.plan.{name}"] & later
+        assert not wrong, f"glancesync.plan.{name} imports {sorted(wrong)} (a later concern)"
+
+
+def test_each_plan_concern_has_its_own_unit_tests():
+    tests = Path(__file__).resolve().parent / "plan"
+    for name in PLAN_CONCERNS + ["context"]:
+        assert (tests / f"test_{name}.py").is_file(), f"tests/unit/plan/test_{name}.py"
+
+
+def test_the_plan_is_composed_in_one_place_of_steps_in_the_spec_s_order():
+    from glancesync import plan
+    modules = [step.__module__.rsplit(".", 1)[-1] for step in plan.STEPS]
+    assert modules[-1] == "lifecycle", "removal steps are planned last"
+    assert modules.index("ami") > modules.index("matching")
+    used = set(modules) | {"uploads", "conflicts", "metadata"}  # called by matching
+    assert used == set(PLAN_CONCERNS)
+
+
+# -- the executor by concern ----------------------------------------------------------
+
+#: The adapter calls that change a region.
+MUTATIONS = {"create_image", "upload_data", "update_image", "delete_image", "deactivate_image",
+             "reactivate_image", "add_member", "remove_member", "import_image"}
+#: The only functions of the executor that call them directly: each runs only
+#: inside a change the choke point let through (``RegionActions.act``).
+DIRECT_CALLERS = {"NewImage.create", "Stream._send", "Stream._send_chunks"}
+
+
+def _functions(tree: ast.AST, prefix: str = ""):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.ClassDef):
+            yield from _functions(node, f"{prefix}{node.name}.")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield f"{prefix}{node.name}", node
+
+
+def test_every_change_of_a_region_goes_through_the_choke_point():
+    """In the executor, a mutating adapter call is passed to ``act``, not made:
+    only the functions of DIRECT_CALLERS (run inside an ``act``) call one."""
+    found = set()
+    for module, path in MODULES.items():
+        if not module.startswith("glancesync.executor"):
+            continue
+        for name, function in _functions(ast.parse(path.read_text(encoding="utf-8"))):
+            for node in ast.walk(function):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in MUTATIONS):
+                    found.add(name)
+    assert found == DIRECT_CALLERS
+
+
+# -- no long function, no type-only import from above ------------------------------------
+
+#: Lines a function may have (docstring included), outside the test bed.
+LONGEST_FUNCTION = 60
+
+
+def test_no_function_is_longer_than_sixty_lines():
+    long = []
+    for module, path in MODULES.items():
+        if module.startswith("glancesync.testbed"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > LONGEST_FUNCTION:
+                    long.append(f"{module}.{node.name}: {lines} lines")
+    assert long == [], "split these functions: " + "; ".join(long)
+
+
+def test_not_even_a_type_only_import_goes_up_the_layers():
+    """An ``if TYPE_CHECKING:`` import from a higher layer is a dependency the
+    layers hide: name what is needed with a Protocol of the lower layer instead."""
+    upward = []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)):
+                continue
+            for child in (c for stmt in node.body for c in ast.walk(stmt)):
+                if isinstance(child, ast.ImportFrom) and child.module in MODULES \
+                        and layer_of(child.module) > layer_of(module):
+                    upward.append(f"{module} -> {child.module}")
+    assert upward == []

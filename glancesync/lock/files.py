@@ -21,6 +21,12 @@ created mode 0644, so that a run of another user can still open and lock
 them read-only. A lock file is removed on release while its lock is still
 held; a run that opened it just before then finds, once it holds the lock,
 that the file is no longer the one at that path, and starts again.
+
+:class:`RegionLock` is the first implementation of
+:class:`~glancesync.lock.base.Lock`: it waits for a lock held elsewhere
+by trying again (``acquire(timeout)``), names the holder by the pid it
+wrote, and needs no keep-alive (the kernel holds a ``flock`` as long as
+its descriptor is open).
 """
 from __future__ import annotations
 
@@ -30,17 +36,20 @@ import logging
 import os
 import stat
 import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import platformdirs
 
 from glancesync import safenames
 from glancesync.errors import GlanceSyncError, LockedError
 
-__all__ = ["MACHINE_LOCK_DIR", "RegionLock", "default_lock_dir", "lock_file_name",
-           "user_lock_dir"]
+__all__ = ["MACHINE_LOCK_DIR", "WAIT_POLL", "RegionLock", "default_lock_dir",
+           "lock_file_name", "user_lock_dir"]
 
-LOG = logging.getLogger(__name__)
+#: Every part of the locks logs under the package's name.
+LOG = logging.getLogger("glancesync.lock")
 
 #: The lock folder shared by every user of the machine (``/var/lock`` is
 #: ``/run/lock`` on current systems: a tmpfs, mode 1777, emptied at boot).
@@ -48,6 +57,9 @@ MACHINE_LOCK_DIR = Path("/var/lock/glancesync")
 
 #: Attempts at locking a file that its previous holder removed meanwhile.
 _ATTEMPTS = 20
+
+#: Seconds between two attempts while waiting for a lock held elsewhere.
+WAIT_POLL = 0.5
 
 _warned: set[Path] = set()
 _warned_guard = threading.Lock()
@@ -127,34 +139,89 @@ class RegionLock:
     """Exclusive lock of one region, held for the duration of a ``with``.
 
     Entering never waits: if another process (or another lock object of this
-    process) holds the region, :class:`~glancesync.LockedError` is raised. The holder's
-    pid is written into the lock file so the message can name it.
-    ``lock_dir`` None means :func:`~glancesync.lock.default_lock_dir`.
+    process) holds the region, :class:`~glancesync.LockedError` is raised
+    (:meth:`acquire` can wait). The holder's pid is written into the lock
+    file so the message can name it. ``lock_dir`` None means
+    :func:`~glancesync.lock.default_lock_dir`. ``sleep`` and ``clock`` are
+    how a wait passes and is measured (``time.sleep``, ``time.monotonic``).
     """
 
-    def __init__(self, lock_dir: Path | None, region: str) -> None:
+    #: A ``flock`` needs no keep-alive: it lasts as long as its descriptor.
+    heartbeat_interval: float | None = None
+
+    def __init__(self, lock_dir: Path | None, region: str, *,
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
         self.region = region
         self.path = safenames.join(self.lock_dir, lock_file_name(region), resolve=False)
         self._fd: int | None = None
         self._owned = False
+        self._sleep = sleep
+        self._clock = clock
+
+    @property
+    def name(self) -> str:
+        """What is locked: the region's lock name."""
+        return self.region
 
     @property
     def locked(self) -> bool:
         """True while this object holds the lock."""
         return self._fd is not None
 
+    def holder(self) -> str | None:
+        """Who holds the lock as messages name it (``pid N``); None when it is free or
+        the holder is unknown.
+
+        Read from the lock file, which its holder removes on release; a
+        holder that died leaves its file but not its lock, so a pid that no
+        longer runs is no holder.
+        """
+        if self.locked:
+            return f"pid {os.getpid()}"
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            pid = _read_pid(fd)
+        finally:
+            os.close(fd)
+        return f"pid {pid}" if pid is not None and _running(pid) else None
+
+    def heartbeat(self) -> None:
+        """Keep the lock alive: nothing to do for a ``flock``."""
+
     def _error(self, what: str, exc: OSError | None = None) -> GlanceSyncError:
         reason = f": {exc.strerror}" if exc is not None and exc.strerror else ""
         return GlanceSyncError(f"lock file {self.path} {what}{reason}", region=self.region)
 
-    def acquire(self) -> None:
-        """Take the lock or raise :class:`~glancesync.LockedError`.
+    def acquire(self, timeout: float | None = 0.0) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds for another holder to
+        release it (0, the default: not at all; None: as long as it takes).
 
-        :raises LockedError: another run (or lock object) holds the region.
+        :raises LockedError: another run (or lock object) holds the region
+            (still, after ``timeout``).
         :raises GlanceSyncError: the lock file cannot be used: a symbolic
             link, not a regular file, or an unwritable folder.
         """
+        deadline = None if timeout is None else self._clock() + timeout
+        while True:
+            try:
+                self._acquire_now()
+                return
+            except LockedError:
+                left = None if deadline is None else deadline - self._clock()
+                if left is not None and left <= 0:
+                    if timeout:
+                        LOG.info("region %s: still locked after waiting %g s", self.region,
+                                 timeout)
+                    raise
+            self._sleep(WAIT_POLL if left is None else min(WAIT_POLL, left))
+
+    def _acquire_now(self) -> None:
+        """Take the lock or raise :class:`~glancesync.LockedError`, without waiting."""
         if self._fd is not None:
             raise GlanceSyncError(f"lock {self.path} is already held by this object",
                                   region=self.region)
@@ -264,6 +331,17 @@ class RegionLock:
     def __repr__(self) -> str:
         state = "held" if self.locked else "free"
         return f"<RegionLock {self.region} {self.path} {state}>"
+
+
+def _running(pid: int) -> bool:
+    """True when a process ``pid`` exists (whoever's it is)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read_pid(fd: int) -> int | None:

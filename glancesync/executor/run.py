@@ -1,0 +1,172 @@
+"""The executor: runs a region's plan, one handler per kind of operation.
+
+:class:`Executor` builds the parts of a region's run (the choke point
+:class:`~glancesync.executor.actions.RegionActions`, the
+:class:`~glancesync.executor.stream.Stream` and
+:class:`~glancesync.executor.servercopy.ServerSideCopy` of the upload path)
+and hands each operation to its handler (:data:`HANDLERS`): uploads to
+:mod:`glancesync.executor.upload`, the rest to
+:mod:`glancesync.executor.steps`. One image failing does not stop the
+others; the lifecycle's removal steps are taken only while the region's
+run has had no failure (else postponed). Each operation gets its
+:class:`~glancesync.executor.results.OperationOutcome`.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable
+
+from glancesync.backends.base import RegionAdapter
+from glancesync.errors import GlanceSyncError
+from glancesync.executor import steps, upload
+from glancesync.executor.actions import LOG, RegionActions, describe
+from glancesync.executor.results import (DONE, FAILED, POSTPONED, REFUSED, OperationOutcome,
+                                         RegionResult, is_refusal)
+from glancesync.executor.servercopy import ServerSideCopy
+from glancesync.executor.stream import ImageSource, Stream
+from glancesync.image import Image
+from glancesync.plan.model import Operation, OperationKind, RegionPlan, Status, StatusCategory
+from glancesync.retry import RetryingAdapter, RetryPolicy
+from glancesync.serverside import CopySources
+
+#: A handler: applies one operation of the executor's region, counts it in the result.
+Handler = Callable[["Executor", Operation, RegionResult], None]
+
+#: The handler of each kind of operation.
+HANDLERS: dict[OperationKind, Handler] = {
+    OperationKind.UPDATE_METADATA: steps.update,
+    OperationKind.UPLOAD: upload.upload,
+    OperationKind.REPLACE: upload.upload,
+    OperationKind.RENAME: upload.upload,
+    OperationKind.OBSOLETE_RENAME: steps.obsolete,
+    OperationKind.OBSOLETE_UPDATE: steps.obsolete,
+    OperationKind.CLEANUP: steps.cleanup,
+    OperationKind.REACTIVATE: steps.reactivate,
+    OperationKind.HIDE: steps.remove,
+    OperationKind.DEACTIVATE: steps.remove,
+    OperationKind.DELETE: steps.remove,
+}
+
+
+class Executor:
+    """Runs the operations of plans against one region adapter.
+
+    ``retry`` (default :class:`RetryPolicy()`) bounds the restarts of
+    failed uploads; an ``adapter`` that is not a
+    :class:`~glancesync.retry.RetryingAdapter` already (the facade's are) is
+    wrapped in one with the same policy, so the executor's calls are always
+    retried. ``progress`` draws a bar per upload (None: only when stderr is
+    a terminal). ``sources`` is the run's :class:`CopySources` (shared by
+    the regions of a run: their copies may serve each other); by default
+    server-side copies come from the master only. ``import_timeout`` is the
+    seconds a server-side copy may take.
+    """
+
+    def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
+                 dry_run: bool = False, retry: RetryPolicy | None = None,
+                 progress: bool | None = None, sources: CopySources | None = None,
+                 import_timeout: float = 1800.0) -> None:
+        self.retry = retry if retry is not None else RetryPolicy()
+        if not isinstance(adapter, RetryingAdapter):
+            adapter = RetryingAdapter(adapter, self.retry)
+        self.adapter = adapter
+        self.source = source
+        self.dry_run = dry_run
+        self.region = adapter.name
+        self.actions = RegionActions(adapter, dry_run)
+        self.sources = sources if sources is not None else CopySources()
+        self.stream = Stream(self.actions, source, self.retry, progress)
+        self.server_copy = ServerSideCopy(self.stream, self.sources, import_timeout)
+        #: Master name -> regional UUID of the image uploaded in this run.
+        self.new_ids: dict[str, str] = {}
+
+    def _act(self, verb: str, what: str, call: Callable[..., Any], *args: Any,
+             **kwargs: Any) -> Any:
+        """The choke point (:meth:`RegionActions.act`) of this executor's region."""
+        return self.actions.act(verb, what, call, *args, **kwargs)
+
+    # -- entry point -----------------------------------------------------
+    def execute(self, plan: RegionPlan) -> RegionResult:
+        """Run every operation of ``plan``; never stops at one image's error."""
+        result = RegionResult(plan.region, dry_run=self.dry_run, plan=plan)
+        counts = plan.counts()
+        result.ok = sum(counts[s] for s in Status if s.category is StatusCategory.OK)
+        result.needs_operator = len(plan.needs_operator)
+        troubled = False  # a failure or refusal so far: no removal step
+        for op in plan.operations:
+            outcome = OperationOutcome(op.kind, op.name, DONE)
+            result.outcomes.append(outcome)
+            if op.kind.removes and troubled:
+                outcome.result = POSTPONED
+                outcome.error = self._postpone(plan, op, result)
+                continue
+            self._run_measured(plan, op, result, outcome)
+            troubled = troubled or outcome.result != DONE
+        # Marked so that the scripts, which print every summary at the end,
+        # do not show it twice on a terminal; log files keep it.
+        LOG.info("%s", result.summary(), extra={"summary": True})
+        return result
+
+    def _run_measured(self, plan: RegionPlan, op: Operation, result: RegionResult,
+                      outcome: OperationOutcome) -> None:
+        """Run ``op``; its outcome: result, error, bytes and seconds."""
+        started = time.monotonic()
+        sent_before, copied_before = result.bytes_uploaded, result.bytes_server_side
+        self.stream.seconds = 0.0
+        try:
+            self._run(op, result)
+        except GlanceSyncError as error:
+            outcome.error = str(error)
+            if op.uploads and is_refusal(error):
+                outcome.result = REFUSED
+                self._refused(plan, op, error, result)
+            else:
+                outcome.result = FAILED
+                result.errors += 1
+                result.failed[op.name] = str(error)
+                LOG.error("%s: %s failed: %s", self.region, op.describe(), error)
+        outcome.bytes = result.bytes_uploaded - sent_before
+        outcome.bytes_server_side = result.bytes_server_side - copied_before
+        outcome.seconds = time.monotonic() - started
+        outcome.transfer_seconds = self.stream.seconds
+
+    def _run(self, op: Operation, result: RegionResult) -> None:
+        handler = HANDLERS.get(op.kind)
+        if handler is None:
+            raise GlanceSyncError(f"unknown operation {op.kind!r}", region=self.region,
+                                  image=op.name)
+        handler(self, op, result)
+
+    def _refused(self, plan: RegionPlan, op: Operation, error: GlanceSyncError,
+                 result: RegionResult) -> None:
+        """The region refused an upload for good: ``error_refused``, with its message."""
+        reason = (f"the region refused the upload ({error.message}); it will refuse it"
+                  " at every run until an operator acts")
+        status = plan.status_of(op.name)
+        if status is not None:
+            status.status = Status.ERROR_REFUSED
+            status.reason = reason
+        result.needs_operator += 1
+        LOG.error("%s: image %s: %s", self.region, op.name, reason)
+
+    def _postpone(self, plan: RegionPlan, op: Operation, result: RegionResult) -> str:
+        """A removal step not taken: something failed earlier in this region's run.
+
+        Returns the note that says why (the outcome's ``error``).
+        """
+        note = ("postponed: this region's run had an error (the next run without one"
+                " takes it)")
+        status = plan.removal_status(op)
+        if status is not None:
+            status.reason = f"{status.reason}; {note}"
+        result.postponed += 1
+        LOG.warning("%s: %s of image %s (%s) %s", self.region, op.kind, op.name,
+                    op.regional.id, note)
+        return note
+
+    def update_metadata(self, image: Image, changes: dict[str, Any],
+                        remove: Iterable[str] = (), *, reason: str = "") -> Image | None:
+        """One metadata change outside a plan (restoring a backup, for instance)."""
+        why = f" ({reason})" if reason else ""
+        return self.actions.act("update", f"image {image.name} [{describe(changes, remove)}]{why}",
+                                self.adapter.update_image, image.id, changes, tuple(remove))

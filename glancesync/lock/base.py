@@ -1,0 +1,103 @@
+"""What a run needs of a region's lock: :class:`Lock`, and :func:`hold` to hold one.
+
+A run takes the lock of each region it changes, so that two runs (cron
+overlapping itself, an operator, another host) never work on the same
+region. Whatever keeps the lock (a ``flock`` on this machine, a
+coordination service for several hosts), a caller needs only this:
+take it, now or within a time; know who holds it; release it; keep it
+alive while it is held (a lock with a time to live expires unless its
+holder says it is still there, as tooz's locks do: their ``acquire``
+takes ``blocking`` as True, False or seconds, and ``heartbeat`` renews
+them). :func:`hold` does all of it for a ``with`` block.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Iterator, Protocol, runtime_checkable
+
+from glancesync.errors import GlanceSyncError
+
+LOG = logging.getLogger("glancesync.lock")
+
+
+@runtime_checkable
+class Lock(Protocol):
+    """The lock of one region, as a run uses it."""
+
+    #: Seconds between two :meth:`heartbeat` calls while the lock is held;
+    #: None when it needs none.
+    heartbeat_interval: float | None
+
+    @property
+    def name(self) -> str:
+        """What is locked (the region's lock name)."""
+
+    @property
+    def locked(self) -> bool:
+        """True while this object holds the lock."""
+
+    def acquire(self, timeout: float | None = 0.0) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds (0: not at all; None: as
+        long as it takes).
+
+        :raises LockedError: another holder has it (still, after ``timeout``).
+        :raises GlanceSyncError: the lock cannot be used at all.
+        """
+
+    def release(self) -> None:
+        """Release the lock (nothing if it is not held)."""
+
+    def holder(self) -> str | None:
+        """Who holds it, as messages name them; None when free or unknown."""
+
+    def heartbeat(self) -> None:
+        """Tell whatever keeps the lock that its holder is still there.
+
+        :raises GlanceSyncError: the lock could not be renewed.
+        """
+
+
+class _KeepAlive:
+    """Calls ``lock.heartbeat()`` every ``lock.heartbeat_interval`` seconds until stopped."""
+
+    def __init__(self, lock: Lock) -> None:
+        self.lock = lock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"keep-alive {lock.name}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = self.lock.heartbeat_interval or 0.0
+        while not self._stop.wait(interval):
+            try:
+                self.lock.heartbeat()
+            except GlanceSyncError as error:
+                LOG.error("the lock of %s could not be kept alive: %s", self.lock.name, error)
+
+
+@contextlib.contextmanager
+def hold(lock: Lock, timeout: float | None = 0.0) -> Iterator[Lock]:
+    """Hold ``lock`` for a ``with`` block: taken (waiting up to ``timeout`` seconds),
+    kept alive while the block runs when it needs it, released at the end.
+
+    :raises LockedError: another holder has it (still, after ``timeout``).
+    """
+    lock.acquire(timeout)
+    keeper = _KeepAlive(lock) if lock.heartbeat_interval else None
+    try:
+        if keeper is not None:
+            keeper.start()
+        yield lock
+    finally:
+        if keeper is not None:
+            keeper.stop()
+        lock.release()

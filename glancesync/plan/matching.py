@@ -1,0 +1,149 @@
+"""Planning concern: matching and content (SPEC sections 4 and 5).
+
+Regional images are matched to the synchronised master images by name
+(other projects' images only without ``only_tenant_images``; several
+regional images of one name: a warning, the one with the master's content
+preferred) and compared by content (:func:`same_content`). Each
+synchronised name then gets its status: missing (a new copy,
+:mod:`glancesync.plan.uploads`), different content (the directives,
+:mod:`glancesync.plan.conflicts`), a deactivated copy or the same content
+(:mod:`glancesync.plan.metadata`), or an error (a master without any hash,
+unless ``sync_without_checksum``). Also reported here: two copies of one
+master image made by GlanceSync, a master name held by several images
+(``error_duplicate``), deactivated master images.
+"""
+from __future__ import annotations
+
+from glancesync.image import Image, content_hash
+from glancesync.plan import conflicts, metadata, uploads
+from glancesync.plan.context import PlanContext
+from glancesync.plan.model import OperationKind, Status
+from glancesync.selection import is_synchronised
+
+
+def report_own_duplicates(ctx: PlanContext) -> None:
+    """Report two active copies GlanceSync made of one master image.
+
+    Recognised by their provenance (same master region and image id):
+    two runs that did not see each other's locks (different lock
+    folders, see ``lock_dir``) both uploaded it. Logged as an error, so
+    that cron runs show it; an operator deletes the extra copy.
+    """
+    copies: dict[tuple[str | None, str], list[Image]] = {}
+    for image in ctx.regional:
+        record = image.provenance
+        if record is not None and image.status == "active" and ctx.own(image):
+            copies.setdefault((record.master_region, record.master_image_id),
+                              []).append(image)
+    for (region, master_id), images in sorted(copies.items(), key=lambda i: i[0][1]):
+        if len(images) > 1:
+            images.sort(key=lambda i: (i.created_at or "", i.id))
+            ctx.needs_operator(
+                f"{len(images)} copies of master image {master_id} (from {region})"
+                f" made by GlanceSync: {', '.join(f'{i.id} {i.name!r}' for i in images)};"
+                " runs that did not share a lock folder uploaded it twice"
+                " (see lock_dir): delete the extra copies")
+
+
+def match_regional(ctx: PlanContext) -> None:
+    """Pick, per synchronised name, the regional image to compare with."""
+    found: dict[str, list[Image]] = {}
+    for image in ctx.regional:
+        if (image.status in ("active", "deactivated") and image.name in ctx.synced
+                and ctx.visible(image)):
+            found.setdefault(image.name, []).append(image)
+    for name, images in found.items():
+        master = ctx.synced[name]
+        images.sort(key=lambda i: (not same_content(ctx, master, i), not ctx.own(i),
+                                   i.status != "active", i.created_at or "", i.id))
+        ctx.match[name] = images[0]
+        if len(images) > 1:
+            ctx.warn(f"{len(images)} images named {name!r} "
+                     f"({', '.join(i.id for i in images)}); using {images[0].id}")
+
+
+def same_content(ctx: PlanContext, master: Image, regional: Image) -> bool:
+    """Same bytes by the hashes; for a master without any, our verified copy of it.
+
+    A copy of a master image without checksum made with
+    ``sync_without_checksum`` records in its provenance the hash
+    computed while its data was sent, which the region's own hash of
+    the copy must match (and the size the master's). A copy converted
+    to the region's ``convert_to`` is judged on its provenance and
+    format (:meth:`~glancesync.strategy.RegionTransfer.same_copy`).
+    """
+    if content_hash(master) is not None:
+        return ctx.transfer.same_copy(master, regional)
+    record = regional.provenance
+    known = {content_hash(regional)}
+    if regional.checksum:
+        known.add(f"md5:{regional.checksum.lower()}")
+    return (record is not None and record.master_image_id == master.id
+            and record.master_hash is not None and record.master_hash in known
+            and (master.size is None or regional.size == master.size))
+
+
+def classify_synchronised(ctx: PlanContext) -> None:
+    """The status (and operation) of every synchronised master name, by name."""
+    for name in sorted(ctx.synced):
+        classify(ctx, name, ctx.synced[name])
+
+
+def classify(ctx: PlanContext, name: str, master: Image) -> None:
+    """The status of one synchronised master image against its regional match."""
+    regional = ctx.match.get(name)
+    hashless = content_hash(master) is None
+    if hashless and not ctx.target.sync_without_checksum and not (
+            regional is not None and same_content(ctx, master, regional)):
+        reason = ("the master image has no checksum nor os_hash_value: a copy could"
+                  " not be verified (sync_without_checksum = true copies it, verified"
+                  " by size and by the hash computed while sending it)")
+        if regional is not None:
+            reason += f"; regional image {regional.id} left as it is"
+        ctx.set_status(Status.ERROR_UNVERIFIABLE, name, master, regional, reason)
+        ctx.needs_operator(f"image {name}: {reason}")
+        return
+    if regional is None:
+        uploads.upload(ctx, OperationKind.UPLOAD, Status.PENDING_UPLOAD, name, master, None,
+                       "missing in the region")
+        return
+    if not same_content(ctx, master, regional):
+        conflicts.conflict(ctx, name, master, regional)
+        return
+    if regional.status == "deactivated":
+        metadata.deactivated_copy(ctx, name, master, regional)
+        return
+    if not ctx.own(regional):
+        ctx.set_status(Status.OK, name, master, regional,
+                       f"same content; owned by project {regional.owner}, "
+                       "metadata not managed")
+        return
+    metadata.compare(ctx, name, master, regional, Status.OK)
+
+
+def classify_duplicates(ctx: PlanContext) -> None:
+    """``error_duplicate`` for each master name held by several images that
+    should reach this region: none of them does until an operator acts."""
+    for name, found in sorted(ctx.master.duplicates.items()):
+        if not any(is_synchronised(image, ctx.target) for image in found):
+            continue
+        regional = next((i for i in ctx.regional if i.name == name
+                         and i.status == "active" and ctx.visible(i)), None)
+        reason = (f"master image name {name!r} is used by {len(found)} images "
+                  f"({', '.join(i.id for i in found)}): none is synchronised; "
+                  "rename or delete the extra ones in the master region")
+        ctx.set_status(Status.ERROR_DUPLICATE, name, None, regional, reason)
+        ctx.needs_operator(f"image {name}: {reason}")
+
+
+def master_deactivated(ctx: PlanContext) -> None:
+    """Deactivated master images that would be synchronised: reported only."""
+    for name, master in sorted(ctx.master.deactivated.items()):
+        if name in ctx.synced or not is_synchronised(master, ctx.target):
+            continue
+        regional = next((i for i in ctx.regional if i.name == name and ctx.visible(i)
+                         and i.status in ("active", "deactivated")), None)
+        reason = "deactivated in the master region: not synchronised"
+        if regional is not None:
+            reason += f"; regional image {regional.id} ({regional.status}) left as it is"
+        ctx.set_status(Status.INFO_MASTER_DEACTIVATED, name, master, regional, reason)

@@ -1,0 +1,1 @@
+"""Unit tests of the planner's concerns, one file a module of glancesync/plan/."""

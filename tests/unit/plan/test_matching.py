@@ -1,0 +1,100 @@
+"""glancesync.plan.matching: regional images matched by name and content, classified."""
+from __future__ import annotations
+
+from glancesync.image import Provenance
+from glancesync.plan import matching
+from glancesync.plan.model import OperationKind, Status
+
+from tests.unit.plan.builders import MASTER_REGION, context, m, matched, r
+
+
+def test_the_match_prefers_the_master_s_content_then_the_project_s_image():
+    other_content = r("a", "c2", id_="r1", created_at="2000-01-01")
+    theirs = r("a", id_="r2", owner="another", provenance=None)
+    mine = r("a", id_="r3")
+    ctx = matched(context([m("a")], [other_content, theirs, mine], only_tenant_images=False))
+    assert ctx.match["a"] is mine
+    assert ctx.warnings == ["3 images named 'a' (r3, r2, r1); using r3"]
+
+
+def test_other_projects_images_are_not_matched_with_only_tenant_images():
+    ctx = matched(context([m("a")], [r("a", owner="another")]))
+    assert ctx.match == {}
+
+
+def test_a_master_without_hash_has_the_same_content_as_our_verified_copy_only():
+    master = m("a", checksum=None, size=10)
+    record = Provenance("m-a", MASTER_REGION, "md5:c9")
+    copy = r("a", "c9", provenance=record)
+    ctx = context([master])
+    assert matching.same_content(ctx, master, copy)
+    copy.size = 11
+    assert not matching.same_content(ctx, master, copy)
+    assert not matching.same_content(ctx, master, r("a", "c9", provenance=None))
+
+
+def test_classify_a_missing_image_plans_an_upload():
+    ctx = matched(context([m("a")]))
+    matching.classify(ctx, "a", ctx.synced["a"])
+    assert ctx.statuses["a"].status is Status.PENDING_UPLOAD
+    assert ctx.ops["a"].kind is OperationKind.UPLOAD
+
+
+def test_classify_different_content_without_directive_is_an_error():
+    ctx = matched(context([m("a")], [r("a", "c2")]))
+    matching.classify(ctx, "a", ctx.synced["a"])
+    assert ctx.statuses["a"].status is Status.ERROR_CHECKSUM and "a" not in ctx.ops
+
+
+def test_classify_another_project_s_copy_with_the_content_is_ok_unmanaged():
+    ctx = matched(context([m("a", type="x")], [r("a", owner="another")],
+                          only_tenant_images=False))
+    matching.classify(ctx, "a", ctx.synced["a"])
+    status = ctx.statuses["a"]
+    assert status.status is Status.OK and "metadata not managed" in status.reason
+
+
+def test_classify_a_master_without_hash_is_unverifiable_by_default():
+    ctx = matched(context([m("a", checksum=None)]))
+    matching.classify(ctx, "a", ctx.synced["a"])
+    assert ctx.statuses["a"].status is Status.ERROR_UNVERIFIABLE
+    ctx = matched(context([m("a", checksum=None)], sync_without_checksum=True))
+    matching.classify(ctx, "a", ctx.synced["a"])
+    assert ctx.statuses["a"].status is Status.PENDING_UPLOAD
+
+
+def test_classify_a_deactivated_copy_follows_deactivated_copies():
+    ctx = matched(context([m("a")], [r("a", status="deactivated")]))
+    matching.classify(ctx, "a", ctx.synced["a"])
+    assert ctx.statuses["a"].status is Status.ERROR_DEACTIVATED
+
+
+def test_classify_synchronised_covers_every_selected_name():
+    ctx = matched(context([m("b"), m("a"), m("p", visibility="private")], [r("a")]))
+    matching.classify_synchronised(ctx)
+    assert sorted(ctx.statuses) == ["a", "b"]
+
+
+def test_a_master_name_of_several_images_is_error_duplicate_where_it_would_go():
+    ctx = context([m("a", id_="m1"), m("a", id_="m2"), m("p", id_="m3", visibility="private"),
+                   m("p", id_="m4", visibility="private")], [r("a")])
+    matching.classify_duplicates(ctx)
+    assert list(ctx.statuses) == ["a"]  # the private name reaches no region
+    assert ctx.statuses["a"].status is Status.ERROR_DUPLICATE
+    assert ctx.statuses["a"].regional_id == "r-a-c1"
+    assert "used by 2 images (m1, m2)" in ctx.warnings[-1]
+
+
+def test_a_deactivated_master_image_is_reported_only():
+    ctx = context([m("a", status="deactivated")], [r("a")])
+    matching.master_deactivated(ctx)
+    assert ctx.statuses["a"].status is Status.INFO_MASTER_DEACTIVATED
+    assert ctx.ops == {}
+
+
+def test_two_copies_of_one_master_image_made_by_us_need_an_operator():
+    ctx = context([m("a")], [r("a", id_="r1"), r("b", id_="r2", provenance=Provenance(
+        "m-a", MASTER_REGION, "md5:c1"))])
+    matching.report_own_duplicates(ctx)
+    (warning,) = ctx.warnings
+    assert warning.startswith("2 copies of master image m-a (from Master) made by GlanceSync")

@@ -1,0 +1,50 @@
+"""glancesync.plan.uploads: a new copy's status, operation, transfer and provenance."""
+from __future__ import annotations
+
+from glancesync.plan import uploads
+from glancesync.plan.model import OperationKind, Status
+from glancesync.strategy import RegionTransfer
+
+from tests.unit.plan.builders import MASTER_REGION, context, m, r
+
+
+def test_a_new_copy_carries_its_fields_provenance_and_transfer():
+    master = m("a", type="x")
+    ctx = context([master])
+    uploads.upload(ctx, OperationKind.UPLOAD, Status.PENDING_UPLOAD, "a", master, None,
+                   "missing in the region")
+    status, op = ctx.statuses["a"], ctx.ops["a"]
+    assert (status.status, status.transfer) == (Status.PENDING_UPLOAD, "stream")
+    assert status.reason.startswith("missing in the region; ")
+    assert op.kind is OperationKind.UPLOAD and op.size == 10 and op.regional is None
+    assert op.changes["properties"] == {"type": "x"}
+    assert op.provenance.master_image_id == "m-a"
+    assert op.provenance.master_region == MASTER_REGION
+    assert op.provenance.master_hash == "md5:c1" and op.provenance.copied_at is None
+    assert op.transfer.strategy.value == "stream"
+
+
+def test_a_replacement_keeps_the_image_it_replaces():
+    master, old = m("a"), r("a", "c2")
+    ctx = context([master], [old])
+    uploads.upload(ctx, OperationKind.REPLACE, Status.PENDING_REPLACE, "a", master, old, "x")
+    assert ctx.ops["a"].regional is old and ctx.statuses["a"].regional_id == old.id
+
+
+def test_a_server_side_copy_asked_for_but_impossible_is_streamed_with_a_warning():
+    master = m("a")
+    ctx = context([master], transfer=RegionTransfer("glance-download"))
+    uploads.upload(ctx, OperationKind.UPLOAD, Status.PENDING_UPLOAD, "a", master, None, "x")
+    assert ctx.statuses["a"].transfer == "stream"
+    assert ctx.warnings and "glance-download is not possible" in ctx.warnings[0]
+
+
+def test_a_new_copy_is_shared_with_the_mapped_projects_and_the_rest_reported():
+    master = m("a", visibility="shared")
+    master.members = ("mp1", "mp2")
+    ctx = context([master], sync_members=True,
+                  members={"mp1": ("one", "rp1"), "mp2": ("two", None)})
+    uploads.upload(ctx, OperationKind.UPLOAD, Status.PENDING_UPLOAD, "a", master, None, "x")
+    assert ctx.ops["a"].add_members == ("rp1",)
+    assert ctx.warnings == ["image a: not shared with two: no project of that name and domain"
+                            " in the region"]
