@@ -375,7 +375,7 @@ class GlanceSync:
         ref = RegionRef.parse(region)
         master = master or self._master()
         adapter = self.adapter(ref)
-        target = self.config.target(ref.target)
+        target = self.config.target(ref.target).for_region(ref.name)
         regional = adapter.list_images()
         members = None
         if target.sync_members:

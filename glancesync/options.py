@@ -403,6 +403,13 @@ LIFECYCLE_OPTIONS: tuple[Option, ...] = (
                 " step (no limit)"),
 )
 
+#: The release options of a target (issue 26).
+ROLLOUT_OPTIONS: tuple[Option, ...] = (
+    Option("keep_image_id", "bool", False, per_region=True,
+           help="create each new regional copy with the master image's id (where the"
+                " region refuses it, a new id and a status that says why)"),
+)
+
 #: Options every target section takes, whatever its backend (``type``).
 TARGET_OPTIONS: tuple[Option, ...] = (
     TYPE,
@@ -449,4 +456,5 @@ TARGET_OPTIONS: tuple[Option, ...] = (
     Option("import_timeout", "number", 1800.0, minimum=0.0, strict=True,
            help="seconds a server-side copy (glance-download) may take before it is "
                 "cancelled and the image streamed"),
+    *ROLLOUT_OPTIONS,
 )

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from glancesync.errors import ChecksumMismatchError, GlanceSyncError, TransferError
+from glancesync.errors import (ChecksumMismatchError, ConflictError, GlanceSyncError,
+                               TransferError)
 from glancesync.executor.actions import LOG, RegionActions, describe
 from glancesync.executor.results import RegionResult
 from glancesync.executor.servercopy import ServerSideCopy
@@ -61,12 +62,32 @@ class Upload:
         self.op = op
         self.transfer = op.transfer or Transfer(Strategy.STREAM, op.master.disk_format)
         self.target = NewImage(op.name, f"<new {op.name}>", self.creation_fields())
+        #: Why the master's id was not kept (``keep_image_id``), once the region refused it.
+        self.id_refused = ""
 
     def apply(self, result: RegionResult) -> None:
         """Make the new copy, record it, then retire what it replaces."""
-        expected, streamed = self.make()
+        try:
+            expected, streamed = self.make()
+        finally:
+            self.note_id(result)
         self.record(result, expected, streamed)
         self.retire_old(result)
+
+    def note_id(self, result: RegionResult) -> None:
+        """The image's status says whether the master's id was kept."""
+        status = result.plan.status_of(self.op.name) if result.plan else None
+        if status is None or self.op.image_id is None:
+            return
+        asked = f"keep_image_id: to be created with id {self.op.image_id}"
+        if self.id_refused:
+            told = f"{self.id_refused} ({self.target.image_id})"
+        elif self.actions.dry_run:
+            return
+        else:
+            told = f"keep_image_id: created with id {self.op.image_id}"
+        status.reason = (status.reason.replace(asked, told) if asked in status.reason
+                         else f"{status.reason}; {told}")
 
     def creation_fields(self) -> dict[str, Any]:
         """What the image is created with: private, unprotected, the master's formats,
@@ -91,7 +112,7 @@ class Upload:
         expected = op.master
         if not transfer.server_side:
             expected = self.run.stream.prepare(op.master, transfer)
-        self.actions.act("create", f"image {op.name}", target.create, self.actions.adapter)
+        self.create()
         try:
             if transfer.server_side:
                 filled, expected, streamed = self.run.server_copy.copy(op, target, transfer)
@@ -107,6 +128,26 @@ class Upload:
             discard(self.actions, target.image_id, op.name)
             raise
         return expected, streamed
+
+    def create(self) -> None:
+        """Stage 2: create the image; with ``keep_image_id``, under the master's id if
+        the region accepts it, else under a new one (the image's status says why)."""
+        op, adapter = self.op, self.actions.adapter
+        if op.image_id is None:
+            self.actions.act("create", f"image {op.name}", self.target.create, adapter)
+            return
+        try:
+            self.actions.act("create", f"image {op.name} with id {op.image_id}"
+                             " (keep_image_id)", self.target.create, adapter, op.image_id)
+            return
+        except ConflictError as error:
+            self.id_refused = (f"keep_image_id: the region refused id {op.image_id} (taken"
+                               " by an image this project cannot see, or used before and"
+                               f" deleted: Glance never reuses an id; {error.message});"
+                               " the copy gets a new id")
+        LOG.warning("%s: image %s: %s", self.actions.region, op.name, self.id_refused)
+        self.actions.act("create", f"image {op.name} with a new id", self.target.create,
+                         adapter)
 
     def publish(self, sent: str | None) -> None:
         """Give the verified copy what it was created without (``sent``: the hash of

@@ -14,6 +14,7 @@ order of the SPEC on one :class:`~glancesync.plan.context.PlanContext`:
 :mod:`~glancesync.plan.conflicts`  different content: the directives
 :mod:`~glancesync.plan.metadata`   metadata, members, adoption, deactivated copies
 :mod:`~glancesync.plan.ami`        kernel and ramdisk ids; the order of operations
+:mod:`~glancesync.plan.identity`   ``keep_image_id``: the master's id for new copies
 :mod:`~glancesync.plan.obsolete`   ``X_obsolete`` images (SPEC section 6)
 :mod:`~glancesync.plan.leftovers`  leftovers of interrupted uploads
 :mod:`~glancesync.plan.lifecycle`  removal policy, retention, ``max_deletes``
@@ -66,7 +67,7 @@ import datetime
 from typing import Callable, Iterable, Mapping, Sequence
 
 from glancesync.image import Image
-from glancesync.plan import ami, leftovers, lifecycle, matching, obsolete
+from glancesync.plan import ami, identity, leftovers, lifecycle, matching, obsolete
 from glancesync.plan.conflicts import ANY
 from glancesync.plan.context import PlanContext
 from glancesync.plan.lifecycle import hold_removals
@@ -100,6 +101,7 @@ STEPS: tuple[Step, ...] = (
     matching.master_deactivated,  # deactivated master images: reported
     ami.resolve,  # section 5: kernel and ramdisk ids
     ami.order,  # section 5: metadata updates first, then uploads, kernels first
+    identity.keep_ids,  # keep_image_id: new copies with the master's id
     obsolete.plan,  # section 6: X_obsolete images
     leftovers.plan,  # leftovers of interrupted uploads
     lifecycle.plan,  # removal_policy and keep_old_copies: always last

@@ -206,6 +206,7 @@ class TargetPolicy(SelectionPolicy, Protocol):
     removal_policy: str
     removal_grace_hours: float
     keep_old_copies: int | None
+    keep_image_id: bool
 
 
 #: How a master project maps to a region: (how messages name it, the id of
@@ -253,6 +254,8 @@ class Operation:
     with, or to stop sharing it with, after the other changes. ``transfer``
     (uploads) says how the data gets there and in which disk format;
     ``reason`` says why (lifecycle steps), for logs and dry runs.
+    ``image_id`` (uploads, ``keep_image_id``) is the id the new copy is
+    asked to have.
     """
 
     kind: OperationKind
@@ -268,6 +271,8 @@ class Operation:
     remove_members: tuple[str, ...] = ()
     transfer: Transfer | None = None
     reason: str = ""
+    #: The id a new copy is asked to have (``keep_image_id``: the master's), else None.
+    image_id: str | None = None
 
     def __post_init__(self) -> None:
         self.kind = OperationKind(self.kind)
@@ -283,6 +288,8 @@ class Operation:
             mib = self.size / (1024 * 1024)
             how = f", {self.transfer.describe()}" if self.transfer else ""
             text = f"{self.kind} {self.name} ({mib:.1f} MiB{how})"
+            if self.image_id:
+                text += f" as id {self.image_id}"
         elif self.kind is OperationKind.CLEANUP:
             text = f"cleanup {self.name} ({self.regional.status if self.regional else '?'})"
         elif self.kind.removes:
