@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
+import shlex
 import difflib
 import logging
 import os
@@ -143,6 +144,8 @@ class TargetConfig:
     convert_to: str | None = None  #: disk format of the regional copies (None: the master's)
     import_timeout: float = 1800.0  #: seconds a server-side copy may take
     keep_image_id: bool = False  #: new copies created with the master image's id
+    validate_command: str | None = None  #: run on each new copy before it is published
+    validate_timeout: float = 1800.0  #: seconds validate_command may take
     #: Region name -> per-region option values (sections ``[target:Region]``).
     regions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -487,7 +490,22 @@ def _read_region_section(section: Section, targets: dict[str, TargetConfig]) -> 
                                         f" {', '.join(o.name for o in allowed)}")
     values = {option.name: section.read(option) for option in allowed
               if option.name in section.values}
+    _check_command(section, values.get("validate_command"))
     targets[target].regions.setdefault(region, {}).update(values)
+
+
+def _check_command(section: Section, command: str | None) -> None:
+    """``validate_command`` must split into words (shell quoting, never a shell).
+
+    :raises ConfigError: unbalanced quotes.
+    """
+    if command is None:
+        return
+    try:
+        shlex.split(command)
+    except ValueError as error:
+        raise section.error("validate_command", f"cannot be split into words ({error}):"
+                                                " check its quotes") from None
 
 
 def _build_target(section: Section, env: Mapping[str, str],
@@ -506,6 +524,7 @@ def _build_target(section: Section, env: Mapping[str, str],
         raise section.error("keep_old_copies", "needs removal_policy = hide, deactivate"
                                                " or delete: it says what happens to the"
                                                " NAME.old copies beyond the limit")
+    _check_command(section, common.get("validate_command"))
     settings = backend.settings(section, env)
     # Other backends' options are valid anywhere ([DEFAULT] serves every
     # target): their values are checked all the same.

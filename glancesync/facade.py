@@ -24,6 +24,7 @@ from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
+from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
 from glancesync.progress import ask
@@ -686,11 +687,20 @@ class GlanceSync:
         adapter = self.adapter(ref)
         config = self.config.target(ref.target).for_region(ref.name)
         options = {"retry": self._retry_policy(), "progress": self.progress,
-                   "sources": sources, "import_timeout": config.import_timeout}
+                   "sources": sources, "import_timeout": config.import_timeout,
+                   "validation": self._validation(ref)}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
         with lock.hold(self.region_lock(ref)):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
+
+    def _validation(self, ref: RegionRef) -> Validation | None:
+        """The region's ``validate_command`` with its time limit and cloud, or None."""
+        config = self.config.target(ref.target).for_region(ref.name)
+        if not config.validate_command:
+            return None
+        return Validation.of(config.validate_command, config.validate_timeout,
+                             cloud_environment(config.settings, ref.name))
 
     def _run_dir(self) -> Path:
         if self.config.main.run_dir:

@@ -408,6 +408,12 @@ ROLLOUT_OPTIONS: tuple[Option, ...] = (
     Option("keep_image_id", "bool", False, per_region=True,
            help="create each new regional copy with the master image's id (where the"
                 " region refuses it, a new id and a status that says why)"),
+    Option("validate_command", "string", None, per_region=True,
+           help="command run on each new copy before it is made visible (exit status 0:"
+                " published; else kept private, the previous copy in service)"),
+    Option("validate_timeout", "number", 1800.0, minimum=0.0, strict=True, per_region=True,
+           help="seconds validate_command may take before it is stopped (a failed"
+                " validation)"),
 )
 
 #: Options every target section takes, whatever its backend (``type``).

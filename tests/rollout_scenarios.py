@@ -9,9 +9,30 @@ from __future__ import annotations
 
 from typing import Callable
 
-from glancesync.errors import GlanceSyncError
+import shlex
+import sys
 
-from tests.scenarios import Bed, content, images, one, plan, put, statuses, sync, target
+from glancesync.errors import GlanceSyncError
+from glancesync.executor import Executor, RegionResult
+from glancesync.executor.validation import Validation
+from glancesync.plan.validation import MARK_VALIDATION
+
+from tests.engine import DirectSource
+from tests.scenarios import (Bed, View, content, images, one, plan, put, statuses, sync,
+                             target, targets)
+
+
+def validator(exit_status: int, message: str = "") -> Validation:
+    """A validate_command printing ``message`` and the copy's name, ending with ``exit_status``."""
+    code = (f"import os, sys; print({message!r}, os.environ['GLANCESYNC_IMAGE_NAME']);"
+            f" sys.exit({exit_status})")
+    return Validation.of(f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}", 60, {})
+
+
+def validated_sync(bed: Bed, region: View, tgt, validation: Validation) -> RegionResult:
+    """A sync of ``region`` whose new copies ``validation`` checks."""
+    p = plan(bed, region, tgt)
+    return Executor(region, DirectSource(bed.master), validation=validation).execute(p)
 
 
 def scenario_keep_image_id(bed: Bed) -> None:
@@ -59,7 +80,43 @@ def scenario_keep_image_id(bed: Bed) -> None:
                                                  for i in v}
 
 
+def scenario_validation_before_visibility(bed: Bed) -> None:
+    """validate_command: a refused copy stays private and the previous one in service,
+    the status says so with the command's last lines and no run makes it again; once
+    the operator deletes it, an accepted copy replaces the previous one as configured."""
+    region = bed.regions[0]
+    old_master = put(bed.master, bed.n("a"), content("a1"))
+    tgt = target(rename=["any"])
+    assert validated_sync(bed, region, tgt, validator(0, "boot ok")).uploaded == 1
+    previous = one(bed, region, "a")
+    assert previous.visibility == "public" and previous.marks[MARK_VALIDATION] == "passed"
+    bed.master.delete_image(old_master.id)
+    put(bed.master, bed.n("a"), content("a2"))  # new bytes under the same name
+    result = validated_sync(bed, region, tgt, validator(3, "guest did not boot"))
+    assert result.needs_operator == 1 and result.errors == 0
+    line = result.plan.status_of(bed.n("a"))
+    assert line.status.value == "error_validation" and "guest did not boot" in line.reason
+    kept = region.get_image(previous.id)
+    assert (kept.name, kept.visibility) == (previous.name, "public")
+    (refused,) = [i for i in images(bed, region)["a"] if i.id != previous.id]
+    assert refused.visibility == "private" and refused.marks[MARK_VALIDATION] == "failed"
+    # The next runs: the same status, nothing done, the refused copy never published.
+    region.writes.clear()
+    again = validated_sync(bed, region, tgt, validator(0))
+    assert statuses(bed, again.plan) == {"a": "error_validation"}
+    assert region.writes == [] and "guest did not boot" in again.plan.status_of(
+        bed.n("a")).reason
+    # The operator deletes the refused copy: a new one is made, validated, published.
+    region.delete_image(refused.id)
+    result = validated_sync(bed, region, tgt, validator(0, "boot ok"))
+    assert (result.uploaded, result.renamed, result.needs_operator) == (1, 1, 0)
+    assert one(bed, region, "a").visibility == "public"
+    assert one(bed, region, "a.old").id == previous.id
+    assert statuses(bed, plan(bed, region, tgt))["a"] == "ok"
+
+
 #: The release scenarios, in the order they run.
 SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_keep_image_id,
+    scenario_validation_before_visibility,
 ]

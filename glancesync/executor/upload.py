@@ -9,6 +9,8 @@ One upload operation runs these stages, in order (:class:`Upload`):
 3. filled: streamed from this host, or copied by the region itself with
    its fall-back to streaming (:mod:`glancesync.executor.servercopy`);
 4. verified: ``active`` with the hashes of the bytes sent (:func:`verify`);
+   then, with ``validate_command``, checked by the operator's command
+   (:mod:`glancesync.executor.validation`): refused, it stays private;
 5. published: its visibility, protection, ``os_hidden``, tags and late
    properties (signatures), then shared with its members;
 6. recorded: its id for the images that refer to it (kernels, ramdisks),
@@ -31,6 +33,9 @@ from glancesync.executor.results import RegionResult
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.steps import resolve_refs, share
 from glancesync.executor.stream import NewImage, Stream
+from glancesync.executor.validation import (FAILED, MARK_VALIDATED, MARK_VALIDATION,
+                                            MARK_VALIDATION_OUTPUT, PASSED, PENDING,
+                                            Validation, ValidationError, mark_output)
 from glancesync.image import MARK_RENAMED, PROVENANCE_HASH, Image, content_hash, utc_stamp
 from glancesync.plan.model import OLD_SUFFIX, Operation, OperationKind
 from glancesync.regions import RegionRef
@@ -46,6 +51,7 @@ class UploadRun(Protocol):
     stream: Stream
     server_copy: ServerSideCopy
     sources: CopySources
+    validation: Validation | None
 
 
 def upload(run: UploadRun, op: Operation, result: RegionResult) -> None:
@@ -98,6 +104,8 @@ class Upload:
         properties.update(resolve_refs(self.run, self.op))
         if self.op.provenance is not None:
             properties.update(self.op.provenance.stamped().as_properties())
+        if self.run.validation is not None:
+            properties[MARK_VALIDATION] = PENDING
         return dict(visibility="private", disk_format=fields.get("disk_format"),
                     container_format=fields.get("container_format"),
                     min_ram=fields.get("min_ram", 0), min_disk=fields.get("min_disk", 0),
@@ -122,8 +130,11 @@ class Upload:
             sent = None
             if not self.actions.dry_run:
                 sent = verify(self.run.stream, filled, expected, op.name, transfer)
+            self.validate()
             self.publish(sent)
             share(self.actions, op.name, target.image_id, op.add_members, ())
+        except ValidationError:
+            raise  # the copy is kept, private, for an operator to look at
         except GlanceSyncError:
             discard(self.actions, target.image_id, op.name)
             raise
@@ -149,6 +160,37 @@ class Upload:
         self.actions.act("create", f"image {op.name} with a new id", self.target.create,
                          adapter)
 
+    def validate(self) -> None:
+        """Stage 4b: the region's ``validate_command`` checks the verified copy.
+
+        :raises ValidationError: it refused the copy, which stays private,
+            marked ``failed`` with the command's last lines.
+        """
+        validation, op, image_id = self.run.validation, self.op, self.target.image_id
+        if validation is None:
+            return
+        ref = RegionRef.parse(self.actions.region)
+        env = validation.environment(ref.name, image_id, op.name, op.master.id)
+        env["GLANCESYNC_TARGET"] = ref.target
+        ended = self.actions.act("validate", f"image {op.name} ({image_id}) with"
+                                 " validate_command", validation.run, env, self.actions.region)
+        if ended is None or ended.passed:  # None: a dry run
+            return
+        why = ("stopped at validate_timeout" if ended.returncode is None
+               else f"exit status {ended.returncode}")
+        try:
+            self.actions.act("mark", f"image {op.name} ({image_id}): validation failed",
+                             self.actions.adapter.update_image, image_id,
+                             {MARK_VALIDATION: FAILED,
+                              MARK_VALIDATION_OUTPUT: mark_output(ended.tail)})
+        except GlanceSyncError as error:  # still marked pending: reported all the same
+            LOG.error("%s: could not mark %s (%s) as failed: %s", self.actions.region,
+                      op.name, image_id, error)
+        raise ValidationError(
+            f"validate_command refused new copy {image_id} ({why}); it stays private and"
+            f" the previous copy in service; last lines: {' | '.join(ended.tail[-5:])}",
+            list(ended.tail), region=self.actions.region, image=op.name)
+
     def publish(self, sent: str | None) -> None:
         """Give the verified copy what it was created without (``sent``: the hash of
         the bytes sent of a master without checksum, for its provenance)."""
@@ -165,6 +207,8 @@ class Upload:
         if fields.get("tags"):
             final["tags"] = list(fields["tags"])
         final.update(fields.get("late_properties") or {})
+        if self.run.validation is not None:
+            final.update({MARK_VALIDATION: PASSED, MARK_VALIDATED: utc_stamp()})
         if final:
             self.actions.act("publish", f"image {self.op.name} ({describe(final, ())})",
                              self.actions.adapter.update_image, self.target.image_id, final)

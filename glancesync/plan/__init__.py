@@ -15,6 +15,7 @@ order of the SPEC on one :class:`~glancesync.plan.context.PlanContext`:
 :mod:`~glancesync.plan.metadata`   metadata, members, adoption, deactivated copies
 :mod:`~glancesync.plan.ami`        kernel and ramdisk ids; the order of operations
 :mod:`~glancesync.plan.identity`   ``keep_image_id``: the master's id for new copies
+:mod:`~glancesync.plan.validation` copies ``validate_command`` did not accept
 :mod:`~glancesync.plan.obsolete`   ``X_obsolete`` images (SPEC section 6)
 :mod:`~glancesync.plan.leftovers`  leftovers of interrupted uploads
 :mod:`~glancesync.plan.lifecycle`  removal policy, retention, ``max_deletes``
@@ -67,7 +68,8 @@ import datetime
 from typing import Callable, Iterable, Mapping, Sequence
 
 from glancesync.image import Image
-from glancesync.plan import ami, identity, leftovers, lifecycle, matching, obsolete
+from glancesync.plan import (ami, identity, leftovers, lifecycle, matching, obsolete,
+                             validation)
 from glancesync.plan.conflicts import ANY
 from glancesync.plan.context import PlanContext
 from glancesync.plan.lifecycle import hold_removals
@@ -95,8 +97,10 @@ Step = Callable[[PlanContext], None]
 #: the ones before it decided and adds to it.
 STEPS: tuple[Step, ...] = (
     matching.report_own_duplicates,  # two copies of one master image made by GlanceSync
+    validation.set_aside,  # copies validate_command did not accept: never matched
     matching.match_regional,  # section 5: regional images matched by name
     matching.classify_synchronised,  # section 5: content, conflicts, metadata, new copies
+    validation.report,  # ... their names: error_validation, the previous copy in service
     matching.classify_duplicates,  # section 4: a name held by several master images
     matching.master_deactivated,  # deactivated master images: reported
     ami.resolve,  # section 5: kernel and ramdisk ids

@@ -113,6 +113,11 @@ class Status(str, enum.Enum):
     INFO_REMOVAL_SKIPPED = ("info_removal_skipped", StatusCategory.INFO, "k",
                             "removal_policy would remove it, but it is protected or another"
                             " project's: never touched")
+    # Releasing images (validate_command, rollout_waves).
+    ERROR_VALIDATION = ("error_validation", StatusCategory.NEEDS_OPERATOR, "F",
+                        "validate_command refused the new copy (or did not finish): it is"
+                        " kept private, the previous copy stays in service (the reason"
+                        " has the command's last lines)")
     ERROR_MAX_DELETES = ("error_max_deletes", StatusCategory.NEEDS_OPERATOR, "X",
                          "a removal step of a run that would take more than max_deletes:"
                          " none of them taken (check them, then allow the run once with"
@@ -207,6 +212,7 @@ class TargetPolicy(SelectionPolicy, Protocol):
     removal_grace_hours: float
     keep_old_copies: int | None
     keep_image_id: bool
+    validate_command: str | None
 
 
 #: How a master project maps to a region: (how messages name it, the id of

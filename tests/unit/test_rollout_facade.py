@@ -76,3 +76,34 @@ def test_keep_image_id_per_target_and_per_region(federation):
         report = facade.status(["RegionA"])
     reasons = {s.name: s.reason for s in report.statuses}
     assert reasons["debian-12"].endswith("same id as the master image")
+
+
+def test_validate_command_per_region_sees_its_region_and_the_local_target(federation,
+                                                                          tmp_path):
+    import shlex
+    import sys
+    seen = tmp_path / "seen"
+    code = (f"import os; open({str(seen)!r}, 'a').write(os.environ['GLANCESYNC_REGION'] + ' '"
+            " + os.environ['GLANCESYNC_IMAGE_NAME'] + ' '"
+            " + os.environ['GLANCESYNC_TARGET_PATH'] + chr(10)); raise SystemExit("
+            "os.environ['GLANCESYNC_IMAGE_NAME'] == 'debian-12')")
+    federation.add_config(f"[master:RegionA]\nvalidate_command = {shlex.quote(sys.executable)}"
+                          f" -c {shlex.quote(code)}\nvalidate_timeout = 120\n")
+    with facade_of(federation) as facade:
+        result = facade.sync(["RegionA", "RegionB"])
+    lines = seen.read_text().splitlines()
+    assert sorted(line.split()[1] for line in lines) == [
+        "cirros-kernel", "cirros-machine", "cirros-ramdisk", "debian-12", "ubuntu-22.04"]
+    assert all(line.startswith("RegionA ") for line in lines)  # RegionB validates nothing
+    assert result.exit_status == 4
+    line = result.plans["master:RegionA"].status_of("debian-12")
+    assert line.status.value == "error_validation"
+    public = {i.name for i in federation.images("RegionA") if i.visibility == "public"}
+    assert "debian-12" not in public and "ubuntu-22.04" in public
+
+
+def test_a_validate_command_with_unbalanced_quotes_is_refused_at_load(federation):
+    from glancesync.errors import ConfigError
+    federation.add_config("[master:RegionA]\nvalidate_command = boot-test 'unclosed\n")
+    with pytest.raises(ConfigError, match="validate_command.*cannot be split"):
+        facade_of(federation)
