@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
-import shlex
 import difflib
 import logging
 import os
 import re
+import shlex
 import stat
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Sequence
@@ -41,10 +41,11 @@ from typing import Any, BinaryIO, Mapping, Sequence
 from glancesync import backends
 from glancesync.condition import Condition
 from glancesync.filemodes import OutputModes
-from glancesync.errors import ConfigError, RegionNotFoundError
+from glancesync.errors import ConfigError, RegionNotFoundError, UsageError
 from glancesync.integrity import open_regular_file
 from glancesync.options import (DEFAULTS, MAIN, MAIN_OPTIONS, MASTER, TARGET_OPTIONS, TYPE,
-                                Option, Section)
+                                Option, Section, split_list)
+from glancesync.regions import RegionRef
 
 __all__ = ["Config", "MainConfig", "TargetConfig", "load_config", "main_options",
            "open_config_file", "per_region_options", "target_options", "MASTER"]
@@ -103,6 +104,9 @@ class MainConfig:
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
     output_group: str | None = None  #: group that may read the outputs (glancesync.filemodes)
     max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
+    #: Regions (``target:Region``) per wave of ``rollout_waves``, in order (none: no waves).
+    rollout_waves: tuple[tuple[str, ...], ...] = ()
+    wave_soak_hours: float = 0.0  #: hours a wave holds a copy before the next one gets it
 
 
 @dataclasses.dataclass
@@ -452,12 +456,47 @@ def _build(parser: configparser.ConfigParser, path: str | None,
                                  " holding the reference images is required (when"
                                  " master uses OS_* variables, OS_REGION_NAME also"
                                  " gives it; with a clouds.yaml cloud, its region_name)")
+    main["rollout_waves"] = _parse_waves(main_section, main["rollout_waves"], targets)
     if main["output_group"]:
         try:
             OutputModes(main["output_group"]).gid()
         except ConfigError as error:
             raise main_section.error("output_group", error.message) from None
     return Config(main=MainConfig(**main), targets=targets, path=path)
+
+
+def _parse_waves(section: Section, text: str | None,
+                 targets: Mapping[str, TargetConfig]) -> tuple[tuple[str, ...], ...]:
+    """``rollout_waves``: waves separated by ``;``, regions (``Region`` of the master
+    target, or ``target:Region``) by ``,``; each region in one wave only.
+
+    :raises ConfigError: an empty wave, a whole target, an unknown target, or a
+        region named twice.
+    """
+    if not text:
+        return ()
+    waves, seen = [], set()
+    for number, wave in enumerate(text.split(";"), start=1):
+        regions = []
+        for entry in split_list(wave):
+            try:
+                ref = RegionRef.parse(entry)
+            except UsageError as error:
+                raise section.error("rollout_waves", f"wave {number}: {error.message}") \
+                    from None
+            if ref.target not in targets:
+                raise section.error("rollout_waves", f"wave {number}: unknown target"
+                                                     f" {ref.target!r} in {entry!r}")
+            if str(ref) in seen:
+                raise section.error("rollout_waves", f"{ref} is in two waves: a region"
+                                                     " belongs to one wave")
+            seen.add(str(ref))
+            regions.append(str(ref))
+        if not regions:
+            raise section.error("rollout_waves", f"wave {number} names no region (waves"
+                                                 " are separated by ';', regions by ',')")
+        waves.append(tuple(regions))
+    return tuple(waves)
 
 
 #: Separates the target from the region in the name of a per-region section.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
 import sys
@@ -26,7 +27,8 @@ from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageErr
 from glancesync.executor import Executor, RegionResult
 from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
-from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
+from glancesync.plan import (ImageStatus, RegionPlan, Status, Waves, hold_removals, hold_waves,
+                             make_plan)
 from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
@@ -456,6 +458,7 @@ class GlanceSync:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
         self._hold_removals(result.plans.values())
+        self._hold_waves(result.plans)
         result.estimates = estimates(self._throughput(), result.plans)
         result.finished = time.time()
         return result
@@ -473,6 +476,28 @@ class GlanceSync:
                       " than max_deletes = %d: it takes none of them (statuses"
                       " error_max_deletes); check them, then allow them once with --config"
                       " max_deletes=%d", steps, limit, steps)
+
+    def _hold_waves(self, plans: Mapping[str, RegionPlan]) -> None:
+        """``rollout_waves`` over the plans of one run (:func:`~glancesync.plan.hold_waves`):
+        the regions of earlier waves are listed (a region that cannot be is not ready)."""
+        main = self.config.main
+        if not main.rollout_waves:
+            return
+        waves = Waves(main.rollout_waves, main.wave_soak_hours, main.master_region)
+        needed = sorted({previous for region, plan in plans.items()
+                         if any(op.uploads for op in plan.operations)
+                         for previous in waves.previous(region)})
+        copies: dict[str, list[Image] | None] = {}
+        for region in needed:
+            try:
+                copies[region] = self.adapter(region).list_images()
+            except GlanceSyncError as error:
+                LOG.warning("%s (rollout_waves): cannot be listed, its next wave waits: %s",
+                            region, error)
+                copies[region] = None
+        held = hold_waves(plans, waves, copies, datetime.datetime.now(datetime.timezone.utc))
+        if held:
+            LOG.info("rollout_waves: %d new copies wait for their wave", held)
 
     # --- synchronising ---------------------------------------------------------
 
@@ -580,6 +605,7 @@ class GlanceSync:
             pool = self._workers(stack, refs, result, parallel)
             _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
             self._hold_removals(result.plans.values())
+            self._hold_waves(result.plans)
             self._report_unknown_ids(scope, result)
             sources = CopySources()
             for ref in refs:  # every plan is known: offer its verified copies as sources

@@ -374,6 +374,12 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("max_deletes", "int", 10, minimum=0,
           help="most lifecycle removal steps (hide, deactivate, delete) one run takes,"
                " all regions together; a run that would take more takes none"),
+    _main("rollout_waves", "string",
+          help="waves of regions a new master image reaches one after the other (waves"
+               " separated by ';', regions by ','; the regions not named: a last wave)"),
+    _main("wave_soak_hours", "hours", 0.0, minimum=0.0,
+          help="hours every region of a wave must have held an accepted copy before the"
+               " next wave gets it"),
 )
 
 #: Values of ``transfer``: how image data reaches a region.

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Callable
 
+import datetime
 import shlex
 import sys
 
 from glancesync.errors import GlanceSyncError
 from glancesync.executor import Executor, RegionResult
 from glancesync.executor.validation import Validation
+from glancesync.plan import Waves, hold_waves
 from glancesync.plan.validation import MARK_VALIDATION
 
 from tests.engine import DirectSource
@@ -115,8 +117,32 @@ def scenario_validation_before_visibility(bed: Bed) -> None:
     assert statuses(bed, plan(bed, region, tgt))["a"] == "ok"
 
 
+def scenario_waves(bed: Bed) -> None:
+    """rollout_waves: the second wave waits for an accepted copy in the first."""
+    put(bed.master, bed.n("a"), content("a"))
+    first, second = bed.regions
+    waves = Waves(((first.name,), (second.name,)), 0.0)
+    tgt = target()
+
+    def run() -> dict[str, RegionResult]:
+        plans = {view.name: plan(bed, view, tgt) for view in (first, second)}
+        hold_waves(plans, waves, {first.name: first.list_images()},
+                   datetime.datetime.now(datetime.timezone.utc))
+        return {view.name: Executor(view, DirectSource(bed.master)).execute(plans[view.name])
+                for view in (first, second)}
+
+    done = run()
+    assert statuses(bed, done[second.name].plan) == {"a": "info_wave_waiting"}
+    assert done[first.name].uploaded == 1 and done[second.name].uploaded == 0
+    assert "a" not in images(bed, second)
+    done = run()
+    assert done[second.name].uploaded == 1 and statuses(bed, plan(bed, second, tgt)) == {
+        "a": "ok"}
+
+
 #: The release scenarios, in the order they run.
 SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_keep_image_id,
     scenario_validation_before_visibility,
+    scenario_waves,
 ]

@@ -16,6 +16,7 @@ order of the SPEC on one :class:`~glancesync.plan.context.PlanContext`:
 :mod:`~glancesync.plan.ami`        kernel and ramdisk ids; the order of operations
 :mod:`~glancesync.plan.identity`   ``keep_image_id``: the master's id for new copies
 :mod:`~glancesync.plan.validation` copies ``validate_command`` did not accept
+:mod:`~glancesync.plan.waves`      ``rollout_waves``: over the plans of a run
 :mod:`~glancesync.plan.obsolete`   ``X_obsolete`` images (SPEC section 6)
 :mod:`~glancesync.plan.leftovers`  leftovers of interrupted uploads
 :mod:`~glancesync.plan.lifecycle`  removal policy, retention, ``max_deletes``
@@ -73,6 +74,7 @@ from glancesync.plan import (ami, identity, leftovers, lifecycle, matching, obso
 from glancesync.plan.conflicts import ANY
 from glancesync.plan.context import PlanContext
 from glancesync.plan.lifecycle import hold_removals
+from glancesync.plan.waves import Waves, hold_waves
 from glancesync.plan.model import (CONTENT_PENDING, CONTENT_SAME, DEACTIVATED_KEEP,
                                    DEACTIVATED_REACTIVATE, DEACTIVATED_REPORT, OLD_SUFFIX,
                                    REMOVAL_STEPS, SIGNATURES_AFTER_UPLOAD, SIGNATURES_AT_UPLOAD,
@@ -87,7 +89,7 @@ __all__ = [
     "DEACTIVATED_REPORT", "OLD_SUFFIX", "REMOVAL_STEPS", "SIGNATURES_AFTER_UPLOAD",
     "SIGNATURES_AT_UPLOAD", "SIGNATURES_DROP", "STEPS", "Step", "ImageStatus", "MemberTarget",
     "Operation", "OperationKind", "RegionPlan", "Status", "StatusCategory", "TargetPolicy",
-    "hold_removals", "make_plan",
+    "Waves", "hold_removals", "hold_waves", "make_plan",
 ]
 
 #: One step of planning: reads the context, adds to it.

@@ -118,6 +118,10 @@ class Status(str, enum.Enum):
                         "validate_command refused the new copy (or did not finish): it is"
                         " kept private, the previous copy stays in service (the reason"
                         " has the command's last lines)")
+    INFO_WAVE_WAITING = ("info_wave_waiting", StatusCategory.INFO, "w",
+                    "new content waiting for its wave: the regions of the previous wave"
+                    " of rollout_waves do not all hold an accepted copy yet, or not for"
+                    " wave_soak_hours (the reason says which)")
     ERROR_MAX_DELETES = ("error_max_deletes", StatusCategory.NEEDS_OPERATOR, "X",
                          "a removal step of a run that would take more than max_deletes:"
                          " none of them taken (check them, then allow the run once with"

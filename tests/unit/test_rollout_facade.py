@@ -107,3 +107,87 @@ def test_a_validate_command_with_unbalanced_quotes_is_refused_at_load(federation
     federation.add_config("[master:RegionA]\nvalidate_command = boot-test 'unclosed\n")
     with pytest.raises(ConfigError, match="validate_command.*cannot be split"):
         facade_of(federation)
+
+
+def set_main(federation: Federation, text: str) -> None:
+    federation.config.write_text(federation.config.read_text().replace(
+        "[main]\n", f"[main]\n{text}", 1))
+
+
+def region_names(federation: Federation, region: str) -> set[str]:
+    return {i.name for i in federation.images(region) if i.status == "active"}
+
+
+def test_two_waves_over_runs_with_a_soak_time_and_a_wrong_clock(federation):
+    set_main(federation, "rollout_waves = RegionA; RegionB\nwave_soak_hours = 2\n")
+    before_b = {i.id for i in federation.images("RegionB")}
+    with facade_of(federation) as facade:
+        # A dry run shows the waves and changes nothing.
+        dry = facade.sync(["RegionA", "RegionB", "RegionC"], dry_run=True)
+        assert region_names(federation, "RegionA") == set()
+        line = dry.plans["master:RegionB"].status_of("debian-12")
+        assert line.status.value == "info_wave_waiting"
+        assert "master:RegionA has no accepted copy yet" in line.reason
+        assert dry.plans["master:RegionA"].operations
+        # Run 1: the first wave only.
+        first = facade.sync(["RegionA", "RegionB", "RegionC"])
+    assert "debian-12" in region_names(federation, "RegionA")
+    # No new copy in RegionB (its obsolete image is renamed: only new copies wait).
+    assert {i.id for i in federation.images("RegionB")} == before_b
+    assert "centos-7_obsolete" in region_names(federation, "RegionB")
+    assert first.plans["master:RegionC"].status_of("debian-12").status.value == "info_wave_waiting"
+    with facade_of(federation) as facade:
+        # Run 2, at once: RegionA's copies are not 2 hours old.
+        report = facade.status(["RegionB"])
+        reason = report.plans["master:RegionB"].status_of("debian-12").reason
+        assert "h of wave_soak_hours = 2 left" in reason
+        assert report.exit_status == 0  # nothing a sync would do now
+        # Every view shows the waiting region's status.
+        from glancesync.views import html, matrix, metrics, runreport
+        grid = matrix.build(report.plans)
+        assert "w" in matrix.symbols(report.plans["master:RegionB"].statuses)
+        assert grid is not None
+        assert "info_wave_waiting" in html.render(report)
+        assert "info_wave_waiting" in runreport.dumps(report)
+        text = metrics.registry_for(report, [])
+        from prometheus_client import generate_latest
+        assert b'status="info_wave_waiting"' in generate_latest(text)
+    # RegionA's copies were accepted 3 hours ago (their records say so)...
+    stamp_copies(federation, "RegionA", hours=-3)
+    with facade_of(federation) as facade:
+        facade.sync(["RegionB"])
+    assert "debian-12" in region_names(federation, "RegionB")
+    # ... but RegionB's records are a day in the future of this host's clock.
+    stamp_copies(federation, "RegionB", hours=24)
+    with facade_of(federation) as facade:
+        report = facade.status(["RegionC"])
+    reason = report.plans["master:RegionC"].status_of("debian-12").reason
+    assert "in the future of this host's clock" in reason
+
+
+def stamp_copies(federation: Federation, region: str, hours: float) -> None:
+    import datetime
+    from glancesync.image import PROVENANCE_TIME, utc_stamp
+    when = utc_stamp(datetime.datetime.now(datetime.timezone.utc)
+                     + datetime.timedelta(hours=hours))
+    adapter = LocalRegionAdapter(f"master:{region}", federation.root / region, demo.PROJECT)
+    try:
+        for image in adapter.list_images():
+            if image.provenance is not None:
+                adapter.update_image(image.id, {PROVENANCE_TIME: when})
+    finally:
+        adapter.close()
+
+
+def test_a_wave_naming_a_region_twice_or_no_region_is_refused(federation):
+    from glancesync.errors import ConfigError
+    set_main(federation, "rollout_waves = RegionA; RegionB, RegionA\n")
+    with pytest.raises(ConfigError, match="master:RegionA is in two waves"):
+        facade_of(federation)
+
+
+def test_an_empty_wave_is_refused(federation):
+    from glancesync.errors import ConfigError
+    set_main(federation, "rollout_waves = RegionA;; RegionB\n")
+    with pytest.raises(ConfigError, match="wave 2 names no region"):
+        facade_of(federation)
