@@ -28,7 +28,7 @@ from glancesync.executor import Executor, RegionResult
 from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.plan import (ImageStatus, RegionPlan, Status, Waves, hold_removals, hold_waves,
-                             make_plan)
+                             keep_promised_ids, make_plan)
 from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
@@ -457,7 +457,7 @@ class GlanceSync:
             except GlanceSyncError as error:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
-        self._hold_removals(result.plans.values())
+        self._hold_removals(result.plans.values(), master)
         self._hold_waves(result.plans)
         result.estimates = estimates(self._throughput(), result.plans)
         result.finished = time.time()
@@ -467,8 +467,14 @@ class GlanceSync:
         """The throughput measured by earlier syncs (``throughput.json`` in ``run_dir``)."""
         return ThroughputLog(self._run_dir() / THROUGHPUT_FILE)
 
-    def _hold_removals(self, plans: Iterable[RegionPlan]) -> None:
-        """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`)."""
+    def _hold_removals(self, plans: Iterable[RegionPlan],
+                       master: MasterSelection | None = None) -> None:
+        """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`),
+        after the copies whose ``uuid_validity`` promises their id are hidden, not deleted."""
+        plans = list(plans)
+        if any(plan.removals for plan in plans):
+            keep_promised_ids(plans, (master or self._master()).by_id(),
+                              datetime.datetime.now(datetime.timezone.utc))
         limit = self.config.main.max_deletes
         steps = hold_removals(plans, limit)
         if steps > limit:
@@ -604,7 +610,7 @@ class GlanceSync:
         with contextlib.ExitStack() as stack:
             pool = self._workers(stack, refs, result, parallel)
             _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
-            self._hold_removals(result.plans.values())
+            self._hold_removals(result.plans.values(), master)
             self._hold_waves(result.plans)
             self._report_unknown_ids(scope, result)
             sources = CopySources()

@@ -140,9 +140,36 @@ def scenario_waves(bed: Bed) -> None:
         "a": "ok"}
 
 
+def scenario_end_of_life(bed: Bed) -> None:
+    """SCS end of life: images past provided_until or overdue are shown; with a
+    removal_policy an expired image is no longer synchronised and its copies retired."""
+    put(bed.master, bed.n("a"), content("a"), provided_until="2020-01-31",
+        replace_frequency="monthly", image_build_date="2019-12-01", uuid_validity="none")
+    put(bed.master, bed.n("b"), content("b"), provided_until="notice",
+        replace_frequency="never", image_build_date="2019-12-01 08:30")
+    region, fresh = bed.regions
+    assert sync(bed, region, target()).uploaded == 2  # removal_policy = keep: copied
+    shown = plan(bed, region, target())
+    assert {s.status.value for s in shown.statuses if s.name == bed.n("a")} == {
+        "ok", "info_end_of_life", "info_replacement_overdue"}
+    statuses(bed, shown)
+    assert {s.status.value for s in shown.statuses if s.name == bed.n("b")} == {"ok"}
+    tgt = target(removal_policy="hide", removal_grace_hours=0)
+    result = sync(bed, region, tgt)
+    assert (result.retired, result.errors) == (1, 0)
+    assert one(bed, region, "a").os_hidden and not one(bed, region, "b").os_hidden
+    after = plan(bed, region, tgt)
+    assert {s.status.value for s in after.statuses if s.name == bed.n("a")} == {
+        "info_end_of_life", "ok_retired"}
+    assert not after.operations
+    # A region without a copy gets none.
+    assert sync(bed, fresh, tgt).uploaded == 1 and "a" not in images(bed, fresh)
+
+
 #: The release scenarios, in the order they run.
 SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_keep_image_id,
     scenario_validation_before_visibility,
     scenario_waves,
+    scenario_end_of_life,
 ]

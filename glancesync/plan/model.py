@@ -122,6 +122,12 @@ class Status(str, enum.Enum):
                     "new content waiting for its wave: the regions of the previous wave"
                     " of rollout_waves do not all hold an accepted copy yet, or not for"
                     " wave_soak_hours (the reason says which)")
+    INFO_END_OF_LIFE = ("info_end_of_life", StatusCategory.INFO, "e",
+                        "the master image is past its provided_until (SCS image metadata);"
+                        " with a removal_policy, no longer synchronised")
+    INFO_REPLACEMENT_OVERDUE = ("info_replacement_overdue", StatusCategory.INFO, "o",
+                                "the master image is overdue for replacement: built longer"
+                                " ago than its replace_frequency (SCS image metadata)")
     ERROR_MAX_DELETES = ("error_max_deletes", StatusCategory.NEEDS_OPERATOR, "X",
                          "a removal step of a run that would take more than max_deletes:"
                          " none of them taken (check them, then allow the run once with"

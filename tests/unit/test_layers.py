@@ -184,7 +184,8 @@ def test_the_check_sees_imports():
 #: The planner's concerns (``glancesync/plan/<name>.py``), an import of one by
 #: another only from a later one to an earlier one: never a cycle.
 PLAN_CONCERNS = ["metadata", "uploads", "conflicts", "matching", "ami", "obsolete",
-                 "leftovers", "lifecycle", "identity", "validation", "waves"]
+                 "leftovers", "lifecycle", "identity", "validation", "waves",
+                 "endoflife"]
 
 
 def test_the_plan_s_data_and_context_import_no_concern():

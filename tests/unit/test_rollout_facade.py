@@ -191,3 +191,35 @@ def test_an_empty_wave_is_refused(federation):
     set_main(federation, "rollout_waves = RegionA;; RegionB\n")
     with pytest.raises(ConfigError, match="wave 2 names no region"):
         facade_of(federation)
+
+
+def test_an_expired_image_with_a_promised_id_is_hidden_not_deleted(federation):
+    """Through the facade: provided_until passed, removal_policy = delete, but
+    uuid_validity promises the id: the copy is hidden; a dry run changes nothing."""
+    from glancesync.image import Image as _Image  # noqa: F401
+    master = LocalRegionAdapter("master:Master", federation.root / "Master", demo.PROJECT)
+    try:
+        debian = next(i for i in master.list_images() if i.name == "debian-12")
+        master.update_image(debian.id, {"provided_until": "2020-01-01",
+                                        "uuid_validity": "forever"})
+    finally:
+        master.close()
+    with facade_of(federation) as facade:
+        facade.sync(["RegionA"])  # removal_policy = keep: still copied
+    copy = next(i for i in federation.images("RegionA") if i.name == "debian-12")
+    text = federation.config.read_text().replace(
+        "type = local\n", "type = local\nremoval_policy = delete\nremoval_grace_hours = 0\n", 1)
+    federation.config.write_text(text)
+    with facade_of(federation) as facade:
+        dry = facade.sync(["RegionA"], dry_run=True)
+        ops = [op for op in dry.plans["master:RegionA"].operations if op.kind.removes]
+        assert [(op.kind.value, op.name) for op in ops] == [("hide", "debian-12")]
+        assert not next(i for i in federation.images("RegionA") if i.id == copy.id).os_hidden
+        result = facade.sync(["RegionA"])
+    assert result.exit_status == 0
+    kept = next(i for i in federation.images("RegionA") if i.id == copy.id)
+    assert kept.os_hidden and kept.status == "active"
+    with facade_of(federation) as facade:
+        report = facade.status(["RegionA"])
+    found = {s.status.value for s in report.statuses if s.name == "debian-12"}
+    assert found == {"info_end_of_life", "ok_retired"}
