@@ -21,7 +21,7 @@ from glancesync.plan.validation import MARK_VALIDATION
 
 from tests.engine import DirectSource
 from tests.scenarios import (Bed, View, content, images, one, plan, put, statuses, sync,
-                             target, targets)
+                             target)
 
 
 def validator(exit_status: int, message: str = "") -> Validation:

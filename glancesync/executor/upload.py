@@ -33,11 +33,11 @@ from glancesync.executor.results import RegionResult
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.steps import resolve_refs, share
 from glancesync.executor.stream import NewImage, Stream
-from glancesync.executor.validation import (FAILED, MARK_VALIDATED, MARK_VALIDATION,
-                                            MARK_VALIDATION_OUTPUT, PASSED, PENDING,
-                                            Validation, ValidationError, mark_output)
+from glancesync.executor.validation import Validation, ValidationError, mark_output
 from glancesync.image import MARK_RENAMED, PROVENANCE_HASH, Image, content_hash, utc_stamp
 from glancesync.plan.model import OLD_SUFFIX, Operation, OperationKind
+from glancesync.plan.validation import (FAILED, MARK_VALIDATED, MARK_VALIDATION,
+                                        MARK_VALIDATION_OUTPUT, PASSED, PENDING)
 from glancesync.regions import RegionRef
 from glancesync.serverside import CopySources
 from glancesync.strategy import Strategy, Transfer

@@ -32,8 +32,6 @@ from typing import IO, Any, Mapping
 
 from glancesync.errors import ConfigError, ExitStatus, GlanceSyncError
 from glancesync.executor.actions import LOG
-from glancesync.plan.validation import (FAILED, MARK_VALIDATED, MARK_VALIDATION,  # noqa: F401
-                                        MARK_VALIDATION_OUTPUT, PASSED, PENDING)
 from glancesync.safenames import printable
 
 #: Bytes of a command's output written to the region's log; the rest is counted only.

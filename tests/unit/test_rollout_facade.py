@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -196,7 +195,6 @@ def test_an_empty_wave_is_refused(federation):
 def test_an_expired_image_with_a_promised_id_is_hidden_not_deleted(federation):
     """Through the facade: provided_until passed, removal_policy = delete, but
     uuid_validity promises the id: the copy is hidden; a dry run changes nothing."""
-    from glancesync.image import Image as _Image  # noqa: F401
     master = LocalRegionAdapter("master:Master", federation.root / "Master", demo.PROJECT)
     try:
         debian = next(i for i in master.list_images() if i.name == "debian-12")
