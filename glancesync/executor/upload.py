@@ -187,8 +187,8 @@ class Upload:
             LOG.error("%s: could not mark %s (%s) as failed: %s", self.actions.region,
                       op.name, image_id, error)
         raise ValidationError(
-            f"validate_command refused new copy {image_id} ({why}); it stays private and"
-            f" the previous copy in service; last lines: {' | '.join(ended.tail[-5:])}",
+            f"validate_command refused new copy {image_id} ({why}); it stays private, any"
+            f" previous copy in service; last lines: {' | '.join(ended.tail[-5:])}",
             list(ended.tail), region=self.actions.region, image=op.name)
 
     def publish(self, sent: str | None) -> None:

@@ -64,3 +64,8 @@ def report(ctx: PlanContext) -> None:
         ctx.set_status(Status.ERROR_VALIDATION, image.name, master, image, reason)
         ctx.needs_operator(f"image {image.name}: {reason}")
     ctx.regional = [*ctx.regional, *ctx.aside]
+    if ctx.target.validate_command:
+        for name, op in ctx.ops.items():
+            status = ctx.statuses.get(name)
+            if op.uploads and status is not None:
+                status.reason += "; validate_command checks it before it is published"

@@ -62,3 +62,10 @@ def test_another_projects_marked_image_is_not_set_aside():
     theirs = refused("a", "c2", owner="p-other")
     result = plan([m("a", "c2")], [theirs], only_tenant_images=False)
     assert result.status_of("a").status is not Status.ERROR_VALIDATION
+
+
+def test_a_new_copy_says_it_will_be_validated():
+    result = plan([m("a")], [], validate_command="boot-test")
+    assert result.status_of("a").reason.endswith(
+        "validate_command checks it before it is published")
+    assert "validate_command" not in plan([m("a")], []).status_of("a").reason
