@@ -496,7 +496,11 @@ class GlanceSync:
         copies: dict[str, list[Image] | None] = {}
         for region in needed:
             try:
-                copies[region] = self.adapter(region).list_images()
+                adapter = self.adapter(region)
+                # Only the project's own copies: another tenant's image carrying a
+                # provenance record proves nothing.
+                copies[region] = [image for image in adapter.list_images()
+                                  if image.owner == adapter.project_id]
             except GlanceSyncError as error:
                 LOG.warning("%s (rollout_waves): cannot be listed, its next wave waits: %s",
                             region, error)

@@ -221,3 +221,28 @@ def test_an_expired_image_with_a_promised_id_is_hidden_not_deleted(federation):
         report = facade.status(["RegionA"])
     found = {s.status.value for s in report.statuses if s.name == "debian-12"}
     assert found == {"info_end_of_life", "ok_retired"}
+
+
+def test_another_tenants_image_posing_as_a_copy_does_not_open_the_next_wave(federation):
+    """A tenant of the first wave's region makes a public image with the provenance
+    record and validation marks of a master image: the next wave still waits."""
+    set_main(federation, "rollout_waves = RegionA; RegionB\n")
+    master = {i.name: i for i in federation.images("Master")}
+    debian = master["debian-12"]
+    tenant = LocalRegionAdapter("master:RegionA", federation.root / "RegionA", "a-tenant")
+    try:
+        fake = tenant.create_image("debian-12", visibility="public", disk_format="raw",
+                                   container_format="bare", properties={
+                                       "glancesync.master_image_id": debian.id,
+                                       "glancesync.master_region": "Master",
+                                       "glancesync.copied_at": "2020-01-01T00:00:00Z",
+                                       "glancesync.validation": "passed",
+                                       "glancesync.validated_at": "2020-01-01T00:00:00Z"})
+        tenant.upload_data(fake.id, [b"x" * 16], 16)
+    finally:
+        tenant.close()
+    with facade_of(federation) as facade:
+        report = facade.status(["RegionA", "RegionB"])
+    line = report.plans["master:RegionB"].status_of("debian-12")
+    assert line.status.value == "info_wave_waiting"
+    assert "master:RegionA has no accepted copy yet" in line.reason
