@@ -179,3 +179,22 @@ def test_a_dry_run_runs_no_command(master, region, tmp_path):
                         validation=touch)
     Upload(executor, upload_op(image)).apply(RegionResult("master:RegionA"))
     assert not marker.exists() and region.changes == []
+
+
+def test_the_output_goes_to_the_regions_own_log_file(tmp_path):
+    """The reader thread keeps the region's context: a parallel run's log of the
+    region gets the command's lines, the other region's log does not."""
+    from glancesync.runlog import RunLogs, region_context
+    logger = logging.getLogger("glancesync")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with RunLogs(tmp_path, ["master:RegionA", "master:RegionB"]) as logs:
+            with region_context("master:RegionA"):
+                echo = command("print('seen by the boot test')")
+                assert echo.run(env(echo), "master:RegionA").passed
+        texts = {name: path.read_text() for name, path in logs.paths.items()}
+    finally:
+        logger.setLevel(level)
+    assert "seen by the boot test" in texts["master:RegionA"]
+    assert "seen by the boot test" not in texts["master:RegionB"]
