@@ -65,9 +65,11 @@ def split_command(command: str) -> list[str]:
     try:
         words = shlex.split(command)
     except ValueError as error:
-        raise ConfigError(f"validate_command cannot be split into words: {error}") from None
+        raise ConfigError(f"validate_command cannot be split into words ({error}): check"
+                          " its quotes") from None
     if not words:
-        raise ConfigError("validate_command is empty")
+        raise ConfigError("validate_command cannot be split into words (none): check"
+                          " its quotes")
     return words
 
 
