@@ -430,6 +430,7 @@ class GlanceSync:
         """
         plan = self.plan_region(region)
         self._hold_removals([plan])
+        self._hold_waves({plan.region: plan})
         return plan.statuses
 
     def status(self, regions: Sequence[str] = (), images: Sequence[str] = (), *,
@@ -696,7 +697,8 @@ class GlanceSync:
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
         with region_context(str(ref)):
             plan = self.plan_region(ref, master)
-            self._hold_removals([plan])
+            self._hold_removals([plan], master)
+            self._hold_waves({plan.region: plan})
             return self._execute(ref, plan, dry_run)
 
     def _check_conversion_tool(self, refs: Sequence[RegionRef]) -> None:

@@ -246,3 +246,13 @@ def test_another_tenants_image_posing_as_a_copy_does_not_open_the_next_wave(fede
     line = report.plans["master:RegionB"].status_of("debian-12")
     assert line.status.value == "info_wave_waiting"
     assert "master:RegionA has no accepted copy yet" in line.reason
+
+
+def test_sync_region_and_get_status_honour_the_waves(federation):
+    set_main(federation, "rollout_waves = RegionA; RegionB\n")
+    with facade_of(federation) as facade:
+        assert {s.status.value for s in facade.get_status("RegionB")
+                if s.name == "debian-12"} == {"info_wave_waiting"}
+        result = facade.sync_region("RegionB")
+    assert result.uploaded == 0
+    assert "debian-12" not in region_names(federation, "RegionB")
