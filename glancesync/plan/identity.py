@@ -19,11 +19,22 @@ Decisions taken here:
 """
 from __future__ import annotations
 
+import uuid
+
 from glancesync.plan.context import PlanContext
 from glancesync.plan.model import CONTENT_SAME
 
 #: What a status says of a copy that has the master's id.
 SAME_ID = "same id as the master image"
+
+
+def is_uuid(value: str) -> bool:
+    """True for an id Glance accepts on creation (a UUID)."""
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
 
 
 def keep_ids(ctx: PlanContext) -> None:
@@ -34,6 +45,10 @@ def keep_ids(ctx: PlanContext) -> None:
     for name, op in ctx.ops.items():
         status = ctx.statuses.get(name)
         if not op.uploads or op.master is None or status is None:
+            continue
+        if not is_uuid(op.master.id):
+            status.reason += (f"; keep_image_id: master id {op.master.id!r} is not a UUID"
+                              " (Glance takes no other): the copy gets a new id")
             continue
         taken = listed.get(op.master.id)
         if taken is None:

@@ -18,27 +18,37 @@ def test_off_by_default_a_new_copy_asks_for_no_id():
     assert op.image_id is None and "as id" not in op.describe()
 
 
+UUID = "6f1c3d6e-8d5b-4c47-9d7a-1f2e3a4b5c6d"
+
+
 def test_a_new_copy_is_asked_to_have_the_masters_id():
-    result = plan([m("a")], [], keep_image_id=True)
+    result = plan([m("a", id_=UUID)], [], keep_image_id=True)
     (op,) = result.operations
-    assert op.image_id == "m-a" and op.describe().endswith("as id m-a")
-    assert "keep_image_id: to be created with id m-a" in result.status_of("a").reason
+    assert op.image_id == UUID and op.describe().endswith(f"as id {UUID}")
+    assert f"keep_image_id: to be created with id {UUID}" in result.status_of("a").reason
+
+
+def test_a_master_id_that_is_not_a_uuid_is_not_asked_for():
+    # Glance refuses any other id with a 400 (a refusal for good, error_refused).
+    result = plan([m("a", id_="m-a; DROP TABLE images")], [], keep_image_id=True)
+    (op,) = result.operations
+    assert op.image_id is None and "is not a UUID" in result.status_of("a").reason
 
 
 def test_an_id_the_region_lists_is_not_asked_for():
     # Another project's image already has the master's id (a hostile tenant, or
     # the same cloud): the copy gets a new id and the status says whose it is.
-    taken = r("other", id_="m-a", owner="p-stranger", provenance=None, visibility="public")
-    result = plan([m("a")], [taken], keep_image_id=True, only_tenant_images=True)
+    taken = r("other", id_=UUID, owner="p-stranger", provenance=None, visibility="public")
+    result = plan([m("a", id_=UUID)], [taken], keep_image_id=True, only_tenant_images=True)
     (op,) = result.operations
     assert op.image_id is None
     reason = result.status_of("a").reason
-    assert "id m-a is taken in the region by project p-stranger's image 'other'" in reason
+    assert f"id {UUID} is taken in the region by project p-stranger's image 'other'" in reason
 
 
 def test_a_replaced_copy_holding_the_id_keeps_it_and_the_new_one_gets_another():
-    old = r("a", checksum="c0", id_="m-a")
-    result = plan([m("a")], [old], keep_image_id=True, replace=frozenset({"any"}))
+    old = r("a", checksum="c0", id_=UUID)
+    result = plan([m("a", id_=UUID)], [old], keep_image_id=True, replace=frozenset({"any"}))
     (op,) = [o for o in result.operations if o.uploads]
     assert op.image_id is None and "this project's image 'a'" in result.status_of("a").reason
 
