@@ -107,3 +107,17 @@ def test_a_hidden_copy_with_a_promised_id_is_never_deleted_later():
     assert result.removals == []
     retired = [s for s in result.statuses if s.regional_id == copy.id]
     assert retired[0].status is Status.OK_RETIRED and "promises its id" in retired[0].reason
+
+
+def test_the_lifecycle_guards_hold_for_expired_images():
+    from glancesync.plan import hold_removals
+    expired = [m(n, provided_until="2029-06-30") for n in ("a", "b", "c", "d")]
+    protected = r("a", protected=True)
+    foreign = r("b", owner="p-other")
+    result = plan(expired, [protected, foreign, r("c"), r("d")], removal_policy="delete",
+                  removal_grace_hours=0, only_tenant_images=False)
+    skipped = [s for s in result.statuses if s.status is Status.INFO_REMOVAL_SKIPPED]
+    assert {s.regional_id for s in skipped} == {protected.id, foreign.id}
+    assert len(result.removals) == 2
+    assert hold_removals([result], max_deletes=1) == 2 and result.removals == []
+    assert sum(s.status is Status.ERROR_MAX_DELETES for s in result.statuses) == 2
