@@ -33,6 +33,7 @@ import difflib
 import logging
 import os
 import re
+import shlex
 import stat
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Sequence
@@ -40,10 +41,11 @@ from typing import Any, BinaryIO, Mapping, Sequence
 from glancesync import backends
 from glancesync.condition import Condition
 from glancesync.filemodes import OutputModes
-from glancesync.errors import ConfigError, RegionNotFoundError
+from glancesync.errors import ConfigError, RegionNotFoundError, UsageError
 from glancesync.integrity import open_regular_file
 from glancesync.options import (DEFAULTS, MAIN, MAIN_OPTIONS, MASTER, TARGET_OPTIONS, TYPE,
-                                Option, Section)
+                                Option, Section, split_list)
+from glancesync.regions import RegionRef
 
 __all__ = ["Config", "MainConfig", "TargetConfig", "load_config", "main_options",
            "open_config_file", "per_region_options", "target_options", "MASTER"]
@@ -102,6 +104,9 @@ class MainConfig:
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
     output_group: str | None = None  #: group that may read the outputs (glancesync.filemodes)
     max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
+    #: Regions (``target:Region``) per wave of ``rollout_waves``, in order (none: no waves).
+    rollout_waves: tuple[tuple[str, ...], ...] = ()
+    wave_soak_hours: float = 0.0  #: hours a wave holds a copy before the next one gets it
 
 
 @dataclasses.dataclass
@@ -142,6 +147,9 @@ class TargetConfig:
     transfer: str = "stream"  #: stream, glance-download or auto
     convert_to: str | None = None  #: disk format of the regional copies (None: the master's)
     import_timeout: float = 1800.0  #: seconds a server-side copy may take
+    keep_image_id: bool = False  #: new copies created with the master image's id
+    validate_command: str | None = None  #: run on each new copy before it is published
+    validate_timeout: float = 1800.0  #: seconds validate_command may take
     #: Region name -> per-region option values (sections ``[target:Region]``).
     regions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -448,12 +456,47 @@ def _build(parser: configparser.ConfigParser, path: str | None,
                                  " holding the reference images is required (when"
                                  " master uses OS_* variables, OS_REGION_NAME also"
                                  " gives it; with a clouds.yaml cloud, its region_name)")
+    main["rollout_waves"] = _parse_waves(main_section, main["rollout_waves"], targets)
     if main["output_group"]:
         try:
             OutputModes(main["output_group"]).gid()
         except ConfigError as error:
             raise main_section.error("output_group", error.message) from None
     return Config(main=MainConfig(**main), targets=targets, path=path)
+
+
+def _parse_waves(section: Section, text: str | None,
+                 targets: Mapping[str, TargetConfig]) -> tuple[tuple[str, ...], ...]:
+    """``rollout_waves``: waves separated by ``;``, regions (``Region`` of the master
+    target, or ``target:Region``) by ``,``; each region in one wave only.
+
+    :raises ConfigError: an empty wave, a whole target, an unknown target, or a
+        region named twice.
+    """
+    if not text:
+        return ()
+    waves, seen = [], set()
+    for number, wave in enumerate(text.split(";"), start=1):
+        regions = []
+        for entry in split_list(wave):
+            try:
+                ref = RegionRef.parse(entry)
+            except UsageError as error:
+                raise section.error("rollout_waves", f"wave {number}: {error.message}") \
+                    from None
+            if ref.target not in targets:
+                raise section.error("rollout_waves", f"wave {number}: unknown target"
+                                                     f" {ref.target!r} in {entry!r}")
+            if str(ref) in seen:
+                raise section.error("rollout_waves", f"{ref} is in two waves: a region"
+                                                     " belongs to one wave")
+            seen.add(str(ref))
+            regions.append(str(ref))
+        if not regions:
+            raise section.error("rollout_waves", f"wave {number} names no region (waves"
+                                                 " are separated by ';', regions by ',')")
+        waves.append(tuple(regions))
+    return tuple(waves)
 
 
 #: Separates the target from the region in the name of a per-region section.
@@ -486,7 +529,22 @@ def _read_region_section(section: Section, targets: dict[str, TargetConfig]) -> 
                                         f" {', '.join(o.name for o in allowed)}")
     values = {option.name: section.read(option) for option in allowed
               if option.name in section.values}
+    _check_command(section, values.get("validate_command"))
     targets[target].regions.setdefault(region, {}).update(values)
+
+
+def _check_command(section: Section, command: str | None) -> None:
+    """``validate_command`` must split into words (shell quoting, never a shell).
+
+    :raises ConfigError: unbalanced quotes.
+    """
+    if command is None:
+        return
+    try:
+        shlex.split(command)
+    except ValueError as error:
+        raise section.error("validate_command", f"cannot be split into words ({error}):"
+                                                " check its quotes") from None
 
 
 def _build_target(section: Section, env: Mapping[str, str],
@@ -505,6 +563,7 @@ def _build_target(section: Section, env: Mapping[str, str],
         raise section.error("keep_old_copies", "needs removal_policy = hide, deactivate"
                                                " or delete: it says what happens to the"
                                                " NAME.old copies beyond the limit")
+    _check_command(section, common.get("validate_command"))
     settings = backend.settings(section, env)
     # Other backends' options are valid anywhere ([DEFAULT] serves every
     # target): their values are checked all the same.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
 import sys
@@ -24,8 +25,10 @@ from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
+from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
-from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
+from glancesync.plan import (ImageStatus, RegionPlan, Status, Waves, hold_removals, hold_waves,
+                             keep_promised_ids, make_plan)
 from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
@@ -375,7 +378,7 @@ class GlanceSync:
         ref = RegionRef.parse(region)
         master = master or self._master()
         adapter = self.adapter(ref)
-        target = self.config.target(ref.target)
+        target = self.config.target(ref.target).for_region(ref.name)
         regional = adapter.list_images()
         members = None
         if target.sync_members:
@@ -427,6 +430,7 @@ class GlanceSync:
         """
         plan = self.plan_region(region)
         self._hold_removals([plan])
+        self._hold_waves({plan.region: plan})
         return plan.statuses
 
     def status(self, regions: Sequence[str] = (), images: Sequence[str] = (), *,
@@ -454,7 +458,8 @@ class GlanceSync:
             except GlanceSyncError as error:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
-        self._hold_removals(result.plans.values())
+        self._hold_removals(result.plans.values(), master)
+        self._hold_waves(result.plans)
         result.estimates = estimates(self._throughput(), result.plans)
         result.finished = time.time()
         return result
@@ -463,8 +468,14 @@ class GlanceSync:
         """The throughput measured by earlier syncs (``throughput.json`` in ``run_dir``)."""
         return ThroughputLog(self._run_dir() / THROUGHPUT_FILE)
 
-    def _hold_removals(self, plans: Iterable[RegionPlan]) -> None:
-        """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`)."""
+    def _hold_removals(self, plans: Iterable[RegionPlan],
+                       master: MasterSelection | None = None) -> None:
+        """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`),
+        after the copies whose ``uuid_validity`` promises their id are hidden, not deleted."""
+        plans = list(plans)
+        if any(plan.removals for plan in plans):
+            keep_promised_ids(plans, (master or self._master()).by_id(),
+                              datetime.datetime.now(datetime.timezone.utc))
         limit = self.config.main.max_deletes
         steps = hold_removals(plans, limit)
         if steps > limit:
@@ -472,6 +483,32 @@ class GlanceSync:
                       " than max_deletes = %d: it takes none of them (statuses"
                       " error_max_deletes); check them, then allow them once with --config"
                       " max_deletes=%d", steps, limit, steps)
+
+    def _hold_waves(self, plans: Mapping[str, RegionPlan]) -> None:
+        """``rollout_waves`` over the plans of one run (:func:`~glancesync.plan.hold_waves`):
+        the regions of earlier waves are listed (a region that cannot be is not ready)."""
+        main = self.config.main
+        if not main.rollout_waves:
+            return
+        waves = Waves(main.rollout_waves, main.wave_soak_hours, main.master_region)
+        needed = sorted({previous for region, plan in plans.items()
+                         if any(op.uploads for op in plan.operations)
+                         for previous in waves.previous(region)})
+        copies: dict[str, list[Image] | None] = {}
+        for region in needed:
+            try:
+                adapter = self.adapter(region)
+                # Only the project's own copies: another tenant's image carrying a
+                # provenance record proves nothing.
+                copies[region] = [image for image in adapter.list_images()
+                                  if image.owner == adapter.project_id]
+            except GlanceSyncError as error:
+                LOG.warning("%s (rollout_waves): cannot be listed, its next wave waits: %s",
+                            region, error)
+                copies[region] = None
+        held = hold_waves(plans, waves, copies, datetime.datetime.now(datetime.timezone.utc))
+        if held:
+            LOG.info("rollout_waves: %d new copies wait for their wave", held)
 
     # --- synchronising ---------------------------------------------------------
 
@@ -578,7 +615,8 @@ class GlanceSync:
         with contextlib.ExitStack() as stack:
             pool = self._workers(stack, refs, result, parallel)
             _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
-            self._hold_removals(result.plans.values())
+            self._hold_removals(result.plans.values(), master)
+            self._hold_waves(result.plans)
             self._report_unknown_ids(scope, result)
             sources = CopySources()
             for ref in refs:  # every plan is known: offer its verified copies as sources
@@ -659,7 +697,8 @@ class GlanceSync:
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
         with region_context(str(ref)):
             plan = self.plan_region(ref, master)
-            self._hold_removals([plan])
+            self._hold_removals([plan], master)
+            self._hold_waves({plan.region: plan})
             return self._execute(ref, plan, dry_run)
 
     def _check_conversion_tool(self, refs: Sequence[RegionRef]) -> None:
@@ -686,11 +725,20 @@ class GlanceSync:
         adapter = self.adapter(ref)
         config = self.config.target(ref.target).for_region(ref.name)
         options = {"retry": self._retry_policy(), "progress": self.progress,
-                   "sources": sources, "import_timeout": config.import_timeout}
+                   "sources": sources, "import_timeout": config.import_timeout,
+                   "validation": self._validation(ref)}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
         with lock.hold(self.region_lock(ref)):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
+
+    def _validation(self, ref: RegionRef) -> Validation | None:
+        """The region's ``validate_command`` with its time limit and cloud, or None."""
+        config = self.config.target(ref.target).for_region(ref.name)
+        if not config.validate_command:
+            return None
+        return Validation.of(config.validate_command, config.validate_timeout,
+                             cloud_environment(config.settings, ref.name))
 
     def _run_dir(self) -> Path:
         if self.config.main.run_dir:

@@ -374,6 +374,12 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("max_deletes", "int", 10, minimum=0,
           help="most lifecycle removal steps (hide, deactivate, delete) one run takes,"
                " all regions together; a run that would take more takes none"),
+    _main("rollout_waves", "string",
+          help="waves of regions a new master image reaches one after the other (waves"
+               " separated by ';', regions by ','; the regions not named: a last wave)"),
+    _main("wave_soak_hours", "hours", 0.0, minimum=0.0,
+          help="hours every region of a wave must have held an accepted copy before the"
+               " next wave gets it"),
 )
 
 #: Values of ``transfer``: how image data reaches a region.
@@ -401,6 +407,19 @@ LIFECYCLE_OPTIONS: tuple[Option, ...] = (
     Option("keep_old_copies", "int", None, minimum=0,
            help="most NAME.old copies kept per name; older ones get the removal_policy"
                 " step (no limit)"),
+)
+
+#: The release options of a target (issue 26).
+ROLLOUT_OPTIONS: tuple[Option, ...] = (
+    Option("keep_image_id", "bool", False, per_region=True,
+           help="create each new regional copy with the master image's id (where the"
+                " region refuses it, a new id and a status that says why)"),
+    Option("validate_command", "string", None, per_region=True,
+           help="command run on each new copy before it is made visible (exit status 0:"
+                " published; else kept private, the previous copy in service)"),
+    Option("validate_timeout", "number", 1800.0, minimum=0.0, strict=True, per_region=True,
+           help="seconds validate_command may take before it is stopped (a failed"
+                " validation)"),
 )
 
 #: Options every target section takes, whatever its backend (``type``).
@@ -449,4 +468,5 @@ TARGET_OPTIONS: tuple[Option, ...] = (
     Option("import_timeout", "number", 1800.0, minimum=0.0, strict=True,
            help="seconds a server-side copy (glance-download) may take before it is "
                 "cancelled and the image streamed"),
+    *ROLLOUT_OPTIONS,
 )

@@ -1270,3 +1270,9 @@ def run(bed: Bed, scenario: Callable[[Bed], None]) -> None:
             # Cleaning is best effort on a shared bed; the scenario's own
             # outcome is what the test reports.
             pass
+
+# The release scenarios (issue 26) live in their own module, which uses the
+# helpers above: imported last.
+from tests import rollout_scenarios  # noqa: E402
+
+SCENARIOS += rollout_scenarios.SCENARIOS

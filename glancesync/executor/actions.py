@@ -2,7 +2,7 @@
 
 Every change a sync makes to a region (create, upload, import, update,
 publish, rename, unprotect, delete, reactivate, hide, deactivate, mark,
-share, unshare) goes through :meth:`RegionActions.act`, which logs it and,
+share, unshare; and running ``validate_command`` on a new copy) goes through :meth:`RegionActions.act`, which logs it and,
 in a dry run, does not make it: a dry run changes nothing, anywhere
 (rclone's ``SkipDestructive``, Glance's ``ActionWrapper`` of its import
 flows). Reads (get, list, the state of an import) go to the adapter
@@ -40,6 +40,7 @@ VERBS = {
     "mark": ("marking", "mark", logging.DEBUG),
     "share": ("sharing", "share", logging.INFO),
     "unshare": ("unsharing", "unshare", logging.INFO),
+    "validate": ("validating", "validate", logging.INFO),
 }
 
 

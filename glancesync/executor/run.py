@@ -24,6 +24,7 @@ from glancesync.executor.results import (DONE, FAILED, POSTPONED, REFUSED, Opera
                                          RegionResult, is_refusal)
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.stream import ImageSource, Stream
+from glancesync.executor.validation import Validation, ValidationError
 from glancesync.image import Image
 from glancesync.plan.model import Operation, OperationKind, RegionPlan, Status, StatusCategory
 from glancesync.retry import RetryingAdapter, RetryPolicy
@@ -59,13 +60,16 @@ class Executor:
     a terminal). ``sources`` is the run's :class:`CopySources` (shared by
     the regions of a run: their copies may serve each other); by default
     server-side copies come from the master only. ``import_timeout`` is the
-    seconds a server-side copy may take.
+    seconds a server-side copy may take. ``validation``: the region's
+    ``validate_command``, run on every new copy before it is published.
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
                  dry_run: bool = False, retry: RetryPolicy | None = None,
                  progress: bool | None = None, sources: CopySources | None = None,
-                 import_timeout: float = 1800.0) -> None:
+                 import_timeout: float = 1800.0,
+                 validation: Validation | None = None) -> None:
+        self.validation = validation
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(adapter, RetryingAdapter):
             adapter = RetryingAdapter(adapter, self.retry)
@@ -115,6 +119,10 @@ class Executor:
         self.stream.seconds = 0.0
         try:
             self._run(op, result)
+        except ValidationError as error:
+            outcome.error = str(error)
+            outcome.result = REFUSED
+            self._validation_failed(plan, op, error, result)
         except GlanceSyncError as error:
             outcome.error = str(error)
             if op.uploads and is_refusal(error):
@@ -148,6 +156,16 @@ class Executor:
             status.reason = reason
         result.needs_operator += 1
         LOG.error("%s: image %s: %s", self.region, op.name, reason)
+
+    def _validation_failed(self, plan: RegionPlan, op: Operation, error: ValidationError,
+                           result: RegionResult) -> None:
+        """``validate_command`` refused the new copy: ``error_validation``, its last lines."""
+        status = plan.status_of(op.name)
+        if status is not None:
+            status.status = Status.ERROR_VALIDATION
+            status.reason = error.message
+        result.needs_operator += 1
+        LOG.error("%s: image %s: %s", self.region, op.name, error.message)
 
     def _postpone(self, plan: RegionPlan, op: Operation, result: RegionResult) -> str:
         """A removal step not taken: something failed earlier in this region's run.

@@ -68,15 +68,19 @@ class NewImage:
     image_id: str
     fields: dict[str, Any]
 
-    def create(self, adapter: RegionAdapter) -> None:
-        """Create the image under a fresh id chosen here (a change: callers make it
-        through :meth:`~glancesync.executor.actions.RegionActions.act`).
+    def create(self, adapter: RegionAdapter, image_id: str | None = None) -> None:
+        """Create the image under ``image_id`` (``keep_image_id``: the master's), else
+        a fresh id chosen here (a change: callers make it through
+        :meth:`~glancesync.executor.actions.RegionActions.act`).
 
         With a caller-chosen id, a creation retried after a lost answer
         finds the image of the lost attempt (see
         :class:`~glancesync.retry.RetryingAdapter`).
+
+        :raises ConflictError: the region refused ``image_id`` (taken, or used
+            before: Glance never reuses an id).
         """
-        image_id = str(uuid.uuid4())
+        image_id = image_id or str(uuid.uuid4())
         adapter.create_image(self.name, image_id=image_id, **self.fields)
         self.image_id = image_id
 

@@ -77,6 +77,8 @@ class PlanContext:
         self.synced = master.synchronised(target)
         self.synced_by_id = {image.id: image for image in self.synced.values()}
         self.match: dict[str, Image] = {}
+        #: Regional images kept out of matching for a while (copies not validated).
+        self.aside: list[Image] = []
         self.statuses: dict[str, ImageStatus] = {}
         self.ops: dict[str, Operation] = {}
         self.warnings: list[str] = list(master.warnings)

@@ -113,6 +113,21 @@ class Status(str, enum.Enum):
     INFO_REMOVAL_SKIPPED = ("info_removal_skipped", StatusCategory.INFO, "k",
                             "removal_policy would remove it, but it is protected or another"
                             " project's: never touched")
+    # Releasing images (validate_command, rollout_waves).
+    ERROR_VALIDATION = ("error_validation", StatusCategory.NEEDS_OPERATOR, "F",
+                        "validate_command refused the new copy (or did not finish): it is"
+                        " kept private, the previous copy stays in service (the reason"
+                        " has the command's last lines)")
+    INFO_WAVE_WAITING = ("info_wave_waiting", StatusCategory.INFO, "w",
+                    "new content waiting for its wave: the regions of the previous wave"
+                    " of rollout_waves do not all hold an accepted copy yet, or not for"
+                    " wave_soak_hours (the reason says which)")
+    INFO_END_OF_LIFE = ("info_end_of_life", StatusCategory.INFO, "e",
+                        "the master image is past its provided_until (SCS image metadata);"
+                        " with a removal_policy, no longer synchronised")
+    INFO_REPLACEMENT_OVERDUE = ("info_replacement_overdue", StatusCategory.INFO, "o",
+                                "the master image is overdue for replacement: built longer"
+                                " ago than its replace_frequency (SCS image metadata)")
     ERROR_MAX_DELETES = ("error_max_deletes", StatusCategory.NEEDS_OPERATOR, "X",
                          "a removal step of a run that would take more than max_deletes:"
                          " none of them taken (check them, then allow the run once with"
@@ -206,6 +221,8 @@ class TargetPolicy(SelectionPolicy, Protocol):
     removal_policy: str
     removal_grace_hours: float
     keep_old_copies: int | None
+    keep_image_id: bool
+    validate_command: str | None
 
 
 #: How a master project maps to a region: (how messages name it, the id of
@@ -253,6 +270,8 @@ class Operation:
     with, or to stop sharing it with, after the other changes. ``transfer``
     (uploads) says how the data gets there and in which disk format;
     ``reason`` says why (lifecycle steps), for logs and dry runs.
+    ``image_id`` (uploads, ``keep_image_id``) is the id the new copy is
+    asked to have.
     """
 
     kind: OperationKind
@@ -268,6 +287,8 @@ class Operation:
     remove_members: tuple[str, ...] = ()
     transfer: Transfer | None = None
     reason: str = ""
+    #: The id a new copy is asked to have (``keep_image_id``: the master's), else None.
+    image_id: str | None = None
 
     def __post_init__(self) -> None:
         self.kind = OperationKind(self.kind)
@@ -283,6 +304,8 @@ class Operation:
             mib = self.size / (1024 * 1024)
             how = f", {self.transfer.describe()}" if self.transfer else ""
             text = f"{self.kind} {self.name} ({mib:.1f} MiB{how})"
+            if self.image_id:
+                text += f" as id {self.image_id}"
         elif self.kind is OperationKind.CLEANUP:
             text = f"cleanup {self.name} ({self.regional.status if self.regional else '?'})"
         elif self.kind.removes:

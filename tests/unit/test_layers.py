@@ -184,7 +184,8 @@ def test_the_check_sees_imports():
 #: The planner's concerns (``glancesync/plan/<name>.py``), an import of one by
 #: another only from a later one to an earlier one: never a cycle.
 PLAN_CONCERNS = ["metadata", "uploads", "conflicts", "matching", "ami", "obsolete",
-                 "leftovers", "lifecycle"]
+                 "leftovers", "lifecycle", "identity", "validation", "waves",
+                 "endoflife"]
 
 
 def test_the_plan_s_data_and_context_import_no_concern():
@@ -217,6 +218,7 @@ def test_the_plan_is_composed_in_one_place_of_steps_in_the_spec_s_order():
     assert modules[-1] == "lifecycle", "removal steps are planned last"
     assert modules.index("ami") > modules.index("matching")
     used = set(modules) | {"uploads", "conflicts", "metadata"}  # called by matching
+    used |= {"waves"}  # over the plans of a run, called by the facade
     assert used == set(PLAN_CONCERNS)
 
 
