@@ -92,8 +92,9 @@ class Status(str, enum.Enum):
                           "the master image has no checksum: a copy cannot be verified"
                           " (sync_without_checksum = false)")
     ERROR_REFUSED = ("error_refused", StatusCategory.NEEDS_OPERATOR, "R",
-                     "the region refused the upload for a reason that repeats at every"
-                     " run (the region's message says which)")
+                     "the upload was refused for a reason that repeats at every run:"
+                     " by the region (its message says which), or by GlanceSync's"
+                     " inspection before a conversion (it says what it found)")
     INFO_MASTER_DEACTIVATED = ("info_master_deactivated", StatusCategory.INFO, "x",
                                "deactivated in the master region: not synchronised,"
                                " regional copies left as they are")
