@@ -30,7 +30,8 @@ from glancesync.executor.results import RegionResult
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.steps import resolve_refs, share
 from glancesync.executor.stream import NewImage, Stream
-from glancesync.image import MARK_RENAMED, PROVENANCE_HASH, Image, content_hash, utc_stamp
+from glancesync.image import (MARK_RENAMED, PROVENANCE_COPY_HASH, PROVENANCE_HASH, Image,
+                              content_hash, utc_stamp)
 from glancesync.plan.model import OLD_SUFFIX, Operation, OperationKind
 from glancesync.regions import RegionRef
 from glancesync.serverside import CopySources
@@ -98,23 +99,28 @@ class Upload:
             else:
                 filled = self.run.stream.stream(op, target, transfer, expected.size)
                 streamed = True
-            sent = None
+            sent = copy_hash = None
             if not self.actions.dry_run:
                 sent = verify(self.run.stream, filled, expected, op.name, transfer)
-            self.publish(sent)
+                if transfer.convert_from and filled is not None:
+                    copy_hash = content_hash(filled)
+            self.publish(sent, copy_hash)
             share(self.actions, op.name, target.image_id, op.add_members, ())
         except GlanceSyncError:
             discard(self.actions, target.image_id, op.name)
             raise
         return expected, streamed
 
-    def publish(self, sent: str | None) -> None:
+    def publish(self, sent: str | None, copy_hash: str | None = None) -> None:
         """Give the verified copy what it was created without (``sent``: the hash of
-        the bytes sent of a master without checksum, for its provenance)."""
+        the bytes sent of a master without checksum, for its provenance;
+        ``copy_hash``: the region's hash of a verified converted copy)."""
         fields = self.op.changes
         final: dict[str, Any] = {}
         if sent is not None:
             final[PROVENANCE_HASH] = sent
+        if copy_hash is not None:
+            final[PROVENANCE_COPY_HASH] = copy_hash
         if fields.get("visibility", "private") != "private":
             final["visibility"] = fields["visibility"]
         if fields.get("protected"):
