@@ -672,12 +672,15 @@ class GlanceSync:
 
     def _offer_copies(self, ref: RegionRef, plan: RegionPlan, master: MasterSelection,
                       sources: CopySources) -> None:
-        """Offer the region's copies of master content as sources of server-side copies."""
+        """Offer the region's copies of master content as sources of server-side copies:
+        only GlanceSync's own verified copies (``plan.relays``), never another
+        project's image, whose properties Glance would copy."""
         transfer = self._region_transfer(ref)
         for status in plan.statuses:
             image = master.candidates.get(status.name)
             if (status.status in (Status.OK, Status.PENDING_METADATA) and status.regional_id
                     and image is not None and image.id == status.master_id
+                    and plan.relays.get(image.id) == status.regional_id
                     and not transfer.converts(image)):
                 sources.add(ref.target, ref.name, image.id, status.regional_id)
 

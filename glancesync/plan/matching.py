@@ -142,7 +142,24 @@ def classify(ctx: PlanContext, name: str, master: Image) -> None:
                        f"same content; owned by project {regional.owner}, "
                        "metadata not managed")
         return
+    if fit_to_relay(ctx, master, regional):
+        ctx.relays[master.id] = regional.id
     metadata.compare(ctx, name, master, regional, Status.OK)
+
+
+def fit_to_relay(ctx: PlanContext, master: Image, regional: Image) -> bool:
+    """True when ``regional`` may serve server-side copies of ``master``.
+
+    Glance copies a source's ``hw_*``, ``trait:*``, ``os_secure_boot``...
+    onto the image it imports: only a copy GlanceSync made may be a source.
+    The project's own active image, with the master's hashes, whose
+    provenance names this master content.
+    """
+    record = regional.provenance
+    return (ctx.own(regional) and regional.status == "active"
+            and comparable_by_hashes(ctx, master) and master.same_content(regional)
+            and record is not None and record.is_copy_of(master)
+            and record.master_region in (None, ctx.master.region))
 
 
 def classify_duplicates(ctx: PlanContext) -> None:

@@ -304,6 +304,10 @@ class RegionPlan:
     statuses: list[ImageStatus] = dataclasses.field(default_factory=list)
     operations: list[Operation] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    #: Master image id -> the region's copy that may serve server-side copies
+    #: (a relay): only the project's own active copy, recorded as made by
+    #: GlanceSync from that master content, with the master's hashes.
+    relays: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def counts(self) -> dict[Status, int]:
         """Number of images per status (every status present, maybe 0)."""
