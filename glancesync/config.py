@@ -102,6 +102,7 @@ class MainConfig:
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
     output_group: str | None = None  #: group that may read the outputs (glancesync.filemodes)
     max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
+    max_master_shrink: int = 50  #: percent the master listing may shrink between runs
 
 
 @dataclasses.dataclass

@@ -19,13 +19,14 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, backups, convert, lock, report, scope, sharing
+from glancesync import backends, backups, convert, listing, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
-from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
+from glancesync.plan import (REMOVAL_STEPS, ImageStatus, RegionPlan, Status, hold_removals,
+                             make_plan)
 from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
@@ -454,7 +455,7 @@ class GlanceSync:
             except GlanceSyncError as error:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
-        self._hold_removals(result.plans.values())
+        self._hold_removals(result.plans.values(), master)
         result.estimates = estimates(self._throughput(), result.plans)
         result.finished = time.time()
         return result
@@ -463,8 +464,20 @@ class GlanceSync:
         """The throughput measured by earlier syncs (``throughput.json`` in ``run_dir``)."""
         return ThroughputLog(self._run_dir() / THROUGHPUT_FILE)
 
-    def _hold_removals(self, plans: Iterable[RegionPlan]) -> None:
-        """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`)."""
+    def _hold_removals(self, plans: Iterable[RegionPlan], master: MasterSelection | None = None,
+                       *, record: bool = False) -> None:
+        """The guards of removal steps over the plans of one run: the master listing
+        compared with the last run's (``max_master_shrink``, :mod:`glancesync.listing`;
+        with ``master``; ``record``: a sync that is no dry run), then ``max_deletes``
+        (:func:`~glancesync.plan.hold_removals`)."""
+        plans = list(plans)
+        if master is not None:
+            removing = any(target.removal_policy in REMOVAL_STEPS
+                           for target in self.config.targets.values())
+            listing.guard(listing.ListingLog(self._run_dir() / listing.FILE_NAME),
+                          self.lock_name(self._master_ref), len(master.listed_ids),
+                          self.config.main.max_master_shrink, plans, record=record,
+                          removing=removing)
         limit = self.config.main.max_deletes
         steps = hold_removals(plans, limit)
         if steps > limit:
@@ -578,7 +591,7 @@ class GlanceSync:
         with contextlib.ExitStack() as stack:
             pool = self._workers(stack, refs, result, parallel)
             _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
-            self._hold_removals(result.plans.values())
+            self._hold_removals(result.plans.values(), master, record=not dry_run)
             self._report_unknown_ids(scope, result)
             sources = CopySources()
             for ref in refs:  # every plan is known: offer its verified copies as sources
@@ -659,7 +672,7 @@ class GlanceSync:
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
         with region_context(str(ref)):
             plan = self.plan_region(ref, master)
-            self._hold_removals([plan])
+            self._hold_removals([plan], master, record=not dry_run)
             return self._execute(ref, plan, dry_run)
 
     def _check_conversion_tool(self, refs: Sequence[RegionRef]) -> None:

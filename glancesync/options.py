@@ -374,6 +374,10 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("max_deletes", "int", 10, minimum=0,
           help="most lifecycle removal steps (hide, deactivate, delete) one run takes,"
                " all regions together; a run that would take more takes none"),
+    _main("max_master_shrink", "int", 50, minimum=0,
+          help="largest drop, in percent, of the images the master listing shows since"
+               " the last run; a run whose listing shrank more takes no removal step"
+               " (100: no limit)"),
 )
 
 #: Values of ``transfer``: how image data reaches a region.

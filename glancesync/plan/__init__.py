@@ -69,7 +69,7 @@ from glancesync.image import Image
 from glancesync.plan import ami, leftovers, lifecycle, matching, obsolete
 from glancesync.plan.conflicts import ANY
 from glancesync.plan.context import PlanContext
-from glancesync.plan.lifecycle import hold_removals
+from glancesync.plan.lifecycle import hold_all_removals, hold_removals
 from glancesync.plan.model import (CONTENT_PENDING, CONTENT_SAME, DEACTIVATED_KEEP,
                                    DEACTIVATED_REACTIVATE, DEACTIVATED_REPORT, OLD_SUFFIX,
                                    REMOVAL_STEPS, SIGNATURES_AFTER_UPLOAD, SIGNATURES_AT_UPLOAD,
@@ -84,7 +84,7 @@ __all__ = [
     "DEACTIVATED_REPORT", "OLD_SUFFIX", "REMOVAL_STEPS", "SIGNATURES_AFTER_UPLOAD",
     "SIGNATURES_AT_UPLOAD", "SIGNATURES_DROP", "STEPS", "Step", "ImageStatus", "MemberTarget",
     "Operation", "OperationKind", "RegionPlan", "Status", "StatusCategory", "TargetPolicy",
-    "hold_removals", "make_plan",
+    "hold_all_removals", "hold_removals", "make_plan",
 ]
 
 #: One step of planning: reads the context, adds to it.

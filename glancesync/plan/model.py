@@ -118,6 +118,11 @@ class Status(str, enum.Enum):
                          "a removal step of a run that would take more than max_deletes:"
                          " none of them taken (check them, then allow the run once with"
                          " --config max_deletes=N)")
+    ERROR_MASTER_SHRANK = ("error_master_shrank", StatusCategory.NEEDS_OPERATOR, "Z",
+                           "a removal step of a run whose master listing shrank more than"
+                           " max_master_shrink since the last run: none of them taken"
+                           " (check the master, then allow the run once with --config"
+                           " max_master_shrink=100)")
 
     def __str__(self) -> str:
         return self.value
