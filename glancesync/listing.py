@@ -47,6 +47,8 @@ class ListingLog:
         self.counts: dict[str, dict[str, Any]] = self._load()
 
     def _load(self) -> dict[str, dict[str, Any]]:
+        if not self.path.parent.exists():  # no run yet: nothing to compare with
+            return {}
         try:
             data: Any = readback.read_json(self.path, max_size=MAX_SIZE,
                                            what="the master listing counts")
