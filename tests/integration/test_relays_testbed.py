@@ -1,4 +1,4 @@
-"""Relays of server-side copies on the test bed's real Glance regions (issue 21, cases 5, 13).
+"""Copies GlanceSync takes for its own, on the test bed's real Glance (issue 21, cases 5, 6, 13).
 
 Case 5: with ``only_tenant_images = false`` and ``transfer = glance-download``,
 another project's ``ok`` image was offered as the source of RegionB's copy;
@@ -6,6 +6,10 @@ Glance copies the source's ``hw_*``, ``trait:*``, ``os_secure_boot``... on
 import, and the new public copy kept the tenant's. Only GlanceSync's own
 copies relay, and a server-side copy's properties are made exactly the
 planned ones (what Glance copied and the plan did not ask for is removed).
+
+Case 6: with ``only_tenant_images = false`` and ``convert_to``, a tenant's
+image carrying a forged ``glancesync.*`` provenance record was taken for the
+converted copy (``ok``) and the real copy was never uploaded.
 
 Case 13: a relay whose stored bytes are corrupt (its API still shows the
 master's hashes) was chosen again and again, the copy failed verification
@@ -23,8 +27,10 @@ from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
 from glancesync.backends.openstack.glance import GlanceRegionAdapter
+from glancesync.image import Provenance, content_hash
 from glancesync.plan import Status
-from tests.integration.test_transfer_testbed import MIB, Bed, assert_in_sync, facade
+from tests.integration.test_transfer_testbed import (MIB, Bed, _add_qcow2, assert_in_sync,
+                                                     facade)
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +120,22 @@ def test_a_corrupt_relay_is_named_and_the_copy_streamed_instead(bed, tmp_path, c
         assert (f"made from RegionA's image {relay.id} does not hold the master's bytes"
                 in caplog.text)
         assert_in_sync(bed, gs, master, regions=("RegionB",))
+
+
+def test_a_tenants_forged_record_is_not_taken_for_the_converted_copy(bed, tmp_path):
+    master, _ = _add_qcow2(bed, tmp_path, "forged", os.urandom(2 * MIB))
+    record = Provenance.of(master, "Master").stamped().as_properties()
+    tenant = alice(bed, "RegionA")
+    forged = tenant.create_image(master.name, visibility="shared", disk_format="raw",
+                                 container_format="bare", properties=record)
+    forged = tenant.upload_data(forged.id, [b"not the master's content" * 1000], 24000)
+    assert forged.provenance is not None and forged.provenance.is_copy_of(master)
+    with facade(bed, tmp_path, transfer="stream", convert_to="raw",
+                only_tenant_images="false") as gs:
+        assert gs.status(["RegionA"]).statuses[0].status is Status.PENDING_UPLOAD
+        assert gs.sync(["RegionA"]).exit_status == 0
+        (copy,) = [i for i in bed.mine("RegionA") if i.id != forged.id]
+        assert copy.disk_format == "raw" and copy.owner != forged.owner
+        assert copy.provenance.copy_hash == content_hash(copy)
+        status = gs.status(["RegionA"]).statuses[0]
+        assert (status.status, status.regional_id) == (Status.OK, copy.id)
