@@ -43,12 +43,13 @@ def with_line(line: str, section: str = "master") -> str:
 
 
 def run(argv: list[str], env: dict[str, str] | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess:
+        timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items()
                    if not k.startswith(("OS_", "GLANCESYNC_"))}
     environment.update(env or {})
     return subprocess.run([str(BIN / "glancesync-sync"), *argv, "--show-regions"],
-                          capture_output=True, text=True, env=environment, timeout=timeout)
+                          capture_output=True, text=True, env=environment, timeout=timeout,
+                          cwd=cwd)
 
 
 def assert_clean_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -231,7 +232,7 @@ def clouds_yaml(path: Path, auth_url: str, **settings: str) -> Path:
 
 @pytest.mark.timeout(180)  # each of them blocked for ever
 @pytest.mark.parametrize("case", [
-    "clouds.yaml FIFO", "secure.yaml FIFO", "cacert FIFO", "cacert /dev/zero",
+    "clouds.yaml FIFO", "secure.yaml FIFO", "FIFO after a broken clouds.yaml", "cacert FIFO", "cacert /dev/zero",
     "cloud cacert FIFO", "OS_CACERT FIFO", "REQUESTS_CA_BUNDLE FIFO", "cloud cert FIFO"])
 def test_a_credential_file_that_would_block_is_refused(tmp_path, fifo, listening, case):
     """A FIFO (or a device) named as clouds.yaml or as a TLS file: one clean error."""
@@ -243,6 +244,16 @@ def test_a_credential_file_that_would_block_is_refused(tmp_path, fifo, listening
     if case == "clouds.yaml FIFO":
         env["OS_CLIENT_CONFIG_FILE"], master = str(fifo), cloud
         fragments = ("cannot read the clouds.yaml file ($OS_CLIENT_CONFIG_FILE)", expected)
+    elif case == "FIFO after a broken clouds.yaml":
+        # openstacksdk skips a file it cannot parse and opens the next one it finds:
+        # ./clouds.yaml in the working folder of the run.
+        broken = tmp_path / "broken.yaml"
+        broken.write_text("clouds: [unclosed\n")
+        env["OS_CLIENT_CONFIG_FILE"], master = str(broken), cloud
+        os.mkfifo(tmp_path / "clouds.yaml")
+        fifo = tmp_path / "clouds.yaml"
+        expected = f"{fifo} is a FIFO, not a regular file"
+        fragments = ("cannot read the clouds.yaml file", expected)
     elif case == "secure.yaml FIFO":
         env["OS_CLIENT_CONFIG_FILE"] = str(clouds_yaml(tmp_path / "c.yaml", listening))
         env["OS_CLIENT_SECURE_FILE"], master = str(fifo), cloud
@@ -273,7 +284,7 @@ def test_a_credential_file_that_would_block_is_refused(tmp_path, fifo, listening
         master, fragments = cloud, ("cannot use the TLS file of cert", expected)
     conf.write_text(f"[main]\nmaster_region = Master\n[master]\n{master}")
     conf.chmod(0o600)
-    done = run(["--config-file", str(conf)], env, timeout=90)
+    done = run(["--config-file", str(conf)], env, timeout=90, cwd=tmp_path)
     assert_clean_error(done, *fragments, "[master]")
 
 

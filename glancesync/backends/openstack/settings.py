@@ -289,9 +289,10 @@ def _cloud_files(environ: Mapping[str, str]) -> Iterable[tuple[str, list[str]]]:
 def check_cloud_files(section: str, environ: Mapping[str, str] | None = None) -> None:
     """Refuse, before openstacksdk reads them, the ``clouds.yaml`` files it would block on.
 
-    In each list, the files are looked at in openstacksdk's order until one
-    it reads (a regular file it may open): one that exists and
-    :func:`named_file_problem` refuses is a ``ConfigError``.
+    Every file of the lists that exists is looked at: openstacksdk goes on
+    to the next one when a file cannot be read or parsed, so any of them
+    may be opened. One that :func:`named_file_problem` refuses is a
+    ``ConfigError``.
     """
     environ = os.environ if environ is None else environ
     for variable, paths in _cloud_files(environ):
@@ -301,8 +302,6 @@ def check_cloud_files(section: str, environ: Mapping[str, str] | None = None) ->
                 origin = f" (${variable})" if variable and path == environ.get(variable) else ""
                 raise ConfigError(f"cannot read the clouds.yaml file{origin}: {problem}",
                                   section=section, option="cloud")
-            if os.path.isfile(path) and os.access(path, os.R_OK):
-                break
 
 
 def check_tls_files(verify: Any, cert: Any, section: str,
