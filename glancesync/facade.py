@@ -426,8 +426,9 @@ class GlanceSync:
         :raises UsageError: an argument that is not a region name.
         :raises GlanceSyncError: the master or the region cannot be listed.
         """
-        plan = self.plan_region(region)
-        self._hold_removals([plan])
+        master = self._master()
+        plan = self.plan_region(region, master)
+        self._hold_removals([plan], master)
         return plan.statuses
 
     def status(self, regions: Sequence[str] = (), images: Sequence[str] = (), *,

@@ -191,3 +191,8 @@ def test_a_record_that_is_a_fifo_or_garbage_never_hangs_a_run(tmp_path, synced, 
     record.write_text('{"x": {"images": "six"}, "y": [1]}')
     record.chmod(0o600)
     assert facade(tmp_path).sync(["RegionA"]).exit_status == 0
+
+
+def test_get_status_holds_them_too(tmp_path, synced, truncating_backend):
+    statuses = facade(tmp_path, "truncating").get_status("RegionA")
+    assert [s.status for s in statuses].count(Status.ERROR_MASTER_SHRANK) == 5
