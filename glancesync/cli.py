@@ -332,7 +332,8 @@ def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
 #: leftovers and the lifecycle's copies of images gone from the master.
 NOT_MASTER_IMAGES = frozenset({Status.PENDING_CLEANUP, Status.PENDING_REMOVAL,
                                Status.INFO_REMOVAL_GRACE, Status.OK_RETIRED,
-                               Status.INFO_REMOVAL_SKIPPED, Status.ERROR_MAX_DELETES})
+                               Status.INFO_REMOVAL_SKIPPED, Status.ERROR_MAX_DELETES,
+                               Status.ERROR_MASTER_SHRANK})
 
 
 def nothing_to_sync(glancesync: GlanceSync, result: RunResult | StatusReport,

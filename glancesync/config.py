@@ -107,6 +107,7 @@ class MainConfig:
     #: Regions (``target:Region``) per wave of ``rollout_waves``, in order (none: no waves).
     rollout_waves: tuple[tuple[str, ...], ...] = ()
     wave_soak_hours: float = 0.0  #: hours a wave holds a copy before the next one gets it
+    max_master_shrink: int = 50  #: percent the master listing may shrink between runs
 
 
 @dataclasses.dataclass

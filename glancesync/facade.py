@@ -20,15 +20,15 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, backups, convert, lock, report, scope, sharing
+from glancesync import backends, backups, convert, listing, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
 from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
 from glancesync.executor import Executor, RegionResult
 from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
-from glancesync.plan import (ImageStatus, RegionPlan, Status, Waves, hold_removals, hold_waves,
-                             keep_promised_ids, make_plan)
+from glancesync.plan import (REMOVAL_STEPS, ImageStatus, RegionPlan, Status, Waves,
+                             hold_removals, hold_waves, keep_promised_ids, make_plan)
 from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
@@ -428,8 +428,9 @@ class GlanceSync:
         :raises UsageError: an argument that is not a region name.
         :raises GlanceSyncError: the master or the region cannot be listed.
         """
-        plan = self.plan_region(region)
-        self._hold_removals([plan])
+        master = self._master()
+        plan = self.plan_region(region, master)
+        self._hold_removals([plan], master)
         self._hold_waves({plan.region: plan})
         return plan.statuses
 
@@ -468,11 +469,21 @@ class GlanceSync:
         """The throughput measured by earlier syncs (``throughput.json`` in ``run_dir``)."""
         return ThroughputLog(self._run_dir() / THROUGHPUT_FILE)
 
-    def _hold_removals(self, plans: Iterable[RegionPlan],
-                       master: MasterSelection | None = None) -> None:
-        """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`),
-        after the copies whose ``uuid_validity`` promises their id are hidden, not deleted."""
+    def _hold_removals(self, plans: Iterable[RegionPlan], master: MasterSelection | None = None,
+                       *, record: bool = False) -> None:
+        """The guards of removal steps over the plans of one run: the master listing
+        compared with the last run's (``max_master_shrink``, :mod:`glancesync.listing`;
+        with ``master``; ``record``: a sync that is no dry run), then ``max_deletes``
+        (:func:`~glancesync.plan.hold_removals`), after the copies whose
+        ``uuid_validity`` promises their id are hidden, not deleted."""
         plans = list(plans)
+        if master is not None:
+            removing = any(target.removal_policy in REMOVAL_STEPS
+                           for target in self.config.targets.values())
+            listing.guard(listing.ListingLog(self._run_dir() / listing.FILE_NAME),
+                          self.lock_name(self._master_ref), len(master.listed_ids),
+                          self.config.main.max_master_shrink, plans, record=record,
+                          removing=removing)
         if any(plan.removals for plan in plans):
             keep_promised_ids(plans, (master or self._master()).by_id(),
                               datetime.datetime.now(datetime.timezone.utc))
@@ -615,7 +626,7 @@ class GlanceSync:
         with contextlib.ExitStack() as stack:
             pool = self._workers(stack, refs, result, parallel)
             _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
-            self._hold_removals(result.plans.values(), master)
+            self._hold_removals(result.plans.values(), master, record=not dry_run)
             self._hold_waves(result.plans)
             self._report_unknown_ids(scope, result)
             sources = CopySources()
@@ -697,7 +708,7 @@ class GlanceSync:
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
         with region_context(str(ref)):
             plan = self.plan_region(ref, master)
-            self._hold_removals([plan], master)
+            self._hold_removals([plan], master, record=not dry_run)
             self._hold_waves({plan.region: plan})
             return self._execute(ref, plan, dry_run)
 
@@ -711,12 +722,15 @@ class GlanceSync:
 
     def _offer_copies(self, ref: RegionRef, plan: RegionPlan, master: MasterSelection,
                       sources: CopySources) -> None:
-        """Offer the region's copies of master content as sources of server-side copies."""
+        """Offer the region's copies of master content as sources of server-side copies:
+        only GlanceSync's own verified copies (``plan.relays``), never another
+        project's image, whose properties Glance would copy."""
         transfer = self._region_transfer(ref)
         for status in plan.statuses:
             image = master.candidates.get(status.name)
             if (status.status in (Status.OK, Status.PENDING_METADATA) and status.regional_id
                     and image is not None and image.id == status.master_id
+                    and plan.relays.get(image.id) == status.regional_id
                     and not transfer.converts(image)):
                 sources.add(ref.target, ref.name, image.id, status.regional_id)
 

@@ -380,6 +380,10 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("wave_soak_hours", "hours", 0.0, minimum=0.0,
           help="hours every region of a wave must have held an accepted copy before the"
                " next wave gets it"),
+    _main("max_master_shrink", "int", 50, minimum=0,
+          help="largest drop, in percent, of the images the master listing shows since"
+               " the last run; a run whose listing shrank more takes no removal step"
+               " (100: no limit)"),
 )
 
 #: Values of ``transfer``: how image data reaches a region.

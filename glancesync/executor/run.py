@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import GlanceSyncError
+from glancesync.errors import GlanceSyncError, ImageRefusedError
 from glancesync.executor import steps, upload
 from glancesync.executor.actions import LOG, RegionActions, describe
 from glancesync.executor.results import (DONE, FAILED, POSTPONED, REFUSED, OperationOutcome,
@@ -147,9 +147,19 @@ class Executor:
 
     def _refused(self, plan: RegionPlan, op: Operation, error: GlanceSyncError,
                  result: RegionResult) -> None:
-        """The region refused an upload for good: ``error_refused``, with its message."""
-        reason = (f"the region refused the upload ({error.message}); it will refuse it"
-                  " at every run until an operator acts")
+        """An upload refused for good: ``error_refused``, with who refused it and why.
+
+        The region (its message), or GlanceSync itself: a master image its
+        inspection refuses to hand to ``qemu-img`` (:class:`ImageRefusedError`,
+        whose message names the inspection's finding).
+        """
+        if isinstance(error, ImageRefusedError):
+            reason = (f"GlanceSync refused to convert the master image ({error.message});"
+                      " the region was not asked; every run refuses it until an operator"
+                      " replaces the master image")
+        else:
+            reason = (f"the region refused the upload ({error.message}); it will refuse it"
+                      " at every run until an operator acts")
         status = plan.status_of(op.name)
         if status is not None:
             status.status = Status.ERROR_REFUSED

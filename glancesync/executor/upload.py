@@ -34,7 +34,8 @@ from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.steps import resolve_refs, share
 from glancesync.executor.stream import NewImage, Stream
 from glancesync.executor.validation import Validation, ValidationError, mark_output
-from glancesync.image import MARK_RENAMED, PROVENANCE_HASH, Image, content_hash, utc_stamp
+from glancesync.image import (MARK_RENAMED, PROVENANCE_COPY_HASH, PROVENANCE_HASH, Image,
+                              content_hash, utc_stamp)
 from glancesync.plan.model import OLD_SUFFIX, Operation, OperationKind
 from glancesync.plan.validation import (FAILED, MARK_VALIDATED, MARK_VALIDATION,
                                         MARK_VALIDATION_OUTPUT, PASSED, PENDING)
@@ -127,11 +128,13 @@ class Upload:
             else:
                 filled = self.run.stream.stream(op, target, transfer, expected.size)
                 streamed = True
-            sent = None
+            sent = copy_hash = None
             if not self.actions.dry_run:
                 sent = verify(self.run.stream, filled, expected, op.name, transfer)
+                if transfer.convert_from and filled is not None:
+                    copy_hash = content_hash(filled)
             self.validate()
-            self.publish(sent)
+            self.publish(sent, copy_hash)
             share(self.actions, op.name, target.image_id, op.add_members, ())
         except ValidationError:
             raise  # the copy is kept, private, for an operator to look at
@@ -191,13 +194,16 @@ class Upload:
             f" previous copy in service; last lines: {' | '.join(ended.tail[-5:])}",
             list(ended.tail), region=self.actions.region, image=op.name)
 
-    def publish(self, sent: str | None) -> None:
+    def publish(self, sent: str | None, copy_hash: str | None = None) -> None:
         """Give the verified copy what it was created without (``sent``: the hash of
-        the bytes sent of a master without checksum, for its provenance)."""
+        the bytes sent of a master without checksum, for its provenance;
+        ``copy_hash``: the region's hash of a verified converted copy)."""
         fields = self.op.changes
         final: dict[str, Any] = {}
         if sent is not None:
             final[PROVENANCE_HASH] = sent
+        if copy_hash is not None:
+            final[PROVENANCE_COPY_HASH] = copy_hash
         if fields.get("visibility", "private") != "private":
             final["visibility"] = fields["visibility"]
         if fields.get("protected"):

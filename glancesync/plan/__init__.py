@@ -75,7 +75,7 @@ from glancesync.plan import (ami, endoflife, identity, leftovers, lifecycle, mat
 from glancesync.plan.conflicts import ANY
 from glancesync.plan.context import PlanContext
 from glancesync.plan.endoflife import keep_promised_ids
-from glancesync.plan.lifecycle import hold_removals
+from glancesync.plan.lifecycle import hold_all_removals, hold_removals
 from glancesync.plan.waves import Waves, hold_waves
 from glancesync.plan.model import (CONTENT_PENDING, CONTENT_SAME, DEACTIVATED_KEEP,
                                    DEACTIVATED_REACTIVATE, DEACTIVATED_REPORT, OLD_SUFFIX,
@@ -91,7 +91,7 @@ __all__ = [
     "DEACTIVATED_REPORT", "OLD_SUFFIX", "REMOVAL_STEPS", "SIGNATURES_AFTER_UPLOAD",
     "SIGNATURES_AT_UPLOAD", "SIGNATURES_DROP", "STEPS", "Step", "ImageStatus", "MemberTarget",
     "Operation", "OperationKind", "RegionPlan", "Status", "StatusCategory", "TargetPolicy",
-    "Waves", "hold_removals", "hold_waves", "keep_promised_ids", "make_plan",
+    "Waves", "hold_all_removals", "hold_removals", "hold_waves", "keep_promised_ids", "make_plan",
 ]
 
 #: One step of planning: reads the context, adds to it.

@@ -46,11 +46,19 @@ def report_own_duplicates(ctx: PlanContext) -> None:
 
 
 def match_regional(ctx: PlanContext) -> None:
-    """Pick, per synchronised name, the regional image to compare with."""
+    """Pick, per synchronised name, the regional image to compare with.
+
+    Another project's image (``only_tenant_images = false``) takes part only
+    where hashes can compare it: never for a master converted to the
+    region's ``convert_to`` or a master without hash, whose copies are
+    recognised by a provenance record any project can forge (a new copy of
+    ours is made beside it).
+    """
     found: dict[str, list[Image]] = {}
     for image in ctx.regional:
         if (image.status in ("active", "deactivated") and image.name in ctx.synced
-                and ctx.visible(image)):
+                and ctx.visible(image)
+                and (ctx.own(image) or comparable_by_hashes(ctx, ctx.synced[image.name]))):
             found.setdefault(image.name, []).append(image)
     for name, images in found.items():
         master = ctx.synced[name]
@@ -62,6 +70,12 @@ def match_regional(ctx: PlanContext) -> None:
                      f"({', '.join(i.id for i in images)}); using {images[0].id}")
 
 
+def comparable_by_hashes(ctx: PlanContext, master: Image) -> bool:
+    """True when a copy of ``master`` in this region has the master's hashes
+    (not converted, and the master has a hash)."""
+    return content_hash(master) is not None and not ctx.transfer.converts(master)
+
+
 def same_content(ctx: PlanContext, master: Image, regional: Image) -> bool:
     """Same bytes by the hashes; for a master without any, our verified copy of it.
 
@@ -71,9 +85,19 @@ def same_content(ctx: PlanContext, master: Image, regional: Image) -> bool:
     the copy must match (and the size the master's). A copy converted
     to the region's ``convert_to`` is judged on its provenance and
     format (:meth:`~glancesync.strategy.RegionTransfer.same_copy`).
+
+    Those two rest on a provenance record, which anyone who may set an
+    image's properties can forge: they count only for the project's own
+    images (another project's image, seen with ``only_tenant_images =
+    false``, is compared by its hashes alone, and a converted copy or a
+    copy of a master without hash cannot be proven by them).
     """
     if content_hash(master) is not None:
+        if ctx.transfer.converts(master) and not ctx.own(regional):
+            return False
         return ctx.transfer.same_copy(master, regional)
+    if not ctx.own(regional):
+        return False
     record = regional.provenance
     known = {content_hash(regional)}
     if regional.checksum:
@@ -118,7 +142,24 @@ def classify(ctx: PlanContext, name: str, master: Image) -> None:
                        f"same content; owned by project {regional.owner}, "
                        "metadata not managed")
         return
+    if fit_to_relay(ctx, master, regional):
+        ctx.relays[master.id] = regional.id
     metadata.compare(ctx, name, master, regional, Status.OK)
+
+
+def fit_to_relay(ctx: PlanContext, master: Image, regional: Image) -> bool:
+    """True when ``regional`` may serve server-side copies of ``master``.
+
+    Glance copies a source's ``hw_*``, ``trait:*``, ``os_secure_boot``...
+    onto the image it imports: only a copy GlanceSync made may be a source.
+    The project's own active image, with the master's hashes, whose
+    provenance names this master content.
+    """
+    record = regional.provenance
+    return (ctx.own(regional) and regional.status == "active"
+            and comparable_by_hashes(ctx, master) and master.same_content(regional)
+            and record is not None and record.is_copy_of(master)
+            and record.master_region in (None, ctx.master.region))
 
 
 def classify_duplicates(ctx: PlanContext) -> None:

@@ -92,8 +92,9 @@ class Status(str, enum.Enum):
                           "the master image has no checksum: a copy cannot be verified"
                           " (sync_without_checksum = false)")
     ERROR_REFUSED = ("error_refused", StatusCategory.NEEDS_OPERATOR, "R",
-                     "the region refused the upload for a reason that repeats at every"
-                     " run (the region's message says which)")
+                     "the upload was refused for a reason that repeats at every run:"
+                     " by the region (its message says which), or by GlanceSync's"
+                     " inspection before a conversion (it says what it found)")
     INFO_MASTER_DEACTIVATED = ("info_master_deactivated", StatusCategory.INFO, "x",
                                "deactivated in the master region: not synchronised,"
                                " regional copies left as they are")
@@ -132,6 +133,11 @@ class Status(str, enum.Enum):
                          "a removal step of a run that would take more than max_deletes:"
                          " none of them taken (check them, then allow the run once with"
                          " --config max_deletes=N)")
+    ERROR_MASTER_SHRANK = ("error_master_shrank", StatusCategory.NEEDS_OPERATOR, "Z",
+                           "a removal step of a run whose master listing shrank more than"
+                           " max_master_shrink since the last run: none of them taken"
+                           " (check the master, then allow the run once with --config"
+                           " max_master_shrink=100)")
 
     def __str__(self) -> str:
         return self.value
@@ -326,6 +332,10 @@ class RegionPlan:
     statuses: list[ImageStatus] = dataclasses.field(default_factory=list)
     operations: list[Operation] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    #: Master image id -> the region's copy that may serve server-side copies
+    #: (a relay): only the project's own active copy, recorded as made by
+    #: GlanceSync from that master content, with the master's hashes.
+    relays: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def counts(self) -> dict[Status, int]:
         """Number of images per status (every status present, maybe 0)."""

@@ -32,7 +32,7 @@ LAYERS = [
      "glancesync.sharing", "glancesync.serverside"],
     ["glancesync.plan.*"],  # the planner's concerns
     ["glancesync.plan"],  # make_plan: the concerns in the order of the SPEC
-    ["glancesync.scope", "glancesync.throughput"],
+    ["glancesync.scope", "glancesync.throughput", "glancesync.listing"],
     ["glancesync.executor.results", "glancesync.executor.actions"],
     ["glancesync.executor.*"],  # the executor's parts: steps, the upload path
     ["glancesync.executor", "glancesync.backups"],

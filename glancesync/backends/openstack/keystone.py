@@ -26,7 +26,8 @@ from keystoneauth1.identity import v3
 
 from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
 from glancesync.backends.openstack.origins import guarded_session
-from glancesync.backends.openstack.settings import INTERFACES, OpenStackSettings, load_cloud
+from glancesync.backends.openstack.settings import (INTERFACES, OpenStackSettings,
+                                                    check_tls_files, load_cloud)
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                GlanceSyncError, ServiceError, TLSError)
 from glancesync.regions import RegionRef
@@ -121,7 +122,7 @@ class KeystoneTarget(Target):
         """The target's keystoneauth1 session (built on first use, not yet authenticated)."""
         if self._session is None:
             if self.cloud is not None:
-                self._session = self._cloud_session()
+                session = self._cloud_session()
             else:
                 if not self.settings.auth:
                     raise ConfigError("no credentials for this target", section=self.name)
@@ -129,9 +130,12 @@ class KeystoneTarget(Target):
                 self._auth = self._make_plugin(auth, auth_type=auth.pop("auth_type", None))
                 # Requests (and the redirections keystoneauth follows) reach only
                 # Keystone and the catalog's endpoints: the token goes nowhere else.
-                self._session = ks_session.Session(
+                session = ks_session.Session(
                     auth=self._auth, verify=self._verify(True), timeout=SOCKET_TIMEOUT,
                     session=guarded_session(self._allowed_urls))
+            # A FIFO as CA bundle would block the first handshake for ever.
+            check_tls_files(session.verify, session.cert, self.name)
+            self._session = session
         return self._session
 
     def _allowed_urls(self) -> Iterator[str | None]:

@@ -20,12 +20,14 @@ import base64
 import binascii
 import dataclasses
 import os
-from typing import Any, Mapping
+import stat
+from typing import Any, Iterable, Mapping
 
 from glancesync.errors import ConfigError
 from glancesync.options import MASTER, Option, Section
 
-__all__ = ["OPTIONS", "AUTH_OPTIONS", "OpenStackSettings", "read_settings", "load_cloud"]
+__all__ = ["OPTIONS", "AUTH_OPTIONS", "OpenStackSettings", "read_settings", "load_cloud",
+           "named_file_problem", "check_cloud_files", "check_tls_files"]
 
 #: Keystone credential options of a target (keystoneauth1 names).
 AUTH_OPTIONS = ("auth_url", "username", "password", "project_name",
@@ -242,6 +244,94 @@ def _environment_auth(section: Section,
     return None, result
 
 
+#: The largest ``clouds.yaml``, CA bundle or client certificate read (bytes):
+#: such files hold a few KiB to a few hundred KiB.
+MAX_NAMED_FILE = 16 * 1024 * 1024
+
+
+def named_file_problem(path: str) -> str | None:
+    """Why the file a setting names at ``path`` must not be opened, or None.
+
+    A FIFO would block its reader for ever (openstacksdk and OpenSSL open
+    files without a bound), a device (``/dev/zero``) or a socket never ends
+    or never answers, and a file above :data:`MAX_NAMED_FILE` bytes is no
+    such file. A missing file or a folder is left to the library reading it
+    (it says so itself; a folder of CA certificates is valid). ``stat``
+    never blocks.
+    """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISDIR(info.st_mode):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(info.st_mode) else
+                "a socket" if stat.S_ISSOCK(info.st_mode) else "a device")
+        return f"{path} is {kind}, not a regular file: reading it could block for ever"
+    if info.st_size > MAX_NAMED_FILE:
+        return f"{path} has {info.st_size} bytes, more than the {MAX_NAMED_FILE} allowed"
+    return None
+
+
+def _cloud_files(environ: Mapping[str, str]) -> Iterable[tuple[str, list[str]]]:
+    """The lists of files openstacksdk's loader reads the first it can of:
+    ``clouds.yaml``, ``secure.yaml``, ``clouds-public.yaml`` (and the paths of
+    ``$OS_CLIENT_CONFIG_FILE`` and ``$OS_CLIENT_SECURE_FILE`` first)."""
+    from openstack.config import loader
+    for variable, files in (("OS_CLIENT_CONFIG_FILE", loader.CONFIG_FILES),
+                            ("OS_CLIENT_SECURE_FILE", loader.SECURE_FILES),
+                            (None, loader.VENDOR_FILES)):
+        named = environ.get(variable) if variable else None
+        yield variable or "", ([named] if named else []) + list(files)
+
+
+def check_cloud_files(section: str, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse, before openstacksdk reads them, the ``clouds.yaml`` files it would block on.
+
+    Every file of the lists that exists is looked at: openstacksdk goes on
+    to the next one when a file cannot be read or parsed, so any of them
+    may be opened. One that :func:`named_file_problem` refuses is a
+    ``ConfigError``.
+    """
+    environ = os.environ if environ is None else environ
+    for variable, paths in _cloud_files(environ):
+        for path in paths:
+            problem = named_file_problem(path)
+            if problem is not None:
+                origin = f" (${variable})" if variable and path == environ.get(variable) else ""
+                raise ConfigError(f"cannot read the clouds.yaml file{origin}: {problem}",
+                                  section=section, option="cloud")
+
+
+def check_tls_files(verify: Any, cert: Any, section: str,
+                    environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a CA bundle or client certificate that a TLS handshake would block on.
+
+    ``verify`` and ``cert`` are a requests session's: the CA bundle's path
+    (``cacert``, a cloud's ``cacert``, ``$OS_CACERT`` through openstacksdk),
+    or True, and then requests reads ``$REQUESTS_CA_BUNDLE`` or
+    ``$CURL_CA_BUNDLE``; the client certificate and key paths.
+
+    :raises ConfigError: one of them is a FIFO, a device, a socket or too large.
+    """
+    environ = os.environ if environ is None else environ
+    named: list[tuple[str, str]] = []
+    if isinstance(verify, str):
+        named.append(("cacert", verify))
+    elif verify is True:
+        named += [(f"${name}", environ[name]) for name in ("REQUESTS_CA_BUNDLE",
+                                                           "CURL_CA_BUNDLE")
+                  if environ.get(name)]
+    certs = cert if isinstance(cert, (tuple, list)) else (cert,)
+    named += [("cert", path) for path in certs if isinstance(path, str)]
+    for what, path in named:
+        problem = named_file_problem(path)
+        if problem is not None:
+            raise ConfigError(f"cannot use the TLS file of {what}: {problem}",
+                              section=section, option="cacert" if what == "cacert" else None)
+
+
 def load_cloud(cloud: str, section: str) -> Any:
     """The ``clouds.yaml`` cloud ``cloud`` as openstacksdk's loader reads it.
 
@@ -250,10 +340,12 @@ def load_cloud(cloud: str, section: str) -> Any:
     openstacksdk is imported only here.
 
     :raises ConfigError: the cloud is unknown or its settings are invalid
-        (naming ``section`` and its ``cloud`` option).
+        (naming ``section`` and its ``cloud`` option), or a ``clouds.yaml``
+        it would read is a FIFO, a device or too large (:func:`check_cloud_files`).
     """
     from openstack import config as os_config
     from openstack import exceptions as os_exc
+    check_cloud_files(section)
     loader = None
     try:
         loader = os_config.OpenStackConfig()

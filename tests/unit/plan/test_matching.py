@@ -98,3 +98,20 @@ def test_two_copies_of_one_master_image_made_by_us_need_an_operator():
     matching.report_own_duplicates(ctx)
     (warning,) = ctx.warnings
     assert warning.startswith("2 copies of master image m-a (from Master) made by GlanceSync")
+
+
+def test_only_our_own_recorded_copy_may_relay_server_side_copies():
+    """Issue 21, case 5: another project's image with the master's bytes is ``ok``
+    but never a relay (Glance would copy its properties); nor is an image of ours
+    without a record of this master content, nor a deactivated copy."""
+    for regional, relays in [
+            (r("a", owner="another"), {}),
+            (r("a", owner="another", provenance=Provenance("m-a", MASTER_REGION, "md5:c1")),
+             {}),
+            (r("a", provenance=None), {}),
+            (r("a", provenance=Provenance("m-a", "ElseWhere", "md5:c1")), {}),
+            (r("a", status="deactivated"), {}),
+            (r("a", id_="mine"), {"m-a": "mine"})]:
+        ctx = matched(context([m("a")], [regional], only_tenant_images=False))
+        matching.classify(ctx, "a", ctx.synced["a"])
+        assert ctx.finish().relays == relays, regional
