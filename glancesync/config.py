@@ -64,6 +64,17 @@ MAX_CONFIG_SIZE = 1024 * 1024
 _NO_DEFAULT_SECTION = "\0glancesync-no-default"
 
 
+def coordination_url_problem(url: str) -> str | None:
+    """Why ``url`` is no tooz URL (its scheme names no installed tooz driver), or None."""
+    from importlib.metadata import entry_points
+    scheme, sep, _ = url.partition("://")
+    drivers = sorted(e.name for e in entry_points(group="tooz.backends"))
+    if not sep or scheme not in drivers:
+        return (f"not a tooz URL: the part before :// must name a tooz driver"
+                f" ({', '.join(drivers)}), e.g. etcd3+http://HOST:2379")
+    return None
+
+
 def main_options() -> tuple[Option, ...]:
     """The options of ``[main]``."""
     return MAIN_OPTIONS
@@ -97,6 +108,8 @@ class MainConfig:
     run_dir: Path | None = None
     keep_runs: int = 30  #: run folders kept in run_dir (0: all)
     lock_dir: Path | None = None  #: None: the machine-wide folder (glancesync.lock)
+    coordination_url: str | None = None  #: a tooz URL; None: the file locks of lock_dir
+    lock_ttl: int = 30  #: seconds a coordinated lock outlives its last heartbeat
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
@@ -448,6 +461,10 @@ def _build(parser: configparser.ConfigParser, path: str | None,
                                  " holding the reference images is required (when"
                                  " master uses OS_* variables, OS_REGION_NAME also"
                                  " gives it; with a clouds.yaml cloud, its region_name)")
+    if main["coordination_url"]:
+        problem = coordination_url_problem(main["coordination_url"])
+        if problem:
+            raise main_section.error("coordination_url", problem)
     if main["output_group"]:
         try:
             OutputModes(main["output_group"]).gid()

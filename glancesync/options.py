@@ -362,6 +362,13 @@ MAIN_OPTIONS: tuple[Option, ...] = (
           help="run folders kept in run_dir, the oldest deleted first (0: all)"),
     _main("lock_dir", "path", help="folder of the region lock files, shared by every"
                                    " operator (default: /var/lock/glancesync)"),
+    _main("coordination_url", "string",
+          help="tooz URL of the coordination service that the hosts synchronising one"
+               " federation share for their region locks and leader election, e.g."
+               " etcd3+http://HOST:2379 (none: the file locks of lock_dir, one machine)"),
+    _main("lock_ttl", "int", 30, minimum=2,
+          help="seconds a lock of coordination_url outlives its last heartbeat: a host"
+               " that dies blocks its regions that long at most"),
     _main("retries", "int", 3, minimum=0, help="new attempts of a call failing for a"
                                                " transient reason (0: none)"),
     _main("retry_wait", "number", 1.0, minimum=0.0,
