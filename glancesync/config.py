@@ -110,6 +110,7 @@ class MainConfig:
     lock_dir: Path | None = None  #: None: the machine-wide folder (glancesync.lock)
     coordination_url: str | None = None  #: a tooz URL; None: the file locks of lock_dir
     lock_ttl: int = 30  #: seconds a coordinated lock outlives its last heartbeat
+    bandwidth_limit: int | None = None  #: bytes per second of one run's uploads
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
@@ -155,6 +156,7 @@ class TargetConfig:
     transfer: str = "stream"  #: stream, glance-download or auto
     convert_to: str | None = None  #: disk format of the regional copies (None: the master's)
     import_timeout: float = 1800.0  #: seconds a server-side copy may take
+    region_bandwidth_limit: int | None = None  #: bytes per second of uploads to a region
     #: Region name -> per-region option values (sections ``[target:Region]``).
     regions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 

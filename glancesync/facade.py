@@ -21,7 +21,8 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 from glancesync import backends, backups, convert, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
-from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
+from glancesync.bandwidth import Bandwidth
+from glancesync.config import ALWAYS_SHOWN, MASTER, Config, TargetConfig, load_config
 from glancesync.errors import (CoordinationError, ExitStatus, GlanceSyncError, LockedError,
                                UsageError)
 from glancesync.executor import Executor, RegionResult
@@ -210,6 +211,7 @@ class GlanceSync:
         self._source: MasterImageSource | None = None
         self._warned: set[str] = set()
         self._projects: sharing.ProjectMapper | None = None
+        self._bandwidth: Bandwidth | None = None  # bandwidth_limit's, once needed
         REDACTOR.add_secrets(self.config.secrets())
 
     # --- life cycle ----------------------------------------------------------
@@ -770,13 +772,28 @@ class GlanceSync:
         adapter = self.adapter(ref)
         config = self.config.target(ref.target).for_region(ref.name)
         options = {"retry": self._retry_policy(), "progress": self.progress,
-                   "sources": sources, "import_timeout": config.import_timeout}
+                   "sources": sources, "import_timeout": config.import_timeout,
+                   "caps": self._caps(config)}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
         if locked:  # the caller holds the region's lock
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
         with lock.hold(self.region_lock(ref)):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
+
+    def _caps(self, config: TargetConfig) -> list[Bandwidth]:
+        """The bandwidth caps of an execution: this object's (``bandwidth_limit``,
+        shared by every region it synchronises) and the region's own
+        (``region_bandwidth_limit``, new for each execution)."""
+        caps = []
+        with self._guard:
+            if self.config.main.bandwidth_limit and self._bandwidth is None:
+                self._bandwidth = Bandwidth(self.config.main.bandwidth_limit)
+            if self._bandwidth is not None:
+                caps.append(self._bandwidth)
+        if config.region_bandwidth_limit:
+            caps.append(Bandwidth(config.region_bandwidth_limit))
+        return caps
 
     def _run_dir(self) -> Path:
         if self.config.main.run_dir:
