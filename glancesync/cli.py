@@ -43,6 +43,7 @@ EXIT_STATUS_HELP = """exit statuses:
   3  work is pending (--show-status, --dry-run)
   4  images need an operator (the error_* statuses)
   5  another glancesync run holds the lock of a region
+  6  the coordination service of several hosts (coordination_url) cannot be used
 """
 
 #: ``--help`` of glancesync-printimages: what its exit status says.

@@ -13,7 +13,7 @@ variables (``OS_REGION_NAME`` is the master region).
 
 A section named ``[target:Region]`` holds options of one region of a
 target (only those marked ``per_region`` in :mod:`glancesync.options`:
-``transfer``, ``convert_to``); they override the target's values for that
+``transfer``, ``convert_to``, ``region_bandwidth_limit``); they override the target's values for that
 region (:meth:`TargetConfig.for_region`).
 
 Overrides (``--config`` on the command line) are ``section.key=value``, or

@@ -7,7 +7,7 @@ is chosen in one place, :func:`make_lock`, which the facade calls: the
 file lock of :mod:`glancesync.lock.files` (:class:`RegionLock`, one
 ``flock`` per region in ``lock_dir``) by default, the lock of a
 coordination service shared by several hosts
-(:mod:`glancesync.lock.coordination`, :class:`CoordinatedLock`, tooz)
+(:mod:`glancesync.lock.coordination`, tooz)
 with ``coordination_url``. :func:`make_leadership` gives the watchers of
 several hosts one leader through the same service.
 """
@@ -57,7 +57,8 @@ def make_lock(name: str, settings: LockSettings,
     """The lock of the region whose lock name is ``name``, of the kind ``settings``
     ask for: the one place that chooses.
 
-    With ``coordination_url``, a :class:`CoordinatedLock` of that
+    With ``coordination_url``, a
+    :class:`~glancesync.lock.coordination.CoordinatedLock` of that
     coordination service (tooz), living ``lock_ttl`` seconds past its last
     heartbeat; else a :class:`RegionLock` in ``$GLANCESYNC_LOCK_DIR`` if
     set, else ``lock_dir``, else the machine-wide folder
