@@ -177,7 +177,7 @@ class CoordinatedLock:
     """The lock of one region in a coordination service (tooz), for several hosts.
 
     Implements :class:`~glancesync.lock.base.Lock`: :meth:`acquire` waits by
-    trying again every :data:`~glancesync.lock.WAIT_POLL` seconds,
+    trying again every ``WAIT_POLL`` seconds (as the file lock does),
     :meth:`heartbeat` renews the lock (every ``ttl / 3`` seconds), a holder
     that stops renewing it loses it after ``ttl`` seconds.
     """
