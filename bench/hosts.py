@@ -83,7 +83,8 @@ def build(folder: Path, images: int, size: int, regions: int) -> list[str]:
     return names
 
 
-def config(folder: Path, host: str, url: str, rate: int, children: int) -> Path:
+def config(folder: Path, host: str, url: str, rate: int, children: int,
+           regions: list[str]) -> Path:
     home = folder / host
     home.mkdir(parents=True, exist_ok=True)
     path = home / "glancesync.conf"
@@ -100,6 +101,7 @@ bandwidth_limit = {rate}
 type = local
 path = {folder / 'federation'}
 project = {PROJECT}
+regions = Master, {', '.join(regions)}
 """)
     return path
 
@@ -114,10 +116,12 @@ def start(folder: Path, host: str, config_path: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def run(folder: Path, hosts: list[str], url: str, rate: int, children: int) -> float:
+def run(folder: Path, hosts: list[str], url: str, rate: int, children: int,
+        regions: list[str]) -> float:
     """Wall seconds of ``hosts`` started together, until the last one ends."""
+    configs = [config(folder, h, url, rate, children, regions) for h in hosts]
     began = time.monotonic()
-    processes = [start(folder, h, config(folder, h, url, rate, children)) for h in hosts]
+    processes = [start(folder, h, path) for h, path in zip(hosts, configs)]
     for host, process in zip(hosts, processes):
         out, err = process.communicate(timeout=3600)
         if process.returncode != 0:
@@ -139,7 +143,7 @@ def copies(folder: Path, regions: list[str]) -> dict[str, int]:
 def measure(work: Path, args: argparse.Namespace, url: str, hosts: list[str]) -> dict:
     folder = work / f"{len(hosts)}-host"
     regions = build(folder, args.images, args.size_mib * MIB, args.regions)
-    seconds = run(folder, hosts, url, args.rate_mib * MIB, args.children)
+    seconds = run(folder, hosts, url, args.rate_mib * MIB, args.children, regions)
     duplicates = copies(folder, regions)
     reports = [json.loads((folder / h / "report.json").read_text()) for h in hosts]
     uploads = sum(1 for r in reports for region in r["regions"]

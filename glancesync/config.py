@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import stat
+import urllib.parse
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Sequence
 
@@ -179,10 +180,16 @@ class Config:
 
         The values of the options that their backend declares secret, as the
         targets use them: from the file, ``--config`` overrides, the legacy
-        ``credential`` line (decoded) or the ``OS_*`` variables.
+        ``credential`` line (decoded) or the ``OS_*`` variables; the password
+        of ``coordination_url``, if it has one.
         """
-        return [secret for target in self.targets.values() if target.settings is not None
-                for secret in backends.get_backend(target.backend).secrets(target.settings)]
+        found = [secret for target in self.targets.values() if target.settings is not None
+                 for secret in backends.get_backend(target.backend).secrets(target.settings)]
+        if self.main.coordination_url:  # redis://:PASSWORD@host, a service's password
+            password = urllib.parse.urlsplit(self.main.coordination_url).password
+            if password:
+                found.append(urllib.parse.unquote(password))
+        return found
 
     def target(self, name: str) -> TargetConfig:
         """The target called ``name``; :class:`~glancesync.RegionNotFoundError` if none."""

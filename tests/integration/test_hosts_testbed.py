@@ -30,7 +30,8 @@ from keystoneauth1.identity import v3
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.backends.openstack.glance import GlanceRegionAdapter
-from glancesync.errors import ExitStatus
+from glancesync.errors import ExitStatus, LockedError
+from glancesync.lock.coordination import Coordination, CoordinatedLock, lock_key
 from tests.testbed_config import write_config
 
 BIN = Path(sys.executable).parent
@@ -309,3 +310,30 @@ def test_one_leader_among_two_watchers_and_another_after_its_death(etcd, tmp_pat
     finally:
         one.stop()
         two.stop()
+
+
+def test_keys_hide_region_names_and_a_hostile_holder_name_is_shown_escaped(etcd):
+    import etcd3gw
+    name = f"Region\x1b[31m/../../{uuid.uuid4().hex}@http://k"
+    hostile = Coordination(etcd.coordination_url, TTL)
+    # Another tenant of the etcd (or a hostile host) names itself with escapes.
+    hostile.member = "evil\x1b]0;pwned\x07\n" + "A" * 5000
+    held = CoordinatedLock(hostile, name)
+    held.acquire(0)
+    try:
+        other = CoordinatedLock(Coordination(etcd.coordination_url, TTL), name)
+        with pytest.raises(LockedError) as raised:
+            other.acquire(0)
+        holder = raised.value.holder
+        assert holder and holder.startswith("evil")
+        assert not any(ord(c) < 32 or ord(c) == 127 for c in holder)
+        assert len(holder) < 1000 and holder.count("A") <= 200
+        assert "\x1b" not in str(raised.value)
+        port = int(etcd.coordination_url.rsplit(":", 1)[1])
+        client = etcd3gw.client(host="127.0.0.1", port=port)
+        keys = [meta["key"].decode() if isinstance(meta["key"], bytes) else meta["key"]
+                for _, meta in client.get_prefix("/")]
+        assert f"/tooz/locks/{lock_key('region', name)}" in keys
+        assert not any("Region" in key or ".." in key for key in keys), keys
+    finally:
+        held.release()

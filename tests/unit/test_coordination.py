@@ -110,6 +110,19 @@ def test_a_time_to_live_below_two_seconds_is_refused(config):
     assert "lock_ttl" in str(raised.value)
 
 
+def test_the_password_of_a_coordination_url_is_a_secret_never_shown(config, tmp_path):
+    text = config.read_text().replace(f"file://{tmp_path / 'coordination'}",
+                                      "redis://:s3cr%3Ft@127.0.0.1:1/?db=0&sentinel=x")
+    with GlanceSync(io.StringIO(text), progress=False) as gs:
+        assert "s3cr?t" in gs.config.secrets()
+    session = Coordination(f"etcd3+http://user:s3cret@127.0.0.1:{closed_port()}"
+                           "?cert_key=/etc/private.key", 3)
+    assert session.shown == f"etcd3+http://127.0.0.1:{session.shown.rsplit(':', 1)[1]}"
+    with pytest.raises(CoordinationError) as raised:
+        CoordinatedLock(session, "RegionA@here").acquire(0)
+    assert "s3cret" not in str(raised.value) and "private.key" not in str(raised.value)
+
+
 # --- the lock ---------------------------------------------------------------------------
 
 
