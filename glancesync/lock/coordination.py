@@ -115,13 +115,15 @@ class Coordination:
         """
         with self._guard:
             if self._coordinator is None:
-                with warnings.catch_warnings():  # futurist imports eventlet, deprecated
+                # tooz's executor (futurist) imports eventlet, which warns that it
+                # is deprecated: not GlanceSync's users' concern.
+                with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     from tooz import coordination as tooz_coordination
-                coordinator = self.call("connect to", tooz_coordination.get_coordinator,
-                                        with_ttl(self.url, self.ttl),
-                                        self.member.encode("utf-8"))
-                self.call("connect to", coordinator.start, start_heart=False)
+                    coordinator = self.call("connect to", tooz_coordination.get_coordinator,
+                                            with_ttl(self.url, self.ttl),
+                                            self.member.encode("utf-8"))
+                    self.call("connect to", coordinator.start, start_heart=False)
                 self._coordinator = coordinator
             return self._coordinator
 
@@ -229,7 +231,8 @@ class CoordinatedLock:
             if left is not None and left <= 0:
                 holder = self.holder()
                 by = f" (held by {holder})" if holder else ""
-                raise LockedError(f"another host or run is synchronising {self._name}{by}; "
+                raise LockedError(f"another host or run is synchronising "
+                                  f"{printable(self._name)}{by}; "
                                   f"coordination service {self.session.shown}",
                                   holder=holder)
             self._sleep(WAIT_POLL if left is None else min(WAIT_POLL, left))
