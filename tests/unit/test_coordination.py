@@ -263,3 +263,30 @@ def test_a_dry_run_needs_no_coordination_service(config, tmp_path):
         result = gs.sync(["RegionA"], dry_run=True)
         assert result.exit_status == ExitStatus.PENDING
         assert uploads(gs, "master:RegionA", "debian-12") == 0
+
+
+# --- leader election --------------------------------------------------------------------
+
+
+def test_one_leader_at_a_time_and_the_next_once_it_stands_down(url):
+    first = lock.ToozLeadership(Coordination(url, 3), "watch@federation")
+    second = lock.ToozLeadership(Coordination(url, 3), "watch@federation")
+    elsewhere = lock.ToozLeadership(Coordination(url, 3), "watch@another-federation")
+    try:
+        assert first.is_leader()
+        assert not second.is_leader()
+        assert first.is_leader()  # still: it keeps leading
+        assert elsewhere.is_leader()  # another group has its own leader
+        first.close()
+        assert second.is_leader()
+        assert not first.is_leader()
+    finally:
+        for leadership in (first, second, elsewhere):
+            leadership.close()
+
+
+def test_a_leader_that_cannot_reach_the_service_does_not_lead():
+    leadership = lock.ToozLeadership(Coordination(f"etcd3+http://127.0.0.1:{closed_port()}",
+                                                  3), "watch@federation")
+    assert leadership.is_leader() is False
+    leadership.close()
