@@ -169,8 +169,9 @@ def uploaded_regions(report: dict) -> set[str]:
 
 
 def test_two_hosts_share_four_regions_and_upload_each_image_once(hosts):
+    # 12 s per region at 512 KiB/s: the second host starts well within that.
     for short in ("alpha", "beta"):
-        hosts.put_master(short, 2 * MIB)
+        hosts.put_master(short, 3 * MIB)
     first, second = hosts.start("host-1"), hosts.start("host-2")
     results = [finish(first), finish(second)]
     for code, out, err in results:
