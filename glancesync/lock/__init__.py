@@ -75,7 +75,12 @@ def make_leadership(settings: LockSettings, group: str = "glancesync-watch"
                     ) -> ToozLeadership | None:
     """The leader election of the processes naming ``group`` (watchers of one
     federation) when ``coordination_url`` names a coordination service, else None
-    (one process: it always leads). Its protocol: ``is_leader()``, ``close()``."""
+    (one process: it always leads). Its protocol: ``is_leader()``, ``close()``.
+
+    ``group`` should name the federation (for instance the master region's
+    lock name, ``GlanceSync.lock_name``): watchers of two federations that
+    share one etcd and one ``group`` would elect one leader between them.
+    """
     url = getattr(settings, "coordination_url", None)
     if not url:
         return None
