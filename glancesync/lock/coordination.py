@@ -55,6 +55,8 @@ LOG = logging.getLogger("glancesync.lock")
 DEFAULT_TTL = 30
 #: The longest holder description shown (a hostile one may be long).
 _HOLDER_MAX = 200
+#: Reads of the holder's name when a lock is found taken (it comes just after).
+_HOLDER_READS = 5
 
 
 def lock_key(kind: str, name: str) -> str:
@@ -229,7 +231,7 @@ class CoordinatedLock:
         while not self.session.call(f"lock {self._name}", tooz_lock.acquire, blocking=False):
             left = None if deadline is None else deadline - self._clock()
             if left is not None and left <= 0:
-                holder = self.holder()
+                holder = self._holder_soon()
                 by = f" (held by {holder})" if holder else ""
                 raise LockedError(f"another host or run is synchronising "
                                   f"{printable(self._name)}{by}; "
@@ -250,6 +252,17 @@ class CoordinatedLock:
                               self.session.member, lease=self._lease)
         except CoordinationError as error:
             LOG.warning("%s", error)
+
+    def _holder_soon(self) -> str | None:
+        """:meth:`holder`, read again a few times: a holder names itself just after
+        it takes the lock, in a second request."""
+        for attempt in range(_HOLDER_READS):
+            holder = self.holder()
+            if holder is not None or self.session.client() is None:
+                return holder
+            if attempt + 1 < _HOLDER_READS:
+                self._sleep(0.2)
+        return None
 
     def holder(self) -> str | None:
         """``host pid N (id)`` of the holder, as it wrote it (escaped, bounded); None
