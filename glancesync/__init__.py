@@ -10,9 +10,10 @@ import importlib
 import logging
 
 from glancesync.errors import (AuthenticationError, ChecksumMismatchError, ConfigError,
-                               ConflictError, ConnectionFailure, EndpointError, ExitStatus,
-                               GlanceSyncError, ImageNotFoundError, ImageRefusedError,
-                               LockedError, RegionNotFoundError, ServiceError, TLSError,
+                               ConflictError, ConnectionFailure, CoordinationError,
+                               EndpointError, ExitStatus, GlanceSyncError, ImageNotFoundError,
+                               ImageRefusedError, LockedError, RegionNotFoundError,
+                               ServiceError, TLSError,
                                TransferError, UnsafeFileError, UnsafeNameError, UsageError)
 
 #: Public name -> the module defining it (loaded on first use).
@@ -34,7 +35,7 @@ __all__ = [
     *_LAZY,
     "ExitStatus", "GlanceSyncError", "AuthenticationError", "ChecksumMismatchError",
     "ConfigError", "ConflictError", "ConnectionFailure", "EndpointError", "ImageNotFoundError",
-    "ImageRefusedError", "LockedError", "RegionNotFoundError", "ServiceError", "TLSError",
+    "ImageRefusedError", "LockedError", "CoordinationError", "RegionNotFoundError", "ServiceError", "TLSError",
     "TransferError", "UnsafeFileError", "UnsafeNameError", "UsageError",
 ]
 

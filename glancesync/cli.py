@@ -43,6 +43,7 @@ EXIT_STATUS_HELP = """exit statuses:
   3  work is pending (--show-status, --dry-run)
   4  images need an operator (the error_* statuses)
   5  another glancesync run holds the lock of a region
+  6  the coordination service of several hosts (coordination_url) cannot be used
 """
 
 #: ``--help`` of glancesync-printimages: what its exit status says.
@@ -398,10 +399,24 @@ def summary_lines(result: RunResult, quiet: bool = False) -> list[str]:
     if not result.dry_run:
         total += f", {result.bytes_downloaded / 2 ** 20:.1f} MiB downloaded from the master"
     lines.append(total)
+    lines.extend(host_lines(result))
     if result.log_folder:
         lines.append(f"logs: {result.log_folder}")
     # Region names and errors quote what the regions answered.
     return [printable(line) for line in lines]
+
+
+def host_lines(result: RunResult) -> list[str]:
+    """With several hosts (``coordination_url``): the regions this host did, and
+    those another host held (with who held them)."""
+    lines = []
+    if result.done_here:
+        lines.append(f"done by this host: {', '.join(sorted(result.done_here))}")
+    if result.held_elsewhere:
+        held = ", ".join(f"{region} ({holder})"
+                         for region, holder in sorted(result.held_elsewhere.items()))
+        lines.append(f"held by another host: {held}")
+    return lines
 
 
 def _quiet_lines(result: RunResult) -> list[str]:

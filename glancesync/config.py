@@ -13,8 +13,9 @@ variables (``OS_REGION_NAME`` is the master region).
 
 A section named ``[target:Region]`` holds options of one region of a
 target (only those marked ``per_region`` in :mod:`glancesync.options`:
-``transfer``, ``convert_to``); they override the target's values for that
-region (:meth:`TargetConfig.for_region`).
+``transfer``, ``convert_to``, ``region_bandwidth_limit``, ``keep_image_id``,
+``validate_command``, ``validate_timeout``); they override the target's
+values for that region (:meth:`TargetConfig.for_region`).
 
 Overrides (``--config`` on the command line) are ``section.key=value``, or
 ``key=value``: such a bare key goes to ``[main]`` when it is a main option
@@ -35,6 +36,7 @@ import os
 import re
 import shlex
 import stat
+import urllib.parse
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Sequence
 
@@ -64,6 +66,17 @@ MAX_CONFIG_SIZE = 1024 * 1024
 # Section name never used in a file: DEFAULT is handled by this module,
 # not by configparser, so that [main] does not inherit target defaults.
 _NO_DEFAULT_SECTION = "\0glancesync-no-default"
+
+
+def coordination_url_problem(url: str) -> str | None:
+    """Why ``url`` is no tooz URL (its scheme names no installed tooz driver), or None."""
+    from importlib.metadata import entry_points
+    scheme, sep, _ = url.partition("://")
+    drivers = sorted(e.name for e in entry_points(group="tooz.backends"))
+    if not sep or scheme not in drivers:
+        return (f"not a tooz URL: the part before :// must name a tooz driver"
+                f" ({', '.join(drivers)}), e.g. etcd3+http://HOST:2379")
+    return None
 
 
 def main_options() -> tuple[Option, ...]:
@@ -99,6 +112,9 @@ class MainConfig:
     run_dir: Path | None = None
     keep_runs: int = 30  #: run folders kept in run_dir (0: all)
     lock_dir: Path | None = None  #: None: the machine-wide folder (glancesync.lock)
+    coordination_url: str | None = None  #: a tooz URL; None: the file locks of lock_dir
+    lock_ttl: int = 30  #: seconds a coordinated lock outlives its last heartbeat
+    bandwidth_limit: int | None = None  #: bytes per second of one run's uploads
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
@@ -151,6 +167,7 @@ class TargetConfig:
     keep_image_id: bool = False  #: new copies created with the master image's id
     validate_command: str | None = None  #: run on each new copy before it is published
     validate_timeout: float = 1800.0  #: seconds validate_command may take
+    region_bandwidth_limit: int | None = None  #: bytes per second of uploads to a region
     #: Region name -> per-region option values (sections ``[target:Region]``).
     regions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -173,10 +190,16 @@ class Config:
 
         The values of the options that their backend declares secret, as the
         targets use them: from the file, ``--config`` overrides, the legacy
-        ``credential`` line (decoded) or the ``OS_*`` variables.
+        ``credential`` line (decoded) or the ``OS_*`` variables; the password
+        of ``coordination_url``, if it has one.
         """
-        return [secret for target in self.targets.values() if target.settings is not None
-                for secret in backends.get_backend(target.backend).secrets(target.settings)]
+        found = [secret for target in self.targets.values() if target.settings is not None
+                 for secret in backends.get_backend(target.backend).secrets(target.settings)]
+        if self.main.coordination_url:  # redis://:PASSWORD@host, a service's password
+            password = urllib.parse.urlsplit(self.main.coordination_url).password
+            if password:
+                found.append(urllib.parse.unquote(password))
+        return found
 
     def target(self, name: str) -> TargetConfig:
         """The target called ``name``; :class:`~glancesync.RegionNotFoundError` if none."""
@@ -458,6 +481,10 @@ def _build(parser: configparser.ConfigParser, path: str | None,
                                  " master uses OS_* variables, OS_REGION_NAME also"
                                  " gives it; with a clouds.yaml cloud, its region_name)")
     main["rollout_waves"] = _parse_waves(main_section, main["rollout_waves"], targets)
+    if main["coordination_url"]:
+        problem = coordination_url_problem(main["coordination_url"])
+        if problem:
+            raise main_section.error("coordination_url", problem)
     if main["output_group"]:
         try:
             OutputModes(main["output_group"]).gid()

@@ -24,6 +24,7 @@ class ExitStatus(enum.IntEnum):
     PENDING = 3  #: (status / dry run) work is pending
     NEEDS_OPERATOR = 4  #: states an operator must resolve (the error_* statuses)
     LOCKED = 5  #: another run holds the lock of a region
+    COORDINATION = 6  #: the coordination service (coordination_url) cannot be used
 
 
 class GlanceSyncError(Exception):
@@ -216,9 +217,20 @@ class UnsafeNameError(GlanceSyncError):
 
 
 class LockedError(GlanceSyncError):
-    """Another run holds the lock of the region."""
+    """Another run holds the lock of the region; ``holder`` names it when known."""
 
     exit_status = ExitStatus.LOCKED
+
+    def __init__(self, message: str, *, holder: str | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.holder = holder
+
+
+class CoordinationError(GlanceSyncError):
+    """The coordination service of several hosts (``coordination_url``) cannot be used:
+    unreachable, timed out, or a lock lost. The region it was about is not changed."""
+
+    exit_status = ExitStatus.COORDINATION
 
 
 class NothingToSyncError(ConfigError):

@@ -22,8 +22,10 @@ from typing import Any, Iterable, Mapping, Sequence, TextIO
 
 from glancesync import backends, backups, convert, listing, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
-from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
-from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
+from glancesync.bandwidth import Bandwidth
+from glancesync.config import ALWAYS_SHOWN, MASTER, Config, TargetConfig, load_config
+from glancesync.errors import (CoordinationError, ExitStatus, GlanceSyncError, LockedError,
+                               UsageError)
 from glancesync.executor import Executor, RegionResult
 from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
@@ -86,6 +88,12 @@ class RunResult(_RegionsRun):
     bytes_downloaded: int = 0
     #: The folder of per-region logs of a ``parallel`` run.
     log_folder: Path | None = None
+    #: With ``coordination_url``: the regions this host synchronised under its lock.
+    done_here: list[str] = dataclasses.field(default_factory=list)
+    #: With ``coordination_url``: per region found locked by another host (or run)
+    #: when first tried, who held it (``"another host"`` when unknown). This host
+    #: came back to it once free: usually to find it in sync (a no-op).
+    held_elsewhere: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def failed_regions(self) -> list[str]:
@@ -120,6 +128,9 @@ class RunResult(_RegionsRun):
                 return ExitStatus.USAGE  # a configuration mistake (metadata_condition...)
             if all(isinstance(e, LockedError) for e in self.failures.values()):
                 return ExitStatus.LOCKED
+            if all(isinstance(e, (LockedError, CoordinationError))
+                   for e in self.failures.values()):
+                return ExitStatus.COORDINATION
             return ExitStatus.REGION_FAILED
         if any(not r.success for r in self.results.values()):
             return ExitStatus.REGION_FAILED
@@ -153,6 +164,16 @@ class StatusReport(_RegionsRun):
         if any(not p.in_sync for p in self.plans.values()):
             return ExitStatus.PENDING
         return ExitStatus.OK
+
+
+@dataclasses.dataclass
+class _Round:
+    """What a run shared between hosts needs to plan a region again under its lock."""
+
+    master: MasterSelection
+    scope: Scope
+    result: RunResult
+    sources: CopySources
 
 
 def _each(pool: concurrent.futures.Executor,
@@ -193,6 +214,7 @@ class GlanceSync:
         self._source: MasterImageSource | None = None
         self._warned: set[str] = set()
         self._projects: sharing.ProjectMapper | None = None
+        self._bandwidth: Bandwidth | None = None  # bandwidth_limit's, once needed
         REDACTOR.add_secrets(self.config.secrets())
 
     # --- life cycle ----------------------------------------------------------
@@ -619,6 +641,9 @@ class GlanceSync:
                            image_ids=tuple(sorted(scope.image_ids)))
         refs = self._resolve(regions)
         self._check_conversion_tool(refs)
+        if self.config.main.coordination_url and not dry_run:
+            # Unreachable: one clear error before anything is read or changed.
+            self._coordination().coordinator()
         master = self._master()
         # The source lives as long as this object: count this run's bytes only.
         downloaded_before = self._source.bytes_downloaded if self._source else 0
@@ -633,8 +658,12 @@ class GlanceSync:
             for ref in refs:  # every plan is known: offer its verified copies as sources
                 if str(ref) in result.plans:
                     self._offer_copies(ref, result.plans[str(ref)], master, sources)
-            _each(pool, [(self._execute_guarded, ref, dry_run, result, sources) for ref in refs
-                         if str(ref) in result.plans])
+            planned = [ref for ref in refs if str(ref) in result.plans]
+            if dry_run or not self.config.main.coordination_url:
+                _each(pool, [(self._execute_guarded, ref, dry_run, result, sources)
+                             for ref in planned])
+            else:
+                self._execute_shared(pool, planned, _Round(master, scope, result, sources))
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
         self._measure(result)
@@ -705,6 +734,63 @@ class GlanceSync:
                           extra={"summary": True})
                 result.failures[name] = error
 
+    def _coordination(self) -> lock.Coordination:
+        """This process's session with ``coordination_url``."""
+        main = self.config.main
+        return lock.coordination(main.coordination_url or "", main.lock_ttl)
+
+    def _execute_shared(self, pool: concurrent.futures.Executor, refs: Sequence[RegionRef],
+                        round_: _Round) -> None:
+        """Execute ``refs`` as one of several hosts sharing them (``coordination_url``).
+
+        First the regions nobody holds (a region held elsewhere is noted in
+        ``held_elsewhere`` and skipped), then the skipped ones, each waited
+        for until free. Every region is planned again once its lock is held:
+        another host may have synchronised it meanwhile (then nothing is
+        left to do), or died half-way (then this host finishes it).
+        """
+        _each(pool, [(self._execute_round, ref, round_, False) for ref in refs])
+        _each(pool, [(self._execute_round, ref, round_, True) for ref in refs
+                     if str(ref) in round_.result.held_elsewhere])
+
+    def _execute_round(self, ref: RegionRef, round_: _Round, wait: bool) -> None:
+        """One region of a shared round: its lock (now, or ``wait`` until free), a new
+        plan under the lock, the execution; a failure is recorded, not raised."""
+        name, result = str(ref), round_.result
+        with region_context(name):
+            try:
+                with lock.hold(self.region_lock(ref), None if wait else 0.0):
+                    plan = self._replan(ref, round_)
+                    result.results[name] = self._execute(ref, plan, False, round_.sources,
+                                                         locked=True)
+                    result.done_here.append(name)
+            except LockedError as error:
+                if wait:  # a wait without end: only a broken lock gives up
+                    result.failures[name] = error
+                    return
+                result.held_elsewhere[name] = error.holder or "another host"
+                LOG.info("%s: held by %s: coming back to it once free", name,
+                         result.held_elsewhere[name])
+            except GlanceSyncError as error:
+                LOG.error("%s: synchronisation failed: %s", name, error,
+                          extra={"summary": True})
+                result.failures[name] = error
+                result.results.pop(name, None)
+
+    def _replan(self, ref: RegionRef, round_: _Round) -> RegionPlan:
+        """``ref``'s plan made again under its lock, within the run's ``max_deletes``:
+        none of its removals if the first plan's were held, else what the other
+        regions' plans leave."""
+        name, result = str(ref), round_.result
+        first = result.plans[name]
+        plan = self.plan_region(ref, round_.master, round_.scope.patterns,
+                                image_ids=round_.scope.image_ids)
+        held = any(s.status is Status.ERROR_MAX_DELETES for s in first.statuses)
+        others = sum(len(p.removals) for n, p in result.plans.items() if n != name)
+        hold_removals([plan], 0 if held else max(0, self.config.main.max_deletes - others))
+        result.plans[name] = plan
+        return plan
+
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
         with region_context(str(ref)):
             plan = self.plan_region(ref, master)
@@ -735,14 +821,17 @@ class GlanceSync:
                 sources.add(ref.target, ref.name, image.id, status.regional_id)
 
     def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool,
-                 sources: CopySources | None = None) -> RegionResult:
+                 sources: CopySources | None = None, locked: bool = False) -> RegionResult:
         adapter = self.adapter(ref)
         config = self.config.target(ref.target).for_region(ref.name)
         options = {"retry": self._retry_policy(), "progress": self.progress,
                    "sources": sources, "import_timeout": config.import_timeout,
-                   "validation": self._validation(ref)}
+                   "validation": self._validation(ref),
+                   "caps": self._caps(config)}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
+        if locked:  # the caller holds the region's lock
+            return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
         with lock.hold(self.region_lock(ref)):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
@@ -753,6 +842,20 @@ class GlanceSync:
             return None
         return Validation.of(config.validate_command, config.validate_timeout,
                              cloud_environment(config.settings, ref.name))
+
+    def _caps(self, config: TargetConfig) -> list[Bandwidth]:
+        """The bandwidth caps of an execution: this object's (``bandwidth_limit``,
+        shared by every region it synchronises) and the region's own
+        (``region_bandwidth_limit``, new for each execution)."""
+        caps = []
+        with self._guard:
+            if self.config.main.bandwidth_limit and self._bandwidth is None:
+                self._bandwidth = Bandwidth(self.config.main.bandwidth_limit)
+            if self._bandwidth is not None:
+                caps.append(self._bandwidth)
+        if config.region_bandwidth_limit:
+            caps.append(Bandwidth(config.region_bandwidth_limit))
+        return caps
 
     def _run_dir(self) -> Path:
         if self.config.main.run_dir:

@@ -362,6 +362,16 @@ MAIN_OPTIONS: tuple[Option, ...] = (
           help="run folders kept in run_dir, the oldest deleted first (0: all)"),
     _main("lock_dir", "path", help="folder of the region lock files, shared by every"
                                    " operator (default: /var/lock/glancesync)"),
+    _main("coordination_url", "string",
+          help="tooz URL of the coordination service that the hosts synchronising one"
+               " federation share for their region locks and leader election, e.g."
+               " etcd3+http://HOST:2379 (none: the file locks of lock_dir, one machine)"),
+    _main("lock_ttl", "int", 30, minimum=2,
+          help="seconds a lock of coordination_url outlives its last heartbeat: a host"
+               " that dies blocks its regions that long at most"),
+    _main("bandwidth_limit", "size",
+          help="bytes per second (K, M, G suffixes) that the uploads of one run may send,"
+               " all regions together: the share of this host's link (no limit)"),
     _main("retries", "int", 3, minimum=0, help="new attempts of a call failing for a"
                                                " transient reason (0: none)"),
     _main("retry_wait", "number", 1.0, minimum=0.0,
@@ -469,6 +479,9 @@ TARGET_OPTIONS: tuple[Option, ...] = (
     Option("convert_to", "choice", None, choices=CONVERT_FORMATS, per_region=True,
            help="disk format the regions store, converted with qemu-img (empty: "
                 "the master's)"),
+    Option("region_bandwidth_limit", "size", None, per_region=True,
+           help="bytes per second (K, M, G suffixes) that the uploads to one region may"
+                " send (no limit)"),
     Option("import_timeout", "number", 1800.0, minimum=0.0, strict=True,
            help="seconds a server-side copy (glance-download) may take before it is "
                 "cancelled and the image streamed"),

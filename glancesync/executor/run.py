@@ -14,8 +14,9 @@ run has had no failure (else postponed). Each operation gets its
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
+from glancesync.bandwidth import Bandwidth
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import GlanceSyncError, ImageRefusedError
 from glancesync.executor import steps, upload
@@ -62,13 +63,16 @@ class Executor:
     server-side copies come from the master only. ``import_timeout`` is the
     seconds a server-side copy may take. ``validation``: the region's
     ``validate_command``, run on every new copy before it is published.
+    ``caps`` pace the bytes uploaded
+    (:class:`~glancesync.bandwidth.Bandwidth`: the run's, the region's).
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
                  dry_run: bool = False, retry: RetryPolicy | None = None,
                  progress: bool | None = None, sources: CopySources | None = None,
                  import_timeout: float = 1800.0,
-                 validation: Validation | None = None) -> None:
+                 validation: Validation | None = None,
+                 caps: Sequence[Bandwidth] = ()) -> None:
         self.validation = validation
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(adapter, RetryingAdapter):
@@ -79,7 +83,7 @@ class Executor:
         self.region = adapter.name
         self.actions = RegionActions(adapter, dry_run)
         self.sources = sources if sources is not None else CopySources()
-        self.stream = Stream(self.actions, source, self.retry, progress)
+        self.stream = Stream(self.actions, source, self.retry, progress, caps)
         self.server_copy = ServerSideCopy(self.stream, self.sources, import_timeout)
         #: Master name -> regional UUID of the image uploaded in this run.
         self.new_ids: dict[str, str] = {}

@@ -14,15 +14,16 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from glancesync import progress as progress_mod
+from glancesync.bandwidth import Bandwidth, throttled
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError, TransferError
 from glancesync.executor.actions import LOG, RegionActions
 from glancesync.executor.results import MIB
 from glancesync.image import Image, content_hash
-from glancesync.integrity import HashingStream
+from glancesync.integrity import FileData, HashingStream
 from glancesync.plan.model import Operation
 from glancesync.retry import RetryPolicy
 from glancesync.strategy import Transfer
@@ -89,14 +90,17 @@ class Stream:
     """Sends master data from ``source`` into new images of the region of ``actions``.
 
     ``progress`` draws a bar per upload (None: only when stderr is a
-    terminal). :attr:`seconds` adds up the time spent sending data (a real
+    terminal). ``caps`` pace the bytes sent (bandwidth limits of the run and
+    of the region; none: as fast as it goes, by ``sendfile`` where the
+    adapter can). :attr:`seconds` adds up the time spent sending data (a real
     sync only), which the executor reads per operation; :attr:`sent` keeps
     the hashes of the bytes sent of a master without checksum, by master id.
     """
 
     def __init__(self, actions: RegionActions, source: ImageSource, retry: RetryPolicy,
-                 progress: bool | None) -> None:
+                 progress: bool | None, caps: Sequence[Bandwidth] = ()) -> None:
         self.actions = actions
+        self.caps = tuple(caps)
         self.source = source
         self.retry = retry
         self.progress = progress
@@ -209,8 +213,11 @@ class Stream:
                 bar = progress_mod.progress_bar(f"{self.region} {name}", data.size,
                                                 self.progress)
                 data.progress = bar.update
+                # A capped upload goes chunk by chunk (paced), not by sendfile.
+                sent: Iterable[bytes] | FileData = throttled(data, self.caps) if self.caps \
+                    else data
                 try:
-                    return self.actions.adapter.upload_data(image_id, data, size=data.size)
+                    return self.actions.adapter.upload_data(image_id, sent, size=data.size)
                 finally:
                     bar.close()
         return self._send_chunks(image_id, master, name)
@@ -230,8 +237,8 @@ class Stream:
                 source_errors.append(error)
                 raise
 
-        chunks = progress_mod.wrap_chunks(guarded(), f"{self.region} {name}", master.size,
-                                          self.progress)
+        chunks = progress_mod.wrap_chunks(throttled(guarded(), self.caps),
+                                          f"{self.region} {name}", master.size, self.progress)
         try:
             image = self.actions.adapter.upload_data(image_id, chunks, size=master.size)
         except GlanceSyncError:

@@ -72,6 +72,9 @@ def run_report(result: RunResult | StatusReport) -> dict[str, Any]:
         "bytes_downloaded": getattr(result, "bytes_downloaded", 0),
         "regions": regions,
     }
+    done_here, held = getattr(result, "done_here", []), getattr(result, "held_elsewhere", {})
+    if done_here or held:
+        report["coordination"] = {"done_here": sorted(done_here), "held_elsewhere": dict(held)}
     return report
 
 
