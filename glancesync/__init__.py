@@ -12,8 +12,8 @@ import logging
 from glancesync.errors import (AuthenticationError, ChecksumMismatchError, ConfigError,
                                ConflictError, ConnectionFailure, EndpointError, ExitStatus,
                                GlanceSyncError, ImageNotFoundError, ImageRefusedError,
-                               LockedError, RegionNotFoundError, ServiceError, TLSError,
-                               TransferError, UnsafeFileError, UnsafeNameError, UsageError)
+                               LockedError, RegionNotFoundError, ServiceError, StoppedError,
+                               TLSError, TransferError, UnsafeFileError, UnsafeNameError, UsageError)
 
 #: Public name -> the module defining it (loaded on first use).
 _LAZY = {
@@ -28,14 +28,15 @@ _LAZY = {
     "OperationKind": "glancesync.plan",
     "Image": "glancesync.image",
     "RegionRef": "glancesync.regions",
+    "StopRequest": "glancesync.stopping",
 }
 
 __all__ = [
     *_LAZY,
     "ExitStatus", "GlanceSyncError", "AuthenticationError", "ChecksumMismatchError",
     "ConfigError", "ConflictError", "ConnectionFailure", "EndpointError", "ImageNotFoundError",
-    "ImageRefusedError", "LockedError", "RegionNotFoundError", "ServiceError", "TLSError",
-    "TransferError", "UnsafeFileError", "UnsafeNameError", "UsageError",
+    "ImageRefusedError", "LockedError", "RegionNotFoundError", "ServiceError", "StoppedError",
+    "TLSError", "TransferError", "UnsafeFileError", "UnsafeNameError", "UsageError",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -24,6 +24,8 @@ class ExitStatus(enum.IntEnum):
     PENDING = 3  #: (status / dry run) work is pending
     NEEDS_OPERATOR = 4  #: states an operator must resolve (the error_* statuses)
     LOCKED = 5  #: another run holds the lock of a region
+    INTERRUPTED = 130  #: stopped by SIGINT (Ctrl-C) or by a program (128 + SIGINT)
+    TERMINATED = 143  #: stopped by SIGTERM (``systemctl stop``; 128 + SIGTERM)
 
 
 class GlanceSyncError(Exception):
@@ -219,6 +221,23 @@ class LockedError(GlanceSyncError):
     """Another run holds the lock of the region."""
 
     exit_status = ExitStatus.LOCKED
+
+
+class StoppedError(GlanceSyncError):
+    """The run was asked to stop (a signal, or :meth:`~glancesync.GlanceSync.stop`).
+
+    Raised where work is interrupted (between operations, inside a transfer,
+    while waiting); what was half made is cleaned up on the way out.
+    ``exit_status`` is :attr:`ExitStatus.TERMINATED` for SIGTERM, else
+    :attr:`ExitStatus.INTERRUPTED`. Not transient: never retried.
+    """
+
+    exit_status = ExitStatus.INTERRUPTED
+
+    def __init__(self, message: str, *, exit_status: ExitStatus = ExitStatus.INTERRUPTED,
+                 **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.exit_status = exit_status
 
 
 class NothingToSyncError(ConfigError):

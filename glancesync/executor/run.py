@@ -9,7 +9,10 @@ and hands each operation to its handler (:data:`HANDLERS`): uploads to
 :mod:`glancesync.executor.steps`. One image failing does not stop the
 others; the lifecycle's removal steps are taken only while the region's
 run has had no failure (else postponed). Each operation gets its
-:class:`~glancesync.executor.results.OperationOutcome`.
+:class:`~glancesync.executor.results.OperationOutcome`. A
+:class:`~glancesync.stopping.StopRequest` set during the run interrupts the
+operation under way (its half-made image deleted, as after a failure) and
+starts no other: they are ``not started``.
 """
 from __future__ import annotations
 
@@ -17,17 +20,18 @@ import time
 from typing import Any, Callable, Iterable
 
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import GlanceSyncError
+from glancesync.errors import GlanceSyncError, StoppedError
 from glancesync.executor import steps, upload
 from glancesync.executor.actions import LOG, RegionActions, describe
-from glancesync.executor.results import (DONE, FAILED, POSTPONED, REFUSED, OperationOutcome,
-                                         RegionResult, is_refusal)
+from glancesync.executor.results import (DONE, FAILED, NOT_STARTED, POSTPONED, REFUSED, STOPPED,
+                                         OperationOutcome, RegionResult, is_refusal)
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.stream import ImageSource, Stream
 from glancesync.image import Image
 from glancesync.plan.model import Operation, OperationKind, RegionPlan, Status, StatusCategory
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.serverside import CopySources
+from glancesync.stopping import StopRequest
 
 #: A handler: applies one operation of the executor's region, counts it in the result.
 Handler = Callable[["Executor", Operation, RegionResult], None]
@@ -59,23 +63,25 @@ class Executor:
     a terminal). ``sources`` is the run's :class:`CopySources` (shared by
     the regions of a run: their copies may serve each other); by default
     server-side copies come from the master only. ``import_timeout`` is the
-    seconds a server-side copy may take.
+    seconds a server-side copy may take. ``stop`` (default: one never set)
+    is checked before each operation and inside transfers and waits.
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
                  dry_run: bool = False, retry: RetryPolicy | None = None,
                  progress: bool | None = None, sources: CopySources | None = None,
-                 import_timeout: float = 1800.0) -> None:
+                 import_timeout: float = 1800.0, stop: StopRequest | None = None) -> None:
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(adapter, RetryingAdapter):
             adapter = RetryingAdapter(adapter, self.retry)
         self.adapter = adapter
         self.source = source
         self.dry_run = dry_run
+        self.stop = stop if stop is not None else StopRequest()
         self.region = adapter.name
         self.actions = RegionActions(adapter, dry_run)
         self.sources = sources if sources is not None else CopySources()
-        self.stream = Stream(self.actions, source, self.retry, progress)
+        self.stream = Stream(self.actions, source, self.retry, progress, self.stop)
         self.server_copy = ServerSideCopy(self.stream, self.sources, import_timeout)
         #: Master name -> regional UUID of the image uploaded in this run.
         self.new_ids: dict[str, str] = {}
@@ -96,6 +102,10 @@ class Executor:
         for op in plan.operations:
             outcome = OperationOutcome(op.kind, op.name, DONE)
             result.outcomes.append(outcome)
+            if self.stop.is_set():
+                outcome.result, outcome.error = NOT_STARTED, self.stop.error().message
+                result.not_done += 1
+                continue
             if op.kind.removes and troubled:
                 outcome.result = POSTPONED
                 outcome.error = self._postpone(plan, op, result)
@@ -115,6 +125,10 @@ class Executor:
         self.stream.seconds = 0.0
         try:
             self._run(op, result)
+        except StoppedError as error:
+            outcome.result, outcome.error = STOPPED, error.message
+            result.not_done += 1
+            LOG.warning("%s: %s interrupted: %s", self.region, op.describe(), error.message)
         except GlanceSyncError as error:
             outcome.error = str(error)
             if op.uploads and is_refusal(error):

@@ -18,13 +18,15 @@ from typing import Any, Iterable, Iterator, Protocol
 
 from glancesync import progress as progress_mod
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError, TransferError
+from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
+                               StoppedError, TransferError)
 from glancesync.executor.actions import LOG, RegionActions
 from glancesync.executor.results import MIB
 from glancesync.image import Image, content_hash
 from glancesync.integrity import HashingStream
 from glancesync.plan.model import Operation
 from glancesync.retry import RetryPolicy
+from glancesync.stopping import StopRequest
 from glancesync.strategy import Transfer
 
 #: After a broken upload, how long (seconds) Glance may take to notice and
@@ -88,11 +90,15 @@ class Stream:
     terminal). :attr:`seconds` adds up the time spent sending data (a real
     sync only), which the executor reads per operation; :attr:`sent` keeps
     the hashes of the bytes sent of a master without checksum, by master id.
+    ``stop`` is checked at every chunk (or ``sendfile`` step) sent and before
+    every new attempt: a stop request aborts the upload with
+    :class:`~glancesync.errors.StoppedError`.
     """
 
     def __init__(self, actions: RegionActions, source: ImageSource, retry: RetryPolicy,
-                 progress: bool | None) -> None:
+                 progress: bool | None, stop: StopRequest | None = None) -> None:
         self.actions = actions
+        self.stop = stop if stop is not None else StopRequest()
         self.source = source
         self.retry = retry
         self.progress = progress
@@ -102,6 +108,12 @@ class Stream:
     @property
     def region(self) -> str:
         return self.actions.region
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` (the retry policy's sleep), then raise
+        :class:`~glancesync.errors.StoppedError` if a stop was requested."""
+        self.retry.sleep(seconds)
+        self.stop.check(self.region)
 
     def prepare(self, master: Image, transfer: Transfer) -> Image:
         """Fetch (and convert) the data to stream now; the content it has.
@@ -147,6 +159,8 @@ class Stream:
             try:
                 return self._send(target.image_id, master, target.name, transfer)
             except GlanceSyncError as error:
+                if not isinstance(error, StoppedError):  # a stop ends any failure
+                    self.stop.check(self.region, target.name)
                 stuck = isinstance(error, ConflictError) and failures > 0
                 if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:
                     raise
@@ -156,6 +170,7 @@ class Stream:
                             "from the start in %.1f s", self.region, target.name, failures,
                             self.retry.attempts, error, delay)
                 self.retry.sleep(delay)
+                self.stop.check(self.region, target.name)
             arrived = self._prepare_retry(target, stuck)
             if arrived is not None:
                 return arrived
@@ -204,7 +219,13 @@ class Stream:
             with opener(*args) as data:
                 bar = progress_mod.progress_bar(f"{self.region} {name}", data.size,
                                                 self.progress)
-                data.progress = bar.update
+
+                def step(sent: int) -> None:
+                    self.stop.check(self.region, name)  # aborts the upload under way
+                    bar.update(sent)
+
+                self.stop.check(self.region, name)
+                data.progress = step
                 try:
                     return self.actions.adapter.upload_data(image_id, data, size=data.size)
                 finally:
@@ -221,7 +242,11 @@ class Stream:
 
         def guarded() -> Iterator[bytes]:
             try:
-                yield from data
+                for chunk in data:
+                    self.stop.check(self.region, name)  # aborts the upload under way
+                    yield chunk
+            except StoppedError:
+                raise
             except GlanceSyncError as error:
                 source_errors.append(error)
                 raise

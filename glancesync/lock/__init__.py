@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Mapping, Protocol
 
-from glancesync.lock.base import Lock, hold
+from glancesync.lock.base import Lock, acquire, hold
 from glancesync.lock.files import (MACHINE_LOCK_DIR, WAIT_POLL, RegionLock, default_lock_dir,
                                    lock_file_name, user_lock_dir)
 
-__all__ = ["MACHINE_LOCK_DIR", "WAIT_POLL", "Lock", "LockSettings", "RegionLock",
+__all__ = ["MACHINE_LOCK_DIR", "WAIT_POLL", "Lock", "LockSettings", "RegionLock", "acquire",
            "default_lock_dir", "hold", "lock_dir_of", "lock_file_name", "make_lock",
            "user_lock_dir"]
 

@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glancesync"
 LAYERS = [
     ["glancesync.errors"],
     ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock*",
+     "glancesync.stopping",
      "glancesync.runlog", "glancesync.redaction", "glancesync.safenames",
      "glancesync.filemodes", "glancesync.readback"],
     ["glancesync.integrity", "glancesync.options", "glancesync.convert"],
