@@ -184,13 +184,13 @@ def test_console_commands_are_documented():
 
 def test_exit_statuses_match_the_enum():
     text = _text("manual", "commands.rst")
-    rows = re.findall(r"^(\d)\s+``([A-Z_]+)``\s+\S", text, re.MULTILINE)
+    rows = re.findall(r"^(\d+)\s+``([A-Z_]+)``\s+\S", text, re.MULTILINE)
     assert {(int(v), n) for v, n in rows} == {(s.value, s.name) for s in ExitStatus}
     assert len(rows) == len(ExitStatus)
 
 
 def test_exit_statuses_match_the_help_text():
-    help_rows = set(re.findall(r"^  (\d)  ", cli.EXIT_STATUS_HELP, re.MULTILINE))
+    help_rows = set(re.findall(r"^  (\d+)  ", cli.EXIT_STATUS_HELP, re.MULTILINE))
     assert help_rows == {str(s.value) for s in ExitStatus}
 
 
