@@ -97,7 +97,7 @@ def acquire(lock: Lock, timeout: float | None = 0.0, stop: StopRequest | None = 
 
     Only :meth:`Lock.acquire` is used (any implementation): a first attempt
     without waiting (a wait is logged, naming the holder), then, with a
-    stop request, calls of at most :data:`STOP_SLICE` seconds.
+    stop request, calls of at most ``STOP_SLICE`` seconds.
 
     :raises LockedError: another holder has it (still, after ``timeout``: the
         message says how long it waited).
