@@ -185,6 +185,7 @@ class GlanceSync:
     once with :class:`~glancesync.LockedError`; None: as long as it takes).
 
     :raises ConfigError: the configuration is missing, unreadable or invalid.
+    :raises UsageError: ``wait_lock`` is negative or not a number.
     """
 
     def __init__(self, config_parameters: str | os.PathLike[str] | TextIO | Config | None = None,
@@ -197,6 +198,8 @@ class GlanceSync:
         else:
             self.config = load_config(config_parameters, overrides, environ)
         self.progress = progress
+        if wait_lock is not None and not 0 <= wait_lock < float("inf"):
+            raise UsageError(f"wait_lock must be 0 or more seconds (or None), not {wait_lock!r}")
         self.stop_request = stop if stop is not None else StopRequest()
         self.wait_lock = wait_lock
         self._targets: dict[str, Target] = {}

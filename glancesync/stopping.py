@@ -106,15 +106,19 @@ def signal_handlers(stop: StopRequest, prog: str = "glancesync",
 
     Only in the main thread (Python runs handlers there). The first signal
     sets the request and says so on stderr (``prog: SIGTERM received:
-    stopping...``); a later one says the run is already stopping (it
-    finishes deleting what it half made and releasing its locks).
+    stopping...``); the next one says the run is already stopping (it
+    finishes deleting what it half made and releasing its locks), later
+    ones say nothing.
     """
+    later = []
+
     def handle(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         if stop.set(f"{name} received", signum):
             say(f"{prog}: {name} received: stopping (transfers under way aborted, images"
                 " this run did not finish deleted, locks released)")
-        else:
+        elif not later:  # said once: a storm of signals does not flood stderr
+            later.append(signum)
             say(f"{prog}: {name} received: already stopping, cleaning up ({stop.reason})")
 
     previous = {signum: signal.signal(signum, handle) for signum in signals}

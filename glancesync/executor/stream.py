@@ -186,6 +186,7 @@ class Stream:
         while image is not None and image.status == "saving" and not stuck and polls:
             polls -= 1
             self.retry.sleep(SETTLE_POLL)
+            self.stop.check(self.region, target.name)
             image = adapter.get_image(target.image_id)
         if image is not None and not stuck:
             if image.status == "queued":

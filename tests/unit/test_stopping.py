@@ -166,9 +166,12 @@ def test_signal_handlers_set_the_request_and_are_removed_after():
         signal.raise_signal(signal.SIGTERM)
         assert stop.wait(30)
         signal.raise_signal(signal.SIGINT)  # no KeyboardInterrupt: already stopping
+        for _ in range(5):
+            signal.raise_signal(signal.SIGTERM)
     assert stop.signum == signal.SIGTERM and stop.exit_status == 143
     assert said[0].startswith("prog: SIGTERM received: stopping")
     assert "already stopping" in said[1]
+    assert len(said) == 2  # a storm of signals is not a flood of lines
     assert signal.getsignal(signal.SIGTERM) is before
 
 
@@ -335,6 +338,13 @@ def test_a_keyboard_interrupt_of_the_caller_leaves_regions_as_clean_as_a_failure
         assert "KeyboardInterrupt" in glancesync.stop_request.reason
         assert_clean(federation, glancesync)
         assert "big" not in {i.name for i in regions_of(federation)["RegionA"].list_images()}
+
+
+@pytest.mark.parametrize("wait", [-1, float("nan"), float("inf")])
+def test_wait_lock_must_be_seconds(federation, wait):
+    from glancesync.errors import UsageError
+    with pytest.raises(UsageError, match="wait_lock"):
+        GlanceSync(federation, wait_lock=wait)
 
 
 def test_a_sync_without_stop_still_completes(federation):
