@@ -649,12 +649,13 @@ class GlanceSync:
 
     @contextlib.contextmanager
     def _stopping_on_interrupt(self) -> Iterator[None]:
-        """An exception in the caller's thread (``KeyboardInterrupt`` above all) while
-        the workers run sets the stop request: they end as a stopped run does
-        (half-made images deleted, locks released) before it goes on."""
+        """A ``KeyboardInterrupt`` (or ``SystemExit``) in the caller's thread while the
+        workers run sets the stop request: they end as a stopped run does
+        (half-made images deleted, locks released) before it goes on. (Any
+        other exception is a bug: the workers finish their regions, as before.)"""
         try:
             yield
-        except BaseException as error:
+        except (KeyboardInterrupt, SystemExit) as error:
             self.stop_request.set(f"interrupted ({type(error).__name__})")
             raise
 
