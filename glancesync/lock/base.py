@@ -95,9 +95,10 @@ def acquire(lock: Lock, timeout: float | None = 0.0, stop: StopRequest | None = 
     """Take ``lock``, waiting up to ``timeout`` seconds (0: not at all; None: as long
     as it takes) and no longer once ``stop`` is set.
 
-    Only :meth:`Lock.acquire` is used (any implementation): a first attempt
-    without waiting (a wait is logged, naming the holder), then, with a
-    stop request, calls of at most ``STOP_SLICE`` seconds.
+    Only :meth:`Lock.acquire` and :meth:`Lock.holder` are used (any
+    implementation): a wait is logged once, naming the holder; with a stop
+    request, ``acquire`` is called for at most ``STOP_SLICE`` seconds at a
+    time, else once with ``timeout``.
 
     :raises LockedError: another holder has it (still, after ``timeout``: the
         message says how long it waited).
@@ -105,16 +106,15 @@ def acquire(lock: Lock, timeout: float | None = 0.0, stop: StopRequest | None = 
     """
     if stop is not None:
         stop.check()
-    if timeout == 0:
-        lock.acquire(0)
-        return
-    try:
-        lock.acquire(0)
-        return
-    except LockedError as error:
-        LOG.info("%s; waiting for it up to %s", error,
-                 "as long as it takes" if timeout is None else f"{timeout:g} s")
-    if stop is None:
+    if timeout != 0:
+        try:
+            holder = lock.holder()
+        except GlanceSyncError:
+            holder = None  # only for the log: the wait itself tells
+        if holder is not None:
+            LOG.info("the lock of %s is held by %s; waiting for it up to %s", lock.name,
+                     holder, "as long as it takes" if timeout is None else f"{timeout:g} s")
+    if stop is None or timeout == 0:
         _acquire_within(lock, timeout)
         return
     deadline = None if timeout is None else clock() + timeout
@@ -133,6 +133,8 @@ def _acquire_within(lock: Lock, timeout: float | None) -> None:
     try:
         lock.acquire(timeout)
     except LockedError as error:
+        if not timeout:
+            raise
         raise _waited(error, timeout) from None
 
 
