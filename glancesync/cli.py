@@ -454,12 +454,17 @@ def _failure_lines(result: RunResult) -> list[str]:
     return lines
 
 
+#: The operations not done that the summary of a stopped run names, at most.
+MAX_NOT_DONE_LINES = 20
+
+
 def stopped_lines(result: RunResult) -> list[str]:
     """What a stopped run did not do (nothing when it was not stopped).
 
     ``run stopped (SIGTERM received): 3 operation(s) not done in 1 region(s),
-    1 region(s) not reached; images left unfinished were deleted`` and a
-    line per operation not done (``REGION: not done: KIND NAME (why)``).
+    1 region(s) not reached; ...`` and a line per operation not done
+    (``REGION: not done: KIND NAME (stopped | not started)``), at most
+    :data:`MAX_NOT_DONE_LINES`.
     """
     if result.stopped is None:
         return []
@@ -471,8 +476,11 @@ def stopped_lines(result: RunResult) -> list[str]:
     lines = [f"run stopped ({reason}): {len(outcomes)} operation(s) not done in"
              f" {len(reached)} region(s), {len(missed)} region(s) not reached; the images"
              " it had not finished were deleted (unless an error above says otherwise)"]
-    for region, outcome in outcomes:
+    for region, outcome in outcomes[:MAX_NOT_DONE_LINES]:
         lines.append(f"{region}: not done: {outcome.kind} {outcome.name} ({outcome.result})")
+    if len(outcomes) > MAX_NOT_DONE_LINES:
+        lines.append(f"... and {len(outcomes) - MAX_NOT_DONE_LINES} more operation(s) not"
+                     " done (the run report and the log list them)")
     return lines
 
 

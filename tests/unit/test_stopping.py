@@ -353,3 +353,35 @@ def test_a_sync_without_stop_still_completes(federation):
                     overrides=["master.rename="]) as glancesync:
         result = glancesync.sync(["RegionA"])
         assert result.stopped is None and result.results["master:RegionA"].uploaded >= 1
+
+
+def test_the_summary_of_a_stopped_run_names_what_was_not_done_up_to_a_bound():
+    from glancesync import cli
+    from glancesync.executor import OperationOutcome, RegionResult
+    from glancesync.facade import RunResult
+    from glancesync.plan import OperationKind
+    stop = StopRequest()
+    stop.set("SIGTERM received", signal.SIGTERM)
+    region = RegionResult("master:RegionA", uploaded=1)
+    region.outcomes = [OperationOutcome(OperationKind.UPLOAD, "done-one", "done"),
+                       OperationOutcome(OperationKind.UPLOAD, "cut", STOPPED)]
+    region.outcomes += [OperationOutcome(OperationKind.UPLOAD, f"image-{n}", NOT_STARTED)
+                        for n in range(30)]
+    region.not_done = 31
+    result = RunResult(stopped=stop.error())
+    result.results["master:RegionA"] = region
+    result.failures["master:RegionB"] = stop.error("master:RegionB")
+    lines = cli.summary_lines(result)
+    assert "master:RegionA: sync STOPPED:" in lines[0] and "31 operation(s) not done" in lines[0]
+    assert lines[1].startswith("master:RegionB: NOT DONE: stopped: SIGTERM received")
+    stopped = lines.index(next(line for line in lines if line.startswith("run stopped")))
+    assert lines[stopped] == ("run stopped (SIGTERM received): 31 operation(s) not done in 1"
+                              " region(s), 1 region(s) not reached; the images it had not"
+                              " finished were deleted (unless an error above says otherwise)")
+    assert lines[stopped + 1] == "master:RegionA: not done: upload cut (stopped)"
+    named = [line for line in lines if ": not done: " in line]
+    assert len(named) == cli.MAX_NOT_DONE_LINES
+    assert lines[-1] == ("... and 11 more operation(s) not done (the run report and the log"
+                         " list them)")
+    assert result.exit_status == 143
+    assert cli.summary_lines(result, quiet=True)[-1] == lines[-1]  # --quiet says it too
