@@ -25,6 +25,8 @@ class ExitStatus(enum.IntEnum):
     NEEDS_OPERATOR = 4  #: states an operator must resolve (the error_* statuses)
     LOCKED = 5  #: another run holds the lock of a region
     COORDINATION = 6  #: the coordination service (coordination_url) cannot be used
+    INTERRUPTED = 130  #: stopped by SIGINT (Ctrl-C) or by a program (128 + SIGINT)
+    TERMINATED = 143  #: stopped by SIGTERM (``systemctl stop``; 128 + SIGTERM)
 
 
 class GlanceSyncError(Exception):
@@ -231,6 +233,23 @@ class CoordinationError(GlanceSyncError):
     unreachable, timed out, or a lock lost. The region it was about is not changed."""
 
     exit_status = ExitStatus.COORDINATION
+
+
+class StoppedError(GlanceSyncError):
+    """The run was asked to stop (a signal, or :meth:`~glancesync.GlanceSync.stop`).
+
+    Raised where work is interrupted (between operations, inside a transfer,
+    while waiting); what was half made is cleaned up on the way out.
+    ``exit_status`` is :attr:`ExitStatus.TERMINATED` for SIGTERM, else
+    :attr:`ExitStatus.INTERRUPTED`. Not transient: never retried.
+    """
+
+    exit_status = ExitStatus.INTERRUPTED
+
+    def __init__(self, message: str, *, exit_status: ExitStatus = ExitStatus.INTERRUPTED,
+                 **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.exit_status = exit_status
 
 
 class NothingToSyncError(ConfigError):

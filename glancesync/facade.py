@@ -18,14 +18,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Mapping, Sequence, TextIO
 
 from glancesync import backends, backups, convert, listing, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.bandwidth import Bandwidth
 from glancesync.config import ALWAYS_SHOWN, MASTER, Config, TargetConfig, load_config
 from glancesync.errors import (CoordinationError, ExitStatus, GlanceSyncError, LockedError,
-                               UsageError)
+                               StoppedError, UsageError)
 from glancesync.executor import Executor, RegionResult
 from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
@@ -39,6 +39,7 @@ from glancesync.runlog import RunLogs, default_run_dir, prune_runs, region_conte
 from glancesync.scope import Scope
 from glancesync.selection import MasterSelection, select_master
 from glancesync.serverside import CopySources
+from glancesync.stopping import StopRequest
 from glancesync.strategy import RegionTransfer
 from glancesync.throughput import FILE_NAME as THROUGHPUT_FILE
 from glancesync.throughput import Estimate, ThroughputLog, estimates
@@ -57,7 +58,9 @@ class _RegionsRun:
     image); ``image_ids``: the master images it was limited to, by id
     (:meth:`GlanceSync.sync_images`; none: every image); ``estimates``: per
     region, what the pending work moves
-    (:class:`~glancesync.throughput.Estimate`).
+    (:class:`~glancesync.throughput.Estimate`); ``stopped``: why the run
+    was stopped before its end (a :class:`~glancesync.StoppedError`; the
+    regions it did not reach are in ``failures`` with it), or None.
     """
 
     #: Per region name: its plan (a region that failed to plan has none).
@@ -69,6 +72,7 @@ class _RegionsRun:
     images: tuple[str, ...] = ()
     estimates: dict[str, Estimate] = dataclasses.field(default_factory=dict)
     image_ids: tuple[str, ...] = ()
+    stopped: StoppedError | None = None
 
 
 @dataclasses.dataclass
@@ -123,6 +127,8 @@ class RunResult(_RegionsRun):
     @property
     def exit_status(self) -> ExitStatus:
         """The script's exit status for this run (see :class:`~glancesync.ExitStatus`)."""
+        if self.stopped is not None:
+            return self.stopped.exit_status
         if self.failures:
             if any(e.exit_status == ExitStatus.USAGE for e in self.failures.values()):
                 return ExitStatus.USAGE  # a configuration mistake (metadata_condition...)
@@ -155,6 +161,8 @@ class StatusReport(_RegionsRun):
 
     @property
     def exit_status(self) -> ExitStatus:
+        if self.stopped is not None:
+            return self.stopped.exit_status
         if self.failures:
             if any(e.exit_status == ExitStatus.USAGE for e in self.failures.values()):
                 return ExitStatus.USAGE
@@ -195,18 +203,29 @@ class GlanceSync:
     ``section.key=value`` strings. ``progress`` shows progress bars (None:
     only when stderr is a terminal).
 
+    ``stop``: the :class:`~glancesync.StopRequest` its runs obey (default: a
+    new one; :meth:`stop` sets it). ``wait_lock``: seconds a sync waits for
+    the lock of a region that another run holds (0, the default: fail at
+    once with :class:`~glancesync.LockedError`; None: as long as it takes).
+
     :raises ConfigError: the configuration is missing, unreadable or invalid.
+    :raises UsageError: ``wait_lock`` is negative or not a number.
     """
 
     def __init__(self, config_parameters: str | os.PathLike[str] | TextIO | Config | None = None,
                  *,
                  overrides: Sequence[str] = (), environ: Mapping[str, str] | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, stop: StopRequest | None = None,
+                 wait_lock: float | None = 0.0) -> None:
         if isinstance(config_parameters, Config):
             self.config = config_parameters
         else:
             self.config = load_config(config_parameters, overrides, environ)
         self.progress = progress
+        if wait_lock is not None and not 0 <= wait_lock < float("inf"):
+            raise UsageError(f"wait_lock must be 0 or more seconds (or None), not {wait_lock!r}")
+        self.stop_request = stop if stop is not None else StopRequest()
+        self.wait_lock = wait_lock
         self._targets: dict[str, Target] = {}
         self._adapters: dict[RegionRef, RegionAdapter] = {}
         self._guard = threading.RLock()
@@ -228,6 +247,20 @@ class GlanceSync:
                 target.close()
             self._adapters.clear()
             self._targets.clear()
+
+    def stop(self, reason: str = "a stop was requested") -> None:
+        """Stop the run under way, from any thread (a signal handler too).
+
+        Nothing new starts (no region, no operation, no new image); a
+        transfer under way is aborted at its next chunk, a wait (retry,
+        server-side copy, lock) ends; the images the run created and did not
+        finish are deleted and its locks released, as after a failed
+        upload. The run then returns normally, its ``stopped`` set, with
+        ``not started``/``stopped`` outcomes and the regions it did not reach
+        in ``failures``. The request stays: later runs of this object stop
+        at once (make a new object, or pass a new ``stop``).
+        """
+        self.stop_request.set(reason)
 
     def __enter__(self) -> "GlanceSync":
         return self
@@ -367,7 +400,9 @@ class GlanceSync:
     def _retry_policy(self) -> RetryPolicy:
         """Retries of transient failures, from ``retries`` and ``retry_wait``."""
         main = self.config.main
-        return RetryPolicy(retries=main.retries, initial_wait=main.retry_wait)
+        # A stop request ends a wait between attempts at once.
+        return RetryPolicy(retries=main.retries, initial_wait=main.retry_wait,
+                           sleep=self.stop_request.wait)
 
     def get_images_region(self, region: str) -> list[dict[str, Any]]:
         """The project's images and the public images of ``region``, as dicts.
@@ -473,14 +508,20 @@ class GlanceSync:
         result = StatusReport(started=time.time(), images=tuple(images),
                               image_ids=tuple(sorted(set(image_ids))))
         refs = self._resolve(regions)
+        self.stop_request.check()
         master = self._master()
         for ref in refs:
             try:
+                self._not_stopped(ref)
                 result.plans[str(ref)] = self.plan_region(ref, master, images,
                                                           image_ids=result.image_ids)
+            except StoppedError as error:
+                self._region_failed(str(ref), error, result)
             except GlanceSyncError as error:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
+        if self.stop_request.is_set():
+            result.stopped = self.stop_request.error()
         self._hold_removals(result.plans.values(), master)
         self._hold_waves(result.plans)
         result.estimates = estimates(self._throughput(), result.plans)
@@ -554,7 +595,7 @@ class GlanceSync:
                 limits = convert.Limits(main.convert_max_virtual_size, main.convert_timeout)
                 self._source = MasterImageSource(self.adapter(self._master_ref), cache,
                                                  main.images_dir, progress=self.progress,
-                                                 limits=limits)
+                                                 limits=limits, stop=self.stop_request)
             return self._source
 
     def sync_region(self, region: str | RegionRef, dry_run: bool = False) -> RegionResult:
@@ -641,6 +682,7 @@ class GlanceSync:
                            image_ids=tuple(sorted(scope.image_ids)))
         refs = self._resolve(regions)
         self._check_conversion_tool(refs)
+        self.stop_request.check()
         if self.config.main.coordination_url and not dry_run:
             # Unreachable: one clear error before anything is read or changed.
             self._coordination().coordinator()
@@ -650,20 +692,10 @@ class GlanceSync:
         started = time.monotonic()
         with contextlib.ExitStack() as stack:
             pool = self._workers(stack, refs, result, parallel)
-            _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
-            self._hold_removals(result.plans.values(), master, record=not dry_run)
-            self._hold_waves(result.plans)
-            self._report_unknown_ids(scope, result)
-            sources = CopySources()
-            for ref in refs:  # every plan is known: offer its verified copies as sources
-                if str(ref) in result.plans:
-                    self._offer_copies(ref, result.plans[str(ref)], master, sources)
-            planned = [ref for ref in refs if str(ref) in result.plans]
-            if dry_run or not self.config.main.coordination_url:
-                _each(pool, [(self._execute_guarded, ref, dry_run, result, sources)
-                             for ref in planned])
-            else:
-                self._execute_shared(pool, planned, _Round(master, scope, result, sources))
+            with self._stopping_on_interrupt():
+                self._plan_and_execute(pool, refs, master, result, scope)
+        if self.stop_request.is_set():
+            result.stopped = self.stop_request.error()
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
         self._measure(result)
@@ -673,6 +705,37 @@ class GlanceSync:
         LOG.info("%s; %.1f s", result.totals(), time.monotonic() - started,
                  extra={"summary": True})
         return result
+
+    def _plan_and_execute(self, pool: concurrent.futures.Executor, refs: Sequence[RegionRef],
+                          master: MasterSelection, result: RunResult, scope: Scope) -> None:
+        """Plan every region, then ``max_deletes`` over the plans, then execute them."""
+        dry_run = result.dry_run
+        _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
+        self._hold_removals(result.plans.values(), master, record=not dry_run)
+        self._hold_waves(result.plans)
+        self._report_unknown_ids(scope, result)
+        sources = CopySources()
+        for ref in refs:  # every plan is known: offer its verified copies as sources
+            if str(ref) in result.plans:
+                self._offer_copies(ref, result.plans[str(ref)], master, sources)
+        planned = [ref for ref in refs if str(ref) in result.plans]
+        if dry_run or not self.config.main.coordination_url:
+            _each(pool, [(self._execute_guarded, ref, dry_run, result, sources)
+                         for ref in planned])
+        else:
+            self._execute_shared(pool, planned, _Round(master, scope, result, sources))
+
+    @contextlib.contextmanager
+    def _stopping_on_interrupt(self) -> Iterator[None]:
+        """A ``KeyboardInterrupt`` (or ``SystemExit``) in the caller's thread while the
+        workers run sets the stop request: they end as a stopped run does
+        (half-made images deleted, locks released) before it goes on. (Any
+        other exception is a bug: the workers finish their regions, as before.)"""
+        try:
+            yield
+        except (KeyboardInterrupt, SystemExit) as error:
+            self.stop_request.set(f"interrupted ({type(error).__name__})")
+            raise
 
     def _workers(self, stack: contextlib.ExitStack, refs: Sequence[RegionRef],
                  result: RunResult, parallel: bool) -> concurrent.futures.Executor:
@@ -712,27 +775,40 @@ class GlanceSync:
         name = str(ref)
         with region_context(name):
             try:
+                self._not_stopped(ref)
                 result.plans[name] = self.plan_region(ref, master, scope.patterns,
                                                       image_ids=scope.image_ids)
             except GlanceSyncError as error:
-                # The scripts' summary has a FAILED line for it: the console
-                # leaves this record out, log files keep it.
-                LOG.error("%s: synchronisation failed: %s", name, error,
-                          extra={"summary": True})
-                result.failures[name] = error
+                self._region_failed(name, error, result)
 
     def _execute_guarded(self, ref: RegionRef, dry_run: bool, result: RunResult,
                          sources: CopySources) -> None:
         name = str(ref)
         with region_context(name):
             try:
+                self._not_stopped(ref)
                 result.results[name] = self._execute(ref, result.plans[name], dry_run, sources)
             except GlanceSyncError as error:
-                # The scripts' summary has a FAILED line for it: the console
-                # leaves this record out, log files keep it.
-                LOG.error("%s: synchronisation failed: %s", name, error,
-                          extra={"summary": True})
-                result.failures[name] = error
+                self._region_failed(name, error, result)
+
+    def _not_stopped(self, ref: RegionRef) -> None:
+        """Start nothing in ``ref`` once a stop was requested (a ``StoppedError`` saying
+        the region was not reached)."""
+        if self.stop_request.is_set():
+            error = self.stop_request.error(str(ref))
+            error.message = f"not synchronised: {error.message}"
+            raise error
+
+    @staticmethod
+    def _region_failed(name: str, error: GlanceSyncError, result: _RegionsRun) -> None:
+        """Record that region ``name`` failed (or was not reached: stopped) as a whole."""
+        # The scripts' summary has a line for it: the console leaves this
+        # record out, log files keep it.
+        if isinstance(error, StoppedError):
+            LOG.warning("%s: %s", name, error.message, extra={"summary": True})
+        else:
+            LOG.error("%s: synchronisation failed: %s", name, error, extra={"summary": True})
+        result.failures[name] = error
 
     def _coordination(self) -> lock.Coordination:
         """This process's session with ``coordination_url``."""
@@ -759,7 +835,8 @@ class GlanceSync:
         name, result = str(ref), round_.result
         with region_context(name):
             try:
-                with lock.hold(self.region_lock(ref), None if wait else 0.0):
+                with lock.hold(self.region_lock(ref), None if wait else 0.0,
+                               self.stop_request):
                     plan = self._replan(ref, round_)
                     result.results[name] = self._execute(ref, plan, False, round_.sources,
                                                          locked=True)
@@ -827,12 +904,12 @@ class GlanceSync:
         options = {"retry": self._retry_policy(), "progress": self.progress,
                    "sources": sources, "import_timeout": config.import_timeout,
                    "validation": self._validation(ref),
-                   "caps": self._caps(config)}
+                   "caps": self._caps(config), "stop": self.stop_request}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
         if locked:  # the caller holds the region's lock
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
-        with lock.hold(self.region_lock(ref)):
+        with lock.hold(self.region_lock(ref), self.wait_lock, self.stop_request):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
     def _validation(self, ref: RegionRef) -> Validation | None:
@@ -940,10 +1017,15 @@ class GlanceSync:
             those that exist).
         :raises UsageError: an argument that is not a region name.
         :raises UsageError: the backup folder cannot be created.
+        :raises StoppedError: a stop was requested before the last region.
         """
         refs = self._resolve(regions)
         folder = report.backup_folder(Path(path) if path else Path.cwd())
-        return [self.backup_glancemetadata_region(ref, folder=folder) for ref in refs]
+        paths = []
+        for ref in refs:
+            self.stop_request.check(str(ref))  # the files written so far are kept
+            paths.append(self.backup_glancemetadata_region(ref, folder=folder))
+        return paths
 
     # --- changing one image ------------------------------------------------------
 

@@ -45,6 +45,7 @@ from glancesync.image import Image, content_hash
 from glancesync.integrity import (CHUNK_SIZE, FileData, HashingStream, atomic_file,
                                   expected_hash, fsync_directory, label, open_regular_file,
                                   unlink_quietly, verify)
+from glancesync.stopping import StopRequest
 
 __all__ = ["ImageCache", "MasterImageSource", "default_cache_dir"]
 
@@ -529,7 +530,9 @@ class MasterImageSource:
     cached file. ``progress`` enables the download bar (None: only when
     stderr is a terminal). A conversion to another disk format is made
     once per image and format in the same way, from the verified master
-    file (:meth:`converted`).
+    file (:meth:`converted`). A download stops at its next chunk once
+    ``stop`` is set (:class:`~glancesync.errors.StoppedError`; nothing is
+    cached).
 
     Counters: :attr:`bytes_downloaded` (read from the master),
     :attr:`downloads`, :attr:`cache_hits`, :attr:`images_dir_hits`,
@@ -538,8 +541,10 @@ class MasterImageSource:
 
     def __init__(self, master_adapter: RegionAdapter, cache: ImageCache,
                  images_dir: Path | None = None, *, progress: bool | None = None,
-                 limits: convert_mod.Limits = convert_mod.Limits()) -> None:
+                 limits: convert_mod.Limits = convert_mod.Limits(),
+                 stop: StopRequest | None = None) -> None:
         self.master = master_adapter
+        self.stop = stop if stop is not None else StopRequest()
         self.cache = cache
         self.images_dir = Path(images_dir) if images_dir is not None else None
         self.progress = progress
@@ -775,6 +780,7 @@ class MasterImageSource:
         received = 0
         try:
             for chunk in chunks:
+                self.stop.check(image=label(image))  # a stop aborts the download
                 received += len(chunk)
                 if image.size is not None and received > image.size:
                     raise ChecksumMismatchError(

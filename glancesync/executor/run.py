@@ -9,7 +9,10 @@ and hands each operation to its handler (:data:`HANDLERS`): uploads to
 :mod:`glancesync.executor.steps`. One image failing does not stop the
 others; the lifecycle's removal steps are taken only while the region's
 run has had no failure (else postponed). Each operation gets its
-:class:`~glancesync.executor.results.OperationOutcome`.
+:class:`~glancesync.executor.results.OperationOutcome`. A
+:class:`~glancesync.stopping.StopRequest` set during the run interrupts the
+operation under way (its half-made image deleted, as after a failure) and
+starts no other: they are ``not started``.
 """
 from __future__ import annotations
 
@@ -18,11 +21,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 from glancesync.bandwidth import Bandwidth
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import GlanceSyncError, ImageRefusedError
+from glancesync.errors import GlanceSyncError, ImageRefusedError, StoppedError
 from glancesync.executor import steps, upload
 from glancesync.executor.actions import LOG, RegionActions, describe
-from glancesync.executor.results import (DONE, FAILED, POSTPONED, REFUSED, OperationOutcome,
-                                         RegionResult, is_refusal)
+from glancesync.executor.results import (DONE, FAILED, NOT_STARTED, POSTPONED, REFUSED, STOPPED,
+                                         OperationOutcome, RegionResult, is_refusal)
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.stream import ImageSource, Stream
 from glancesync.executor.validation import Validation, ValidationError
@@ -30,6 +33,7 @@ from glancesync.image import Image
 from glancesync.plan.model import Operation, OperationKind, RegionPlan, Status, StatusCategory
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.serverside import CopySources
+from glancesync.stopping import StopRequest
 
 #: A handler: applies one operation of the executor's region, counts it in the result.
 Handler = Callable[["Executor", Operation, RegionResult], None]
@@ -65,6 +69,7 @@ class Executor:
     ``validate_command``, run on every new copy before it is published.
     ``caps`` pace the bytes uploaded
     (:class:`~glancesync.bandwidth.Bandwidth`: the run's, the region's).
+    ``stop`` (default: one never set) is checked before each operation and inside transfers and waits.
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
@@ -72,7 +77,8 @@ class Executor:
                  progress: bool | None = None, sources: CopySources | None = None,
                  import_timeout: float = 1800.0,
                  validation: Validation | None = None,
-                 caps: Sequence[Bandwidth] = ()) -> None:
+                 caps: Sequence[Bandwidth] = (),
+                 stop: StopRequest | None = None) -> None:
         self.validation = validation
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(adapter, RetryingAdapter):
@@ -80,10 +86,11 @@ class Executor:
         self.adapter = adapter
         self.source = source
         self.dry_run = dry_run
+        self.stop = stop if stop is not None else StopRequest()
         self.region = adapter.name
         self.actions = RegionActions(adapter, dry_run)
         self.sources = sources if sources is not None else CopySources()
-        self.stream = Stream(self.actions, source, self.retry, progress, caps)
+        self.stream = Stream(self.actions, source, self.retry, progress, caps, self.stop)
         self.server_copy = ServerSideCopy(self.stream, self.sources, import_timeout)
         #: Master name -> regional UUID of the image uploaded in this run.
         self.new_ids: dict[str, str] = {}
@@ -104,6 +111,10 @@ class Executor:
         for op in plan.operations:
             outcome = OperationOutcome(op.kind, op.name, DONE)
             result.outcomes.append(outcome)
+            if self.stop.is_set():
+                outcome.result, outcome.error = NOT_STARTED, self.stop.error().message
+                result.not_done += 1
+                continue
             if op.kind.removes and troubled:
                 outcome.result = POSTPONED
                 outcome.error = self._postpone(plan, op, result)
@@ -127,6 +138,10 @@ class Executor:
             outcome.error = str(error)
             outcome.result = REFUSED
             self._validation_failed(plan, op, error, result)
+        except StoppedError as error:
+            outcome.result, outcome.error = STOPPED, error.message
+            result.not_done += 1
+            LOG.warning("%s: %s interrupted: %s", self.region, op.describe(), error.message)
         except GlanceSyncError as error:
             outcome.error = str(error)
             if op.uploads and is_refusal(error):

@@ -61,7 +61,7 @@ class ServerSideCopy:
         if self.actions.dry_run:
             return None, master, False
         seen = watch_import(self.actions.adapter, target.image_id, self.import_timeout,
-                            sleep=self.stream.retry.sleep)
+                            sleep=self.stream.pause)
         if seen.outcome is Outcome.ACTIVE and not master.same_content(seen.image):
             return self.fall_back(op, target, transfer, source, corrupt(seen.image, master))
         if seen.outcome is Outcome.ACTIVE:

@@ -19,13 +19,15 @@ from typing import Any, Iterable, Iterator, Protocol, Sequence
 from glancesync import progress as progress_mod
 from glancesync.bandwidth import Bandwidth, throttled
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError, TransferError
+from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
+                               StoppedError, TransferError)
 from glancesync.executor.actions import LOG, RegionActions
 from glancesync.executor.results import MIB
 from glancesync.image import Image, content_hash
 from glancesync.integrity import FileData, HashingStream
 from glancesync.plan.model import Operation
 from glancesync.retry import RetryPolicy
+from glancesync.stopping import StopRequest
 from glancesync.strategy import Transfer
 
 #: After a broken upload, how long (seconds) Glance may take to notice and
@@ -95,12 +97,17 @@ class Stream:
     adapter can). :attr:`seconds` adds up the time spent sending data (a real
     sync only), which the executor reads per operation; :attr:`sent` keeps
     the hashes of the bytes sent of a master without checksum, by master id.
+    ``stop`` is checked at every chunk (or ``sendfile`` step) sent and before
+    every new attempt: a stop request aborts the upload with
+    :class:`~glancesync.errors.StoppedError`.
     """
 
     def __init__(self, actions: RegionActions, source: ImageSource, retry: RetryPolicy,
-                 progress: bool | None, caps: Sequence[Bandwidth] = ()) -> None:
+                 progress: bool | None, caps: Sequence[Bandwidth] = (),
+                 stop: StopRequest | None = None) -> None:
         self.actions = actions
         self.caps = tuple(caps)
+        self.stop = stop if stop is not None else StopRequest()
         self.source = source
         self.retry = retry
         self.progress = progress
@@ -110,6 +117,12 @@ class Stream:
     @property
     def region(self) -> str:
         return self.actions.region
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` (the retry policy's sleep), then raise
+        :class:`~glancesync.errors.StoppedError` if a stop was requested."""
+        self.retry.sleep(seconds)
+        self.stop.check(self.region)
 
     def prepare(self, master: Image, transfer: Transfer) -> Image:
         """Fetch (and convert) the data to stream now; the content it has.
@@ -155,6 +168,8 @@ class Stream:
             try:
                 return self._send(target.image_id, master, target.name, transfer)
             except GlanceSyncError as error:
+                if not isinstance(error, StoppedError):  # a stop ends any failure
+                    self.stop.check(self.region, target.name)
                 stuck = isinstance(error, ConflictError) and failures > 0
                 if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:
                     raise
@@ -164,6 +179,7 @@ class Stream:
                             "from the start in %.1f s", self.region, target.name, failures,
                             self.retry.attempts, error, delay)
                 self.retry.sleep(delay)
+                self.stop.check(self.region, target.name)
             arrived = self._prepare_retry(target, stuck)
             if arrived is not None:
                 return arrived
@@ -179,6 +195,7 @@ class Stream:
         while image is not None and image.status == "saving" and not stuck and polls:
             polls -= 1
             self.retry.sleep(SETTLE_POLL)
+            self.stop.check(self.region, target.name)
             image = adapter.get_image(target.image_id)
         if image is not None and not stuck:
             if image.status == "queued":
@@ -212,7 +229,13 @@ class Stream:
             with opener(*args) as data:
                 bar = progress_mod.progress_bar(f"{self.region} {name}", data.size,
                                                 self.progress)
-                data.progress = bar.update
+
+                def step(count: int) -> None:
+                    self.stop.check(self.region, name)  # aborts the upload under way
+                    bar.update(count)
+
+                self.stop.check(self.region, name)
+                data.progress = step
                 # A capped upload goes chunk by chunk (paced), not by sendfile.
                 sent: Iterable[bytes] | FileData = throttled(data, self.caps) if self.caps \
                     else data
@@ -232,7 +255,11 @@ class Stream:
 
         def guarded() -> Iterator[bytes]:
             try:
-                yield from data
+                for chunk in data:
+                    self.stop.check(self.region, name)  # aborts the upload under way
+                    yield chunk
+            except StoppedError:
+                raise
             except GlanceSyncError as error:
                 source_errors.append(error)
                 raise

@@ -19,7 +19,8 @@ One upload operation runs these stages, in order (:class:`Upload`):
    renamed ``NAME.old`` and made private (``rename``).
 
 A failure in stages 2 to 5 deletes the new image (:func:`discard`) and
-leaves the old one as it was. Every change goes through the region's
+leaves the old one as it was; so does a stop request, which aborts the
+data under way (stages 1 and 3) and lets no new image be created. Every change goes through the region's
 :class:`~glancesync.executor.actions.RegionActions`.
 """
 from __future__ import annotations
@@ -121,6 +122,7 @@ class Upload:
         expected = op.master
         if not transfer.server_side:
             expected = self.run.stream.prepare(op.master, transfer)
+        self.run.stream.stop.check(self.actions.region, op.name)  # nothing new once stopped
         self.create()
         try:
             if transfer.server_side:

@@ -17,14 +17,14 @@ import os
 from pathlib import Path
 from typing import Mapping, Protocol
 
-from glancesync.lock.base import Lock, hold
+from glancesync.lock.base import Lock, acquire, hold
 from glancesync.lock.coordination import (DEFAULT_TTL, CoordinatedLock, Coordination,
                                           ToozLeadership, coordination, lock_key)
 from glancesync.lock.files import (MACHINE_LOCK_DIR, WAIT_POLL, RegionLock, default_lock_dir,
                                    lock_file_name, user_lock_dir)
 
 __all__ = ["MACHINE_LOCK_DIR", "WAIT_POLL", "CoordinatedLock", "Coordination", "Lock",
-           "LockSettings", "RegionLock", "ToozLeadership", "default_lock_dir", "hold",
+           "LockSettings", "RegionLock", "ToozLeadership", "acquire", "default_lock_dir", "hold",
            "lock_dir_of", "lock_file_name", "lock_key", "make_leadership", "make_lock",
            "user_lock_dir"]
 

@@ -995,3 +995,29 @@ def test_import_task_is_the_latest_one(adapter, fake):
     assert (task.task_id, task.status, task.failed) == ("t2", "processing", False)
     fake.get(f"{IMAGES}/{IMAGE_ID}/tasks", json={"tasks": []})
     assert adapter.import_task(IMAGE_ID) is None
+
+
+def test_a_stop_aborts_a_sendfile_upload_between_two_slices(fake, tmp_path):
+    """The stream's progress callback raises StoppedError: the upload ends there, as that
+    error (no connection failure to retry), after one slice of the file."""
+    from glancesync import StopRequest, StoppedError
+    from glancesync.backends.openstack.glance import SENDFILE_SLICE
+    from glancesync.integrity import FileData
+    server = _Server()
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT,
+                                  endpoint_override=f"http://127.0.0.1:{server.port}")
+    path, data = _local_file(tmp_path, 3 * SENDFILE_SLICE)
+    stop = StopRequest()
+    steps = []
+
+    def step(sent: int) -> None:
+        stop.check("master:RegionOne")
+        steps.append(sent)
+        stop.set("SIGTERM received")
+
+    try:
+        with open(path, "rb") as handle, pytest.raises(StoppedError):
+            adapter.upload_data(IMAGE_ID, FileData(handle, len(data), step), len(data))
+    finally:
+        server.close()
+    assert len(steps) == 1 and steps[0] <= SENDFILE_SLICE

@@ -21,6 +21,7 @@ LAYERS = [
     ["glancesync.errors"],
     ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock*",
      "glancesync.bandwidth",
+     "glancesync.stopping",
      "glancesync.runlog", "glancesync.redaction", "glancesync.safenames",
      "glancesync.filemodes", "glancesync.readback"],
     ["glancesync.integrity", "glancesync.options", "glancesync.convert"],

@@ -62,8 +62,10 @@ from glancesync.integrity import FileData
 
 LOG = logging.getLogger(__name__)
 
-#: Bytes handed to one ``sendfile`` call: progress is reported between calls.
-SENDFILE_SLICE = 64 * 1024 * 1024
+#: Bytes handed to one ``sendfile`` call: progress is reported between calls,
+#: and a stop request is seen there (small enough for a slow region to stop
+#: within seconds).
+SENDFILE_SLICE = 4 * 1024 * 1024
 #: The slowest image data download accepted: bytes per second, averaged over
 #: :data:`MIN_RATE_WINDOW` seconds (each wait for bytes is also bounded by the
 #: session's timeout).
