@@ -13,7 +13,7 @@ variables (``OS_REGION_NAME`` is the master region).
 
 A section named ``[target:Region]`` holds options of one region of a
 target (only those marked ``per_region`` in :mod:`glancesync.options`:
-``transfer``, ``convert_to``); they override the target's values for that
+``transfer``, ``convert_to``, ``upload_method``); they override the target's values for that
 region (:meth:`TargetConfig.for_region`).
 
 Overrides (``--config`` on the command line) are ``section.key=value``, or
@@ -141,6 +141,7 @@ class TargetConfig:
     keep_old_copies: int | None = None  #: NAME.old copies kept per name (None: all)
     transfer: str = "stream"  #: stream, glance-download or auto
     convert_to: str | None = None  #: disk format of the regional copies (None: the master's)
+    upload_method: str = "auto"  #: auto, direct or glance-direct (Glance regions)
     import_timeout: float = 1800.0  #: seconds a server-side copy may take
     #: Region name -> per-region option values (sections ``[target:Region]``).
     regions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)

@@ -18,7 +18,8 @@ from typing import Any, Iterable, Iterator, Protocol
 
 from glancesync import progress as progress_mod
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError, TransferError
+from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
+                               TransferError, UploadRestartError)
 from glancesync.executor.actions import LOG, RegionActions
 from glancesync.executor.results import MIB
 from glancesync.image import Image, content_hash
@@ -139,13 +140,21 @@ class Stream:
         connection broke, Glance reverted it) is filled again; ``active``
         means the data arrived but the answer was lost (verification
         follows); anything else (``saving`` left by a dead worker, or a
-        409 on the new attempt) is deleted and replaced by a new image.
+        409 on the new attempt) is deleted and replaced by a new image. An
+        :class:`~glancesync.errors.UploadRestartError` (the adapter switched
+        to another way of sending) restarts once, not counted as a failure.
         Returns the image as it is after the upload.
         """
-        failures = 0
+        failures, restarted = 0, False
         while True:
             try:
                 return self._send(target.image_id, master, target.name, transfer)
+            except UploadRestartError as error:
+                if restarted:
+                    raise
+                restarted, stuck = True, False  # a new way of sending: not a failure
+                LOG.info("%s: %s; sending %s again from the start", self.region, error.message,
+                         target.name)
             except GlanceSyncError as error:
                 stuck = isinstance(error, ConflictError) and failures > 0
                 if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:

@@ -56,7 +56,8 @@ from glancesync.backends.base import CHUNK_SIZE, ImportTask, RegionAdapter
 from glancesync.backends.openstack.origins import MAX_BODY, OriginGuard, SlowAnswerError
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                EndpointError, GlanceSyncError, ImageNotFoundError,
-                               ServiceError, TransferError, UsageError)
+                               ServiceError, TransferError, UploadRestartError,
+                               UsageError)
 from glancesync.image import Image
 from glancesync.integrity import FileData
 
@@ -71,6 +72,14 @@ MIN_RATE = 16 * 1024
 MIN_RATE_WINDOW = 60.0
 #: The Image API versions GlanceSync speaks: any v2 (glanceclient's ``/v2`` paths).
 API_VERSIONS = ("2", "2.latest")
+#: The import method that takes data staged by the client (Image API v2.6+).
+GLANCE_DIRECT = "glance-direct"
+#: Seconds between two looks at an image whose staged data is being imported
+#: (first, then at most).
+IMPORT_POLL = (0.5, 5.0)
+#: Glance's answer when its policy refuses a call (``PolicyNotAuthorized``,
+#: glance/common/exception.py): the rule's name is the action.
+_POLICY_REFUSAL = re.compile(r"not authorized to complete (\w+) action", re.IGNORECASE)
 
 
 def retry_after(response: requests.Response) -> float | None:
@@ -277,13 +286,18 @@ class GlanceRegionAdapter(RegionAdapter):
     used as given instead (a proxy in front of one Glance, for tests).
     ``min_rate`` (bytes per second) over ``min_rate_window`` (seconds) is
     the slowest download accepted (:meth:`download_data`).
+    ``upload_method`` is how :meth:`upload_data` sends data: ``direct``
+    (``PUT .../file``), ``glance-direct`` (``PUT .../stage`` then the
+    import API, waited for at most ``import_timeout`` seconds) or ``auto``
+    (direct until the region's policy forbids it, glance-direct after).
     """
 
     def __init__(self, name: str, session: ksa_session.Session, region_name: str,
                  project_id: str | None, *, list_timeout: float = 30,
                  interface: str = "public", page_size: int = 1000,
                  endpoint_override: str | None = None, min_rate: float = MIN_RATE,
-                 min_rate_window: float = MIN_RATE_WINDOW) -> None:
+                 min_rate_window: float = MIN_RATE_WINDOW, upload_method: str = "auto",
+                 import_timeout: float = 1800.0) -> None:
         self.name = name
         self.project_id = project_id
         self.region_name = region_name
@@ -297,6 +311,10 @@ class GlanceRegionAdapter(RegionAdapter):
         self._api: _Api | None = None
         self._api_lock = threading.Lock()
         self._import_methods: frozenset[str] | None = None
+        self.upload_method = upload_method
+        self.import_timeout = import_timeout
+        #: True once data goes through the import API (set, or learnt in ``auto``).
+        self.via_import = upload_method == GLANCE_DIRECT
 
     # -- the API root ----------------------------------------------------
 
@@ -484,33 +502,103 @@ class GlanceRegionAdapter(RegionAdapter):
         """Stream ``chunks`` to the image, one chunk in memory at a time.
 
         With a known ``size`` the body is sent with ``Content-Length``; else
-        with chunked transfer encoding (through glanceclient).
+        with chunked transfer encoding (through glanceclient). Through the
+        import API (:attr:`via_import`): staged, imported, waited for.
+
+        :raises UploadRestartError: ``auto``: the region's policy forbids the
+            direct upload and offers ``glance-direct``; later calls use it
+            (send the data again).
         """
-        started = time.monotonic()
-        LOG.debug("%s: uploading data of image %s", self.name, image_id)
-        with self._errors("uploading the image data", image_id, streaming=True):
-            if size is None:
-                reader = _ChunkReader(chunks)
-                self.api.images.upload(image_id, reader)
-                sent = reader.sent
-            elif isinstance(chunks, FileData) and self._can_sendfile():
-                sent = self._put_file(image_id, chunks, size)
-            else:
-                body = _SizedBody(chunks, size)
-                self._put_data(image_id, body)
-                sent = body.sent
-        LOG.debug("%s: uploaded %d bytes to image %s in %.1f s", self.name, sent,
-                  image_id, time.monotonic() - started)
+        if self.via_import:
+            return self._upload_by_import(image_id, chunks, size)
+        try:
+            self._send_data(image_id, chunks, size, "file", "uploading the image data")
+        except ServiceError as exc:
+            rule = self._policy_rule(exc)
+            if self.upload_method != "auto" or exc.status_code != 403 or rule is None:
+                raise
+            offered = self.import_methods()
+            if GLANCE_DIRECT not in offered:
+                exc.message += (f"; its import API offers no {GLANCE_DIRECT} either (import"
+                                f" methods: {', '.join(sorted(offered)) or 'none'})")
+                raise
+            self.via_import = True
+            LOG.warning("%s: the region's policy (rule %s) forbids the direct upload:"
+                        " uploading through the import API (%s) from now on", self.name,
+                        rule, GLANCE_DIRECT)
+            raise UploadRestartError(f"direct upload forbidden by the region's policy (rule "
+                                     f"{rule}): switched to {GLANCE_DIRECT}",
+                                     region=self.name, image=image_id,
+                                     status_code=403) from exc
         return self.get_image(image_id)
 
-    def _file_url(self, image_id: str) -> str:
-        return f"{self.api.root.rstrip('/')}/v2/images/{image_id}/file"
+    def _send_data(self, image_id: str, chunks: Iterable[bytes], size: int | None,
+                   part: str, action: str) -> None:
+        """PUT the data to ``/v2/images/ID/<part>`` (``file`` or ``stage``)."""
+        started = time.monotonic()
+        LOG.debug("%s: %s of image %s (%s)", self.name, action, image_id, part)
+        with self._errors(action, image_id, streaming=True):
+            if size is None:
+                reader = _ChunkReader(chunks)
+                if part == "stage":
+                    self.api.images.stage(image_id, reader)
+                else:
+                    self.api.images.upload(image_id, reader)
+                sent = reader.sent
+            elif isinstance(chunks, FileData) and self._can_sendfile():
+                sent = self._put_file(image_id, chunks, size, part)
+            else:
+                body = _SizedBody(chunks, size)
+                self._put_data(image_id, body, part)
+                sent = body.sent
+        LOG.debug("%s: sent %d bytes to image %s in %.1f s", self.name, sent,
+                  image_id, time.monotonic() - started)
 
-    def _put_data(self, image_id: str, body: "_SizedBody") -> None:
+    def _upload_by_import(self, image_id: str, chunks: Iterable[bytes],
+                          size: int | None) -> Image:
+        """Stage the data, ask its ``glance-direct`` import, wait until it is done.
+
+        :raises TransferError: the import failed (its task's message), the
+            image left ``importing``, or it took longer than ``import_timeout``.
+        """
+        self._send_data(image_id, chunks, size, "stage", "staging the image data")
+        with self._errors("importing the staged data", image_id):
+            self.api.images.image_import(image_id, method=GLANCE_DIRECT)
+        deadline = time.monotonic() + self.import_timeout
+        pause = IMPORT_POLL[0]
+        while True:
+            image = self.get_image(image_id)
+            if image.status == "active":
+                return image
+            failed = image.status in ("killed", "deleted", "deactivated")
+            if image.status == "queued":  # Glance puts a failed import back there
+                task = self.import_task(image_id)
+                failed = task is not None and task.failed
+            if failed or time.monotonic() >= deadline:
+                task = self.import_task(image_id)
+                why = (f"task {task.task_id} {task.status}: {task.message}" if task
+                       else f"the image is {image.status}")
+                raise TransferError(f"the {GLANCE_DIRECT} import of the staged data "
+                                    f"{'failed' if failed else 'took longer than'}"
+                                    f"{'' if failed else f' {self.import_timeout:g} s'}: "
+                                    f"{why}", region=self.name, image=image_id)
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, IMPORT_POLL[1])
+
+    @staticmethod
+    def _policy_rule(error: GlanceSyncError) -> str | None:
+        """The policy rule a 403 names (Glance's ``PolicyNotAuthorized``), or None."""
+        found = _POLICY_REFUSAL.search(str(error))
+        return found.group(1) if found else None
+
+    def _file_url(self, image_id: str, part: str = "file") -> str:
+        return f"{self.api.root.rstrip('/')}/v2/images/{image_id}/{part}"
+
+    def _put_data(self, image_id: str, body: "_SizedBody", part: str = "file") -> None:
         # The path glanceclient uses, on the same API root.
         # No re-authentication and resend on 401: the body cannot be replayed.
         response = self.api.data.put(
-            f"/v2/images/{image_id}/file", data=body, raise_exc=False,
+            f"/v2/images/{image_id}/{part}", data=body, raise_exc=False,
             allow_reauth=False, headers={"Content-Type": "application/octet-stream"})
         if response.status_code >= 400:
             error = glance_exc.from_response(response, response.content)
@@ -534,7 +622,7 @@ class GlanceRegionAdapter(RegionAdapter):
         return (urllib.parse.urlsplit(endpoint).scheme == "http" and not session.proxies
                 and not (session.trust_env and requests.utils.get_environ_proxies(endpoint)))
 
-    def _put_file(self, image_id: str, data: FileData, size: int) -> int:
+    def _put_file(self, image_id: str, data: FileData, size: int, part: str = "file") -> int:
         """PUT the file's first ``size`` bytes with ``sendfile``; return the bytes sent.
 
         One new connection (the request line, headers and answer through the
@@ -543,7 +631,7 @@ class GlanceRegionAdapter(RegionAdapter):
         glanceclient's error, as through requests. The token comes from the
         session and is not renewed on 401: the body cannot be replayed.
         """
-        url = urllib.parse.urlsplit(self._file_url(image_id))
+        url = urllib.parse.urlsplit(self._file_url(image_id, part))
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size),
                    "User-Agent": self._session.user_agent or "glancesync",
                    **(self._session.get_auth_headers() or {})}
@@ -853,6 +941,15 @@ class GlanceRegionAdapter(RegionAdapter):
             if deleting and "protected" in details.lower():
                 return ConflictError("the image is protected: set protected to false "
                                      "before deleting it (HTTP 403)", **where)
+            rule = _POLICY_REFUSAL.search(details)
+            if rule is not None and rule.group(1) != "publicize_image":
+                hint = ("; upload_method = glance-direct (or auto) uploads through"
+                        " the import API where the region allows it"
+                        if rule.group(1) == "upload_image" and self.upload_method == "direct"
+                        else "")
+                return ServiceError(f"{action} forbidden (HTTP 403) by the region's "
+                                    f"policy (rule {rule.group(1)}), not by a missing "
+                                    f"role of the credential: {details}{hint}", **where)
             if publicize:
                 return ServiceError(f"{action} forbidden (HTTP 403): making an image "
                                     "public needs the admin role", **where)

@@ -226,10 +226,13 @@ class KeystoneTarget(Target):
     def adapter(self, region: RegionRef) -> RegionAdapter:
         """A Glance adapter of ``region`` on the target's session."""
         from glancesync.backends.openstack.glance import GlanceRegionAdapter
+        for_region = getattr(self.spec, "for_region", None)
+        config = for_region(region.name) if for_region is not None else self.spec
         return GlanceRegionAdapter(
             name=str(region), session=self.session, region_name=region.name,
             project_id=self.project_id, list_timeout=self.spec.list_images_timeout,
-            interface=self.interface)
+            interface=self.interface, upload_method=getattr(config, "upload_method", "auto"),
+            import_timeout=getattr(config, "import_timeout", 1800.0))
 
     def close(self) -> None:
         """Forget the token and close the HTTP connections."""
