@@ -53,7 +53,8 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
 from glancesync.backends.base import CHUNK_SIZE, ImportTask, RegionAdapter
-from glancesync.backends.openstack.origins import MAX_BODY, OriginGuard, SlowAnswerError
+from glancesync.backends.openstack.origins import (MAX_BODY, OriginGuard, SlowAnswerError,
+                                                   short_reason)
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                EndpointError, GlanceSyncError, ImageNotFoundError,
                                ServiceError, TransferError, UploadRestartError,
@@ -311,6 +312,8 @@ class GlanceRegionAdapter(RegionAdapter):
         self._api: _Api | None = None
         self._api_lock = threading.Lock()
         self._import_methods: frozenset[str] | None = None
+        self._good_url: str | None = None  # the catalog URL that worked last
+        self._lost = False  # a connection failed since the API was found
         self.upload_method = upload_method
         self.import_timeout = import_timeout
         #: True once data goes through the import API (set, or learnt in ``auto``).
@@ -322,9 +325,13 @@ class GlanceRegionAdapter(RegionAdapter):
     def api(self) -> _Api:
         """The region's Image API clients (discovered on first use).
 
-        :raises EndpointError: the catalog's image endpoint serves no Image API v2.
+        After a connection failure the API is found again at the next call,
+        so that the region's other image endpoints are tried.
+
+        :raises EndpointError: the catalog's image endpoint serves no Image API v2
+            (or none of them works, one at least for good).
         :raises ServiceError: the region has no image endpoint in the catalog.
-        :raises ConnectionFailure: the endpoint cannot be reached (transient).
+        :raises ConnectionFailure: no endpoint can be reached (transient).
         """
         with self._api_lock:
             if self._api is None:
@@ -334,29 +341,72 @@ class GlanceRegionAdapter(RegionAdapter):
             return self._api
 
     def _discover_root(self) -> str:
-        """The API root of the catalog's image endpoint, by version discovery.
+        """The API root of one of the region's image endpoints, by version discovery.
+
+        Every image endpoint of the region and interface in the catalog is
+        tried, in catalog order (the last one that worked first): a region
+        may list two (IPv4 and IPv6), and one may be down. After a
+        connection failure each is first asked for its root without
+        credentials (keystoneauth keeps version documents it read). Passing over one
+        is a warning naming it; when none works, the error names each with
+        its failure (a :class:`ConnectionFailure` when all were transient).
+        """
+        session = self._discovery_session()
+        urls = self._catalog_urls()
+        if not urls:
+            raise ksa_exc.EndpointNotFound()
+        if self._good_url in urls:
+            urls.remove(self._good_url)
+            urls.insert(0, self._good_url)
+        failures: list[tuple[str, GlanceSyncError]] = []
+        for url in urls:
+            try:
+                with self._errors("finding the image API"):
+                    if self._lost:  # version documents are cached: is it alive?
+                        session.get(url, authenticated=False, raise_exc=False)
+                    root = self._discover_at(session, url)
+            except GlanceSyncError as exc:
+                if len(urls) == 1 or isinstance(exc, AuthenticationError):
+                    raise
+                failures.append((url, exc))
+                continue
+            if failures:
+                LOG.warning("%s: image endpoint %s did not work (%s); using the region's "
+                            "endpoint %s instead", self.name,
+                            ", ".join(failed for failed, _ in failures),
+                            "; ".join(short_reason(exc) for _, exc in failures), url)
+            self._good_url, self._lost = url, False
+            return root
+        raise self._no_endpoint(failures)
+
+    def _no_endpoint(self, failures: list[tuple[str, GlanceSyncError]]) -> GlanceSyncError:
+        """The error when none of the region's image endpoints works (naming each)."""
+        target = self.name.partition(":")[0]
+        text = (f"none of the {len(failures)} image endpoints ({self.interface}) of region "
+                f"{self.region_name} in the catalog of target {target} works: "
+                + "; ".join(f"{url}: {short_reason(exc)}" for url, exc in failures))
+        if all(exc.transient for _, exc in failures):
+            return ConnectionFailure(text, region=self.name)
+        return EndpointError(text, region=self.name)
+
+    def _discover_at(self, session: ksa_session.Session, url: str) -> str:
+        """The API root behind the catalog URL ``url`` (see :meth:`_discover_root`).
 
         keystoneauth looks for Glance's version document at the catalog URL
         and, for a versioned URL, at the URL without its version; the v2
         API it finds is ``<root>/v2/``. When no version document answers,
-        keystoneauth falls back to the catalog URL as it is: the document is
-        then asked for once more, so that the error says why. Each of these
-        requests is bounded by ``list_timeout``: a stalled server cannot
-        hold the caller longer.
+        the document is asked for once more, so that the error says why.
+        Each of these requests is bounded by ``list_timeout``: a stalled
+        server cannot hold the caller longer.
         """
-        session = self._discovery_session()
-        finder = ksa_adapter.Adapter(session, service_type="image",
-                                     interface=self.interface, region_name=self.region_name,
-                                     min_version=API_VERSIONS[0],
-                                     max_version=API_VERSIONS[1])
-        found = self._versioned_data(finder)
+        endpoint = ksa_discover.EndpointData(catalog_url=url, service_type="image",
+                                             interface=self.interface,
+                                             region_name=self.region_name)
+        found = self._versioned_data(session, endpoint)
         if found is None:
-            url = self._catalog_url()
-            if not url:
-                raise ksa_exc.EndpointNotFound()
             self._explain_failed_discovery(session, url)
             # It answers now: a failure that passed, or a document without v2.
-            found = self._versioned_data(finder)
+            found = self._versioned_data(session, endpoint)
             if found is None:
                 raise EndpointError(self._wrong_endpoint(
                     url, "its version document offers no Image API v2"), region=self.name)
@@ -366,11 +416,13 @@ class GlanceRegionAdapter(RegionAdapter):
         return urllib.parse.urljoin(api, "..")
 
     @staticmethod
-    def _versioned_data(finder: ksa_adapter.Adapter) -> Any:
+    def _versioned_data(session: ksa_session.Session, endpoint: Any) -> Any:
         """keystoneauth's endpoint data of the v2 API, or None if none was found."""
         try:
-            found = finder.get_endpoint_data()
-        except ksa_exc.DiscoveryFailure:
+            found = endpoint.get_versioned_data(
+                session, project_id=session.get_project_id(),
+                min_version=API_VERSIONS[0], max_version=API_VERSIONS[1])
+        except (ksa_exc.DiscoveryFailure, ksa_exc.HttpError, ksa_exc.ConnectionError):
             return None
         return found if found is not None and found.service_url is not None else None
 
@@ -401,11 +453,19 @@ class GlanceRegionAdapter(RegionAdapter):
             raise EndpointError(self._wrong_endpoint(url, f"not a Glance API ({exc})"),
                                 region=self.name) from exc
 
-    def _catalog_url(self) -> str | None:
-        """The catalog's image endpoint URL as registered (no discovery)."""
-        return ksa_adapter.Adapter(self._session, service_type="image",
-                                   interface=self.interface,
-                                   region_name=self.region_name).get_endpoint()
+    def _catalog_urls(self) -> list[str]:
+        """The region's image endpoint URLs of the interface, as registered, in
+        catalog order (no discovery); a plugin without catalog (a token and
+        an endpoint) gives its one endpoint."""
+        if not hasattr(self._session.auth, "get_access"):
+            url = self._session.get_endpoint(service_type="image", interface=self.interface,
+                                             region_name=self.region_name)
+            return [url] if url else []
+        access = self._session.auth.get_access(self._session)
+        urls = access.service_catalog.get_urls(service_type="image",
+                                               interface=self.interface,
+                                               region_name=self.region_name) or ()
+        return list(dict.fromkeys(urls))
 
     def _wrong_endpoint(self, url: str | None, why: str) -> str:
         target = self.name.partition(":")[0]
@@ -886,6 +946,7 @@ class GlanceRegionAdapter(RegionAdapter):
             raise self._http_error(exc, action, image, publicize, deleting,
                                    collection) from exc
         except (glance_exc.CommunicationError, glance_exc.InvalidEndpoint) as exc:
+            self._forget_api()
             raise ConnectionFailure(f"{action} failed: cannot reach Glance: {exc}",
                                     **where) from exc
         except ksa_exc.EndpointNotFound as exc:
@@ -896,6 +957,7 @@ class GlanceRegionAdapter(RegionAdapter):
             raise AuthenticationError(f"Keystone refused the credentials while {action}: "
                                       f"{exc}", **where) from exc
         except ksa_exc.ConnectionError as exc:
+            self._forget_api()
             raise ConnectionFailure(f"{action} failed: {exc}", **where) from exc
         except ksa_exc.HttpError as exc:
             raise ServiceError(f"{action} failed: Keystone answered {exc}",
@@ -904,6 +966,7 @@ class GlanceRegionAdapter(RegionAdapter):
         except ksa_exc.ClientException as exc:
             raise ServiceError(f"{action} failed: {exc}", **where) from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            self._forget_api()
             raise ConnectionFailure(f"{action} failed: connection lost: {exc}",
                                     **where) from exc
         except requests.exceptions.RequestException as exc:
@@ -911,6 +974,11 @@ class GlanceRegionAdapter(RegionAdapter):
                 raise TransferError(f"{action} failed: the data stream broke: {exc}",
                                     **where) from exc
             raise ServiceError(f"{action} failed: {exc}", **where) from exc
+
+    def _forget_api(self) -> None:
+        """After a connection failure: find the API again (another endpoint may work)."""
+        if self._endpoint_override is None:
+            self._api, self._lost = None, True
 
     def _schema_error(self, action: str, image: str | None, exc: TypeError) -> UsageError:
         # glanceclient checks each field against Glance's image schema and

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 from typing import Any, Iterator
 
 from keystoneauth1 import access as ks_access
@@ -25,7 +24,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
-from glancesync.backends.openstack.origins import guarded_session
+from glancesync.backends.openstack.origins import guarded_session, short_reason
 from glancesync.backends.openstack.settings import INTERFACES, OpenStackSettings, load_cloud
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                GlanceSyncError, ServiceError, TLSError)
@@ -309,7 +308,7 @@ def translate_error(exc: ks_exc.ClientException, target: str,
         return TLSError(
             f"TLS failure with Keystone at {where} (target {target}): set cacert to"
             " the CA bundle of the server (insecure = true for tests only);"
-            f" {_reason(exc)}")
+            f" {short_reason(exc)}")
     if isinstance(exc, ks_exc.ConnectTimeout):
         return ConnectionFailure(
             f"timeout connecting to Keystone at {where} (target {target}):"
@@ -317,7 +316,7 @@ def translate_error(exc: ks_exc.ClientException, target: str,
     if isinstance(exc, ks_exc.ConnectionError):
         return ConnectionFailure(
             f"cannot connect to Keystone at {where} (target {target}): check auth_url"
-            f" and that Keystone is running; {_reason(exc)}")
+            f" and that Keystone is running; {short_reason(exc)}")
     if isinstance(exc, ks_exc.HttpError):
         return ServiceError(
             f"Keystone at {where} answered {exc.http_status} for target {target}:"
@@ -332,20 +331,6 @@ def translate_error(exc: ks_exc.ClientException, target: str,
         return AuthenticationError(f"cannot authenticate target {target} at {where}:"
                                    f" {exc}")
     return ServiceError(f"Keystone error for target {target} at {where}: {exc}")
-
-
-_REASONS = re.compile(r"\[SSL[^\]]*\][^'\")]*|certificate verify failed[^'\")]*|"
-                      r"Connection refused|Name or service not known|timed out|"
-                      r"Connection reset by peer|wrong version number")
-
-
-def _reason(exc: Exception) -> str:
-    """The useful end of a long urllib3 error chain."""
-    text = str(exc)
-    found = _REASONS.findall(text)
-    if found:
-        return found[-1].strip()
-    return text if len(text) <= 160 else "..." + text[-160:]
 
 
 def iter_image_endpoints(access: ks_access.AccessInfo) -> Iterator[dict[str, Any]]:
