@@ -129,7 +129,8 @@ class KeystoneTarget(Target):
                 # Requests (and the redirections keystoneauth follows) reach only
                 # Keystone and the catalog's endpoints: the token goes nowhere else.
                 self._session = ks_session.Session(
-                    auth=self._auth, verify=self._verify(True), timeout=SOCKET_TIMEOUT,
+                    auth=self._auth, verify=self._verify(True),
+                    timeout=self.settings.timeout or SOCKET_TIMEOUT, cert=self._cert(None),
                     session=guarded_session(self._allowed_urls))
         return self._session
 
@@ -159,7 +160,10 @@ class KeystoneTarget(Target):
             raise ConfigError(f"cloud {self.settings.cloud!r} of clouds.yaml cannot be"
                               f" used: {exc}", section=self.name, option="cloud") from None
         session.verify = self._verify(session.verify)
-        if session.timeout is None:  # no api_timeout in the cloud
+        session.cert = self._cert(session.cert)
+        if self.settings.timeout:
+            session.timeout = self.settings.timeout
+        elif session.timeout is None:  # no api_timeout in the cloud
             session.timeout = SOCKET_TIMEOUT
         self._auth = session.auth
         return session
@@ -169,6 +173,12 @@ class KeystoneTarget(Target):
         if self.settings.insecure:
             return False
         return self.settings.cacert or default
+
+    def _cert(self, default: Any) -> Any:
+        """The client certificate: ``cert`` (with ``key``), else ``default``."""
+        if not self.settings.cert:
+            return default
+        return (self.settings.cert, self.settings.key) if self.settings.key else self.settings.cert
 
     def _make_plugin(self, auth: dict[str, Any], auth_type: str | None) -> v3.Auth:
         if not auth.get("auth_url"):
