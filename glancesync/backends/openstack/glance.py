@@ -53,6 +53,7 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
 from glancesync.backends.base import CHUNK_SIZE, ImportTask, RegionAdapter
+from glancesync.backends.openstack import access as access_rules
 from glancesync.backends.openstack.origins import (MAX_BODY, OriginGuard, SlowAnswerError,
                                                    short_reason)
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
@@ -116,6 +117,7 @@ class _KeepRetryAfter(ksa_adapter.Adapter):
         if not response.ok:
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
+            error.request = (method, url)
             raise error
         return response
 
@@ -663,6 +665,7 @@ class GlanceRegionAdapter(RegionAdapter):
         if response.status_code >= 400:
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
+            error.request = ("PUT", f"/v2/images/{image_id}/{part}")
             raise error
 
     def _can_sendfile(self) -> bool:
@@ -716,6 +719,7 @@ class GlanceRegionAdapter(RegionAdapter):
                 # The service may have answered early (and closed): say what it said.
                 early = self._early_answer(conn)
                 if early is not None:
+                    early.request = ("PUT", f"/v2/images/{image_id}/{part}")
                     raise early from exc
                 raise ConnectionFailure(f"uploading the image data failed: connection "
                                         f"lost after {sent} bytes: {exc}", region=self.name,
@@ -730,6 +734,7 @@ class GlanceRegionAdapter(RegionAdapter):
         if response.status >= 300:  # no redirection is followed: the token stays here
             error = _error_of(response.status, response.headers, body)
             error.retry_after = retry_after(response)
+            error.request = ("PUT", f"/v2/images/{image_id}/{part}")
             raise error
         return sent
 
@@ -770,6 +775,7 @@ class GlanceRegionAdapter(RegionAdapter):
                 response.close()
                 error = glance_exc.from_response(response, body)
                 error.retry_after = retry_after(response)
+                error.request = ("GET", path)
                 raise error
         if response.status_code == 204:
             response.close()
@@ -975,6 +981,36 @@ class GlanceRegionAdapter(RegionAdapter):
                                     **where) from exc
             raise ServiceError(f"{action} failed: {exc}", **where) from exc
 
+    def _access_rules_hint(self, exc: glance_exc.HTTPException) -> str | None:
+        """What a 401 means for a token restricted by access rules, or None.
+
+        The rules allow the request: the region's Glance cannot check them
+        (no ``service_type`` in its ``[keystone_authtoken]``); they do not:
+        the rule missing is named. See :mod:`.access`.
+        """
+        rules = access_rules.restricted_rules(self._session)
+        if rules is None:
+            return None
+        method, url = getattr(exc, "request", (None, None))
+        path = urllib.parse.urlsplit(url or "").path
+        root = urllib.parse.urlsplit(self._api.root if self._api else "").path.rstrip("/")
+        if root and path.startswith(root + "/"):
+            path = path[len(root):]
+        if method is None:
+            return (f"the target's application credential has access rules"
+                    f" ({access_rules.describe(rules)}): either they do not allow this call"
+                    f" or the Glance of region {self.region_name} cannot check them (it"
+                    " needs service_type = image in [keystone_authtoken])")
+        if not access_rules.allows(rules, "image", method, path):
+            return (f"the access rules of the target's application credential do not allow"
+                    f" {method} {path} on the image service (they allow:"
+                    f" {access_rules.describe(rules)}): add a rule for it, or use a"
+                    " credential without access rules")
+        return (f"the target's application credential has access rules, and the Glance of"
+                f" region {self.region_name} does not check them: its glance-api.conf needs"
+                " service_type = image in [keystone_authtoken] (keystonemiddleware refuses"
+                " every token restricted by access rules without it)")
+
     def _forget_api(self) -> None:
         """After a connection failure: find the API again (another endpoint may work)."""
         if self._endpoint_override is None:
@@ -1003,8 +1039,9 @@ class GlanceRegionAdapter(RegionAdapter):
             return ConflictError(f"{action} refused: the image's state does not allow it "
                                  f"(HTTP 409): {details}", **where)
         if status == 401:
-            return AuthenticationError(f"Glance refused the token while {action} "
-                                       "(HTTP 401): check the target's credentials", **where)
+            hint = self._access_rules_hint(exc) or "check the target's credentials"
+            return AuthenticationError(f"Glance refused the token while {action} (HTTP 401):"
+                                       f" {hint}", **where)
         if status == 403:
             if deleting and "protected" in details.lower():
                 return ConflictError("the image is protected: set protected to false "

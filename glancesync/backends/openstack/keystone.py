@@ -24,6 +24,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
+from glancesync.backends.openstack import access as access_rules
 from glancesync.backends.openstack.origins import guarded_session, short_reason
 from glancesync.backends.openstack.settings import INTERFACES, OpenStackSettings, load_cloud
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
@@ -289,8 +290,18 @@ class KeystoneTarget(Target):
         try:
             with self._translate():
                 yield
-        except ServiceError as exc:
-            if exc.status_code == 403:
+        except (ServiceError, AuthenticationError) as exc:
+            rules = access_rules.restricted_rules(self._session)
+            if rules is not None and exc.status_code in (401, 403):
+                exc.message = (
+                    f"Keystone at {self.location} refused a project look-up of target"
+                    f" {self.name} (HTTP {exc.status_code}): the access rules of its"
+                    " application credential allow no such identity call (they allow:"
+                    f" {access_rules.describe(rules)}); sync_members maps projects by"
+                    " name: add rules for service identity, method GET, paths"
+                    " /v3/projects/*, /v3/domains/*, /v3/projects and /v3/domains, or"
+                    " use a credential without access rules, or sync_members = false")
+            elif exc.status_code == 403:
                 exc.message += (" (sync_members maps projects by name: the target's"
                                 " credential must be allowed to read projects and"
                                 " domains, an admin's usually)")
