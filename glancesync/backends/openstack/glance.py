@@ -384,12 +384,15 @@ class GlanceRegionAdapter(RegionAdapter):
     def _no_endpoint(self, failures: list[tuple[str, GlanceSyncError]]) -> GlanceSyncError:
         """The error when none of the region's image endpoints works (naming each)."""
         target = self.name.partition(":")[0]
-        text = (f"none of the {len(failures)} image endpoints ({self.interface}) of region "
-                f"{self.region_name} in the catalog of target {target} works: "
-                + "; ".join(f"{url}: {short_reason(exc)}" for url, exc in failures))
+        each = "; ".join(f"{url}: {short_reason(exc)}" for url, exc in failures)
         if all(exc.transient for _, exc in failures):
-            return ConnectionFailure(text, region=self.name)
-        return EndpointError(text, region=self.name)
+            return ConnectionFailure(f"none of the {len(failures)} image endpoints"
+                                     f" ({self.interface}) of region {self.region_name} in"
+                                     f" the catalog of target {target} works: {each}",
+                                     region=self.name)
+        return EndpointError(f"none of the {len(failures)} image endpoints ({self.interface})"
+                             f" of region {self.region_name} in the catalog of target"
+                             f" {target} works: {each}", region=self.name)
 
     def _discover_at(self, session: ksa_session.Session, url: str) -> str:
         """The API root behind the catalog URL ``url`` (see :meth:`_discover_root`).
@@ -640,10 +643,12 @@ class GlanceRegionAdapter(RegionAdapter):
                 task = self.import_task(image_id)
                 why = (f"task {task.task_id} {task.status}: {task.message}" if task
                        else f"the image is {image.status}")
-                raise TransferError(f"the {GLANCE_DIRECT} import of the staged data "
-                                    f"{'failed' if failed else 'took longer than'}"
-                                    f"{'' if failed else f' {self.import_timeout:g} s'}: "
-                                    f"{why}", region=self.name, image=image_id)
+                if failed:
+                    raise TransferError(f"the glance-direct import of the staged data failed:"
+                                        f" {why}", region=self.name, image=image_id)
+                raise TransferError(f"the glance-direct import of the staged data took longer"
+                                    f" than {self.import_timeout:g} s (import_timeout): {why}",
+                                    region=self.name, image=image_id)
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 1.5, IMPORT_POLL[1])
 
@@ -981,7 +986,8 @@ class GlanceRegionAdapter(RegionAdapter):
                                     **where) from exc
             raise ServiceError(f"{action} failed: {exc}", **where) from exc
 
-    def _access_rules_hint(self, exc: glance_exc.HTTPException) -> str | None:
+    def _access_rules_error(self, exc: glance_exc.HTTPException, action: str,
+                            where: dict[str, Any]) -> AuthenticationError | None:
         """What a 401 means for a token restricted by access rules, or None.
 
         The rules allow the request: the region's Glance cannot check them
@@ -991,25 +997,30 @@ class GlanceRegionAdapter(RegionAdapter):
         rules = access_rules.restricted_rules(self._session)
         if rules is None:
             return None
+        allowed = access_rules.describe(rules)
         method, url = getattr(exc, "request", (None, None))
         path = urllib.parse.urlsplit(url or "").path
         root = urllib.parse.urlsplit(self._api.root if self._api else "").path.rstrip("/")
         if root and path.startswith(root + "/"):
             path = path[len(root):]
         if method is None:
-            return (f"the target's application credential has access rules"
-                    f" ({access_rules.describe(rules)}): either they do not allow this call"
-                    f" or the Glance of region {self.region_name} cannot check them (it"
-                    " needs service_type = image in [keystone_authtoken])")
+            return AuthenticationError(
+                f"Glance refused the token while {action} (HTTP 401): the target's"
+                f" application credential has access rules ({allowed}): either they do not"
+                f" allow this call or the Glance of region {self.region_name} cannot check"
+                " them (it needs service_type = image in [keystone_authtoken])", **where)
         if not access_rules.allows(rules, "image", method, path):
-            return (f"the access rules of the target's application credential do not allow"
-                    f" {method} {path} on the image service (they allow:"
-                    f" {access_rules.describe(rules)}): add a rule for it, or use a"
-                    " credential without access rules")
-        return (f"the target's application credential has access rules, and the Glance of"
-                f" region {self.region_name} does not check them: its glance-api.conf needs"
-                " service_type = image in [keystone_authtoken] (keystonemiddleware refuses"
-                " every token restricted by access rules without it)")
+            return AuthenticationError(
+                f"Glance refused the token while {action} (HTTP 401): the access rules of"
+                f" the target's application credential do not allow {method} {path} on the"
+                f" image service (they allow: {allowed}): add a rule for it, or use a"
+                " credential without access rules", **where)
+        return AuthenticationError(
+            f"Glance refused the token while {action} (HTTP 401): the target's application"
+            f" credential has access rules, and the Glance of region {self.region_name} does"
+            " not check them: its glance-api.conf needs service_type = image in"
+            " [keystone_authtoken] (keystonemiddleware refuses every token restricted by"
+            " access rules without it)", **where)
 
     def _forget_api(self) -> None:
         """After a connection failure: find the API again (another endpoint may work)."""
@@ -1039,9 +1050,9 @@ class GlanceRegionAdapter(RegionAdapter):
             return ConflictError(f"{action} refused: the image's state does not allow it "
                                  f"(HTTP 409): {details}", **where)
         if status == 401:
-            hint = self._access_rules_hint(exc) or "check the target's credentials"
-            return AuthenticationError(f"Glance refused the token while {action} (HTTP 401):"
-                                       f" {hint}", **where)
+            return self._access_rules_error(exc, action, where) or AuthenticationError(
+                f"Glance refused the token while {action} (HTTP 401): check the target's"
+                " credentials", **where)
         if status == 403:
             if deleting and "protected" in details.lower():
                 return ConflictError("the image is protected: set protected to false "

@@ -293,15 +293,16 @@ class KeystoneTarget(Target):
         except (ServiceError, AuthenticationError) as exc:
             rules = access_rules.restricted_rules(self._session)
             if rules is not None and exc.status_code in (401, 403):
-                exc.message = (
+                raise AuthenticationError(
                     f"Keystone at {self.location} refused a project look-up of target"
                     f" {self.name} (HTTP {exc.status_code}): the access rules of its"
                     " application credential allow no such identity call (they allow:"
                     f" {access_rules.describe(rules)}); sync_members maps projects by"
                     " name: add rules for service identity, method GET, paths"
                     " /v3/projects/*, /v3/domains/*, /v3/projects and /v3/domains, or"
-                    " use a credential without access rules, or sync_members = false")
-            elif exc.status_code == 403:
+                    " use a credential without access rules, or sync_members = false",
+                    status_code=exc.status_code) from exc
+            if exc.status_code == 403:
                 exc.message += (" (sync_members maps projects by name: the target's"
                                 " credential must be allowed to read projects and"
                                 " domains, an admin's usually)")
