@@ -45,7 +45,9 @@ class ImageSource(Protocol):
     master's). ``open(image, disk_format=None)``: a context manager giving
     those bytes as a :class:`~glancesync.integrity.FileData`.
     ``recheck(image)``: hash the local copies again before serving them
-    next (a region received bytes that do not match).
+    next (a region received bytes that do not match). ``uncached(image)``:
+    why the source does not keep that image (None when it does): its
+    bytes are then read with :meth:`chunks` for each region.
     """
 
     def chunks(self, image: Image) -> Iterator[bytes]:
@@ -203,12 +205,15 @@ class Stream:
 
         A source that can :meth:`open` its local file hands it to the
         adapter as a :class:`FileData` (sent without being read here where
-        the adapter can); otherwise, and for a master without checksum
-        (never cached), its chunks are streamed. Returns the image as
+        the adapter can); otherwise, for a master without checksum (never
+        cached) and one the source does not cache (``uncached(image)``
+        gives why), its chunks are streamed. Returns the image as
         ``upload_data`` gives it back.
         """
         opener = getattr(self.source, "open", None)
-        if opener is not None and content_hash(master) is not None:
+        uncached = getattr(self.source, "uncached", None)
+        if (opener is not None and content_hash(master) is not None
+                and (uncached is None or transfer.convert_from or uncached(master) is None)):
             args = (master, transfer.disk_format) if transfer.convert_from else (master,)
             with opener(*args) as data:
                 bar = progress_mod.progress_bar(f"{self.region} {name}", data.size,

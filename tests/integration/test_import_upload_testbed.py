@@ -68,12 +68,12 @@ class Bed:
                 except ImageNotFoundError:
                     pass
 
-    def facade(self, folder: Path, extra: dict | None = None,
+    def facade(self, folder: Path, extra: dict | None = None, main: dict | None = None,
                **options: object) -> GlanceSync:
         condition = f"image.name.startswith('{self.prefix}')"
         target = {"metadata_condition": condition, **options}
         path = write_config(self.info, folder / "glancesync.conf",
-                            main={"retries": 1, "retry_wait": 0.2},
+                            main={"retries": 1, "retry_wait": 0.2, **(main or {})},
                             master=target, other=target, extra_sections=extra)
         with open(path) as stream:
             return GlanceSync(stream, progress=False)
