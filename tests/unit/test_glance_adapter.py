@@ -11,6 +11,7 @@ import datetime
 import email.utils
 import io
 import json
+import logging
 import socket
 import threading
 import time
@@ -995,3 +996,42 @@ def test_import_task_is_the_latest_one(adapter, fake):
     assert (task.task_id, task.status, task.failed) == ("t2", "processing", False)
     fake.get(f"{IMAGES}/{IMAGE_ID}/tasks", json={"tasks": []})
     assert adapter.import_task(IMAGE_ID) is None
+
+
+# -- several image endpoints for one region (issue 23, case 12) ------------------------
+
+def _catalog_with(requests_mock, urls: list[str]) -> None:
+    token = keystone_token()
+    token["token"]["catalog"][0]["endpoints"] = [
+        {"id": f"e{n}", "interface": "public", "url": url, "region": "RegionOne",
+         "region_id": "RegionOne"} for n, url in enumerate(urls)]
+    requests_mock.post(f"{KEYSTONE}/auth/tokens", json=token,
+                       headers={"X-Subject-Token": "secret-token-value"}, status_code=201)
+
+
+def test_a_dead_first_endpoint_gives_way_to_the_next_and_is_named(requests_mock, caplog):
+    dead = "http://glance-v6.example:9292"
+    _catalog_with(requests_mock, [dead, GLANCE])
+    requests_mock.get(dead, exc=requests.exceptions.ConnectionError("Connection refused"))
+    requests_mock.get(GLANCE, json=versions(), status_code=300)
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT)
+    with caplog.at_level(logging.WARNING):
+        assert adapter.api.root.rstrip("/") == GLANCE
+    assert f"image endpoint {dead} did not work (Connection refused); using the region's" \
+        f" endpoint {GLANCE} instead" in caplog.text
+
+
+def test_a_catalog_of_many_dead_endpoints_is_tried_only_so_far(requests_mock, caplog):
+    urls = [f"http://glance{n}.example:9292" for n in range(50)]
+    _catalog_with(requests_mock, urls)
+    for url in urls:
+        requests_mock.get(url, exc=requests.exceptions.ConnectionError("Connection refused"))
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT)
+    with pytest.raises(ConnectionFailure) as caught, caplog.at_level(logging.WARNING):
+        adapter.list_images()
+    assert "none of the 4 image endpoints (public) of region RegionOne" in str(caught.value)
+    assert all(url in str(caught.value) for url in urls[:4])
+    assert urls[4] not in str(caught.value)
+    assert "lists 50 image endpoints (public) for the region: only the first 4" in caplog.text
+    tried = {r.url.rstrip("/") for r in requests_mock.request_history if "glance" in r.url}
+    assert tried == set(urls[:4])

@@ -74,6 +74,9 @@ MIN_RATE = 16 * 1024
 MIN_RATE_WINDOW = 60.0
 #: The Image API versions GlanceSync speaks: any v2 (glanceclient's ``/v2`` paths).
 API_VERSIONS = ("2", "2.latest")
+#: The most image endpoints of one region and interface tried before it fails
+#: (a catalog listing more does not make a run wait for each).
+MAX_ENDPOINTS = 4
 #: The import method that takes data staged by the client (Image API v2.6+).
 GLANCE_DIRECT = "glance-direct"
 #: Seconds between two looks at an image whose staged data is being imported
@@ -347,7 +350,8 @@ class GlanceRegionAdapter(RegionAdapter):
 
         Every image endpoint of the region and interface in the catalog is
         tried, in catalog order (the last one that worked first): a region
-        may list two (IPv4 and IPv6), and one may be down. After a
+        may list two (IPv4 and IPv6), and one may be down; at most
+        :data:`MAX_ENDPOINTS` are tried. After a
         connection failure each is first asked for its root without
         credentials (keystoneauth keeps version documents it read). Passing over one
         is a warning naming it; when none works, the error names each with
@@ -360,6 +364,11 @@ class GlanceRegionAdapter(RegionAdapter):
         if self._good_url in urls:
             urls.remove(self._good_url)
             urls.insert(0, self._good_url)
+        if len(urls) > MAX_ENDPOINTS:
+            LOG.warning("%s: the catalog lists %d image endpoints (%s) for the region: only"
+                        " the first %d are tried", self.name, len(urls), self.interface,
+                        MAX_ENDPOINTS)
+            urls = urls[:MAX_ENDPOINTS]
         failures: list[tuple[str, GlanceSyncError]] = []
         for url in urls:
             try:
