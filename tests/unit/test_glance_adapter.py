@@ -733,6 +733,20 @@ def test_update_forbidden_other_reason(adapter, fake):
     assert "admin role" not in str(caught.value)
 
 
+@pytest.mark.parametrize("rule", ["modify_image", "delete_image", "upload_image"])
+def test_a_403_of_the_region_s_policy_names_the_rule_not_the_role(adapter, fake, rule):
+    fake.get(f"{IMAGES}/{IMAGE_ID}", json=image_body())
+    refusal = glance_error(403, "Forbidden", f"You are not authorized to complete {rule}"
+                                             " action.")
+    fake.patch(f"{IMAGES}/{IMAGE_ID}", **refusal)
+    with pytest.raises(ServiceError) as caught:
+        adapter.update_image(IMAGE_ID, {"name": "x"})
+    text = str(caught.value)
+    assert f"forbidden (HTTP 403) by the region's policy (rule {rule})" in text
+    assert "role or project does not allow" not in text
+    assert "upload_method" not in text, "only a direct upload may take the import API"
+
+
 def test_delete(adapter, fake):
     fake.delete(f"{IMAGES}/{IMAGE_ID}", status_code=204)
     assert adapter.delete_image(IMAGE_ID) is None
