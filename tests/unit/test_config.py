@@ -382,6 +382,17 @@ def test_environment_tls_interface_and_time_out_as_the_openstack_client_takes_th
     assert env_settings().interface == "public" and env_settings().cacert is None
 
 
+@pytest.mark.skipif(os.path.exists("/etc/glancesync.conf"),
+                    reason="a real /etc/glancesync.conf would be read")
+def test_environment_connection_settings_apply_to_os_cloud_too():
+    settings = load_config(environ={"OS_CLOUD": "c", "OS_REGION_NAME": "R",
+                                    "OS_CACERT": "/etc/ca.pem", "OS_INTERFACE": "admin",
+                                    "OS_TOKEN": "ignored: the cloud says how"}
+                           ).target("master").settings
+    assert (settings.cloud, settings.cacert, settings.interface) == ("c", "/etc/ca.pem",
+                                                                     "admin")
+
+
 def test_environment_users_and_domains_by_id():
     auth = env_settings(OS_USERNAME="", OS_USER_ID="uid", OS_PROJECT_DOMAIN_ID="pd").auth
     assert auth == {"auth_url": ENV["OS_AUTH_URL"], "user_id": "uid", "password": "p",
