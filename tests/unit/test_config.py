@@ -399,6 +399,10 @@ def test_environment_users_and_domains_by_id():
                     "project_name": "proj", "project_domain_id": "pd"}
     auth = env_settings(OS_DEFAULT_DOMAIN="dom").auth
     assert (auth["user_domain_id"], auth["project_domain_id"]) == ("dom", "dom")
+    auth = env_settings(OS_DEFAULT_DOMAIN_ID="did").auth
+    assert (auth["user_domain_id"], auth["project_domain_id"]) == ("did", "did")
+    auth = env_settings(OS_DEFAULT_DOMAIN_NAME="Dom").auth
+    assert (auth["user_domain_name"], auth["project_domain_name"]) == ("Dom", "Dom")
     auth = env_settings(OS_AUTH_TYPE="v3password", OS_USER_DOMAIN_ID="ud").auth
     assert (auth["auth_type"], auth["user_domain_id"]) == ("v3password", "ud")
 
@@ -427,6 +431,9 @@ def test_environment_application_credential_by_name():
     ("OS_DOMAIN_NAME", "d", "needs a project-scoped token"),
     ("OS_TOKEN", "gAAAA-secret", "OS_TOKEN (set) is not supported: a token expires"),
     ("OS_PASSCODE", "123456", "set OS_CLOUD"),
+    ("OS_AUTH_PLUGIN", "v3oidcpassword", "the former name of OS_AUTH_TYPE"),
+    ("OS_URL", "http://k:5000/v3", "finds every endpoint in the catalog"),
+    ("OS_ENDPOINT", "http://g:9292", "from the catalog (OS_INTERFACE chooses which)"),
 ])
 def test_environment_variables_glancesync_cannot_honour_are_refused(name, value, expected):
     with pytest.raises(ConfigError) as caught:

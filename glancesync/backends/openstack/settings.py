@@ -58,6 +58,13 @@ ENV_REFUSED: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "OS_DOMAIN_ID": (None, _PROJECT_SCOPE),
     "OS_DOMAIN_NAME": (None, _PROJECT_SCOPE),
     "OS_TRUST_ID": (None, f"trusts are not supported; {_CLOUDS_YAML}"),
+    "OS_AUTH_PLUGIN": (_SUPPORTED_AUTH_TYPES, "the former name of OS_AUTH_TYPE: without a"
+                       f" configuration file GlanceSync takes"
+                       f" {', '.join(_SUPPORTED_AUTH_TYPES)}; {_CLOUDS_YAML}"),
+    "OS_URL": (None, "an endpoint given with a token: GlanceSync finds every endpoint in"
+                     " the catalog of the token it makes itself"),
+    "OS_ENDPOINT": (None, "an endpoint override: GlanceSync takes each region's image"
+                          " endpoint from the catalog (OS_INTERFACE chooses which)"),
     "OS_TOKEN": (None, "a token expires within hours and a run must be able to"
                        " authenticate again: use an application credential"
                        " (OS_APPLICATION_CREDENTIAL_ID and _SECRET)"),
@@ -306,8 +313,8 @@ def _environment_auth(section: Section,
 
 def _environment_domain(env: Mapping[str, str], auth: dict[str, str], of: str) -> None:
     """The user's or project's domain: ``OS_<OF>_DOMAIN_ID`` or ``_NAME``, else
-    ``OS_DEFAULT_DOMAIN`` (an id, as the OpenStack client takes it), else
-    ``Default`` (a name)."""
+    ``OS_DEFAULT_DOMAIN`` or ``OS_DEFAULT_DOMAIN_ID`` (an id, as the OpenStack
+    client takes it), else ``OS_DEFAULT_DOMAIN_NAME``, else ``Default`` (a name)."""
     if of == "user" and "user_id" in auth and "username" not in auth:
         return  # an id names the user in every domain
     domain_id = env.get(f"OS_{of.upper()}_DOMAIN_ID") or None
@@ -316,8 +323,10 @@ def _environment_domain(env: Mapping[str, str], auth: dict[str, str], of: str) -
         auth[f"{of}_domain_id"] = domain_id
     elif domain_name:
         auth[f"{of}_domain_name"] = domain_name
-    elif env.get("OS_DEFAULT_DOMAIN"):
-        auth[f"{of}_domain_id"] = env["OS_DEFAULT_DOMAIN"]
+    elif env.get("OS_DEFAULT_DOMAIN") or env.get("OS_DEFAULT_DOMAIN_ID"):
+        auth[f"{of}_domain_id"] = env.get("OS_DEFAULT_DOMAIN") or env["OS_DEFAULT_DOMAIN_ID"]
+    elif env.get("OS_DEFAULT_DOMAIN_NAME"):
+        auth[f"{of}_domain_name"] = env["OS_DEFAULT_DOMAIN_NAME"]
     else:
         auth[f"{of}_domain_name"] = DEFAULT_DOMAIN
 
