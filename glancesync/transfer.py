@@ -614,14 +614,19 @@ class MasterImageSource:
         """Why ``image``'s data is streamed from the master for each region instead of
         cached (the cache cannot hold it: :meth:`ImageCache.cannot_hold`), or None.
 
-        Not for an image already cached or in ``images_dir``, nor one without hash.
+        Not for an image already cached or in ``images_dir`` (their files are
+        verified when read), nor one without hash. Changes nothing (a status
+        and a dry run ask it too): no folder made, no file hashed or touched.
         """
-        if content_hash(image) is None or self.cache.get(image) is not None:
+        if content_hash(image) is None:
+            return None
+        why = self.cache.cannot_hold(image)
+        if why is None or self.cache.path_for(image).exists():
             return None
         candidate = self._images_dir_file(image)
         if candidate is not None and candidate.exists():
             return None
-        return self.cache.cannot_hold(image)
+        return why
 
     def _streamed(self, image: Image, why: str) -> Iterator[bytes]:
         """The master's bytes of ``image``, verified while they pass, never stored.

@@ -583,3 +583,15 @@ def test_the_room_of_the_cache_counts_what_eviction_frees(tmp_path):
     unlimited = ImageCache(tmp_path / "cache2", None)
     assert "room of the cache's file system" in unlimited.cannot_hold(huge)
     assert cache.cannot_hold(dataclasses.replace(huge, size=None)) is None
+
+
+def test_asking_whether_an_image_is_cached_changes_nothing(tmp_path, master):
+    """A status or a dry run asks it: no folder made, nothing hashed or touched."""
+    data = make_data(2 * MiB)
+    image = upload(master, data)
+    folder = tmp_path / "not-yet"
+    source = MasterImageSource(master, ImageCache(folder, max_size=MiB))
+    assert source.uncached(image) is not None
+    assert not folder.exists() and master.download_calls == 0
+    roomy = MasterImageSource(master, ImageCache(tmp_path / "roomy", None))
+    assert roomy.uncached(image) is None and not (tmp_path / "roomy").exists()
