@@ -116,6 +116,20 @@ def test_auto_switches_to_the_import_api_when_the_policy_forbids_direct_upload(
     assert_copy(bed, "RegionC", second)
 
 
+def test_auto_switches_for_data_streamed_from_the_master_too(bed, no_direct_upload,
+                                                             tmp_path, caplog):
+    """The image bigger than the cache: its chunks come from the master, not a file;
+    the refused first attempt is sent again from the master's first byte."""
+    master = bed.add_master("streamed")
+    with bed.facade(tmp_path, main={"cache_max_size": "1M"}) as gs, \
+            caplog.at_level(logging.INFO):
+        result = gs.sync(["other:RegionC"])
+    assert result.exit_status == 0, result.results["other:RegionC"].outcomes
+    assert "to one region without caching" in caplog.text
+    assert "switched to glance-direct; sending" in caplog.text
+    assert_copy(bed, "RegionC", master)
+
+
 def test_direct_keeps_the_refusal_and_names_the_policy_rule_not_the_role(
         bed, no_direct_upload, tmp_path):
     bed.add_master("direct")
