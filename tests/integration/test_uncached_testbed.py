@@ -37,8 +37,8 @@ def small_cache(tmp_path) -> Iterator[Path]:
     """A 2 MiB file system for the cache (needs root to mount a tmpfs)."""
     folder = tmp_path / "cache"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "none", str(folder)],
-                             capture_output=True, text=True, check=False)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "none",
+                              str(folder)], capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
     try:
