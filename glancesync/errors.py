@@ -174,6 +174,14 @@ class ConflictError(ServiceError):
     """The service refused the change because of the image's state (HTTP 409)."""
 
 
+class UploadRestartError(ServiceError):
+    """The region refused this way of sending image data, and its adapter switched
+    to another (a direct upload forbidden by the region's policy: the import
+    API's ``glance-direct`` next). Send the data again from its first byte,
+    into the same image: not a failure of the region. Not transient.
+    """
+
+
 class TransferError(GlanceSyncError):
     """Image data could not be moved."""
 

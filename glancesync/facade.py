@@ -447,7 +447,21 @@ class GlanceSync:
         plan = make_plan(str(ref), master, regional, adapter.project_id, target,
                          stalled_upload_age=self.config.main.stalled_upload_age,
                          members=members, transfer=self._region_transfer(ref))
+        self._note_uncached(plan)
         return Scope.of(images, image_ids).restrict(plan, master)
+
+    def _note_uncached(self, plan: RegionPlan) -> None:
+        """Say in the status of each streamed upload whose image the cache cannot hold
+        that it is streamed from the master for this region without caching."""
+        for op in plan.operations:
+            if (not op.uploads or op.master is None
+                    or (op.transfer is not None and op.transfer.server_side)):
+                continue
+            why = self.source().uncached(op.master)
+            status = plan.status_of(op.name) if why is not None else None
+            if status is not None and status.status.is_pending:
+                status.reason += (f"; streamed from the master for this region without"
+                                  f" caching: {why}")
 
     def _region_transfer(self, region: str | RegionRef) -> RegionTransfer:
         """How copies may reach ``region``: its ``transfer`` and ``convert_to``, and

@@ -398,6 +398,8 @@ MAIN_OPTIONS: tuple[Option, ...] = (
 
 #: Values of ``transfer``: how image data reaches a region.
 TRANSFERS = ("stream", "glance-download", "auto")
+#: Values of ``upload_method``: how streamed data enters a Glance region.
+UPLOAD_METHODS = ("auto", "direct", "glance-direct")
 #: Values of ``convert_to``: the Glance disk formats ``qemu-img`` converts to.
 CONVERT_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx")
 
@@ -482,8 +484,13 @@ TARGET_OPTIONS: tuple[Option, ...] = (
     Option("region_bandwidth_limit", "size", None, per_region=True,
            help="bytes per second (K, M, G suffixes) that the uploads to one region may"
                 " send (no limit)"),
+    Option("upload_method", "choice", "auto", choices=UPLOAD_METHODS, per_region=True,
+           help="how streamed data enters a Glance region: direct (PUT of the image"
+                " data), glance-direct (staged, then imported: the import API) or auto"
+                " (direct, glance-direct once the region's policy forbids direct)"),
     Option("import_timeout", "number", 1800.0, minimum=0.0, strict=True,
            help="seconds a server-side copy (glance-download) may take before it is "
-                "cancelled and the image streamed"),
+                "cancelled and the image streamed, and an import of staged data "
+                "(glance-direct) before it fails"),
     *ROLLOUT_OPTIONS,
 )

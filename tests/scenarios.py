@@ -1274,6 +1274,27 @@ def scenario_adoption_of_copies_made_before_provenance(bed: Bed) -> None:
     no_op(bed, region, removal)
 
 
+def scenario_copy_renamed_by_hand(bed: Bed) -> None:
+    """A copy renamed by hand is recognised by its provenance (issue 23, case 8):
+    ``info_renamed``, nothing uploaded, no diagnosis of lock trouble; renamed
+    back, it is synchronised again."""
+    region = bed.regions[0]
+    put(bed.master, bed.n("r"), content("r"))
+    tgt = target()
+    assert sync(bed, region, tgt).uploaded == 1
+    copy = one(bed, region, "r")
+    region.update_image(copy.id, {"name": bed.n("r-prod")})
+    p = plan(bed, region, tgt)
+    assert statuses(bed, p) == {"r": "info_renamed"}
+    assert p.status_of(bed.n("r")).regional_id == copy.id
+    assert not [w for w in p.warnings if "lock" in w]
+    assert not p.operations
+    no_op(bed, region, tgt)
+    assert sorted(images(bed, region)) == ["r-prod"]
+    region.update_image(copy.id, {"name": bed.n("r")})
+    assert statuses(bed, plan(bed, region, tgt)) == {"r": "ok"}
+
+
 SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_empty_regions_then_in_sync,
     scenario_mixed,
@@ -1307,6 +1328,7 @@ SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_removal_max_deletes,
     scenario_removal_master_shrank,
     scenario_adoption_of_copies_made_before_provenance,
+    scenario_copy_renamed_by_hand,
 ]
 
 def run(bed: Bed, scenario: Callable[[Bed], None]) -> None:

@@ -20,7 +20,7 @@ from glancesync import progress as progress_mod
 from glancesync.bandwidth import Bandwidth, throttled
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
-                               StoppedError, TransferError)
+                               StoppedError, TransferError, UploadRestartError)
 from glancesync.executor.actions import LOG, RegionActions
 from glancesync.executor.results import MIB
 from glancesync.image import Image, content_hash
@@ -47,7 +47,9 @@ class ImageSource(Protocol):
     master's). ``open(image, disk_format=None)``: a context manager giving
     those bytes as a :class:`~glancesync.integrity.FileData`.
     ``recheck(image)``: hash the local copies again before serving them
-    next (a region received bytes that do not match).
+    next (a region received bytes that do not match). ``uncached(image)``:
+    why the source does not keep that image (None when it does): its
+    bytes are then read with :meth:`chunks` for each region.
     """
 
     def chunks(self, image: Image) -> Iterator[bytes]:
@@ -160,13 +162,21 @@ class Stream:
         connection broke, Glance reverted it) is filled again; ``active``
         means the data arrived but the answer was lost (verification
         follows); anything else (``saving`` left by a dead worker, or a
-        409 on the new attempt) is deleted and replaced by a new image.
+        409 on the new attempt) is deleted and replaced by a new image. An
+        :class:`~glancesync.errors.UploadRestartError` (the adapter switched
+        to another way of sending) restarts once, not counted as a failure.
         Returns the image as it is after the upload.
         """
-        failures = 0
+        failures, restarted = 0, False
         while True:
             try:
                 return self._send(target.image_id, master, target.name, transfer)
+            except UploadRestartError as error:
+                if restarted:
+                    raise
+                restarted, stuck = True, False  # a new way of sending: not a failure
+                LOG.info("%s: %s; sending %s again from the start", self.region, error.message,
+                         target.name)
             except GlanceSyncError as error:
                 if not isinstance(error, StoppedError):  # a stop ends any failure
                     self.stop.check(self.region, target.name)
@@ -219,12 +229,15 @@ class Stream:
 
         A source that can :meth:`open` its local file hands it to the
         adapter as a :class:`FileData` (sent without being read here where
-        the adapter can); otherwise, and for a master without checksum
-        (never cached), its chunks are streamed. Returns the image as
+        the adapter can); otherwise, for a master without checksum (never
+        cached) and one the source does not cache (``uncached(image)``
+        gives why), its chunks are streamed. Returns the image as
         ``upload_data`` gives it back.
         """
         opener = getattr(self.source, "open", None)
-        if opener is not None and content_hash(master) is not None:
+        uncached = getattr(self.source, "uncached", None)
+        if (opener is not None and content_hash(master) is not None
+                and (uncached is None or transfer.convert_from or uncached(master) is None)):
             args = (master, transfer.disk_format) if transfer.convert_from else (master,)
             with opener(*args) as data:
                 bar = progress_mod.progress_bar(f"{self.region} {name}", data.size,

@@ -14,28 +14,30 @@ master image made by GlanceSync, a master name held by several images
 """
 from __future__ import annotations
 
-from glancesync.image import Image, content_hash
+from glancesync.image import MARK_RENAMED, Image, content_hash
 from glancesync.plan import conflicts, metadata, uploads
 from glancesync.plan.context import PlanContext
-from glancesync.plan.model import OperationKind, Status
+from glancesync.plan.model import ImageStatus, OperationKind, Status
 from glancesync.selection import is_synchronised
 
 
 def report_own_duplicates(ctx: PlanContext) -> None:
     """Report two active copies GlanceSync made of one master image.
 
-    Recognised by their provenance (same master region and image id):
-    two runs that did not see each other's locks (different lock
-    folders, see ``lock_dir``) both uploaded it. Logged as an error, so
+    Recognised by their provenance (same master region and image id)
+    and their name: two runs that did not see each other's locks
+    (different lock folders, see ``lock_dir``) both uploaded it. A copy
+    under another name was renamed by hand (:func:`renamed_copies`). Logged as an error, so
     that cron runs show it; an operator deletes the extra copy.
     """
-    copies: dict[tuple[str | None, str], list[Image]] = {}
+    copies: dict[tuple[str | None, str, str], list[Image]] = {}
     for image in ctx.regional:
         record = image.provenance
         if record is not None and image.status == "active" and ctx.own(image):
-            copies.setdefault((record.master_region, record.master_image_id),
-                              []).append(image)
-    for (region, master_id), images in sorted(copies.items(), key=lambda i: i[0][1]):
+            # Copies under other names were renamed by hand (see renamed_copies).
+            copies.setdefault((record.master_region, record.master_image_id,
+                               image.name or ""), []).append(image)
+    for (region, master_id, _), images in sorted(copies.items(), key=lambda i: i[0][1:]):
         if len(images) > 1:
             images.sort(key=lambda i: (i.created_at or "", i.id))
             ctx.needs_operator(
@@ -127,6 +129,8 @@ def classify(ctx: PlanContext, name: str, master: Image) -> None:
         ctx.set_status(Status.ERROR_UNVERIFIABLE, name, master, regional, reason)
         ctx.needs_operator(f"image {name}: {reason}")
         return
+    if report_renamed(ctx, name, master, regional):
+        return
     if regional is None:
         uploads.upload(ctx, OperationKind.UPLOAD, Status.PENDING_UPLOAD, name, master, None,
                        "missing in the region")
@@ -160,6 +164,44 @@ def fit_to_relay(ctx: PlanContext, master: Image, regional: Image) -> bool:
             and comparable_by_hashes(ctx, master) and master.same_content(regional)
             and record is not None and record.is_copy_of(master)
             and record.master_region in (None, ctx.master.region))
+
+
+def renamed_copies(ctx: PlanContext, master: Image) -> list[Image]:
+    """The region's copies of ``master`` (by their provenance, with its content)
+    under another name: renamed by hand (GlanceSync's own ``NAME.old`` renames
+    carry their mark and are left out). Oldest first."""
+    found = [image for image in ctx.regional
+             if image.name != master.name and image.provenance is not None
+             and image.provenance.master_image_id == master.id
+             and image.provenance.master_region in (None, ctx.master.region)
+             and image.status in ("active", "deactivated") and ctx.own(image)
+             and MARK_RENAMED not in image.marks and same_content(ctx, master, image)]
+    return sorted(found, key=lambda i: (i.created_at or "", i.id))
+
+
+def report_renamed(ctx: PlanContext, name: str, master: Image, regional: Image | None) -> bool:
+    """``info_renamed`` lines for our copies of ``master`` under other names; True
+    when one of them stands for the name (nothing in the region has it: no
+    new upload)."""
+    renamed = renamed_copies(ctx, master)
+    standing = regional is None and bool(renamed)
+    if standing:
+        ctx.set_status(Status.INFO_RENAMED, name, master, renamed[0], renamed_reason(
+            master, renamed[0], f"not uploaded again; rename it {name!r} to have it"
+                                " synchronised, or delete it to have a new copy made"))
+        renamed = renamed[1:]
+    for other in renamed:
+        ctx.add_line(ImageStatus(Status.INFO_RENAMED, ctx.region, name, master.id, other.id,
+                                 renamed_reason(master, other, "another copy, left as it"
+                                                " is: delete it if nobody uses it")))
+    return standing
+
+
+def renamed_reason(master: Image, copy: Image, then: str) -> str:
+    """The reason of an ``info_renamed`` line."""
+    return (f"copy {copy.id} of master image {master.id} made by GlanceSync is named"
+            f" {copy.name!r} in the region (renamed by hand, or the master image"
+            f" renamed): {then}")
 
 
 def classify_duplicates(ctx: PlanContext) -> None:

@@ -98,6 +98,10 @@ class Status(str, enum.Enum):
     INFO_MASTER_DEACTIVATED = ("info_master_deactivated", StatusCategory.INFO, "x",
                                "deactivated in the master region: not synchronised,"
                                " regional copies left as they are")
+    INFO_RENAMED = ("info_renamed", StatusCategory.INFO, "e",
+                    "a copy GlanceSync made of the master image, under another name in the"
+                    " region (renamed by hand): recognised by its provenance, not uploaded"
+                    " again")
     INFO_MEMBERS_UNMAPPED = ("info_members_unmapped", StatusCategory.INFO, "?",
                              "shared in the master with projects the region's identity"
                              " service does not have: not shared with them")
