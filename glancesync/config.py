@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import stat
+import urllib.parse
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Sequence
 
@@ -102,6 +103,11 @@ class MainConfig:
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
     output_group: str | None = None  #: group that may read the outputs (glancesync.filemodes)
     max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
+    #: Continuous propagation (glancesync.watch): the master Glance's notifications.
+    notifications_url: str | None = None  #: an oslo.messaging transport URL (rabbit://...)
+    notifications_topic: str = "notifications"
+    reconcile_interval: float = 3600.0  #: seconds between whole reconciliations
+    watch_listen: str | None = "127.0.0.1:9465"  #: HOST:PORT of health and metrics
 
 
 @dataclasses.dataclass
@@ -166,8 +172,9 @@ class Config:
         targets use them: from the file, ``--config`` overrides, the legacy
         ``credential`` line (decoded) or the ``OS_*`` variables.
         """
-        return [secret for target in self.targets.values() if target.settings is not None
-                for secret in backends.get_backend(target.backend).secrets(target.settings)]
+        secrets = [secret for target in self.targets.values() if target.settings is not None
+                   for secret in backends.get_backend(target.backend).secrets(target.settings)]
+        return secrets + url_passwords(self.main.notifications_url)
 
     def target(self, name: str) -> TargetConfig:
         """The target called ``name``; :class:`~glancesync.RegionNotFoundError` if none."""
@@ -177,6 +184,21 @@ class Config:
             raise RegionNotFoundError(
                 f"unknown target {name!r}; the configured targets are"
                 f" {', '.join(sorted(self.targets))}", region=name) from None
+
+
+def url_passwords(url: str | None) -> list[str]:
+    """The passwords of a transport URL (``rabbit://USER:PASS@HOST:PORT,USER:PASS@HOST2/``),
+    as written and decoded, to mask in logs."""
+    if not url or "://" not in url:
+        return []
+    hosts = url.split("://", 1)[1].split("/", 1)[0]
+    found = []
+    for host in hosts.split(","):
+        credentials = host.rpartition("@")[0]
+        password = credentials.partition(":")[2]
+        if password:
+            found += [password, urllib.parse.unquote(password)]
+    return list(dict.fromkeys(found))
 
 
 def load_config(stream: Any = None, overrides: Sequence[str] = (),
@@ -361,7 +383,8 @@ class _Origins:
 
 def _secret_names() -> frozenset[str]:
     """The options whose values are secrets (every backend's)."""
-    return frozenset(option.name for option in target_options() if option.secret)
+    return frozenset(option.name for option in (*target_options(), *MAIN_OPTIONS)
+                     if option.secret)
 
 
 def _shown_line(line: str, previous: str = "") -> str:
