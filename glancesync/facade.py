@@ -723,7 +723,7 @@ class GlanceSync:
 
     def watch(self, regions: Sequence[str] = (), *, stop: threading.Event | None = None,
               leadership: watch.Leadership | None = None,
-              metrics: watch.WatchMetrics | None = None,
+              metrics: watch.WatchMetrics | None = None, pool: str | None = None,
               started: Callable[[watch.Watcher], None] | None = None) -> None:
         """Keep ``regions`` (default: every region of ``master:``) in sync from the master
         Glance's notifications until ``stop`` is set (from any thread; a signal
@@ -743,16 +743,21 @@ class GlanceSync:
             an argument that is not a region name.
         :raises RegionNotFoundError: an unknown target or region.
         """
-        watcher = self.watcher(regions, stop=stop, leadership=leadership, metrics=metrics)
+        watcher = self.watcher(regions, stop=stop, leadership=leadership, metrics=metrics,
+                               pool=pool)
         if started is not None:
             watcher.on_started = started
         watcher.run()
 
     def watcher(self, regions: Sequence[str] = (), *, stop: threading.Event | None = None,
                 leadership: watch.Leadership | None = None,
-                metrics: watch.WatchMetrics | None = None) -> watch.Watcher:
+                metrics: watch.WatchMetrics | None = None,
+                pool: str | None = None) -> watch.Watcher:
         """The :class:`~glancesync.watch.Watcher` that :meth:`watch` runs, not started
         (its ``stop()`` and ``health()`` for a program that runs it in a thread).
+        ``pool``: the name of its listener pool, its queue on the bus (default:
+        :func:`~glancesync.watch.pool_name`, the same after a restart on this host
+        for these regions, so events sent meanwhile wait in the queue).
 
         :raises ConfigError: ``notifications_url`` is missing.
         :raises RegionNotFoundError: an unknown target or region (when the catalog
@@ -776,7 +781,7 @@ class GlanceSync:
             notifications_url=main.notifications_url, topic=main.notifications_topic,
             reconcile_interval=main.reconcile_interval,
             listen=None if (listen or "").lower() in ("", "none", "off") else listen,
-            pool=watch.pool_name(self.lock_name(self._master_ref), regions),
+            pool=pool or watch.pool_name(self.lock_name(self._master_ref), regions),
             retry_wait=max(main.retry_wait, 1.0) * 5)
         return watch.Watcher(self, list(regions), settings, leadership=leadership, stop=stop,
                              metrics=metrics)

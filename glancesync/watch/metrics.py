@@ -31,6 +31,9 @@ class WatchMetrics:
         self.syncs = Counter("glancesync_watch_image_syncs",
                              "Syncs of named images, by outcome (ok, failed)", ["outcome"],
                              registry=r)
+        self.uploads = Counter("glancesync_watch_copies_uploaded",
+                               "Copies uploaded to the regions (one image to one region),"
+                               " by events and reconciliations", registry=r)
         self.lag = Histogram("glancesync_watch_propagation_lag_seconds",
                              "Seconds from image.activate received to every region"
                              " verified", buckets=LAG_BUCKETS, registry=r)

@@ -256,6 +256,7 @@ class Watcher:
             self._schedule([EVERY_REGION] if regions is None else regions, None)
             return False
         failed = result.failed_regions
+        self._count_uploads(result)
         self._settled(set(result.plans) | set(result.failures), failed, None)
         self.metrics.reconciliations.labels("failed" if failed else "ok").inc()
         self._last_reconciliation = time.time()
@@ -284,9 +285,13 @@ class Watcher:
             self._schedule(key or [EVERY_REGION], ids)
             return False
         failed = result.failed_regions
+        self._count_uploads(result)
         self.metrics.syncs.labels("failed" if failed else "ok").inc()
         self._settled(set(result.plans) | set(result.failures), failed, ids)
         return not failed
+
+    def _count_uploads(self, result: Any) -> None:
+        self.metrics.uploads.inc(sum(outcome.uploaded for outcome in result.results.values()))
 
     def _settled(self, covered: set[str], failed: Sequence[str], ids: set[str] | None) -> None:
         """Record what a sync settled: retries done, lags measured; failed regions retried."""
