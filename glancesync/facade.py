@@ -17,9 +17,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TextIO
 
-from glancesync import backends, backups, convert, lock, report, scope, sharing, watch
+from glancesync import backends, backups, convert, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
 from glancesync.errors import (ConfigError, ExitStatus, GlanceSyncError, LockedError,
@@ -39,6 +39,9 @@ from glancesync.strategy import RegionTransfer
 from glancesync.throughput import FILE_NAME as THROUGHPUT_FILE
 from glancesync.throughput import Estimate, ThroughputLog, estimates
 from glancesync.transfer import ImageCache, MasterImageSource
+
+if TYPE_CHECKING:
+    from glancesync.watch import Leadership, WatchMetrics, Watcher
 
 LOG = logging.getLogger(__name__)
 
@@ -722,9 +725,9 @@ class GlanceSync:
     # --- continuous propagation ----------------------------------------------------
 
     def watch(self, regions: Sequence[str] = (), *, stop: threading.Event | None = None,
-              leadership: watch.Leadership | None = None,
-              metrics: watch.WatchMetrics | None = None, pool: str | None = None,
-              started: Callable[[watch.Watcher], None] | None = None) -> None:
+              leadership: Leadership | None = None,
+              metrics: WatchMetrics | None = None, pool: str | None = None,
+              started: Callable[[Watcher], None] | None = None) -> None:
         """Keep ``regions`` (default: every region of ``master:``) in sync from the master
         Glance's notifications until ``stop`` is set (from any thread; a signal
         handler may set it): each event has its image synchronised with
@@ -750,9 +753,9 @@ class GlanceSync:
         watcher.run()
 
     def watcher(self, regions: Sequence[str] = (), *, stop: threading.Event | None = None,
-                leadership: watch.Leadership | None = None,
-                metrics: watch.WatchMetrics | None = None,
-                pool: str | None = None) -> watch.Watcher:
+                leadership: Leadership | None = None,
+                metrics: WatchMetrics | None = None,
+                pool: str | None = None) -> Watcher:
         """The :class:`~glancesync.watch.Watcher` that :meth:`watch` runs, not started
         (its ``stop()`` and ``health()`` for a program that runs it in a thread).
         ``pool``: the name of its listener pool, its queue on the bus (default:
@@ -763,6 +766,9 @@ class GlanceSync:
         :raises RegionNotFoundError: an unknown target or region (when the catalog
             answers; a catalog down now is retried by the watcher).
         """
+        # Imported on first use: oslo.messaging is heavy, and only the watcher needs it.
+        # (Call this first from the main thread: see glancesync.watch.bus.)
+        from glancesync import watch
         main = self.config.main
         if not main.notifications_url:
             raise ConfigError("missing: the oslo.messaging transport URL of the master"

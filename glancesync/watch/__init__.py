@@ -1,16 +1,16 @@
 """Continuous propagation (issue 24): the master Glance's notifications turned into syncs.
 
 A :class:`Watcher` listens to the master Glance's notifications through
-oslo.messaging (:mod:`glancesync.watch.bus`), reads each one as a hint
-naming a master image (:mod:`glancesync.watch.events`; the payload is never
-trusted), coalesces bursts (:mod:`glancesync.watch.pending`) and has the
+oslo.messaging (``glancesync.watch.bus``), reads each one as a hint
+naming a master image (``glancesync.watch.events``; the payload is never
+trusted), coalesces bursts (``glancesync.watch.pending``) and has the
 facade synchronise the images named (``sync_images``), with a whole
 reconciliation (``sync``) at start, every ``reconcile_interval`` seconds,
 after the bus comes back and when it becomes the leader. Its health and
 Prometheus metrics are served on a loopback address
-(:mod:`glancesync.watch.http`, :mod:`glancesync.watch.metrics`).
+(``glancesync.watch.http``, ``glancesync.watch.metrics``).
 
-Leadership is a seam (:mod:`glancesync.watch.leadership`): any object with
+Leadership is a seam (``glancesync.watch.leadership``): any object with
 ``is_leader() -> bool`` (and optionally ``close()``); the default is always
 the leader.
 """

@@ -18,7 +18,17 @@ import threading
 import time
 from typing import Any, Callable
 
+import warnings
+
 import amqp
+
+# Imported with the module (it is heavy, and warns about eventlet): only the
+# watcher imports this module. Not from a thread started before: the import
+# of eventlet there leaves that thread unjoinable.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import oslo_messaging
+    from oslo_config import cfg
 
 from glancesync.errors import ConfigError
 
@@ -38,14 +48,13 @@ STOP_TIMEOUT = 10.0
 class _Endpoint:
     """oslo.messaging's endpoint: every ``info`` notification goes to ``on_event``."""
 
-    def __init__(self, on_event: Callable[[Any, Any], None], handled: Any) -> None:
+    def __init__(self, on_event: Callable[[Any, Any], None]) -> None:
         self._on_event = on_event
-        self._handled = handled
 
     def info(self, ctxt: Any, publisher_id: Any, event_type: Any, payload: Any,
              metadata: Any) -> Any:
         self._on_event(event_type, payload)
-        return self._handled
+        return oslo_messaging.NotificationResult.HANDLED
 
 
 class Bus:
@@ -61,11 +70,6 @@ class Bus:
     def __init__(self, url: str, topic: str, pool: str,
                  on_event: Callable[[Any, Any], None],
                  on_state: Callable[[bool], None]) -> None:
-        # Imported here: oslo.messaging is heavy (and warns about eventlet at import);
-        # only the watcher needs it.
-        import oslo_messaging
-        from oslo_config import cfg
-
         self._conf = cfg.ConfigOpts()
         try:
             self._url = oslo_messaging.TransportURL.parse(self._conf, url)
@@ -80,11 +84,12 @@ class Bus:
             self._conf.set_override(option, value, group="oslo_messaging_rabbit")
         targets = [oslo_messaging.Target(exchange=EXCHANGE, topic=topic)]
         self._listener = oslo_messaging.get_notification_listener(
-            self._transport, targets, [_Endpoint(on_event, oslo_messaging.NotificationResult.HANDLED)], executor="threading",
+            self._transport, targets, [_Endpoint(on_event)], executor="threading",
             pool=pool)
         self._on_state = on_state
         self._stop = threading.Event()
         self._probe: threading.Thread | None = None
+        self._listening = threading.Event()
         self.up: bool | None = None
 
     def start(self) -> None:
@@ -92,13 +97,24 @@ class Bus:
         self._probe = threading.Thread(target=self._probe_loop, daemon=True,
                                        name="glancesync-watch-probe")
         self._probe.start()
-        threading.Thread(target=self._listener.start, daemon=True,
+        threading.Thread(target=self._start_listener, daemon=True,
                          name="glancesync-watch-listen").start()
+
+    def _start_listener(self) -> None:
+        self._listener.start()  # returns once connected: it may wait for the broker
+        self._listening.set()
 
     def stop(self) -> None:
         """Stop listening; bounded by :data:`STOP_TIMEOUT` (a broker that does not answer
         leaves a daemon thread trying)."""
         self._stop.set()
+        if self._probe is not None:
+            self._probe.join(timeout=STOP_TIMEOUT)
+        if not self._listening.is_set():
+            # Still waiting for the broker: oslo.messaging's stop would wait for
+            # the start (for ever); the daemon thread dies with the process.
+            LOG.info("the notification listener never connected; leaving it")
+            return
         done = threading.Event()
 
         def teardown() -> None:
@@ -112,8 +128,6 @@ class Bus:
         if not done.wait(STOP_TIMEOUT):
             LOG.warning("the notification listener did not stop within %.0f s (the bus"
                         " does not answer); leaving it", STOP_TIMEOUT)
-        if self._probe is not None:
-            self._probe.join(timeout=STOP_TIMEOUT)
 
     def probe(self) -> bool | None:
         """Whether one of the URL's brokers accepts a login now (None: not a

@@ -99,7 +99,7 @@ class Watcher:
     ``syncer``: the :class:`~glancesync.GlanceSync` (or anything with its
     ``sync`` and ``sync_images``); ``regions``: region arguments as the
     scripts take them (none: every region of ``master:``); ``leadership``:
-    see :mod:`glancesync.watch.leadership` (default: always the leader);
+    see ``glancesync.watch.leadership`` (default: always the leader);
     ``stop``: an event that stops the watcher when set.
     """
 
