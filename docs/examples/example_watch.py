@@ -23,7 +23,8 @@ with open(sys.argv[1], encoding="utf-8") as stream, \
         time.sleep(0.2)
     print(f"after the first reconciliation: bus {watcher.health()['bus']},"
           f" leader {watcher.health()['leader']}")
-    print("RegionA:", ", ".join(sorted(i["name"] for i in glancesync.get_images_region("RegionA"))))
+    names = sorted(image["name"] for image in glancesync.get_images_region("RegionA"))
+    print("RegionA:", ", ".join(names))
     watcher.stop()
     thread.join()
     stop = threading.Event()
