@@ -300,3 +300,67 @@ def test_sigterm_stops_the_script_cleanly_after_the_sync_in_progress(rabbitmq, b
         states = {i.status for i in bed.adapter(region).list_images()
                   if i.name and i.name.startswith(bed.prefix)}
         assert states <= {"active"}, (region, states)
+
+
+def _script(bed: Bed, config: Path, folder: Path) -> tuple[subprocess.Popen, list[str]]:
+    """``glancesync-watch`` started on ``config``; its stderr lines, read as they come."""
+    process = subprocess.Popen([str(BIN / "glancesync-watch"), "--config-file", str(config),
+                                "--all-targets", "-v"], env=bed.env, cwd=folder,
+                               stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
+    return process, lines
+
+
+def test_killed_mid_upload_then_started_again_converges_without_duplicates(rabbitmq, bed,
+                                                                           tmp_path):
+    condition = f"image.name.startswith('{bed.prefix}')"
+    config = write_config(bed.info, tmp_path / "watch.conf",
+                          main={"notifications_url": bed.info.transport_url,
+                                "watch_listen": "127.0.0.1:0", "lock_dir": tmp_path / "l",
+                                "stalled_upload_age": 0},
+                          master={"metadata_condition": condition},
+                          other={"metadata_condition": condition})
+    process, lines = _script(bed, config, tmp_path)
+    try:
+        wait_for(lambda: any("reconciliation:" in line for line in lines), "it reconciles")
+        master = bed.adapter("Master")
+        image = master.create_image(bed.prefix + "big", visibility="public",
+                                    disk_format="raw", container_format="bare")
+        chunk = os.urandom(1024 * 1024)
+        master.upload_data(image.id, (chunk for _ in range(64)), 64 * len(chunk))
+        wait_for(lambda: any("uploading image" in line for line in lines), "an upload")
+        process.kill()  # kill -9 in the middle of the upload
+        process.wait(WAIT)
+        process, lines = _script(bed, config, tmp_path)
+        wait_for(lambda: everywhere(bed, bed.prefix + "big"), "it converges")
+        wait_for(lambda: all(copies(bed, r) == {bed.prefix + "big": 1} for r in REGIONS),
+                 "one copy per region, the partial one cleaned")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(WAIT) == 0, "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_a_master_image_deleted_goes_through_the_lifecycle(rabbitmq, bed, tmp_path):
+    lifecycle = {"removal_policy": "delete", "removal_grace_hours": 0}
+    made = Watch(bed, tmp_path, reconcile_interval=3600)
+    condition = f"image.name.startswith('{bed.prefix}') and image.visibility == 'public'"
+    made.config = write_config(bed.info, made.config, main={
+        "notifications_url": bed.info.transport_url, "watch_listen": "127.0.0.1:0",
+        "lock_dir": tmp_path / "locks", "retry_wait": 0.2, "reconcile_interval": 3600},
+        master={"metadata_condition": condition, **lifecycle},
+        other={"metadata_condition": condition, **lifecycle})
+    made.glancesync = GlanceSync(str(made.config))
+    made.watcher = made.glancesync.watcher(["master:", "other:"], pool=made.pool)
+    made.start()
+    try:
+        image_id = bed.put_master("doomed")
+        wait_for(lambda: everywhere(bed, bed.prefix + "doomed"), "the copies are made")
+        bed.adapter("Master").delete_image(image_id)
+        wait_for(lambda: not any(copies(bed, r) for r in REGIONS),
+                 "the copies are deleted by removal_policy = delete")
+    finally:
+        made.close()
