@@ -1,11 +1,11 @@
-"""Keep the regions in sync from the master's notifications, in a thread of a program.
+"""Keep the regions in sync from the master's notifications, and stop from another thread.
 
 Usage: example_watch.py CONFIG
 The watcher reconciles every region at start, then acts on each event of
 the master Glance. This demo has no message bus (the URL names a port
 where nothing listens): the watcher says the bus is down and goes on
-reconciling. stop() (or setting the stop event given to watch()) ends it
-after the sync in progress.
+reconciling. Setting the stop event (from any thread, a signal handler
+too) ends watch() after the sync in progress.
 """
 import sys
 import threading
@@ -14,20 +14,26 @@ import time
 from glancesync import GlanceSync
 
 overrides = ["notifications_url=rabbit://demo:demo@127.0.0.1:9/", "watch_listen=none"]
+stop = threading.Event()
+
+
+def report_then_stop(watcher):
+    """Runs beside the watcher: waits for its first reconciliation, then stops it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not watcher.health()["last_reconciliation_end"]
+                                           or watcher.health()["bus"] == "unknown"):
+        time.sleep(0.2)
+    health = watcher.health()
+    print(f"after the first reconciliation: bus {health['bus']}, leader {health['leader']}",
+          flush=True)
+    stop.set()
+
+
 with open(sys.argv[1], encoding="utf-8") as stream, \
         GlanceSync(stream, overrides=overrides, progress=False) as glancesync:
-    watcher = glancesync.watcher(["master:RegionA"])
-    thread = threading.Thread(target=watcher.run)
-    thread.start()
-    while not watcher.health()["last_reconciliation_end"] or watcher.health()["bus"] == "unknown":
-        time.sleep(0.2)
-    print(f"after the first reconciliation: bus {watcher.health()['bus']},"
-          f" leader {watcher.health()['leader']}")
+    unstarted = glancesync.watcher(["master:RegionA"])  # its queue's name, its health...
+    print("listener pool:", unstarted.settings.pool.split(".")[0], flush=True)
+    glancesync.watch(["master:RegionA"], stop=stop, started=lambda watcher: threading.Thread(
+        target=report_then_stop, args=(watcher,), daemon=True).start())
     names = sorted(image["name"] for image in glancesync.get_images_region("RegionA"))
-    print("RegionA:", ", ".join(names))
-    watcher.stop()
-    thread.join()
-    stop = threading.Event()
-    stop.set()  # already set: watch() returns at once, as after SIGTERM
-    glancesync.watch(["master:RegionA"], stop=stop)
-    print("stopped")
+    print("stopped; RegionA:", ", ".join(names))

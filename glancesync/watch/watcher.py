@@ -252,17 +252,21 @@ class Watcher:
             result = self.syncer.sync(self.regions if regions is None else list(regions))
         except GlanceSyncError as error:
             LOG.error("reconciliation failed: %s", error)
-            self.metrics.reconciliations.labels("failed").inc()
+            self._reconciled("failed")
             self._schedule([EVERY_REGION] if regions is None else regions, None)
             return False
         failed = result.failed_regions
         self._count_uploads(result)
         self._settled(set(result.plans) | set(result.failures), failed, None)
-        self.metrics.reconciliations.labels("failed" if failed else "ok").inc()
-        self._last_reconciliation = time.time()
-        self.metrics.last_reconciliation.set(self._last_reconciliation)
+        self._reconciled("failed" if failed else "ok")
         LOG.info("reconciliation: %s; %.1f s", result.totals(), time.monotonic() - started)
         return not failed
+
+    def _reconciled(self, outcome: str) -> None:
+        """Count a reconciliation that ended, well (``ok``) or not (``failed``)."""
+        self.metrics.reconciliations.labels(outcome).inc()
+        self._last_reconciliation = time.time()
+        self.metrics.last_reconciliation.set(self._last_reconciliation)
 
     def sync_batch(self, batch: Batch) -> bool:
         """Synchronise the images of ``batch``; True if every region succeeded."""

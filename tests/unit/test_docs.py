@@ -68,8 +68,8 @@ EXPECTED_OUTPUT = {
     "example_run_report.py": r"dry_run limited to \['ubuntu-\*'\]: dry run of 3 region"
                              r".*master:RegionA: upload ubuntu-22\.04: done, 3145728 bytes"
                              r".*master:RegionB: update_metadata ubuntu-22\.04: done, 0",
-    "example_watch.py": r"after the first reconciliation: bus down, leader True\n"
-                        r"RegionA: cirros-kernel.*ubuntu-22\.04\nstopped",
+    "example_watch.py": r"listener pool: glancesync-watch\nafter the first reconciliation: bus down, leader True\n"
+                        r"stopped; RegionA: cirros-kernel.*ubuntu-22\.04",
     "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
                          r".*section: main option: max_children",
 }
