@@ -40,6 +40,8 @@ LOG = logging.getLogger(__name__)
 EVERY_REGION = ""
 #: The most images whose propagation lag is still being measured.
 MAX_TRACKED = 10_000
+#: The most images retried in one region; beyond, the region is reconciled.
+MAX_RETRIED = 1000
 
 
 class Syncer(Protocol):
@@ -89,8 +91,11 @@ class _Retries:
     wait: float = 0.0
 
     def add(self, region: str, ids: set[str] | None) -> None:
+        """Add work; beyond :data:`MAX_RETRIED` images, the region's whole
+        reconciliation instead (ids forged while a region is down stay bounded)."""
         current = self.work.get(region, set())
-        self.work[region] = None if ids is None or current is None else current | ids
+        merged = None if ids is None or current is None else current | ids
+        self.work[region] = None if merged is None or len(merged) > MAX_RETRIED else merged
 
 
 class Watcher:

@@ -217,3 +217,16 @@ def test_the_password_of_the_notifications_url_is_masked(tmp_path):
     assert {"S%40cret-pw", "S@cret-pw", "Other-pw"} <= set(config.secrets())
     GlanceSync(config)
     assert "S@cret-pw" not in REDACTOR.redact("login S@cret-pw failed")
+
+
+def test_images_retried_while_a_region_is_down_stay_bounded():
+    syncer = Syncer()
+    watcher = _watcher(syncer)
+    syncer.down = {"master:RegionB"}
+    for _ in range(3):
+        watcher.sync_batch(_batch(*(str(uuid.uuid4()) for _ in range(400))))
+    assert watcher._retries.work == {"master:RegionB": None}, "a whole reconciliation"
+    syncer.down = set()
+    watcher._retry_due()
+    assert syncer.calls[-1] == ("sync", ("master:RegionB",))
+    assert watcher._retries.work == {}
