@@ -230,3 +230,35 @@ def test_images_retried_while_a_region_is_down_stay_bounded():
     watcher._retry_due()
     assert syncer.calls[-1] == ("sync", ("master:RegionB",))
     assert watcher._retries.work == {}
+
+
+@pytest.fixture
+def restore_signals():
+    import signal
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    ("", "notifications_url"),
+    ("notifications_url = rabbit://u:p@127.0.0.1:1/\nwatch_listen = 0.0.0.0:9465",
+     "only a loopback address"),
+    ("notifications_url = rabbit://u:p@127.0.0.1:1/\nwatch_listen = 127.0.0.1",
+     "expected HOST:PORT"),
+])
+def test_the_script_refuses_a_bad_configuration_in_one_line(tmp_path, capsys, restore_signals,
+                                                             extra, fragment):
+    from glancesync_scripts import watch as script
+    config = tmp_path / "glancesync.conf"
+    config.write_text(CONFIG.format(extra=extra, path=tmp_path / "m"))
+    config.chmod(0o600)
+    status = script.main(["--config-file", str(config)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("glancesync-watch: error:")]
+    assert status == 2, err
+    assert len(lines) == 1 and fragment in lines[0], err
+    assert "Traceback" not in err and "p@127" not in err
