@@ -29,6 +29,7 @@ setup(
             "glancesync-sync = glancesync_scripts.sync:main",
             "glancesync-printimages = glancesync_scripts.printimages:main",
             "glancesync-backup = glancesync_scripts.backup:main",
+            "glancesync-watch = glancesync_scripts.watch:main",
         ],
     },
     classifiers=[

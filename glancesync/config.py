@@ -124,6 +124,11 @@ class MainConfig:
     rollout_waves: tuple[tuple[str, ...], ...] = ()
     wave_soak_hours: float = 0.0  #: hours a wave holds a copy before the next one gets it
     max_master_shrink: int = 50  #: percent the master listing may shrink between runs
+    #: Continuous propagation (glancesync.watch): the master Glance's notifications.
+    notifications_url: str | None = None  #: an oslo.messaging transport URL (rabbit://...)
+    notifications_topic: str = "notifications"
+    reconcile_interval: float = 3600.0  #: seconds between whole reconciliations
+    watch_listen: str | None = "127.0.0.1:9465"  #: HOST:PORT of health and metrics
 
 
 @dataclasses.dataclass
@@ -200,7 +205,7 @@ class Config:
             password = urllib.parse.urlsplit(self.main.coordination_url).password
             if password:
                 found.append(urllib.parse.unquote(password))
-        return found
+        return found + url_passwords(self.main.notifications_url)
 
     def target(self, name: str) -> TargetConfig:
         """The target called ``name``; :class:`~glancesync.RegionNotFoundError` if none."""
@@ -210,6 +215,21 @@ class Config:
             raise RegionNotFoundError(
                 f"unknown target {name!r}; the configured targets are"
                 f" {', '.join(sorted(self.targets))}", region=name) from None
+
+
+def url_passwords(url: str | None) -> list[str]:
+    """The passwords of a transport URL (``rabbit://USER:PASS@HOST:PORT,USER:PASS@HOST2/``),
+    as written and decoded, to mask in logs."""
+    if not url or "://" not in url:
+        return []
+    hosts = url.split("://", 1)[1].split("/", 1)[0]
+    found = []
+    for host in hosts.split(","):
+        credentials = host.rpartition("@")[0]
+        password = credentials.partition(":")[2]
+        if password:
+            found += [password, urllib.parse.unquote(password)]
+    return list(dict.fromkeys(found))
 
 
 def load_config(stream: Any = None, overrides: Sequence[str] = (),
@@ -394,7 +414,8 @@ class _Origins:
 
 def _secret_names() -> frozenset[str]:
     """The options whose values are secrets (every backend's)."""
-    return frozenset(option.name for option in target_options() if option.secret)
+    return frozenset(option.name for option in (*target_options(), *MAIN_OPTIONS)
+                     if option.secret)
 
 
 def _shown_line(line: str, previous: str = "") -> str:

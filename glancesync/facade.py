@@ -18,14 +18,15 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence, TextIO
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence,
+                    TextIO)
 
 from glancesync import backends, backups, convert, listing, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
 from glancesync.bandwidth import Bandwidth
 from glancesync.config import ALWAYS_SHOWN, MASTER, Config, TargetConfig, load_config
-from glancesync.errors import (CoordinationError, ExitStatus, GlanceSyncError, LockedError,
-                               StoppedError, UsageError)
+from glancesync.errors import (ConfigError, CoordinationError, ExitStatus, GlanceSyncError,
+                               LockedError, StoppedError, UsageError)
 from glancesync.executor import Executor, RegionResult
 from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
@@ -44,6 +45,9 @@ from glancesync.strategy import RegionTransfer
 from glancesync.throughput import FILE_NAME as THROUGHPUT_FILE
 from glancesync.throughput import Estimate, ThroughputLog, estimates
 from glancesync.transfer import ImageCache, MasterImageSource
+
+if TYPE_CHECKING:
+    from glancesync.watch import Leadership, WatchMetrics, Watcher
 
 LOG = logging.getLogger(__name__)
 
@@ -973,6 +977,76 @@ class GlanceSync:
         :raises UsageError: ``region`` is not one region's name.
         """
         return lock.make_lock(self.lock_name(region), self.config.main)
+
+    # --- continuous propagation ----------------------------------------------------
+
+    def watch(self, regions: Sequence[str] = (), *, stop: threading.Event | None = None,
+              leadership: Leadership | None = None,
+              metrics: WatchMetrics | None = None, pool: str | None = None,
+              started: Callable[[Watcher], None] | None = None) -> None:
+        """Keep ``regions`` (default: every region of ``master:``) in sync from the master
+        Glance's notifications until ``stop`` is set (from any thread; a signal
+        handler may set it): each event has its image synchronised with
+        :meth:`sync_images`, bursts coalesced; a whole :meth:`sync` runs at start,
+        every ``reconcile_interval`` seconds and when the bus comes back. The sync
+        in progress when ``stop`` is set ends first. ``leadership``: an object
+        with ``is_leader() -> bool`` (and optionally ``close()``) telling whether
+        this watcher acts (default: always; see :mod:`glancesync.watch`).
+        ``started(watcher)`` is called once the endpoint is bound and the
+        listener started (its ``address``: the bound ``(host, port)``).
+        ``[main]`` options: ``notifications_url``, ``notifications_topic``,
+        ``reconcile_interval``, ``watch_listen``.
+
+        :raises ConfigError: ``notifications_url`` is missing or not a transport URL.
+        :raises UsageError: ``watch_listen`` is not a free loopback ``HOST:PORT``;
+            an argument that is not a region name.
+        :raises RegionNotFoundError: an unknown target or region.
+        """
+        watcher = self.watcher(regions, stop=stop, leadership=leadership, metrics=metrics,
+                               pool=pool)
+        if started is not None:
+            watcher.on_started = started
+        watcher.run()
+
+    def watcher(self, regions: Sequence[str] = (), *, stop: threading.Event | None = None,
+                leadership: Leadership | None = None,
+                metrics: WatchMetrics | None = None,
+                pool: str | None = None) -> Watcher:
+        """The :class:`~glancesync.watch.Watcher` that :meth:`watch` runs, not started
+        (its ``stop()`` and ``health()`` for a program that runs it in a thread).
+        ``pool``: the name of its listener pool, its queue on the bus (default:
+        :func:`~glancesync.watch.pool_name`, the same after a restart on this host
+        for these regions, so events sent meanwhile wait in the queue).
+
+        :raises ConfigError: ``notifications_url`` is missing.
+        :raises RegionNotFoundError: an unknown target or region (when the catalog
+            answers; a catalog down now is retried by the watcher).
+        """
+        # Imported on first use: oslo.messaging is heavy, and only the watcher needs it.
+        # (Call this first from the main thread: see glancesync.watch.bus.)
+        from glancesync import watch
+        main = self.config.main
+        if not main.notifications_url:
+            raise ConfigError("missing: the oslo.messaging transport URL of the master"
+                              " Glance's notifications (e.g. rabbit://USER:PASS@HOST:5672/)"
+                              " is needed to watch", section="main",
+                              option="notifications_url")
+        try:
+            self.resolve_regions(regions)
+        except GlanceSyncError as error:
+            if isinstance(error, UsageError):
+                raise
+            # A catalog down now: the watcher's syncs retry.
+            LOG.warning("cannot check the regions now (%s); watching all the same", error)
+        listen = main.watch_listen
+        settings = watch.WatchSettings(
+            notifications_url=main.notifications_url, topic=main.notifications_topic,
+            reconcile_interval=main.reconcile_interval,
+            listen=None if (listen or "").lower() in ("", "none", "off") else listen,
+            pool=pool or watch.pool_name(self.lock_name(self._master_ref), regions),
+            retry_wait=max(main.retry_wait, 1.0) * 5)
+        return watch.Watcher(self, list(regions), settings, leadership=leadership, stop=stop,
+                             metrics=metrics)
 
     # --- reports -----------------------------------------------------------------
 

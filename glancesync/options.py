@@ -394,6 +394,18 @@ MAIN_OPTIONS: tuple[Option, ...] = (
           help="largest drop, in percent, of the images the master listing shows since"
                " the last run; a run whose listing shrank more takes no removal step"
                " (100: no limit)"),
+    _main("notifications_url", "string", secret=True,
+          help="oslo.messaging transport URL of the master Glance's notifications, e.g."
+               " rabbit://USER:PASS@HOST:5672/ (glancesync-watch; none: no watcher)"),
+    _main("notifications_topic", "string", "notifications",
+          help="topic of the master Glance's notifications (its"
+               " [oslo_messaging_notifications] topics)"),
+    _main("reconcile_interval", "number", 3600.0, minimum=0.0, strict=True,
+          help="seconds between two whole reconciliations of glancesync-watch (one"
+               " also runs at its start and when the bus comes back)"),
+    _main("watch_listen", "string", "127.0.0.1:9465",
+          help="loopback HOST:PORT where glancesync-watch serves /health and"
+               " /metrics (Prometheus); 'none': no endpoint"),
 )
 
 #: Values of ``transfer``: how image data reaches a region.

@@ -23,7 +23,7 @@ from glancesync.config import main_options, target_options
 from glancesync.demo import build_federation
 from glancesync.errors import ExitStatus
 from glancesync.facade import GlanceSync
-from glancesync_scripts import backup, printimages, sync
+from glancesync_scripts import backup, printimages, sync, watch
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -72,6 +72,8 @@ EXPECTED_OUTPUT = {
                        r"operation\(s\) not done\n.*master:RegionC: not synchronised: stopped: "
                        r"shutting down\nexit status: 130 \(INTERRUPTED\)\n"
                        r"images left unfinished: \[\]",
+    "example_watch.py": r"listener pool: glancesync-watch\nafter the first reconciliation: bus down, leader True\n"
+                        r"stopped; RegionA: cirros-kernel.*ubuntu-22\.04",
     "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
                          r".*section: main option: max_children",
 }
@@ -159,7 +161,7 @@ def _documented_options() -> dict[str, set[str]]:
     return result
 
 
-@pytest.mark.parametrize("module", [sync, printimages, backup], ids=lambda m: m.PROG)
+@pytest.mark.parametrize("module", [sync, printimages, backup, watch], ids=lambda m: m.PROG)
 def test_command_options_match_the_parser(module):
     documented = _documented_options()
     parser = module.build_parser()
@@ -178,7 +180,7 @@ def test_common_options_are_documented():
 def test_console_commands_are_documented():
     setup = (ROOT / "setup.py").read_text(encoding="utf-8")
     commands = re.findall(r'"(glancesync-[a-z]+) = ', setup)
-    assert len(commands) == 3
+    assert len(commands) == 4
     text = _command_pages()
     for command in commands:
         assert f".. program:: {command}" in text

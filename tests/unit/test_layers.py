@@ -38,6 +38,7 @@ LAYERS = [
     ["glancesync.executor.results", "glancesync.executor.actions"],
     ["glancesync.executor.*"],  # the executor's parts: steps, the upload path
     ["glancesync.executor", "glancesync.backups"],
+    ["glancesync.watch*"],  # continuous propagation: drives the facade through a protocol
     ["glancesync.facade"],
     ["glancesync.views*"],  # the outputs: pure functions of the facade's results
     ["glancesync", "glancesync.cli", "glancesync.demo", "glancesync.testbed*"],

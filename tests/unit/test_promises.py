@@ -426,7 +426,8 @@ def test_the_committed_sample_is_the_generators_output():
     from glancesync.config import main_options, target_options
     for option in (*main_options(), *target_options()):
         assert f"   * - ``{option.name}``\n" in table, option.name
-    assert table.count("     - yes\n") == sum(o.secret for o in target_options())
+    secrets = sum(option.secret for option in (*main_options(), *target_options()))
+    assert table.count("     - yes\n") == secrets
 
 
 # --- the API reference ----------------------------------------------------------------------
