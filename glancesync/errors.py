@@ -194,6 +194,17 @@ class ImageRefusedError(UsageError):
     exit_status = ExitStatus.NEEDS_OPERATOR
 
 
+class ProtectedImageError(GlanceSyncError):
+    """A change would unprotect or remove a protected regional image: never made.
+
+    GlanceSync never unprotects nor deletes a protected image, whatever
+    the conflict rule; the image's status is ``error_protected`` and an
+    operator decides. Not transient.
+    """
+
+    exit_status = ExitStatus.NEEDS_OPERATOR
+
+
 class UnsafeFileError(GlanceSyncError):
     """A file or folder GlanceSync reads back cannot be trusted.
 

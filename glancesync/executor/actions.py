@@ -1,7 +1,7 @@
 """The one place that changes a region: :class:`RegionActions`.
 
 Every change a sync makes to a region (create, upload, import, update,
-publish, rename, unprotect, delete, reactivate, hide, deactivate, mark,
+publish, rename, delete, reactivate, hide, deactivate, mark,
 share, unshare) goes through :meth:`RegionActions.act`, which logs it and,
 in a dry run, does not make it: a dry run changes nothing, anywhere
 (rclone's ``SkipDestructive``, Glance's ``ActionWrapper`` of its import
@@ -32,7 +32,6 @@ VERBS = {
     "update": ("updating", "update", logging.INFO),
     "publish": ("publishing", "publish", logging.DEBUG),
     "rename": ("renaming", "rename", logging.INFO),
-    "unprotect": ("unprotecting", "unprotect", logging.INFO),
     "delete": ("deleting", "delete", logging.INFO),
     "reactivate": ("reactivating", "reactivate", logging.INFO),
     "hide": ("hiding", "hide", logging.INFO),

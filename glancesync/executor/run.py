@@ -17,14 +17,14 @@ import time
 from typing import Any, Callable, Iterable
 
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import GlanceSyncError
+from glancesync.errors import GlanceSyncError, ProtectedImageError
 from glancesync.executor import steps, upload
 from glancesync.executor.actions import LOG, RegionActions, describe
 from glancesync.executor.results import (DONE, FAILED, POSTPONED, REFUSED, OperationOutcome,
                                          RegionResult, is_refusal)
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.stream import ImageSource, Stream
-from glancesync.image import Image
+from glancesync.image import PROVENANCE_PREFIX, Image, is_user_property
 from glancesync.plan.model import Operation, OperationKind, RegionPlan, Status, StatusCategory
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.serverside import CopySources
@@ -101,7 +101,9 @@ class Executor:
                 outcome.error = self._postpone(plan, op, result)
                 continue
             self._run_measured(plan, op, result, outcome)
-            troubled = troubled or outcome.result != DONE
+            # A refusal is one image's business (it needs an operator); only a
+            # failure of the region holds back the removal steps.
+            troubled = troubled or outcome.result == FAILED
         # Marked so that the scripts, which print every summary at the end,
         # do not show it twice on a terminal; log files keep it.
         LOG.info("%s", result.summary(), extra={"summary": True})
@@ -117,7 +119,7 @@ class Executor:
             self._run(op, result)
         except GlanceSyncError as error:
             outcome.error = str(error)
-            if op.uploads and is_refusal(error):
+            if isinstance(error, ProtectedImageError) or is_refusal(error):
                 outcome.result = REFUSED
                 self._refused(plan, op, error, result)
             else:
@@ -139,12 +141,19 @@ class Executor:
 
     def _refused(self, plan: RegionPlan, op: Operation, error: GlanceSyncError,
                  result: RegionResult) -> None:
-        """The region refused an upload for good: ``error_refused``, with its message."""
-        reason = (f"the region refused the upload ({error.message}); it will refuse it"
-                  " at every run until an operator acts")
-        status = plan.status_of(op.name)
+        """The region refused a change for good (or it would touch a protected image):
+        the image's status needs an operator (``error_refused``, ``error_protected``),
+        with the region's message; the rest of the region goes on."""
+        if isinstance(error, ProtectedImageError):
+            wanted, reason = Status.ERROR_PROTECTED, error.message
+        else:
+            change = "the upload" if op.uploads else f"the change ({op.describe()})"
+            wanted = Status.ERROR_REFUSED
+            reason = (f"the region refused {change}: {error.message}{quota_note(op)}; it"
+                      " will refuse it at every run until an operator acts")
+        status = plan.line_of(op)
         if status is not None:
-            status.status = Status.ERROR_REFUSED
+            status.status = wanted
             status.reason = reason
         result.needs_operator += 1
         LOG.error("%s: image %s: %s", self.region, op.name, reason)
@@ -170,3 +179,33 @@ class Executor:
         why = f" ({reason})" if reason else ""
         return self.actions.act("update", f"image {image.name} [{describe(changes, remove)}]{why}",
                                 self.adapter.update_image, image.id, changes, tuple(remove))
+
+
+def quota_note(op: Operation) -> str:
+    """What of an image's properties and members GlanceSync's own change adds up to,
+    for a refusal's message (a quota counts GlanceSync's ``glancesync.*`` records
+    and marks like any property: ``image_property_quota``); empty when nothing."""
+    if op.uploads:
+        keys = set(op.changes.get("properties") or {}) | set(
+            op.changes.get("late_properties") or {})
+        if op.provenance is not None:
+            keys |= set(op.provenance.stamped().as_properties())
+    elif op.regional is not None:
+        regional = op.regional
+        keys = set(regional.properties) | set(regional.marks)
+        if regional.provenance is not None:
+            keys |= set(regional.provenance.as_properties())
+        keys |= {k for k in op.changes if is_user_property(k) or k.startswith(PROVENANCE_PREFIX)}
+        keys -= set(op.remove)
+    else:
+        return ""
+    own = sorted(k for k in keys if k.startswith(PROVENANCE_PREFIX))
+    note = ""
+    if own:
+        note = (f" (the image would carry {len(keys)} properties, {len(own)} of them"
+                f" GlanceSync's own records and marks: {', '.join(own)}; they count in"
+                " the region's image_property_quota)")
+    if op.add_members:
+        note += (f" (it would be shared with {len(op.add_members)} more project(s):"
+                 " image_member_quota)")
+    return note

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from glancesync.errors import ChecksumMismatchError, GlanceSyncError, TransferError
+from glancesync.errors import (ChecksumMismatchError, GlanceSyncError, ImageNotFoundError,
+                               ProtectedImageError, TransferError)
 from glancesync.executor.actions import LOG, RegionActions, describe
 from glancesync.executor.results import RegionResult
 from glancesync.executor.servercopy import ServerSideCopy
@@ -63,10 +64,31 @@ class Upload:
         self.target = NewImage(op.name, f"<new {op.name}>", self.creation_fields())
 
     def apply(self, result: RegionResult) -> None:
-        """Make the new copy, record it, then retire what it replaces."""
+        """Make the new copy, record it, then retire what it replaces.
+
+        :raises ProtectedImageError: the image to replace is protected
+            (read again first: it may have been protected since the plan).
+        """
+        self.check_old()
         expected, streamed = self.make()
         self.record(result, expected, streamed)
         self.retire_old(result)
+
+    def check_old(self) -> None:
+        """A ``replace`` never starts on an old image protected now (nothing is made)."""
+        op = self.op
+        if op.kind is not OperationKind.REPLACE or op.regional is None:
+            return
+        try:
+            current = self.actions.adapter.get_image(op.regional.id)
+        except ImageNotFoundError:
+            return
+        if current.protected:
+            raise ProtectedImageError(
+                f"regional image {current.id} is protected: GlanceSync never unprotects"
+                " nor deletes it; nothing uploaded (unprotect or delete it, or list its"
+                " checksum in rename or dontupdate)", region=self.actions.region,
+                image=op.name)
 
     def creation_fields(self) -> dict[str, Any]:
         """What the image is created with: private, unprotected, the master's formats,
@@ -150,9 +172,6 @@ class Upload:
         op, old, new_id = self.op, self.op.regional, self.target.image_id
         adapter = self.actions.adapter
         if op.kind is OperationKind.REPLACE:
-            if old.protected:
-                self.actions.act("unprotect", f"old image {op.name} ({old.id})",
-                                 adapter.update_image, old.id, {"protected": False})
             self.actions.act("delete", f"old image {op.name} ({old.id}), replaced by {new_id}",
                              adapter.delete_image, old.id)
             result.replaced += 1

@@ -5,8 +5,10 @@ The target's directives decide, on the regional checksum (md5
 (``ok_stalled_checksum``), ``rename`` uploads a new copy and renames the
 old one ``NAME.old``, ``replace`` uploads a new copy and deletes the old
 one. Explicit checksums first (``dontupdate`` > ``rename`` > ``replace``),
-then ``any`` in the same order. Another project's image is never renamed,
-and only an explicit checksum in ``replace`` replaces it. No directive:
+then ``any`` in the same order. A protected image is never replaced
+(``error_protected``): GlanceSync never unprotects nor removes it.
+Another project's image is never renamed, and only an explicit checksum
+in ``replace`` replaces it. No directive:
 ``error_checksum``, nothing touched.
 """
 from __future__ import annotations
@@ -33,6 +35,14 @@ def conflict(ctx: PlanContext, name: str, master: Image, regional: Image) -> Non
     if status is Status.OK_STALLED_CHECKSUM:
         ctx.set_status(status, name, master, regional,
                        f"regional checksum {checksum} in dontupdate ({why})")
+        return
+    if status is Status.PENDING_REPLACE and regional.protected:
+        reason = (f"regional checksum {checksum} in replace ({why}), but regional image"
+                  f" {regional.id} is protected: GlanceSync never unprotects nor deletes"
+                  " it (unprotect or delete it, or list its checksum in rename or"
+                  " dontupdate)")
+        ctx.set_status(Status.ERROR_PROTECTED, name, master, regional, reason)
+        ctx.needs_operator(f"image {name}: {reason}")
         return
     kind = (OperationKind.RENAME if status is Status.PENDING_RENAME
             else OperationKind.REPLACE)

@@ -92,8 +92,19 @@ class Status(str, enum.Enum):
                           "the master image has no checksum: a copy cannot be verified"
                           " (sync_without_checksum = false)")
     ERROR_REFUSED = ("error_refused", StatusCategory.NEEDS_OPERATOR, "R",
-                     "the region refused the upload for a reason that repeats at every"
-                     " run (the region's message says which)")
+                     "the region refused a change (upload, metadata, members, marks) for"
+                     " a reason that repeats at every run (the region's message says"
+                     " which)")
+    ERROR_PROTECTED = ("error_protected", StatusCategory.NEEDS_OPERATOR, "P",
+                       "different content and the regional image is protected: GlanceSync"
+                       " never unprotects nor removes it, whatever the conflict rule")
+    ERROR_NAME = ("error_name", StatusCategory.NEEDS_OPERATOR, "N",
+                  "a name GlanceSync would write is longer than the region accepts"
+                  " (Glance: 255 characters): nothing changed")
+    ERROR_REGIONAL_DUPLICATE = ("error_regional_duplicate", StatusCategory.NEEDS_OPERATOR,
+                                "W", "the region shows several images of the synchronised"
+                                " name: never ok until an operator removes or renames the"
+                                " extra ones")
     INFO_MASTER_DEACTIVATED = ("info_master_deactivated", StatusCategory.INFO, "x",
                                "deactivated in the master region: not synchronised,"
                                " regional copies left as they are")
@@ -316,6 +327,15 @@ class RegionPlan:
             if item.name == name:
                 return item
         return None
+
+    def line_of(self, op: Operation) -> ImageStatus | None:
+        """The status line ``op`` acts for: the line of its regional image when it
+        has its own (lifecycle, leftovers), else the line of its name."""
+        if op.regional is not None:
+            for item in self.statuses:
+                if item.regional_id == op.regional.id and item.name == op.name:
+                    return item
+        return self.status_of(op.name)
 
     def removal_status(self, op: Operation) -> ImageStatus | None:
         """The ``pending_removal`` line of the removal step ``op``."""

@@ -1,0 +1,145 @@
+"""Real clouds, round three (issue 23, cases 1 to 6), on the loopback test bed.
+
+Each test reproduces a field report on real Keystone and Glance (a region
+reconfigured through :class:`~glancesync.testbed.RegionSettings` where the
+report needs it, or a :class:`~tests.faultproxy.FaultProxy` in front of a
+region), then checks what GlanceSync does now. The bed is shared: names
+carry a unique prefix and synchronisation is limited to them.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from keystoneauth1 import session as ksa_session
+from keystoneauth1.identity import v3
+
+from glancesync.backends.openstack.glance import GlanceRegionAdapter
+from glancesync.errors import ImageNotFoundError
+from glancesync.facade import GlanceSync
+from glancesync.image import MARK_ORPHANED, Image
+from glancesync.plan import Status
+from glancesync.testbed import RegionSettings
+from tests.testbed_config import write_config
+
+pytestmark = pytest.mark.integration
+
+MIB = 1024 * 1024
+REGION = "RegionA"
+
+
+class Bed:
+    """Admin adapters of Keystone #1's regions and this test's images."""
+
+    def __init__(self, testbed, session: ksa_session.Session) -> None:
+        self.testbed = testbed
+        self.info = testbed.info
+        self.session = session
+        self.project_id = self.info.project_id("master-admin")
+        self.prefix = f"gs-rc3-{uuid.uuid4().hex[:8]}-"
+
+    def adapter(self, region: str, endpoint: str | None = None) -> GlanceRegionAdapter:
+        return GlanceRegionAdapter(f"master:{region}", self.session, region, self.project_id,
+                                   endpoint_override=endpoint)
+
+    def add_image(self, region: str, name: str, data: bytes, **fields) -> Image:
+        """A raw image of ``data`` in ``region`` (public unless told), named with the prefix."""
+        adapter = self.adapter(region)
+        fields = {"visibility": "public", "disk_format": "raw", "container_format": "bare",
+                  **fields}
+        image = adapter.create_image(name if name.startswith(self.prefix)
+                                     else self.prefix + name, **fields)
+        return adapter.upload_data(image.id, [data], len(data))
+
+    def mine(self, region: str) -> list[Image]:
+        return [i for i in self.adapter(region).list_images()
+                if (i.name or "").startswith(self.prefix)]
+
+    def clean(self) -> None:
+        for region in ("Master", REGION, "RegionB"):
+            for image in self.mine(region):
+                adapter = self.adapter(region)
+                try:
+                    if image.protected:
+                        adapter.update_image(image.id, {"protected": False})
+                    adapter.delete_image(image.id)
+                except ImageNotFoundError:
+                    pass
+
+
+@pytest.fixture(scope="module")
+def session(testbed) -> ksa_session.Session:
+    cloud = testbed.info.clouds["master-admin"]
+    return ksa_session.Session(auth=v3.Password(
+        **{k: v for k, v in cloud.items() if k != "project_id"}))
+
+
+@pytest.fixture
+def bed(testbed, session, monkeypatch, tmp_path) -> Iterator[Bed]:
+    monkeypatch.setenv("GLANCESYNC_LOCK_DIR", str(tmp_path / "locks"))
+    made = Bed(testbed, session)
+    yield made
+    made.clean()
+
+
+def facade(bed: Bed, folder: Path, main: dict | None = None, **master: object) -> GlanceSync:
+    """A facade limited to the test's images, fast retries unless told otherwise."""
+    options = {"retries": 3, "retry_wait": 0.2, **(main or {})}
+    condition = f"image.name.startswith('{bed.prefix}')"
+    path = write_config(bed.info, folder / "glancesync.conf", main=options,
+                        master={"metadata_condition": condition, **master},
+                        other={"metadata_condition": condition})
+    with open(path) as stream:
+        return GlanceSync(stream, progress=False)
+
+
+def statuses(gs: GlanceSync, region: str = REGION) -> dict[str, tuple[Status, str]]:
+    return {s.name: (s.status, s.reason) for s in gs.get_status(region)}
+
+
+# -- case 2: a protected regional image is never unprotected nor removed ------
+
+def test_replace_any_never_unprotects_nor_deletes_a_protected_image(bed, tmp_path):
+    """Issue 23 case 2: ``replace = any`` used to unprotect and delete it."""
+    master = bed.add_image("Master", "prot", os.urandom(4096))
+    old = bed.add_image(REGION, master.name, os.urandom(4096), protected=True)
+    gs = facade(bed, tmp_path, replace="any")
+    before = statuses(gs)[master.name]
+    assert before[0] is Status.ERROR_PROTECTED and "protected" in before[1], before
+    dry = gs.sync([REGION], dry_run=True)
+    assert dry.exit_status == 4
+    result = gs.sync([REGION])
+    assert result.exit_status == 4, result.totals()
+    kept = bed.adapter(REGION).get_image(old.id)
+    assert kept.protected and kept.status == "active"
+    assert [i.id for i in bed.mine(REGION)] == [old.id]  # nothing uploaded beside it
+
+
+def test_replace_explicit_checksum_of_a_protected_image_is_refused_too(bed, tmp_path):
+    """A variant: an explicit checksum in ``replace`` does not unprotect either."""
+    master = bed.add_image("Master", "prot2", os.urandom(4096))
+    old = bed.add_image(REGION, master.name, os.urandom(4096), protected=True)
+    gs = facade(bed, tmp_path, replace=old.checksum)
+    assert statuses(gs)[master.name][0] is Status.ERROR_PROTECTED
+    gs.sync([REGION])
+    assert bed.adapter(REGION).get_image(old.id).protected
+
+
+def test_replace_of_an_image_protected_after_the_plan_uploads_nothing(bed, tmp_path):
+    """A variant: protected between the plan and the upload (read again first)."""
+    master = bed.add_image("Master", "prot3", os.urandom(4096))
+    old = bed.add_image(REGION, master.name, os.urandom(4096))
+    gs = facade(bed, tmp_path, replace="any")
+    plan = gs.plan_region(REGION)
+    assert plan.status_of(master.name).status is Status.PENDING_REPLACE
+    bed.adapter(REGION).update_image(old.id, {"protected": True})
+    from glancesync.executor import Executor
+    result = Executor(gs.adapter(REGION), gs.source(), progress=False).execute(plan)
+    assert plan.status_of(master.name).status is Status.ERROR_PROTECTED
+    assert result.needs_operator == 1 and result.errors == 0
+    assert [i.id for i in bed.mine(REGION)] == [old.id]
+    assert bed.adapter(REGION).get_image(old.id).protected
