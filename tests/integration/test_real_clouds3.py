@@ -90,6 +90,7 @@ def facade(bed: Bed, folder: Path, main: dict | None = None, **master: object) -
     """A facade limited to the test's images, fast retries unless told otherwise."""
     options = {"retries": 3, "retry_wait": 0.2, **(main or {})}
     condition = f"image.name.startswith('{bed.prefix}')"
+    folder.mkdir(parents=True, exist_ok=True)
     path = write_config(bed.info, folder / "glancesync.conf", main=options,
                         master={"metadata_condition": condition, **master},
                         other={"metadata_condition": condition})
@@ -143,3 +144,52 @@ def test_replace_of_an_image_protected_after_the_plan_uploads_nothing(bed, tmp_p
     assert result.needs_operator == 1 and result.errors == 0
     assert [i.id for i in bed.mine(REGION)] == [old.id]
     assert bed.adapter(REGION).get_image(old.id).protected
+
+
+# -- case 5: a permanent refusal of a metadata change is one image's status --------
+
+QUOTA_SETTINGS = RegionSettings(
+    glance_conf={"DEFAULT": {"image_property_quota": "5"}},
+    schema_image={"os_distro": {"type": "string", "enum": ["ubuntu"]}})
+
+
+def test_refused_metadata_changes_are_per_image_and_the_region_goes_on(bed, testbed,
+                                                                       tmp_path):
+    """Issue 23 case 5: a refused update (property quota, schema, GlanceSync's own
+    mark over the quota) failed the whole region at every run and held back
+    its removal steps."""
+    data = {n: os.urandom(2048) for n in "abcde"}
+    masters = {n: bed.add_image("Master", n, data[n], properties={"p1": "x"} if n in "ad" else {})
+               for n in "abcde"}
+    with testbed.region_configured(REGION, QUOTA_SETTINGS):
+        gs = facade(bed, tmp_path / "one", removal_policy="delete",
+                    removal_grace_hours=24)
+        first = gs.sync([REGION])
+        assert first.exit_status == 0, first.totals()
+        master = bed.adapter("Master")
+        master.update_image(masters["a"].id, {"p2": "crosses the quota"})
+        master.update_image(masters["b"].id, {"p3": "fits"})
+        master.update_image(masters["e"].id, {"os_distro": "debian"})
+        master.delete_image(masters["d"].id)  # its copy's mark crosses the quota
+        master.delete_image(masters["c"].id)  # its copy is to delete (grace 0 below)
+        second = gs.sync([REGION])
+        assert second.exit_status == 4, second.totals()
+        lines = {s.name: s for s in second.results[f"master:{REGION}"].plan.statuses}
+        refused_a = lines[masters["a"].name]
+        assert refused_a.status is Status.ERROR_REFUSED, refused_a
+        assert "GlanceSync's own" in refused_a.reason and "image_property_quota" in \
+            refused_a.reason
+        assert lines[masters["e"].name].status is Status.ERROR_REFUSED
+        mark_line = [s for s in second.results[f"master:{REGION}"].plan.statuses
+                     if s.master_id == masters["d"].id]
+        assert mark_line and mark_line[0].status is Status.ERROR_REFUSED
+        assert MARK_ORPHANED in mark_line[0].reason
+        copies = {i.name: i for i in bed.mine(REGION)}
+        assert copies[masters["b"].name].properties.get("p3") == "fits"
+        # The lifecycle is not held back by the refusals.
+        gs0 = facade(bed, tmp_path / "two", removal_policy="delete", removal_grace_hours=0)
+        third = gs0.sync([REGION])
+        assert third.exit_status == 4, third.totals()
+        left = {i.name for i in bed.mine(REGION)}
+        assert masters["c"].name not in left and masters["d"].name not in left
+        assert masters["a"].name in left
