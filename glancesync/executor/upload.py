@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from glancesync.errors import (ChecksumMismatchError, GlanceSyncError, ImageNotFoundError,
-                               ProtectedImageError, TransferError)
+                               ProtectedImageError, ServiceError, TransferError, UsageError)
 from glancesync.executor.actions import LOG, RegionActions, describe
 from glancesync.executor.results import RegionResult
 from glancesync.executor.servercopy import ServerSideCopy
@@ -72,7 +72,18 @@ class Upload:
         self.check_old()
         expected, streamed = self.make()
         self.record(result, expected, streamed)
-        self.retire_old(result)
+        try:
+            self.retire_old(result)
+        except GlanceSyncError as error:
+            # Not the upload's failure: the new copy is in place, the old one
+            # is still there under the same name (the next plan says so).
+            verb = "deleting" if self.op.kind is OperationKind.REPLACE else "renaming"
+            kind = UsageError if isinstance(error, UsageError) else ServiceError
+            raise kind(
+                f"the new copy {self.target.image_id} is uploaded and verified, but"
+                f" {verb} the old image {self.op.regional.id} failed: {error.message}",
+                region=error.region, image=error.image, status_code=error.status_code,
+                transient=error.transient) from error
 
     def check_old(self) -> None:
         """A ``replace`` never starts on an old image protected now (nothing is made)."""

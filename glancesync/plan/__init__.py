@@ -97,6 +97,7 @@ STEPS: tuple[Step, ...] = (
     matching.match_regional,  # section 5: regional images matched by name
     matching.classify_synchronised,  # section 5: content, conflicts, metadata, new copies
     matching.classify_duplicates,  # section 4: a name held by several master images
+    matching.report_regional_duplicates,  # never ok with two images of one name
     matching.master_deactivated,  # deactivated master images: reported
     ami.resolve,  # section 5: kernel and ramdisk ids
     ami.order,  # section 5: metadata updates first, then uploads, kernels first

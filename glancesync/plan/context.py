@@ -77,6 +77,9 @@ class PlanContext:
         self.synced = master.synchronised(target)
         self.synced_by_id = {image.id: image for image in self.synced.values()}
         self.match: dict[str, Image] = {}
+        #: Synchronised name -> every regional image of it that takes part in
+        #: matching, when there are several.
+        self.duplicates: dict[str, list[Image]] = {}
         self.statuses: dict[str, ImageStatus] = {}
         self.ops: dict[str, Operation] = {}
         self.warnings: list[str] = list(master.warnings)

@@ -23,6 +23,18 @@ from glancesync.strategy import Transfer
 #: Suffix given to the old image by a rename.
 OLD_SUFFIX = ".old"
 
+#: The longest image name Glance accepts, in characters (its image schema:
+#: ``name`` ``maxLength`` 255; the database column is ``VARCHAR(255)``).
+MAX_NAME_LENGTH = 255
+
+
+def name_problem(name: str) -> str | None:
+    """Why a region would refuse ``name`` as an image name; None when it is fine."""
+    if len(name) > MAX_NAME_LENGTH:
+        return (f"the name {name[:40]}... would have {len(name)} characters, more than the"
+                f" {MAX_NAME_LENGTH} Glance accepts")
+    return None
+
 
 class StatusCategory(str, enum.Enum):
     """What a status means for a run's outcome (and exit status)."""
@@ -185,7 +197,8 @@ CONTENT_PENDING = frozenset({Status.PENDING_UPLOAD, Status.PENDING_REPLACE,
 #: one AMI images of the region refer to).
 CONTENT_SAME = frozenset({Status.OK, Status.PENDING_METADATA, Status.OK_STALLED_CHECKSUM,
                           Status.OK_DEACTIVATED, Status.PENDING_REACTIVATE,
-                          Status.ERROR_DEACTIVATED, Status.INFO_MEMBERS_UNMAPPED})
+                          Status.ERROR_DEACTIVATED, Status.INFO_MEMBERS_UNMAPPED,
+                          Status.ERROR_REGIONAL_DUPLICATE})
 
 #: ``signature_properties`` policies (see :data:`~glancesync.image.SIGNATURE_PROPERTIES`):
 #: set on the copy after its data is verified, at its creation (the region

@@ -193,3 +193,48 @@ def test_refused_metadata_changes_are_per_image_and_the_region_goes_on(bed, test
         left = {i.name for i in bed.mine(REGION)}
         assert masters["c"].name not in left and masters["d"].name not in left
         assert masters["a"].name in left
+
+
+# -- case 3: names near Glance's 255-character limit; two images of one name ----
+
+def long_name(bed: Bed, length: int) -> str:
+    return bed.prefix + "n" * (length - len(bed.prefix))
+
+
+def test_rename_of_a_name_too_long_for_old_changes_nothing(bed, tmp_path):
+    """Issue 23 case 3: the upload went through, ``NAME.old`` was refused, two
+    public images of one name stayed and the next run said ``ok``."""
+    name = long_name(bed, 253)  # NAME.old: 257 characters
+    bed.add_image("Master", name, os.urandom(4096))
+    old = bed.add_image(REGION, name, os.urandom(4096))
+    gs = facade(bed, tmp_path, rename="any")
+    line = statuses(gs)[name]
+    assert line[0] is Status.ERROR_NAME and "255" in line[1], line
+    result = gs.sync([REGION])
+    assert result.exit_status == 4, result.totals()
+    assert [i.id for i in bed.mine(REGION)] == [old.id]
+    assert statuses(gs)[name][0] is Status.ERROR_NAME
+
+
+def test_a_name_that_just_fits_is_renamed(bed, tmp_path):
+    """The limit is exact: ``NAME.old`` of 255 characters is renamed."""
+    name = long_name(bed, 251)
+    bed.add_image("Master", name, os.urandom(4096))
+    old = bed.add_image(REGION, name, os.urandom(4096))
+    gs = facade(bed, tmp_path, rename="any")
+    assert statuses(gs)[name][0] is Status.PENDING_RENAME
+    assert gs.sync([REGION]).exit_status == 0
+    assert bed.adapter(REGION).get_image(old.id).name == name + ".old"
+    assert statuses(gs)[name][0] is Status.OK
+
+
+def test_two_visible_images_of_a_synchronised_name_are_never_ok(bed, tmp_path):
+    """A variant: the leftover of a rename that failed half-way (or a copy by hand)."""
+    data = os.urandom(4096)
+    master = bed.add_image("Master", "twice", data)
+    gs = facade(bed, tmp_path)
+    assert gs.sync([REGION]).exit_status == 0
+    extra = bed.add_image(REGION, master.name, os.urandom(4096))
+    line = statuses(gs)[master.name]
+    assert line[0] is Status.ERROR_REGIONAL_DUPLICATE and extra.id in line[1], line
+    assert gs.status([REGION]).exit_status == 4
