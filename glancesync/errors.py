@@ -140,11 +140,15 @@ class ServiceError(GlanceSyncError):
     """An API call failed; ``status_code`` holds the HTTP status if any.
 
     Transient for server errors 500-599 except 501 (Not Implemented never
-    changes); 4xx answers, including 409 conflicts, are permanent.
+    changes) and for 429 Too Many Requests (a rate limit: RFC 6585, with the
+    ``Retry-After`` to honour); other 4xx answers, including 409 conflicts,
+    are permanent.
     """
 
     @classmethod
     def default_transient(cls, status_code: int | None) -> bool:
+        if status_code == 429:
+            return True
         return status_code is not None and 500 <= status_code <= 599 and status_code != 501
 
 

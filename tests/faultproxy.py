@@ -14,6 +14,14 @@ connection (it asks both sides for ``Connection: close``). It can:
   path starts with ``redirect_prefix`` ``307 Temporary Redirect`` to
   ``URL`` + the same path, without forwarding them, as a hostile server
   (or a misconfigured balancer) does;
+* ``too_many=N``: answer the first N requests that ``too_many_match(method,
+  path)`` accepts (default: every request) ``429 Too Many Requests`` with
+  ``Retry-After: retry_after``, without forwarding them, as a rate-limiting
+  front does;
+* ``min_interval=S``: answer ``429`` (``Retry-After: retry_after``) to any
+  request that arrives less than S seconds after the last one it let
+  through, as a per-second request limit does (``too_many_done`` counts
+  both kinds);
 * ``rewrite=f``: give the client ``f(method, path, body)`` instead of the
   upstream's response body (for instance a Keystone token whose catalog
   names hostile regions or endpoints);
@@ -85,6 +93,9 @@ class FaultProxy:
                  redirect_to: str | None = None, redirects: int = 0,
                  redirect_status: int = 307, redirect_prefix: bytes = b"/",
                  rewrite: Callable[[bytes, bytes, bytes], bytes] | None = None,
+                 too_many: int = 0,
+                 too_many_match: Callable[[bytes, bytes], bool] | None = None,
+                 min_interval: float = 0.0, retry_after: str = "1",
                  lifetime: float = 300.0, timeout: float = 60.0) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
         self.prefix = prefix.rstrip("/").encode()
@@ -99,6 +110,12 @@ class FaultProxy:
         self.rewrite = rewrite
         self.redirects_done = 0
         self.rewrites_done = 0
+        self.too_many = too_many
+        self.too_many_match = too_many_match
+        self.min_interval = min_interval
+        self.retry_after = retry_after
+        self.too_many_done = 0
+        self._last_through: float | None = None
         self.lifetime = lifetime
         self.timeout = timeout
         self.requests = 0
@@ -199,6 +216,11 @@ class FaultProxy:
                 _answer(client, b"503 Service Unavailable",
                         b"503 Service Unavailable: the fault proxy says so\n")
                 return
+            if self._limited(method, path):
+                client.sendall(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: %s\r\n"
+                               b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                               % self.retry_after.encode())
+                return
             if (self.redirect_to is not None and path.startswith(self.redirect_prefix)
                     and self._take("redirects")):
                 with self._lock:
@@ -252,6 +274,22 @@ class FaultProxy:
             if upstream is not None:
                 upstream.close()
             client.close()
+
+    def _limited(self, method: bytes, path: bytes) -> bool:
+        """Whether this request gets a 429 (counted in ``too_many_done``)."""
+        with self._lock:
+            now = time.monotonic()
+            if ((self.too_many_match is None or self.too_many_match(method, path))
+                    and self.too_many > 0):
+                self.too_many -= 1
+            elif (self.min_interval > 0 and self._last_through is not None
+                    and now - self._last_through < self.min_interval):
+                pass
+            else:
+                self._last_through = now
+                return False
+            self.too_many_done += 1
+            return True
 
     @staticmethod
     def _read_head(client: socket.socket) -> tuple[bytes | None, bytes]:

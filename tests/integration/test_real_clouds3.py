@@ -19,11 +19,17 @@ from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
 from glancesync.backends.openstack.glance import GlanceRegionAdapter
+from glancesync.backends.openstack.origins import guarded_session
 from glancesync.errors import ImageNotFoundError
+from glancesync.executor import Executor
 from glancesync.facade import GlanceSync
 from glancesync.image import MARK_ORPHANED, Image
-from glancesync.plan import Status
+from glancesync.pacing import RatePacer
+from glancesync.plan import Status, make_plan
+from glancesync.retry import RetryingAdapter, RetryPolicy
+from glancesync.selection import select_master
 from glancesync.testbed import RegionSettings
+from tests.faultproxy import FaultProxy
 from tests.testbed_config import write_config
 
 pytestmark = pytest.mark.integration
@@ -138,7 +144,6 @@ def test_replace_of_an_image_protected_after_the_plan_uploads_nothing(bed, tmp_p
     plan = gs.plan_region(REGION)
     assert plan.status_of(master.name).status is Status.PENDING_REPLACE
     bed.adapter(REGION).update_image(old.id, {"protected": True})
-    from glancesync.executor import Executor
     result = Executor(gs.adapter(REGION), gs.source(), progress=False).execute(plan)
     assert plan.status_of(master.name).status is Status.ERROR_PROTECTED
     assert result.needs_operator == 1 and result.errors == 0
@@ -238,3 +243,73 @@ def test_two_visible_images_of_a_synchronised_name_are_never_ok(bed, tmp_path):
     line = statuses(gs)[master.name]
     assert line[0] is Status.ERROR_REGIONAL_DUPLICATE and extra.id in line[1], line
     assert gs.status([REGION]).exit_status == 4
+
+
+# -- case 4: HTTP 429 with Retry-After; a pace of requests per second ------------
+
+def proxied_sync(bed: Bed, gs: GlanceSync, proxy: FaultProxy, session=None):
+    """What ``gs`` does for REGION, through ``proxy`` (fast retries)."""
+    adapter = GlanceRegionAdapter(f"master:{REGION}", session or bed.session, REGION,
+                                  bed.project_id, endpoint_override=proxy.url)
+    retry = RetryPolicy(retries=3, initial_wait=0.2)
+    adapter = RetryingAdapter(adapter, retry)
+    master = gs.adapter("Master")
+    selection = select_master(master.list_images(), master.project_id)
+    plan = make_plan(adapter.name, selection, adapter.list_images(), adapter.project_id,
+                     gs.config.target("master"), stalled_upload_age=3600)
+    return Executor(adapter, gs.source(), retry=retry, progress=False).execute(plan)
+
+
+def is_listing(method: bytes, path: bytes) -> bool:
+    return method == b"GET" and path.split(b"?", 1)[0].rstrip(b"/").endswith(b"/v2/images")
+
+
+def is_upload(method: bytes, path: bytes) -> bool:
+    return method == b"PUT" and path.split(b"?", 1)[0].endswith(b"/file")
+
+
+@pytest.mark.parametrize("match", [is_listing, is_upload], ids=["listing", "upload"])
+def test_429_with_retry_after_is_retried(bed, tmp_path, match):
+    """Issue 23 case 4: a rate-limiting front answering 429 failed the region."""
+    master = bed.add_image("Master", "limited", os.urandom(MIB))
+    gs = facade(bed, tmp_path)
+    with FaultProxy(_port(bed, REGION), too_many=2, too_many_match=match,
+                    retry_after="1", lifetime=240) as proxy:
+        result = proxied_sync(bed, gs, proxy)
+    assert proxy.too_many_done == 2
+    assert result.errors == 0 and result.uploaded == 1, result.summary()
+    copies = bed.mine(REGION)
+    assert [(c.name, c.status, c.checksum) for c in copies] == [
+        (master.name, "active", master.checksum)]
+
+
+def test_a_retry_after_beyond_the_budget_fails_at_once(bed, tmp_path):
+    """A variant: a Retry-After longer than the retry layer waits is not slept."""
+    bed.add_image("Master", "toolong", os.urandom(4096))
+    gs = facade(bed, tmp_path)
+    with FaultProxy(_port(bed, REGION), too_many=1, too_many_match=is_upload,
+                    retry_after="3600", lifetime=240) as proxy:
+        result = proxied_sync(bed, gs, proxy)
+    assert result.errors == 1 and "429" in next(iter(result.failed.values()))
+    assert bed.mine(REGION) == []  # the half-made image deleted
+
+
+def test_requests_per_second_stays_under_the_provider_limit(bed, tmp_path):
+    """``requests_per_second``: every request of the target's session paced, uploads
+    sent with sendfile too; a front allowing one request per 0.3 s never says 429."""
+    for n in range(2):
+        bed.add_image("Master", f"paced{n}", os.urandom(4096))
+    gs = facade(bed, tmp_path)
+    cloud = bed.info.clouds["master-admin"]
+    with FaultProxy(_port(bed, REGION), min_interval=0.3, lifetime=240) as proxy:
+        pacer = RatePacer(1.0)
+        session = ksa_session.Session(
+            auth=v3.Password(**{k: v for k, v in cloud.items() if k != "project_id"}),
+            session=guarded_session(lambda: [proxy.url, cloud["auth_url"]], pacer))
+        result = proxied_sync(bed, gs, proxy, session)
+    assert result.errors == 0 and result.uploaded == 2, result.summary()
+    assert proxy.too_many_done == 0 and proxy.requests > 6
+
+
+def _port(bed: Bed, region: str) -> int:
+    return int(bed.info.glance_urls[region].rsplit(":", 1)[1].split("/")[0])

@@ -347,6 +347,7 @@ def test_retry_policy_waits():
     (ServiceError("not that format", status_code=415), True),
     (UsageError("a value the schema refuses"), True),
     (ServiceError("busy", status_code=503), False),
+    (ServiceError("too many requests", status_code=429), False),
     (ConflictError("not queued", status_code=409), False),
     (ServiceError("forbidden, retry later", status_code=403, transient=True), False),
     (TransferError("stream broke"), False),

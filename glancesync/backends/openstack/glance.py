@@ -106,6 +106,7 @@ class _KeepRetryAfter(ksa_adapter.Adapter):
         if not response.ok:
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
+            error.http_status = response.status_code
             raise error
         return response
 
@@ -225,6 +226,9 @@ def _http_status(error: glance_exc.HTTPException) -> int | None:
     """
     if isinstance(error.code, int):
         return error.code
+    answered = getattr(error, "http_status", None)  # kept where the answer was read
+    if isinstance(answered, int):
+        return answered
     match = re.match(r"\s*(\d{3})\b", str(error.details or ""))
     return int(match.group(1)) if match else None
 
@@ -515,6 +519,7 @@ class GlanceRegionAdapter(RegionAdapter):
         if response.status_code >= 400:
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
+            error.http_status = response.status_code
             raise error
 
     def _can_sendfile(self) -> bool:
@@ -544,6 +549,9 @@ class GlanceRegionAdapter(RegionAdapter):
         session and is not renewed on 401: the body cannot be replayed.
         """
         url = urllib.parse.urlsplit(self._file_url(image_id))
+        guard = self._session.session.get_adapter(self._file_url(image_id))
+        if isinstance(guard, OriginGuard):
+            guard.pacer.wait()  # one request of the target, like any other
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size),
                    "User-Agent": self._session.user_agent or "glancesync",
                    **(self._session.get_auth_headers() or {})}
@@ -582,6 +590,7 @@ class GlanceRegionAdapter(RegionAdapter):
         if response.status >= 300:  # no redirection is followed: the token stays here
             error = _error_of(response.status, response.headers, body)
             error.retry_after = retry_after(response)
+            error.http_status = response.status
             raise error
         return sent
 
@@ -598,6 +607,7 @@ class GlanceRegionAdapter(RegionAdapter):
             return None
         error = _error_of(response.status, response.headers, body)
         error.retry_after = retry_after(response)
+        error.http_status = response.status
         return error
 
     def download_data(self, image_id: str) -> Iterator[bytes]:
@@ -622,6 +632,7 @@ class GlanceRegionAdapter(RegionAdapter):
                 response.close()
                 error = glance_exc.from_response(response, body)
                 error.retry_after = retry_after(response)
+                error.http_status = response.status_code
                 raise error
         if response.status_code == 204:
             response.close()

@@ -29,6 +29,7 @@ from glancesync.backends.openstack.origins import guarded_session
 from glancesync.backends.openstack.settings import INTERFACES, OpenStackSettings, load_cloud
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                GlanceSyncError, ServiceError, TLSError)
+from glancesync.pacing import RatePacer
 from glancesync.regions import RegionRef
 
 LOG = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class KeystoneTarget(Target):
         self._access: ks_access.AccessInfoV3 | None = None
         self._cloud: Any = None
         self._identity: Any = None
+        #: Paces every request of the target, all its regions together.
+        self.pacer = RatePacer(self.settings.requests_per_second)
 
     # -- session -----------------------------------------------------------
 
@@ -131,7 +134,7 @@ class KeystoneTarget(Target):
                 # Keystone and the catalog's endpoints: the token goes nowhere else.
                 self._session = ks_session.Session(
                     auth=self._auth, verify=self._verify(True), timeout=SOCKET_TIMEOUT,
-                    session=guarded_session(self._allowed_urls))
+                    session=guarded_session(self._allowed_urls, self.pacer))
         return self._session
 
     def _allowed_urls(self) -> Iterator[str | None]:
@@ -153,7 +156,7 @@ class KeystoneTarget(Target):
         if url:
             self._auth_url = v3_url(url)
         cloud.set_session_constructor(functools.partial(
-            ks_session.Session, session=guarded_session(self._allowed_urls)))
+            ks_session.Session, session=guarded_session(self._allowed_urls, self.pacer)))
         try:
             session = cloud.get_session()
         except Exception as exc:  # openstacksdk's and keystoneauth's loading errors

@@ -51,6 +51,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("insecure", "bool", False, help="do not verify certificates (tests only)"),
     Option("interface", "choice", None, choices=INTERFACES,
            help="which catalog endpoints are used (default: the cloud's, else public)"),
+    Option("requests_per_second", "number", 0.0, minimum=0.0,
+           help="most HTTP requests per second to the target's Keystone and Glances, all"
+                " its regions together (0: no limit)"),
 )
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -75,6 +78,8 @@ class OpenStackSettings:
     cacert: str | None = None
     insecure: bool = False
     interface: str | None = None
+    #: Most requests per second to the target's services (0: no limit).
+    requests_per_second: float = 0.0
     env_region: str | None = None
     #: The section the settings were read from (names it in errors).
     section: str = MASTER
@@ -121,7 +126,9 @@ def read_settings(section: Section, env: Mapping[str, str]) -> OpenStackSettings
 
     settings = OpenStackSettings(cloud=given("cloud"), cacert=given("cacert"),
                                  insecure=section.read(_BY_NAME["insecure"]),
-                                 interface=given("interface"), section=section.name)
+                                 interface=given("interface"), section=section.name,
+                                 requests_per_second=section.read(
+                                     _BY_NAME["requests_per_second"]))
     if settings.cloud is not None:
         return settings
     settings.auth = _explicit_auth(section)
