@@ -384,7 +384,10 @@ class GlanceSync:
                 self._projects = projects
             regional, members = sharing.region_inputs(master, target, adapter, regional,
                                                       projects, self.target(ref.target))
+        # Marks and grace periods are measured on the target's clock, shared by
+        # every host, never on this host's (which may be wrong).
         plan = make_plan(str(ref), master, regional, adapter.project_id, target,
+                         now=self.target(ref.target).clock(),
                          stalled_upload_age=self.config.main.stalled_upload_age,
                          members=members, transfer=self._region_transfer(ref))
         return Scope.of(images, image_ids).restrict(plan, master)

@@ -26,6 +26,7 @@ from glancesync.facade import GlanceSync
 from glancesync.image import MARK_ORPHANED, Image
 from glancesync.pacing import RatePacer
 from glancesync.plan import Status, make_plan
+from glancesync.plan.context import parse_time
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.selection import select_master
 from glancesync.testbed import RegionSettings
@@ -313,3 +314,106 @@ def test_requests_per_second_stays_under_the_provider_limit(bed, tmp_path):
 
 def _port(bed: Bed, region: str) -> int:
     return int(bed.info.glance_urls[region].rsplit(":", 1)[1].split("/")[0])
+
+
+# -- case 1: clock skew and glancesync.orphaned_at -----------------------------
+
+def orphan(bed: Bed, gs: GlanceSync, name: str) -> Image:
+    """A copy in REGION whose master image is gone (synchronised, then deleted); the
+    master keeps an image (a master offering none removes nothing)."""
+    if not any(i.name.endswith("keeper") for i in bed.mine("Master")):
+        bed.add_image("Master", "keeper", os.urandom(1024))
+    master = bed.add_image("Master", name, os.urandom(4096))
+    assert gs.sync([REGION]).exit_status == 0
+    bed.adapter("Master").delete_image(master.id)
+    (copy,) = [i for i in bed.mine(REGION) if i.name == master.name]
+    return copy
+
+
+def line_of(gs: GlanceSync, image_id: str) -> tuple[Status, str]:
+    plan = gs.plan_region(REGION)
+    found = [s for s in plan.statuses if s.regional_id == image_id]
+    assert len(found) == 1, (plan.statuses, plan.warnings)
+    found = found[0]
+    return found.status, found.reason
+
+
+def stamp(when: datetime.datetime) -> str:
+    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_mark_written_by_a_late_clock_does_not_shorten_the_grace(bed, tmp_path):
+    """Issue 23 case 1: a host 3 days late wrote the mark; a host with the right
+    clock deleted the copy minutes later (grace 24 h), exit 0, no warning."""
+    gs = facade(bed, tmp_path, removal_policy="delete", removal_grace_hours=24)
+    copy = orphan(bed, gs, "late")
+    late = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)
+    bed.adapter(REGION).update_image(copy.id, {MARK_ORPHANED: stamp(late)})
+    result = gs.sync([REGION])
+    assert bed.adapter(REGION).get_image(copy.id).status == "active", result.totals()
+    line = line_of(gs, copy.id)
+    assert line[0] is Status.INFO_REMOVAL_GRACE and "its last change" in line[1], line
+    assert "to delete in 2" in line[1]  # about 24 h left, not 0
+
+
+def test_a_mark_from_the_future_is_refused_and_recorded_again(bed, tmp_path):
+    """Issue 23 case 1: a clock one year ahead announced "to delete in 8784.0 h"."""
+    gs = facade(bed, tmp_path, removal_policy="delete", removal_grace_hours=24)
+    copy = orphan(bed, gs, "ahead")
+    ahead = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=366)
+    bed.adapter(REGION).update_image(copy.id, {MARK_ORPHANED: stamp(ahead)})
+    line = line_of(gs, copy.id)
+    assert line[0] is Status.INFO_REMOVAL_GRACE and "ahead of the target's clock" in line[1]
+    assert "to delete in 24 h" in line[1] and "to delete in 87" not in line[1], line
+    assert gs.sync([REGION]).exit_status == 0
+    marked = parse_time(bed.adapter(REGION).get_image(copy.id).marks[MARK_ORPHANED])
+    assert abs((marked - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) < 600
+    after = line_of(gs, copy.id)
+    assert after[0] is Status.INFO_REMOVAL_GRACE and "to delete in 2" in after[1], after
+
+
+SHIFTED_SYNC = r"""
+import datetime, sys, time
+shift = datetime.timedelta(days=float(sys.argv[2]))
+real = datetime.datetime
+class Shifted(real):
+    @classmethod
+    def now(cls, tz=None):
+        return real.now(tz) + shift
+    @classmethod
+    def utcnow(cls):
+        return real.utcnow() + shift
+datetime.datetime = Shifted
+_time = time.time
+time.time = lambda: _time() + shift.total_seconds()
+from glancesync.facade import GlanceSync
+with open(sys.argv[1]) as stream:
+    gs = GlanceSync(stream, progress=False)
+result = gs.sync(["RegionA"])
+print(result.totals())
+sys.exit(int(result.exit_status))
+"""
+
+
+def test_a_host_whose_clock_is_ahead_measures_on_the_target_s_clock(bed, tmp_path):
+    """A variant: the reading host's wall clock is 3 days ahead (its process sees a
+    shifted time); the grace period is measured on Keystone's clock, so the
+    copy is kept and the mark it writes is the target's time."""
+    import subprocess
+    import sys
+    gs = facade(bed, tmp_path, removal_policy="delete", removal_grace_hours=24)
+    marked = orphan(bed, gs, "hostahead")
+    fresh = orphan(bed, gs, "hostahead2")
+    assert gs.sync([REGION]).exit_status == 0  # records both marks, right clock
+    bed.adapter(REGION).update_image(fresh.id, {}, remove=[MARK_ORPHANED])
+    script = tmp_path / "shifted.py"
+    script.write_text(SHIFTED_SYNC)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "glancesync.conf"),
+                           "3"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    assert done.returncode == 0, done.stdout + done.stderr
+    adapter = bed.adapter(REGION)
+    assert adapter.get_image(marked.id).status == "active"
+    written = parse_time(adapter.get_image(fresh.id).marks[MARK_ORPHANED])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert abs((written - now).total_seconds()) < 3600, written

@@ -14,9 +14,11 @@ translated here into :mod:`glancesync.errors`.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import logging
 import re
+import time
 from typing import Any, Iterator
 
 from keystoneauth1 import access as ks_access
@@ -72,6 +74,8 @@ class KeystoneTarget(Target):
         self._auth: Any = None
         self._auth_url: str | None = None
         self._access: ks_access.AccessInfoV3 | None = None
+        #: This host's monotonic time when the token was received.
+        self._access_at = 0.0
         self._cloud: Any = None
         self._identity: Any = None
         #: Paces every request of the target, all its regions together.
@@ -205,7 +209,20 @@ class KeystoneTarget(Target):
             LOG.debug("authenticating target %s at %s", self.name, self.auth_url)
             with self._translate():
                 self._access = self._auth.get_access(session)
+            self._access_at = time.monotonic()
         return self._access
+
+    def clock(self) -> datetime.datetime | None:
+        """The time now by Keystone's clock: its token's ``issued_at`` plus the
+        time elapsed here since it was received (this host's monotonic clock,
+        which no wrong wall clock moves); None if the token says no time."""
+        access = self.access
+        issued = getattr(access, "issued", None)
+        if not isinstance(issued, datetime.datetime):
+            return None
+        if issued.tzinfo is None:
+            issued = issued.replace(tzinfo=datetime.timezone.utc)
+        return issued + datetime.timedelta(seconds=time.monotonic() - self._access_at)
 
     @property
     def project_id(self) -> str | None:
