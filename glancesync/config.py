@@ -142,6 +142,7 @@ class TargetConfig:
     transfer: str = "stream"  #: stream, glance-download or auto
     convert_to: str | None = None  #: disk format of the regional copies (None: the master's)
     import_timeout: float = 1800.0  #: seconds a server-side copy may take
+    saving_timeout: float = 900.0  #: seconds a sent upload may stay ``saving``
     #: Region name -> per-region option values (sections ``[target:Region]``).
     regions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 

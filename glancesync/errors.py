@@ -179,6 +179,12 @@ class TransferError(GlanceSyncError):
     """Image data could not be moved."""
 
 
+class StillSavingError(TransferError):
+    """Every byte of an upload was sent, but its image is still ``saving`` after
+    ``saving_timeout``: the store may still be writing it, so it is left alone
+    (never deleted, never uploaded again in the same run). Not transient."""
+
+
 class ChecksumMismatchError(TransferError):
     """Data read or written does not hash to the expected value."""
 

@@ -689,7 +689,8 @@ class GlanceSync:
         adapter = self.adapter(ref)
         config = self.config.target(ref.target).for_region(ref.name)
         options = {"retry": self._retry_policy(), "progress": self.progress,
-                   "sources": sources, "import_timeout": config.import_timeout}
+                   "sources": sources, "import_timeout": config.import_timeout,
+                   "saving_timeout": config.saving_timeout}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
         with lock.hold(self.region_lock(ref)):

@@ -449,4 +449,7 @@ TARGET_OPTIONS: tuple[Option, ...] = (
     Option("import_timeout", "number", 1800.0, minimum=0.0, strict=True,
            help="seconds a server-side copy (glance-download) may take before it is "
                 "cancelled and the image streamed"),
+    Option("saving_timeout", "number", 900.0, minimum=0.0, strict=True, per_region=True,
+           help="seconds an upload waits for its image to leave the saving state once"
+                " every byte was sent (a store slow to finalise)"),
 )

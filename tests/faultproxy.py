@@ -22,6 +22,14 @@ connection (it asks both sides for ``Connection: close``). It can:
   request that arrives less than S seconds after the last one it let
   through, as a per-second request limit does (``too_many_done`` counts
   both kinds);
+* ``slow_finalise=N``, ``gateway_timeout=G``, ``finalise_seconds=F``: for the
+  first N image uploads (with ``Content-Length``), take the whole body from
+  the client, hand the upstream all of it but its last bytes, answer the
+  client ``504 Gateway Timeout`` G seconds later and hand the upstream the
+  rest F seconds after the body came: from the client's side every byte
+  was sent, while the image stays ``saving`` for F seconds, as with a store
+  slow to finalise behind a gateway with a shorter time-out
+  (``finalised`` counts those completed);
 * ``rewrite=f``: give the client ``f(method, path, body)`` instead of the
   upstream's response body (for instance a Keystone token whose catalog
   names hostile regions or endpoints);
@@ -56,6 +64,8 @@ _RESET_AFTER = 512 * 1024
 #: Body bytes held back before forwarding, to find where to flip one.
 _FLIP_WINDOW = 4096
 _FLIP_OFFSET = 100
+#: Body bytes of a slow-finalising upload held back from the upstream.
+_HOLD = 64 * 1024
 
 
 def _drop_connection_headers(head: bytes, *extra: bytes) -> bytes:
@@ -96,6 +106,8 @@ class FaultProxy:
                  too_many: int = 0,
                  too_many_match: Callable[[bytes, bytes], bool] | None = None,
                  min_interval: float = 0.0, retry_after: str = "1",
+                 slow_finalise: int = 0, gateway_timeout: float = 2.0,
+                 finalise_seconds: float = 10.0,
                  lifetime: float = 300.0, timeout: float = 60.0) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
         self.prefix = prefix.rstrip("/").encode()
@@ -116,6 +128,10 @@ class FaultProxy:
         self.retry_after = retry_after
         self.too_many_done = 0
         self._last_through: float | None = None
+        self.slow_finalise = slow_finalise
+        self.gateway_timeout = gateway_timeout
+        self.finalise_seconds = finalise_seconds
+        self.finalised = 0
         self.lifetime = lifetime
         self.timeout = timeout
         self.requests = 0
@@ -250,12 +266,17 @@ class FaultProxy:
                     mode = "reset"
                 elif self._take("flip_uploads"):
                     mode = "flip"
+                elif _content_length(head) is not None and self._take("slow_finalise"):
+                    mode = "slow"
             upstream = socket.create_connection(self.upstream, timeout=self.timeout)
             with self._lock:
                 if self._stop.is_set():
                     return
                 self._open.add(upstream)
             upstream.sendall(_drop_connection_headers(head, *extra))
+            if mode == "slow":
+                self._slow_finalise(client, upstream, body, _content_length(head) or 0)
+                return
             chunked = b"transfer-encoding: chunked" in head.lower()
             pump = threading.Thread(target=self._forward_body,
                                     args=(client, upstream, body, mode, chunked), daemon=True)
@@ -274,6 +295,29 @@ class FaultProxy:
             if upstream is not None:
                 upstream.close()
             client.close()
+
+    def _slow_finalise(self, client: socket.socket, upstream: socket.socket, first: bytes,
+                       length: int) -> None:
+        """See ``slow_finalise`` in the module docstring."""
+        data = first
+        while len(data) < length:
+            chunk = client.recv(_BUFFER)
+            if not chunk:
+                return
+            data += chunk
+        held = min(len(data), _HOLD)
+        upstream.sendall(data[:len(data) - held])
+        came = time.monotonic()
+        if self._stop.wait(self.gateway_timeout):
+            return
+        _answer(client, b"504 Gateway Timeout", b"504 Gateway Timeout: the upstream is slow\n")
+        if self._stop.wait(max(0.0, came + self.finalise_seconds - time.monotonic())):
+            return
+        upstream.sendall(data[len(data) - held:])
+        while upstream.recv(_BUFFER):
+            pass
+        with self._lock:
+            self.finalised += 1
 
     def _limited(self, method: bytes, path: bytes) -> bool:
         """Whether this request gets a 429 (counted in ``too_many_done``)."""
@@ -380,6 +424,15 @@ class FaultProxy:
             if not chunk:
                 return
             sink.sendall(chunk)
+
+
+def _content_length(head: bytes) -> int | None:
+    """The ``Content-Length`` of a request head, or None."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    return None
 
 
 def _dechunk(body: bytes) -> bytes:

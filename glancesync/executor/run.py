@@ -59,13 +59,14 @@ class Executor:
     a terminal). ``sources`` is the run's :class:`CopySources` (shared by
     the regions of a run: their copies may serve each other); by default
     server-side copies come from the master only. ``import_timeout`` is the
-    seconds a server-side copy may take.
+    seconds a server-side copy may take; ``saving_timeout`` the seconds an
+    upload whose every byte was sent waits for its image to leave ``saving``.
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
                  dry_run: bool = False, retry: RetryPolicy | None = None,
                  progress: bool | None = None, sources: CopySources | None = None,
-                 import_timeout: float = 1800.0) -> None:
+                 import_timeout: float = 1800.0, saving_timeout: float = 900.0) -> None:
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(adapter, RetryingAdapter):
             adapter = RetryingAdapter(adapter, self.retry)
@@ -75,7 +76,7 @@ class Executor:
         self.region = adapter.name
         self.actions = RegionActions(adapter, dry_run)
         self.sources = sources if sources is not None else CopySources()
-        self.stream = Stream(self.actions, source, self.retry, progress)
+        self.stream = Stream(self.actions, source, self.retry, progress, saving_timeout)
         self.server_copy = ServerSideCopy(self.stream, self.sources, import_timeout)
         #: Master name -> regional UUID of the image uploaded in this run.
         self.new_ids: dict[str, str] = {}

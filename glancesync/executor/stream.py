@@ -18,7 +18,8 @@ from typing import Any, Iterable, Iterator, Protocol
 
 from glancesync import progress as progress_mod
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError, TransferError
+from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
+                               StillSavingError, TransferError)
 from glancesync.executor.actions import LOG, RegionActions
 from glancesync.executor.results import MIB
 from glancesync.image import Image, content_hash
@@ -32,6 +33,17 @@ from glancesync.strategy import Transfer
 #: often it is looked at meanwhile.
 SETTLE_TIME = 5.0
 SETTLE_POLL = 0.25
+#: How often (seconds) an image whose every byte was sent is looked at while
+#: the store finalises it (``saving``), within ``saving_timeout``.
+SAVING_POLL = 2.0
+
+
+@dataclasses.dataclass
+class Sent:
+    """What one attempt handed to the adapter: bytes, and whether the data ran out."""
+
+    bytes: int = 0
+    complete: bool = False
 
 
 class ImageSource(Protocol):
@@ -91,11 +103,12 @@ class Stream:
     """
 
     def __init__(self, actions: RegionActions, source: ImageSource, retry: RetryPolicy,
-                 progress: bool | None) -> None:
+                 progress: bool | None, saving_timeout: float = 900.0) -> None:
         self.actions = actions
         self.source = source
         self.retry = retry
         self.progress = progress
+        self.saving_timeout = saving_timeout
         self.seconds = 0.0
         self.sent: dict[str, HashingStream] = {}
 
@@ -140,13 +153,21 @@ class Stream:
         means the data arrived but the answer was lost (verification
         follows); anything else (``saving`` left by a dead worker, or a
         409 on the new attempt) is deleted and replaced by a new image.
+        Once every byte was sent, a transient failure (a gateway's time-out,
+        the answer lost) is not a reason to send them again: the image is
+        the store's (:meth:`_await_saving`).
         Returns the image as it is after the upload.
         """
         failures = 0
         while True:
+            sent = Sent()
             try:
-                return self._send(target.image_id, master, target.name, transfer)
+                return self._send(target.image_id, master, target.name, transfer, sent)
             except GlanceSyncError as error:
+                if sent.complete and error.transient:
+                    saved = self._await_saving(target, error)
+                    if saved is not None:
+                        return saved
                 stuck = isinstance(error, ConflictError) and failures > 0
                 if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:
                     raise
@@ -159,6 +180,49 @@ class Stream:
             arrived = self._prepare_retry(target, stuck)
             if arrived is not None:
                 return arrived
+
+    def _await_saving(self, target: NewImage, error: GlanceSyncError) -> Image | None:
+        """Every byte was sent, then ``error``: wait while the image is ``saving``.
+
+        Returns the image once ``active`` (verification follows); None when
+        the region holds no data of it (``queued``: sending it is the only
+        way). Never deletes it while the store may be writing it.
+
+        :raises StillSavingError: still ``saving`` after ``saving_timeout``.
+        :raises TransferError: the image became anything else (gone, killed).
+        """
+        adapter = self.actions.adapter
+        LOG.warning("%s: every byte of %s was sent, then: %s; waiting up to %g s for the"
+                    " region to finish saving it (saving_timeout)", self.region,
+                    target.name, error, self.saving_timeout)
+        deadline = time.monotonic() + self.saving_timeout
+        while True:
+            try:
+                image = adapter.get_image(target.image_id)
+            except ImageNotFoundError:
+                raise TransferError(f"every byte was sent ({error.message}), then image"
+                                    f" {target.image_id} was gone; not uploaded again in"
+                                    " this run", region=self.region, image=target.name)
+            if image.status == "active":
+                LOG.info("%s: image %s (%s) is active: the store finished saving it",
+                         self.region, target.name, target.image_id)
+                return image
+            if image.status == "queued":
+                return None
+            if image.status != "saving":
+                raise TransferError(f"every byte was sent ({error.message}), then image"
+                                    f" {target.image_id} became {image.status}; not uploaded"
+                                    " again in this run", region=self.region,
+                                    image=target.name)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StillSavingError(
+                    f"every byte was sent, but image {target.image_id} is still saving"
+                    f" after {self.saving_timeout:g} s (saving_timeout): left to the store,"
+                    " which may still be writing it (a later run finds it active, or"
+                    " cleans it after stalled_upload_age)", region=self.region,
+                    image=target.name)
+            self.retry.sleep(min(SAVING_POLL, left))
 
     def _prepare_retry(self, target: NewImage, stuck: bool) -> Image | None:
         """Make ``target`` ready for a new upload; the image if its data is already there."""
@@ -189,14 +253,15 @@ class Stream:
                  target.image_id)
         return None
 
-    def _send(self, image_id: str, master: Image, name: str, transfer: Transfer) -> Image:
+    def _send(self, image_id: str, master: Image, name: str, transfer: Transfer,
+              sent: Sent) -> Image:
         """Send the data into the image, keeping source errors.
 
         A source that can :meth:`open` its local file hands it to the
         adapter as a :class:`FileData` (sent without being read here where
         the adapter can); otherwise, and for a master without checksum
         (never cached), its chunks are streamed. Returns the image as
-        ``upload_data`` gives it back.
+        ``upload_data`` gives it back; ``sent`` counts what was handed over.
         """
         opener = getattr(self.source, "open", None)
         if opener is not None and content_hash(master) is not None:
@@ -204,14 +269,19 @@ class Stream:
             with opener(*args) as data:
                 bar = progress_mod.progress_bar(f"{self.region} {name}", data.size,
                                                 self.progress)
-                data.progress = bar.update
+                def advance(step: int) -> None:
+                    bar.update(step)
+                    sent.bytes += step
+                    sent.complete = sent.bytes >= data.size
+
+                data.progress = advance
                 try:
                     return self.actions.adapter.upload_data(image_id, data, size=data.size)
                 finally:
                     bar.close()
-        return self._send_chunks(image_id, master, name)
+        return self._send_chunks(image_id, master, name, sent)
 
-    def _send_chunks(self, image_id: str, master: Image, name: str) -> Image:
+    def _send_chunks(self, image_id: str, master: Image, name: str, sent: Sent) -> Image:
         """Stream the source's chunks; an error of the source wins over the region's."""
         source_errors: list[GlanceSyncError] = []
         data: Iterable[bytes] = self.source.chunks(master)
@@ -221,10 +291,13 @@ class Stream:
 
         def guarded() -> Iterator[bytes]:
             try:
-                yield from data
+                for chunk in data:
+                    sent.bytes += len(chunk)
+                    yield chunk
             except GlanceSyncError as error:
                 source_errors.append(error)
                 raise
+            sent.complete = True
 
         chunks = progress_mod.wrap_chunks(guarded(), f"{self.region} {name}", master.size,
                                           self.progress)

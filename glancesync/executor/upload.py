@@ -17,7 +17,9 @@ One upload operation runs these stages, in order (:class:`Upload`):
    renamed ``NAME.old`` and made private (``rename``).
 
 A failure in stages 2 to 5 deletes the new image (:func:`discard`) and
-leaves the old one as it was. Every change goes through the region's
+leaves the old one as it was; but an image whose every byte was sent and
+that the store is still saving after ``saving_timeout`` is never deleted
+(:class:`~glancesync.errors.StillSavingError`). Every change goes through the region's
 :class:`~glancesync.executor.actions.RegionActions`.
 """
 from __future__ import annotations
@@ -25,7 +27,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from glancesync.errors import (ChecksumMismatchError, GlanceSyncError, ImageNotFoundError,
-                               ProtectedImageError, ServiceError, TransferError, UsageError)
+                               ProtectedImageError, ServiceError, StillSavingError,
+                               TransferError, UsageError)
 from glancesync.executor.actions import LOG, RegionActions, describe
 from glancesync.executor.results import RegionResult
 from glancesync.executor.servercopy import ServerSideCopy
@@ -136,6 +139,8 @@ class Upload:
                 sent = verify(self.run.stream, filled, expected, op.name, transfer)
             self.publish(sent)
             share(self.actions, op.name, target.image_id, op.add_members, ())
+        except StillSavingError:
+            raise  # the store may still be writing it: never deleted
         except GlanceSyncError:
             discard(self.actions, target.image_id, op.name)
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,7 +249,8 @@ def test_two_visible_images_of_a_synchronised_name_are_never_ok(bed, tmp_path):
 
 # -- case 4: HTTP 429 with Retry-After; a pace of requests per second ------------
 
-def proxied_sync(bed: Bed, gs: GlanceSync, proxy: FaultProxy, session=None):
+def proxied_sync(bed: Bed, gs: GlanceSync, proxy: FaultProxy, session=None,
+                 saving_timeout: float = 900.0):
     """What ``gs`` does for REGION, through ``proxy`` (fast retries)."""
     adapter = GlanceRegionAdapter(f"master:{REGION}", session or bed.session, REGION,
                                   bed.project_id, endpoint_override=proxy.url)
@@ -258,7 +260,8 @@ def proxied_sync(bed: Bed, gs: GlanceSync, proxy: FaultProxy, session=None):
     selection = select_master(master.list_images(), master.project_id)
     plan = make_plan(adapter.name, selection, adapter.list_images(), adapter.project_id,
                      gs.config.target("master"), stalled_upload_age=3600)
-    return Executor(adapter, gs.source(), retry=retry, progress=False).execute(plan)
+    return Executor(adapter, gs.source(), retry=retry, progress=False,
+                    saving_timeout=saving_timeout).execute(plan)
 
 
 def is_listing(method: bytes, path: bytes) -> bool:
@@ -417,3 +420,40 @@ def test_a_host_whose_clock_is_ahead_measures_on_the_target_s_clock(bed, tmp_pat
     written = parse_time(adapter.get_image(fresh.id).marks[MARK_ORPHANED])
     now = datetime.datetime.now(datetime.timezone.utc)
     assert abs((written - now).total_seconds()) < 3600, written
+
+
+# -- case 6: a store slow to finalise ------------------------------------------
+
+def test_a_store_slow_to_finalise_is_waited_for_not_uploaded_again(bed, tmp_path):
+    """Issue 23 case 6: the gateway timed out while the store finalised; the
+    ``saving`` image was deleted 5 s later and uploaded again."""
+    master = bed.add_image("Master", "slowstore", os.urandom(MIB))
+    gs = facade(bed, tmp_path)
+    with FaultProxy(_port(bed, REGION), slow_finalise=1, gateway_timeout=1,
+                    finalise_seconds=9, lifetime=240) as proxy:
+        result = proxied_sync(bed, gs, proxy, saving_timeout=120)
+    assert result.errors == 0 and result.uploaded == 1, result.summary()
+    assert proxy.uploads == 1 and proxy.finalised == 1
+    copies = bed.mine(REGION)
+    assert [(c.status, c.checksum) for c in copies] == [("active", master.checksum)]
+
+
+def test_an_image_still_saving_after_the_bound_is_left_to_the_store(bed, tmp_path):
+    """A variant: ``saving_timeout`` shorter than the store's finalisation: the image
+    fails for this run, is never deleted nor uploaded again, and ends active."""
+    master = bed.add_image("Master", "slowerstore", os.urandom(MIB))
+    gs = facade(bed, tmp_path)
+    with FaultProxy(_port(bed, REGION), slow_finalise=1, gateway_timeout=1,
+                    finalise_seconds=15, lifetime=240) as proxy:
+        result = proxied_sync(bed, gs, proxy, saving_timeout=2)
+        assert result.errors == 1 and "saving_timeout" in next(iter(result.failed.values()))
+        assert proxy.uploads == 1
+        (left,) = bed.mine(REGION)
+        deadline = time.monotonic() + 120
+        while proxy.finalised == 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    while bed.adapter(REGION).get_image(left.id).status == "saving" \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    image = bed.adapter(REGION).get_image(left.id)
+    assert (image.status, image.checksum) == ("active", master.checksum)
