@@ -135,6 +135,8 @@ class FaultProxy:
         self.lifetime = lifetime
         self.timeout = timeout
         self.requests = 0
+        #: (monotonic time, method, path) of every request, in arrival order.
+        self.seen: list[tuple[float, bytes, bytes]] = []
         self.uploads = 0
         self.resets_done = 0
         self.flips_done = 0
@@ -226,6 +228,8 @@ class FaultProxy:
                 self.requests += 1
             request_line = head.split(b"\r\n", 1)[0].split()
             method, path = request_line[0], request_line[1] if len(request_line) > 1 else b""
+            with self._lock:
+                self.seen.append((time.monotonic(), method, path))
             if self._take("unavailable"):
                 with self._lock:
                     self.unavailable_done += 1

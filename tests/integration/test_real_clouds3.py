@@ -9,6 +9,7 @@ carry a unique prefix and synchronisation is limited to them.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import time
 import uuid
@@ -457,3 +458,69 @@ def test_an_image_still_saving_after_the_bound_is_left_to_the_store(bed, tmp_pat
         time.sleep(0.5)
     image = bed.adapter(REGION).get_image(left.id)
     assert (image.status, image.checksum) == ("active", master.checksum)
+
+
+def _through_fronts(bed: Bed, folder: Path, glance_front: FaultProxy,
+                    keystone_front: FaultProxy, **master: object) -> GlanceSync:
+    """A facade whose master target reaches Keystone #1 through ``keystone_front``,
+    whose token names ``glance_front`` as REGION's image endpoint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    condition = f"image.name.startswith('{bed.prefix}')"
+    path = write_config(bed.info, folder / "glancesync.conf",
+                        main={"retries": 3, "retry_wait": 0.2},
+                        master={"auth_url": keystone_front.url + "/v3",
+                                "metadata_condition": condition, **master},
+                        other={"metadata_condition": condition})
+    with open(path) as stream:
+        return GlanceSync(stream, progress=False)
+
+
+def _rewrite_region(url: str):
+    def rewrite(method: bytes, path: bytes, body: bytes) -> bytes:
+        if method != b"POST" or not path.startswith(b"/v3/auth/tokens") or not body:
+            return body
+        token = json.loads(body)
+        for service in token.get("token", {}).get("catalog", []):
+            for endpoint in service.get("endpoints", []):
+                if service.get("type") == "image" and endpoint.get("region_id") == REGION:
+                    endpoint["url"] = url
+        return json.dumps(token).encode()
+    return rewrite
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5], ids=["retried", "paced"])
+def test_a_rate_limited_region_through_the_facade(bed, tmp_path, rate):
+    """End to end, REGION's catalog endpoint a rate-limiting front: its 429 answers
+    are retried after their Retry-After (``retried``); with ``requests_per_second``
+    under a limit of one request a second, no 429 ever comes (``paced``)."""
+    master = bed.add_image("Master", f"front{int(rate * 10)}", os.urandom(4096))
+    keystone_port = int(bed.info.keystone_urls["master"].rsplit(":", 1)[1].split("/")[0])
+    limits = ({"min_interval": 1.0} if rate else
+              {"too_many": 2, "too_many_match": is_listing})
+    with FaultProxy(_port(bed, REGION), lifetime=280, **limits) as glance_front, \
+            FaultProxy(keystone_port, rewrite=_rewrite_region(glance_front.url),
+                       lifetime=280) as keystone_front:
+        gs = _through_fronts(bed, tmp_path, glance_front, keystone_front,
+                             requests_per_second=rate)
+        result = gs.sync([REGION])
+    seen = [(round(t - glance_front.seen[0][0], 2), m, p[:60]) for t, m, p in glance_front.seen]
+    assert result.exit_status == 0, (result.totals(), seen)
+    assert [(c.status, c.checksum) for c in bed.mine(REGION)] == [
+        ("active", master.checksum)]
+    assert glance_front.requests > 4
+    assert glance_front.too_many_done == (0 if rate else 2), seen
+
+
+def test_a_rate_limit_that_outlasts_the_retries_names_the_option(bed, tmp_path):
+    """A variant: a limit of one request a second and a listing of two requests: the
+    run fails, and the message says what keeps a run under the limit."""
+    bed.add_image("Master", "strict", os.urandom(4096))
+    keystone_port = int(bed.info.keystone_urls["master"].rsplit(":", 1)[1].split("/")[0])
+    with FaultProxy(_port(bed, REGION), min_interval=30.0, lifetime=280) as glance_front, \
+            FaultProxy(keystone_port, rewrite=_rewrite_region(glance_front.url),
+                       lifetime=280) as keystone_front:
+        gs = _through_fronts(bed, tmp_path, glance_front, keystone_front)
+        result = gs.sync([REGION])
+    assert result.exit_status == 1
+    (failure,) = result.failures.values()
+    assert "429" in str(failure) and "requests_per_second" in str(failure)

@@ -869,6 +869,13 @@ class GlanceRegionAdapter(RegionAdapter):
                                     "public needs the admin role", **where)
             return ServiceError(f"{action} forbidden (HTTP 403): the credential's role "
                                 f"or project does not allow it: {details}", **where)
+        if status == 429:
+            wait = where["retry_after"]
+            asked = f", Retry-After {wait:g} s" if wait is not None else ""
+            return ServiceError(f"{action} refused: too many requests (HTTP 429{asked}):"
+                                " the region limits the rate of requests;"
+                                " requests_per_second of the target keeps a run under"
+                                f" that limit: {details}", **where)
         if status == 415:
             return ServiceError(f"{action} refused (HTTP 415): the data does not match "
                                 f"the declared disk_format: {details}", **where)
