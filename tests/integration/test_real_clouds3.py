@@ -524,3 +524,26 @@ def test_a_rate_limit_that_outlasts_the_retries_names_the_option(bed, tmp_path):
     assert result.exit_status == 1
     (failure,) = result.failures.values()
     assert "429" in str(failure) and "requests_per_second" in str(failure)
+
+
+def test_a_member_over_image_member_quota_is_one_image_s_refusal(bed, testbed, tmp_path):
+    """Issue 23 case 5, ``image_member_quota``: sharing a copy with one project more
+    than the region allows is that image's ``error_refused``, with the quota."""
+    alice, bob = (bed.info.project_id(c) for c in ("master-alice", "master-bob"))
+    shared = bed.add_image("Master", "members", os.urandom(2048), visibility="shared")
+    other = bed.add_image("Master", "plain", os.urandom(2048))
+    master = bed.adapter("Master")
+    master.add_member(shared.id, alice)
+    with testbed.region_configured(REGION, RegionSettings(
+            glance_conf={"DEFAULT": {"image_member_quota": "1"}})):
+        gs = facade(bed, tmp_path, sync_members="true")
+        assert gs.sync([REGION]).exit_status == 0
+        master.add_member(shared.id, bob)
+        master.update_image(other.id, {"p9": "goes on"})
+        result = gs.sync([REGION])
+        assert result.exit_status == 4, result.totals()
+        lines = {s.name: s for s in result.results[f"master:{REGION}"].plan.statuses}
+        line = lines[shared.name]
+        assert line.status is Status.ERROR_REFUSED and "image_member_quota" in line.reason
+        copies = {i.name: i for i in bed.mine(REGION)}
+        assert copies[other.name].properties.get("p9") == "goes on"
