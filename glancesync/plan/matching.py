@@ -74,7 +74,8 @@ def report_regional_duplicates(ctx: PlanContext) -> None:
     """
     for name, images in sorted(ctx.duplicates.items()):
         status = ctx.statuses.get(name)
-        if status is None or status.status.category is not StatusCategory.OK:
+        if status is None or (status.status.category is not StatusCategory.OK
+                              and status.status is not Status.INFO_MEMBERS_UNMAPPED):
             continue
         others = ", ".join(f"{i.id} ({i.visibility}, {i.status})" for i in images[1:])
         status.status = Status.ERROR_REGIONAL_DUPLICATE
