@@ -73,3 +73,16 @@ def test_requests_per_second_paces_every_request_of_a_keystone_target():
     assert target.pacer.rate == 2.5
     guard = target.session.session.get_adapter("http://127.0.0.1:1/v3")
     assert guard.pacer is target.pacer
+
+
+def test_a_pace_that_would_hold_a_run_for_ever_is_refused():
+    import io
+
+    import pytest
+
+    from glancesync.config import load_config
+    from glancesync.errors import ConfigError
+    text = ("[main]\nmaster_region = M\n[master]\nauth_url = http://127.0.0.1:1/v3\n"
+            "username = u\npassword = p\nproject_name = p\nrequests_per_second = 0.001\n")
+    with pytest.raises(ConfigError, match="requests_per_second.*at least"):
+        load_config(io.StringIO(text), environ={})

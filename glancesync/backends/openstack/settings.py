@@ -36,6 +36,9 @@ INTERFACES = ("public", "internal", "admin")
 DEFAULT_DOMAIN = "Default"
 MASK = "***"
 
+#: The slowest pace ``requests_per_second`` accepts (one request a minute).
+MIN_REQUESTS_PER_SECOND = 1 / 60
+
 _SECRETS = ("password", "application_credential_secret", "credential")
 
 #: The options of a target of type ``keystone``.
@@ -124,11 +127,15 @@ def read_settings(section: Section, env: Mapping[str, str]) -> OpenStackSettings
         """The section's value of option ``name``, or None when it sets none."""
         return section.read(_BY_NAME[name]) if section.get(name) is not None else None
 
+    rate = section.read(_BY_NAME["requests_per_second"])
+    if 0 < rate < MIN_REQUESTS_PER_SECOND:
+        raise ConfigError(f"{rate:g} would hold a run for ever: at least"
+                          f" {MIN_REQUESTS_PER_SECOND:g}, or 0 for no limit",
+                          section=section.name, option="requests_per_second")
     settings = OpenStackSettings(cloud=given("cloud"), cacert=given("cacert"),
                                  insecure=section.read(_BY_NAME["insecure"]),
                                  interface=given("interface"), section=section.name,
-                                 requests_per_second=section.read(
-                                     _BY_NAME["requests_per_second"]))
+                                 requests_per_second=rate)
     if settings.cloud is not None:
         return settings
     settings.auth = _explicit_auth(section)
