@@ -54,7 +54,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("insecure", "bool", False, help="do not verify certificates (tests only)"),
     Option("interface", "choice", None, choices=INTERFACES,
            help="which catalog endpoints are used (default: the cloud's, else public)"),
-    Option("requests_per_second", "number", 0.0, minimum=0.0,
+    Option("requests_per_second", "rate", 0.0, minimum=0.0,
            help="most HTTP requests per second to the target's Keystone and Glances, all"
                 " its regions together (0: no limit)"),
 )
