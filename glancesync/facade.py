@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
 import sys
@@ -26,6 +27,7 @@ from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageErr
 from glancesync.executor import Executor, RegionResult
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
+from glancesync.plan.lifecycle import CLOCK_TOLERANCE
 from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
@@ -384,13 +386,27 @@ class GlanceSync:
                 self._projects = projects
             regional, members = sharing.region_inputs(master, target, adapter, regional,
                                                       projects, self.target(ref.target))
-        # Marks and grace periods are measured on the target's clock, shared by
-        # every host, never on this host's (which may be wrong).
         plan = make_plan(str(ref), master, regional, adapter.project_id, target,
-                         now=self.target(ref.target).clock(),
+                         now=self._clock(ref.target),
                          stalled_upload_age=self.config.main.stalled_upload_age,
                          members=members, transfer=self._region_transfer(ref))
         return Scope.of(images, image_ids).restrict(plan, master)
+
+    def _clock(self, target: str) -> datetime.datetime | None:
+        """The time now by ``target``'s clock (None: this host's), on which marks and
+        grace periods are measured, shared by every host; a host clock that
+        differs from it by more than :data:`~glancesync.plan.lifecycle.CLOCK_TOLERANCE`
+        is warned about (once)."""
+        now = self.target(target).clock()
+        if now is not None:
+            host = datetime.datetime.now(datetime.timezone.utc)
+            off = (host - now).total_seconds()
+            if abs(off) > CLOCK_TOLERANCE:
+                self._warn_once(f"this host's clock is {abs(off) / 3600:.1f} h"
+                                f" {'ahead of' if off > 0 else 'behind'} the clock of target"
+                                f" {target} (its Keystone): lifecycle marks and grace periods"
+                                " use the target's; fix this host's time (NTP)")
+        return now
 
     def _region_transfer(self, region: str | RegionRef) -> RegionTransfer:
         """How copies may reach ``region``: its ``transfer`` and ``convert_to``, and

@@ -377,7 +377,8 @@ def test_a_mark_from_the_future_is_refused_and_recorded_again(bed, tmp_path):
 
 
 SHIFTED_SYNC = r"""
-import datetime, sys, time
+import datetime, logging, sys, time
+logging.basicConfig(level=logging.WARNING)
 shift = datetime.timedelta(days=float(sys.argv[2]))
 real = datetime.datetime
 class Shifted(real):
@@ -416,6 +417,7 @@ def test_a_host_whose_clock_is_ahead_measures_on_the_target_s_clock(bed, tmp_pat
                            "3"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(Path.cwd())})
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "ahead of the clock of target master" in done.stderr, done.stderr
     adapter = bed.adapter(REGION)
     assert adapter.get_image(marked.id).status == "active"
     written = parse_time(adapter.get_image(fresh.id).marks[MARK_ORPHANED])
