@@ -45,6 +45,9 @@ class Faulty(LocalRegionAdapter):
         super().__init__(name, path, project_id)
         self.faults: dict[str, list[str]] = {}
         self.calls: list[tuple[str, str]] = []
+        #: Image id -> reads left before a ``saving`` image (all bytes sent)
+        #: becomes active; None: never.
+        self.finalising: dict[str, int | None] = {}
 
     def _fault(self, call: str) -> str | None:
         pending = self.faults.get(call)
@@ -66,6 +69,17 @@ class Faulty(LocalRegionAdapter):
         self.calls.append(("upload", image_id))
         if fault is None:
             return super().upload_data(image_id, chunks, size)
+        if fault.startswith("sent"):
+            # Every byte goes out, then the answer fails (a gateway's time-out):
+            # "sent-lost" the image is active, "sent-saving-N" the store needs
+            # N more reads to finish, "sent-saving" it never does.
+            super().upload_data(image_id, chunks, size)
+            if fault != "sent-lost":
+                self.writable_store.image_update(self.context, image_id,
+                                                 {"status": "saving"}, from_state="active")
+                left = fault.rsplit("-", 1)[1]
+                self.finalising[image_id] = int(left) if left.isdigit() else None
+            raise ServiceError("504 Gateway Timeout", status_code=504, region=self.name)
 
         iterator = iter(chunks)
         next(iterator)  # the first chunk goes out, then the link fails
@@ -83,6 +97,14 @@ class Faulty(LocalRegionAdapter):
 
     def get_image(self, image_id: str) -> Image:
         self.calls.append(("get", image_id))
+        left = self.finalising.get(image_id)
+        if left is not None:
+            if left <= 1:
+                del self.finalising[image_id]
+                self.writable_store.image_update(self.context, image_id,
+                                                 {"status": "active"}, from_state="saving")
+            else:
+                self.finalising[image_id] = left - 1
         return super().get_image(image_id)
 
     def update_image(self, image_id: str, changes: Mapping[str, Any],
@@ -186,6 +208,34 @@ def test_upload_stuck_in_saving_is_deleted_and_replaced(master, region, caplog):
     (image,) = region.list_images()
     assert image.id == second and image.status == "active"
     assert image.checksum == scenarios.md5(data)
+
+
+@pytest.mark.parametrize("fault", ["sent-lost", "sent-saving-30"])
+def test_once_every_byte_is_sent_the_same_bytes_are_never_sent_again(master, region, fault):
+    """Issue 23 case 6: the answer failed after the last byte; the image is the
+    store's: waited for while ``saving``, never deleted, never uploaded again."""
+    data = scenarios.content("sent", 2 * MIB)
+    scenarios.put(master, "img", data)
+    region.faults["upload"] = [fault]
+    result, sleeps = sync(master, region)
+    assert result.success and result.uploaded == 1, result.failed
+    assert [c for c, _ in region.calls].count("upload") == 1
+    assert not any(call == "delete" for call, _ in region.calls)
+    (image,) = region.list_images()
+    assert image.status == "active" and image.checksum == scenarios.md5(data)
+    if fault == "sent-saving-30":  # longer than the 5 s a broken upload is given
+        assert len(sleeps) == 29
+
+
+def test_an_image_still_saving_after_saving_timeout_is_never_deleted(master, region):
+    scenarios.put(master, "img", scenarios.content("slow", MIB))
+    region.faults["upload"] = ["sent-saving"]
+    result, _ = sync(master, region, saving_timeout=0.0)
+    assert not result.success and "saving_timeout" in result.failed["img"]
+    assert [c for c, _ in region.calls].count("upload") == 1
+    assert not any(call == "delete" for call, _ in region.calls)
+    (image,) = region.list_images()
+    assert image.status == "saving"
 
 
 def test_giving_up_leaves_no_half_made_image_and_reports_the_failure(master, region):
