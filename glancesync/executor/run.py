@@ -148,9 +148,10 @@ class Executor:
         if isinstance(error, ProtectedImageError):
             wanted, reason = Status.ERROR_PROTECTED, error.message
         else:
-            change = "the upload" if op.uploads else f"the change ({op.describe()})"
+            change = (f"a step of the {op.kind}" if op.uploads
+                      else f"the change ({op.describe()})")
             wanted = Status.ERROR_REFUSED
-            reason = (f"the region refused {change}: {error.message}{quota_note(op)}; it"
+            reason = (f"the region refused {change}: {error.message}{quota_note(op, error)}; it"
                       " will refuse it at every run until an operator acts")
         status = plan.line_of(op)
         if status is not None:
@@ -182,10 +183,13 @@ class Executor:
                                 self.adapter.update_image, image.id, changes, tuple(remove))
 
 
-def quota_note(op: Operation) -> str:
+def quota_note(op: Operation, error: GlanceSyncError) -> str:
     """What of an image's properties and members GlanceSync's own change adds up to,
-    for a refusal's message (a quota counts GlanceSync's ``glancesync.*`` records
-    and marks like any property: ``image_property_quota``); empty when nothing."""
+    for the message of a refusal over a quota (HTTP 413: a quota counts
+    GlanceSync's ``glancesync.*`` records and marks like any property,
+    ``image_property_quota``); empty for other refusals, or when nothing."""
+    if error.status_code != 413:
+        return ""
     if op.uploads:
         keys = set(op.changes.get("properties") or {}) | set(
             op.changes.get("late_properties") or {})

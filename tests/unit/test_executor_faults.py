@@ -113,6 +113,8 @@ class Faulty(LocalRegionAdapter):
         self.calls.append(("update", image_id))
         if fault == "503":
             raise ServiceError("unavailable", status_code=503, region=self.name)
+        if fault == "400":
+            raise ServiceError("name too long (HTTP 400)", status_code=400, region=self.name)
         return super().update_image(image_id, changes, remove)
 
     def delete_image(self, image_id: str) -> None:
@@ -236,6 +238,20 @@ def test_an_image_still_saving_after_saving_timeout_is_never_deleted(master, reg
     assert not any(call == "delete" for call, _ in region.calls)
     (image,) = region.list_images()
     assert image.status == "saving"
+
+
+def test_a_rename_refused_after_a_verified_upload_says_so(master, region):
+    """Issue 23 case 3: the message blamed the upload; the copy was in place."""
+    scenarios.put(master, "img", scenarios.content("new"))
+    scenarios.put(region, "img", scenarios.content("old"))
+    plan = plan_region(master, region, scenarios.target(rename={"any"}))
+    region.faults["update"] = ["ok", "400"]  # the copy is published, the rename refused
+    retry, _ = policy()
+    result = Executor(region, DirectSource(master), retry=retry).execute(plan)
+    line = plan.status_of("img")
+    assert line.status.value == "error_refused" and result.errors == 0
+    assert "uploaded and verified, but renaming the old image" in line.reason
+    assert sorted(i.name for i in region.list_images()) == ["img", "img"]
 
 
 def test_giving_up_leaves_no_half_made_image_and_reports_the_failure(master, region):
