@@ -10,9 +10,10 @@ import importlib
 import logging
 
 from glancesync.errors import (AuthenticationError, ChecksumMismatchError, ConfigError,
-                               ConflictError, ConnectionFailure, EndpointError, ExitStatus,
-                               GlanceSyncError, ImageNotFoundError, ImageRefusedError,
-                               LockedError, RegionNotFoundError, ServiceError, TLSError,
+                               ConflictError, ConnectionFailure, CoordinationError,
+                               EndpointError, ExitStatus, GlanceSyncError, ImageNotFoundError,
+                               ImageRefusedError, LockedError, RegionNotFoundError,
+                               ServiceError, StoppedError, TLSError,
                                TransferError, UnsafeFileError, UnsafeNameError, UsageError)
 
 #: Public name -> the module defining it (loaded on first use).
@@ -28,13 +29,15 @@ _LAZY = {
     "OperationKind": "glancesync.plan",
     "Image": "glancesync.image",
     "RegionRef": "glancesync.regions",
+    "StopRequest": "glancesync.stopping",
 }
 
 __all__ = [
     *_LAZY,
     "ExitStatus", "GlanceSyncError", "AuthenticationError", "ChecksumMismatchError",
     "ConfigError", "ConflictError", "ConnectionFailure", "EndpointError", "ImageNotFoundError",
-    "ImageRefusedError", "LockedError", "RegionNotFoundError", "ServiceError", "TLSError",
+    "ImageRefusedError", "LockedError", "CoordinationError", "RegionNotFoundError",
+    "ServiceError", "StoppedError", "TLSError",
     "TransferError", "UnsafeFileError", "UnsafeNameError", "UsageError",
 ]
 

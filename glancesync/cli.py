@@ -17,14 +17,16 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, NoReturn, Sequence, TextIO
 
-from glancesync import redaction
+from glancesync import redaction, stopping
 from glancesync.config import ALWAYS_SHOWN, open_config_file
-from glancesync.errors import ExitStatus, GlanceSyncError, NothingToSyncError, UsageError
+from glancesync.errors import (ExitStatus, GlanceSyncError, NothingToSyncError, StoppedError,
+                               UsageError)
 from glancesync.facade import GlanceSync, RunResult, StatusReport
 from glancesync.filemodes import OutputModes
 from glancesync.options import MASTER
@@ -42,7 +44,11 @@ EXIT_STATUS_HELP = """exit statuses:
      the master to synchronise, no region, an --image pattern matching nothing)
   3  work is pending (--show-status, --dry-run)
   4  images need an operator (the error_* statuses)
-  5  another glancesync run holds the lock of a region
+  5  another glancesync run holds the lock of a region (still, after --wait-lock)
+  6  the coordination service of several hosts (coordination_url) cannot be used
+  130  stopped by SIGINT (Ctrl-C): transfers under way aborted, the images the
+     run had not finished deleted, locks released, the summary printed
+  143  stopped by SIGTERM (systemctl stop, kill), as for SIGINT
 """
 
 #: ``--help`` of glancesync-printimages: what its exit status says.
@@ -59,6 +65,8 @@ BACKUP_EXIT_STATUS_HELP = """exit statuses:
   2  usage or configuration error (an unknown region, an unreadable or
      malformed backup file, a backup of another region without --force...)
   3  --restore --dry-run: the restore would change images
+  130  stopped by SIGINT (Ctrl-C) before the last region (the files written are kept)
+  143  stopped by SIGTERM, as for SIGINT
 """
 
 CONFIG_HELP = ("configuration: the file named by --config-file, else "
@@ -112,6 +120,25 @@ def add_all_targets_option(parser: argparse.ArgumentParser) -> None:
                         help="every region of every configured target, in one run (as if "
                              "each target were given as target:); without it and without "
                              "REGION, only master: is covered")
+
+
+def add_wait_lock_option(parser: argparse.ArgumentParser) -> None:
+    """``--wait-lock SECONDS``: wait for the lock of a region another run holds."""
+    parser.add_argument("--wait-lock", type=_seconds, default=0.0, metavar="SECONDS",
+                        help="wait up to SECONDS for the lock of a region that another "
+                             "run holds before giving up on it (exit status 5); default 0: "
+                             "give up at once")
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds, 0 or more (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text!r}")
+    return value
 
 
 def scope_regions(glancesync: GlanceSync, args: argparse.Namespace) -> list[str]:
@@ -272,7 +299,9 @@ def build_glancesync(args: argparse.Namespace, *, progress: bool | None = False)
     """
     stream = config_stream(args)
     try:
-        glancesync = GlanceSync(stream, overrides=args.config, progress=progress)
+        glancesync = GlanceSync(stream, overrides=args.config, progress=progress,
+                                stop=getattr(args, "stop_request", None),
+                                wait_lock=getattr(args, "wait_lock", 0.0))
     finally:
         if stream is not None:
             stream.close()
@@ -300,13 +329,26 @@ def share_outputs(glancesync: GlanceSync, paths: Sequence[Path]) -> None:
         modes.apply_tree(folder)
 
 
-def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
+def run(prog: str, args: argparse.Namespace, body: Callable[[], int],
+        stoppable: bool = False) -> int:
     """Run a script's body; map errors to one line and an exit status.
 
     Everything the script prints goes through the one redaction
-    (:func:`glancesync.redaction.install_streams`).
+    (:func:`glancesync.redaction.install_streams`). ``stoppable``: SIGINT
+    and SIGTERM set the run's :class:`~glancesync.StopRequest`
+    (``args.stop_request``, which :func:`build_glancesync` hands to the
+    :class:`~glancesync.GlanceSync`) instead of killing the script: the run
+    stops within seconds, cleans up and reports (exit status 130 or 143).
     """
     redaction.install_streams()
+    with contextlib.ExitStack() as stack:
+        if stoppable and threading.current_thread() is threading.main_thread():
+            args.stop_request = stack.enter_context(
+                stopping.signal_handlers(stopping.StopRequest(), prog))
+        return _run_body(prog, args, body)
+
+
+def _run_body(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
     try:
         return int(body())
     except GlanceSyncError as error:
@@ -332,7 +374,8 @@ def run(prog: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
 #: leftovers and the lifecycle's copies of images gone from the master.
 NOT_MASTER_IMAGES = frozenset({Status.PENDING_CLEANUP, Status.PENDING_REMOVAL,
                                Status.INFO_REMOVAL_GRACE, Status.OK_RETIRED,
-                               Status.INFO_REMOVAL_SKIPPED, Status.ERROR_MAX_DELETES})
+                               Status.INFO_REMOVAL_SKIPPED, Status.ERROR_MAX_DELETES,
+                               Status.ERROR_MASTER_SHRANK})
 
 
 def nothing_to_sync(glancesync: GlanceSync, result: RunResult | StatusReport,
@@ -387,9 +430,7 @@ def summary_lines(result: RunResult, quiet: bool = False) -> list[str]:
     if quiet:
         return _quiet_lines(result)
     lines = [outcome.summary() for _, outcome in sorted(result.results.items())]
-    for region, error in sorted(result.failures.items()):
-        reason = str(error).removeprefix(f"region {region}: ")
-        lines.append(f"{region}: FAILED: {reason}")
+    lines += _failure_lines(result)
     for region, estimate in sorted(result.estimates.items()):
         if estimate.bytes:
             lines.append(f"{region}: {estimate.describe()}")
@@ -397,10 +438,66 @@ def summary_lines(result: RunResult, quiet: bool = False) -> list[str]:
     if not result.dry_run:
         total += f", {result.bytes_downloaded / 2 ** 20:.1f} MiB downloaded from the master"
     lines.append(total)
+    lines.extend(host_lines(result))
+    lines += stopped_lines(result)
     if result.log_folder:
         lines.append(f"logs: {result.log_folder}")
     # Region names and errors quote what the regions answered.
     return [printable(line) for line in lines]
+
+
+def host_lines(result: RunResult) -> list[str]:
+    """With several hosts (``coordination_url``): the regions this host did, and
+    those another host held (with who held them)."""
+    lines = []
+    if result.done_here:
+        lines.append(f"done by this host: {', '.join(sorted(result.done_here))}")
+    if result.held_elsewhere:
+        held = ", ".join(f"{region} ({holder})"
+                         for region, holder in sorted(result.held_elsewhere.items()))
+        lines.append(f"held by another host: {held}")
+    return lines
+
+
+def _failure_lines(result: RunResult) -> list[str]:
+    """``REGION: FAILED: why`` per region that failed as a whole; ``REGION: NOT DONE:
+    why`` for one a stop request kept the run from."""
+    lines = []
+    for region, error in sorted(result.failures.items()):
+        reason = str(error).removeprefix(f"region {region}: ")
+        word = "NOT DONE" if isinstance(error, StoppedError) else "FAILED"
+        lines.append(f"{region}: {word}: {reason}")
+    return lines
+
+
+#: The operations not done that the summary of a stopped run names, at most.
+MAX_NOT_DONE_LINES = 20
+
+
+def stopped_lines(result: RunResult) -> list[str]:
+    """What a stopped run did not do (nothing when it was not stopped).
+
+    ``run stopped (SIGTERM received): 3 operation(s) not done in 1 region(s),
+    1 region(s) not reached; ...`` and a line per operation not done
+    (``REGION: not done: KIND NAME (stopped | not started)``), at most
+    :data:`MAX_NOT_DONE_LINES`.
+    """
+    if result.stopped is None:
+        return []
+    reason = result.stopped.message.removeprefix("stopped: ")
+    outcomes = [(region, o) for region, outcome in sorted(result.results.items())
+                for o in outcome.outcomes if o.result in ("stopped", "not started")]
+    reached = {region for region, _ in outcomes}
+    missed = [r for r, e in sorted(result.failures.items()) if isinstance(e, StoppedError)]
+    lines = [f"run stopped ({reason}): {len(outcomes)} operation(s) not done in"
+             f" {len(reached)} region(s), {len(missed)} region(s) not reached; the images"
+             " it had not finished were deleted (unless an error above says otherwise)"]
+    for region, outcome in outcomes[:MAX_NOT_DONE_LINES]:
+        lines.append(f"{region}: not done: {outcome.kind} {outcome.name} ({outcome.result})")
+    if len(outcomes) > MAX_NOT_DONE_LINES:
+        lines.append(f"... and {len(outcomes) - MAX_NOT_DONE_LINES} more operation(s) not"
+                     " done (the run report and the log list them)")
+    return lines
 
 
 def _quiet_lines(result: RunResult) -> list[str]:
@@ -410,15 +507,14 @@ def _quiet_lines(result: RunResult) -> list[str]:
         changed = any(o.result == "done" for o in outcome.outcomes)
         if changed or not outcome.success:
             lines.append(outcome.summary())
-    for region, error in sorted(result.failures.items()):
-        reason = str(error).removeprefix(f"region {region}: ")
-        lines.append(f"{region}: FAILED: {reason}")
+    lines += _failure_lines(result)
     for region, plan in sorted(result.plans.items()):
         for item in plan.needs_operator:
             lines.append(f"{region}: {item.name}: {item.status}: {item.reason}")
     if not lines:
         return []
     lines.append(result.totals())
+    lines += stopped_lines(result)
     if result.log_folder:
         lines.append(f"logs: {result.log_folder}")
     return [printable(line) for line in lines]

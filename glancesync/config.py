@@ -13,8 +13,10 @@ variables (``OS_REGION_NAME`` is the master region).
 
 A section named ``[target:Region]`` holds options of one region of a
 target (only those marked ``per_region`` in :mod:`glancesync.options`:
-``transfer``, ``convert_to``); they override the target's values for that
-region (:meth:`TargetConfig.for_region`).
+``transfer``, ``convert_to``, ``upload_method``, ``saving_timeout``,
+``region_bandwidth_limit``, ``keep_image_id``, ``validate_command``,
+``validate_timeout``); they override the target's values for that region
+(:meth:`TargetConfig.for_region`).
 
 Overrides (``--config`` on the command line) are ``section.key=value``, or
 ``key=value``: such a bare key goes to ``[main]`` when it is a main option
@@ -33,17 +35,20 @@ import difflib
 import logging
 import os
 import re
+import shlex
 import stat
+import urllib.parse
 from pathlib import Path
 from typing import Any, BinaryIO, Mapping, Sequence
 
 from glancesync import backends
 from glancesync.condition import Condition
 from glancesync.filemodes import OutputModes
-from glancesync.errors import ConfigError, RegionNotFoundError
+from glancesync.errors import ConfigError, RegionNotFoundError, UsageError
 from glancesync.integrity import open_regular_file
 from glancesync.options import (DEFAULTS, MAIN, MAIN_OPTIONS, MASTER, TARGET_OPTIONS, TYPE,
-                                Option, Section)
+                                Option, Section, split_list)
+from glancesync.regions import RegionRef
 
 __all__ = ["Config", "MainConfig", "TargetConfig", "load_config", "main_options",
            "open_config_file", "per_region_options", "target_options", "MASTER"]
@@ -62,6 +67,17 @@ MAX_CONFIG_SIZE = 1024 * 1024
 # Section name never used in a file: DEFAULT is handled by this module,
 # not by configparser, so that [main] does not inherit target defaults.
 _NO_DEFAULT_SECTION = "\0glancesync-no-default"
+
+
+def coordination_url_problem(url: str) -> str | None:
+    """Why ``url`` is no tooz URL (its scheme names no installed tooz driver), or None."""
+    from importlib.metadata import entry_points
+    scheme, sep, _ = url.partition("://")
+    drivers = sorted(e.name for e in entry_points(group="tooz.backends"))
+    if not sep or scheme not in drivers:
+        return (f"not a tooz URL: the part before :// must name a tooz driver"
+                f" ({', '.join(drivers)}), e.g. etcd3+http://HOST:2379")
+    return None
 
 
 def main_options() -> tuple[Option, ...]:
@@ -97,11 +113,18 @@ class MainConfig:
     run_dir: Path | None = None
     keep_runs: int = 30  #: run folders kept in run_dir (0: all)
     lock_dir: Path | None = None  #: None: the machine-wide folder (glancesync.lock)
+    coordination_url: str | None = None  #: a tooz URL; None: the file locks of lock_dir
+    lock_ttl: int = 30  #: seconds a coordinated lock outlives its last heartbeat
+    bandwidth_limit: int | None = None  #: bytes per second of one run's uploads
     retries: int = 3  #: retries of a transient failure (0: none)
     retry_wait: float = 1.0  #: seconds before the first retry, doubled after each
     metrics_file: Path | None = None  #: Prometheus text-format metrics of every run
     output_group: str | None = None  #: group that may read the outputs (glancesync.filemodes)
     max_deletes: int = 10  #: lifecycle removal steps one run may take, all regions
+    #: Regions (``target:Region``) per wave of ``rollout_waves``, in order (none: no waves).
+    rollout_waves: tuple[tuple[str, ...], ...] = ()
+    wave_soak_hours: float = 0.0  #: hours a wave holds a copy before the next one gets it
+    max_master_shrink: int = 50  #: percent the master listing may shrink between runs
 
 
 @dataclasses.dataclass
@@ -141,8 +164,13 @@ class TargetConfig:
     keep_old_copies: int | None = None  #: NAME.old copies kept per name (None: all)
     transfer: str = "stream"  #: stream, glance-download or auto
     convert_to: str | None = None  #: disk format of the regional copies (None: the master's)
+    upload_method: str = "auto"  #: auto, direct or glance-direct (Glance regions)
     import_timeout: float = 1800.0  #: seconds a server-side copy may take
     saving_timeout: float = 900.0  #: seconds a sent upload may stay ``saving``
+    keep_image_id: bool = False  #: new copies created with the master image's id
+    validate_command: str | None = None  #: run on each new copy before it is published
+    validate_timeout: float = 1800.0  #: seconds validate_command may take
+    region_bandwidth_limit: int | None = None  #: bytes per second of uploads to a region
     #: Region name -> per-region option values (sections ``[target:Region]``).
     regions: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -165,10 +193,16 @@ class Config:
 
         The values of the options that their backend declares secret, as the
         targets use them: from the file, ``--config`` overrides, the legacy
-        ``credential`` line (decoded) or the ``OS_*`` variables.
+        ``credential`` line (decoded) or the ``OS_*`` variables; the password
+        of ``coordination_url``, if it has one.
         """
-        return [secret for target in self.targets.values() if target.settings is not None
-                for secret in backends.get_backend(target.backend).secrets(target.settings)]
+        found = [secret for target in self.targets.values() if target.settings is not None
+                 for secret in backends.get_backend(target.backend).secrets(target.settings)]
+        if self.main.coordination_url:  # redis://:PASSWORD@host, a service's password
+            password = urllib.parse.urlsplit(self.main.coordination_url).password
+            if password:
+                found.append(urllib.parse.unquote(password))
+        return found
 
     def target(self, name: str) -> TargetConfig:
         """The target called ``name``; :class:`~glancesync.RegionNotFoundError` if none."""
@@ -449,12 +483,51 @@ def _build(parser: configparser.ConfigParser, path: str | None,
                                  " holding the reference images is required (when"
                                  " master uses OS_* variables, OS_REGION_NAME also"
                                  " gives it; with a clouds.yaml cloud, its region_name)")
+    main["rollout_waves"] = _parse_waves(main_section, main["rollout_waves"], targets)
+    if main["coordination_url"]:
+        problem = coordination_url_problem(main["coordination_url"])
+        if problem:
+            raise main_section.error("coordination_url", problem)
     if main["output_group"]:
         try:
             OutputModes(main["output_group"]).gid()
         except ConfigError as error:
             raise main_section.error("output_group", error.message) from None
     return Config(main=MainConfig(**main), targets=targets, path=path)
+
+
+def _parse_waves(section: Section, text: str | None,
+                 targets: Mapping[str, TargetConfig]) -> tuple[tuple[str, ...], ...]:
+    """``rollout_waves``: waves separated by ``;``, regions (``Region`` of the master
+    target, or ``target:Region``) by ``,``; each region in one wave only.
+
+    :raises ConfigError: an empty wave, a whole target, an unknown target, or a
+        region named twice.
+    """
+    if not text:
+        return ()
+    waves, seen = [], set()
+    for number, wave in enumerate(text.split(";"), start=1):
+        regions = []
+        for entry in split_list(wave):
+            try:
+                ref = RegionRef.parse(entry)
+            except UsageError as error:
+                raise section.error("rollout_waves", f"wave {number}: {error.message}") \
+                    from None
+            if ref.target not in targets:
+                raise section.error("rollout_waves", f"wave {number}: unknown target"
+                                                     f" {ref.target!r} in {entry!r}")
+            if str(ref) in seen:
+                raise section.error("rollout_waves", f"{ref} is in two waves: a region"
+                                                     " belongs to one wave")
+            seen.add(str(ref))
+            regions.append(str(ref))
+        if not regions:
+            raise section.error("rollout_waves", f"wave {number} names no region (waves"
+                                                 " are separated by ';', regions by ',')")
+        waves.append(tuple(regions))
+    return tuple(waves)
 
 
 #: Separates the target from the region in the name of a per-region section.
@@ -487,7 +560,22 @@ def _read_region_section(section: Section, targets: dict[str, TargetConfig]) -> 
                                         f" {', '.join(o.name for o in allowed)}")
     values = {option.name: section.read(option) for option in allowed
               if option.name in section.values}
+    _check_command(section, values.get("validate_command"))
     targets[target].regions.setdefault(region, {}).update(values)
+
+
+def _check_command(section: Section, command: str | None) -> None:
+    """``validate_command`` must split into words (shell quoting, never a shell).
+
+    :raises ConfigError: unbalanced quotes.
+    """
+    if command is None:
+        return
+    try:
+        shlex.split(command)
+    except ValueError as error:
+        raise section.error("validate_command", f"cannot be split into words ({error}):"
+                                                " check its quotes") from None
 
 
 def _build_target(section: Section, env: Mapping[str, str],
@@ -506,6 +594,7 @@ def _build_target(section: Section, env: Mapping[str, str],
         raise section.error("keep_old_copies", "needs removal_policy = hide, deactivate"
                                                " or delete: it says what happens to the"
                                                " NAME.old copies beyond the limit")
+    _check_command(section, common.get("validate_command"))
     settings = backend.settings(section, env)
     # Other backends' options are valid anywhere ([DEFAULT] serves every
     # target): their values are checked all the same.

@@ -24,6 +24,9 @@ class ExitStatus(enum.IntEnum):
     PENDING = 3  #: (status / dry run) work is pending
     NEEDS_OPERATOR = 4  #: states an operator must resolve (the error_* statuses)
     LOCKED = 5  #: another run holds the lock of a region
+    COORDINATION = 6  #: the coordination service (coordination_url) cannot be used
+    INTERRUPTED = 130  #: stopped by SIGINT (Ctrl-C) or by a program (128 + SIGINT)
+    TERMINATED = 143  #: stopped by SIGTERM (``systemctl stop``; 128 + SIGTERM)
 
 
 class GlanceSyncError(Exception):
@@ -175,6 +178,14 @@ class ConflictError(ServiceError):
     """The service refused the change because of the image's state (HTTP 409)."""
 
 
+class UploadRestartError(ServiceError):
+    """The region refused this way of sending image data, and its adapter switched
+    to another (a direct upload forbidden by the region's policy: the import
+    API's ``glance-direct`` next). Send the data again from its first byte,
+    into the same image: not a failure of the region. Not transient.
+    """
+
+
 class TransferError(GlanceSyncError):
     """Image data could not be moved."""
 
@@ -237,9 +248,37 @@ class UnsafeNameError(GlanceSyncError):
 
 
 class LockedError(GlanceSyncError):
-    """Another run holds the lock of the region."""
+    """Another run holds the lock of the region; ``holder`` names it when known."""
 
     exit_status = ExitStatus.LOCKED
+
+    def __init__(self, message: str, *, holder: str | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.holder = holder
+
+
+class CoordinationError(GlanceSyncError):
+    """The coordination service of several hosts (``coordination_url``) cannot be used:
+    unreachable, timed out, or a lock lost. The region it was about is not changed."""
+
+    exit_status = ExitStatus.COORDINATION
+
+
+class StoppedError(GlanceSyncError):
+    """The run was asked to stop (a signal, or :meth:`~glancesync.GlanceSync.stop`).
+
+    Raised where work is interrupted (between operations, inside a transfer,
+    while waiting); what was half made is cleaned up on the way out.
+    ``exit_status`` is :attr:`ExitStatus.TERMINATED` for SIGTERM, else
+    :attr:`ExitStatus.INTERRUPTED`. Not transient: never retried.
+    """
+
+    exit_status = ExitStatus.INTERRUPTED
+
+    def __init__(self, message: str, *, exit_status: ExitStatus = ExitStatus.INTERRUPTED,
+                 **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.exit_status = exit_status
 
 
 class NothingToSyncError(ConfigError):

@@ -18,15 +18,19 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Mapping, Sequence, TextIO
 
-from glancesync import backends, backups, convert, lock, report, scope, sharing
+from glancesync import backends, backups, convert, listing, lock, report, scope, sharing
 from glancesync.backends.base import RegionAdapter, Target
-from glancesync.config import ALWAYS_SHOWN, MASTER, Config, load_config
-from glancesync.errors import ExitStatus, GlanceSyncError, LockedError, UsageError
+from glancesync.bandwidth import Bandwidth
+from glancesync.config import ALWAYS_SHOWN, MASTER, Config, TargetConfig, load_config
+from glancesync.errors import (CoordinationError, ExitStatus, GlanceSyncError, LockedError,
+                               StoppedError, UsageError)
 from glancesync.executor import Executor, RegionResult
+from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
-from glancesync.plan import ImageStatus, RegionPlan, Status, hold_removals, make_plan
+from glancesync.plan import (REMOVAL_STEPS, ImageStatus, RegionPlan, Status, Waves,
+                             hold_removals, hold_waves, keep_promised_ids, make_plan)
 from glancesync.plan.lifecycle import CLOCK_TOLERANCE
 from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
@@ -36,6 +40,7 @@ from glancesync.runlog import RunLogs, default_run_dir, prune_runs, region_conte
 from glancesync.scope import Scope
 from glancesync.selection import MasterSelection, select_master
 from glancesync.serverside import CopySources
+from glancesync.stopping import StopRequest
 from glancesync.strategy import RegionTransfer
 from glancesync.throughput import FILE_NAME as THROUGHPUT_FILE
 from glancesync.throughput import Estimate, ThroughputLog, estimates
@@ -54,7 +59,9 @@ class _RegionsRun:
     image); ``image_ids``: the master images it was limited to, by id
     (:meth:`GlanceSync.sync_images`; none: every image); ``estimates``: per
     region, what the pending work moves
-    (:class:`~glancesync.throughput.Estimate`).
+    (:class:`~glancesync.throughput.Estimate`); ``stopped``: why the run
+    was stopped before its end (a :class:`~glancesync.StoppedError`; the
+    regions it did not reach are in ``failures`` with it), or None.
     """
 
     #: Per region name: its plan (a region that failed to plan has none).
@@ -66,6 +73,7 @@ class _RegionsRun:
     images: tuple[str, ...] = ()
     estimates: dict[str, Estimate] = dataclasses.field(default_factory=dict)
     image_ids: tuple[str, ...] = ()
+    stopped: StoppedError | None = None
 
 
 @dataclasses.dataclass
@@ -85,6 +93,12 @@ class RunResult(_RegionsRun):
     bytes_downloaded: int = 0
     #: The folder of per-region logs of a ``parallel`` run.
     log_folder: Path | None = None
+    #: With ``coordination_url``: the regions this host synchronised under its lock.
+    done_here: list[str] = dataclasses.field(default_factory=list)
+    #: With ``coordination_url``: per region found locked by another host (or run)
+    #: when first tried, who held it (``"another host"`` when unknown). This host
+    #: came back to it once free: usually to find it in sync (a no-op).
+    held_elsewhere: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def failed_regions(self) -> list[str]:
@@ -114,11 +128,16 @@ class RunResult(_RegionsRun):
     @property
     def exit_status(self) -> ExitStatus:
         """The script's exit status for this run (see :class:`~glancesync.ExitStatus`)."""
+        if self.stopped is not None:
+            return self.stopped.exit_status
         if self.failures:
             if any(e.exit_status == ExitStatus.USAGE for e in self.failures.values()):
                 return ExitStatus.USAGE  # a configuration mistake (metadata_condition...)
             if all(isinstance(e, LockedError) for e in self.failures.values()):
                 return ExitStatus.LOCKED
+            if all(isinstance(e, (LockedError, CoordinationError))
+                   for e in self.failures.values()):
+                return ExitStatus.COORDINATION
             return ExitStatus.REGION_FAILED
         if any(not r.success for r in self.results.values()):
             return ExitStatus.REGION_FAILED
@@ -143,6 +162,8 @@ class StatusReport(_RegionsRun):
 
     @property
     def exit_status(self) -> ExitStatus:
+        if self.stopped is not None:
+            return self.stopped.exit_status
         if self.failures:
             if any(e.exit_status == ExitStatus.USAGE for e in self.failures.values()):
                 return ExitStatus.USAGE
@@ -152,6 +173,16 @@ class StatusReport(_RegionsRun):
         if any(not p.in_sync for p in self.plans.values()):
             return ExitStatus.PENDING
         return ExitStatus.OK
+
+
+@dataclasses.dataclass
+class _Round:
+    """What a run shared between hosts needs to plan a region again under its lock."""
+
+    master: MasterSelection
+    scope: Scope
+    result: RunResult
+    sources: CopySources
 
 
 def _each(pool: concurrent.futures.Executor,
@@ -173,18 +204,29 @@ class GlanceSync:
     ``section.key=value`` strings. ``progress`` shows progress bars (None:
     only when stderr is a terminal).
 
+    ``stop``: the :class:`~glancesync.StopRequest` its runs obey (default: a
+    new one; :meth:`stop` sets it). ``wait_lock``: seconds a sync waits for
+    the lock of a region that another run holds (0, the default: fail at
+    once with :class:`~glancesync.LockedError`; None: as long as it takes).
+
     :raises ConfigError: the configuration is missing, unreadable or invalid.
+    :raises UsageError: ``wait_lock`` is negative or not a number.
     """
 
     def __init__(self, config_parameters: str | os.PathLike[str] | TextIO | Config | None = None,
                  *,
                  overrides: Sequence[str] = (), environ: Mapping[str, str] | None = None,
-                 progress: bool | None = None) -> None:
+                 progress: bool | None = None, stop: StopRequest | None = None,
+                 wait_lock: float | None = 0.0) -> None:
         if isinstance(config_parameters, Config):
             self.config = config_parameters
         else:
             self.config = load_config(config_parameters, overrides, environ)
         self.progress = progress
+        if wait_lock is not None and not 0 <= wait_lock < float("inf"):
+            raise UsageError(f"wait_lock must be 0 or more seconds (or None), not {wait_lock!r}")
+        self.stop_request = stop if stop is not None else StopRequest()
+        self.wait_lock = wait_lock
         self._targets: dict[str, Target] = {}
         self._adapters: dict[RegionRef, RegionAdapter] = {}
         self._guard = threading.RLock()
@@ -192,6 +234,7 @@ class GlanceSync:
         self._source: MasterImageSource | None = None
         self._warned: set[str] = set()
         self._projects: sharing.ProjectMapper | None = None
+        self._bandwidth: Bandwidth | None = None  # bandwidth_limit's, once needed
         REDACTOR.add_secrets(self.config.secrets())
 
     # --- life cycle ----------------------------------------------------------
@@ -205,6 +248,20 @@ class GlanceSync:
                 target.close()
             self._adapters.clear()
             self._targets.clear()
+
+    def stop(self, reason: str = "a stop was requested") -> None:
+        """Stop the run under way, from any thread (a signal handler too).
+
+        Nothing new starts (no region, no operation, no new image); a
+        transfer under way is aborted at its next chunk, a wait (retry,
+        server-side copy, lock) ends; the images the run created and did not
+        finish are deleted and its locks released, as after a failed
+        upload. The run then returns normally, its ``stopped`` set, with
+        ``not started``/``stopped`` outcomes and the regions it did not reach
+        in ``failures``. The request stays: later runs of this object stop
+        at once (make a new object, or pass a new ``stop``).
+        """
+        self.stop_request.set(reason)
 
     def __enter__(self) -> "GlanceSync":
         return self
@@ -344,7 +401,9 @@ class GlanceSync:
     def _retry_policy(self) -> RetryPolicy:
         """Retries of transient failures, from ``retries`` and ``retry_wait``."""
         main = self.config.main
-        return RetryPolicy(retries=main.retries, initial_wait=main.retry_wait)
+        # A stop request ends a wait between attempts at once.
+        return RetryPolicy(retries=main.retries, initial_wait=main.retry_wait,
+                           sleep=self.stop_request.wait)
 
     def get_images_region(self, region: str) -> list[dict[str, Any]]:
         """The project's images and the public images of ``region``, as dicts.
@@ -377,7 +436,7 @@ class GlanceSync:
         ref = RegionRef.parse(region)
         master = master or self._master()
         adapter = self.adapter(ref)
-        target = self.config.target(ref.target)
+        target = self.config.target(ref.target).for_region(ref.name)
         regional = adapter.list_images()
         members = None
         if target.sync_members:
@@ -390,6 +449,7 @@ class GlanceSync:
                          now=self._clock(ref.target),
                          stalled_upload_age=self.config.main.stalled_upload_age,
                          members=members, transfer=self._region_transfer(ref))
+        self._note_uncached(plan)
         return Scope.of(images, image_ids).restrict(plan, master)
 
     def _clock(self, target: str) -> datetime.datetime | None:
@@ -407,6 +467,19 @@ class GlanceSync:
                                 f" {target} (its Keystone): lifecycle marks and grace periods"
                                 " use the target's; fix this host's time (NTP)")
         return now
+
+    def _note_uncached(self, plan: RegionPlan) -> None:
+        """Say in the status of each streamed upload whose image the cache cannot hold
+        that it is streamed from the master for this region without caching."""
+        for op in plan.operations:
+            if (not op.uploads or op.master is None
+                    or (op.transfer is not None and op.transfer.server_side)):
+                continue
+            why = self.source().uncached(op.master)
+            status = plan.status_of(op.name) if why is not None else None
+            if status is not None and status.status.is_pending:
+                status.reason += (f"; streamed from the master for this region without"
+                                  f" caching: {why}")
 
     def _region_transfer(self, region: str | RegionRef) -> RegionTransfer:
         """How copies may reach ``region``: its ``transfer`` and ``convert_to``, and
@@ -444,8 +517,10 @@ class GlanceSync:
         :raises UsageError: an argument that is not a region name.
         :raises GlanceSyncError: the master or the region cannot be listed.
         """
-        plan = self.plan_region(region)
-        self._hold_removals([plan])
+        master = self._master()
+        plan = self.plan_region(region, master)
+        self._hold_removals([plan], master)
+        self._hold_waves({plan.region: plan})
         return plan.statuses
 
     def status(self, regions: Sequence[str] = (), images: Sequence[str] = (), *,
@@ -465,15 +540,22 @@ class GlanceSync:
         result = StatusReport(started=time.time(), images=tuple(images),
                               image_ids=tuple(sorted(set(image_ids))))
         refs = self._resolve(regions)
+        self.stop_request.check()
         master = self._master()
         for ref in refs:
             try:
+                self._not_stopped(ref)
                 result.plans[str(ref)] = self.plan_region(ref, master, images,
                                                           image_ids=result.image_ids)
+            except StoppedError as error:
+                self._region_failed(str(ref), error, result)
             except GlanceSyncError as error:
                 LOG.error("%s: cannot get the status: %s", ref, error)
                 result.failures[str(ref)] = error
-        self._hold_removals(result.plans.values())
+        if self.stop_request.is_set():
+            result.stopped = self.stop_request.error()
+        self._hold_removals(result.plans.values(), master)
+        self._hold_waves(result.plans)
         result.estimates = estimates(self._throughput(), result.plans)
         result.finished = time.time()
         return result
@@ -482,8 +564,24 @@ class GlanceSync:
         """The throughput measured by earlier syncs (``throughput.json`` in ``run_dir``)."""
         return ThroughputLog(self._run_dir() / THROUGHPUT_FILE)
 
-    def _hold_removals(self, plans: Iterable[RegionPlan]) -> None:
-        """``max_deletes`` over the plans of one run (:func:`~glancesync.plan.hold_removals`)."""
+    def _hold_removals(self, plans: Iterable[RegionPlan], master: MasterSelection | None = None,
+                       *, record: bool = False) -> None:
+        """The guards of removal steps over the plans of one run: the master listing
+        compared with the last run's (``max_master_shrink``, :mod:`glancesync.listing`;
+        with ``master``; ``record``: a sync that is no dry run), then ``max_deletes``
+        (:func:`~glancesync.plan.hold_removals`), after the copies whose
+        ``uuid_validity`` promises their id are hidden, not deleted."""
+        plans = list(plans)
+        if master is not None:
+            removing = any(target.removal_policy in REMOVAL_STEPS
+                           for target in self.config.targets.values())
+            listing.guard(listing.ListingLog(self._run_dir() / listing.FILE_NAME),
+                          self.lock_name(self._master_ref), len(master.listed_ids),
+                          self.config.main.max_master_shrink, plans, record=record,
+                          removing=removing)
+        if any(plan.removals for plan in plans):
+            keep_promised_ids(plans, (master or self._master()).by_id(),
+                              datetime.datetime.now(datetime.timezone.utc))
         limit = self.config.main.max_deletes
         steps = hold_removals(plans, limit)
         if steps > limit:
@@ -491,6 +589,32 @@ class GlanceSync:
                       " than max_deletes = %d: it takes none of them (statuses"
                       " error_max_deletes); check them, then allow them once with --config"
                       " max_deletes=%d", steps, limit, steps)
+
+    def _hold_waves(self, plans: Mapping[str, RegionPlan]) -> None:
+        """``rollout_waves`` over the plans of one run (:func:`~glancesync.plan.hold_waves`):
+        the regions of earlier waves are listed (a region that cannot be is not ready)."""
+        main = self.config.main
+        if not main.rollout_waves:
+            return
+        waves = Waves(main.rollout_waves, main.wave_soak_hours, main.master_region)
+        needed = sorted({previous for region, plan in plans.items()
+                         if any(op.uploads for op in plan.operations)
+                         for previous in waves.previous(region)})
+        copies: dict[str, list[Image] | None] = {}
+        for region in needed:
+            try:
+                adapter = self.adapter(region)
+                # Only the project's own copies: another tenant's image carrying a
+                # provenance record proves nothing.
+                copies[region] = [image for image in adapter.list_images()
+                                  if image.owner == adapter.project_id]
+            except GlanceSyncError as error:
+                LOG.warning("%s (rollout_waves): cannot be listed, its next wave waits: %s",
+                            region, error)
+                copies[region] = None
+        held = hold_waves(plans, waves, copies, datetime.datetime.now(datetime.timezone.utc))
+        if held:
+            LOG.info("rollout_waves: %d new copies wait for their wave", held)
 
     # --- synchronising ---------------------------------------------------------
 
@@ -503,7 +627,7 @@ class GlanceSync:
                 limits = convert.Limits(main.convert_max_virtual_size, main.convert_timeout)
                 self._source = MasterImageSource(self.adapter(self._master_ref), cache,
                                                  main.images_dir, progress=self.progress,
-                                                 limits=limits)
+                                                 limits=limits, stop=self.stop_request)
             return self._source
 
     def sync_region(self, region: str | RegionRef, dry_run: bool = False) -> RegionResult:
@@ -590,21 +714,20 @@ class GlanceSync:
                            image_ids=tuple(sorted(scope.image_ids)))
         refs = self._resolve(regions)
         self._check_conversion_tool(refs)
+        self.stop_request.check()
+        if self.config.main.coordination_url and not dry_run:
+            # Unreachable: one clear error before anything is read or changed.
+            self._coordination().coordinator()
         master = self._master()
         # The source lives as long as this object: count this run's bytes only.
         downloaded_before = self._source.bytes_downloaded if self._source else 0
         started = time.monotonic()
         with contextlib.ExitStack() as stack:
             pool = self._workers(stack, refs, result, parallel)
-            _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
-            self._hold_removals(result.plans.values())
-            self._report_unknown_ids(scope, result)
-            sources = CopySources()
-            for ref in refs:  # every plan is known: offer its verified copies as sources
-                if str(ref) in result.plans:
-                    self._offer_copies(ref, result.plans[str(ref)], master, sources)
-            _each(pool, [(self._execute_guarded, ref, dry_run, result, sources) for ref in refs
-                         if str(ref) in result.plans])
+            with self._stopping_on_interrupt():
+                self._plan_and_execute(pool, refs, master, result, scope)
+        if self.stop_request.is_set():
+            result.stopped = self.stop_request.error()
         if self._source is not None:
             result.bytes_downloaded = self._source.bytes_downloaded - downloaded_before
         self._measure(result)
@@ -614,6 +737,37 @@ class GlanceSync:
         LOG.info("%s; %.1f s", result.totals(), time.monotonic() - started,
                  extra={"summary": True})
         return result
+
+    def _plan_and_execute(self, pool: concurrent.futures.Executor, refs: Sequence[RegionRef],
+                          master: MasterSelection, result: RunResult, scope: Scope) -> None:
+        """Plan every region, then ``max_deletes`` over the plans, then execute them."""
+        dry_run = result.dry_run
+        _each(pool, [(self._plan_guarded, ref, master, result, scope) for ref in refs])
+        self._hold_removals(result.plans.values(), master, record=not dry_run)
+        self._hold_waves(result.plans)
+        self._report_unknown_ids(scope, result)
+        sources = CopySources()
+        for ref in refs:  # every plan is known: offer its verified copies as sources
+            if str(ref) in result.plans:
+                self._offer_copies(ref, result.plans[str(ref)], master, sources)
+        planned = [ref for ref in refs if str(ref) in result.plans]
+        if dry_run or not self.config.main.coordination_url:
+            _each(pool, [(self._execute_guarded, ref, dry_run, result, sources)
+                         for ref in planned])
+        else:
+            self._execute_shared(pool, planned, _Round(master, scope, result, sources))
+
+    @contextlib.contextmanager
+    def _stopping_on_interrupt(self) -> Iterator[None]:
+        """A ``KeyboardInterrupt`` (or ``SystemExit``) in the caller's thread while the
+        workers run sets the stop request: they end as a stopped run does
+        (half-made images deleted, locks released) before it goes on. (Any
+        other exception is a bug: the workers finish their regions, as before.)"""
+        try:
+            yield
+        except (KeyboardInterrupt, SystemExit) as error:
+            self.stop_request.set(f"interrupted ({type(error).__name__})")
+            raise
 
     def _workers(self, stack: contextlib.ExitStack, refs: Sequence[RegionRef],
                  result: RunResult, parallel: bool) -> concurrent.futures.Executor:
@@ -653,32 +807,104 @@ class GlanceSync:
         name = str(ref)
         with region_context(name):
             try:
+                self._not_stopped(ref)
                 result.plans[name] = self.plan_region(ref, master, scope.patterns,
                                                       image_ids=scope.image_ids)
             except GlanceSyncError as error:
-                # The scripts' summary has a FAILED line for it: the console
-                # leaves this record out, log files keep it.
-                LOG.error("%s: synchronisation failed: %s", name, error,
-                          extra={"summary": True})
-                result.failures[name] = error
+                self._region_failed(name, error, result)
 
     def _execute_guarded(self, ref: RegionRef, dry_run: bool, result: RunResult,
                          sources: CopySources) -> None:
         name = str(ref)
         with region_context(name):
             try:
+                self._not_stopped(ref)
                 result.results[name] = self._execute(ref, result.plans[name], dry_run, sources)
             except GlanceSyncError as error:
-                # The scripts' summary has a FAILED line for it: the console
-                # leaves this record out, log files keep it.
+                self._region_failed(name, error, result)
+
+    def _not_stopped(self, ref: RegionRef) -> None:
+        """Start nothing in ``ref`` once a stop was requested (a ``StoppedError`` saying
+        the region was not reached)."""
+        if self.stop_request.is_set():
+            error = self.stop_request.error(str(ref))
+            error.message = f"not synchronised: {error.message}"
+            raise error
+
+    @staticmethod
+    def _region_failed(name: str, error: GlanceSyncError, result: _RegionsRun) -> None:
+        """Record that region ``name`` failed (or was not reached: stopped) as a whole."""
+        # The scripts' summary has a line for it: the console leaves this
+        # record out, log files keep it.
+        if isinstance(error, StoppedError):
+            LOG.warning("%s: %s", name, error.message, extra={"summary": True})
+        else:
+            LOG.error("%s: synchronisation failed: %s", name, error, extra={"summary": True})
+        result.failures[name] = error
+
+    def _coordination(self) -> lock.Coordination:
+        """This process's session with ``coordination_url``."""
+        main = self.config.main
+        return lock.coordination(main.coordination_url or "", main.lock_ttl)
+
+    def _execute_shared(self, pool: concurrent.futures.Executor, refs: Sequence[RegionRef],
+                        round_: _Round) -> None:
+        """Execute ``refs`` as one of several hosts sharing them (``coordination_url``).
+
+        First the regions nobody holds (a region held elsewhere is noted in
+        ``held_elsewhere`` and skipped), then the skipped ones, each waited
+        for until free. Every region is planned again once its lock is held:
+        another host may have synchronised it meanwhile (then nothing is
+        left to do), or died half-way (then this host finishes it).
+        """
+        _each(pool, [(self._execute_round, ref, round_, False) for ref in refs])
+        _each(pool, [(self._execute_round, ref, round_, True) for ref in refs
+                     if str(ref) in round_.result.held_elsewhere])
+
+    def _execute_round(self, ref: RegionRef, round_: _Round, wait: bool) -> None:
+        """One region of a shared round: its lock (now, or ``wait`` until free), a new
+        plan under the lock, the execution; a failure is recorded, not raised."""
+        name, result = str(ref), round_.result
+        with region_context(name):
+            try:
+                with lock.hold(self.region_lock(ref), None if wait else 0.0,
+                               self.stop_request):
+                    plan = self._replan(ref, round_)
+                    result.results[name] = self._execute(ref, plan, False, round_.sources,
+                                                         locked=True)
+                    result.done_here.append(name)
+            except LockedError as error:
+                if wait:  # a wait without end: only a broken lock gives up
+                    result.failures[name] = error
+                    return
+                result.held_elsewhere[name] = error.holder or "another host"
+                LOG.info("%s: held by %s: coming back to it once free", name,
+                         result.held_elsewhere[name])
+            except GlanceSyncError as error:
                 LOG.error("%s: synchronisation failed: %s", name, error,
                           extra={"summary": True})
                 result.failures[name] = error
+                result.results.pop(name, None)
+
+    def _replan(self, ref: RegionRef, round_: _Round) -> RegionPlan:
+        """``ref``'s plan made again under its lock, within the run's ``max_deletes``:
+        none of its removals if the first plan's were held, else what the other
+        regions' plans leave."""
+        name, result = str(ref), round_.result
+        first = result.plans[name]
+        plan = self.plan_region(ref, round_.master, round_.scope.patterns,
+                                image_ids=round_.scope.image_ids)
+        held = any(s.status is Status.ERROR_MAX_DELETES for s in first.statuses)
+        others = sum(len(p.removals) for n, p in result.plans.items() if n != name)
+        hold_removals([plan], 0 if held else max(0, self.config.main.max_deletes - others))
+        result.plans[name] = plan
+        return plan
 
     def _sync_one(self, ref: RegionRef, master: MasterSelection, dry_run: bool) -> RegionResult:
         with region_context(str(ref)):
             plan = self.plan_region(ref, master)
-            self._hold_removals([plan])
+            self._hold_removals([plan], master, record=not dry_run)
+            self._hold_waves({plan.region: plan})
             return self._execute(ref, plan, dry_run)
 
     def _check_conversion_tool(self, refs: Sequence[RegionRef]) -> None:
@@ -691,26 +917,55 @@ class GlanceSync:
 
     def _offer_copies(self, ref: RegionRef, plan: RegionPlan, master: MasterSelection,
                       sources: CopySources) -> None:
-        """Offer the region's copies of master content as sources of server-side copies."""
+        """Offer the region's copies of master content as sources of server-side copies:
+        only GlanceSync's own verified copies (``plan.relays``), never another
+        project's image, whose properties Glance would copy."""
         transfer = self._region_transfer(ref)
         for status in plan.statuses:
             image = master.candidates.get(status.name)
             if (status.status in (Status.OK, Status.PENDING_METADATA) and status.regional_id
                     and image is not None and image.id == status.master_id
+                    and plan.relays.get(image.id) == status.regional_id
                     and not transfer.converts(image)):
                 sources.add(ref.target, ref.name, image.id, status.regional_id)
 
     def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool,
-                 sources: CopySources | None = None) -> RegionResult:
+                 sources: CopySources | None = None, locked: bool = False) -> RegionResult:
         adapter = self.adapter(ref)
         config = self.config.target(ref.target).for_region(ref.name)
         options = {"retry": self._retry_policy(), "progress": self.progress,
                    "sources": sources, "import_timeout": config.import_timeout,
-                   "saving_timeout": config.saving_timeout}
+                   "saving_timeout": config.saving_timeout,
+                   "validation": self._validation(ref),
+                   "caps": self._caps(config), "stop": self.stop_request}
         if dry_run:
             return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
-        with lock.hold(self.region_lock(ref)):
+        if locked:  # the caller holds the region's lock
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
+        with lock.hold(self.region_lock(ref), self.wait_lock, self.stop_request):
+            return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
+
+    def _validation(self, ref: RegionRef) -> Validation | None:
+        """The region's ``validate_command`` with its time limit and cloud, or None."""
+        config = self.config.target(ref.target).for_region(ref.name)
+        if not config.validate_command:
+            return None
+        return Validation.of(config.validate_command, config.validate_timeout,
+                             cloud_environment(config.settings, ref.name))
+
+    def _caps(self, config: TargetConfig) -> list[Bandwidth]:
+        """The bandwidth caps of an execution: this object's (``bandwidth_limit``,
+        shared by every region it synchronises) and the region's own
+        (``region_bandwidth_limit``, new for each execution)."""
+        caps = []
+        with self._guard:
+            if self.config.main.bandwidth_limit and self._bandwidth is None:
+                self._bandwidth = Bandwidth(self.config.main.bandwidth_limit)
+            if self._bandwidth is not None:
+                caps.append(self._bandwidth)
+        if config.region_bandwidth_limit:
+            caps.append(Bandwidth(config.region_bandwidth_limit))
+        return caps
 
     def _run_dir(self) -> Path:
         if self.config.main.run_dir:
@@ -795,10 +1050,15 @@ class GlanceSync:
             those that exist).
         :raises UsageError: an argument that is not a region name.
         :raises UsageError: the backup folder cannot be created.
+        :raises StoppedError: a stop was requested before the last region.
         """
         refs = self._resolve(regions)
         folder = report.backup_folder(Path(path) if path else Path.cwd())
-        return [self.backup_glancemetadata_region(ref, folder=folder) for ref in refs]
+        paths = []
+        for ref in refs:
+            self.stop_request.check(str(ref))  # the files written so far are kept
+            paths.append(self.backup_glancemetadata_region(ref, folder=folder))
+        return paths
 
     # --- changing one image ------------------------------------------------------
 

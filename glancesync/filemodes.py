@@ -13,6 +13,7 @@ change them.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import grp
 import logging
 import os
@@ -100,7 +101,18 @@ def create_private(path: Path | str) -> None:
     For log files, opened in append mode by :mod:`logging`, which would
     create them with the process's umask (often ``0644``).
 
-    :raises OSError: the file cannot be created.
+    Opening never blocks: a FIFO that nobody reads (opening it for writing
+    would wait for a reader for ever) is refused; a FIFO with a reader
+    (``/dev/stderr`` into a pipe) and a device (``/dev/null``) are taken.
+
+    :raises OSError: the file cannot be created, or is a FIFO nobody reads.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, PRIVATE_FILE)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+    try:
+        fd = os.open(path, flags, PRIVATE_FILE)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # O_NONBLOCK, O_WRONLY: a FIFO without reader
+            raise OSError(errno.ENXIO, "a FIFO that nobody reads: writing to it would"
+                                       " block for ever") from None
+        raise
     os.close(fd)

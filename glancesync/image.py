@@ -61,8 +61,12 @@ PROVENANCE_REGION = "glancesync.master_region"
 PROVENANCE_IMAGE_ID = "glancesync.master_image_id"
 PROVENANCE_HASH = "glancesync.master_hash"
 PROVENANCE_TIME = "glancesync.copied_at"
+#: The region's hash of a converted copy, recorded once the copy is verified
+#: against the file GlanceSync made (``convert_to``).
+PROVENANCE_COPY_HASH = "glancesync.copy_hash"
 #: The provenance keys (the record of :class:`Provenance`).
-PROVENANCE_KEYS = (PROVENANCE_IMAGE_ID, PROVENANCE_REGION, PROVENANCE_HASH, PROVENANCE_TIME)
+PROVENANCE_KEYS = (PROVENANCE_IMAGE_ID, PROVENANCE_REGION, PROVENANCE_HASH, PROVENANCE_TIME,
+                   PROVENANCE_COPY_HASH)
 
 #: Lifecycle marks (:attr:`Image.marks`), set by a sync on regional images,
 #: in the same namespace: when a sync first found the master image of a copy
@@ -114,14 +118,18 @@ class Provenance:
     (:data:`PROVENANCE_PREFIX`) from its creation on: ``master_region`` the
     master region's name, ``master_image_id`` the master image's id,
     ``master_hash`` the master content as :func:`content_hash` writes it,
-    ``copied_at`` the creation time (ISO 8601 UTC, ``...Z``). GlanceSync
-    recognises its own copies by it.
+    ``copied_at`` the creation time (ISO 8601 UTC, ``...Z``);
+    ``copy_hash`` (a converted copy) the region's hash of the copy, as
+    :func:`content_hash` writes it, once verified against the converted file.
+    GlanceSync recognises its own copies by it, together with their owner:
+    anyone who can set properties can write such a record.
     """
 
     master_image_id: str
     master_region: str | None = None
     master_hash: str | None = None
     copied_at: str | None = None
+    copy_hash: str | None = None
 
     @classmethod
     def of(cls, master: "Image", master_region: str | None) -> "Provenance":
@@ -144,13 +152,14 @@ class Provenance:
             return None if value in (None, "") else str(value)
 
         return cls(str(image_id), text(PROVENANCE_REGION), text(PROVENANCE_HASH),
-                   text(PROVENANCE_TIME))
+                   text(PROVENANCE_TIME), text(PROVENANCE_COPY_HASH))
 
     def as_properties(self) -> dict[str, str]:
         """The ``glancesync.*`` properties recording it (unset values left out)."""
         pairs = ((PROVENANCE_IMAGE_ID, self.master_image_id),
                  (PROVENANCE_REGION, self.master_region),
-                 (PROVENANCE_HASH, self.master_hash), (PROVENANCE_TIME, self.copied_at))
+                 (PROVENANCE_HASH, self.master_hash), (PROVENANCE_TIME, self.copied_at),
+                 (PROVENANCE_COPY_HASH, self.copy_hash))
         return {key: value for key, value in pairs if value}
 
     def is_copy_of(self, master: "Image") -> bool:

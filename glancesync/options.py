@@ -366,6 +366,16 @@ MAIN_OPTIONS: tuple[Option, ...] = (
           help="run folders kept in run_dir, the oldest deleted first (0: all)"),
     _main("lock_dir", "path", help="folder of the region lock files, shared by every"
                                    " operator (default: /var/lock/glancesync)"),
+    _main("coordination_url", "string",
+          help="tooz URL of the coordination service that the hosts synchronising one"
+               " federation share for their region locks and leader election, e.g."
+               " etcd3+http://HOST:2379 (none: the file locks of lock_dir, one machine)"),
+    _main("lock_ttl", "int", 30, minimum=2,
+          help="seconds a lock of coordination_url outlives its last heartbeat: a host"
+               " that dies blocks its regions that long at most"),
+    _main("bandwidth_limit", "size",
+          help="bytes per second (K, M, G suffixes) that the uploads of one run may send,"
+               " all regions together: the share of this host's link (no limit)"),
     _main("retries", "int", 3, minimum=0, help="new attempts of a call failing for a"
                                                " transient reason (0: none)"),
     _main("retry_wait", "number", 1.0, minimum=0.0,
@@ -378,10 +388,22 @@ MAIN_OPTIONS: tuple[Option, ...] = (
     _main("max_deletes", "int", 10, minimum=0,
           help="most lifecycle removal steps (hide, deactivate, delete) one run takes,"
                " all regions together; a run that would take more takes none"),
+    _main("rollout_waves", "string",
+          help="waves of regions a new master image reaches one after the other (waves"
+               " separated by ';', regions by ','; the regions not named: a last wave)"),
+    _main("wave_soak_hours", "hours", 0.0, minimum=0.0,
+          help="hours every region of a wave must have held an accepted copy before the"
+               " next wave gets it"),
+    _main("max_master_shrink", "int", 50, minimum=0,
+          help="largest drop, in percent, of the images the master listing shows since"
+               " the last run; a run whose listing shrank more takes no removal step"
+               " (100: no limit)"),
 )
 
 #: Values of ``transfer``: how image data reaches a region.
 TRANSFERS = ("stream", "glance-download", "auto")
+#: Values of ``upload_method``: how streamed data enters a Glance region.
+UPLOAD_METHODS = ("auto", "direct", "glance-direct")
 #: Values of ``convert_to``: the Glance disk formats ``qemu-img`` converts to.
 CONVERT_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd", "vhdx")
 
@@ -405,6 +427,19 @@ LIFECYCLE_OPTIONS: tuple[Option, ...] = (
     Option("keep_old_copies", "int", None, minimum=0,
            help="most NAME.old copies kept per name; older ones get the removal_policy"
                 " step (no limit)"),
+)
+
+#: The release options of a target (issue 26).
+ROLLOUT_OPTIONS: tuple[Option, ...] = (
+    Option("keep_image_id", "bool", False, per_region=True,
+           help="create each new regional copy with the master image's id (where the"
+                " region refuses it, a new id and a status that says why)"),
+    Option("validate_command", "string", None, per_region=True,
+           help="command run on each new copy before it is made visible (exit status 0:"
+                " published; else kept private, the previous copy in service)"),
+    Option("validate_timeout", "number", 1800.0, minimum=0.0, strict=True, per_region=True,
+           help="seconds validate_command may take before it is stopped (a failed"
+                " validation)"),
 )
 
 #: Options every target section takes, whatever its backend (``type``).
@@ -450,10 +485,19 @@ TARGET_OPTIONS: tuple[Option, ...] = (
     Option("convert_to", "choice", None, choices=CONVERT_FORMATS, per_region=True,
            help="disk format the regions store, converted with qemu-img (empty: "
                 "the master's)"),
+    Option("region_bandwidth_limit", "size", None, per_region=True,
+           help="bytes per second (K, M, G suffixes) that the uploads to one region may"
+                " send (no limit)"),
+    Option("upload_method", "choice", "auto", choices=UPLOAD_METHODS, per_region=True,
+           help="how streamed data enters a Glance region: direct (PUT of the image"
+                " data), glance-direct (staged, then imported: the import API) or auto"
+                " (direct, glance-direct once the region's policy forbids direct)"),
     Option("import_timeout", "number", 1800.0, minimum=0.0, strict=True,
            help="seconds a server-side copy (glance-download) may take before it is "
-                "cancelled and the image streamed"),
+                "cancelled and the image streamed, and an import of staged data "
+                "(glance-direct) before it fails"),
     Option("saving_timeout", "number", 900.0, minimum=0.0, strict=True, per_region=True,
            help="seconds an upload waits for its image to leave the saving state once"
                 " every byte was sent (a store slow to finalise)"),
+    *ROLLOUT_OPTIONS,
 )

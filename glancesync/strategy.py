@@ -124,13 +124,20 @@ class RegionTransfer:
 
         Without conversion: the same hashes (:meth:`Image.same_content`).
         With: the copy's provenance names ``master`` and its current
-        content, and the copy has the wanted disk format.
+        content, the copy has the wanted disk format, and its hash is the
+        one recorded when it was verified against the converted file
+        (``copy_hash``; a copy made before GlanceSync recorded it has none).
+        The record proves nothing about who wrote it: the caller also
+        checks that the copy is the project's own
+        (:func:`glancesync.plan.matching.same_content`).
         """
         if not self.converts(master):
             return master.same_content(regional)
+        record = regional.provenance
         return (regional.disk_format == self.disk_format(master)
-                and regional.provenance is not None
-                and regional.provenance.is_copy_of(master))
+                and record is not None and record.is_copy_of(master)
+                and (record.copy_hash is None
+                     or record.copy_hash == content_hash(regional)))
 
     def can_read(self, master: Image) -> bool:
         """True when the region's credential can read ``master`` in the master region."""

@@ -45,6 +45,7 @@ from glancesync.image import Image, content_hash
 from glancesync.integrity import (CHUNK_SIZE, FileData, HashingStream, atomic_file,
                                   expected_hash, fsync_directory, label, open_regular_file,
                                   unlink_quietly, verify)
+from glancesync.stopping import StopRequest
 
 __all__ = ["ImageCache", "MasterImageSource", "default_cache_dir"]
 
@@ -275,6 +276,40 @@ class ImageCache:
         self._touch(final)
         LOG.debug("cached %s as %s", label(image), final)
         return final
+
+    def cannot_hold(self, image: Image) -> str | None:
+        """Why the cache cannot take ``image``'s data, or None (it can, or its size is
+        unknown).
+
+        Too large for ``max_size``, or for the cache's file system: its free
+        space plus, under a ``max_size``, the cache files eviction could
+        remove (files in use stay).
+        """
+        size = image.size
+        if size is None:
+            return None
+        if self.max_size is not None and size > self.max_size:
+            return (f"it is larger ({size / MiB:.1f} MiB) than cache_max_size"
+                    f" ({self.max_size / MiB:.1f} MiB)")
+        folder = self.directory
+        while not folder.exists() and folder.parent != folder:
+            folder = folder.parent
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            return None
+        evictable = 0
+        if self.max_size is not None:
+            with self._lock:
+                pinned = set(self._pinned)
+            for entry in self.entries():
+                if entry not in pinned:
+                    with contextlib.suppress(FileNotFoundError):
+                        evictable += entry.lstat().st_size
+        if size > free + evictable:
+            return (f"it is larger ({size / MiB:.1f} MiB) than the room of the cache's"
+                    f" file system ({(free + evictable) / MiB:.1f} MiB in {folder})")
+        return None
 
     @contextlib.contextmanager
     def pinned(self, path: Path) -> Iterator[Path]:
@@ -529,7 +564,9 @@ class MasterImageSource:
     cached file. ``progress`` enables the download bar (None: only when
     stderr is a terminal). A conversion to another disk format is made
     once per image and format in the same way, from the verified master
-    file (:meth:`converted`).
+    file (:meth:`converted`). A download stops at its next chunk once
+    ``stop`` is set (:class:`~glancesync.errors.StoppedError`; nothing is
+    cached).
 
     Counters: :attr:`bytes_downloaded` (read from the master),
     :attr:`downloads`, :attr:`cache_hits`, :attr:`images_dir_hits`,
@@ -538,8 +575,10 @@ class MasterImageSource:
 
     def __init__(self, master_adapter: RegionAdapter, cache: ImageCache,
                  images_dir: Path | None = None, *, progress: bool | None = None,
-                 limits: convert_mod.Limits = convert_mod.Limits()) -> None:
+                 limits: convert_mod.Limits = convert_mod.Limits(),
+                 stop: StopRequest | None = None) -> None:
         self.master = master_adapter
+        self.stop = stop if stop is not None else StopRequest()
         self.cache = cache
         self.images_dir = Path(images_dir) if images_dir is not None else None
         self.progress = progress
@@ -569,8 +608,45 @@ class MasterImageSource:
         if content_hash(image) is None:
             yield from self._unverified(image)
             return
+        why = self.uncached(image)
+        if why is not None:
+            yield from self._streamed(image, why)
+            return
         with self.open(image) as data:
             yield from data
+
+    def uncached(self, image: Image) -> str | None:
+        """Why ``image``'s data is streamed from the master for each region instead of
+        cached (the cache cannot hold it: :meth:`ImageCache.cannot_hold`), or None.
+
+        Not for an image already cached or in ``images_dir`` (their files are
+        verified when read), nor one without hash. Changes nothing (a status
+        and a dry run ask it too): no folder made, no file hashed or touched.
+        """
+        if content_hash(image) is None:
+            return None
+        why = self.cache.cannot_hold(image)
+        if why is None or self.cache.path_for(image).exists():
+            return None
+        candidate = self._images_dir_file(image)
+        if candidate is not None and candidate.exists():
+            return None
+        return why
+
+    def _streamed(self, image: Image, why: str) -> Iterator[bytes]:
+        """The master's bytes of ``image``, verified while they pass, never stored.
+
+        :raises ChecksumMismatchError: after the last chunk, when they do not hash
+            to the image's value.
+        """
+        LOG.info("%s: streaming image %s (%s) to one region without caching: %s",
+                 getattr(self.master, "name", "master"), image.name or image.id, image.id,
+                 why)
+        data = self._counted(self.master.download_data(image.id), image)
+        stream = HashingStream.for_image(data, image, preferred_only=True)
+        yield from stream
+        verify(image, stream.md5, stream.os_hash, size=stream.size)
+        self._count(downloads=1)
 
     @contextlib.contextmanager
     def open(self, image: Image, disk_format: str | None = None) -> Iterator[FileData]:
@@ -630,9 +706,13 @@ class MasterImageSource:
         (size and hashes of the converted file). Not an image without hash:
         it is read from the master for each region, never converted.
         """
+        why = self.uncached(image)
         if self._converts(image, disk_format):
+            if why is not None:
+                raise TransferError(f"cannot convert it to {disk_format}: the conversion"
+                                    f" needs a local copy, and {why}", image=label(image))
             return self.converted(image, disk_format)[1]
-        if content_hash(image) is not None:
+        if content_hash(image) is not None and why is None:
             self.path(image)
         return image
 
@@ -775,6 +855,7 @@ class MasterImageSource:
         received = 0
         try:
             for chunk in chunks:
+                self.stop.check(image=label(image))  # a stop aborts the download
                 received += len(chunk)
                 if image.size is not None and received > image.size:
                     raise ChecksumMismatchError(

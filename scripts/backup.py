@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--force goes with --restore")
     if args.all_targets and args.restore:
         parser.error("--all-targets goes with a backup, not with --restore")
-    return cli.run(PROG, args, lambda: _run(args))
+    return cli.run(PROG, args, lambda: _run(args), stoppable=True)
 
 
 def _run(args) -> int:

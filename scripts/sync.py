@@ -50,6 +50,7 @@ def build_parser():
                         help="write what the run did to FILE: the versioned JSON run "
                              "report (per region: statuses, plan, operations and results)")
     cli.add_all_targets_option(parser)
+    cli.add_wait_lock_option(parser)
     parser.add_argument("--report-html", metavar="FILE",
                         help="write the run's status matrix and summary to FILE, one "
                              "self-contained HTML page")
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                      "or a sync")
     if any(not pattern for pattern in args.image):
         parser.error("--image needs a pattern (an empty one matches nothing)")
-    return cli.run(PROG, args, lambda: _run(args))
+    return cli.run(PROG, args, lambda: _run(args), stoppable=True)
 
 
 def _run(args) -> int:

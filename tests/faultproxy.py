@@ -38,6 +38,11 @@ connection (it asks both sides for ``Connection: close``). It can:
   with ``X-Forwarded-Prefix: /image`` (so that the upstream's links name
   the prefix), any other path is answered ``404`` without forwarding.
 
+:class:`SlowUploadProxy` is a forward proxy (what ``http_proxy`` names) for
+loopback origins that sends image uploads upstream at a bounded rate: a
+slow link to a region, for a process that cannot be given a proxy URL in
+its configuration (a script under test).
+
 :class:`Recorder` is the other end of a hostile redirection: a loopback
 server that records what it receives (a token, a password), answers
 ``404`` and forwards nothing.
@@ -53,9 +58,10 @@ import socket
 import struct
 import threading
 import time
+import urllib.parse
 from typing import Callable
 
-__all__ = ["FaultProxy", "Recorder"]
+__all__ = ["FaultProxy", "Recorder", "SlowUploadProxy"]
 
 _HEAD_LIMIT = 64 * 1024
 _BUFFER = 256 * 1024
@@ -476,3 +482,86 @@ class Recorder(FaultProxy):
                 self._open.discard(client)
                 self._handlers.discard(threading.current_thread())
             client.close()
+
+
+class SlowUploadProxy(FaultProxy):
+    """A loopback forward HTTP proxy (``http_proxy=URL``) that slows image uploads.
+
+    Each request names its origin in full (``PUT http://127.0.0.1:PORT/path``,
+    as clients speak to a proxy); only ``127.0.0.1`` origins are served
+    (anything else: ``403``). The body of an image upload (``PUT .../file``)
+    goes upstream at ``upload_rate`` bytes per second at most; everything
+    else is forwarded as it comes. ``uploads`` counts the uploads begun,
+    ``upload_bytes`` the body bytes forwarded. Bounded like
+    :class:`FaultProxy`.
+    """
+
+    def __init__(self, upload_rate: int, lifetime: float = 600.0,
+                 timeout: float = 60.0) -> None:
+        super().__init__(0, lifetime=lifetime, timeout=timeout)
+        self.upload_rate = upload_rate
+        self.upload_bytes = 0
+
+    def _handle(self, client: socket.socket) -> None:
+        upstream: socket.socket | None = None
+        try:
+            head, body = self._read_head(client)
+            if head is None:
+                return
+            line, _, rest = head.partition(b"\r\n")
+            method, target, version = (line.split() + [b"", b""])[:3]
+            url = urllib.parse.urlsplit(target.decode("latin-1"))
+            if url.scheme != "http" or url.hostname != "127.0.0.1" or not url.port:
+                _answer(client, b"403 Forbidden", b"403: loopback origins only\n")
+                return
+            path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+            with self._lock:
+                self.requests += 1
+            upload = method == b"PUT" and url.path.endswith("/file")
+            if upload:
+                with self._lock:
+                    self.uploads += 1
+            kept = b"\r\n".join(h for h in rest.split(b"\r\n")
+                                 if not h.lower().startswith(b"proxy-"))
+            head = b" ".join([method, path.encode("latin-1"), version]) + b"\r\n" + kept
+            upstream = socket.create_connection(("127.0.0.1", url.port), timeout=self.timeout)
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._open.add(upstream)
+            upstream.sendall(_drop_connection_headers(head))
+            pump = threading.Thread(target=self._pump, args=(client, upstream, body, upload),
+                                    daemon=True)
+            pump.start()
+            self._copy(upstream, client)
+            pump.join(timeout=self.timeout)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.difference_update((client, upstream))
+                self._handlers.discard(threading.current_thread())
+            if upstream is not None:
+                upstream.close()
+            client.close()
+
+    def _pump(self, client: socket.socket, upstream: socket.socket, first: bytes,
+              upload: bool) -> None:
+        """Client to upstream: the body, at ``upload_rate`` for an upload."""
+        started, sent, pending = time.monotonic(), 0, first
+        try:
+            while True:
+                if pending:
+                    upstream.sendall(pending)
+                    sent += len(pending)
+                    if upload:
+                        with self._lock:
+                            self.upload_bytes += len(pending)
+                        ahead = sent / self.upload_rate - (time.monotonic() - started)
+                        if ahead > 0 and self._stop.wait(ahead):
+                            return
+                pending = client.recv(64 * 1024 if upload else _BUFFER)
+                if not pending:
+                    return
+        except OSError:
+            return

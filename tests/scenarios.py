@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import tempfile
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import pytest
@@ -23,6 +25,7 @@ from glancesync.config import TargetConfig
 from glancesync.errors import ConflictError, GlanceSyncError, ImageNotFoundError
 from glancesync.executor import Executor, RegionResult
 from glancesync.facade import RunResult, StatusReport
+from glancesync.listing import ListingLog, guard
 from glancesync.image import (MARK_ORPHANED, MARK_RENAMED, MARK_RETIRED, Image, Provenance,
                               utc_stamp)
 from glancesync.plan import RegionPlan, hold_removals
@@ -1213,6 +1216,52 @@ def scenario_removal_max_deletes(bed: Bed) -> None:
         no_op(bed, region, tgt)
 
 
+def scenario_removal_master_shrank(bed: Bed) -> None:
+    """A master listing that shows far fewer images than on the last sync takes no
+    removal step (error_master_shrank, exit status 4), run after run, until
+    confirmed (max_master_shrink 100); the rest of the work is done."""
+    pair = bed.regions
+    masters = {short: put(bed.master, bed.n(short), content(short))
+               for short in ("gone1", "gone2", "gone3", "stays")}
+    tgt = target(removal_policy="delete", removal_grace_hours=0)
+    with tempfile.TemporaryDirectory() as folder:
+        log = ListingLog(Path(folder) / "master-listing.json")
+        for region in pair:
+            assert sync(bed, region, tgt).uploaded == 4
+        assert guard(log, "master", len(bed.master.list_images()), 50, [],
+                     record=True) == 0
+        for short in ("gone1", "gone2", "gone3"):
+            bed.master.delete_image(masters[short].id)
+
+        def run(max_shrink: int) -> RunResult:
+            plans = [plan(bed, region, tgt) for region in pair]
+            guard(ListingLog(log.path), "master", len(bed.master.list_images()), max_shrink,
+                  plans, record=True)
+            results = [Executor(region, DirectSource(bed.master)).execute(p)
+                       for region, p in zip(pair, plans)]
+            return RunResult(results={r.region: r for r in results},
+                             plans={p.region: p for p in plans})
+
+        for _ in range(2):  # the short listing is no new reference
+            held = run(50)
+            assert int(held.exit_status) == 4
+            for region in pair:
+                p = held.plans[region.name]
+                assert statuses(bed, p) == {"gone1": "error_master_shrank",
+                                            "gone2": "error_master_shrank",
+                                            "gone3": "error_master_shrank", "stays": "ok"}
+                assert "shows 1 images, 4 on the last run" in p.status_of(
+                    bed.n("gone1")).reason
+                assert held.results[region.name].deleted == 0
+                assert sorted(images(bed, region)) == ["gone1", "gone2", "gone3", "stays"]
+        confirmed = run(100)
+        assert int(confirmed.exit_status) == 0
+        for region in pair:
+            assert confirmed.results[region.name].deleted == 3
+            assert sorted(images(bed, region)) == ["stays"]
+            no_op(bed, region, tgt)
+
+
 def scenario_adoption_of_copies_made_before_provenance(bed: Bed) -> None:
     """A copy without provenance with the master's name and content is adopted once;
     other names, other content, other projects never are."""
@@ -1252,6 +1301,27 @@ def scenario_adoption_of_copies_made_before_provenance(bed: Bed) -> None:
     no_op(bed, region, removal)
 
 
+def scenario_copy_renamed_by_hand(bed: Bed) -> None:
+    """A copy renamed by hand is recognised by its provenance (issue 23, case 8):
+    ``info_renamed``, nothing uploaded, no diagnosis of lock trouble; renamed
+    back, it is synchronised again."""
+    region = bed.regions[0]
+    put(bed.master, bed.n("r"), content("r"))
+    tgt = target()
+    assert sync(bed, region, tgt).uploaded == 1
+    copy = one(bed, region, "r")
+    region.update_image(copy.id, {"name": bed.n("r-prod")})
+    p = plan(bed, region, tgt)
+    assert statuses(bed, p) == {"r": "info_renamed"}
+    assert p.status_of(bed.n("r")).regional_id == copy.id
+    assert not [w for w in p.warnings if "lock" in w]
+    assert not p.operations
+    no_op(bed, region, tgt)
+    assert sorted(images(bed, region)) == ["r-prod"]
+    region.update_image(copy.id, {"name": bed.n("r")})
+    assert statuses(bed, plan(bed, region, tgt)) == {"r": "ok"}
+
+
 SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_empty_regions_then_in_sync,
     scenario_mixed,
@@ -1284,7 +1354,9 @@ SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_retention_of_old_copies,
     scenario_removal_guards,
     scenario_removal_max_deletes,
+    scenario_removal_master_shrank,
     scenario_adoption_of_copies_made_before_provenance,
+    scenario_copy_renamed_by_hand,
 ]
 
 def run(bed: Bed, scenario: Callable[[Bed], None]) -> None:
@@ -1298,3 +1370,9 @@ def run(bed: Bed, scenario: Callable[[Bed], None]) -> None:
             # Cleaning is best effort on a shared bed; the scenario's own
             # outcome is what the test reports.
             pass
+
+# The release scenarios (issue 26) live in their own module, which uses the
+# helpers above: imported last.
+from tests import rollout_scenarios  # noqa: E402
+
+SCENARIOS += rollout_scenarios.SCENARIOS

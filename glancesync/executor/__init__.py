@@ -46,14 +46,14 @@ The package, by concern:
 from __future__ import annotations
 
 from glancesync.executor.actions import VERBS as _VERBS
-from glancesync.executor.results import (DONE, FAILED, MIB, POSTPONED, REFUSALS, REFUSED,
-                                         OperationOutcome, RegionResult, is_refusal)
+from glancesync.executor.results import (DONE, FAILED, MIB, NOT_STARTED, POSTPONED,
+                                         REFUSALS, REFUSED, STOPPED, OperationOutcome, RegionResult, is_refusal)
 from glancesync.executor.run import HANDLERS, Executor, Handler
 from glancesync.executor.stream import SETTLE_POLL, SETTLE_TIME, ImageSource
 
 #: The handler of each kind of operation (the name the tests know).
 _HANDLERS = HANDLERS
 
-__all__ = ["DONE", "FAILED", "HANDLERS", "MIB", "POSTPONED", "REFUSALS", "REFUSED",
-           "SETTLE_POLL", "SETTLE_TIME", "Executor", "Handler", "ImageSource",
+__all__ = ["DONE", "FAILED", "HANDLERS", "MIB", "NOT_STARTED", "POSTPONED", "REFUSALS",
+           "REFUSED", "STOPPED", "SETTLE_POLL", "SETTLE_TIME", "Executor", "Handler", "ImageSource",
            "OperationOutcome", "RegionResult", "is_refusal"]

@@ -3,7 +3,8 @@
 :class:`OperationOutcome` (one operation: its result, bytes, seconds) and
 :class:`RegionResult` (one region: counters, failures, the plan, the
 outcomes in the order they ran); the results an operation can have
-(:data:`DONE`, :data:`FAILED`, :data:`REFUSED`, :data:`POSTPONED`) and
+(:data:`DONE`, :data:`FAILED`, :data:`REFUSED`, :data:`POSTPONED`,
+:data:`STOPPED`, :data:`NOT_STARTED`) and
 which errors are a region's refusal for good (:func:`is_refusal`).
 """
 from __future__ import annotations
@@ -21,6 +22,8 @@ DONE = "done"  #: applied (a dry run: would be applied)
 FAILED = "failed"  #: failed; ``error`` says why
 REFUSED = "refused"  #: refused by the region for good: the image needs an operator
 POSTPONED = "postponed"  #: a removal step not taken: the region's run had a failure
+STOPPED = "stopped"  #: interrupted by a stop request; what it had made was deleted
+NOT_STARTED = "not started"  #: not begun: the run was asked to stop before it
 
 
 @dataclasses.dataclass
@@ -68,6 +71,8 @@ class RegionResult:
     deleted: int = 0  #: copies deleted by removal_policy
     postponed: int = 0  #: removal steps not taken: the region's run had errors
     errors: int = 0
+    #: Operations interrupted or not started because the run was asked to stop.
+    not_done: int = 0
     needs_operator: int = 0
     bytes_uploaded: int = 0
     #: New copies the region made itself (server-side, counted in ``uploaded``)
@@ -80,21 +85,25 @@ class RegionResult:
 
     @property
     def success(self) -> bool:
-        """True when no operation failed (operator statuses aside)."""
-        return self.errors == 0
+        """True when no operation failed (operator statuses aside) and the run was
+        not stopped before the end of the plan."""
+        return self.errors == 0 and self.not_done == 0
 
     def summary(self) -> str:
         """The one-line summary logged per region."""
         verb = "dry run" if self.dry_run else "sync"
         server_side = (f", {self.copied_server_side} copied server-side"
                        if self.copied_server_side else "")
-        return (f"{self.region}: {verb} done: {self.ok} ok, {self.updated} updated, "
+        ended = "STOPPED" if self.not_done else "done"
+        return (f"{self.region}: {verb} {ended}: {self.ok} ok, {self.updated} updated, "
                 f"{self.uploaded} uploaded ({self.replaced} replaced, {self.renamed} "
                 f"renamed{server_side}), {self.obsoleted} obsoleted, {self.cleaned} cleaned"
                 + (f" ({self.uncleaned} could not be)" if self.uncleaned else "") +
                 f", {self.errors} errors, {self.needs_operator} need an operator, "
                 f"{self.bytes_uploaded / MIB:.1f} MiB "
-                + ("to transfer" if self.dry_run else "transferred")) + self._lifecycle()
+                + ("to transfer" if self.dry_run else "transferred") + self._lifecycle()
+                + (f"; {self.not_done} operation(s) not done (stopped)" if self.not_done
+                   else ""))
 
     def _lifecycle(self) -> str:
         """The lifecycle's part of the summary (empty when it did nothing)."""

@@ -9,25 +9,32 @@ and hands each operation to its handler (:data:`HANDLERS`): uploads to
 :mod:`glancesync.executor.steps`. One image failing does not stop the
 others; the lifecycle's removal steps are taken only while the region's
 run has had no failure (else postponed). Each operation gets its
-:class:`~glancesync.executor.results.OperationOutcome`.
+:class:`~glancesync.executor.results.OperationOutcome`. A
+:class:`~glancesync.stopping.StopRequest` set during the run interrupts the
+operation under way (its half-made image deleted, as after a failure) and
+starts no other: they are ``not started``.
 """
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
+from glancesync.bandwidth import Bandwidth
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import GlanceSyncError, ProtectedImageError
+from glancesync.errors import (GlanceSyncError, ImageRefusedError, ProtectedImageError,
+                               StoppedError)
 from glancesync.executor import steps, upload
 from glancesync.executor.actions import LOG, RegionActions, describe
-from glancesync.executor.results import (DONE, FAILED, POSTPONED, REFUSED, OperationOutcome,
-                                         RegionResult, is_refusal)
+from glancesync.executor.results import (DONE, FAILED, NOT_STARTED, POSTPONED, REFUSED, STOPPED,
+                                         OperationOutcome, RegionResult, is_refusal)
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.stream import ImageSource, Stream
+from glancesync.executor.validation import Validation, ValidationError
 from glancesync.image import PROVENANCE_PREFIX, Image, is_user_property
 from glancesync.plan.model import Operation, OperationKind, RegionPlan, Status, StatusCategory
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.serverside import CopySources
+from glancesync.stopping import StopRequest
 
 #: A handler: applies one operation of the executor's region, counts it in the result.
 Handler = Callable[["Executor", Operation, RegionResult], None]
@@ -61,22 +68,33 @@ class Executor:
     server-side copies come from the master only. ``import_timeout`` is the
     seconds a server-side copy may take; ``saving_timeout`` the seconds an
     upload whose every byte was sent waits for its image to leave ``saving``.
+    ``validation``: the region's ``validate_command``, run on every new copy
+    before it is published. ``caps`` pace the bytes uploaded
+    (:class:`~glancesync.bandwidth.Bandwidth`: the run's, the region's).
+    ``stop`` (default: one never set) is checked before each operation and
+    inside transfers and waits.
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
                  dry_run: bool = False, retry: RetryPolicy | None = None,
                  progress: bool | None = None, sources: CopySources | None = None,
-                 import_timeout: float = 1800.0, saving_timeout: float = 900.0) -> None:
+                 import_timeout: float = 1800.0, saving_timeout: float = 900.0,
+                 validation: Validation | None = None,
+                 caps: Sequence[Bandwidth] = (),
+                 stop: StopRequest | None = None) -> None:
+        self.validation = validation
         self.retry = retry if retry is not None else RetryPolicy()
         if not isinstance(adapter, RetryingAdapter):
             adapter = RetryingAdapter(adapter, self.retry)
         self.adapter = adapter
         self.source = source
         self.dry_run = dry_run
+        self.stop = stop if stop is not None else StopRequest()
         self.region = adapter.name
         self.actions = RegionActions(adapter, dry_run)
         self.sources = sources if sources is not None else CopySources()
-        self.stream = Stream(self.actions, source, self.retry, progress, saving_timeout)
+        self.stream = Stream(self.actions, source, self.retry, progress, caps, self.stop,
+                             saving_timeout=saving_timeout)
         self.server_copy = ServerSideCopy(self.stream, self.sources, import_timeout)
         #: Master name -> regional UUID of the image uploaded in this run.
         self.new_ids: dict[str, str] = {}
@@ -97,6 +115,10 @@ class Executor:
         for op in plan.operations:
             outcome = OperationOutcome(op.kind, op.name, DONE)
             result.outcomes.append(outcome)
+            if self.stop.is_set():
+                outcome.result, outcome.error = NOT_STARTED, self.stop.error().message
+                result.not_done += 1
+                continue
             if op.kind.removes and troubled:
                 outcome.result = POSTPONED
                 outcome.error = self._postpone(plan, op, result)
@@ -118,6 +140,14 @@ class Executor:
         self.stream.seconds = 0.0
         try:
             self._run(op, result)
+        except ValidationError as error:
+            outcome.error = str(error)
+            outcome.result = REFUSED
+            self._validation_failed(plan, op, error, result)
+        except StoppedError as error:
+            outcome.result, outcome.error = STOPPED, error.message
+            result.not_done += 1
+            LOG.warning("%s: %s interrupted: %s", self.region, op.describe(), error.message)
         except GlanceSyncError as error:
             outcome.error = str(error)
             if isinstance(error, ProtectedImageError) or is_refusal(error):
@@ -142,15 +172,24 @@ class Executor:
 
     def _refused(self, plan: RegionPlan, op: Operation, error: GlanceSyncError,
                  result: RegionResult) -> None:
-        """The region refused a change for good (or it would touch a protected image):
-        the image's status needs an operator (``error_refused``, ``error_protected``),
-        with the region's message; the rest of the region goes on."""
+        """A change refused for good (or one that would touch a protected image): the
+        image's status needs an operator (``error_refused``, ``error_protected``),
+        with who refused it and why; the rest of the region goes on.
+
+        The region (its message), or GlanceSync itself: a master image its
+        inspection refuses to hand to ``qemu-img`` (:class:`ImageRefusedError`,
+        whose message names the inspection's finding).
+        """
+        wanted = Status.ERROR_REFUSED
         if isinstance(error, ProtectedImageError):
             wanted, reason = Status.ERROR_PROTECTED, error.message
+        elif isinstance(error, ImageRefusedError):
+            reason = (f"GlanceSync refused to convert the master image ({error.message});"
+                      " the region was not asked; every run refuses it until an operator"
+                      " replaces the master image")
         else:
             change = (f"a step of the {op.kind}" if op.uploads
                       else f"the change ({op.describe()})")
-            wanted = Status.ERROR_REFUSED
             reason = (f"the region refused {change}: {error.message}{quota_note(op, error)}; it"
                       " will refuse it at every run until an operator acts")
         status = plan.line_of(op)
@@ -159,6 +198,16 @@ class Executor:
             status.reason = reason
         result.needs_operator += 1
         LOG.error("%s: image %s: %s", self.region, op.name, reason)
+
+    def _validation_failed(self, plan: RegionPlan, op: Operation, error: ValidationError,
+                           result: RegionResult) -> None:
+        """``validate_command`` refused the new copy: ``error_validation``, its last lines."""
+        status = plan.status_of(op.name)
+        if status is not None:
+            status.status = Status.ERROR_VALIDATION
+            status.reason = error.message
+        result.needs_operator += 1
+        LOG.error("%s: image %s: %s", self.region, op.name, error.message)
 
     def _postpone(self, plan: RegionPlan, op: Operation, result: RegionResult) -> str:
         """A removal step not taken: something failed earlier in this region's run.

@@ -14,18 +14,21 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from glancesync import progress as progress_mod
+from glancesync.bandwidth import Bandwidth, throttled
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
-                               StillSavingError, TransferError)
+                               StillSavingError, StoppedError, TransferError,
+                               UploadRestartError)
 from glancesync.executor.actions import LOG, RegionActions
 from glancesync.executor.results import MIB
 from glancesync.image import Image, content_hash
-from glancesync.integrity import HashingStream
+from glancesync.integrity import FileData, HashingStream
 from glancesync.plan.model import Operation
 from glancesync.retry import RetryPolicy
+from glancesync.stopping import StopRequest
 from glancesync.strategy import Transfer
 
 #: After a broken upload, how long (seconds) Glance may take to notice and
@@ -56,7 +59,9 @@ class ImageSource(Protocol):
     master's). ``open(image, disk_format=None)``: a context manager giving
     those bytes as a :class:`~glancesync.integrity.FileData`.
     ``recheck(image)``: hash the local copies again before serving them
-    next (a region received bytes that do not match).
+    next (a region received bytes that do not match). ``uncached(image)``:
+    why the source does not keep that image (None when it does): its
+    bytes are then read with :meth:`chunks` for each region.
     """
 
     def chunks(self, image: Image) -> Iterator[bytes]:
@@ -80,15 +85,19 @@ class NewImage:
     image_id: str
     fields: dict[str, Any]
 
-    def create(self, adapter: RegionAdapter) -> None:
-        """Create the image under a fresh id chosen here (a change: callers make it
-        through :meth:`~glancesync.executor.actions.RegionActions.act`).
+    def create(self, adapter: RegionAdapter, image_id: str | None = None) -> None:
+        """Create the image under ``image_id`` (``keep_image_id``: the master's), else
+        a fresh id chosen here (a change: callers make it through
+        :meth:`~glancesync.executor.actions.RegionActions.act`).
 
         With a caller-chosen id, a creation retried after a lost answer
         finds the image of the lost attempt (see
         :class:`~glancesync.retry.RetryingAdapter`).
+
+        :raises ConflictError: the region refused ``image_id`` (taken, or used
+            before: Glance never reuses an id).
         """
-        image_id = str(uuid.uuid4())
+        image_id = image_id or str(uuid.uuid4())
         adapter.create_image(self.name, image_id=image_id, **self.fields)
         self.image_id = image_id
 
@@ -97,24 +106,43 @@ class Stream:
     """Sends master data from ``source`` into new images of the region of ``actions``.
 
     ``progress`` draws a bar per upload (None: only when stderr is a
-    terminal). :attr:`seconds` adds up the time spent sending data (a real
+    terminal). ``caps`` pace the bytes sent (bandwidth limits of the run and
+    of the region; none: as fast as it goes, by ``sendfile`` where the
+    adapter can). :attr:`seconds` adds up the time spent sending data (a real
     sync only), which the executor reads per operation; :attr:`sent` keeps
     the hashes of the bytes sent of a master without checksum, by master id.
+    ``stop`` is checked at every chunk (or ``sendfile`` step) sent but the
+    last (its answer is awaited), before every new attempt and in every
+    wait: a stop request aborts the upload with
+    :class:`~glancesync.errors.StoppedError`. ``saving_timeout``: seconds an
+    image whose every byte was sent may stay ``saving`` (:meth:`_await_saving`).
     """
 
     def __init__(self, actions: RegionActions, source: ImageSource, retry: RetryPolicy,
-                 progress: bool | None, saving_timeout: float = 900.0) -> None:
+                 progress: bool | None, caps: Sequence[Bandwidth] = (),
+                 stop: StopRequest | None = None, *, saving_timeout: float = 900.0) -> None:
         self.actions = actions
+        self.caps = tuple(caps)
+        self.stop = stop if stop is not None else StopRequest()
         self.source = source
         self.retry = retry
         self.progress = progress
         self.saving_timeout = saving_timeout
         self.seconds = 0.0
         self.sent: dict[str, HashingStream] = {}
+        #: Ids of images whose every byte was sent and that the store may still be
+        #: writing (``saving``): never deleted (see :meth:`_await_saving`).
+        self.saving: set[str] = set()
 
     @property
     def region(self) -> str:
         return self.actions.region
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` (the retry policy's sleep), then raise
+        :class:`~glancesync.errors.StoppedError` if a stop was requested."""
+        self.retry.sleep(seconds)
+        self.stop.check(self.region)
 
     def prepare(self, master: Image, transfer: Transfer) -> Image:
         """Fetch (and convert) the data to stream now; the content it has.
@@ -152,18 +180,28 @@ class Stream:
         connection broke, Glance reverted it) is filled again; ``active``
         means the data arrived but the answer was lost (verification
         follows); anything else (``saving`` left by a dead worker, or a
-        409 on the new attempt) is deleted and replaced by a new image.
+        409 on the new attempt) is deleted and replaced by a new image. An
+        :class:`~glancesync.errors.UploadRestartError` (the adapter switched
+        to another way of sending) restarts once, not counted as a failure.
         Once every byte was sent, a transient failure (a gateway's time-out,
         the answer lost) is not a reason to send them again: the image is
         the store's (:meth:`_await_saving`).
         Returns the image as it is after the upload.
         """
-        failures = 0
+        failures, restarted = 0, False
         while True:
             sent = Sent()
             try:
                 return self._send(target.image_id, master, target.name, transfer, sent)
+            except UploadRestartError as error:
+                if restarted:
+                    raise
+                restarted, stuck = True, False  # a new way of sending: not a failure
+                LOG.info("%s: %s; sending %s again from the start", self.region, error.message,
+                         target.name)
             except GlanceSyncError as error:
+                if not isinstance(error, StoppedError):  # a stop ends any failure
+                    self.stop.check(self.region, target.name)
                 if sent.complete and error.transient:
                     saved = self._await_saving(target, error)
                     if saved is not None:
@@ -177,6 +215,7 @@ class Stream:
                             "from the start in %.1f s", self.region, target.name, failures,
                             self.retry.attempts, error, delay)
                 self.retry.sleep(delay)
+                self.stop.check(self.region, target.name)
             arrived = self._prepare_retry(target, stuck)
             if arrived is not None:
                 return arrived
@@ -186,23 +225,32 @@ class Stream:
 
         Returns the image once ``active`` (verification follows); None when
         the region holds no data of it (``queued``: sending it is the only
-        way). Never deletes it while the store may be writing it.
+        way). Never deletes it while the store may be writing it: until it
+        leaves ``saving``, its id is in :attr:`saving`, and an upload that
+        fails meanwhile (this time-out, a stop request, the region no longer
+        answering) leaves it to the store. The wait is the stop-aware
+        :meth:`pause`.
 
         :raises StillSavingError: still ``saving`` after ``saving_timeout``.
+        :raises StoppedError: a stop was requested meanwhile.
         :raises TransferError: the image became anything else (gone, killed).
         """
         adapter = self.actions.adapter
         LOG.warning("%s: every byte of %s was sent, then: %s; waiting up to %g s for the"
                     " region to finish saving it (saving_timeout)", self.region,
                     target.name, error, self.saving_timeout)
+        self.saving.add(target.image_id)
         deadline = time.monotonic() + self.saving_timeout
         while True:
             try:
                 image = adapter.get_image(target.image_id)
             except ImageNotFoundError:
+                self.saving.discard(target.image_id)
                 raise TransferError(f"every byte was sent ({error.message}), then image"
                                     f" {target.image_id} was gone; not uploaded again in"
                                     " this run", region=self.region, image=target.name)
+            if image.status != "saving":
+                self.saving.discard(target.image_id)
             if image.status == "active":
                 LOG.info("%s: image %s (%s) is active: the store finished saving it",
                          self.region, target.name, target.image_id)
@@ -222,7 +270,7 @@ class Stream:
                     " which may still be writing it (a later run finds it active, or"
                     " cleans it after stalled_upload_age)", region=self.region,
                     image=target.name)
-            self.retry.sleep(min(SAVING_POLL, left))
+            self.pause(min(SAVING_POLL, left))
 
     def _prepare_retry(self, target: NewImage, stuck: bool) -> Image | None:
         """Make ``target`` ready for a new upload; the image if its data is already there."""
@@ -235,6 +283,7 @@ class Stream:
         while image is not None and image.status == "saving" and not stuck and polls:
             polls -= 1
             self.retry.sleep(SETTLE_POLL)
+            self.stop.check(self.region, target.name)
             image = adapter.get_image(target.image_id)
         if image is not None and not stuck:
             if image.status == "queued":
@@ -259,24 +308,34 @@ class Stream:
 
         A source that can :meth:`open` its local file hands it to the
         adapter as a :class:`FileData` (sent without being read here where
-        the adapter can); otherwise, and for a master without checksum
-        (never cached), its chunks are streamed. Returns the image as
+        the adapter can); otherwise, for a master without checksum (never
+        cached) and one the source does not cache (``uncached(image)``
+        gives why), its chunks are streamed. Returns the image as
         ``upload_data`` gives it back; ``sent`` counts what was handed over.
         """
         opener = getattr(self.source, "open", None)
-        if opener is not None and content_hash(master) is not None:
+        uncached = getattr(self.source, "uncached", None)
+        if (opener is not None and content_hash(master) is not None
+                and (uncached is None or transfer.convert_from or uncached(master) is None)):
             args = (master, transfer.disk_format) if transfer.convert_from else (master,)
             with opener(*args) as data:
                 bar = progress_mod.progress_bar(f"{self.region} {name}", data.size,
                                                 self.progress)
-                def advance(step: int) -> None:
-                    bar.update(step)
-                    sent.bytes += step
-                    sent.complete = sent.bytes >= data.size
 
-                data.progress = advance
+                def step(count: int) -> None:
+                    bar.update(count)
+                    sent.bytes += count
+                    sent.complete = sent.bytes >= data.size
+                    if not sent.complete:  # the last byte sent: its answer is awaited
+                        self.stop.check(self.region, name)  # aborts the upload under way
+
+                self.stop.check(self.region, name)
+                data.progress = step
+                # A capped upload goes chunk by chunk (paced), not by sendfile.
+                body: Iterable[bytes] | FileData = throttled(data, self.caps) if self.caps \
+                    else data
                 try:
-                    return self.actions.adapter.upload_data(image_id, data, size=data.size)
+                    return self.actions.adapter.upload_data(image_id, body, size=data.size)
                 finally:
                     bar.close()
         return self._send_chunks(image_id, master, name, sent)
@@ -292,15 +351,18 @@ class Stream:
         def guarded() -> Iterator[bytes]:
             try:
                 for chunk in data:
+                    self.stop.check(self.region, name)  # aborts the upload under way
                     sent.bytes += len(chunk)
                     yield chunk
+            except StoppedError:
+                raise
             except GlanceSyncError as error:
                 source_errors.append(error)
                 raise
             sent.complete = True
 
-        chunks = progress_mod.wrap_chunks(guarded(), f"{self.region} {name}", master.size,
-                                          self.progress)
+        chunks = progress_mod.wrap_chunks(throttled(guarded(), self.caps),
+                                          f"{self.region} {name}", master.size, self.progress)
         try:
             image = self.actions.adapter.upload_data(image_id, chunks, size=master.size)
         except GlanceSyncError:

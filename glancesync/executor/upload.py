@@ -9,6 +9,8 @@ One upload operation runs these stages, in order (:class:`Upload`):
 3. filled: streamed from this host, or copied by the region itself with
    its fall-back to streaming (:mod:`glancesync.executor.servercopy`);
 4. verified: ``active`` with the hashes of the bytes sent (:func:`verify`);
+   then, with ``validate_command``, checked by the operator's command
+   (:mod:`glancesync.executor.validation`): refused, it stays private;
 5. published: its visibility, protection, ``os_hidden``, tags and late
    properties (signatures), then shared with its members;
 6. recorded: its id for the images that refer to it (kernels, ramdisks),
@@ -17,25 +19,32 @@ One upload operation runs these stages, in order (:class:`Upload`):
    renamed ``NAME.old`` and made private (``rename``).
 
 A failure in stages 2 to 5 deletes the new image (:func:`discard`) and
-leaves the old one as it was; but an image whose every byte was sent and
-that the store is still saving after ``saving_timeout`` is never deleted
-(:class:`~glancesync.errors.StillSavingError`). Every change goes through the region's
+leaves the old one as it was; so does a stop request, which aborts the
+data under way (stages 1 and 3) and lets no new image be created. But an
+image whose every byte was sent and that the store is still ``saving`` is
+never deleted, whatever ends the wait for it (``saving_timeout``:
+:class:`~glancesync.errors.StillSavingError`, a stop request). Every change
+goes through the region's
 :class:`~glancesync.executor.actions.RegionActions`.
 """
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from glancesync.errors import (ChecksumMismatchError, GlanceSyncError, ImageNotFoundError,
-                               ProtectedImageError, ServiceError, StillSavingError,
+from glancesync.errors import (ChecksumMismatchError, ConflictError, GlanceSyncError,
+                               ImageNotFoundError, ProtectedImageError, ServiceError,
                                TransferError, UsageError)
 from glancesync.executor.actions import LOG, RegionActions, describe
 from glancesync.executor.results import RegionResult
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.steps import resolve_refs, share
 from glancesync.executor.stream import NewImage, Stream
-from glancesync.image import MARK_RENAMED, PROVENANCE_HASH, Image, content_hash, utc_stamp
+from glancesync.executor.validation import Validation, ValidationError, mark_output
+from glancesync.image import (MARK_RENAMED, PROVENANCE_COPY_HASH, PROVENANCE_HASH, Image,
+                              content_hash, utc_stamp)
 from glancesync.plan.model import OLD_SUFFIX, Operation, OperationKind
+from glancesync.plan.validation import (FAILED, MARK_VALIDATED, MARK_VALIDATION,
+                                        MARK_VALIDATION_OUTPUT, PASSED, PENDING)
 from glancesync.regions import RegionRef
 from glancesync.serverside import CopySources
 from glancesync.strategy import Strategy, Transfer
@@ -49,6 +58,7 @@ class UploadRun(Protocol):
     stream: Stream
     server_copy: ServerSideCopy
     sources: CopySources
+    validation: Validation | None
 
 
 def upload(run: UploadRun, op: Operation, result: RegionResult) -> None:
@@ -65,6 +75,8 @@ class Upload:
         self.op = op
         self.transfer = op.transfer or Transfer(Strategy.STREAM, op.master.disk_format)
         self.target = NewImage(op.name, f"<new {op.name}>", self.creation_fields())
+        #: Why the master's id was not kept (``keep_image_id``), once the region refused it.
+        self.id_refused = ""
 
     def apply(self, result: RegionResult) -> None:
         """Make the new copy, record it, then retire what it replaces.
@@ -73,7 +85,10 @@ class Upload:
             (read again first: it may have been protected since the plan).
         """
         self.check_old()
-        expected, streamed = self.make()
+        try:
+            expected, streamed = self.make()
+        finally:
+            self.note_id(result)
         self.record(result, expected, streamed)
         try:
             self.retire_old(result)
@@ -104,6 +119,21 @@ class Upload:
                 " checksum in rename or dontupdate)", region=self.actions.region,
                 image=op.name)
 
+    def note_id(self, result: RegionResult) -> None:
+        """The image's status says whether the master's id was kept."""
+        status = result.plan.status_of(self.op.name) if result.plan else None
+        if status is None or self.op.image_id is None:
+            return
+        asked = f"keep_image_id: to be created with id {self.op.image_id}"
+        if self.id_refused:
+            told = f"{self.id_refused} ({self.target.image_id})"
+        elif self.actions.dry_run:
+            return
+        else:
+            told = f"keep_image_id: created with id {self.op.image_id}"
+        status.reason = (status.reason.replace(asked, told) if asked in status.reason
+                         else f"{status.reason}; {told}")
+
     def creation_fields(self) -> dict[str, Any]:
         """What the image is created with: private, unprotected, the master's formats,
         limits and properties, kernel and ramdisk ids resolved, the provenance
@@ -113,6 +143,8 @@ class Upload:
         properties.update(resolve_refs(self.run, self.op))
         if self.op.provenance is not None:
             properties.update(self.op.provenance.stamped().as_properties())
+        if self.run.validation is not None:
+            properties[MARK_VALIDATION] = PENDING
         return dict(visibility="private", disk_format=fields.get("disk_format"),
                     container_format=fields.get("container_format"),
                     min_ram=fields.get("min_ram", 0), min_disk=fields.get("min_disk", 0),
@@ -127,32 +159,95 @@ class Upload:
         expected = op.master
         if not transfer.server_side:
             expected = self.run.stream.prepare(op.master, transfer)
-        self.actions.act("create", f"image {op.name}", target.create, self.actions.adapter)
+        self.run.stream.stop.check(self.actions.region, op.name)  # nothing new once stopped
+        self.create()
         try:
             if transfer.server_side:
                 filled, expected, streamed = self.run.server_copy.copy(op, target, transfer)
             else:
                 filled = self.run.stream.stream(op, target, transfer, expected.size)
                 streamed = True
-            sent = None
+            sent = copy_hash = None
             if not self.actions.dry_run:
                 sent = verify(self.run.stream, filled, expected, op.name, transfer)
-            self.publish(sent)
+                if transfer.convert_from and filled is not None:
+                    copy_hash = content_hash(filled)
+            self.validate()
+            self.publish(sent, copy_hash)
             share(self.actions, op.name, target.image_id, op.add_members, ())
-        except StillSavingError:
-            raise  # the store may still be writing it: never deleted
+        except ValidationError:
+            raise  # the copy is kept, private, for an operator to look at
         except GlanceSyncError:
-            discard(self.actions, target.image_id, op.name)
+            if target.image_id in self.run.stream.saving:
+                LOG.warning("%s: image %s (%s) is left to the store, which may still be"
+                            " writing it: not deleted", self.actions.region, op.name,
+                            target.image_id)
+            else:
+                discard(self.actions, target.image_id, op.name)
             raise
         return expected, streamed
 
-    def publish(self, sent: str | None) -> None:
+    def create(self) -> None:
+        """Stage 2: create the image; with ``keep_image_id``, under the master's id if
+        the region accepts it, else under a new one (the image's status says why)."""
+        op, adapter = self.op, self.actions.adapter
+        if op.image_id is None:
+            self.actions.act("create", f"image {op.name}", self.target.create, adapter)
+            return
+        try:
+            self.actions.act("create", f"image {op.name} with id {op.image_id}"
+                             " (keep_image_id)", self.target.create, adapter, op.image_id)
+            return
+        except ConflictError as error:
+            self.id_refused = (f"keep_image_id: the region refused id {op.image_id} (taken"
+                               " by an image this project cannot see, or used before and"
+                               f" deleted: Glance never reuses an id; {error.message});"
+                               " the copy gets a new id")
+        LOG.warning("%s: image %s: %s", self.actions.region, op.name, self.id_refused)
+        self.actions.act("create", f"image {op.name} with a new id", self.target.create,
+                         adapter)
+
+    def validate(self) -> None:
+        """Stage 4b: the region's ``validate_command`` checks the verified copy.
+
+        :raises ValidationError: it refused the copy, which stays private,
+            marked ``failed`` with the command's last lines.
+        """
+        validation, op, image_id = self.run.validation, self.op, self.target.image_id
+        if validation is None:
+            return
+        ref = RegionRef.parse(self.actions.region)
+        env = validation.environment(ref.name, image_id, op.name, op.master.id)
+        env["GLANCESYNC_TARGET"] = ref.target
+        ended = self.actions.act("validate", f"image {op.name} ({image_id}) with"
+                                 " validate_command", validation.run, env, self.actions.region)
+        if ended is None or ended.passed:  # None: a dry run
+            return
+        why = ("stopped at validate_timeout" if ended.returncode is None
+               else f"exit status {ended.returncode}")
+        try:
+            self.actions.act("mark", f"image {op.name} ({image_id}): validation failed",
+                             self.actions.adapter.update_image, image_id,
+                             {MARK_VALIDATION: FAILED,
+                              MARK_VALIDATION_OUTPUT: mark_output(ended.tail)})
+        except GlanceSyncError as error:  # still marked pending: reported all the same
+            LOG.error("%s: could not mark %s (%s) as failed: %s", self.actions.region,
+                      op.name, image_id, error)
+        raise ValidationError(
+            f"validate_command refused new copy {image_id} ({why}); it stays private, any"
+            f" previous copy in service; last lines: {' | '.join(ended.tail[-5:])}",
+            list(ended.tail), region=self.actions.region, image=op.name)
+
+    def publish(self, sent: str | None, copy_hash: str | None = None) -> None:
         """Give the verified copy what it was created without (``sent``: the hash of
-        the bytes sent of a master without checksum, for its provenance)."""
+        the bytes sent of a master without checksum, for its provenance;
+        ``copy_hash``: the region's hash of a verified converted copy)."""
         fields = self.op.changes
         final: dict[str, Any] = {}
         if sent is not None:
             final[PROVENANCE_HASH] = sent
+        if copy_hash is not None:
+            final[PROVENANCE_COPY_HASH] = copy_hash
         if fields.get("visibility", "private") != "private":
             final["visibility"] = fields["visibility"]
         if fields.get("protected"):
@@ -162,6 +257,8 @@ class Upload:
         if fields.get("tags"):
             final["tags"] = list(fields["tags"])
         final.update(fields.get("late_properties") or {})
+        if self.run.validation is not None:
+            final.update({MARK_VALIDATION: PASSED, MARK_VALIDATED: utc_stamp()})
         if final:
             self.actions.act("publish", f"image {self.op.name} ({describe(final, ())})",
                              self.actions.adapter.update_image, self.target.image_id, final)

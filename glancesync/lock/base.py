@@ -15,11 +15,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Iterator, Protocol, runtime_checkable
+import time
+from typing import Callable, Iterator, Protocol, runtime_checkable
 
-from glancesync.errors import GlanceSyncError
+from glancesync.errors import GlanceSyncError, LockedError
+from glancesync.stopping import StopRequest
 
 LOG = logging.getLogger("glancesync.lock")
+
+#: Seconds of one ``acquire`` while waiting for a lock with a stop request:
+#: the request is looked at between two of them.
+STOP_SLICE = 1.0
 
 
 @runtime_checkable
@@ -84,14 +90,73 @@ class _KeepAlive:
                 LOG.error("the lock of %s could not be kept alive: %s", self.lock.name, error)
 
 
+def acquire(lock: Lock, timeout: float | None = 0.0, stop: StopRequest | None = None,
+            clock: Callable[[], float] = time.monotonic) -> None:
+    """Take ``lock``, waiting up to ``timeout`` seconds (0: not at all; None: as long
+    as it takes) and no longer once ``stop`` is set.
+
+    Only :meth:`Lock.acquire` and :meth:`Lock.holder` are used (any
+    implementation): a wait is logged once, naming the holder; with a stop
+    request, ``acquire`` is called for at most ``STOP_SLICE`` seconds at a
+    time, else once with ``timeout``.
+
+    :raises LockedError: another holder has it (still, after ``timeout``: the
+        message says how long it waited).
+    :raises StoppedError: ``stop`` was set before the lock was taken.
+    """
+    if stop is not None:
+        stop.check()
+    if timeout != 0:
+        try:
+            holder = lock.holder()
+        except GlanceSyncError:
+            holder = None  # only for the log: the wait itself tells
+        if holder is not None:
+            LOG.info("the lock of %s is held by %s; waiting for it up to %s", lock.name,
+                     holder, "as long as it takes" if timeout is None else f"{timeout:g} s")
+    if stop is None or timeout == 0:
+        _acquire_within(lock, timeout)
+        return
+    deadline = None if timeout is None else clock() + timeout
+    while True:
+        stop.check()
+        left = None if deadline is None else max(0.0, deadline - clock())
+        try:
+            lock.acquire(STOP_SLICE if left is None else min(STOP_SLICE, left))
+            return
+        except LockedError as error:
+            if left is not None and left <= STOP_SLICE:
+                raise _waited(error, timeout) from None
+
+
+def _acquire_within(lock: Lock, timeout: float | None) -> None:
+    try:
+        lock.acquire(timeout)
+    except LockedError as error:
+        if not timeout:
+            raise
+        raise _waited(error, timeout) from None
+
+
+def _waited(error: LockedError, timeout: float | None) -> LockedError:
+    """``error``, saying how long the run waited for the lock."""
+    if timeout is None:
+        return error
+    return LockedError(f"{error.message} (still, after waiting {timeout:g} s)",
+                       region=error.region, image=error.image)
+
+
 @contextlib.contextmanager
-def hold(lock: Lock, timeout: float | None = 0.0) -> Iterator[Lock]:
-    """Hold ``lock`` for a ``with`` block: taken (waiting up to ``timeout`` seconds),
-    kept alive while the block runs when it needs it, released at the end.
+def hold(lock: Lock, timeout: float | None = 0.0,
+         stop: StopRequest | None = None) -> Iterator[Lock]:
+    """Hold ``lock`` for a ``with`` block: taken (waiting up to ``timeout`` seconds,
+    and no longer once ``stop`` is set: :func:`acquire`), kept alive while
+    the block runs when it needs it, released at the end.
 
     :raises LockedError: another holder has it (still, after ``timeout``).
+    :raises StoppedError: ``stop`` was set before the lock was taken.
     """
-    lock.acquire(timeout)
+    acquire(lock, timeout, stop)
     keeper = _KeepAlive(lock) if lock.heartbeat_interval else None
     try:
         if keeper is not None:

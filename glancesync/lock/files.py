@@ -214,9 +214,9 @@ class RegionLock:
             except LockedError:
                 left = None if deadline is None else deadline - self._clock()
                 if left is not None and left <= 0:
-                    if timeout:
-                        LOG.info("region %s: still locked after waiting %g s", self.region,
-                                 timeout)
+                    if timeout:  # a caller waiting in slices logs the wait itself
+                        LOG.debug("region %s: still locked after waiting %g s", self.region,
+                                  timeout)
                     raise
             self._sleep(WAIT_POLL if left is None else min(WAIT_POLL, left))
 

@@ -14,6 +14,10 @@ order of the SPEC on one :class:`~glancesync.plan.context.PlanContext`:
 :mod:`~glancesync.plan.conflicts`  different content: the directives
 :mod:`~glancesync.plan.metadata`   metadata, members, adoption, deactivated copies
 :mod:`~glancesync.plan.ami`        kernel and ramdisk ids; the order of operations
+:mod:`~glancesync.plan.identity`   ``keep_image_id``: the master's id for new copies
+:mod:`~glancesync.plan.validation` copies ``validate_command`` did not accept
+:mod:`~glancesync.plan.waves`      ``rollout_waves``: over the plans of a run
+:mod:`~glancesync.plan.endoflife`  SCS end of life (``provided_until``...)
 :mod:`~glancesync.plan.obsolete`   ``X_obsolete`` images (SPEC section 6)
 :mod:`~glancesync.plan.leftovers`  leftovers of interrupted uploads
 :mod:`~glancesync.plan.lifecycle`  removal policy, retention, ``max_deletes``
@@ -66,10 +70,13 @@ import datetime
 from typing import Callable, Iterable, Mapping, Sequence
 
 from glancesync.image import Image
-from glancesync.plan import ami, leftovers, lifecycle, matching, obsolete
+from glancesync.plan import (ami, endoflife, identity, leftovers, lifecycle, matching,
+                             obsolete, validation)
 from glancesync.plan.conflicts import ANY
 from glancesync.plan.context import PlanContext
-from glancesync.plan.lifecycle import hold_removals
+from glancesync.plan.endoflife import keep_promised_ids
+from glancesync.plan.lifecycle import hold_all_removals, hold_removals
+from glancesync.plan.waves import Waves, hold_waves
 from glancesync.plan.model import (CONTENT_PENDING, CONTENT_SAME, DEACTIVATED_KEEP,
                                    DEACTIVATED_REACTIVATE, DEACTIVATED_REPORT, OLD_SUFFIX,
                                    REMOVAL_STEPS, SIGNATURES_AFTER_UPLOAD, SIGNATURES_AT_UPLOAD,
@@ -84,7 +91,7 @@ __all__ = [
     "DEACTIVATED_REPORT", "OLD_SUFFIX", "REMOVAL_STEPS", "SIGNATURES_AFTER_UPLOAD",
     "SIGNATURES_AT_UPLOAD", "SIGNATURES_DROP", "STEPS", "Step", "ImageStatus", "MemberTarget",
     "Operation", "OperationKind", "RegionPlan", "Status", "StatusCategory", "TargetPolicy",
-    "hold_removals", "make_plan",
+    "Waves", "hold_all_removals", "hold_removals", "hold_waves", "keep_promised_ids", "make_plan",
 ]
 
 #: One step of planning: reads the context, adds to it.
@@ -94,13 +101,17 @@ Step = Callable[[PlanContext], None]
 #: the ones before it decided and adds to it.
 STEPS: tuple[Step, ...] = (
     matching.report_own_duplicates,  # two copies of one master image made by GlanceSync
+    endoflife.plan,  # SCS end of life: past provided_until, overdue for replacement
+    validation.set_aside,  # copies validate_command did not accept: never matched
     matching.match_regional,  # section 5: regional images matched by name
     matching.classify_synchronised,  # section 5: content, conflicts, metadata, new copies
+    validation.report,  # ... their names: error_validation, the previous copy in service
     matching.classify_duplicates,  # section 4: a name held by several master images
     matching.report_regional_duplicates,  # never ok with two images of one name
     matching.master_deactivated,  # deactivated master images: reported
     ami.resolve,  # section 5: kernel and ramdisk ids
     ami.order,  # section 5: metadata updates first, then uploads, kernels first
+    identity.keep_ids,  # keep_image_id: new copies with the master's id
     obsolete.plan,  # section 6: X_obsolete images
     leftovers.plan,  # leftovers of interrupted uploads
     lifecycle.plan,  # removal_policy and keep_old_copies: always last

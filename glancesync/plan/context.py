@@ -80,8 +80,12 @@ class PlanContext:
         #: Synchronised name -> every regional image of it that takes part in
         #: matching, when there are several.
         self.duplicates: dict[str, list[Image]] = {}
+        #: Regional images kept out of matching for a while (copies not validated).
+        self.aside: list[Image] = []
         self.statuses: dict[str, ImageStatus] = {}
         self.ops: dict[str, Operation] = {}
+        #: Master image id -> regional copy fit to relay it (RegionPlan.relays).
+        self.relays: dict[str, str] = {}
         self.warnings: list[str] = list(master.warnings)
         self._lines: list[ImageStatus] = []
         self._last_lines: list[ImageStatus] = []
@@ -128,7 +132,7 @@ class PlanContext:
         named = sorted([*self.statuses.values(), *self._lines], key=lambda s: s.name)
         return RegionPlan(self.region, statuses=named + self._last_lines,
                           operations=[op for phase in Phase for op in self._phases[phase]],
-                          warnings=self.warnings)
+                          warnings=self.warnings, relays=self.relays)
 
 
 def parse_time(value: str | None) -> datetime.datetime | None:

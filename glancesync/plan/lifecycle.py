@@ -209,14 +209,26 @@ def hold_removals(plans: Iterable[RegionPlan], max_deletes: int) -> int:
     note = (f"not taken: this run would take {steps} removal steps, more than"
             f" max_deletes = {max_deletes} (check them, then allow it once with"
             f" --config max_deletes={steps})")
+    hold_all_removals(plans, Status.ERROR_MAX_DELETES, note)
+    return steps
+
+
+def hold_all_removals(plans: Iterable[RegionPlan], status: Status, note: str) -> int:
+    """Take every removal step out of ``plans``; the number taken out.
+
+    Each one's ``pending_removal`` line gets ``status`` and ``note`` (why
+    it is not taken) after its reason; each plan holding some, a warning.
+    """
+    count = 0
     for plan in plans:
         held = plan.removals
         for op in held:
-            status = plan.removal_status(op)
-            if status is not None:
-                status.status = Status.ERROR_MAX_DELETES
-                status.reason = f"{status.reason}; {note}"
+            line = plan.removal_status(op)
+            if line is not None:
+                line.status = status
+                line.reason = f"{line.reason}; {note}"
         if held:
             plan.operations = [op for op in plan.operations if not op.kind.removes]
             plan.warnings.append(f"{len(held)} removal step(s) {note}")
-    return steps
+            count += len(held)
+    return count

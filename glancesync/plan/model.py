@@ -106,7 +106,8 @@ class Status(str, enum.Enum):
     ERROR_REFUSED = ("error_refused", StatusCategory.NEEDS_OPERATOR, "R",
                      "the region refused a change (upload, metadata, members, marks) for"
                      " a reason that repeats at every run (the region's message says"
-                     " which)")
+                     " which), or GlanceSync's inspection refused an upload before a"
+                     " conversion (it says what it found)")
     ERROR_PROTECTED = ("error_protected", StatusCategory.NEEDS_OPERATOR, "P",
                        "different content and the regional image is protected: GlanceSync"
                        " never unprotects nor removes it, whatever the conflict rule")
@@ -120,6 +121,10 @@ class Status(str, enum.Enum):
     INFO_MASTER_DEACTIVATED = ("info_master_deactivated", StatusCategory.INFO, "x",
                                "deactivated in the master region: not synchronised,"
                                " regional copies left as they are")
+    INFO_RENAMED = ("info_renamed", StatusCategory.INFO, "e",
+                    "a copy GlanceSync made of the master image, under another name in the"
+                    " region (renamed by hand): recognised by its provenance, not uploaded"
+                    " again")
     INFO_MEMBERS_UNMAPPED = ("info_members_unmapped", StatusCategory.INFO, "?",
                              "shared in the master with projects the region's identity"
                              " service does not have: not shared with them")
@@ -136,10 +141,30 @@ class Status(str, enum.Enum):
     INFO_REMOVAL_SKIPPED = ("info_removal_skipped", StatusCategory.INFO, "k",
                             "removal_policy would remove it, but it is protected or another"
                             " project's: never touched")
+    # Releasing images (validate_command, rollout_waves).
+    ERROR_VALIDATION = ("error_validation", StatusCategory.NEEDS_OPERATOR, "F",
+                        "validate_command refused the new copy (or did not finish): it is"
+                        " kept private, the previous copy stays in service (the reason"
+                        " has the command's last lines)")
+    INFO_WAVE_WAITING = ("info_wave_waiting", StatusCategory.INFO, "w",
+                    "new content waiting for its wave: the regions of the previous wave"
+                    " of rollout_waves do not all hold an accepted copy yet, or not for"
+                    " wave_soak_hours (the reason says which)")
+    INFO_END_OF_LIFE = ("info_end_of_life", StatusCategory.INFO, "e",
+                        "the master image is past its provided_until (SCS image metadata);"
+                        " with a removal_policy, no longer synchronised")
+    INFO_REPLACEMENT_OVERDUE = ("info_replacement_overdue", StatusCategory.INFO, "o",
+                                "the master image is overdue for replacement: built longer"
+                                " ago than its replace_frequency (SCS image metadata)")
     ERROR_MAX_DELETES = ("error_max_deletes", StatusCategory.NEEDS_OPERATOR, "X",
                          "a removal step of a run that would take more than max_deletes:"
                          " none of them taken (check them, then allow the run once with"
                          " --config max_deletes=N)")
+    ERROR_MASTER_SHRANK = ("error_master_shrank", StatusCategory.NEEDS_OPERATOR, "Z",
+                           "a removal step of a run whose master listing shrank more than"
+                           " max_master_shrink since the last run: none of them taken"
+                           " (check the master, then allow the run once with --config"
+                           " max_master_shrink=100)")
 
     def __str__(self) -> str:
         return self.value
@@ -230,6 +255,8 @@ class TargetPolicy(SelectionPolicy, Protocol):
     removal_policy: str
     removal_grace_hours: float
     keep_old_copies: int | None
+    keep_image_id: bool
+    validate_command: str | None
 
 
 #: How a master project maps to a region: (how messages name it, the id of
@@ -277,6 +304,8 @@ class Operation:
     with, or to stop sharing it with, after the other changes. ``transfer``
     (uploads) says how the data gets there and in which disk format;
     ``reason`` says why (lifecycle steps), for logs and dry runs.
+    ``image_id`` (uploads, ``keep_image_id``) is the id the new copy is
+    asked to have.
     """
 
     kind: OperationKind
@@ -292,6 +321,8 @@ class Operation:
     remove_members: tuple[str, ...] = ()
     transfer: Transfer | None = None
     reason: str = ""
+    #: The id a new copy is asked to have (``keep_image_id``: the master's), else None.
+    image_id: str | None = None
 
     def __post_init__(self) -> None:
         self.kind = OperationKind(self.kind)
@@ -307,6 +338,8 @@ class Operation:
             mib = self.size / (1024 * 1024)
             how = f", {self.transfer.describe()}" if self.transfer else ""
             text = f"{self.kind} {self.name} ({mib:.1f} MiB{how})"
+            if self.image_id:
+                text += f" as id {self.image_id}"
         elif self.kind is OperationKind.CLEANUP:
             text = f"cleanup {self.name} ({self.regional.status if self.regional else '?'})"
         elif self.kind.removes:
@@ -327,6 +360,10 @@ class RegionPlan:
     statuses: list[ImageStatus] = dataclasses.field(default_factory=list)
     operations: list[Operation] = dataclasses.field(default_factory=list)
     warnings: list[str] = dataclasses.field(default_factory=list)
+    #: Master image id -> the region's copy that may serve server-side copies
+    #: (a relay): only the project's own active copy, recorded as made by
+    #: GlanceSync from that master content, with the master's hashes.
+    relays: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def counts(self) -> dict[Status, int]:
         """Number of images per status (every status present, maybe 0)."""

@@ -70,8 +70,12 @@ def run_report(result: RunResult | StatusReport) -> dict[str, Any]:
         "exit_status": int(result.exit_status),
         "summary": result.totals() if isinstance(result, RunResult) else status_totals(result),
         "bytes_downloaded": getattr(result, "bytes_downloaded", 0),
+        "stopped": result.stopped.message if result.stopped is not None else None,
         "regions": regions,
     }
+    done_here, held = getattr(result, "done_here", []), getattr(result, "held_elsewhere", {})
+    if done_here or held:
+        report["coordination"] = {"done_here": sorted(done_here), "held_elsewhere": dict(held)}
     return report
 
 

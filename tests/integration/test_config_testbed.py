@@ -21,7 +21,7 @@ from keystoneauth1.exceptions import HttpError
 from keystoneauth1.identity import v3
 
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
-                               RegionNotFoundError)
+                               GlanceSyncError, RegionNotFoundError)
 from glancesync.facade import GlanceSync
 from tests.catalog import Catalog
 from tests.faultproxy import FaultProxy
@@ -143,6 +143,37 @@ def test_environment_only(testbed, monkeypatch, tmp_path):
         assert list(sync.config.targets) == ["master"]
         assert_logged_in(sync, info)
         assert sync.get_regions(omit_master_region=False) == ["Master", "RegionA", "RegionB"]
+
+
+def test_environment_tls_and_interface_as_the_openstack_client_takes_them(
+        testbed, monkeypatch, tmp_path):
+    """Issue 23, case 11: OS_CACERT, OS_CERT, OS_KEY and OS_INTERFACE without a file.
+
+    Keystone behind TLS with a private CA, asking for a client certificate.
+    """
+    info = testbed.info
+    cert, key = self_signed_certificate(tmp_path)
+    client_cert, client_key = self_signed_certificate(tmp_path, "client")
+    keystone = info.keystone_urls["master"].removesuffix("/v3")
+    monkeypatch.chdir(tmp_path)
+    with TLSProxy(keystone, cert, key, client_ca=client_cert) as tls:
+        for name, value in {**info.auth("master-admin"), "auth_url": tls.url + "/v3",
+                            "region_name": "Master", "cacert": str(cert),
+                            "cert": str(client_cert), "key": str(client_key),
+                            "interface": "public"}.items():
+            monkeypatch.setenv(f"OS_{name.upper()}", value)
+        with GlanceSync(progress=False) as sync:
+            assert sync.config.path is None
+            assert_logged_in(sync, info)
+        monkeypatch.setenv("OS_INTERFACE", "internal")  # the bed registers public ones only
+        with GlanceSync(progress=False) as sync:
+            assert sync.target("master").interface == "internal"
+            assert sync.get_regions() == []
+        monkeypatch.setenv("OS_INTERFACE", "public")
+        monkeypatch.delenv("OS_KEY")  # the certificate without its key: refused
+        with GlanceSync(progress=False) as sync, pytest.raises(GlanceSyncError):
+            sync.get_regions()
+        assert tls.requests > 0 and tls.refused > 0
 
 
 def test_environment_with_project_id(testbed, monkeypatch):

@@ -360,6 +360,96 @@ def test_environment_only_without_region():
     assert info.value.option == "master_region"
 
 
+#: Password credentials from the environment, without a file (issue 23, case 11).
+ENV = {"OS_AUTH_URL": "https://keystone.example:5000/v3", "OS_USERNAME": "u",
+       "OS_PASSWORD": "p", "OS_PROJECT_NAME": "proj", "OS_REGION_NAME": "R"}
+
+
+def env_settings(**extra: str):
+    """The master's settings read from ENV and ``extra`` (a file that gives none)."""
+    return load_text("[main]\n", environ={**ENV, **extra}).target("master").settings
+
+
+def test_environment_tls_interface_and_time_out_as_the_openstack_client_takes_them():
+    settings = env_settings(OS_CACERT="/etc/ca.pem", OS_CERT="/etc/c.pem",
+                            OS_KEY="/etc/k.pem", OS_INTERFACE="internal",
+                            OS_API_TIMEOUT="12.5")
+    assert (settings.cacert, settings.cert, settings.key) == ("/etc/ca.pem", "/etc/c.pem",
+                                                              "/etc/k.pem")
+    assert settings.interface == "internal" and settings.timeout == 12.5
+    assert env_settings(OS_ENDPOINT_TYPE="internalURL").interface == "internal"
+    assert env_settings(OS_INSECURE="true").insecure is True
+    assert env_settings().interface == "public" and env_settings().cacert is None
+
+
+@pytest.mark.skipif(os.path.exists("/etc/glancesync.conf"),
+                    reason="a real /etc/glancesync.conf would be read")
+def test_environment_connection_settings_apply_to_os_cloud_too():
+    settings = load_config(environ={"OS_CLOUD": "c", "OS_REGION_NAME": "R",
+                                    "OS_CACERT": "/etc/ca.pem", "OS_INTERFACE": "admin",
+                                    "OS_TOKEN": "ignored: the cloud says how"}
+                           ).target("master").settings
+    assert (settings.cloud, settings.cacert, settings.interface) == ("c", "/etc/ca.pem",
+                                                                     "admin")
+
+
+def test_environment_users_and_domains_by_id():
+    auth = env_settings(OS_USERNAME="", OS_USER_ID="uid", OS_PROJECT_DOMAIN_ID="pd").auth
+    assert auth == {"auth_url": ENV["OS_AUTH_URL"], "user_id": "uid", "password": "p",
+                    "project_name": "proj", "project_domain_id": "pd"}
+    auth = env_settings(OS_DEFAULT_DOMAIN="dom").auth
+    assert (auth["user_domain_id"], auth["project_domain_id"]) == ("dom", "dom")
+    auth = env_settings(OS_DEFAULT_DOMAIN_ID="did").auth
+    assert (auth["user_domain_id"], auth["project_domain_id"]) == ("did", "did")
+    auth = env_settings(OS_DEFAULT_DOMAIN_NAME="Dom").auth
+    assert (auth["user_domain_name"], auth["project_domain_name"]) == ("Dom", "Dom")
+    auth = env_settings(OS_AUTH_TYPE="v3password", OS_USER_DOMAIN_ID="ud").auth
+    assert (auth["auth_type"], auth["user_domain_id"]) == ("v3password", "ud")
+
+
+def test_environment_application_credential_by_name():
+    auth = load_text("[main]\n", environ={
+        "OS_AUTH_URL": "http://k:5000/v3", "OS_APPLICATION_CREDENTIAL_NAME": "sync",
+        "OS_APPLICATION_CREDENTIAL_SECRET": "s", "OS_USERNAME": "u",
+        "OS_REGION_NAME": "R"}).target("master").settings.auth
+    assert auth == {"auth_url": "http://k:5000/v3", "application_credential_name": "sync",
+                    "application_credential_secret": "s", "username": "u",
+                    "user_domain_name": "Default"}
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("OS_INTERFACE", "private", "OS_INTERFACE='private': expected one of public, internal"),
+    ("OS_ENDPOINT_TYPE", "x", "OS_ENDPOINT_TYPE='x': expected one of"),
+    ("OS_INSECURE", "maybe", "OS_INSECURE='maybe': expected true or false"),
+    ("OS_API_TIMEOUT", "soon", "OS_API_TIMEOUT='soon': expected seconds > 0"),
+    ("OS_API_TIMEOUT", "0", "OS_API_TIMEOUT='0': expected seconds > 0"),
+    ("OS_AUTH_TYPE", "v3oidcpassword", "OS_AUTH_TYPE='v3oidcpassword' is not supported:"
+                                       " without a configuration file"),
+    ("OS_IDENTITY_API_VERSION", "2", "GlanceSync speaks Keystone v3 only"),
+    ("OS_IMAGE_API_VERSION", "1", "Image API v2 only"),
+    ("OS_SYSTEM_SCOPE", "all", "needs a project-scoped token"),
+    ("OS_DOMAIN_NAME", "d", "needs a project-scoped token"),
+    ("OS_TOKEN", "gAAAA-secret", "OS_TOKEN (set) is not supported: a token expires"),
+    ("OS_PASSCODE", "123456", "set OS_CLOUD"),
+    ("OS_AUTH_PLUGIN", "v3oidcpassword", "the former name of OS_AUTH_TYPE"),
+    ("OS_URL", "http://k:5000/v3", "finds every endpoint in the catalog"),
+    ("OS_ENDPOINT", "http://g:9292", "from the catalog (OS_INTERFACE chooses which)"),
+])
+def test_environment_variables_glancesync_cannot_honour_are_refused(name, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        env_settings(**{name: value})
+    assert expected in caught.value.message
+    assert name in caught.value.message
+    if name in ("OS_TOKEN", "OS_PASSCODE"):
+        assert value not in caught.value.message, "a secret is never shown"
+
+
+def test_environment_variables_honoured_with_their_accepted_values():
+    for name, value in (("OS_IDENTITY_API_VERSION", "3"), ("OS_IMAGE_API_VERSION", "2"),
+                        ("OS_AUTH_TYPE", "password"), ("OS_COMPUTE_API_VERSION", "2.1")):
+        assert env_settings(**{name: value}).auth["username"] == "u"
+
+
 def test_environment_fills_master_without_credentials_in_file(tmp_path):
     path = write(tmp_path, "[main]\nmaster_region = M\n[master]\nmetadata_set = nid\n")
     config = load_file(path, environ={
@@ -518,8 +608,10 @@ ERRORS = [
      "master", "convert_to", "raw, qcow2"),
     ("[main]\nmaster_region = M\n[master]\ncloud = c\nimport_timeout = 0\n",
      "master", "import_timeout", "> 0"),
+    ("[main]\nmaster_region = M\n[master]\ncloud = c\n[master:R]\nupload_method = put\n",
+     "master:R", "upload_method", "auto, direct, glance-direct"),
     ("[main]\nmaster_region = M\n[master]\ncloud = c\n[master:RegionB]\nreplace = any\n",
-     "master:RegionB", "replace", "transfer, convert_to"),
+     "master:RegionB", "replace", "transfer, convert_to, region_bandwidth_limit, upload_method"),
     ("[main]\nmaster_region = M\n[master]\ncloud = c\n[master:RegionB]\nconvert_to = x\n",
      "master:RegionB", "convert_to", "raw, qcow2"),
     ("[main]\nmaster_region = M\n[master]\ncloud = c\n[europe:Berlin]\ntransfer = auto\n",

@@ -43,12 +43,13 @@ def with_line(line: str, section: str = "master") -> str:
 
 
 def run(argv: list[str], env: dict[str, str] | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess:
+        timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items()
                    if not k.startswith(("OS_", "GLANCESYNC_"))}
     environment.update(env or {})
     return subprocess.run([str(BIN / "glancesync-sync"), *argv, "--show-regions"],
-                          capture_output=True, text=True, env=environment, timeout=timeout)
+                          capture_output=True, text=True, env=environment, timeout=timeout,
+                          cwd=cwd)
 
 
 def assert_clean_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -205,3 +206,94 @@ def test_a_path_with_a_nul_is_a_clean_error():
     assert_clean_error(done, "No such file")
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(None, (), {"GLANCESYNC_CONFIG": "a\0b"})
+
+
+# --- files a credential names: clouds.yaml, CA bundle, client certificate --------------
+
+@pytest.fixture
+def listening() -> str:
+    """An https Keystone URL on a loopback port that accepts connections and never
+    answers: the client gets as far as loading its CA bundle."""
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield f"https://127.0.0.1:{server.getsockname()[1]}/v3"
+    server.close()
+
+
+def clouds_yaml(path: Path, auth_url: str, **settings: str) -> Path:
+    import json
+    path.write_text(json.dumps({"clouds": {"c": {
+        "auth": {"auth_url": auth_url, "username": "admin", "password": SECRET,
+                 "project_name": "admin"}, **settings}}}))
+    return path
+
+
+@pytest.mark.timeout(180)  # each of them blocked for ever
+@pytest.mark.parametrize("case", [
+    "clouds.yaml FIFO", "secure.yaml FIFO", "FIFO after a broken clouds.yaml", "cacert FIFO", "cacert /dev/zero",
+    "cloud cacert FIFO", "OS_CACERT FIFO", "REQUESTS_CA_BUNDLE FIFO", "cloud cert FIFO"])
+def test_a_credential_file_that_would_block_is_refused(tmp_path, fifo, listening, case):
+    """A FIFO (or a device) named as clouds.yaml or as a TLS file: one clean error."""
+    conf = tmp_path / "glancesync.conf"
+    env: dict[str, str] = {}
+    master = f"auth_url = {listening}\nusername = admin\npassword = {SECRET}\nproject_name = a\n"
+    cloud = "cloud = c\n"
+    expected = f"{fifo} is a FIFO, not a regular file"
+    if case == "clouds.yaml FIFO":
+        env["OS_CLIENT_CONFIG_FILE"], master = str(fifo), cloud
+        fragments = ("cannot read the clouds.yaml file ($OS_CLIENT_CONFIG_FILE)", expected)
+    elif case == "FIFO after a broken clouds.yaml":
+        # openstacksdk skips a file it cannot parse and opens the next one it finds:
+        # ./clouds.yaml in the working folder of the run.
+        broken = tmp_path / "broken.yaml"
+        broken.write_text("clouds: [unclosed\n")
+        env["OS_CLIENT_CONFIG_FILE"], master = str(broken), cloud
+        os.mkfifo(tmp_path / "clouds.yaml")
+        fifo = tmp_path / "clouds.yaml"
+        expected = f"{fifo} is a FIFO, not a regular file"
+        fragments = ("cannot read the clouds.yaml file", expected)
+    elif case == "secure.yaml FIFO":
+        env["OS_CLIENT_CONFIG_FILE"] = str(clouds_yaml(tmp_path / "c.yaml", listening))
+        env["OS_CLIENT_SECURE_FILE"], master = str(fifo), cloud
+        fragments = ("cannot read the clouds.yaml file ($OS_CLIENT_SECURE_FILE)", expected)
+    elif case == "cacert FIFO":
+        master += f"cacert = {fifo}\n"
+        fragments = ("cannot use the TLS file of cacert", expected)
+    elif case == "cacert /dev/zero":
+        master += "cacert = /dev/zero\n"
+        fragments = ("cannot use the TLS file of cacert", "/dev/zero is a device")
+    elif case == "cloud cacert FIFO":
+        env["OS_CLIENT_CONFIG_FILE"] = str(clouds_yaml(tmp_path / "c.yaml", listening,
+                                                       cacert=str(fifo)))
+        master, fragments = cloud, ("cannot use the TLS file of cacert", expected)
+    elif case == "OS_CACERT FIFO":  # openstacksdk's cloud of the OS_* variables
+        env.update(OS_CLOUD="envvars", OS_AUTH_URL=listening, OS_USERNAME="admin",
+                   OS_PASSWORD=SECRET, OS_PROJECT_NAME="admin", OS_CACERT=str(fifo),
+                   OS_CLIENT_CONFIG_FILE=str(tmp_path / "none.yaml"))
+        master, fragments = "", ("cannot use the TLS file of cacert", expected)
+    elif case == "REQUESTS_CA_BUNDLE FIFO":
+        env["REQUESTS_CA_BUNDLE"] = str(fifo)
+        fragments = ("cannot use the TLS file of $REQUESTS_CA_BUNDLE", expected)
+    else:
+        cert, _ = tmp_path / "cert.pem", tmp_path / "key.pem"
+        cert.write_text("not used\n")
+        env["OS_CLIENT_CONFIG_FILE"] = str(clouds_yaml(tmp_path / "c.yaml", listening,
+                                                       cert=str(cert), key=str(fifo)))
+        master, fragments = cloud, ("cannot use the TLS file of cert", expected)
+    conf.write_text(f"[main]\nmaster_region = Master\n[master]\n{master}")
+    conf.chmod(0o600)
+    done = run(["--config-file", str(conf)], env, timeout=90, cwd=tmp_path)
+    assert_clean_error(done, *fragments, "[master]")
+
+
+@pytest.mark.timeout(120)  # it blocked for ever, waiting for a reader
+def test_a_log_file_that_is_a_fifo_nobody_reads_is_refused(fifo, tmp_path):
+    done = run(["--log-file", str(fifo)], {"GLANCESYNC_CONFIG": str(tmp_path / "none")},
+               timeout=60)
+    assert_clean_error(done, f"cannot write the log file {fifo}", "a FIFO that nobody reads")
+    # A device (/dev/null) still takes the log, as before.
+    done = run(["--log-file", "/dev/null"], {"GLANCESYNC_CONFIG": str(tmp_path / "none")},
+               timeout=60)
+    assert "cannot write the log file" not in done.stderr

@@ -68,6 +68,10 @@ EXPECTED_OUTPUT = {
     "example_run_report.py": r"dry_run limited to \['ubuntu-\*'\]: dry run of 3 region"
                              r".*master:RegionA: upload ubuntu-22\.04: done, 3145728 bytes"
                              r".*master:RegionB: update_metadata ubuntu-22\.04: done, 0",
+    "example_stop.py": r"stopped: stopped: shutting down\nmaster:RegionA: 0 uploaded, 5 "
+                       r"operation\(s\) not done\n.*master:RegionC: not synchronised: stopped: "
+                       r"shutting down\nexit status: 130 \(INTERRUPTED\)\n"
+                       r"images left unfinished: \[\]",
     "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
                          r".*section: main option: max_children",
 }
@@ -184,18 +188,18 @@ def test_console_commands_are_documented():
 
 def test_exit_statuses_match_the_enum():
     text = _text("manual", "commands.rst")
-    rows = re.findall(r"^(\d)\s+``([A-Z_]+)``\s+\S", text, re.MULTILINE)
+    rows = re.findall(r"^(\d+)\s+``([A-Z_]+)``\s+\S", text, re.MULTILINE)
     assert {(int(v), n) for v, n in rows} == {(s.value, s.name) for s in ExitStatus}
     assert len(rows) == len(ExitStatus)
 
 
 def test_exit_statuses_match_the_help_text():
-    help_rows = set(re.findall(r"^  (\d)  ", cli.EXIT_STATUS_HELP, re.MULTILINE))
+    help_rows = set(re.findall(r"^  (\d+)  ", cli.EXIT_STATUS_HELP, re.MULTILINE))
     assert help_rows == {str(s.value) for s in ExitStatus}
 
 
 def test_error_table_matches_the_classes():
-    rows = re.findall(r"^``(\w+Error|\w+Failure)``\s+(\d)\s", _text("programmer.rst"),
+    rows = re.findall(r"^``(\w+Error|\w+Failure)``\s+(\d+)\s", _text("programmer.rst"),
                       re.MULTILINE)
     assert rows
     documented = {name: int(status) for name, status in rows}

@@ -11,6 +11,7 @@ import datetime
 import email.utils
 import io
 import json
+import logging
 import socket
 import threading
 import time
@@ -732,6 +733,20 @@ def test_update_forbidden_other_reason(adapter, fake):
     assert "admin role" not in str(caught.value)
 
 
+@pytest.mark.parametrize("rule", ["modify_image", "delete_image", "upload_image"])
+def test_a_403_of_the_region_s_policy_names_the_rule_not_the_role(adapter, fake, rule):
+    fake.get(f"{IMAGES}/{IMAGE_ID}", json=image_body())
+    refusal = glance_error(403, "Forbidden", f"You are not authorized to complete {rule}"
+                                             " action.")
+    fake.patch(f"{IMAGES}/{IMAGE_ID}", **refusal)
+    with pytest.raises(ServiceError) as caught:
+        adapter.update_image(IMAGE_ID, {"name": "x"})
+    text = str(caught.value)
+    assert f"forbidden (HTTP 403) by the region's policy (rule {rule})" in text
+    assert "role or project does not allow" not in text
+    assert "upload_method" not in text, "only a direct upload may take the import API"
+
+
 def test_delete(adapter, fake):
     fake.delete(f"{IMAGES}/{IMAGE_ID}", status_code=204)
     assert adapter.delete_image(IMAGE_ID) is None
@@ -995,3 +1010,68 @@ def test_import_task_is_the_latest_one(adapter, fake):
     assert (task.task_id, task.status, task.failed) == ("t2", "processing", False)
     fake.get(f"{IMAGES}/{IMAGE_ID}/tasks", json={"tasks": []})
     assert adapter.import_task(IMAGE_ID) is None
+
+
+def test_a_stop_aborts_a_sendfile_upload_between_two_slices(fake, tmp_path):
+    """The stream's progress callback raises StoppedError: the upload ends there, as that
+    error (no connection failure to retry), after one slice of the file."""
+    from glancesync import StopRequest, StoppedError
+    from glancesync.backends.openstack.glance import SENDFILE_SLICE
+    from glancesync.integrity import FileData
+    server = _Server()
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT,
+                                  endpoint_override=f"http://127.0.0.1:{server.port}")
+    path, data = _local_file(tmp_path, 3 * SENDFILE_SLICE)
+    stop = StopRequest()
+    steps = []
+
+    def step(sent: int) -> None:
+        stop.check("master:RegionOne")
+        steps.append(sent)
+        stop.set("SIGTERM received")
+
+    try:
+        with open(path, "rb") as handle, pytest.raises(StoppedError):
+            adapter.upload_data(IMAGE_ID, FileData(handle, len(data), step), len(data))
+    finally:
+        server.close()
+    assert len(steps) == 1 and steps[0] <= SENDFILE_SLICE
+
+
+# -- several image endpoints for one region (issue 23, case 12) ------------------------
+
+def _catalog_with(requests_mock, urls: list[str]) -> None:
+    token = keystone_token()
+    token["token"]["catalog"][0]["endpoints"] = [
+        {"id": f"e{n}", "interface": "public", "url": url, "region": "RegionOne",
+         "region_id": "RegionOne"} for n, url in enumerate(urls)]
+    requests_mock.post(f"{KEYSTONE}/auth/tokens", json=token,
+                       headers={"X-Subject-Token": "secret-token-value"}, status_code=201)
+
+
+def test_a_dead_first_endpoint_gives_way_to_the_next_and_is_named(requests_mock, caplog):
+    dead = "http://glance-v6.example:9292"
+    _catalog_with(requests_mock, [dead, GLANCE])
+    requests_mock.get(dead, exc=requests.exceptions.ConnectionError("Connection refused"))
+    requests_mock.get(GLANCE, json=versions(), status_code=300)
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT)
+    with caplog.at_level(logging.WARNING):
+        assert adapter.api.root.rstrip("/") == GLANCE
+    assert f"image endpoint {dead} did not work (Connection refused); using the region's" \
+        f" endpoint {GLANCE} instead" in caplog.text
+
+
+def test_a_catalog_of_many_dead_endpoints_is_tried_only_so_far(requests_mock, caplog):
+    urls = [f"http://glance{n}.example:9292" for n in range(50)]
+    _catalog_with(requests_mock, urls)
+    for url in urls:
+        requests_mock.get(url, exc=requests.exceptions.ConnectionError("Connection refused"))
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT)
+    with pytest.raises(ConnectionFailure) as caught, caplog.at_level(logging.WARNING):
+        adapter.list_images()
+    assert "none of the 4 image endpoints (public) of region RegionOne" in str(caught.value)
+    assert all(url in str(caught.value) for url in urls[:4])
+    assert urls[4] not in str(caught.value)
+    assert "lists 50 image endpoints (public) for the region: only the first 4" in caplog.text
+    tried = {r.url.rstrip("/") for r in requests_mock.request_history if "glance" in r.url}
+    assert tried == set(urls[:4])

@@ -178,6 +178,9 @@ def test_a_refused_image_is_error_refused_and_the_run_goes_on(tmp_path, monkeypa
         status = result.plans[region].status_of("hostile")
         assert status.status is Status.ERROR_REFUSED
         assert "refused before conversion" in status.reason and "other files" in status.reason
+        # GlanceSync's own refusal, not the region's: the region was never asked.
+        assert status.reason.startswith("GlanceSync refused to convert the master image")
+        assert "region refused" not in status.reason
         assert result.plans[region].status_of("good").status is Status.PENDING_UPLOAD
         assert result.results[region].uploaded == 1
         assert [i.name for i in gs.adapter(region).list_images()] == ["good"]

@@ -20,7 +20,7 @@ import pytest
 from glancesync import demo, safenames
 from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.backends.local.store import LocalStore, RequestContext
-from glancesync.errors import ImageNotFoundError, UnsafeNameError, UsageError
+from glancesync.errors import ImageNotFoundError, TransferError, UnsafeNameError, UsageError
 from glancesync.facade import GlanceSync
 from glancesync.image import Image
 from glancesync.integrity import atomic_file
@@ -169,6 +169,21 @@ def test_a_master_data_file_linked_outside_its_folder_is_not_read(tmp_path):
     # Deleting the image removes the link, never what it points to.
     adapter.delete_image(image.id)
     assert secret.read_text() == "not an image" and not data_file.is_symlink()
+    adapter.close()
+
+
+@pytest.mark.timeout(60)  # the FIFO blocked for ever
+def test_a_master_data_file_that_is_a_fifo_is_refused_at_once(tmp_path):
+    """A local master region (an offline mirror from elsewhere) whose data file is a
+    FIFO: a clean error, never a hang."""
+    adapter = LocalRegionAdapter("master:M", tmp_path / "M", "p")
+    image = adapter.create_image("x", disk_format="raw", container_format="bare")
+    adapter.upload_data(image.id, [b"data"], 4)
+    data_file = tmp_path / "M" / "data" / image.id
+    data_file.unlink()
+    os.mkfifo(data_file)
+    with pytest.raises(TransferError, match="not a regular file"):
+        b"".join(adapter.download_data(image.id))
     adapter.close()
 
 

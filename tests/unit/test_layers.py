@@ -20,6 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "glancesync"
 LAYERS = [
     ["glancesync.errors"],
     ["glancesync.image", "glancesync.condition", "glancesync.progress", "glancesync.lock*",
+     "glancesync.bandwidth",
+     "glancesync.stopping",
      "glancesync.runlog", "glancesync.redaction", "glancesync.safenames",
      "glancesync.filemodes", "glancesync.readback"],
     ["glancesync.integrity", "glancesync.options", "glancesync.convert",
@@ -33,7 +35,7 @@ LAYERS = [
      "glancesync.sharing", "glancesync.serverside"],
     ["glancesync.plan.*"],  # the planner's concerns
     ["glancesync.plan"],  # make_plan: the concerns in the order of the SPEC
-    ["glancesync.scope", "glancesync.throughput"],
+    ["glancesync.scope", "glancesync.throughput", "glancesync.listing"],
     ["glancesync.executor.results", "glancesync.executor.actions"],
     ["glancesync.executor.*"],  # the executor's parts: steps, the upload path
     ["glancesync.executor", "glancesync.backups"],
@@ -185,7 +187,8 @@ def test_the_check_sees_imports():
 #: The planner's concerns (``glancesync/plan/<name>.py``), an import of one by
 #: another only from a later one to an earlier one: never a cycle.
 PLAN_CONCERNS = ["metadata", "uploads", "conflicts", "matching", "ami", "obsolete",
-                 "leftovers", "lifecycle"]
+                 "leftovers", "lifecycle", "identity", "validation", "waves",
+                 "endoflife"]
 
 
 def test_the_plan_s_data_and_context_import_no_concern():
@@ -218,6 +221,7 @@ def test_the_plan_is_composed_in_one_place_of_steps_in_the_spec_s_order():
     assert modules[-1] == "lifecycle", "removal steps are planned last"
     assert modules.index("ami") > modules.index("matching")
     used = set(modules) | {"uploads", "conflicts", "metadata"}  # called by matching
+    used |= {"waves"}  # over the plans of a run, called by the facade
     assert used == set(PLAN_CONCERNS)
 
 

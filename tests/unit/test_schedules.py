@@ -13,10 +13,12 @@ installed, by ``promtool test rules`` too, which must agree.
 from __future__ import annotations
 
 import grp
+import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -212,6 +214,39 @@ def test_a_partial_run_by_hand_keeps_the_alert(host):
     # The morning check mails the statuses.
     status = host.run(host.cron_jobs()[1])
     assert "error_checksum,master:RegionC,debian-12" in status.stdout
+
+
+def test_systemctl_stop_of_the_service_fires_the_alert_and_leaves_nothing_half_made(host):
+    """``systemctl stop`` sends SIGTERM to the service's command as written."""
+    from glancesync.backends.local.adapter import LocalRegionAdapter
+    from tests import scenarios
+    master = LocalRegionAdapter("master:Master", host.folder / "federation" / "Master",
+                                PROJECT)
+    scenarios.put(master, "big", scenarios.content("big", 128 * 1024 * 1024 + 1))
+    regions = {name: host.fed.region(name) for name in ("RegionA", "RegionB", "RegionC")}
+    argv, env, success = host.service()
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env, stdin=subprocess.DEVNULL, cwd=host.folder)
+    deadline = time.monotonic() + 240
+    saving = None
+    while saving is None and time.monotonic() < deadline and process.poll() is None:
+        saving = next((name for name, region in regions.items()
+                       if any(i.status == "saving" for i in region.list_images())), None)
+        time.sleep(0.05)
+    assert saving is not None, "no upload was seen under way"
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=240)
+    assert process.returncode == 143 and 143 not in success, (out, err)  # a failed unit
+    assert "SIGTERM received: stopping" in err and "run stopped (SIGTERM received)" in out
+    for name, region in regions.items():
+        assert [i.name for i in region.list_images() if i.status != "active"] == [], name
+    fired = {dict(key)["region"] for key in check_alerts(host.prom)["GlanceSyncRunFailed"]}
+    assert f"master:{saving}" in fired
+    for name, region in regions.items():  # every region the run did not finish
+        if "big" not in {i.name for i in region.list_images()}:
+            assert f"master:{name}" in fired
+    report = json.loads(Path(host.moved("/var/lib/glancesync/last-run.json")).read_text())
+    assert report["exit_status"] == 143 and report["stopped"] == "stopped: SIGTERM received"
 
 
 # --- the alert rules -------------------------------------------------------------------------

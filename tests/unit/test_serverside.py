@@ -308,3 +308,23 @@ def test_plan_records_stream_when_the_region_offers_no_copy(memory, tmp_path, mo
     assert op.transfer.strategy is Strategy.STREAM
     assert op.transfer.note == "RegionA does not offer glance-download"
     assert any("not possible, streamed instead" in w for w in plan.warnings)
+
+
+def test_a_server_side_copy_keeps_only_the_planned_properties(run):
+    """Issue 21, case 5: the region copies the source's hw_*, trait:*... on import;
+    what the plan did not ask for (outside metadata_set) is removed again."""
+    master = region("Master")
+    image = scenarios.put(master, "hw", b"hw" * 5000, os_distro="debian", gs_custom="kept",
+                          hw_firmware_type="bios", os_secure_boot="disabled",
+                          **{"trait:CUSTOM_X": "required"})
+    region_a = region("RegionA")
+    plan = make_plan(region_a.name, select_master(master.list_images(), PROJECT),
+                     region_a.list_images(), PROJECT,
+                     scenarios.target(metadata_set={"gs_custom"}),
+                     transfer=run.transfer("RegionA"))
+    result = Executor(region_a, run.source, progress=False, sources=run.sources,
+                      retry=RetryPolicy(retries=2, sleep=run.sleeps.append)).execute(plan)
+    assert result.success and result.copied_server_side == 2  # img and hw
+    (copy,) = [i for i in region_a.list_images() if i.name == "hw"]
+    assert image.same_content(copy)
+    assert copy.properties == {"os_distro": "debian", "gs_custom": "kept"}

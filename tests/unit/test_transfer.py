@@ -2,12 +2,14 @@
 master source, progress bars."""
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import io
 import logging
 import os
 import select
+import shutil
 import struct
 import termios
 import threading
@@ -539,3 +541,57 @@ def test_open_gives_the_cached_file_to_send_as_it_is(tmp_path, master):
     assert not source.cache.path_for(image).exists()
     assert source.cache.evict() == []
     assert source.downloads == 1
+
+
+# -- an image the cache cannot hold (issue 23, case 9) ---------------------------------
+
+def test_an_image_larger_than_max_size_is_streamed_each_time_and_never_stored(
+        tmp_path, master, caplog):
+    data = make_data(2 * MiB + 1)
+    image = upload(master, data)
+    cache = ImageCache(tmp_path / "cache", max_size=MiB)
+    source = MasterImageSource(master, cache)
+    assert "than cache_max_size (1.0 MiB)" in source.uncached(image)
+    assert source.prepare(image) is image  # nothing fetched ahead
+    with caplog.at_level(logging.INFO, logger="glancesync.transfer"):
+        assert read_all(source, image) == data
+        assert read_all(source, image) == data
+    assert "to one region without caching" in caplog.text
+    assert (source.downloads, source.bytes_downloaded) == (2, 2 * len(data))
+    assert cache.entries() == [] and master.download_calls == 2
+
+
+def test_a_streamed_image_whose_bytes_do_not_match_fails_after_the_last_chunk(tmp_path,
+                                                                              master):
+    data = make_data(2 * MiB)
+    image = upload(master, data)
+    lying = dataclasses.replace(image, checksum="0" * 32, os_hash_value="0" * 128)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", max_size=MiB))
+    with pytest.raises(ChecksumMismatchError):
+        read_all(source, lying)
+    assert source.cache.entries() == []
+
+
+def test_the_room_of_the_cache_counts_what_eviction_frees(tmp_path):
+    cache = ImageCache(tmp_path / "cache", max_size=10 * MiB)
+    old = make_data(MiB)
+    cache.put(image_for(old), split(old))
+    free = shutil.disk_usage(tmp_path).free
+    assert cache.cannot_hold(image_for(make_data(10))) is None
+    huge = dataclasses.replace(image_for(b"x"), size=free + 2 * MiB)
+    assert cache.cannot_hold(huge).startswith("it is larger")  # beyond max_size first
+    unlimited = ImageCache(tmp_path / "cache2", None)
+    assert "room of the cache's file system" in unlimited.cannot_hold(huge)
+    assert cache.cannot_hold(dataclasses.replace(huge, size=None)) is None
+
+
+def test_asking_whether_an_image_is_cached_changes_nothing(tmp_path, master):
+    """A status or a dry run asks it: no folder made, nothing hashed or touched."""
+    data = make_data(2 * MiB)
+    image = upload(master, data)
+    folder = tmp_path / "not-yet"
+    source = MasterImageSource(master, ImageCache(folder, max_size=MiB))
+    assert source.uncached(image) is not None
+    assert not folder.exists() and master.download_calls == 0
+    roomy = MasterImageSource(master, ImageCache(tmp_path / "roomy", None))
+    assert roomy.uncached(image) is None and not (tmp_path / "roomy").exists()

@@ -46,7 +46,7 @@ from glancesync import safenames
 from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
                                ServiceError, TransferError, UnsafeNameError, UsageError)
 from glancesync.image import VISIBILITIES
-from glancesync.integrity import CHUNK_SIZE, HashingStream, atomic_file
+from glancesync.integrity import CHUNK_SIZE, HashingStream, atomic_file, open_regular_file
 
 __all__ = ["RequestContext", "LocalStore", "DB_NAME", "DATA_DIR"]
 
@@ -1123,14 +1123,16 @@ class LocalStore:
         """The ``active`` image's bytes in chunks of :data:`CHUNK_SIZE`.
 
         Checks happen now (ImageNotFoundError, ConflictError if not active);
-        the file is read as the iterator is consumed.
+        the file is read as the iterator is consumed. Opening never blocks:
+        a data file that is a FIFO, a device or a socket (a mirror from
+        elsewhere is data, not trust) is a ``TransferError``.
         """
         image = self.image_get(context, image_id)
         if image["status"] != "active":
             raise ConflictError(f"image is {image['status']}, it has no data",
                                 image=image_id, status_code=409)
         try:
-            handle = open(self._data_file(image_id), "rb")
+            handle = open_regular_file(self._data_file(image_id))
         except OSError as exc:
             raise TransferError(f"cannot read image data: {exc}", image=image_id) from exc
         return self._read_chunks(handle, image_id)

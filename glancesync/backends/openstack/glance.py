@@ -53,17 +53,22 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 
 from glancesync.backends.base import CHUNK_SIZE, ImportTask, RegionAdapter
-from glancesync.backends.openstack.origins import MAX_BODY, OriginGuard, SlowAnswerError
+from glancesync.backends.openstack import access as access_rules
+from glancesync.backends.openstack.origins import (MAX_BODY, OriginGuard, SlowAnswerError,
+                                                   short_reason)
 from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFailure,
                                EndpointError, GlanceSyncError, ImageNotFoundError,
-                               ServiceError, TransferError, UsageError)
+                               ServiceError, TransferError, UploadRestartError,
+                               UsageError)
 from glancesync.image import Image
 from glancesync.integrity import FileData
 
 LOG = logging.getLogger(__name__)
 
-#: Bytes handed to one ``sendfile`` call: progress is reported between calls.
-SENDFILE_SLICE = 64 * 1024 * 1024
+#: Bytes handed to one ``sendfile`` call: progress is reported between calls,
+#: and a stop request is seen there (small enough for a slow region to stop
+#: within seconds).
+SENDFILE_SLICE = 4 * 1024 * 1024
 #: The slowest image data download accepted: bytes per second, averaged over
 #: :data:`MIN_RATE_WINDOW` seconds (each wait for bytes is also bounded by the
 #: session's timeout).
@@ -71,6 +76,17 @@ MIN_RATE = 16 * 1024
 MIN_RATE_WINDOW = 60.0
 #: The Image API versions GlanceSync speaks: any v2 (glanceclient's ``/v2`` paths).
 API_VERSIONS = ("2", "2.latest")
+#: The most image endpoints of one region and interface tried before it fails
+#: (a catalog listing more does not make a run wait for each).
+MAX_ENDPOINTS = 4
+#: The import method that takes data staged by the client (Image API v2.6+).
+GLANCE_DIRECT = "glance-direct"
+#: Seconds between two looks at an image whose staged data is being imported
+#: (first, then at most).
+IMPORT_POLL = (0.5, 5.0)
+#: Glance's answer when its policy refuses a call (``PolicyNotAuthorized``,
+#: glance/common/exception.py): the rule's name is the action.
+_POLICY_REFUSAL = re.compile(r"not authorized to complete (\w+) action", re.IGNORECASE)
 
 
 def retry_after(response: requests.Response) -> float | None:
@@ -107,6 +123,7 @@ class _KeepRetryAfter(ksa_adapter.Adapter):
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
             error.http_status = response.status_code
+            error.request = (method, url)
             raise error
         return response
 
@@ -281,13 +298,18 @@ class GlanceRegionAdapter(RegionAdapter):
     used as given instead (a proxy in front of one Glance, for tests).
     ``min_rate`` (bytes per second) over ``min_rate_window`` (seconds) is
     the slowest download accepted (:meth:`download_data`).
+    ``upload_method`` is how :meth:`upload_data` sends data: ``direct``
+    (``PUT .../file``), ``glance-direct`` (``PUT .../stage`` then the
+    import API, waited for at most ``import_timeout`` seconds) or ``auto``
+    (direct until the region's policy forbids it, glance-direct after).
     """
 
     def __init__(self, name: str, session: ksa_session.Session, region_name: str,
                  project_id: str | None, *, list_timeout: float = 30,
                  interface: str = "public", page_size: int = 1000,
                  endpoint_override: str | None = None, min_rate: float = MIN_RATE,
-                 min_rate_window: float = MIN_RATE_WINDOW) -> None:
+                 min_rate_window: float = MIN_RATE_WINDOW, upload_method: str = "auto",
+                 import_timeout: float = 1800.0) -> None:
         self.name = name
         self.project_id = project_id
         self.region_name = region_name
@@ -301,6 +323,12 @@ class GlanceRegionAdapter(RegionAdapter):
         self._api: _Api | None = None
         self._api_lock = threading.Lock()
         self._import_methods: frozenset[str] | None = None
+        self._good_url: str | None = None  # the catalog URL that worked last
+        self._lost = False  # a connection failed since the API was found
+        self.upload_method = upload_method
+        self.import_timeout = import_timeout
+        #: True once data goes through the import API (set, or learnt in ``auto``).
+        self.via_import = upload_method == GLANCE_DIRECT
 
     # -- the API root ----------------------------------------------------
 
@@ -308,9 +336,13 @@ class GlanceRegionAdapter(RegionAdapter):
     def api(self) -> _Api:
         """The region's Image API clients (discovered on first use).
 
-        :raises EndpointError: the catalog's image endpoint serves no Image API v2.
+        After a connection failure the API is found again at the next call,
+        so that the region's other image endpoints are tried.
+
+        :raises EndpointError: the catalog's image endpoint serves no Image API v2
+            (or none of them works, one at least for good).
         :raises ServiceError: the region has no image endpoint in the catalog.
-        :raises ConnectionFailure: the endpoint cannot be reached (transient).
+        :raises ConnectionFailure: no endpoint can be reached (transient).
         """
         with self._api_lock:
             if self._api is None:
@@ -320,29 +352,81 @@ class GlanceRegionAdapter(RegionAdapter):
             return self._api
 
     def _discover_root(self) -> str:
-        """The API root of the catalog's image endpoint, by version discovery.
+        """The API root of one of the region's image endpoints, by version discovery.
+
+        Every image endpoint of the region and interface in the catalog is
+        tried, in catalog order (the last one that worked first): a region
+        may list two (IPv4 and IPv6), and one may be down; at most
+        :data:`MAX_ENDPOINTS` are tried. After a
+        connection failure each is first asked for its root without
+        credentials (keystoneauth keeps version documents it read). Passing over one
+        is a warning naming it; when none works, the error names each with
+        its failure (a :class:`ConnectionFailure` when all were transient).
+        """
+        session = self._discovery_session()
+        urls = self._catalog_urls()
+        if not urls:
+            raise ksa_exc.EndpointNotFound()
+        if self._good_url in urls:
+            urls.remove(self._good_url)
+            urls.insert(0, self._good_url)
+        if len(urls) > MAX_ENDPOINTS:
+            LOG.warning("%s: the catalog lists %d image endpoints (%s) for the region: only"
+                        " the first %d are tried", self.name, len(urls), self.interface,
+                        MAX_ENDPOINTS)
+            urls = urls[:MAX_ENDPOINTS]
+        failures: list[tuple[str, GlanceSyncError]] = []
+        for url in urls:
+            try:
+                with self._errors("finding the image API"):
+                    if self._lost:  # version documents are cached: is it alive?
+                        session.get(url, authenticated=False, raise_exc=False)
+                    root = self._discover_at(session, url)
+            except GlanceSyncError as exc:
+                if len(urls) == 1 or isinstance(exc, AuthenticationError):
+                    raise
+                failures.append((url, exc))
+                continue
+            if failures:
+                LOG.warning("%s: image endpoint %s did not work (%s); using the region's "
+                            "endpoint %s instead", self.name,
+                            ", ".join(failed for failed, _ in failures),
+                            "; ".join(short_reason(exc) for _, exc in failures), url)
+            self._good_url, self._lost = url, False
+            return root
+        raise self._no_endpoint(failures)
+
+    def _no_endpoint(self, failures: list[tuple[str, GlanceSyncError]]) -> GlanceSyncError:
+        """The error when none of the region's image endpoints works (naming each)."""
+        target = self.name.partition(":")[0]
+        each = "; ".join(f"{url}: {short_reason(exc)}" for url, exc in failures)
+        if all(exc.transient for _, exc in failures):
+            return ConnectionFailure(f"none of the {len(failures)} image endpoints"
+                                     f" ({self.interface}) of region {self.region_name} in"
+                                     f" the catalog of target {target} works: {each}",
+                                     region=self.name)
+        return EndpointError(f"none of the {len(failures)} image endpoints ({self.interface})"
+                             f" of region {self.region_name} in the catalog of target"
+                             f" {target} works: {each}", region=self.name)
+
+    def _discover_at(self, session: ksa_session.Session, url: str) -> str:
+        """The API root behind the catalog URL ``url`` (see :meth:`_discover_root`).
 
         keystoneauth looks for Glance's version document at the catalog URL
         and, for a versioned URL, at the URL without its version; the v2
         API it finds is ``<root>/v2/``. When no version document answers,
-        keystoneauth falls back to the catalog URL as it is: the document is
-        then asked for once more, so that the error says why. Each of these
-        requests is bounded by ``list_timeout``: a stalled server cannot
-        hold the caller longer.
+        the document is asked for once more, so that the error says why.
+        Each of these requests is bounded by ``list_timeout``: a stalled
+        server cannot hold the caller longer.
         """
-        session = self._discovery_session()
-        finder = ksa_adapter.Adapter(session, service_type="image",
-                                     interface=self.interface, region_name=self.region_name,
-                                     min_version=API_VERSIONS[0],
-                                     max_version=API_VERSIONS[1])
-        found = self._versioned_data(finder)
+        endpoint = ksa_discover.EndpointData(catalog_url=url, service_type="image",
+                                             interface=self.interface,
+                                             region_name=self.region_name)
+        found = self._versioned_data(session, endpoint)
         if found is None:
-            url = self._catalog_url()
-            if not url:
-                raise ksa_exc.EndpointNotFound()
             self._explain_failed_discovery(session, url)
             # It answers now: a failure that passed, or a document without v2.
-            found = self._versioned_data(finder)
+            found = self._versioned_data(session, endpoint)
             if found is None:
                 raise EndpointError(self._wrong_endpoint(
                     url, "its version document offers no Image API v2"), region=self.name)
@@ -352,11 +436,13 @@ class GlanceRegionAdapter(RegionAdapter):
         return urllib.parse.urljoin(api, "..")
 
     @staticmethod
-    def _versioned_data(finder: ksa_adapter.Adapter) -> Any:
+    def _versioned_data(session: ksa_session.Session, endpoint: Any) -> Any:
         """keystoneauth's endpoint data of the v2 API, or None if none was found."""
         try:
-            found = finder.get_endpoint_data()
-        except ksa_exc.DiscoveryFailure:
+            found = endpoint.get_versioned_data(
+                session, project_id=session.get_project_id(),
+                min_version=API_VERSIONS[0], max_version=API_VERSIONS[1])
+        except (ksa_exc.DiscoveryFailure, ksa_exc.HttpError, ksa_exc.ConnectionError):
             return None
         return found if found is not None and found.service_url is not None else None
 
@@ -387,11 +473,19 @@ class GlanceRegionAdapter(RegionAdapter):
             raise EndpointError(self._wrong_endpoint(url, f"not a Glance API ({exc})"),
                                 region=self.name) from exc
 
-    def _catalog_url(self) -> str | None:
-        """The catalog's image endpoint URL as registered (no discovery)."""
-        return ksa_adapter.Adapter(self._session, service_type="image",
-                                   interface=self.interface,
-                                   region_name=self.region_name).get_endpoint()
+    def _catalog_urls(self) -> list[str]:
+        """The region's image endpoint URLs of the interface, as registered, in
+        catalog order (no discovery); a plugin without catalog (a token and
+        an endpoint) gives its one endpoint."""
+        if not hasattr(self._session.auth, "get_access"):
+            url = self._session.get_endpoint(service_type="image", interface=self.interface,
+                                             region_name=self.region_name)
+            return [url] if url else []
+        access = self._session.auth.get_access(self._session)
+        urls = access.service_catalog.get_urls(service_type="image",
+                                               interface=self.interface,
+                                               region_name=self.region_name) or ()
+        return list(dict.fromkeys(urls))
 
     def _wrong_endpoint(self, url: str | None, why: str) -> str:
         target = self.name.partition(":")[0]
@@ -488,38 +582,111 @@ class GlanceRegionAdapter(RegionAdapter):
         """Stream ``chunks`` to the image, one chunk in memory at a time.
 
         With a known ``size`` the body is sent with ``Content-Length``; else
-        with chunked transfer encoding (through glanceclient).
+        with chunked transfer encoding (through glanceclient). Through the
+        import API (:attr:`via_import`): staged, imported, waited for.
+
+        :raises UploadRestartError: ``auto``: the region's policy forbids the
+            direct upload and offers ``glance-direct``; later calls use it
+            (send the data again).
         """
-        started = time.monotonic()
-        LOG.debug("%s: uploading data of image %s", self.name, image_id)
-        with self._errors("uploading the image data", image_id, streaming=True):
-            if size is None:
-                reader = _ChunkReader(chunks)
-                self.api.images.upload(image_id, reader)
-                sent = reader.sent
-            elif isinstance(chunks, FileData) and self._can_sendfile():
-                sent = self._put_file(image_id, chunks, size)
-            else:
-                body = _SizedBody(chunks, size)
-                self._put_data(image_id, body)
-                sent = body.sent
-        LOG.debug("%s: uploaded %d bytes to image %s in %.1f s", self.name, sent,
-                  image_id, time.monotonic() - started)
+        if self.via_import:
+            return self._upload_by_import(image_id, chunks, size)
+        try:
+            self._send_data(image_id, chunks, size, "file", "uploading the image data")
+        except ServiceError as exc:
+            rule = self._policy_rule(exc)
+            if self.upload_method != "auto" or exc.status_code != 403 or rule is None:
+                raise
+            offered = self.import_methods()
+            if GLANCE_DIRECT not in offered:
+                exc.message += (f"; its import API offers no {GLANCE_DIRECT} either (import"
+                                f" methods: {', '.join(sorted(offered)) or 'none'})")
+                raise
+            self.via_import = True
+            LOG.warning("%s: the region's policy (rule %s) forbids the direct upload:"
+                        " uploading through the import API (%s) from now on", self.name,
+                        rule, GLANCE_DIRECT)
+            raise UploadRestartError(f"direct upload forbidden by the region's policy (rule "
+                                     f"{rule}): switched to {GLANCE_DIRECT}",
+                                     region=self.name, image=image_id,
+                                     status_code=403) from exc
         return self.get_image(image_id)
 
-    def _file_url(self, image_id: str) -> str:
-        return f"{self.api.root.rstrip('/')}/v2/images/{image_id}/file"
+    def _send_data(self, image_id: str, chunks: Iterable[bytes], size: int | None,
+                   part: str, action: str) -> None:
+        """PUT the data to ``/v2/images/ID/<part>`` (``file`` or ``stage``)."""
+        started = time.monotonic()
+        LOG.debug("%s: %s of image %s (%s)", self.name, action, image_id, part)
+        with self._errors(action, image_id, streaming=True):
+            if size is None:
+                reader = _ChunkReader(chunks)
+                if part == "stage":
+                    self.api.images.stage(image_id, reader)
+                else:
+                    self.api.images.upload(image_id, reader)
+                sent = reader.sent
+            elif isinstance(chunks, FileData) and self._can_sendfile():
+                sent = self._put_file(image_id, chunks, size, part)
+            else:
+                body = _SizedBody(chunks, size)
+                self._put_data(image_id, body, part)
+                sent = body.sent
+        LOG.debug("%s: sent %d bytes to image %s in %.1f s", self.name, sent,
+                  image_id, time.monotonic() - started)
 
-    def _put_data(self, image_id: str, body: "_SizedBody") -> None:
+    def _upload_by_import(self, image_id: str, chunks: Iterable[bytes],
+                          size: int | None) -> Image:
+        """Stage the data, ask its ``glance-direct`` import, wait until it is done.
+
+        :raises TransferError: the import failed (its task's message), the
+            image left ``importing``, or it took longer than ``import_timeout``.
+        """
+        self._send_data(image_id, chunks, size, "stage", "staging the image data")
+        with self._errors("importing the staged data", image_id):
+            self.api.images.image_import(image_id, method=GLANCE_DIRECT)
+        deadline = time.monotonic() + self.import_timeout
+        pause = IMPORT_POLL[0]
+        while True:
+            image = self.get_image(image_id)
+            if image.status == "active":
+                return image
+            failed = image.status in ("killed", "deleted", "deactivated")
+            if image.status == "queued":  # Glance puts a failed import back there
+                task = self.import_task(image_id)
+                failed = task is not None and task.failed
+            if failed or time.monotonic() >= deadline:
+                task = self.import_task(image_id)
+                why = (f"task {task.task_id} {task.status}: {task.message}" if task
+                       else f"the image is {image.status}")
+                if failed:
+                    raise TransferError(f"the glance-direct import of the staged data failed:"
+                                        f" {why}", region=self.name, image=image_id)
+                raise TransferError(f"the glance-direct import of the staged data took longer"
+                                    f" than {self.import_timeout:g} s (import_timeout): {why}",
+                                    region=self.name, image=image_id)
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 1.5, IMPORT_POLL[1])
+
+    @staticmethod
+    def _policy_rule(error: GlanceSyncError) -> str | None:
+        """The policy rule a 403 names (Glance's ``PolicyNotAuthorized``), or None."""
+        found = _POLICY_REFUSAL.search(str(error))
+        return found.group(1) if found else None
+
+    def _file_url(self, image_id: str, part: str = "file") -> str:
+        return f"{self.api.root.rstrip('/')}/v2/images/{image_id}/{part}"
+
+    def _put_data(self, image_id: str, body: "_SizedBody", part: str = "file") -> None:
         # The path glanceclient uses, on the same API root.
         # No re-authentication and resend on 401: the body cannot be replayed.
         response = self.api.data.put(
-            f"/v2/images/{image_id}/file", data=body, raise_exc=False,
+            f"/v2/images/{image_id}/{part}", data=body, raise_exc=False,
             allow_reauth=False, headers={"Content-Type": "application/octet-stream"})
         if response.status_code >= 400:
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
             error.http_status = response.status_code
+            error.request = ("PUT", f"/v2/images/{image_id}/{part}")
             raise error
 
     def _can_sendfile(self) -> bool:
@@ -539,7 +706,7 @@ class GlanceRegionAdapter(RegionAdapter):
         return (urllib.parse.urlsplit(endpoint).scheme == "http" and not session.proxies
                 and not (session.trust_env and requests.utils.get_environ_proxies(endpoint)))
 
-    def _put_file(self, image_id: str, data: FileData, size: int) -> int:
+    def _put_file(self, image_id: str, data: FileData, size: int, part: str = "file") -> int:
         """PUT the file's first ``size`` bytes with ``sendfile``; return the bytes sent.
 
         One new connection (the request line, headers and answer through the
@@ -548,8 +715,8 @@ class GlanceRegionAdapter(RegionAdapter):
         glanceclient's error, as through requests. The token comes from the
         session and is not renewed on 401: the body cannot be replayed.
         """
-        url = urllib.parse.urlsplit(self._file_url(image_id))
-        guard = self._session.session.get_adapter(self._file_url(image_id))
+        url = urllib.parse.urlsplit(self._file_url(image_id, part))
+        guard = self._session.session.get_adapter(self._file_url(image_id, part))
         if isinstance(guard, OriginGuard):
             guard.pacer.wait()  # one request of the target, like any other
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size),
@@ -576,6 +743,7 @@ class GlanceRegionAdapter(RegionAdapter):
                 # The service may have answered early (and closed): say what it said.
                 early = self._early_answer(conn)
                 if early is not None:
+                    early.request = ("PUT", f"/v2/images/{image_id}/{part}")
                     raise early from exc
                 raise ConnectionFailure(f"uploading the image data failed: connection "
                                         f"lost after {sent} bytes: {exc}", region=self.name,
@@ -591,6 +759,7 @@ class GlanceRegionAdapter(RegionAdapter):
             error = _error_of(response.status, response.headers, body)
             error.retry_after = retry_after(response)
             error.http_status = response.status
+            error.request = ("PUT", f"/v2/images/{image_id}/{part}")
             raise error
         return sent
 
@@ -633,6 +802,7 @@ class GlanceRegionAdapter(RegionAdapter):
                 error = glance_exc.from_response(response, body)
                 error.retry_after = retry_after(response)
                 error.http_status = response.status_code
+                error.request = ("GET", path)
                 raise error
         if response.status_code == 204:
             response.close()
@@ -809,6 +979,7 @@ class GlanceRegionAdapter(RegionAdapter):
             raise self._http_error(exc, action, image, publicize, deleting,
                                    collection) from exc
         except (glance_exc.CommunicationError, glance_exc.InvalidEndpoint) as exc:
+            self._forget_api()
             raise ConnectionFailure(f"{action} failed: cannot reach Glance: {exc}",
                                     **where) from exc
         except ksa_exc.EndpointNotFound as exc:
@@ -819,6 +990,7 @@ class GlanceRegionAdapter(RegionAdapter):
             raise AuthenticationError(f"Keystone refused the credentials while {action}: "
                                       f"{exc}", **where) from exc
         except ksa_exc.ConnectionError as exc:
+            self._forget_api()
             raise ConnectionFailure(f"{action} failed: {exc}", **where) from exc
         except ksa_exc.HttpError as exc:
             raise ServiceError(f"{action} failed: Keystone answered {exc}",
@@ -827,6 +999,7 @@ class GlanceRegionAdapter(RegionAdapter):
         except ksa_exc.ClientException as exc:
             raise ServiceError(f"{action} failed: {exc}", **where) from exc
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            self._forget_api()
             raise ConnectionFailure(f"{action} failed: connection lost: {exc}",
                                     **where) from exc
         except requests.exceptions.RequestException as exc:
@@ -834,6 +1007,47 @@ class GlanceRegionAdapter(RegionAdapter):
                 raise TransferError(f"{action} failed: the data stream broke: {exc}",
                                     **where) from exc
             raise ServiceError(f"{action} failed: {exc}", **where) from exc
+
+    def _access_rules_error(self, exc: glance_exc.HTTPException, action: str,
+                            where: dict[str, Any]) -> AuthenticationError | None:
+        """What a 401 means for a token restricted by access rules, or None.
+
+        The rules allow the request: the region's Glance cannot check them
+        (no ``service_type`` in its ``[keystone_authtoken]``); they do not:
+        the rule missing is named. See :mod:`.access`.
+        """
+        rules = access_rules.restricted_rules(self._session)
+        if rules is None:
+            return None
+        allowed = access_rules.describe(rules)
+        method, url = getattr(exc, "request", (None, None))
+        path = urllib.parse.urlsplit(url or "").path
+        root = urllib.parse.urlsplit(self._api.root if self._api else "").path.rstrip("/")
+        if root and path.startswith(root + "/"):
+            path = path[len(root):]
+        if method is None:
+            return AuthenticationError(
+                f"Glance refused the token while {action} (HTTP 401): the target's"
+                f" application credential has access rules ({allowed}): either they do not"
+                f" allow this call or the Glance of region {self.region_name} cannot check"
+                " them (it needs service_type = image in [keystone_authtoken])", **where)
+        if not access_rules.allows(rules, "image", method, path):
+            return AuthenticationError(
+                f"Glance refused the token while {action} (HTTP 401): the access rules of"
+                f" the target's application credential do not allow {method} {path} on the"
+                f" image service (they allow: {allowed}): add a rule for it, or use a"
+                " credential without access rules", **where)
+        return AuthenticationError(
+            f"Glance refused the token while {action} (HTTP 401): the target's application"
+            f" credential has access rules, and the Glance of region {self.region_name} does"
+            " not check them: its glance-api.conf needs service_type = image in"
+            " [keystone_authtoken] (keystonemiddleware refuses every token restricted by"
+            " access rules without it)", **where)
+
+    def _forget_api(self) -> None:
+        """After a connection failure: find the API again (another endpoint may work)."""
+        if self._endpoint_override is None:
+            self._api, self._lost = None, True
 
     def _schema_error(self, action: str, image: str | None, exc: TypeError) -> UsageError:
         # glanceclient checks each field against Glance's image schema and
@@ -858,12 +1072,22 @@ class GlanceRegionAdapter(RegionAdapter):
             return ConflictError(f"{action} refused: the image's state does not allow it "
                                  f"(HTTP 409): {details}", **where)
         if status == 401:
-            return AuthenticationError(f"Glance refused the token while {action} "
-                                       "(HTTP 401): check the target's credentials", **where)
+            return self._access_rules_error(exc, action, where) or AuthenticationError(
+                f"Glance refused the token while {action} (HTTP 401): check the target's"
+                " credentials", **where)
         if status == 403:
             if deleting and "protected" in details.lower():
                 return ConflictError("the image is protected: set protected to false "
                                      "before deleting it (HTTP 403)", **where)
+            rule = _POLICY_REFUSAL.search(details)
+            if rule is not None and rule.group(1) != "publicize_image":
+                hint = ("; upload_method = glance-direct (or auto) uploads through"
+                        " the import API where the region allows it"
+                        if rule.group(1) == "upload_image" and self.upload_method == "direct"
+                        else "")
+                return ServiceError(f"{action} forbidden (HTTP 403) by the region's "
+                                    f"policy (rule {rule.group(1)}), not by a missing "
+                                    f"role of the credential: {details}{hint}", **where)
             if publicize:
                 return ServiceError(f"{action} forbidden (HTTP 403): making an image "
                                     "public needs the admin role", **where)

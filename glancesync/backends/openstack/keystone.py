@@ -17,7 +17,6 @@ import contextlib
 import datetime
 import functools
 import logging
-import re
 import time
 from typing import Any, Iterator
 
@@ -27,8 +26,10 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from glancesync.backends.base import ProjectName, RegionAdapter, Target, TargetSpec
-from glancesync.backends.openstack.origins import guarded_session
-from glancesync.backends.openstack.settings import INTERFACES, OpenStackSettings, load_cloud
+from glancesync.backends.openstack import access as access_rules
+from glancesync.backends.openstack.origins import guarded_session, short_reason
+from glancesync.backends.openstack.settings import (INTERFACES, OpenStackSettings,
+                                                    check_tls_files, load_cloud)
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                GlanceSyncError, ServiceError, TLSError)
 from glancesync.pacing import RatePacer
@@ -128,7 +129,7 @@ class KeystoneTarget(Target):
         """The target's keystoneauth1 session (built on first use, not yet authenticated)."""
         if self._session is None:
             if self.cloud is not None:
-                self._session = self._cloud_session()
+                session = self._cloud_session()
             else:
                 if not self.settings.auth:
                     raise ConfigError("no credentials for this target", section=self.name)
@@ -136,9 +137,13 @@ class KeystoneTarget(Target):
                 self._auth = self._make_plugin(auth, auth_type=auth.pop("auth_type", None))
                 # Requests (and the redirections keystoneauth follows) reach only
                 # Keystone and the catalog's endpoints: the token goes nowhere else.
-                self._session = ks_session.Session(
-                    auth=self._auth, verify=self._verify(True), timeout=SOCKET_TIMEOUT,
+                session = ks_session.Session(
+                    auth=self._auth, verify=self._verify(True),
+                    timeout=self.settings.timeout or SOCKET_TIMEOUT, cert=self._cert(None),
                     session=guarded_session(self._allowed_urls, self.pacer))
+            # A FIFO as CA bundle would block the first handshake for ever.
+            check_tls_files(session.verify, session.cert, self.name)
+            self._session = session
         return self._session
 
     def _allowed_urls(self) -> Iterator[str | None]:
@@ -167,7 +172,10 @@ class KeystoneTarget(Target):
             raise ConfigError(f"cloud {self.settings.cloud!r} of clouds.yaml cannot be"
                               f" used: {exc}", section=self.name, option="cloud") from None
         session.verify = self._verify(session.verify)
-        if session.timeout is None:  # no api_timeout in the cloud
+        session.cert = self._cert(session.cert)
+        if self.settings.timeout:
+            session.timeout = self.settings.timeout
+        elif session.timeout is None:  # no api_timeout in the cloud
             session.timeout = SOCKET_TIMEOUT
         self._auth = session.auth
         return session
@@ -177,6 +185,12 @@ class KeystoneTarget(Target):
         if self.settings.insecure:
             return False
         return self.settings.cacert or default
+
+    def _cert(self, default: Any) -> Any:
+        """The client certificate: ``cert`` (with ``key``), else ``default``."""
+        if not self.settings.cert:
+            return default
+        return (self.settings.cert, self.settings.key) if self.settings.key else self.settings.cert
 
     def _make_plugin(self, auth: dict[str, Any], auth_type: str | None) -> v3.Auth:
         if not auth.get("auth_url"):
@@ -246,10 +260,13 @@ class KeystoneTarget(Target):
     def adapter(self, region: RegionRef) -> RegionAdapter:
         """A Glance adapter of ``region`` on the target's session."""
         from glancesync.backends.openstack.glance import GlanceRegionAdapter
+        for_region = getattr(self.spec, "for_region", None)
+        config = for_region(region.name) if for_region is not None else self.spec
         return GlanceRegionAdapter(
             name=str(region), session=self.session, region_name=region.name,
             project_id=self.project_id, list_timeout=self.spec.list_images_timeout,
-            interface=self.interface)
+            interface=self.interface, upload_method=getattr(config, "upload_method", "auto"),
+            import_timeout=getattr(config, "import_timeout", 1800.0))
 
     def close(self) -> None:
         """Forget the token and close the HTTP connections."""
@@ -297,7 +314,18 @@ class KeystoneTarget(Target):
         try:
             with self._translate():
                 yield
-        except ServiceError as exc:
+        except (ServiceError, AuthenticationError) as exc:
+            rules = access_rules.restricted_rules(self._session)
+            if rules is not None and exc.status_code in (401, 403):
+                raise AuthenticationError(
+                    f"Keystone at {self.location} refused a project look-up of target"
+                    f" {self.name} (HTTP {exc.status_code}): the access rules of its"
+                    " application credential allow no such identity call (they allow:"
+                    f" {access_rules.describe(rules)}); sync_members maps projects by"
+                    " name: add rules for service identity, method GET, paths"
+                    " /v3/projects/*, /v3/domains/*, /v3/projects and /v3/domains, or"
+                    " use a credential without access rules, or sync_members = false",
+                    status_code=exc.status_code) from exc
             if exc.status_code == 403:
                 exc.message += (" (sync_members maps projects by name: the target's"
                                 " credential must be allowed to read projects and"
@@ -326,7 +354,7 @@ def translate_error(exc: ks_exc.ClientException, target: str,
         return TLSError(
             f"TLS failure with Keystone at {where} (target {target}): set cacert to"
             " the CA bundle of the server (insecure = true for tests only);"
-            f" {_reason(exc)}")
+            f" {short_reason(exc)}")
     if isinstance(exc, ks_exc.ConnectTimeout):
         return ConnectionFailure(
             f"timeout connecting to Keystone at {where} (target {target}):"
@@ -334,7 +362,7 @@ def translate_error(exc: ks_exc.ClientException, target: str,
     if isinstance(exc, ks_exc.ConnectionError):
         return ConnectionFailure(
             f"cannot connect to Keystone at {where} (target {target}): check auth_url"
-            f" and that Keystone is running; {_reason(exc)}")
+            f" and that Keystone is running; {short_reason(exc)}")
     if isinstance(exc, ks_exc.HttpError):
         return ServiceError(
             f"Keystone at {where} answered {exc.http_status} for target {target}:"
@@ -349,20 +377,6 @@ def translate_error(exc: ks_exc.ClientException, target: str,
         return AuthenticationError(f"cannot authenticate target {target} at {where}:"
                                    f" {exc}")
     return ServiceError(f"Keystone error for target {target} at {where}: {exc}")
-
-
-_REASONS = re.compile(r"\[SSL[^\]]*\][^'\")]*|certificate verify failed[^'\")]*|"
-                      r"Connection refused|Name or service not known|timed out|"
-                      r"Connection reset by peer|wrong version number")
-
-
-def _reason(exc: Exception) -> str:
-    """The useful end of a long urllib3 error chain."""
-    text = str(exc)
-    found = _REASONS.findall(text)
-    if found:
-        return found[-1].strip()
-    return text if len(text) <= 160 else "..." + text[-160:]
 
 
 def iter_image_endpoints(access: ks_access.AccessInfo) -> Iterator[dict[str, Any]]:

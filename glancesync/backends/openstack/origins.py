@@ -176,3 +176,17 @@ def guarded_session(allowed: Callable[[], Iterable[str | None]],
     for scheme in list(session.adapters):
         session.mount(scheme, guard)
     return session
+
+
+_REASONS = re.compile(r"\[SSL[^\]]*\][^'\")]*|certificate verify failed[^'\")]*|"
+                      r"Connection refused|Name or service not known|timed out|"
+                      r"Connection reset by peer|wrong version number")
+
+
+def short_reason(exc: Exception) -> str:
+    """The useful end of a long urllib3 error chain."""
+    text = str(exc)
+    found = _REASONS.findall(text)
+    if found:
+        return found[-1].strip()
+    return text if len(text) <= 160 else "..." + text[-160:]

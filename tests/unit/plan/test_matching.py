@@ -1,6 +1,8 @@
 """glancesync.plan.matching: regional images matched by name and content, classified."""
 from __future__ import annotations
 
+import pytest
+
 from glancesync.image import Provenance
 from glancesync.plan import matching
 from glancesync.plan.model import OperationKind, Status
@@ -93,8 +95,7 @@ def test_a_deactivated_master_image_is_reported_only():
 
 
 def test_two_copies_of_one_master_image_made_by_us_need_an_operator():
-    ctx = context([m("a")], [r("a", id_="r1"), r("b", id_="r2", provenance=Provenance(
-        "m-a", MASTER_REGION, "md5:c1"))])
+    ctx = context([m("a")], [r("a", id_="r1"), r("a", id_="r2")])
     matching.report_own_duplicates(ctx)
     (warning,) = ctx.warnings
     assert warning.startswith("2 copies of master image m-a (from Master) made by GlanceSync")
@@ -108,3 +109,64 @@ def test_two_images_of_a_synchronised_name_are_never_ok():
         step(ctx)
     line = ctx.statuses["a"]
     assert line.status is Status.ERROR_REGIONAL_DUPLICATE and "r2" in line.reason
+
+
+def test_only_our_own_recorded_copy_may_relay_server_side_copies():
+    """Issue 21, case 5: another project's image with the master's bytes is ``ok``
+    but never a relay (Glance would copy its properties); nor is an image of ours
+    without a record of this master content, nor a deactivated copy."""
+    for regional, relays in [
+            (r("a", owner="another"), {}),
+            (r("a", owner="another", provenance=Provenance("m-a", MASTER_REGION, "md5:c1")),
+             {}),
+            (r("a", provenance=None), {}),
+            (r("a", provenance=Provenance("m-a", "ElseWhere", "md5:c1")), {}),
+            (r("a", status="deactivated"), {}),
+            (r("a", id_="mine"), {"m-a": "mine"})]:
+        ctx = matched(context([m("a")], [regional], only_tenant_images=False))
+        matching.classify(ctx, "a", ctx.synced["a"])
+        assert ctx.finish().relays == relays, regional
+
+
+# -- a copy renamed by hand (issue 23, case 8) ----------------------------------------
+
+def test_a_copy_renamed_by_hand_is_recognised_and_not_uploaded_again():
+    renamed = r("a-prod", id_="r1", provenance=Provenance("m-a", MASTER_REGION, "md5:c1"))
+    ctx = matched(context([m("a")], [renamed]))
+    matching.classify(ctx, "a", ctx.synced["a"])
+    status = ctx.statuses["a"]
+    assert status.status is Status.INFO_RENAMED and status.regional_id == "r1"
+    assert "named 'a-prod' in the region" in status.reason
+    assert "not uploaded again" in status.reason
+    assert "a" not in ctx.ops
+
+
+def test_renamed_copies_beside_a_copy_of_the_name_are_reported_not_diagnosed_as_lock_trouble():
+    record = Provenance("m-a", MASTER_REGION, "md5:c1")
+    ctx = context([m("a")], [r("a", id_="r0"), r("a-prod", id_="r1", provenance=record)])
+    matching.report_own_duplicates(ctx)
+    assert ctx.warnings == []
+    matched(ctx)
+    matching.classify(ctx, "a", ctx.synced["a"])
+    assert ctx.statuses["a"].status is Status.OK
+    plan = ctx.finish()
+    (line,) = [s for s in plan.statuses if s.status is Status.INFO_RENAMED]
+    assert line.regional_id == "r1" and "another copy" in line.reason
+
+
+@pytest.mark.parametrize("renamed, why", [
+    (r("a-prod", "c2", id_="r1", provenance=Provenance("m-a", MASTER_REGION, "md5:c2")),
+     "other content"),
+    (r("a-prod", id_="r1", provenance=Provenance("m-a", "Elsewhere", "md5:c1")),
+     "another master region"),
+    (r("a-prod", id_="r1", owner="another", provenance=Provenance("m-a", MASTER_REGION,
+                                                                   "md5:c1")),
+     "another project's"),
+    (r("a.old", id_="r1", provenance=Provenance("m-a", MASTER_REGION, "md5:c1"),
+       marks={"glancesync.renamed_at": "2029-01-01T00:00:00Z"}), "GlanceSync's own rename"),
+    (r("a-prod", id_="r1", provenance=None), "no provenance"),
+])
+def test_only_our_copies_of_the_master_content_count_as_renamed(renamed, why):
+    ctx = matched(context([m("a")], [renamed]))
+    matching.classify(ctx, "a", ctx.synced["a"])
+    assert ctx.statuses["a"].status is Status.PENDING_UPLOAD, why
