@@ -121,7 +121,7 @@ class Status(str, enum.Enum):
     INFO_MASTER_DEACTIVATED = ("info_master_deactivated", StatusCategory.INFO, "x",
                                "deactivated in the master region: not synchronised,"
                                " regional copies left as they are")
-    INFO_RENAMED = ("info_renamed", StatusCategory.INFO, "e",
+    INFO_RENAMED = ("info_renamed", StatusCategory.INFO, "h",
                     "a copy GlanceSync made of the master image, under another name in the"
                     " region (renamed by hand): recognised by its provenance, not uploaded"
                     " again")
