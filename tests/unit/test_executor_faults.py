@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -19,10 +20,11 @@ from glancesync import executor as executor_module
 from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import (ChecksumMismatchError, ConflictError, ConnectionFailure,
                                ServiceError, TransferError, UsageError)
-from glancesync.executor import Executor, RegionResult, is_refusal
+from glancesync.executor import STOPPED, Executor, RegionResult, is_refusal
 from glancesync.image import Image
 from glancesync.plan import OperationKind
 from glancesync.retry import RetryPolicy
+from glancesync.stopping import StopRequest
 from glancesync.transfer import ImageCache, MasterImageSource
 from tests.engine import DirectSource, plan_region
 from tests import scenarios
@@ -234,6 +236,30 @@ def test_an_image_still_saving_after_saving_timeout_is_never_deleted(master, reg
     region.faults["upload"] = ["sent-saving"]
     result, _ = sync(master, region, saving_timeout=0.0)
     assert not result.success and "saving_timeout" in result.failed["img"]
+    assert [c for c, _ in region.calls].count("upload") == 1
+    assert not any(call == "delete" for call, _ in region.calls)
+    (image,) = region.list_images()
+    assert image.status == "saving"
+
+
+def test_a_stop_ends_the_wait_for_a_saving_image_and_leaves_it_to_the_store(master, region):
+    """Issue 23 case 6 with issue 22: the wait for a store slow to finalise is cut
+    by a stop request, and the image it may still be writing is not deleted."""
+    scenarios.put(master, "img", scenarios.content("stopped", MIB))
+    region.faults["upload"] = ["sent-saving"]
+    stop, waits = StopRequest(), []
+
+    def wait(seconds: float) -> None:  # the third wait is where a SIGTERM comes
+        waits.append(seconds)
+        if len(waits) == 3:
+            stop.set("SIGTERM received", signal.SIGTERM)
+
+    plan = plan_region(master, region, scenarios.target())
+    retry = RetryPolicy(retries=3, initial_wait=0.5, max_wait=4, sleep=wait)
+    result = Executor(region, DirectSource(master), retry=retry, stop=stop,
+                      saving_timeout=30.0).execute(plan)
+    assert [o.result for o in result.outcomes] == [STOPPED], result.outcomes
+    assert len(waits) == 3  # no wait after the stop
     assert [c for c, _ in region.calls].count("upload") == 1
     assert not any(call == "delete" for call, _ in region.calls)
     (image,) = region.list_images()
