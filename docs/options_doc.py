@@ -32,6 +32,7 @@ TABLE = ROOT / "docs" / "manual" / "options_table.inc"
 #: What each kind of value is, as the table and the sample say it.
 KIND_NAMES = {
     "string": "text", "int": "integer", "number": "seconds", "hours": "hours",
+    "rate": "requests per second",
     "bool": "boolean",
     "size": "size (K, M, G, T or P)", "list": "list of names", "set": "list of words",
     "checksums": "list of checksums or any", "path": "path",

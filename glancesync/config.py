@@ -13,9 +13,10 @@ variables (``OS_REGION_NAME`` is the master region).
 
 A section named ``[target:Region]`` holds options of one region of a
 target (only those marked ``per_region`` in :mod:`glancesync.options`:
-``transfer``, ``convert_to``, ``upload_method``, ``region_bandwidth_limit``,
-``keep_image_id``, ``validate_command``, ``validate_timeout``); they override
-the target's values for that region (:meth:`TargetConfig.for_region`).
+``transfer``, ``convert_to``, ``upload_method``, ``saving_timeout``,
+``region_bandwidth_limit``, ``keep_image_id``, ``validate_command``,
+``validate_timeout``); they override the target's values for that region
+(:meth:`TargetConfig.for_region`).
 
 Overrides (``--config`` on the command line) are ``section.key=value``, or
 ``key=value``: such a bare key goes to ``[main]`` when it is a main option
@@ -170,6 +171,7 @@ class TargetConfig:
     convert_to: str | None = None  #: disk format of the regional copies (None: the master's)
     upload_method: str = "auto"  #: auto, direct or glance-direct (Glance regions)
     import_timeout: float = 1800.0  #: seconds a server-side copy may take
+    saving_timeout: float = 900.0  #: seconds a sent upload may stay ``saving``
     keep_image_id: bool = False  #: new copies created with the master image's id
     validate_command: str | None = None  #: run on each new copy before it is published
     validate_timeout: float = 1800.0  #: seconds validate_command may take

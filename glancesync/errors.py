@@ -143,11 +143,15 @@ class ServiceError(GlanceSyncError):
     """An API call failed; ``status_code`` holds the HTTP status if any.
 
     Transient for server errors 500-599 except 501 (Not Implemented never
-    changes); 4xx answers, including 409 conflicts, are permanent.
+    changes) and for 429 Too Many Requests (a rate limit: RFC 6585, with the
+    ``Retry-After`` to honour); other 4xx answers, including 409 conflicts,
+    are permanent.
     """
 
     @classmethod
     def default_transient(cls, status_code: int | None) -> bool:
+        if status_code == 429:
+            return True
         return status_code is not None and 500 <= status_code <= 599 and status_code != 501
 
 
@@ -186,6 +190,12 @@ class TransferError(GlanceSyncError):
     """Image data could not be moved."""
 
 
+class StillSavingError(TransferError):
+    """Every byte of an upload was sent, but its image is still ``saving`` after
+    ``saving_timeout``: the store may still be writing it, so it is left alone
+    (never deleted, never uploaded again in the same run). Not transient."""
+
+
 class ChecksumMismatchError(TransferError):
     """Data read or written does not hash to the expected value."""
 
@@ -200,6 +210,17 @@ class ImageRefusedError(UsageError):
     (``convert_max_virtual_size``, ``convert_timeout``). Every run meets it
     again: the image's status is ``error_refused`` and an operator looks at
     the master image. Not transient.
+    """
+
+    exit_status = ExitStatus.NEEDS_OPERATOR
+
+
+class ProtectedImageError(GlanceSyncError):
+    """A change would unprotect or remove a protected regional image: never made.
+
+    GlanceSync never unprotects nor deletes a protected image, whatever
+    the conflict rule; the image's status is ``error_protected`` and an
+    operator decides. Not transient.
     """
 
     exit_status = ExitStatus.NEEDS_OPERATOR

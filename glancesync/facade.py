@@ -32,6 +32,7 @@ from glancesync.executor.validation import Validation, cloud_environment
 from glancesync.image import READ_ONLY_FIELDS, UPDATABLE_FIELDS, Image, metadata_diff
 from glancesync.plan import (REMOVAL_STEPS, ImageStatus, RegionPlan, Status, Waves,
                              hold_removals, hold_waves, keep_promised_ids, make_plan)
+from glancesync.plan.lifecycle import CLOCK_TOLERANCE
 from glancesync.progress import ask
 from glancesync.redaction import REDACTOR
 from glancesync.regions import RegionRef, check_master_region, resolve_regions
@@ -449,10 +450,27 @@ class GlanceSync:
             regional, members = sharing.region_inputs(master, target, adapter, regional,
                                                       projects, self.target(ref.target))
         plan = make_plan(str(ref), master, regional, adapter.project_id, target,
+                         now=self._clock(ref.target),
                          stalled_upload_age=self.config.main.stalled_upload_age,
                          members=members, transfer=self._region_transfer(ref))
         self._note_uncached(plan)
         return Scope.of(images, image_ids).restrict(plan, master)
+
+    def _clock(self, target: str) -> datetime.datetime | None:
+        """The time now by ``target``'s clock (None: this host's), on which marks and
+        grace periods are measured, shared by every host; a host clock that
+        differs from it by more than :data:`~glancesync.plan.lifecycle.CLOCK_TOLERANCE`
+        is warned about (once)."""
+        now = self.target(target).clock()
+        if now is not None:
+            host = datetime.datetime.now(datetime.timezone.utc)
+            off = (host - now).total_seconds()
+            if abs(off) > CLOCK_TOLERANCE:
+                self._warn_once(f"this host's clock is {abs(off) / 3600:.1f} h"
+                                f" {'ahead of' if off > 0 else 'behind'} the clock of target"
+                                f" {target} (its Keystone): lifecycle marks and grace periods"
+                                " use the target's; fix this host's time (NTP)")
+        return now
 
     def _note_uncached(self, plan: RegionPlan) -> None:
         """Say in the status of each streamed upload whose image the cache cannot hold
@@ -921,6 +939,7 @@ class GlanceSync:
         config = self.config.target(ref.target).for_region(ref.name)
         options = {"retry": self._retry_policy(), "progress": self.progress,
                    "sources": sources, "import_timeout": config.import_timeout,
+                   "saving_timeout": config.saving_timeout,
                    "validation": self._validation(ref),
                    "caps": self._caps(config), "stop": self.stop_request}
         if dry_run:

@@ -50,16 +50,16 @@ class Option:
 
     ``kind`` is a key of :data:`KINDS` and says what :meth:`Section.read`
     returns: ``string`` (str), ``int``, ``number`` (float, seconds),
-    ``hours`` (float), ``bool``, ``size`` (int bytes, with K/M/G/T/P
-    suffixes), ``list`` (list of names, such as region names, separated by
+    ``hours`` (float), ``rate`` (float, requests per second), ``bool``,
+    ``size`` (int bytes, with K/M/G/T/P suffixes), ``list`` (list of names, such as region names, separated by
     commas: blanks inside a name are kept), ``set`` (frozenset of words:
     ids, properties; separated by commas or blanks), ``checksums`` (the
     same, of hex strings or ``any``), ``path`` (Path, ``~`` expanded),
     ``choice`` (one of ``choices``, lower case), ``expression`` (a compiled
     :class:`~glancesync.condition.Condition`). Every list kind is split by
     :func:`split_list` (items may be quoted). ``default`` is returned for
-    an absent or empty value. ``minimum`` bounds ``int`` and ``number``
-    and ``hours`` (excluded when ``strict``). ``secret`` values are masked in logs and
+    an absent or empty value. ``minimum`` bounds ``int``, ``number``,
+    ``hours`` and ``rate`` (excluded when ``strict``). ``secret`` values are masked in logs and
     reprs, and a file holding one should not be readable by others.
     ``per_region`` options may also be set for one region of a target, in a
     section named ``[target:Region]``.
@@ -239,6 +239,10 @@ def _hours(section: Section, option: Option) -> Any:
     return _quantity(section, option, "hours", 3600.0)
 
 
+def _rate(section: Section, option: Option) -> Any:
+    return _quantity(section, option, "requests per second", 1.0)
+
+
 def _quantity(section: Section, option: Option, unit: str, seconds: float) -> Any:
     """A finite float in ``unit`` (of ``seconds`` each, at most :data:`MAX_SECONDS`
     in all), bounded by ``option.minimum``."""
@@ -327,7 +331,7 @@ def _expression(section: Section, option: Option) -> Any:
 #: The parser of each kind of option: ``(section, option) -> value``.
 KINDS: dict[str, Callable[[Section, Option], Any]] = {
     "string": _string, "int": _int, "number": _number, "hours": _hours, "bool": _bool,
-    "size": _size,
+    "rate": _rate, "size": _size,
     "list": _list, "set": _set, "checksums": _checksums, "path": _path,
     "choice": _choice, "expression": _expression,
 }
@@ -504,5 +508,8 @@ TARGET_OPTIONS: tuple[Option, ...] = (
            help="seconds a server-side copy (glance-download) may take before it is "
                 "cancelled and the image streamed, and an import of staged data "
                 "(glance-direct) before it fails"),
+    Option("saving_timeout", "number", 900.0, minimum=0.0, strict=True, per_region=True,
+           help="seconds an upload waits for its image to leave the saving state once"
+                " every byte was sent (a store slow to finalise)"),
     *ROLLOUT_OPTIONS,
 )

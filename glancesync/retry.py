@@ -28,6 +28,7 @@ The executor does that, taking its decisions and delays from the same
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
@@ -270,7 +271,7 @@ class RetryingTarget(Target):
 
     :meth:`region_names` (authentication and the catalog), :meth:`adapter`
     (which may authenticate, or discover the region's API),
-    :meth:`project_name` and :meth:`find_project`. Any other attribute is
+    :meth:`project_name`, :meth:`find_project` and :meth:`clock`. Any other attribute is
     the wrapped target's.
     """
 
@@ -295,6 +296,10 @@ class RetryingTarget(Target):
     def find_project(self, project: ProjectName) -> str | None:
         return self._call(f"looking up project {project}",
                           lambda: self.inner.find_project(project))
+
+    def clock(self) -> datetime.datetime | None:
+        """The wrapped target's clock (it may authenticate first)."""
+        return self._call("reading its clock", self.inner.clock)
 
     @property
     def location(self) -> str:

@@ -14,6 +14,22 @@ connection (it asks both sides for ``Connection: close``). It can:
   path starts with ``redirect_prefix`` ``307 Temporary Redirect`` to
   ``URL`` + the same path, without forwarding them, as a hostile server
   (or a misconfigured balancer) does;
+* ``too_many=N``: answer the first N requests that ``too_many_match(method,
+  path)`` accepts (default: every request) ``429 Too Many Requests`` with
+  ``Retry-After: retry_after``, without forwarding them, as a rate-limiting
+  front does;
+* ``min_interval=S``: answer ``429`` (``Retry-After: retry_after``) to any
+  request that arrives less than S seconds after the last one it let
+  through, as a per-second request limit does (``too_many_done`` counts
+  both kinds);
+* ``slow_finalise=N``, ``gateway_timeout=G``, ``finalise_seconds=F``: for the
+  first N image uploads (with ``Content-Length``), take the whole body from
+  the client, hand the upstream all of it but its last bytes, answer the
+  client ``504 Gateway Timeout`` G seconds later and hand the upstream the
+  rest F seconds after the body came: from the client's side every byte
+  was sent, while the image stays ``saving`` for F seconds, as with a store
+  slow to finalise behind a gateway with a shorter time-out
+  (``finalised`` counts those completed);
 * ``rewrite=f``: give the client ``f(method, path, body)`` instead of the
   upstream's response body (for instance a Keystone token whose catalog
   names hostile regions or endpoints);
@@ -54,6 +70,8 @@ _RESET_AFTER = 512 * 1024
 #: Body bytes held back before forwarding, to find where to flip one.
 _FLIP_WINDOW = 4096
 _FLIP_OFFSET = 100
+#: Body bytes of a slow-finalising upload held back from the upstream.
+_HOLD = 64 * 1024
 
 
 def _drop_connection_headers(head: bytes, *extra: bytes) -> bytes:
@@ -91,6 +109,11 @@ class FaultProxy:
                  redirect_to: str | None = None, redirects: int = 0,
                  redirect_status: int = 307, redirect_prefix: bytes = b"/",
                  rewrite: Callable[[bytes, bytes, bytes], bytes] | None = None,
+                 too_many: int = 0,
+                 too_many_match: Callable[[bytes, bytes], bool] | None = None,
+                 min_interval: float = 0.0, retry_after: str = "1",
+                 slow_finalise: int = 0, gateway_timeout: float = 2.0,
+                 finalise_seconds: float = 10.0,
                  lifetime: float = 300.0, timeout: float = 60.0) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
         self.prefix = prefix.rstrip("/").encode()
@@ -105,9 +128,21 @@ class FaultProxy:
         self.rewrite = rewrite
         self.redirects_done = 0
         self.rewrites_done = 0
+        self.too_many = too_many
+        self.too_many_match = too_many_match
+        self.min_interval = min_interval
+        self.retry_after = retry_after
+        self.too_many_done = 0
+        self._last_through: float | None = None
+        self.slow_finalise = slow_finalise
+        self.gateway_timeout = gateway_timeout
+        self.finalise_seconds = finalise_seconds
+        self.finalised = 0
         self.lifetime = lifetime
         self.timeout = timeout
         self.requests = 0
+        #: (monotonic time, method, path) of every request, in arrival order.
+        self.seen: list[tuple[float, bytes, bytes]] = []
         self.uploads = 0
         self.resets_done = 0
         self.flips_done = 0
@@ -199,11 +234,18 @@ class FaultProxy:
                 self.requests += 1
             request_line = head.split(b"\r\n", 1)[0].split()
             method, path = request_line[0], request_line[1] if len(request_line) > 1 else b""
+            with self._lock:
+                self.seen.append((time.monotonic(), method, path))
             if self._take("unavailable"):
                 with self._lock:
                     self.unavailable_done += 1
                 _answer(client, b"503 Service Unavailable",
                         b"503 Service Unavailable: the fault proxy says so\n")
+                return
+            if self._limited(method, path):
+                client.sendall(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: %s\r\n"
+                               b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                               % self.retry_after.encode())
                 return
             if (self.redirect_to is not None and path.startswith(self.redirect_prefix)
                     and self._take("redirects")):
@@ -234,12 +276,17 @@ class FaultProxy:
                     mode = "reset"
                 elif self._take("flip_uploads"):
                     mode = "flip"
+                elif _content_length(head) is not None and self._take("slow_finalise"):
+                    mode = "slow"
             upstream = socket.create_connection(self.upstream, timeout=self.timeout)
             with self._lock:
                 if self._stop.is_set():
                     return
                 self._open.add(upstream)
             upstream.sendall(_drop_connection_headers(head, *extra))
+            if mode == "slow":
+                self._slow_finalise(client, upstream, body, _content_length(head) or 0)
+                return
             chunked = b"transfer-encoding: chunked" in head.lower()
             pump = threading.Thread(target=self._forward_body,
                                     args=(client, upstream, body, mode, chunked), daemon=True)
@@ -258,6 +305,45 @@ class FaultProxy:
             if upstream is not None:
                 upstream.close()
             client.close()
+
+    def _slow_finalise(self, client: socket.socket, upstream: socket.socket, first: bytes,
+                       length: int) -> None:
+        """See ``slow_finalise`` in the module docstring."""
+        data = first
+        while len(data) < length:
+            chunk = client.recv(_BUFFER)
+            if not chunk:
+                return
+            data += chunk
+        held = min(len(data), _HOLD)
+        upstream.sendall(data[:len(data) - held])
+        came = time.monotonic()
+        if self._stop.wait(self.gateway_timeout):
+            return
+        _answer(client, b"504 Gateway Timeout", b"504 Gateway Timeout: the upstream is slow\n")
+        if self._stop.wait(max(0.0, came + self.finalise_seconds - time.monotonic())):
+            return
+        upstream.sendall(data[len(data) - held:])
+        while upstream.recv(_BUFFER):
+            pass
+        with self._lock:
+            self.finalised += 1
+
+    def _limited(self, method: bytes, path: bytes) -> bool:
+        """Whether this request gets a 429 (counted in ``too_many_done``)."""
+        with self._lock:
+            now = time.monotonic()
+            if ((self.too_many_match is None or self.too_many_match(method, path))
+                    and self.too_many > 0):
+                self.too_many -= 1
+            elif (self.min_interval > 0 and self._last_through is not None
+                    and now - self._last_through < self.min_interval):
+                pass
+            else:
+                self._last_through = now
+                return False
+            self.too_many_done += 1
+            return True
 
     @staticmethod
     def _read_head(client: socket.socket) -> tuple[bytes | None, bytes]:
@@ -348,6 +434,15 @@ class FaultProxy:
             if not chunk:
                 return
             sink.sendall(chunk)
+
+
+def _content_length(head: bytes) -> int | None:
+    """The ``Content-Length`` of a request head, or None."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    return None
 
 
 def _dechunk(body: bytes) -> bytes:

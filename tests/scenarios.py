@@ -402,6 +402,33 @@ def scenario_conflicts_any(bed: Bed) -> None:
     assert found["x"][0].checksum == md5(content("x"))
 
 
+def scenario_protected_long_names_and_regional_duplicates(bed: Bed) -> None:
+    """Issue 23 cases 2 and 3: a protected image is never replaced; NAME.old too long
+    for Glance is refused before any change; two images of one name are never ok."""
+    region = bed.regions[1]
+    put(bed.master, bed.n("p"), content("p"))
+    guarded = put(region, bed.n("p"), content("p-old"))
+    region.update_image(guarded.id, {"protected": True})
+    long_short = "l" * (252 - len(bed.n("")))
+    long_name = bed.n(long_short)
+    put(bed.master, long_name, content("l"))
+    put(region, long_name, content("l-old"))
+    twice = put(bed.master, bed.n("t"), content("t"))
+    tgt = target(rename={"any"}, replace={"any", guarded.checksum})
+    sync(bed, region, tgt)
+    put_copy(region, twice, content("t-extra"))
+    try:
+        p = plan(bed, region, tgt)
+        assert statuses(bed, p) == {"p": "error_protected", long_short: "error_name",
+                                    "t": "error_regional_duplicate"}, statuses(bed, p)
+        found = images(bed, region)
+        assert [i.id for i in found["p"]] == [guarded.id] and len(found[long_short]) == 1
+        assert region.get_image(guarded.id).protected
+        assert status_exit(p) == 4
+    finally:
+        region.update_image(guarded.id, {"protected": False})
+
+
 def scenario_forcesyncs_private(bed: Bed) -> None:
     """A private master image is synchronised only when forced, and stays private."""
     region = bed.regions[0]
@@ -1301,6 +1328,7 @@ SCENARIOS: list[Callable[[Bed], None]] = [
     scenario_metadata_updates,
     scenario_conflicts_explicit,
     scenario_conflicts_any,
+    scenario_protected_long_names_and_regional_duplicates,
     scenario_forcesyncs_private,
     scenario_condition_admits_private,
     scenario_ami_translation_and_order,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import datetime
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol
 
 from glancesync.errors import UsageError
@@ -344,6 +345,16 @@ class Target(abc.ABC):
         :raises UsageError: the backend has no projects to look up.
         """
         raise UsageError(f"target {self.name}: its backend cannot look up projects")
+
+    def clock(self) -> datetime.datetime | None:
+        """The time now by the target's servers (UTC), one clock that every host
+        running GlanceSync shares; None when the target has none (its regions'
+        times are this host's, as for a folder on this host).
+
+        Lifecycle marks and their grace periods are measured on it, so that a
+        host whose own clock is wrong cannot shorten them.
+        """
+        return None
 
     @property
     def location(self) -> str:

@@ -1,12 +1,12 @@
 """The one place that changes a region: :class:`RegionActions`.
 
 Every change a sync makes to a region (create, upload, import, update,
-publish, rename, unprotect, delete, reactivate, hide, deactivate, mark,
-share, unshare; and running ``validate_command`` on a new copy) goes through :meth:`RegionActions.act`, which logs it and,
-in a dry run, does not make it: a dry run changes nothing, anywhere
-(rclone's ``SkipDestructive``, Glance's ``ActionWrapper`` of its import
-flows). Reads (get, list, the state of an import) go to the adapter
-directly.
+publish, rename, delete, reactivate, hide, deactivate, mark, share,
+unshare; and running ``validate_command`` on a new copy) goes through
+:meth:`RegionActions.act`, which logs it and, in a dry run, does not make
+it: a dry run changes nothing, anywhere (rclone's ``SkipDestructive``,
+Glance's ``ActionWrapper`` of its import flows). Reads (get, list, the
+state of an import) go to the adapter directly.
 
 Every module of the executor logs under ``glancesync.executor`` (:data:`LOG`),
 whatever part of it acts: the one name of what happens to a region in log
@@ -32,7 +32,6 @@ VERBS = {
     "update": ("updating", "update", logging.INFO),
     "publish": ("publishing", "publish", logging.DEBUG),
     "rename": ("renaming", "rename", logging.INFO),
-    "unprotect": ("unprotecting", "unprotect", logging.INFO),
     "delete": ("deleting", "delete", logging.INFO),
     "reactivate": ("reactivating", "reactivate", logging.INFO),
     "hide": ("hiding", "hide", logging.INFO),

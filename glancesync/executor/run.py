@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from glancesync.bandwidth import Bandwidth
 from glancesync.backends.base import RegionAdapter
-from glancesync.errors import GlanceSyncError, ImageRefusedError, StoppedError
+from glancesync.errors import (GlanceSyncError, ImageRefusedError, ProtectedImageError,
+                               StoppedError)
 from glancesync.executor import steps, upload
 from glancesync.executor.actions import LOG, RegionActions, describe
 from glancesync.executor.results import (DONE, FAILED, NOT_STARTED, POSTPONED, REFUSED, STOPPED,
@@ -29,7 +30,7 @@ from glancesync.executor.results import (DONE, FAILED, NOT_STARTED, POSTPONED, R
 from glancesync.executor.servercopy import ServerSideCopy
 from glancesync.executor.stream import ImageSource, Stream
 from glancesync.executor.validation import Validation, ValidationError
-from glancesync.image import Image
+from glancesync.image import PROVENANCE_PREFIX, Image, is_user_property
 from glancesync.plan.model import Operation, OperationKind, RegionPlan, Status, StatusCategory
 from glancesync.retry import RetryingAdapter, RetryPolicy
 from glancesync.serverside import CopySources
@@ -65,17 +66,19 @@ class Executor:
     a terminal). ``sources`` is the run's :class:`CopySources` (shared by
     the regions of a run: their copies may serve each other); by default
     server-side copies come from the master only. ``import_timeout`` is the
-    seconds a server-side copy may take. ``validation``: the region's
-    ``validate_command``, run on every new copy before it is published.
-    ``caps`` pace the bytes uploaded
+    seconds a server-side copy may take; ``saving_timeout`` the seconds an
+    upload whose every byte was sent waits for its image to leave ``saving``.
+    ``validation``: the region's ``validate_command``, run on every new copy
+    before it is published. ``caps`` pace the bytes uploaded
     (:class:`~glancesync.bandwidth.Bandwidth`: the run's, the region's).
-    ``stop`` (default: one never set) is checked before each operation and inside transfers and waits.
+    ``stop`` (default: one never set) is checked before each operation and
+    inside transfers and waits.
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
                  dry_run: bool = False, retry: RetryPolicy | None = None,
                  progress: bool | None = None, sources: CopySources | None = None,
-                 import_timeout: float = 1800.0,
+                 import_timeout: float = 1800.0, saving_timeout: float = 900.0,
                  validation: Validation | None = None,
                  caps: Sequence[Bandwidth] = (),
                  stop: StopRequest | None = None) -> None:
@@ -90,7 +93,8 @@ class Executor:
         self.region = adapter.name
         self.actions = RegionActions(adapter, dry_run)
         self.sources = sources if sources is not None else CopySources()
-        self.stream = Stream(self.actions, source, self.retry, progress, caps, self.stop)
+        self.stream = Stream(self.actions, source, self.retry, progress, caps, self.stop,
+                             saving_timeout=saving_timeout)
         self.server_copy = ServerSideCopy(self.stream, self.sources, import_timeout)
         #: Master name -> regional UUID of the image uploaded in this run.
         self.new_ids: dict[str, str] = {}
@@ -120,7 +124,9 @@ class Executor:
                 outcome.error = self._postpone(plan, op, result)
                 continue
             self._run_measured(plan, op, result, outcome)
-            troubled = troubled or outcome.result != DONE
+            # A refusal is one image's business (it needs an operator); only a
+            # failure of the region holds back the removal steps.
+            troubled = troubled or outcome.result == FAILED
         # Marked so that the scripts, which print every summary at the end,
         # do not show it twice on a terminal; log files keep it.
         LOG.info("%s", result.summary(), extra={"summary": True})
@@ -144,7 +150,7 @@ class Executor:
             LOG.warning("%s: %s interrupted: %s", self.region, op.describe(), error.message)
         except GlanceSyncError as error:
             outcome.error = str(error)
-            if op.uploads and is_refusal(error):
+            if isinstance(error, ProtectedImageError) or is_refusal(error):
                 outcome.result = REFUSED
                 self._refused(plan, op, error, result)
             else:
@@ -166,22 +172,29 @@ class Executor:
 
     def _refused(self, plan: RegionPlan, op: Operation, error: GlanceSyncError,
                  result: RegionResult) -> None:
-        """An upload refused for good: ``error_refused``, with who refused it and why.
+        """A change refused for good (or one that would touch a protected image): the
+        image's status needs an operator (``error_refused``, ``error_protected``),
+        with who refused it and why; the rest of the region goes on.
 
         The region (its message), or GlanceSync itself: a master image its
         inspection refuses to hand to ``qemu-img`` (:class:`ImageRefusedError`,
         whose message names the inspection's finding).
         """
-        if isinstance(error, ImageRefusedError):
+        wanted = Status.ERROR_REFUSED
+        if isinstance(error, ProtectedImageError):
+            wanted, reason = Status.ERROR_PROTECTED, error.message
+        elif isinstance(error, ImageRefusedError):
             reason = (f"GlanceSync refused to convert the master image ({error.message});"
                       " the region was not asked; every run refuses it until an operator"
                       " replaces the master image")
         else:
-            reason = (f"the region refused the upload ({error.message}); it will refuse it"
-                      " at every run until an operator acts")
-        status = plan.status_of(op.name)
+            change = (f"a step of the {op.kind}" if op.uploads
+                      else f"the change ({op.describe()})")
+            reason = (f"the region refused {change}: {error.message}{quota_note(op, error)}; it"
+                      " will refuse it at every run until an operator acts")
+        status = plan.line_of(op)
         if status is not None:
-            status.status = Status.ERROR_REFUSED
+            status.status = wanted
             status.reason = reason
         result.needs_operator += 1
         LOG.error("%s: image %s: %s", self.region, op.name, reason)
@@ -217,3 +230,36 @@ class Executor:
         why = f" ({reason})" if reason else ""
         return self.actions.act("update", f"image {image.name} [{describe(changes, remove)}]{why}",
                                 self.adapter.update_image, image.id, changes, tuple(remove))
+
+
+def quota_note(op: Operation, error: GlanceSyncError) -> str:
+    """What of an image's properties and members GlanceSync's own change adds up to,
+    for the message of a refusal over a quota (HTTP 413: a quota counts
+    GlanceSync's ``glancesync.*`` records and marks like any property,
+    ``image_property_quota``); empty for other refusals, or when nothing."""
+    if error.status_code != 413:
+        return ""
+    if op.uploads:
+        keys = set(op.changes.get("properties") or {}) | set(
+            op.changes.get("late_properties") or {})
+        if op.provenance is not None:
+            keys |= set(op.provenance.stamped().as_properties())
+    elif op.regional is not None:
+        regional = op.regional
+        keys = set(regional.properties) | set(regional.marks)
+        if regional.provenance is not None:
+            keys |= set(regional.provenance.as_properties())
+        keys |= {k for k in op.changes if is_user_property(k) or k.startswith(PROVENANCE_PREFIX)}
+        keys -= set(op.remove)
+    else:
+        return ""
+    own = sorted(k for k in keys if k.startswith(PROVENANCE_PREFIX))
+    note = ""
+    if own:
+        note = (f" (the image would carry {len(keys)} properties, {len(own)} of them"
+                f" GlanceSync's own records and marks: {', '.join(own)}; they count in"
+                " the region's image_property_quota)")
+    if op.add_members:
+        note += (f" (it would be shared with {len(op.add_members)} more project(s):"
+                 " image_member_quota)")
+    return note

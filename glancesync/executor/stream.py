@@ -20,7 +20,8 @@ from glancesync import progress as progress_mod
 from glancesync.bandwidth import Bandwidth, throttled
 from glancesync.backends.base import RegionAdapter
 from glancesync.errors import (ConflictError, GlanceSyncError, ImageNotFoundError,
-                               StoppedError, TransferError, UploadRestartError)
+                               StillSavingError, StoppedError, TransferError,
+                               UploadRestartError)
 from glancesync.executor.actions import LOG, RegionActions
 from glancesync.executor.results import MIB
 from glancesync.image import Image, content_hash
@@ -35,6 +36,17 @@ from glancesync.strategy import Transfer
 #: often it is looked at meanwhile.
 SETTLE_TIME = 5.0
 SETTLE_POLL = 0.25
+#: How often (seconds) an image whose every byte was sent is looked at while
+#: the store finalises it (``saving``), within ``saving_timeout``.
+SAVING_POLL = 2.0
+
+
+@dataclasses.dataclass
+class Sent:
+    """What one attempt handed to the adapter: bytes, and whether the data ran out."""
+
+    bytes: int = 0
+    complete: bool = False
 
 
 class ImageSource(Protocol):
@@ -99,22 +111,28 @@ class Stream:
     adapter can). :attr:`seconds` adds up the time spent sending data (a real
     sync only), which the executor reads per operation; :attr:`sent` keeps
     the hashes of the bytes sent of a master without checksum, by master id.
-    ``stop`` is checked at every chunk (or ``sendfile`` step) sent and before
-    every new attempt: a stop request aborts the upload with
-    :class:`~glancesync.errors.StoppedError`.
+    ``stop`` is checked at every chunk (or ``sendfile`` step) sent but the
+    last (its answer is awaited), before every new attempt and in every
+    wait: a stop request aborts the upload with
+    :class:`~glancesync.errors.StoppedError`. ``saving_timeout``: seconds an
+    image whose every byte was sent may stay ``saving`` (:meth:`_await_saving`).
     """
 
     def __init__(self, actions: RegionActions, source: ImageSource, retry: RetryPolicy,
                  progress: bool | None, caps: Sequence[Bandwidth] = (),
-                 stop: StopRequest | None = None) -> None:
+                 stop: StopRequest | None = None, *, saving_timeout: float = 900.0) -> None:
         self.actions = actions
         self.caps = tuple(caps)
         self.stop = stop if stop is not None else StopRequest()
         self.source = source
         self.retry = retry
         self.progress = progress
+        self.saving_timeout = saving_timeout
         self.seconds = 0.0
         self.sent: dict[str, HashingStream] = {}
+        #: Ids of images whose every byte was sent and that the store may still be
+        #: writing (``saving``): never deleted (see :meth:`_await_saving`).
+        self.saving: set[str] = set()
 
     @property
     def region(self) -> str:
@@ -165,12 +183,16 @@ class Stream:
         409 on the new attempt) is deleted and replaced by a new image. An
         :class:`~glancesync.errors.UploadRestartError` (the adapter switched
         to another way of sending) restarts once, not counted as a failure.
+        Once every byte was sent, a transient failure (a gateway's time-out,
+        the answer lost) is not a reason to send them again: the image is
+        the store's (:meth:`_await_saving`).
         Returns the image as it is after the upload.
         """
         failures, restarted = 0, False
         while True:
+            sent = Sent()
             try:
-                return self._send(target.image_id, master, target.name, transfer)
+                return self._send(target.image_id, master, target.name, transfer, sent)
             except UploadRestartError as error:
                 if restarted:
                     raise
@@ -180,6 +202,10 @@ class Stream:
             except GlanceSyncError as error:
                 if not isinstance(error, StoppedError):  # a stop ends any failure
                     self.stop.check(self.region, target.name)
+                if sent.complete and error.transient:
+                    saved = self._await_saving(target, error)
+                    if saved is not None:
+                        return saved
                 stuck = isinstance(error, ConflictError) and failures > 0
                 if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:
                     raise
@@ -193,6 +219,58 @@ class Stream:
             arrived = self._prepare_retry(target, stuck)
             if arrived is not None:
                 return arrived
+
+    def _await_saving(self, target: NewImage, error: GlanceSyncError) -> Image | None:
+        """Every byte was sent, then ``error``: wait while the image is ``saving``.
+
+        Returns the image once ``active`` (verification follows); None when
+        the region holds no data of it (``queued``: sending it is the only
+        way). Never deletes it while the store may be writing it: until it
+        leaves ``saving``, its id is in :attr:`saving`, and an upload that
+        fails meanwhile (this time-out, a stop request, the region no longer
+        answering) leaves it to the store. The wait is the stop-aware
+        :meth:`pause`.
+
+        :raises StillSavingError: still ``saving`` after ``saving_timeout``.
+        :raises StoppedError: a stop was requested meanwhile.
+        :raises TransferError: the image became anything else (gone, killed).
+        """
+        adapter = self.actions.adapter
+        LOG.warning("%s: every byte of %s was sent, then: %s; waiting up to %g s for the"
+                    " region to finish saving it (saving_timeout)", self.region,
+                    target.name, error, self.saving_timeout)
+        self.saving.add(target.image_id)
+        deadline = time.monotonic() + self.saving_timeout
+        while True:
+            try:
+                image = adapter.get_image(target.image_id)
+            except ImageNotFoundError:
+                self.saving.discard(target.image_id)
+                raise TransferError(f"every byte was sent ({error.message}), then image"
+                                    f" {target.image_id} was gone; not uploaded again in"
+                                    " this run", region=self.region, image=target.name)
+            if image.status != "saving":
+                self.saving.discard(target.image_id)
+            if image.status == "active":
+                LOG.info("%s: image %s (%s) is active: the store finished saving it",
+                         self.region, target.name, target.image_id)
+                return image
+            if image.status == "queued":
+                return None
+            if image.status != "saving":
+                raise TransferError(f"every byte was sent ({error.message}), then image"
+                                    f" {target.image_id} became {image.status}; not uploaded"
+                                    " again in this run", region=self.region,
+                                    image=target.name)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StillSavingError(
+                    f"every byte was sent, but image {target.image_id} is still saving"
+                    f" after {self.saving_timeout:g} s (saving_timeout): left to the store,"
+                    " which may still be writing it (a later run finds it active, or"
+                    " cleans it after stalled_upload_age)", region=self.region,
+                    image=target.name)
+            self.pause(min(SAVING_POLL, left))
 
     def _prepare_retry(self, target: NewImage, stuck: bool) -> Image | None:
         """Make ``target`` ready for a new upload; the image if its data is already there."""
@@ -224,7 +302,8 @@ class Stream:
                  target.image_id)
         return None
 
-    def _send(self, image_id: str, master: Image, name: str, transfer: Transfer) -> Image:
+    def _send(self, image_id: str, master: Image, name: str, transfer: Transfer,
+              sent: Sent) -> Image:
         """Send the data into the image, keeping source errors.
 
         A source that can :meth:`open` its local file hands it to the
@@ -232,7 +311,7 @@ class Stream:
         the adapter can); otherwise, for a master without checksum (never
         cached) and one the source does not cache (``uncached(image)``
         gives why), its chunks are streamed. Returns the image as
-        ``upload_data`` gives it back.
+        ``upload_data`` gives it back; ``sent`` counts what was handed over.
         """
         opener = getattr(self.source, "open", None)
         uncached = getattr(self.source, "uncached", None)
@@ -244,21 +323,24 @@ class Stream:
                                                 self.progress)
 
                 def step(count: int) -> None:
-                    self.stop.check(self.region, name)  # aborts the upload under way
                     bar.update(count)
+                    sent.bytes += count
+                    sent.complete = sent.bytes >= data.size
+                    if not sent.complete:  # the last byte sent: its answer is awaited
+                        self.stop.check(self.region, name)  # aborts the upload under way
 
                 self.stop.check(self.region, name)
                 data.progress = step
                 # A capped upload goes chunk by chunk (paced), not by sendfile.
-                sent: Iterable[bytes] | FileData = throttled(data, self.caps) if self.caps \
+                body: Iterable[bytes] | FileData = throttled(data, self.caps) if self.caps \
                     else data
                 try:
-                    return self.actions.adapter.upload_data(image_id, sent, size=data.size)
+                    return self.actions.adapter.upload_data(image_id, body, size=data.size)
                 finally:
                     bar.close()
-        return self._send_chunks(image_id, master, name)
+        return self._send_chunks(image_id, master, name, sent)
 
-    def _send_chunks(self, image_id: str, master: Image, name: str) -> Image:
+    def _send_chunks(self, image_id: str, master: Image, name: str, sent: Sent) -> Image:
         """Stream the source's chunks; an error of the source wins over the region's."""
         source_errors: list[GlanceSyncError] = []
         data: Iterable[bytes] = self.source.chunks(master)
@@ -270,12 +352,14 @@ class Stream:
             try:
                 for chunk in data:
                     self.stop.check(self.region, name)  # aborts the upload under way
+                    sent.bytes += len(chunk)
                     yield chunk
             except StoppedError:
                 raise
             except GlanceSyncError as error:
                 source_errors.append(error)
                 raise
+            sent.complete = True
 
         chunks = progress_mod.wrap_chunks(throttled(guarded(), self.caps),
                                           f"{self.region} {name}", master.size, self.progress)

@@ -20,7 +20,11 @@ One upload operation runs these stages, in order (:class:`Upload`):
 
 A failure in stages 2 to 5 deletes the new image (:func:`discard`) and
 leaves the old one as it was; so does a stop request, which aborts the
-data under way (stages 1 and 3) and lets no new image be created. Every change goes through the region's
+data under way (stages 1 and 3) and lets no new image be created. But an
+image whose every byte was sent and that the store is still ``saving`` is
+never deleted, whatever ends the wait for it (``saving_timeout``:
+:class:`~glancesync.errors.StillSavingError`, a stop request). Every change
+goes through the region's
 :class:`~glancesync.executor.actions.RegionActions`.
 """
 from __future__ import annotations
@@ -28,7 +32,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from glancesync.errors import (ChecksumMismatchError, ConflictError, GlanceSyncError,
-                               TransferError)
+                               ImageNotFoundError, ProtectedImageError, ServiceError,
+                               TransferError, UsageError)
 from glancesync.executor.actions import LOG, RegionActions, describe
 from glancesync.executor.results import RegionResult
 from glancesync.executor.servercopy import ServerSideCopy
@@ -74,13 +79,45 @@ class Upload:
         self.id_refused = ""
 
     def apply(self, result: RegionResult) -> None:
-        """Make the new copy, record it, then retire what it replaces."""
+        """Make the new copy, record it, then retire what it replaces.
+
+        :raises ProtectedImageError: the image to replace is protected
+            (read again first: it may have been protected since the plan).
+        """
+        self.check_old()
         try:
             expected, streamed = self.make()
         finally:
             self.note_id(result)
         self.record(result, expected, streamed)
-        self.retire_old(result)
+        try:
+            self.retire_old(result)
+        except GlanceSyncError as error:
+            # Not the upload's failure: the new copy is in place, the old one
+            # is still there under the same name (the next plan says so).
+            verb = "deleting" if self.op.kind is OperationKind.REPLACE else "renaming"
+            kind = UsageError if isinstance(error, UsageError) else ServiceError
+            raise kind(
+                f"the new copy {self.target.image_id} is uploaded and verified, but"
+                f" {verb} the old image {self.op.regional.id} failed: {error.message}",
+                region=error.region, image=error.image, status_code=error.status_code,
+                transient=error.transient) from error
+
+    def check_old(self) -> None:
+        """A ``replace`` never starts on an old image protected now (nothing is made)."""
+        op = self.op
+        if op.kind is not OperationKind.REPLACE or op.regional is None:
+            return
+        try:
+            current = self.actions.adapter.get_image(op.regional.id)
+        except ImageNotFoundError:
+            return
+        if current.protected:
+            raise ProtectedImageError(
+                f"regional image {current.id} is protected: GlanceSync never unprotects"
+                " nor deletes it; nothing uploaded (unprotect or delete it, or list its"
+                " checksum in rename or dontupdate)", region=self.actions.region,
+                image=op.name)
 
     def note_id(self, result: RegionResult) -> None:
         """The image's status says whether the master's id was kept."""
@@ -141,7 +178,12 @@ class Upload:
         except ValidationError:
             raise  # the copy is kept, private, for an operator to look at
         except GlanceSyncError:
-            discard(self.actions, target.image_id, op.name)
+            if target.image_id in self.run.stream.saving:
+                LOG.warning("%s: image %s (%s) is left to the store, which may still be"
+                            " writing it: not deleted", self.actions.region, op.name,
+                            target.image_id)
+            else:
+                discard(self.actions, target.image_id, op.name)
             raise
         return expected, streamed
 
@@ -243,9 +285,6 @@ class Upload:
         op, old, new_id = self.op, self.op.regional, self.target.image_id
         adapter = self.actions.adapter
         if op.kind is OperationKind.REPLACE:
-            if old.protected:
-                self.actions.act("unprotect", f"old image {op.name} ({old.id})",
-                                 adapter.update_image, old.id, {"protected": False})
             self.actions.act("delete", f"old image {op.name} ({old.id}), replaced by {new_id}",
                              adapter.delete_image, old.id)
             result.replaced += 1

@@ -107,6 +107,7 @@ STEPS: tuple[Step, ...] = (
     matching.classify_synchronised,  # section 5: content, conflicts, metadata, new copies
     validation.report,  # ... their names: error_validation, the previous copy in service
     matching.classify_duplicates,  # section 4: a name held by several master images
+    matching.report_regional_duplicates,  # never ok with two images of one name
     matching.master_deactivated,  # deactivated master images: reported
     ami.resolve,  # section 5: kernel and ramdisk ids
     ami.order,  # section 5: metadata updates first, then uploads, kernels first

@@ -5,8 +5,12 @@ The target's directives decide, on the regional checksum (md5
 (``ok_stalled_checksum``), ``rename`` uploads a new copy and renames the
 old one ``NAME.old``, ``replace`` uploads a new copy and deletes the old
 one. Explicit checksums first (``dontupdate`` > ``rename`` > ``replace``),
-then ``any`` in the same order. Another project's image is never renamed,
-and only an explicit checksum in ``replace`` replaces it. No directive:
+then ``any`` in the same order. A protected image is never replaced
+(``error_protected``): GlanceSync never unprotects nor removes it; nor
+renamed when ``NAME.old`` would be too long for the region
+(``error_name``, checked before any change).
+Another project's image is never renamed, and only an explicit checksum
+in ``replace`` replaces it. No directive:
 ``error_checksum``, nothing touched.
 """
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 from glancesync.image import Image, content_hash
 from glancesync.plan import uploads
 from glancesync.plan.context import PlanContext
-from glancesync.plan.model import OperationKind, Status
+from glancesync.plan.model import OLD_SUFFIX, OperationKind, Status, name_problem
 
 #: The directive value that matches every checksum.
 ANY = "any"
@@ -33,6 +37,23 @@ def conflict(ctx: PlanContext, name: str, master: Image, regional: Image) -> Non
     if status is Status.OK_STALLED_CHECKSUM:
         ctx.set_status(status, name, master, regional,
                        f"regional checksum {checksum} in dontupdate ({why})")
+        return
+    if status is Status.PENDING_REPLACE and regional.protected:
+        reason = (f"regional checksum {checksum} in replace ({why}), but regional image"
+                  f" {regional.id} is protected: GlanceSync never unprotects nor deletes"
+                  " it (unprotect or delete it, or list its checksum in rename or"
+                  " dontupdate)")
+        ctx.set_status(Status.ERROR_PROTECTED, name, master, regional, reason)
+        ctx.needs_operator(f"image {name}: {reason}")
+        return
+    problem = (name_problem(name + OLD_SUFFIX) if status is Status.PENDING_RENAME
+               else None)
+    if problem is not None:
+        reason = (f"regional checksum {checksum} in rename ({why}), but the old image"
+                  f" cannot be renamed: {problem}; nothing changed (shorten the master"
+                  " image's name, or list the checksum in replace or dontupdate)")
+        ctx.set_status(Status.ERROR_NAME, name, master, regional, reason)
+        ctx.needs_operator(f"image {name}: {reason}")
         return
     kind = (OperationKind.RENAME if status is Status.PENDING_RENAME
             else OperationKind.REPLACE)

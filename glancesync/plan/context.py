@@ -77,6 +77,9 @@ class PlanContext:
         self.synced = master.synchronised(target)
         self.synced_by_id = {image.id: image for image in self.synced.values()}
         self.match: dict[str, Image] = {}
+        #: Synchronised name -> every regional image of it that takes part in
+        #: matching, when there are several.
+        self.duplicates: dict[str, list[Image]] = {}
         #: Regional images kept out of matching for a while (copies not validated).
         self.aside: list[Image] = []
         self.statuses: dict[str, ImageStatus] = {}

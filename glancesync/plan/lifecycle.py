@@ -135,25 +135,54 @@ def retire(ctx: PlanContext, found: list[Line], image: Image, why: str, *,
                                 changes=changes, reason=reason)))
 
 
+#: How far a mark may be ahead of the target's clock before it is taken for
+#: one written by a host whose clock was ahead (seconds): the clocks of the
+#: target's services may differ by that much.
+CLOCK_TOLERANCE = 300.0
+
+
 def grace_line(ctx: PlanContext, image: Image, why: str) -> Line | None:
     """The line of a copy within ``removal_grace_hours`` (with the step that records
-    since when, the first time); None when its grace period is over (or none)."""
+    since when, the first time); None when its grace period is over (or none).
+
+    Time is the target's clock (``ctx.now``, shared by every host). A mark
+    ahead of it (a host whose clock was ahead wrote it) is not trusted: it is
+    recorded again now, and said. A copy changed after its mark (a host
+    whose clock was late wrote it, or someone changed it since) counts from
+    that change: a grace period is never shortened by a wrong clock.
+    """
     policy = ctx.target.removal_policy
     hours = ctx.target.removal_grace_hours
     if hours <= 0:
         return None
-    since = parse_time(image.marks.get(MARK_ORPHANED))
-    if since is None:
-        return line(ctx, Status.INFO_REMOVAL_GRACE, image,
-                    f"{why}: to {policy} in {hours:g} h (removal_grace_hours)",
+    mark = image.marks.get(MARK_ORPHANED)
+    since = parse_time(mark)
+    ahead = (since - ctx.now).total_seconds() if since is not None else 0.0
+    if since is None or ahead > CLOCK_TOLERANCE:
+        reason = f"{why}: to {policy} in {hours:g} h (removal_grace_hours)"
+        record = "record since when its master image is gone"
+        if since is not None:
+            note = (f"its mark {MARK_ORPHANED} = {mark} is {ahead / 3600:.1f} h ahead of"
+                    f" the target's clock ({utc_stamp(ctx.now)}): written by a host whose"
+                    " clock was ahead, not trusted; recorded again now")
+            ctx.warn(f"image {image.name} ({image.id}): {note}")
+            reason = f"{why}: {note}; to {policy} in {hours:g} h (removal_grace_hours)"
+            record = "a mark from the future, recorded again by the target's clock"
+        return line(ctx, Status.INFO_REMOVAL_GRACE, image, reason,
                     Operation(OperationKind.UPDATE_METADATA, image.name or image.id,
                               regional=image, changes={MARK_ORPHANED: utc_stamp(ctx.now)},
-                              reason="record since when its master image is gone"))
-    left = hours * 3600 - (ctx.now - since).total_seconds()
+                              reason=record))
+    start, note = since, f"since {mark}"
+    changed = parse_time(image.updated_at)
+    if changed is not None and (changed - since).total_seconds() > CLOCK_TOLERANCE:
+        start = changed
+        note = (f"since {image.updated_at}, its last change, later than its mark"
+                f" {mark}")
+    left = hours * 3600 - (ctx.now - start).total_seconds()
     if left > 0:
         return line(ctx, Status.INFO_REMOVAL_GRACE, image,
-                    f"{why} (since {image.marks[MARK_ORPHANED]}): to"
-                    f" {policy} in {left / 3600:.1f} h (removal_grace_hours)")
+                    f"{why} ({note}): to {policy} in {left / 3600:.1f} h"
+                    " (removal_grace_hours)")
     return None
 
 

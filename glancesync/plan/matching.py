@@ -17,7 +17,7 @@ from __future__ import annotations
 from glancesync.image import MARK_RENAMED, Image, content_hash
 from glancesync.plan import conflicts, metadata, uploads
 from glancesync.plan.context import PlanContext
-from glancesync.plan.model import ImageStatus, OperationKind, Status
+from glancesync.plan.model import ImageStatus, OperationKind, Status, StatusCategory
 from glancesync.selection import is_synchronised
 
 
@@ -68,8 +68,31 @@ def match_regional(ctx: PlanContext) -> None:
                                    i.status != "active", i.created_at or "", i.id))
         ctx.match[name] = images[0]
         if len(images) > 1:
+            ctx.duplicates[name] = images
             ctx.warn(f"{len(images)} images named {name!r} "
                      f"({', '.join(i.id for i in images)}); using {images[0].id}")
+
+
+def report_regional_duplicates(ctx: PlanContext) -> None:
+    """Never ``ok`` while the region shows several images of a synchronised name.
+
+    A status that says nothing is to do (``ok``, ``ok_stalled_checksum``...)
+    becomes ``error_regional_duplicate``: users of the region see two
+    images of one name (a rename that failed half-way, an upload by hand)
+    and only an operator knows which to keep. Pending work is left to the
+    sync; it is reported again once done.
+    """
+    for name, images in sorted(ctx.duplicates.items()):
+        status = ctx.statuses.get(name)
+        if status is None or (status.status.category is not StatusCategory.OK
+                              and status.status is not Status.INFO_MEMBERS_UNMAPPED):
+            continue
+        others = ", ".join(f"{i.id} ({i.visibility}, {i.status})" for i in images[1:])
+        status.status = Status.ERROR_REGIONAL_DUPLICATE
+        status.reason = (f"{status.reason}; but the region also shows {others} under"
+                         f" this name: delete or rename the extra image(s)")
+        ctx.needs_operator(f"image {name}: {len(images)} images of this name in the"
+                           f" region ({images[0].id} compared; {others})")
 
 
 def comparable_by_hashes(ctx: PlanContext, master: Image) -> bool:

@@ -23,6 +23,18 @@ from glancesync.strategy import Transfer
 #: Suffix given to the old image by a rename.
 OLD_SUFFIX = ".old"
 
+#: The longest image name Glance accepts, in characters (its image schema:
+#: ``name`` ``maxLength`` 255; the database column is ``VARCHAR(255)``).
+MAX_NAME_LENGTH = 255
+
+
+def name_problem(name: str) -> str | None:
+    """Why a region would refuse ``name`` as an image name; None when it is fine."""
+    if len(name) > MAX_NAME_LENGTH:
+        return (f"the name {name[:40]}... would have {len(name)} characters, more than the"
+                f" {MAX_NAME_LENGTH} Glance accepts")
+    return None
+
 
 class StatusCategory(str, enum.Enum):
     """What a status means for a run's outcome (and exit status)."""
@@ -92,9 +104,20 @@ class Status(str, enum.Enum):
                           "the master image has no checksum: a copy cannot be verified"
                           " (sync_without_checksum = false)")
     ERROR_REFUSED = ("error_refused", StatusCategory.NEEDS_OPERATOR, "R",
-                     "the upload was refused for a reason that repeats at every run:"
-                     " by the region (its message says which), or by GlanceSync's"
-                     " inspection before a conversion (it says what it found)")
+                     "the region refused a change (upload, metadata, members, marks) for"
+                     " a reason that repeats at every run (the region's message says"
+                     " which), or GlanceSync's inspection refused an upload before a"
+                     " conversion (it says what it found)")
+    ERROR_PROTECTED = ("error_protected", StatusCategory.NEEDS_OPERATOR, "P",
+                       "different content and the regional image is protected: GlanceSync"
+                       " never unprotects nor removes it, whatever the conflict rule")
+    ERROR_NAME = ("error_name", StatusCategory.NEEDS_OPERATOR, "N",
+                  "a name GlanceSync would write is longer than the region accepts"
+                  " (Glance: 255 characters): nothing changed")
+    ERROR_REGIONAL_DUPLICATE = ("error_regional_duplicate", StatusCategory.NEEDS_OPERATOR,
+                                "W", "the region shows several images of the synchronised"
+                                " name: never ok until an operator removes or renames the"
+                                " extra ones")
     INFO_MASTER_DEACTIVATED = ("info_master_deactivated", StatusCategory.INFO, "x",
                                "deactivated in the master region: not synchronised,"
                                " regional copies left as they are")
@@ -199,7 +222,8 @@ CONTENT_PENDING = frozenset({Status.PENDING_UPLOAD, Status.PENDING_REPLACE,
 #: one AMI images of the region refer to).
 CONTENT_SAME = frozenset({Status.OK, Status.PENDING_METADATA, Status.OK_STALLED_CHECKSUM,
                           Status.OK_DEACTIVATED, Status.PENDING_REACTIVATE,
-                          Status.ERROR_DEACTIVATED, Status.INFO_MEMBERS_UNMAPPED})
+                          Status.ERROR_DEACTIVATED, Status.INFO_MEMBERS_UNMAPPED,
+                          Status.ERROR_REGIONAL_DUPLICATE})
 
 #: ``signature_properties`` policies (see :data:`~glancesync.image.SIGNATURE_PROPERTIES`):
 #: set on the copy after its data is verified, at its creation (the region
@@ -353,6 +377,15 @@ class RegionPlan:
             if item.name == name:
                 return item
         return None
+
+    def line_of(self, op: Operation) -> ImageStatus | None:
+        """The status line ``op`` acts for: the line of its regional image when it
+        has its own (lifecycle, leftovers), else the line of its name."""
+        if op.regional is not None:
+            for item in self.statuses:
+                if item.regional_id == op.regional.id and item.name == op.name:
+                    return item
+        return self.status_of(op.name)
 
     def removal_status(self, op: Operation) -> ImageStatus | None:
         """The ``pending_removal`` line of the removal step ``op``."""

@@ -15,7 +15,7 @@ from typing import Any
 from glancesync.image import Image
 from glancesync.plan import matching, metadata
 from glancesync.plan.context import Phase, PlanContext
-from glancesync.plan.model import Operation, OperationKind, Status
+from glancesync.plan.model import Operation, OperationKind, Status, name_problem
 from glancesync.selection import OBSOLETE_SUFFIX, is_obsolete_name
 
 
@@ -38,6 +38,12 @@ def plan(ctx: PlanContext) -> None:
                     and matching.same_content(ctx, master, i)]
         renamed = [i for i in own_same if i.name == obsolete_name]
         to_rename = [i for i in own_same if i.name == base]
+        problem = name_problem(obsolete_name) if to_rename else None
+        if problem is not None:
+            reason = f"obsolete: {base} cannot be renamed: {problem}; nothing changed"
+            ctx.set_status(Status.ERROR_NAME, obsolete_name, master, to_rename[0], reason)
+            ctx.needs_operator(f"image {obsolete_name}: {reason}")
+            continue
         for image in renamed:
             wanted = changes(ctx, master, image)
             if wanted:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from glancesync.image import Image, Provenance
 from glancesync.plan import metadata
 from glancesync.plan.context import LOG, PlanContext
-from glancesync.plan.model import Operation, OperationKind, Status
+from glancesync.plan.model import Operation, OperationKind, Status, name_problem
 from glancesync.strategy import Strategy
 
 
@@ -23,6 +23,12 @@ def upload(ctx: PlanContext, kind: OperationKind, status: Status, name: str, mas
     A ``glance-download`` asked for but not possible is a warning (the copy
     is streamed); ``auto`` falling back to streaming is logged only.
     """
+    problem = name_problem(name)
+    if problem is not None:
+        reason = f"{reason}, but {problem}: nothing uploaded"
+        ctx.set_status(Status.ERROR_NAME, name, master, regional, reason)
+        ctx.needs_operator(f"image {name}: {reason}")
+        return
     transfer = ctx.transfer.choose(master)
     if transfer.note and ctx.transfer.transfer == Strategy.GLANCE_DOWNLOAD.value:
         ctx.warn(f"image {name}: transfer = {Strategy.GLANCE_DOWNLOAD} is not possible, "

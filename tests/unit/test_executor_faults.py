@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -19,10 +20,11 @@ from glancesync import executor as executor_module
 from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import (ChecksumMismatchError, ConflictError, ConnectionFailure,
                                ServiceError, TransferError, UsageError)
-from glancesync.executor import Executor, RegionResult, is_refusal
+from glancesync.executor import STOPPED, Executor, RegionResult, is_refusal
 from glancesync.image import Image
 from glancesync.plan import OperationKind
 from glancesync.retry import RetryPolicy
+from glancesync.stopping import StopRequest
 from glancesync.transfer import ImageCache, MasterImageSource
 from tests.engine import DirectSource, plan_region
 from tests import scenarios
@@ -45,6 +47,9 @@ class Faulty(LocalRegionAdapter):
         super().__init__(name, path, project_id)
         self.faults: dict[str, list[str]] = {}
         self.calls: list[tuple[str, str]] = []
+        #: Image id -> reads left before a ``saving`` image (all bytes sent)
+        #: becomes active; None: never.
+        self.finalising: dict[str, int | None] = {}
 
     def _fault(self, call: str) -> str | None:
         pending = self.faults.get(call)
@@ -66,6 +71,17 @@ class Faulty(LocalRegionAdapter):
         self.calls.append(("upload", image_id))
         if fault is None:
             return super().upload_data(image_id, chunks, size)
+        if fault.startswith("sent"):
+            # Every byte goes out, then the answer fails (a gateway's time-out):
+            # "sent-lost" the image is active, "sent-saving-N" the store needs
+            # N more reads to finish, "sent-saving" it never does.
+            super().upload_data(image_id, chunks, size)
+            if fault != "sent-lost":
+                self.writable_store.image_update(self.context, image_id,
+                                                 {"status": "saving"}, from_state="active")
+                left = fault.rsplit("-", 1)[1]
+                self.finalising[image_id] = int(left) if left.isdigit() else None
+            raise ServiceError("504 Gateway Timeout", status_code=504, region=self.name)
 
         iterator = iter(chunks)
         next(iterator)  # the first chunk goes out, then the link fails
@@ -83,6 +99,14 @@ class Faulty(LocalRegionAdapter):
 
     def get_image(self, image_id: str) -> Image:
         self.calls.append(("get", image_id))
+        left = self.finalising.get(image_id)
+        if left is not None:
+            if left <= 1:
+                del self.finalising[image_id]
+                self.writable_store.image_update(self.context, image_id,
+                                                 {"status": "active"}, from_state="saving")
+            else:
+                self.finalising[image_id] = left - 1
         return super().get_image(image_id)
 
     def update_image(self, image_id: str, changes: Mapping[str, Any],
@@ -91,6 +115,8 @@ class Faulty(LocalRegionAdapter):
         self.calls.append(("update", image_id))
         if fault == "503":
             raise ServiceError("unavailable", status_code=503, region=self.name)
+        if fault == "400":
+            raise ServiceError("name too long (HTTP 400)", status_code=400, region=self.name)
         return super().update_image(image_id, changes, remove)
 
     def delete_image(self, image_id: str) -> None:
@@ -186,6 +212,72 @@ def test_upload_stuck_in_saving_is_deleted_and_replaced(master, region, caplog):
     (image,) = region.list_images()
     assert image.id == second and image.status == "active"
     assert image.checksum == scenarios.md5(data)
+
+
+@pytest.mark.parametrize("fault", ["sent-lost", "sent-saving-30"])
+def test_once_every_byte_is_sent_the_same_bytes_are_never_sent_again(master, region, fault):
+    """Issue 23 case 6: the answer failed after the last byte; the image is the
+    store's: waited for while ``saving``, never deleted, never uploaded again."""
+    data = scenarios.content("sent", 2 * MIB)
+    scenarios.put(master, "img", data)
+    region.faults["upload"] = [fault]
+    result, sleeps = sync(master, region)
+    assert result.success and result.uploaded == 1, result.failed
+    assert [c for c, _ in region.calls].count("upload") == 1
+    assert not any(call == "delete" for call, _ in region.calls)
+    (image,) = region.list_images()
+    assert image.status == "active" and image.checksum == scenarios.md5(data)
+    if fault == "sent-saving-30":  # longer than the 5 s a broken upload is given
+        assert len(sleeps) == 29
+
+
+def test_an_image_still_saving_after_saving_timeout_is_never_deleted(master, region):
+    scenarios.put(master, "img", scenarios.content("slow", MIB))
+    region.faults["upload"] = ["sent-saving"]
+    result, _ = sync(master, region, saving_timeout=0.0)
+    assert not result.success and "saving_timeout" in result.failed["img"]
+    assert [c for c, _ in region.calls].count("upload") == 1
+    assert not any(call == "delete" for call, _ in region.calls)
+    (image,) = region.list_images()
+    assert image.status == "saving"
+
+
+def test_a_stop_ends_the_wait_for_a_saving_image_and_leaves_it_to_the_store(master, region):
+    """Issue 23 case 6 with issue 22: the wait for a store slow to finalise is cut
+    by a stop request, and the image it may still be writing is not deleted."""
+    scenarios.put(master, "img", scenarios.content("stopped", MIB))
+    region.faults["upload"] = ["sent-saving"]
+    stop, waits = StopRequest(), []
+
+    def wait(seconds: float) -> None:  # the third wait is where a SIGTERM comes
+        waits.append(seconds)
+        if len(waits) == 3:
+            stop.set("SIGTERM received", signal.SIGTERM)
+
+    plan = plan_region(master, region, scenarios.target())
+    retry = RetryPolicy(retries=3, initial_wait=0.5, max_wait=4, sleep=wait)
+    result = Executor(region, DirectSource(master), retry=retry, stop=stop,
+                      saving_timeout=30.0).execute(plan)
+    assert [o.result for o in result.outcomes] == [STOPPED], result.outcomes
+    assert len(waits) == 3  # no wait after the stop
+    assert [c for c, _ in region.calls].count("upload") == 1
+    assert not any(call == "delete" for call, _ in region.calls)
+    (image,) = region.list_images()
+    assert image.status == "saving"
+
+
+def test_a_rename_refused_after_a_verified_upload_says_so(master, region):
+    """Issue 23 case 3: the message blamed the upload; the copy was in place."""
+    scenarios.put(master, "img", scenarios.content("new"))
+    scenarios.put(region, "img", scenarios.content("old"))
+    plan = plan_region(master, region, scenarios.target(rename={"any"}))
+    region.faults["update"] = ["ok", "400"]  # the copy is published, the rename refused
+    retry, _ = policy()
+    result = Executor(region, DirectSource(master), retry=retry).execute(plan)
+    line = plan.status_of("img")
+    assert line.status.value == "error_refused" and result.errors == 0
+    assert "uploaded and verified, but renaming the old image" in line.reason
+    assert sorted(i.name for i in region.list_images()) == ["img", "img"]
 
 
 def test_giving_up_leaves_no_half_made_image_and_reports_the_failure(master, region):
@@ -347,6 +439,7 @@ def test_retry_policy_waits():
     (ServiceError("not that format", status_code=415), True),
     (UsageError("a value the schema refuses"), True),
     (ServiceError("busy", status_code=503), False),
+    (ServiceError("too many requests", status_code=429), False),
     (ConflictError("not queued", status_code=409), False),
     (ServiceError("forbidden, retry later", status_code=403, transient=True), False),
     (TransferError("stream broke"), False),

@@ -24,7 +24,8 @@ LAYERS = [
      "glancesync.stopping",
      "glancesync.runlog", "glancesync.redaction", "glancesync.safenames",
      "glancesync.filemodes", "glancesync.readback"],
-    ["glancesync.integrity", "glancesync.options", "glancesync.convert"],
+    ["glancesync.integrity", "glancesync.options", "glancesync.convert",
+     "glancesync.pacing"],
     ["glancesync.regions"],
     ["glancesync.backends.base"],
     ["glancesync.backends.*"],  # each backend's package

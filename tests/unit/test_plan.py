@@ -246,7 +246,7 @@ def test_master_duplicates_not_meant_for_the_region_have_no_status():
 def test_regional_duplicate_prefers_the_master_checksum():
     p = plan([m("a", "good")], [r("a", "bad"), r("a", "good")])
     s = p.status_of("a")
-    assert s.status is Status.OK and s.regional_id == "r-a-good"
+    assert s.status is Status.ERROR_REGIONAL_DUPLICATE and s.regional_id == "r-a-good"
     assert any("2 images named 'a'" in w for w in p.warnings)
 
 

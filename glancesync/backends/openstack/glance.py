@@ -122,6 +122,7 @@ class _KeepRetryAfter(ksa_adapter.Adapter):
         if not response.ok:
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
+            error.http_status = response.status_code
             error.request = (method, url)
             raise error
         return response
@@ -242,6 +243,9 @@ def _http_status(error: glance_exc.HTTPException) -> int | None:
     """
     if isinstance(error.code, int):
         return error.code
+    answered = getattr(error, "http_status", None)  # kept where the answer was read
+    if isinstance(answered, int):
+        return answered
     match = re.match(r"\s*(\d{3})\b", str(error.details or ""))
     return int(match.group(1)) if match else None
 
@@ -681,6 +685,7 @@ class GlanceRegionAdapter(RegionAdapter):
         if response.status_code >= 400:
             error = glance_exc.from_response(response, response.content)
             error.retry_after = retry_after(response)
+            error.http_status = response.status_code
             error.request = ("PUT", f"/v2/images/{image_id}/{part}")
             raise error
 
@@ -711,6 +716,9 @@ class GlanceRegionAdapter(RegionAdapter):
         session and is not renewed on 401: the body cannot be replayed.
         """
         url = urllib.parse.urlsplit(self._file_url(image_id, part))
+        guard = self._session.session.get_adapter(self._file_url(image_id, part))
+        if isinstance(guard, OriginGuard):
+            guard.pacer.wait()  # one request of the target, like any other
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size),
                    "User-Agent": self._session.user_agent or "glancesync",
                    **(self._session.get_auth_headers() or {})}
@@ -750,6 +758,7 @@ class GlanceRegionAdapter(RegionAdapter):
         if response.status >= 300:  # no redirection is followed: the token stays here
             error = _error_of(response.status, response.headers, body)
             error.retry_after = retry_after(response)
+            error.http_status = response.status
             error.request = ("PUT", f"/v2/images/{image_id}/{part}")
             raise error
         return sent
@@ -767,6 +776,7 @@ class GlanceRegionAdapter(RegionAdapter):
             return None
         error = _error_of(response.status, response.headers, body)
         error.retry_after = retry_after(response)
+        error.http_status = response.status
         return error
 
     def download_data(self, image_id: str) -> Iterator[bytes]:
@@ -791,6 +801,7 @@ class GlanceRegionAdapter(RegionAdapter):
                 response.close()
                 error = glance_exc.from_response(response, body)
                 error.retry_after = retry_after(response)
+                error.http_status = response.status_code
                 error.request = ("GET", path)
                 raise error
         if response.status_code == 204:
@@ -1082,6 +1093,13 @@ class GlanceRegionAdapter(RegionAdapter):
                                     "public needs the admin role", **where)
             return ServiceError(f"{action} forbidden (HTTP 403): the credential's role "
                                 f"or project does not allow it: {details}", **where)
+        if status == 429:
+            wait = where["retry_after"]
+            asked = f", Retry-After {wait:g} s" if wait is not None else ""
+            return ServiceError(f"{action} refused: too many requests (HTTP 429{asked}):"
+                                " the region limits the rate of requests;"
+                                " requests_per_second of the target keeps a run under"
+                                f" that limit: {details}", **where)
         if status == 415:
             return ServiceError(f"{action} refused (HTTP 415): the data does not match "
                                 f"the declared disk_format: {details}", **where)

@@ -14,8 +14,10 @@ translated here into :mod:`glancesync.errors`.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import logging
+import time
 from typing import Any, Iterator
 
 from keystoneauth1 import access as ks_access
@@ -30,6 +32,7 @@ from glancesync.backends.openstack.settings import (INTERFACES, OpenStackSetting
                                                     check_tls_files, load_cloud)
 from glancesync.errors import (AuthenticationError, ConfigError, ConnectionFailure,
                                GlanceSyncError, ServiceError, TLSError)
+from glancesync.pacing import RatePacer
 from glancesync.regions import RegionRef
 
 LOG = logging.getLogger(__name__)
@@ -72,8 +75,12 @@ class KeystoneTarget(Target):
         self._auth: Any = None
         self._auth_url: str | None = None
         self._access: ks_access.AccessInfoV3 | None = None
+        #: This host's monotonic time when the token was received.
+        self._access_at = 0.0
         self._cloud: Any = None
         self._identity: Any = None
+        #: Paces every request of the target, all its regions together.
+        self.pacer = RatePacer(self.settings.requests_per_second)
 
     # -- session -----------------------------------------------------------
 
@@ -133,7 +140,7 @@ class KeystoneTarget(Target):
                 session = ks_session.Session(
                     auth=self._auth, verify=self._verify(True),
                     timeout=self.settings.timeout or SOCKET_TIMEOUT, cert=self._cert(None),
-                    session=guarded_session(self._allowed_urls))
+                    session=guarded_session(self._allowed_urls, self.pacer))
             # A FIFO as CA bundle would block the first handshake for ever.
             check_tls_files(session.verify, session.cert, self.name)
             self._session = session
@@ -158,7 +165,7 @@ class KeystoneTarget(Target):
         if url:
             self._auth_url = v3_url(url)
         cloud.set_session_constructor(functools.partial(
-            ks_session.Session, session=guarded_session(self._allowed_urls)))
+            ks_session.Session, session=guarded_session(self._allowed_urls, self.pacer)))
         try:
             session = cloud.get_session()
         except Exception as exc:  # openstacksdk's and keystoneauth's loading errors
@@ -216,7 +223,20 @@ class KeystoneTarget(Target):
             LOG.debug("authenticating target %s at %s", self.name, self.auth_url)
             with self._translate():
                 self._access = self._auth.get_access(session)
+            self._access_at = time.monotonic()
         return self._access
+
+    def clock(self) -> datetime.datetime | None:
+        """The time now by Keystone's clock: its token's ``issued_at`` plus the
+        time elapsed here since it was received (this host's monotonic clock,
+        which no wrong wall clock moves); None if the token says no time."""
+        access = self.access
+        issued = getattr(access, "issued", None)
+        if not isinstance(issued, datetime.datetime):
+            return None
+        if issued.tzinfo is None:
+            issued = issued.replace(tzinfo=datetime.timezone.utc)
+        return issued + datetime.timedelta(seconds=time.monotonic() - self._access_at)
 
     @property
     def project_id(self) -> str | None:

@@ -24,6 +24,7 @@ import urllib3
 from keystoneauth1.session import TCPKeepAliveAdapter
 
 from glancesync.errors import ServiceError, SlowAnswerError
+from glancesync.pacing import RatePacer
 from glancesync.redaction import REDACTOR
 
 __all__ = ["MAX_BODY", "OriginGuard", "SlowAnswerError", "guarded_session", "origin_of"]
@@ -55,9 +56,12 @@ class OriginGuard(TCPKeepAliveAdapter):
     request: the catalog changes when the token is renewed).
     """
 
-    def __init__(self, allowed: Callable[[], Iterable[str | None]], **kwargs: Any) -> None:
+    def __init__(self, allowed: Callable[[], Iterable[str | None]],
+                 pacer: RatePacer | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._allowed = allowed
+        #: The pace of the target's requests (``requests_per_second``).
+        self.pacer = pacer if pacer is not None else RatePacer(0.0)
 
     def allows(self, url: str | None) -> bool:
         """True when a request to ``url`` may go: its origin is one ``allowed()`` names."""
@@ -79,6 +83,7 @@ class OriginGuard(TCPKeepAliveAdapter):
         # Every token in use is masked in every output, even where nothing
         # says it is a token (a server's error echoing it).
         REDACTOR.add_secrets([request.headers.get("X-Auth-Token") or ""])
+        self.pacer.wait()
         started = time.monotonic()
         response = super().send(request, stream, timeout, *args, **kwargs)
         REDACTOR.add_secrets([response.headers.get("X-Subject-Token") or ""])
@@ -162,10 +167,12 @@ def _bounded_body(response: requests.Response, where: str, deadline: float | Non
         raise
 
 
-def guarded_session(allowed: Callable[[], Iterable[str | None]]) -> requests.Session:
-    """A requests session whose every request goes through an :class:`OriginGuard`."""
+def guarded_session(allowed: Callable[[], Iterable[str | None]],
+                    pacer: RatePacer | None = None) -> requests.Session:
+    """A requests session whose every request goes through an :class:`OriginGuard`
+    (paced by ``pacer``, if any)."""
     session = requests.Session()
-    guard = OriginGuard(allowed)
+    guard = OriginGuard(allowed, pacer)
     for scheme in list(session.adapters):
         session.mount(scheme, guard)
     return session

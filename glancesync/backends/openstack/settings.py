@@ -78,6 +78,9 @@ ENV_REFUSED: dict[str, tuple[tuple[str, ...] | None, str]] = {
 DEFAULT_DOMAIN = "Default"
 MASK = "***"
 
+#: The slowest pace ``requests_per_second`` accepts (one request a minute).
+MIN_REQUESTS_PER_SECOND = 1 / 60
+
 _SECRETS = ("password", "application_credential_secret", "credential")
 
 #: The options of a target of type ``keystone``.
@@ -95,6 +98,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("insecure", "bool", False, help="do not verify certificates (tests only)"),
     Option("interface", "choice", None, choices=INTERFACES,
            help="which catalog endpoints are used (default: the cloud's, else public)"),
+    Option("requests_per_second", "rate", 0.0, minimum=0.0,
+           help="most HTTP requests per second to the target's Keystone and Glances, all"
+                " its regions together (0: no limit)"),
 )
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -119,6 +125,8 @@ class OpenStackSettings:
     cacert: str | None = None
     insecure: bool = False
     interface: str | None = None
+    #: Most requests per second to the target's services (0: no limit).
+    requests_per_second: float = 0.0
     env_region: str | None = None
     cert: str | None = None
     key: str | None = None
@@ -169,10 +177,16 @@ def read_settings(section: Section, env: Mapping[str, str]) -> OpenStackSettings
         """The section's value of option ``name``, or None when it sets none."""
         return section.read(_BY_NAME[name]) if section.get(name) is not None else None
 
+    rate = section.read(_BY_NAME["requests_per_second"])
+    if 0 < rate < MIN_REQUESTS_PER_SECOND:
+        raise ConfigError(f"{rate:g} would hold a run for ever: at least"
+                          f" {MIN_REQUESTS_PER_SECOND:g}, or 0 for no limit",
+                          section=section.name, option="requests_per_second")
     settings = OpenStackSettings(cloud=given("cloud"), cacert=given("cacert"),
                                  insecure=section.read(_BY_NAME["insecure"]),
                                  interface=given("interface"), cert=given("cert"),
-                                 key=given("key"), section=section.name)
+                                 key=given("key"), section=section.name,
+                                 requests_per_second=rate)
     if settings.cloud is not None:
         return settings
     settings.auth = _explicit_auth(section)

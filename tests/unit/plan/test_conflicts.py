@@ -59,3 +59,22 @@ def test_a_conflict_becomes_an_upload_a_kept_copy_or_an_error():
     ctx = context([master], [regional])
     conflicts.conflict(ctx, "a", master, regional)
     assert ctx.statuses["a"].status is Status.ERROR_CHECKSUM and ctx.warnings
+
+
+@pytest.mark.parametrize("rule", [{"any"}, {"c2"}])
+def test_a_protected_image_is_never_replaced_whatever_the_rule(rule):
+    """Issue 23 case 2: replace (any or its checksum) never unprotects nor deletes."""
+    master, regional = m("a"), r("a", "c2", protected=True)
+    ctx = context([master], [regional], replace=frozenset(rule))
+    conflicts.conflict(ctx, "a", master, regional)
+    assert ctx.statuses["a"].status is Status.ERROR_PROTECTED and "a" not in ctx.ops
+    assert "protected" in ctx.statuses["a"].reason
+
+
+def test_a_protected_image_may_still_be_renamed():
+    """Renaming is not removing: ``rename`` keeps the protected image as NAME.old."""
+    master, regional = m("a"), r("a", "c2", protected=True)
+    ctx = context([master], [regional], rename=frozenset({"any"}))
+    conflicts.conflict(ctx, "a", master, regional)
+    assert ctx.statuses["a"].status is Status.PENDING_RENAME
+    assert ctx.ops["a"].kind is OperationKind.RENAME

@@ -101,6 +101,16 @@ def test_two_copies_of_one_master_image_made_by_us_need_an_operator():
     assert warning.startswith("2 copies of master image m-a (from Master) made by GlanceSync")
 
 
+def test_two_images_of_a_synchronised_name_are_never_ok():
+    """Issue 23 case 3: the compared copy is in sync, another image has the name."""
+    ctx = context([m("a")], [r("a", id_="r1"), r("a", "c2", id_="r2")])
+    for step in (matching.match_regional, matching.classify_synchronised,
+                 matching.report_regional_duplicates):
+        step(ctx)
+    line = ctx.statuses["a"]
+    assert line.status is Status.ERROR_REGIONAL_DUPLICATE and "r2" in line.reason
+
+
 def test_only_our_own_recorded_copy_may_relay_server_side_copies():
     """Issue 21, case 5: another project's image with the master's bytes is ``ok``
     but never a relay (Glance would copy its properties); nor is an image of ours

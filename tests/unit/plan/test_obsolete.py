@@ -50,3 +50,12 @@ def test_changes_are_the_visibility_the_syncprops_and_an_adoption():
                                master, r("a", provenance=None))
     assert changes["visibility"] == "private" and changes["type"] == "old"
     assert changes["glancesync.master_image_id"] == "m-a_obsolete"
+
+
+def test_a_rename_to_an_obsolete_name_too_long_for_glance_changes_nothing():
+    """Issue 23 case 3: every name a sync would write is checked before any change."""
+    base = "b" * 247
+    ctx, plan = plan_of([m(base + "_obsolete")], [r(base)])
+    assert plan.operations == []
+    line = ctx.statuses[base + "_obsolete"]
+    assert line.status is Status.ERROR_NAME and "255" in line.reason
