@@ -327,9 +327,12 @@ def test_a_keyboard_interrupt_of_the_caller_leaves_regions_as_clean_as_a_failure
     with GlanceSync(federation, progress=False) as glancesync:
         def interrupt() -> None:  # Ctrl-C without handlers: KeyboardInterrupt in main
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            # The upload (this worker thread) goes on only once the main thread has
+            # turned the interrupt into a stop request: however loaded the machine,
+            # the sync cannot end before the interrupt lands.
             assert glancesync.stop_request.wait(60)
 
-        handler = watching_uploads(lambda: threading.Thread(target=interrupt).start())
+        handler = watching_uploads(interrupt)
         try:
             with pytest.raises(KeyboardInterrupt):
                 glancesync.sync(["RegionA", "RegionB", "RegionC"])
