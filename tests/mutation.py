@@ -38,10 +38,10 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "condition": (("glancesync/condition.py",),
                   ("tests/unit/test_condition.py", "tests/unit/test_condition_operators.py")),
     "safenames": (("glancesync/safenames.py",),
-                  ("tests/unit/test_safenames.py", "tests/unit/test_lock.py",
-                   "tests/unit/test_hostile_paths.py")),
+                  ("tests/unit/test_safenames.py", "tests/unit/test_hostile_paths.py")),
     "redaction": (("glancesync/redaction.py",),
-                  ("tests/unit/test_redaction.py", "tests/unit/test_redaction_outputs.py")),
+                  ("tests/unit/test_redaction.py", "tests/unit/test_redaction_streams.py",
+                   "tests/unit/test_redaction_outputs.py")),
     # Not lock/base.py: mutmut's trampolines add members to its Protocol class,
     # which no lock has then (isinstance fails before any mutant is tried).
     "lock": (("glancesync/lock/files.py",),

@@ -7,6 +7,7 @@ the name whose made name it copies: a tenant naming a region or an image
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,61 @@ def test_join_keeps_made_names_in_their_folder(tmp_path: Path):
     for name in NAMES:
         path = safenames.join(tmp_path, file_name(name, ".lock"))
         assert path.parent == tmp_path
+
+
+# --- the rest of the module, case by case (mutation survivors) ---------------------------
+
+@pytest.mark.parametrize("name, made", [
+    ("..Xa", "Xa"),          # only dots are stripped in front
+    ("...", "_"),            # nothing left: one underscore
+    ("\udcff", "_"),         # a lone surrogate (a name read from bytes) is hashed too
+])
+def test_file_name_of_odd_names(name, made):
+    assert file_name(name) == f"{made}-{file_name(name)[-16:]}"
+    assert len(file_name(name)[-16:]) == 16
+
+
+def test_a_reference_at_the_length_limit_keeps_its_readable_name():
+    ref = "t:" + "R" * (MAX_NAME_LENGTH - 2)
+    assert region_file_name(ref, ".log") == "t_" + "R" * (MAX_NAME_LENGTH - 2) + ".log"
+    longer = ref + "R"
+    assert region_file_name(longer, ".log").endswith(".log")
+    assert region_file_name("t_x:R", ".log").endswith(".log")
+
+
+@pytest.mark.parametrize("name, words", [
+    ("a/b", "'a/b' is not a plain file name: refused in"),
+    ("..", "'..' is not a plain file name"),
+    ("", "'' is not a plain file name"),
+    ("a\0b", "is not a plain file name"),
+])
+def test_join_refuses_what_is_not_a_file_name(tmp_path, name, words):
+    with pytest.raises(safenames.UnsafeNameError, match=words):
+        safenames.join(tmp_path, name)
+
+
+def test_join_refuses_a_link_out_of_the_folder_and_a_loop(tmp_path):
+    (tmp_path / "out").symlink_to("/etc/passwd")
+    with pytest.raises(safenames.UnsafeNameError, match="resolves outside"):
+        safenames.join(tmp_path, "out")
+    assert safenames.join(tmp_path, "out", resolve=False) == tmp_path / "out"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    if sys.version_info < (3, 13):  # later versions resolve a loop as it is, inside
+        with pytest.raises(safenames.UnsafeNameError, match="loop cannot be resolved"):
+            safenames.join(tmp_path, "loop")
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("plain name", "plain name"),
+    (123, "123"),
+    ("a\\b", "a\\\\b"),
+    ("a\nb\rc\td", "a\\nb\\rc\\td"),
+    ("\x1b[31m", "\\x1b[31m"),
+    ("\x7f\xa0", "\\x7f\\xa0"),
+    ("\u202e\u2028", "\\u202e\\u2028"),
+    ("\uffff", "\\uffff"),
+    ("\U000e0001", "\\U000e0001"),
+    ("é ü", "é ü"),
+])
+def test_printable_escapes_every_unprintable_character_and_the_backslash(text, shown):
+    assert safenames.printable(text) == shown
