@@ -228,8 +228,8 @@ def test_depth_bound():
 
 def test_built_string_bound():
     # An image with no data beyond its fields: the limit is MAX_VALUE_SIZE plus
-    # what the names given weigh; find that allowance from an exact string.
-    img = image(name="n", owner=None, checksum=None, id="i")
+    # what the names given weigh.
+    img = SMALL
     names_weight = _names_weight(img)
     limit = MAX_VALUE_SIZE + names_weight
     assert Condition(f"len('x' * {limit}) == {limit}")(img) is True
@@ -241,12 +241,19 @@ def test_built_string_bound():
         Condition(f"len('x' * {limit} + 'y') > 0")(img)
 
 
+#: The image of the exact bounds, and what its names weigh (the evaluator's
+#: allowance beyond MAX_VALUE_SIZE), counted by hand: the view 32, each of its 14
+#: fields 1 plus its value (the strings 'i', 'n', 'active', 'public': their
+#: lengths; None, booleans, 0: 1; 10: 2; empty properties: 1) = 71; metadata_set
+#: (empty) 1; True, False, None 1 each.
+SMALL = image(name="n", owner=None, checksum=None, id="i")
+ALLOWANCE = 32 + 14 + (1 + 1 + 1 + 2 + 6 + 1 + 6 + 1 + 1 + 1 + 1 + 1 + 1 + 1) + 1 + 3
+
+
 def _names_weight(img: Image) -> int:
-    """What the evaluator counts for the names it is given (its allowance)."""
-    evaluator = condition_module._Evaluator({
-        "image": condition_module.ImageView.of(img), "metadata_set": set(),
-        "True": True, "False": False, "None": None})
-    return evaluator._limit - MAX_VALUE_SIZE
+    """What the evaluator allows beyond MAX_VALUE_SIZE for the image of the bounds."""
+    assert img is SMALL
+    return ALLOWANCE
 
 
 def test_repetition_is_refused_before_it_is_built():
@@ -279,10 +286,137 @@ def test_formatting_width_bound():
 
 
 def test_replace_bound():
-    img = image(name="n", owner=None, checksum=None, id="i")
+    img = SMALL
     limit = MAX_VALUE_SIZE + _names_weight(img)
-    # 'ab' * k replaced 'a' -> 'aa' grows by k characters.
-    k = (limit) // 3
-    assert Condition(f"len(('ab' * {k}).replace('a', 'aa')) == {3 * k}")(img) is True
+    # 'x' * n + 'q' replaced 'x' -> 'xy': exactly the limit, then one more.
+    assert limit % 2 == 1
+    n = limit // 2
+    assert Condition(f"len(('x' * {n} + 'q').replace('x', 'xy')) == {limit}")(img) is True
     with pytest.raises(ConfigError, match="replace would build"):
-        Condition(f"len(('ab' * {k + 1}).replace('a', 'aa')) > 0")(img)
+        Condition(f"len(('x' * {n} + 'qq').replace('x', 'xy')) > 0")(img)
+    # A count limits the growth: none at all with 0, one replacement with 1.
+    assert Condition(f"len(('x' * {n}).replace('x', 'xyz', 0)) == {n}")(img) is True
+    assert Condition(f"len(('x' * {n}).replace('x', 'xyz', 1)) == {n + 2}")(img) is True
+    # An empty pattern matches between every two characters and at both ends.
+    m = (limit - 1) // 2
+    assert Condition(f"len(('x' * {m}).replace('', 'y')) == {2 * m + 1}")(img) is True
+    with pytest.raises(ConfigError, match="replace would build"):
+        Condition(f"len(('x' * {m + 1}).replace('', 'y')) > 0")(img)
+    # Arguments that are not strings are left to str.replace (which refuses them).
+    with pytest.raises(ConfigError, match="TypeError"):
+        Condition("image.name.replace(1, 'y') == ''")(img)
+
+
+# --- the rest of the evaluator, case by case (mutation survivors) ------------------------
+
+def test_every_field_of_the_image_is_seen():
+    img = image(container_format="bare", disk_format="qcow2", min_ram=512, min_disk=3,
+                protected=True, properties={"k": "v"})
+    assert Condition("image.container_format == 'bare' and image.disk_format == 'qcow2'"
+                     " and image.min_ram == 512 and image.min_disk == 3 and image.protected"
+                     " and image.user_properties['k'] == 'v' and image.size == 10"
+                     " and image.status == 'active' and image.checksum == 'abc'"
+                     " and image.owner == 'p1' and image.id == 'id-1'")(img) is True
+
+
+def test_formatting_widths_exactly_at_their_bounds():
+    img = SMALL
+    limit = MAX_VALUE_SIZE + ALLOWANCE
+    assert Condition(f"len('%{MAX_VALUE_SIZE}d' % 0) == {MAX_VALUE_SIZE}")(img) is True
+    # The template plus its widths may reach the limit, and not pass it.
+    width = MAX_VALUE_SIZE - 1
+    pad = limit - width - len(f"%{width}d")
+    assert Condition(f"len('{'x' * pad}%{width}d' % 0) == {pad + width}")(img) is True
+    with pytest.raises(ConfigError, match="larger than"):
+        Condition(f"len('{'x' * (pad + 1)}%{width}d' % 0) > 0")(img)
+    # Every conversion counts, after a mapping key with nested parentheses too.
+    keyed = image(properties={"a(b)": "x"})
+    assert Condition("'%(a(b))s-%%' % image.user_properties == 'x-%'")(keyed) is True
+    with pytest.raises(ConfigError, match=f"above {MAX_VALUE_SIZE}"):
+        Condition(f"len('%(a(b))99999s%(a(b))2s' % image.user_properties) > 0")(keyed)
+    with pytest.raises(ConfigError, match=f"above {MAX_VALUE_SIZE}"):
+        Condition(f"len('%%%{MAX_VALUE_SIZE + 1}d' % 1) > 0")(img)
+    with pytest.raises(ConfigError, match=f"above {MAX_VALUE_SIZE}"):
+        Condition(f"len('%d%{MAX_VALUE_SIZE // 2 + 1}d%{MAX_VALUE_SIZE // 2}d' % (1, 2, 3))"
+                  " > 0")(img)
+    with pytest.raises(ConfigError, match=f"above {MAX_VALUE_SIZE}"):
+        Condition(f"len(b'%{MAX_VALUE_SIZE + 1}d' % 1) > 0")(img)
+
+
+def test_a_container_exactly_at_the_limit():
+    img = SMALL
+    limit = MAX_VALUE_SIZE + ALLOWANCE
+    # A list weighs 1, plus 1 and its weight per element.
+    m = limit - 2
+    assert Condition(f"len(['x' * {m}]) == 1")(img) is True
+    with pytest.raises(ConfigError, match="larger than"):
+        Condition(f"len(['x' * {m + 1}]) == 1")(img)
+    # A tuple, a set and a slice the same way; other values (a method) weigh 8.
+    assert Condition(f"len(('x' * {m},)) == 1")(img) is True
+    assert Condition(f"len({{'x' * {m}}}) == 1")(img) is True
+    assert Condition(f"len(['x' * {m - 9}, image.name.lower]) == 2")(img) is True
+    with pytest.raises(ConfigError, match="larger than"):
+        Condition(f"len(['x' * {m - 8}, image.name.lower]) == 2")(img)
+    # Two large strings in one list: refused as too large, not as a failure.
+    with pytest.raises(ConfigError, match="larger than"):
+        Condition("len(['x' * 60000, 'y' * 60000]) > 0")(img)
+
+
+def test_the_containers_built_are_bounded_in_all():
+    img = SMALL
+    # Each term builds [0] (weight 3) and a list of 30000 zeros (60001): 16 terms
+    # stay under MAX_BUILT plus ten times the allowance, 17 do not.
+    one = "len([0] * 30000)"
+    assert 16 * 60004 <= condition_module.MAX_BUILT + 10 * ALLOWANCE < 17 * 60004
+    assert Condition(" + ".join([one] * 16) + " == 480000")(img) is True
+    with pytest.raises(ConfigError, match="builds containers of more than"):
+        Condition(" + ".join([one] * 17) + " > 0")(img)
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("", "the expression is empty"),
+    ("not " * 60 + "True",
+     f"invalid expression {'not ' * 20!r}... (244 characters): nested more than 50 levels"
+     " deep; write a simpler expression"),
+    ("image.size in (" + "0, " * 1200 + ")",
+     "more than 1000 names, constants and operations; write a simpler expression"),
+    ("lambda: 1", "invalid expression 'lambda: 1': Lambda is not allowed; use names,"
+     " attributes, comparisons, and/or/not, in, and the functions len, str, int, bool, set"),
+    ("foo", "invalid expression 'foo': unknown name 'foo'; the known names are False, None,"
+     " True, bool, image, int, len, metadata_set, set, str"),
+    ("int(x=1)", "invalid expression 'int(x=1)': only positional arguments are allowed in"
+     " calls"),
+    ("(" * 300 + "1" + ")" * 300, "too many nested parentheses"),
+])
+def test_refusals_say_exactly_what_is_wrong(expression, message):
+    with pytest.raises(ConfigError) as caught:
+        Condition(expression)
+    assert message in str(caught.value)
+
+
+def test_evaluation_errors_say_exactly_what_failed():
+    img = image(name="img7", id="id-7")
+    with pytest.raises(ConfigError) as caught:
+        Condition("image.user_properties['missing'] == 'x'")(img)
+    assert str(caught.value) == (
+        "metadata_condition \"image.user_properties['missing'] == 'x'\" failed on image"
+        " 'img7' (id-7): KeyError: 'missing' (use user_properties.get(name) for optional"
+        " properties)")
+    with pytest.raises(ConfigError) as caught:
+        Condition("1 / (image.size - 10) > 0")(img)
+    assert str(caught.value) == (
+        "metadata_condition '1 / (image.size - 10) > 0' failed on image 'img7' (id-7):"
+        " ZeroDivisionError: division by zero")
+    long_id = "i" * 100
+    with pytest.raises(ConfigError) as caught:
+        Condition("1 / 0 > 0")(image(id=long_id))
+    assert f"({'i' * 80}...)" in str(caught.value)
+
+
+def test_conditions_compare_and_hash_by_expression():
+    first, second = Condition("image.is_public"), Condition(" image.is_public ")
+    assert first == second and hash(first) == hash(second)
+    assert first != Condition("image.protected") and hash(first) != hash(Condition("x" * 0
+                                                                              + "image.protected"))
+    assert first != "image.is_public"
+    assert repr(first) == "Condition('image.is_public')"

@@ -96,3 +96,12 @@ def test_a_masked_record_keeps_no_arguments():
     redactor.filter(record)
     assert record.msg == "a *** b" and record.args is None
     assert record.getMessage() == "a *** b"
+
+
+def test_only_the_secret_is_masked_not_a_part_of_its_encoding():
+    """'hunteW' is 'aHVudGVX' in base64: no padding to strip, and a text holding only
+    'aHVudGV' (not the secret) is left as it is."""
+    redactor = RedactingFilter(["hunteW"])
+    assert base64.b64encode(b"hunteW").decode() == "aHVudGVX"
+    assert redactor.redact("aHVudGVX") == "***"
+    assert redactor.redact("aHVudGVZ") == "aHVudGVZ"
