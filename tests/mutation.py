@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python -m tests.mutation [--tree PATH] [--children N] [--diffs] [MODULE ...]
+    .venv/bin/python -m tests.mutation executor --only glancesync/executor/steps.py
 
 MODULE is one of :data:`MODULES` (all of them when none is given). For each
 module, a scratch copy of the tree (``glancesync/``, ``tests/``, ``docs/``,
@@ -73,8 +74,9 @@ def _setup_cfg(files: tuple[str, ...], tests: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prepare(module: str, tree: Path, work: Path) -> Path:
-    """A fresh scratch copy of ``tree`` for ``module``, with its mutmut settings."""
+def prepare(module: str, tree: Path, work: Path, only: tuple[str, ...] = ()) -> Path:
+    """A fresh scratch copy of ``tree`` for ``module``, with its mutmut settings
+    (``only``: these of its files, instead of all)."""
     folder = work / module
     if folder.exists():
         shutil.rmtree(folder)
@@ -87,6 +89,7 @@ def prepare(module: str, tree: Path, work: Path) -> Path:
         elif source.exists():
             shutil.copy2(source, folder / name)
     files, tests = MODULES[module]
+    files = only or files
     present = tuple(test for test in tests if (folder / test).exists())
     (folder / "setup.cfg").write_text(_setup_cfg(files, present))
     return folder
@@ -158,20 +161,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--children", type=int, default=2,
                         help="mutants tested at once (default: 2)")
     parser.add_argument("--diffs", action="store_true", help="the diff of every survivor")
+    parser.add_argument("--only", nargs="+", default=(), metavar="FILE",
+                        help="mutate only these files of the module (one module)")
     args = parser.parse_args(argv)
-    if not MUTMUT.exists():
-        print(f"mutmut is not installed: {Path(sys.executable).parent / 'pip'} install -r"
-              " mutation-requirements.txt (or: make mutation)", file=sys.stderr)
-        return 2
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         print(f"unknown module {', '.join(unknown)}; the modules are {', '.join(MODULES)}",
               file=sys.stderr)
         return 2
+    if args.only and len(args.modules) != 1:
+        print("--only needs exactly one module", file=sys.stderr)
+        return 2
+    if not MUTMUT.exists():
+        print(f"mutmut is not installed: {Path(sys.executable).parent / 'pip'} install -r"
+              " mutation-requirements.txt (or: make mutation)", file=sys.stderr)
+        return 2
     results: dict[str, dict[str, str]] = {}
     status = 0
     for module in args.modules or list(MODULES):
-        folder = prepare(module, args.tree.resolve(), args.work)
+        folder = prepare(module, args.tree.resolve(), args.work, tuple(args.only))
         try:
             results[module] = run(module, folder, args.children)
         except MutationError as error:
