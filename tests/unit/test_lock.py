@@ -420,3 +420,122 @@ def test_a_release_after_the_file_was_removed_creates_nothing(tmp_path):
     lock.release()
     assert list(tmp_path.iterdir()) == []
     assert not lock.locked
+
+
+# --- waiting for a lock, on a clock of the test's own (mutation survivors) ----------------
+
+class Clock:
+    """A clock that moves only when the lock sleeps; ``on_sleep`` runs at each sleep."""
+
+    def __init__(self, on_sleep=None) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.on_sleep = on_sleep
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert len(self.sleeps) < 100, "the lock keeps waiting"
+        self.sleeps.append(seconds)
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(len(self.sleeps))
+
+
+def test_no_timeout_means_no_wait(tmp_path):
+    holder = RegionLock(tmp_path, "t:R")
+    holder.acquire()
+    clock = Clock()
+    waiter = RegionLock(tmp_path, "t:R", sleep=clock.sleep, clock=clock)
+    with pytest.raises(LockedError):
+        waiter.acquire()
+    with pytest.raises(LockedError):
+        waiter.acquire(0)
+    assert clock.sleeps == []
+    holder.release()
+
+
+@pytest.mark.timeout(30)
+def test_a_wait_polls_until_the_deadline_then_says_so(tmp_path, caplog):
+    holder = RegionLock(tmp_path, "t:R")
+    holder.acquire()
+    clock = Clock()
+    waiter = RegionLock(tmp_path, "t:R", sleep=clock.sleep, clock=clock)
+    with caplog.at_level("INFO", logger="glancesync.lock"), pytest.raises(LockedError):
+        waiter.acquire(1.2)
+    assert clock.sleeps == [0.5, 0.5, pytest.approx(0.2)]
+    assert "region t:R: still locked after waiting 1.2 s" in caplog.text
+    holder.release()
+
+
+@pytest.mark.timeout(30)
+def test_a_wait_without_deadline_ends_when_the_holder_releases(tmp_path):
+    holder = RegionLock(tmp_path, "t:R")
+    holder.acquire()
+    clock = Clock(on_sleep=lambda count: count == 3 and holder.release())
+    waiter = RegionLock(tmp_path, "t:R", sleep=clock.sleep, clock=clock)
+    waiter.acquire(None)
+    assert waiter.locked and clock.sleeps == [0.5, 0.5, 0.5]
+    waiter.release()
+
+
+@pytest.mark.timeout(30)
+def test_a_wait_takes_the_lock_released_within_the_time(tmp_path):
+    holder = RegionLock(tmp_path, "t:R")
+    holder.acquire()
+    clock = Clock(on_sleep=lambda count: count == 2 and holder.release())
+    waiter = RegionLock(tmp_path, "t:R", sleep=clock.sleep, clock=clock)
+    waiter.acquire(10)
+    assert waiter.locked and clock.sleeps == [0.5, 0.5]
+    waiter.release()
+
+
+def test_holding_logs_the_lock_and_its_release(tmp_path, caplog):
+    with caplog.at_level("DEBUG", logger="glancesync.lock"):
+        with RegionLock(tmp_path, "t:R") as lock:
+            pass
+    assert f"locked region t:R ({lock.path})" in caplog.text
+    assert "unlocked region t:R" in caplog.text
+    assert repr(lock) == f"<RegionLock t:R {lock.path} free>"
+
+
+def test_a_holder_file_that_is_not_a_pid_names_no_holder(tmp_path):
+    lock = RegionLock(tmp_path, "t:R")
+    tmp_path.mkdir(exist_ok=True)
+    lock.path.write_bytes(b"\xff\xfe garbage")
+    assert lock.holder() is None
+    lock.path.write_bytes(b"12x\n")
+    assert lock.holder() is None
+
+
+def test_asking_for_the_holder_does_not_signal_it(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        lock = RegionLock(tmp_path, "t:R")
+        lock.path.write_text(f"{sleeper.pid}\n")
+        assert lock.holder() == f"pid {sleeper.pid}"
+        assert sleeper.poll() is None  # signal 0 only: still running
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert lock.holder() is None  # gone: no holder
+
+
+@pytest.mark.timeout(30)
+def test_the_holder_of_a_fifo_is_read_without_hanging(tmp_path):
+    lock = RegionLock(tmp_path, "t:R")
+    os.mkfifo(lock.path)
+    assert lock.holder() is None
+
+
+def test_a_lock_path_made_a_link_before_the_lock_object_is_refused_on_acquiring(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("keep\n")
+    folder = tmp_path / "locks"
+    folder.mkdir()
+    (folder / lock_file_name("t:R")).symlink_to(target)
+    lock = RegionLock(folder, "t:R")  # no error yet: the path is checked on use
+    with pytest.raises(GlanceSyncError, match="is a symbolic link: refused"):
+        lock.acquire()
+    assert target.read_text() == "keep\n"
