@@ -311,3 +311,45 @@ def test_the_size_sent_of_a_master_without_hash_must_be_the_masters(master, regi
     with pytest.raises(ChecksumMismatchError, match=f"sent {len(short)} bytes, the master"
                                                     f" image has {len(DATA)}"):
         verify(executor.stream, copy, image, "a", Transfer(Strategy.STREAM, "raw"))
+
+
+# --- what an upload records, and what it retires --------------------------------------
+
+def test_a_verified_copy_is_offered_as_a_source_and_counted(master, region):
+    image = put(master, "a", DATA)
+    sources = CopySources()
+    executor = Executor(region, DirectSource(master), progress=False, sources=sources)
+    result = RegionResult("master:RegionA")
+    Upload(executor, upload_op(image)).apply(result)
+    new_id = executor.new_ids["a"]
+    assert sources.holders("master", image.id) == {"RegionA": new_id}
+    assert (result.uploaded, result.bytes_uploaded, result.copied_server_side) == (
+        1, len(DATA), 0)
+
+
+def test_a_dry_run_offers_no_source(master, region):
+    image = put(master, "a", DATA)
+    sources = CopySources()
+    executor = Executor(region, DirectSource(master), dry_run=True, progress=False,
+                        sources=sources)
+    Upload(executor, upload_op(image)).apply(RegionResult("master:RegionA"))
+    assert sources.holders("master", image.id) == {}
+
+
+def test_a_replacement_unprotects_then_deletes_the_old_copy_after_the_new_one(master,
+                                                                               region):
+    image = put(master, "a", DATA)
+    old = put(region, "a", b"\x01" * 10)
+    region.update_image(old.id, {"protected": True})
+    old = region.get_image(old.id)
+    region.changes.clear()
+    executor = Executor(region, DirectSource(master), progress=False)
+    result = RegionResult("master:RegionA")
+    op = dataclasses.replace(upload_op(image), kind=OperationKind.REPLACE, regional=old)
+    Upload(executor, op).apply(result)
+    kinds = [kind for kind, _ in region.changes]
+    assert kinds == ["create", "upload", "update", "update", "delete"]
+    assert region.changes[3] == ("update", {"protected": False})
+    assert region.changes[4] == ("delete", old.id)
+    assert result.replaced == 1 and [i.id for i in region.list_images()] == [
+        executor.new_ids["a"]]
