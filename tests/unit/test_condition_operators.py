@@ -420,3 +420,62 @@ def test_conditions_compare_and_hash_by_expression():
                                                                               + "image.protected"))
     assert first != "image.is_public"
     assert repr(first) == "Condition('image.is_public')"
+
+
+# --- the load-time checker: what each kind of value may call (mutation survivors) -------
+
+@pytest.mark.parametrize("expression", [
+    "(image.name if image.is_public else image.size).lower() == 'base'",
+    "(image.name or 'x').lower() == 'base'",
+    "(image.name + '-x').upper() == 'BASE-X'",
+    "image.name[1:].upper() == 'ASE'",
+    "image.name[0].upper() == 'B'",
+    "image.user_properties['k'].upper() == 'V'",
+    "image.user_properties.get('k', 'd').upper() == 'V'",
+    "image.user_properties.get('missing', 'd').upper() == 'D'",
+    "image.name.split('a')[0].upper() == 'B'",
+    "image.name.split('a')[0:1] == ['b']",
+    "(image.user_properties.keys() & metadata_set).issubset(metadata_set)",
+    "(metadata_set | {'z'}).issuperset(metadata_set)",
+    "{'k'}.issubset(image.user_properties.keys())",
+    "str(image.size).startswith('1')",
+    "set(image.user_properties).isdisjoint(metadata_set) is False",
+    "image.user_properties.items() and True",
+])
+def test_the_checker_accepts_what_evaluation_can_do(expression):
+    img = image(properties={"k": "v"})
+    assert Condition(expression)(img, frozenset({"k", "a"})) is True
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("None.lower()", "None is None: it has no attributes or methods to use (.lower)"),
+    ("len.lower()", "len is a function: it has no attributes or methods to use (.lower)"),
+    ("(1 + 2).real", "1 + 2 is a number or a boolean: it has no attributes"),
+    ("(1 < 2).real", "1 < 2 is a number or a boolean: it has no attributes"),
+    ("(not image.name).real", "is a number or a boolean: it has no attributes"),
+    ("[1, 2].count(1)", "[1, 2] is a list or tuple: it has no attributes"),
+    ("image.name[0].nope()", "image.name[0] is a string: .nope is not available; use one of"
+     " casefold, count, endswith"),
+    ("image.user_properties.keys().lower()", "is a dictionary view: it has no attributes"),
+    ("image.name.split('a')[0].nope()", ".nope is not available on any value; the methods"
+     " are casefold, count, difference, endswith"),
+    ("image.nope", "image has no attribute 'nope'; it has id, name, owner, size"),
+    ("(image.name if image.is_public else image.size).nope()",
+     "this value is None or a number or a boolean or a string: .nope is not available"),
+    ("image.user_properties['k' + 'x' * 60].upper().nope()",
+     "this value is a string: .nope is not available"),
+    ("image.name.lower", None),  # a method not called: fine at load time
+    ("image.size.lower()", "image.size is a number or a boolean"),
+    ("image.size()", "'image.size' cannot be called; only the functions len, str, int, bool,"
+     " set and the methods of strings, sets and dictionaries can"),
+    ("image.user_properties.get('k', 1).nope()", ".nope is not available; use one of"),
+    ("str(image.size).nope()", "str(image.size) is a string: .nope is not available"),
+    ("set(metadata_set).nope()", "set(metadata_set) is a set: .nope is not available"),
+])
+def test_the_checker_refuses_what_evaluation_cannot_do(expression, message):
+    if message is None:
+        Condition(expression)
+        return
+    with pytest.raises(ConfigError) as caught:
+        Condition(expression)
+    assert message in str(caught.value)
