@@ -333,7 +333,7 @@ def test_formatting_widths_exactly_at_their_bounds():
     keyed = image(properties={"a(b)": "x"})
     assert Condition("'%(a(b))s-%%' % image.user_properties == 'x-%'")(keyed) is True
     with pytest.raises(ConfigError, match=f"above {MAX_VALUE_SIZE}"):
-        Condition(f"len('%(a(b))99999s%(a(b))2s' % image.user_properties) > 0")(keyed)
+        Condition("len('%(a(b))99999s%(a(b))2s' % image.user_properties) > 0")(keyed)
     with pytest.raises(ConfigError, match=f"above {MAX_VALUE_SIZE}"):
         Condition(f"len('%%%{MAX_VALUE_SIZE + 1}d' % 1) > 0")(img)
     with pytest.raises(ConfigError, match=f"above {MAX_VALUE_SIZE}"):
@@ -416,8 +416,8 @@ def test_evaluation_errors_say_exactly_what_failed():
 def test_conditions_compare_and_hash_by_expression():
     first, second = Condition("image.is_public"), Condition(" image.is_public ")
     assert first == second and hash(first) == hash(second)
-    assert first != Condition("image.protected") and hash(first) != hash(Condition("x" * 0
-                                                                              + "image.protected"))
+    assert first != Condition("image.protected")
+    assert hash(first) != hash(Condition("image.protected"))
     assert first != "image.is_public"
     assert repr(first) == "Condition('image.is_public')"
 
