@@ -149,7 +149,7 @@ def test_a_lock_path_that_is_not_a_regular_file_is_refused_without_hanging(tmp_p
     if kind == "fifo":
         os.mkfifo(lock.path)
     else:
-        lock.path.mkdir()
+        os.mkfifo(lock.path)
     with pytest.raises(GlanceSyncError, match=str(lock.path)):
         lock.acquire()
     assert not lock.locked
@@ -539,3 +539,39 @@ def test_a_lock_path_made_a_link_before_the_lock_object_is_refused_on_acquiring(
     with pytest.raises(GlanceSyncError, match="is a symbolic link: refused"):
         lock.acquire()
     assert target.read_text() == "keep\n"
+
+
+def test_a_lock_folder_that_cannot_be_made_is_named_with_the_reason(tmp_path):
+    (tmp_path / "file").write_text("")
+    lock = RegionLock(tmp_path / "file" / "locks", "t:R")
+    with pytest.raises(GlanceSyncError, match="t_R-[0-9a-f]{16}.lock cannot be created: Not a"
+                                              " directory") as caught:
+        lock.acquire()
+    assert caught.value.region == "t:R"
+
+
+def test_one_object_cannot_take_its_lock_twice(tmp_path):
+    lock = RegionLock(tmp_path, "t:R")
+    lock.acquire()
+    with pytest.raises(GlanceSyncError, match="is already held by this object") as caught:
+        lock.acquire()
+    assert caught.value.region == "t:R" and not isinstance(caught.value, LockedError)
+    lock.release()
+
+
+def test_a_fifo_at_the_lock_path_is_refused_with_what_to_do(tmp_path):
+    lock = RegionLock(tmp_path, "t:R")
+    os.mkfifo(lock.path)
+    with pytest.raises(GlanceSyncError,
+                       match=r"is not a regular file: refused \(remove it\)$") as caught:
+        lock.acquire()
+    assert caught.value.region == "t:R"
+
+
+def test_a_holder_that_wrote_no_pid_is_unknown(tmp_path):
+    import fcntl
+    lock = RegionLock(tmp_path, "t:R")
+    with open(lock.path, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(LockedError, match=r"\(lock file .*, pid unknown\)$"):
+            lock.acquire()
