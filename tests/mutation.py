@@ -49,7 +49,7 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
              ("tests/unit/test_lock.py", "tests/unit/test_lock_protocol.py")),
     "executor": (("glancesync/executor/*",),
                  ("tests/unit/executor", "tests/unit/test_executor_faults.py",
-                  "tests/unit/test_serverside.py")),
+                  "tests/unit/test_serverside.py", "tests/unit/test_engine_local.py")),
     "plan": (("glancesync/plan/*",),
              ("tests/unit/plan", "tests/unit/test_plan.py", "tests/unit/test_engine_local.py")),
     "integrity": (("glancesync/integrity.py",),
