@@ -353,3 +353,55 @@ def test_a_replacement_unprotects_then_deletes_the_old_copy_after_the_new_one(ma
     assert region.changes[4] == ("delete", old.id)
     assert result.replaced == 1 and [i.id for i in region.list_images()] == [
         executor.new_ids["a"]]
+
+
+def test_the_create_call_carries_the_limits_and_defaults_them(master, region):
+    image = put(master, "a", DATA)
+    executor = Executor(region, DirectSource(master), progress=False)
+    Upload(executor, upload_op(image, min_ram=512, min_disk=3)).apply(
+        RegionResult("master:RegionA"))
+    op = upload_op(image)
+    del op.changes["min_ram"], op.changes["min_disk"], op.changes["visibility"]
+    region.update_image(executor.new_ids["a"], {"protected": False})
+    region.delete_image(executor.new_ids["a"])
+    op.changes["protected"] = False
+    Upload(executor, op).apply(RegionResult("master:RegionA"))
+    first, second = region.created
+    assert (first["min_ram"], first["min_disk"]) == (512, 3)
+    assert (second["min_ram"], second["min_disk"]) == (0, 0)
+    # No visibility asked: the copy stays private, no visibility is published.
+    published = [change for kind, change in region.changes if kind == "update"]
+    assert "visibility" not in published[-1]
+    assert region.get_image(executor.new_ids["a"]).visibility == "private"
+
+
+def test_verification_errors_name_the_region_and_the_image(master, region):
+    image = put(master, "a", DATA)
+    executor = Executor(region, DirectSource(master), progress=False)
+    transfer = Transfer(Strategy.STREAM, "raw")
+    saving = dataclasses.replace(put(region, "x", DATA), status="saving")
+    other = put(region, "y", DATA[:-1] + b"\x01")
+    for copy, words in ((saving, "is saving, not active"),
+                        (other, f"expected {image.checksum}, size {len(DATA)}")):
+        with pytest.raises(TransferError, match=words) as caught:
+            verify(executor.stream, copy, image, "a", transfer)
+        assert (caught.value.region, caught.value.image) == ("master:RegionA", "a")
+    bare = dataclasses.replace(image, checksum=None, os_hash_algo=None, os_hash_value=None)
+    for sent, copy in ((_sent(DATA[:-1]), put(region, "z", DATA[:-1])),
+                       (_sent(DATA), other)):
+        executor.stream.sent[bare.id] = sent
+        with pytest.raises(ChecksumMismatchError) as caught:
+            verify(executor.stream, copy, bare, "a", transfer)
+        assert (caught.value.region, caught.value.image) == ("master:RegionA", "a")
+
+
+def test_a_region_with_an_algorithm_but_no_value_is_checked_with_md5(master, region):
+    bare = dataclasses.replace(put(master, "a", DATA), checksum=None, os_hash_algo=None,
+                               os_hash_value=None)
+    copy = dataclasses.replace(put(region, "a", DATA), os_hash_value=None)
+    assert copy.os_hash_algo == "sha512"
+    executor = Executor(region, DirectSource(master), progress=False)
+    sent = _sent(DATA)
+    executor.stream.sent[bare.id] = sent
+    transfer = Transfer(Strategy.STREAM, "raw")
+    assert verify(executor.stream, copy, bare, "a", transfer) == f"md5:{sent.md5}"
