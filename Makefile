@@ -1,12 +1,13 @@
 # GlanceSync developer and user entry points.
 #   make demo   set up and run a synchronisation of the embedded demo federation
 #   make test   set up and run every test (unit + integration on the test bed)
+#   make mutation  mutation testing of the core modules (slow; MODULES="condition lock")
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup qemu-img bed-services demo test unit integration docs bench testbed-start testbed-stop clean
+.PHONY: setup qemu-img bed-services demo test unit integration docs bench mutation testbed-start testbed-stop clean
 
 $(STAMP): requirements.txt test-requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +70,12 @@ integration: setup qemu-img bed-services
 
 docs: setup
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html
+
+# Mutation testing of the core modules (slow: not part of test). MODULES="condition lock"
+# for some of them; the report goes to build/mutation/report.md (docs/manual/testing.rst).
+mutation: setup
+	$(PY) -m pip install -q -r mutation-requirements.txt
+	$(PY) -m tests.mutation $(MODULES)
 
 bench: setup qemu-img bed-services
 	$(PY) -m glancesync.testbed install

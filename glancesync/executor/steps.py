@@ -122,11 +122,18 @@ def remove(run: StepRun, op: Operation, result: RegionResult) -> None:
         result.deleted += 1
 
 
+#: What a leftover must still have for its clean-up to go ahead.
+_LEFTOVER_FIELDS = ("status", "updated_at", "name", "owner", "protected", "visibility",
+                    "size", "checksum", "os_hash_value")
+
+
 def cleanup(run: StepRun, op: Operation, result: RegionResult) -> None:
     """Delete a leftover of an interrupted upload, if it is still as planned.
 
     The image is looked at again first: one that changed since it was
-    listed (an upload resumed, a status changed) is left alone. A
+    listed (an upload resumed, a status changed, renamed, protected, given
+    to another project) is left alone; its fields are compared, not only
+    its ``updated_at``, which Glance stamps to the second. A
     leftover that cannot be deleted (protected, forbidden, the region
     unwell) is a warning, not a failure: the next run tries again.
     """
@@ -135,8 +142,8 @@ def cleanup(run: StepRun, op: Operation, result: RegionResult) -> None:
     what = f"leftover {leftover.status} image {op.name} ({leftover.id})"
     try:
         current = actions.adapter.get_image(leftover.id)
-        if (current.status, current.updated_at) != (leftover.status,
-                                                    leftover.updated_at):
+        if any(getattr(current, field) != getattr(leftover, field)
+               for field in _LEFTOVER_FIELDS):
             LOG.info("%s: %s changed since it was listed (now %s): left alone",
                      actions.region, what, current.status)
             return

@@ -128,8 +128,13 @@ def test_scenario(testbed, sessions, targets, projects, scenario):
     assert all(view.list_images() == [] for view in bed.every_region)
 
 
-def test_every_status_reached_on_glance():
-    """Runs after the scenarios: the whole table of SPEC section 5 was seen."""
-    if len(RAN) < len(scenarios.SCENARIOS):
-        pytest.skip("needs every scenario to have run in this session")
+def test_every_status_reached_on_glance(testbed, sessions, targets, projects):
+    """The whole table of SPEC section 5 is seen on Glance. The scenarios that did
+    not run in this session (``-k``) are run here: the test never skips (issue 27)."""
+    for scenario in scenarios.SCENARIOS:
+        if scenario.__name__ not in RAN:
+            bed = glance_bed(testbed, sessions, targets, projects)
+            scenarios.run(bed, scenario)
+            SEEN.update(bed.seen)
+            RAN.add(scenario.__name__)
     assert SEEN >= {status.value for status in Status}

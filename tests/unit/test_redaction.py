@@ -104,8 +104,41 @@ def test_record_message_arguments_and_traceback_are_masked(redactor):
     assert "password=***" in record.exc_text and "S3cr" not in record.exc_text
 
 
-def test_the_shared_redactor_is_a_filter():
-    assert isinstance(REDACTOR, RedactingFilter)
+def test_the_shared_redactor_masks_every_record_once_installed(caplog):
+    """install() masks records of any logger when they are created, with the secrets
+    fed to the shared REDACTOR (issue 27: the former test checked only a type)."""
+    from glancesync import redaction
+    secret = "Shared-" + os.urandom(6).hex()
+    redaction.install()
+    REDACTOR.add_secrets([secret])
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("anything.else").info("sent %s and password=%s", secret, "pw1234")
+    (record,) = [r for r in caplog.records if r.name == "anything.else"]
+    assert record.getMessage() == "sent *** and password=***"
+    assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("secret, masked", [
+    ("abcd", True),       # the shortest secret masked: 4 characters
+    ("ab3d", True),
+    ("abc", False),       # 3 characters: too short to mask without masking words
+    ("", False),
+])
+def test_the_shortest_secret_masked_has_four_characters(secret, masked):
+    redactor = RedactingFilter([secret])
+    text = f"value {secret} end"
+    assert (redactor.redact(text) == "value *** end") is masked
+    if not masked:
+        assert redactor.redact(text) == text
+
+
+def test_a_four_character_secret_is_masked_in_every_encoding():
+    secret = "p@s/"
+    redactor = RedactingFilter([secret])
+    for encoded in (secret, base64.b64encode(secret.encode()).decode(),
+                    base64.b64encode(secret.encode()).decode().rstrip("="),
+                    urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)):
+        assert redactor.redact(f"x {encoded} y") == "x *** y", encoded
 
 
 MB = 1_000_000

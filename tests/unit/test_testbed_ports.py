@@ -50,7 +50,7 @@ def half_exited() -> Iterator[tuple[subprocess.Popen, int]]:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         port = int(proc.stdout.readline())
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # a hang guard: a loaded machine is slow
         while _main_thread_state(proc.pid) != "Z":
             assert time.monotonic() < deadline, "the main thread did not exit"
             time.sleep(0.01)
@@ -71,7 +71,7 @@ def test_a_zombie_main_thread_with_a_live_thread_is_alive(half_exited):
     proc.stdin.close()  # the last thread exits: the process and its socket are gone
     proc.wait(timeout=10)
     assert not procs.is_alive(proc.pid, None)
-    reservation = ports.wait_bindable(port, time.monotonic() + 5)
+    reservation = ports.wait_bindable(port, time.monotonic() + 120)
     assert reservation is not None
     reservation.close()
 
@@ -139,13 +139,19 @@ def test_wait_bindable_returns_once_the_listener_closes():
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     port = listener.getsockname()[1]
-    closer = threading.Timer(0.3, listener.close)
+    closed = threading.Event()
+
+    def close() -> None:
+        closed.set()
+        listener.close()
+
+    closer = threading.Timer(0.3, close)
     closer.start()
-    began = time.monotonic()
-    reservation = ports.wait_bindable(port, began + 10)
+    # Generous: a loaded machine may run the timer late; no time is asserted.
+    reservation = ports.wait_bindable(port, time.monotonic() + 120)
     try:
         assert reservation is not None
-        assert 0.2 < time.monotonic() - began < 5
+        assert closed.is_set(), "bindable while the listener was still open"
     finally:
         closer.join()
         if reservation is not None:

@@ -75,13 +75,29 @@ def test_hashing_stream_uses_the_masters_algorithm():
     stream.verify(image)
 
 
-def test_verify_accepts_matching_hashes():
+@pytest.mark.parametrize("case", ["both", "preferred alone", "md5 only image", "upper case"])
+def test_verify_accepts_matching_hashes_and_only_them(case):
+    """Each accepted call is paired with the same call on other bytes, which must
+    be refused: the acceptance is that of these hashes, not of any (issue 27)."""
     data = make_data(5000)
-    image = image_for(data)
-    verify(image, hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest(),
-           size=len(data))
-    verify(image, None, hashlib.sha512(data).hexdigest())  # preferred hash alone
-    verify(image_for(data, os_hash=False), hashlib.md5(data).hexdigest(), None)
+    other = data[:-1] + bytes([data[-1] ^ 1])
+    image = image_for(data, os_hash=case != "md5 only image")
+
+    def check(content: bytes) -> None:
+        md5 = hashlib.md5(content).hexdigest()
+        sha = hashlib.sha512(content).hexdigest()
+        if case == "both":
+            verify(image, md5, sha, size=len(content))
+        elif case == "preferred alone":
+            verify(image, None, sha)
+        elif case == "md5 only image":
+            verify(image, md5, None)
+        else:
+            verify(image, md5.upper(), sha.upper())
+
+    assert check(data) is None
+    with pytest.raises(ChecksumMismatchError, match="mismatch: expected"):
+        check(other)
 
 
 def test_verify_names_the_image_and_both_values():
