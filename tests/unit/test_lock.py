@@ -462,7 +462,7 @@ def test_a_wait_polls_until_the_deadline_then_says_so(tmp_path, caplog):
     holder.acquire()
     clock = Clock()
     waiter = RegionLock(tmp_path, "t:R", sleep=clock.sleep, clock=clock)
-    with caplog.at_level("INFO", logger="glancesync.lock"), pytest.raises(LockedError):
+    with caplog.at_level("DEBUG", logger="glancesync.lock"), pytest.raises(LockedError):
         waiter.acquire(1.2)
     assert clock.sleeps == [0.5, 0.5, pytest.approx(0.2)]
     assert "region t:R: still locked after waiting 1.2 s" in caplog.text

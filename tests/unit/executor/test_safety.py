@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from glancesync.errors import ChecksumMismatchError, TransferError
+from glancesync.errors import ChecksumMismatchError, ProtectedImageError, TransferError
 from glancesync.executor import Executor
 from glancesync.executor import steps
 from glancesync.executor.results import RegionResult
@@ -336,23 +336,34 @@ def test_a_dry_run_offers_no_source(master, region):
     assert sources.holders("master", image.id) == {}
 
 
-def test_a_replacement_unprotects_then_deletes_the_old_copy_after_the_new_one(master,
-                                                                               region):
+def test_a_replacement_deletes_the_old_copy_after_the_new_one(master, region):
     image = put(master, "a", DATA)
     old = put(region, "a", b"\x01" * 10)
-    region.update_image(old.id, {"protected": True})
-    old = region.get_image(old.id)
     region.changes.clear()
     executor = Executor(region, DirectSource(master), progress=False)
     result = RegionResult("master:RegionA")
     op = dataclasses.replace(upload_op(image), kind=OperationKind.REPLACE, regional=old)
     Upload(executor, op).apply(result)
     kinds = [kind for kind, _ in region.changes]
-    assert kinds == ["create", "upload", "update", "update", "delete"]
-    assert region.changes[3] == ("update", {"protected": False})
-    assert region.changes[4] == ("delete", old.id)
+    assert kinds == ["create", "upload", "update", "delete"]
+    assert region.changes[-1] == ("delete", old.id)
     assert result.replaced == 1 and [i.id for i in region.list_images()] == [
         executor.new_ids["a"]]
+
+
+def test_a_replacement_never_unprotects_an_old_copy_protected_since_the_plan(master, region):
+    """Issue 23, case 2: protected after the listing, the old copy stops the replace
+    before anything is made; it is neither unprotected nor deleted."""
+    image = put(master, "a", DATA)
+    old = put(region, "a", b"\x01" * 10)
+    region.update_image(old.id, {"protected": True})
+    region.changes.clear()
+    executor = Executor(region, DirectSource(master), progress=False)
+    op = dataclasses.replace(upload_op(image), kind=OperationKind.REPLACE, regional=old)
+    with pytest.raises(ProtectedImageError, match="never unprotects"):
+        Upload(executor, op).apply(RegionResult("master:RegionA"))
+    assert region.changes == []
+    assert [(i.id, i.protected) for i in region.list_images()] == [(old.id, True)]
 
 
 def test_the_create_call_carries_the_limits_and_defaults_them(master, region):
