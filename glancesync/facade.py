@@ -988,10 +988,14 @@ class GlanceSync:
         Glance's notifications until ``stop`` is set (from any thread; a signal
         handler may set it): each event has its image synchronised with
         :meth:`sync_images`, bursts coalesced; a whole :meth:`sync` runs at start,
-        every ``reconcile_interval`` seconds and when the bus comes back. The sync
-        in progress when ``stop`` is set ends first. ``leadership``: an object
+        every ``reconcile_interval`` seconds and when the bus comes back. Setting
+        ``stop`` also stops the sync in progress (:meth:`stop`: transfers aborted,
+        the images it did not finish deleted); this object's later runs stop at
+        once. ``leadership``: an object
         with ``is_leader() -> bool`` (and optionally ``close()``) telling whether
-        this watcher acts (default: always; see :mod:`glancesync.watch`).
+        this watcher acts (default: with ``coordination_url``, the leader election
+        of :meth:`watch_group` through that service, resigned when the watcher
+        stops; else always; see :mod:`glancesync.watch`).
         ``started(watcher)`` is called once the endpoint is bound and the
         listener started (its ``address``: the bound ``(host, port)``).
         ``[main]`` options: ``notifications_url``, ``notifications_topic``,
@@ -1045,8 +1049,22 @@ class GlanceSync:
             listen=None if (listen or "").lower() in ("", "none", "off") else listen,
             pool=pool or watch.pool_name(self.lock_name(self._master_ref), regions),
             retry_wait=max(main.retry_wait, 1.0) * 5)
+        if leadership is None:
+            leadership = lock.make_leadership(main, group=self.watch_group(regions))
         return watch.Watcher(self, list(regions), settings, leadership=leadership, stop=stop,
                              metrics=metrics)
+
+    def watch_group(self, regions: Sequence[str] = ()) -> str:
+        """The name of the leader election of the watchers of ``regions`` (region
+        arguments, as :meth:`watch` takes them) with ``coordination_url``:
+        ``glancesync-watch`` followed by the master region's lock name
+        (:meth:`lock_name`: where it lives, not what the configuration calls
+        it) and the region arguments, sorted. Watchers of one federation and the
+        same regions elect one leader; those of another federation sharing the
+        same coordination service (or of other regions) elect their own.
+        """
+        return "\n".join(["glancesync-watch", self.lock_name(self._master_ref),
+                          *sorted(set(regions))])
 
     # --- reports -----------------------------------------------------------------
 

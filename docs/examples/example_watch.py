@@ -5,7 +5,7 @@ The watcher reconciles every region at start, then acts on each event of
 the master Glance. This demo has no message bus (the URL names a port
 where nothing listens): the watcher says the bus is down and goes on
 reconciling. Setting the stop event (from any thread, a signal handler
-too) ends watch() after the sync in progress.
+too) ends watch() and stops the sync in progress (its half-made images deleted).
 """
 import sys
 import threading
