@@ -267,19 +267,17 @@ def test_hostile_notifications_are_ignored_and_the_watcher_goes_on(watch, bed, p
     assert watch.alive()
 
 
-def test_sigterm_stops_the_script_cleanly_after_the_sync_in_progress(rabbitmq, bed, tmp_path):
+def test_sigterm_stops_the_script_and_the_upload_in_progress(rabbitmq, bed, tmp_path):
     condition = f"image.name.startswith('{bed.prefix}')"
+    # Paced: 64 MiB at 512 KiB/s is two minutes per region, six for the three;
+    # the stop must not wait for them.
     config = write_config(bed.info, tmp_path / "watch.conf",
                           main={"notifications_url": bed.info.transport_url,
-                                "watch_listen": "127.0.0.1:0", "lock_dir": tmp_path / "l"},
+                                "watch_listen": "127.0.0.1:0", "lock_dir": tmp_path / "l",
+                                "bandwidth_limit": "512K"},
                           master={"metadata_condition": condition},
                           other={"metadata_condition": condition})
-    process = subprocess.Popen([str(BIN / "glancesync-watch"), "--config-file", str(config),
-                                "--all-targets", "-v"], env=bed.env, cwd=tmp_path,
-                               stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-    reader.start()
+    process, lines = _script(bed, config, tmp_path)
     try:
         wait_for(lambda: any("reconciliation:" in line for line in lines), "it reconciles")
         master = bed.adapter("Master")
@@ -288,19 +286,25 @@ def test_sigterm_stops_the_script_cleanly_after_the_sync_in_progress(rabbitmq, b
         chunk = os.urandom(1024 * 1024)
         master.upload_data(image.id, (chunk for _ in range(64)), 64 * len(chunk))
         wait_for(lambda: any("uploading image" in line for line in lines), "an upload")
+        wait_for(lambda: any(i.status == "saving" for r in REGIONS
+                             for i in bed.adapter(r).list_images()
+                             if i.name == bed.prefix + "big"), "data under way")
         process.send_signal(signal.SIGTERM)
         assert process.wait(WAIT) == 0, "".join(lines)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    reader.join(30)
+    time.sleep(1)  # the reader thread gets the last lines
     text = "".join(lines)
     assert "Traceback" not in text and "watcher stopped" in text, text
-    for region in REGIONS:  # the sync in progress ended: nothing half made
-        states = {i.status for i in bed.adapter(region).list_images()
-                  if i.name and i.name.startswith(bed.prefix)}
-        assert states <= {"active"}, (region, states)
+    assert "interrupted" in text, text
+    made = {}
+    for region in REGIONS:  # the upload under way aborted, its image deleted
+        made[region] = {i.status for i in bed.adapter(region).list_images()
+                        if i.name and i.name.startswith(bed.prefix)}
+        assert made[region] <= {"active"}, (region, made[region])
+    assert not all(made.values()), ("every copy was finished: the stop waited", made)
 
 
 def _script(bed: Bed, config: Path, folder: Path) -> tuple[subprocess.Popen, list[str]]:
