@@ -1081,7 +1081,7 @@ def test_a_stop_cuts_the_wait_of_a_glance_direct_import(fake):
     from glancesync import StopRequest, StoppedError
     adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT,
                                   upload_method="glance-direct", import_timeout=60)
-    adapter.stop = stop = StopRequest()
+    adapter.import_stop = stop = StopRequest()
     fake.put(f"{IMAGES}/{IMAGE_ID}/stage", status_code=204)
     fake.post(f"{IMAGES}/{IMAGE_ID}/import", status_code=202, text="")
     polls = []
@@ -1104,4 +1104,4 @@ def test_the_executor_gives_its_stop_to_the_adapter(fake, tmp_path):
     adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT)
     stop = StopRequest()
     Executor(RetryingAdapter(adapter, RetryPolicy()), None, stop=stop)
-    assert adapter.stop is stop
+    assert adapter.import_stop is stop

@@ -328,7 +328,7 @@ class GlanceRegionAdapter(RegionAdapter):
         self.via_import = upload_method == GLANCE_DIRECT
         #: The stop request the wait of a glance-direct import obeys (the executor
         #: running this region sets it); None: that wait ends by itself only.
-        self.stop: StopRequest | None = None
+        self.import_stop: StopRequest | None = None
 
     # -- the API root ----------------------------------------------------
 
@@ -640,12 +640,12 @@ class GlanceRegionAdapter(RegionAdapter):
 
         :raises TransferError: the import failed (its task's message), the
             image left ``importing``, or it took longer than ``import_timeout``.
-        :raises StoppedError: :attr:`stop` was set before the import was asked or
+        :raises StoppedError: :attr:`import_stop` was set before the import was asked or
             while it was waited for (the caller deletes the image).
         """
         self._send_data(image_id, chunks, size, "stage", "staging the image data")
-        if self.stop is not None:
-            self.stop.check(self.name, image_id)
+        if self.import_stop is not None:
+            self.import_stop.check(self.name, image_id)
         with self._errors("importing the staged data", image_id):
             self.api.images.image_import(image_id, method=GLANCE_DIRECT)
         deadline = time.monotonic() + self.import_timeout
@@ -669,9 +669,9 @@ class GlanceRegionAdapter(RegionAdapter):
                                     f" than {self.import_timeout:g} s (import_timeout): {why}",
                                     region=self.name, image=image_id)
             wait = min(pause, max(0.0, deadline - time.monotonic()))
-            if self.stop is not None:  # a stop ends the wait at once
-                if self.stop.wait(wait):
-                    raise self.stop.error(self.name, image_id)
+            if self.import_stop is not None:  # a stop ends the wait at once
+                if self.import_stop.wait(wait):
+                    raise self.import_stop.error(self.name, image_id)
             else:
                 time.sleep(wait)
             pause = min(pause * 1.5, IMPORT_POLL[1])
