@@ -853,12 +853,12 @@ class GlanceSync:
         name, result = str(ref), round_.result
         with region_context(name):
             try:
-                with lock.hold(self.region_lock(ref), None if wait else 0.0,
-                               self.stop_request):
+                stop = self.stop_request.scoped()  # a lock lost stops this region only
+                with lock.hold(self.region_lock(ref), None if wait else 0.0, stop):
                     plan = self._replan(ref, round_)
                     result.results[name] = self._execute(ref, plan, False, round_.sources,
-                                                         locked=True)
-                    result.done_here.append(name)
+                                                         locked=stop)
+                result.done_here.append(name)  # not if the lock was lost meanwhile
             except LockedError as error:
                 if wait:  # a wait without end: only a broken lock gives up
                     result.failures[name] = error
@@ -916,18 +916,25 @@ class GlanceSync:
                 sources.add(ref.target, ref.name, image.id, status.regional_id)
 
     def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool,
-                 sources: CopySources | None = None, locked: bool = False) -> RegionResult:
+                 sources: CopySources | None = None,
+                 locked: StopRequest | None = None) -> RegionResult:
+        """Execute ``plan`` under the region's lock; ``locked``: the caller holds it,
+        and this is the stop request of the work under it.
+
+        :raises CoordinationError: the lock was lost during the execution (its work
+            stopped: the transfer under way aborted, what it half made deleted).
+        """
         adapter = self.adapter(ref)
         config = self.config.target(ref.target).for_region(ref.name)
+        # The region's own request: the run's stop, or its lock lost (lock.hold).
+        stop = locked if locked is not None else self.stop_request.scoped()
         options = {"retry": self._retry_policy(), "progress": self.progress,
                    "sources": sources, "import_timeout": config.import_timeout,
                    "validation": self._validation(ref),
-                   "caps": self._caps(config), "stop": self.stop_request}
-        if dry_run:
-            return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
-        if locked:  # the caller holds the region's lock
-            return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
-        with lock.hold(self.region_lock(ref), self.wait_lock, self.stop_request):
+                   "caps": self._caps(config), "stop": stop}
+        if dry_run or locked is not None:  # nothing to lock, or the caller holds it
+            return Executor(adapter, self.source(), dry_run=dry_run, **options).execute(plan)
+        with lock.hold(self.region_lock(ref), self.wait_lock, stop):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
     def _validation(self, ref: RegionRef) -> Validation | None:
