@@ -179,10 +179,10 @@ def hold(lock: Lock, timeout: float | None = 0.0,
     and no longer once ``stop`` is set: :func:`acquire`), kept alive while
     the block runs when it needs it, released at the end.
 
-    A lock lost while the block runs (see :class:`_KeepAlive`) sets ``stop``
-    with the reason: give a request of the work under the lock only
-    (:meth:`StopRequest.scoped <glancesync.stopping.StopRequest.scoped>`),
-    so that the rest of the run goes on.
+    A lock lost while the block runs (its heartbeats failed for ``lock.ttl``
+    seconds, or ``lock.lost``) sets ``stop`` with the reason: give a request
+    of the work under the lock only (``StopRequest.scoped()``), so that the
+    rest of the run goes on.
 
     :raises LockedError: another holder has it (still, after ``timeout``).
     :raises StoppedError: ``stop`` was set before the lock was taken.
