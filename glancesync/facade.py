@@ -871,12 +871,12 @@ class GlanceSync:
         name, result = str(ref), round_.result
         with region_context(name):
             try:
-                with lock.hold(self.region_lock(ref), None if wait else 0.0,
-                               self.stop_request):
+                stop = self.stop_request.scoped()  # a lock lost stops this region only
+                with lock.hold(self.region_lock(ref), None if wait else 0.0, stop):
                     plan = self._replan(ref, round_)
                     result.results[name] = self._execute(ref, plan, False, round_.sources,
-                                                         locked=True)
-                    result.done_here.append(name)
+                                                         locked=stop)
+                result.done_here.append(name)  # not if the lock was lost meanwhile
             except LockedError as error:
                 if wait:  # a wait without end: only a broken lock gives up
                     result.failures[name] = error
@@ -934,19 +934,26 @@ class GlanceSync:
                 sources.add(ref.target, ref.name, image.id, status.regional_id)
 
     def _execute(self, ref: RegionRef, plan: RegionPlan, dry_run: bool,
-                 sources: CopySources | None = None, locked: bool = False) -> RegionResult:
+                 sources: CopySources | None = None,
+                 locked: StopRequest | None = None) -> RegionResult:
+        """Execute ``plan`` under the region's lock; ``locked``: the caller holds it,
+        and this is the stop request of the work under it.
+
+        :raises CoordinationError: the lock was lost during the execution (its work
+            stopped: the transfer under way aborted, what it half made deleted).
+        """
         adapter = self.adapter(ref)
         config = self.config.target(ref.target).for_region(ref.name)
+        # The region's own request: the run's stop, or its lock lost (lock.hold).
+        stop = locked if locked is not None else self.stop_request.scoped()
         options = {"retry": self._retry_policy(), "progress": self.progress,
                    "sources": sources, "import_timeout": config.import_timeout,
                    "saving_timeout": config.saving_timeout,
                    "validation": self._validation(ref),
-                   "caps": self._caps(config), "stop": self.stop_request}
-        if dry_run:
-            return Executor(adapter, self.source(), dry_run=True, **options).execute(plan)
-        if locked:  # the caller holds the region's lock
-            return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
-        with lock.hold(self.region_lock(ref), self.wait_lock, self.stop_request):
+                   "caps": self._caps(config), "stop": stop}
+        if dry_run or locked is not None:  # nothing to lock, or the caller holds it
+            return Executor(adapter, self.source(), dry_run=dry_run, **options).execute(plan)
+        with lock.hold(self.region_lock(ref), self.wait_lock, stop):
             return Executor(adapter, self.source(), dry_run=False, **options).execute(plan)
 
     def _validation(self, ref: RegionRef) -> Validation | None:
@@ -1007,10 +1014,14 @@ class GlanceSync:
         Glance's notifications until ``stop`` is set (from any thread; a signal
         handler may set it): each event has its image synchronised with
         :meth:`sync_images`, bursts coalesced; a whole :meth:`sync` runs at start,
-        every ``reconcile_interval`` seconds and when the bus comes back. The sync
-        in progress when ``stop`` is set ends first. ``leadership``: an object
+        every ``reconcile_interval`` seconds and when the bus comes back. Setting
+        ``stop`` also stops the sync in progress (:meth:`stop`: transfers aborted,
+        the images it did not finish deleted); this object's later runs stop at
+        once. ``leadership``: an object
         with ``is_leader() -> bool`` (and optionally ``close()``) telling whether
-        this watcher acts (default: always; see :mod:`glancesync.watch`).
+        this watcher acts (default: with ``coordination_url``, the leader election
+        of :meth:`watch_group` through that service, resigned when the watcher
+        stops; else always; see :mod:`glancesync.watch`).
         ``started(watcher)`` is called once the endpoint is bound and the
         listener started (its ``address``: the bound ``(host, port)``).
         ``[main]`` options: ``notifications_url``, ``notifications_topic``,
@@ -1064,8 +1075,22 @@ class GlanceSync:
             listen=None if (listen or "").lower() in ("", "none", "off") else listen,
             pool=pool or watch.pool_name(self.lock_name(self._master_ref), regions),
             retry_wait=max(main.retry_wait, 1.0) * 5)
+        if leadership is None:
+            leadership = lock.make_leadership(main, group=self.watch_group(regions))
         return watch.Watcher(self, list(regions), settings, leadership=leadership, stop=stop,
                              metrics=metrics)
+
+    def watch_group(self, regions: Sequence[str] = ()) -> str:
+        """The name of the leader election of the watchers of ``regions`` (region
+        arguments, as :meth:`watch` takes them) with ``coordination_url``:
+        ``glancesync-watch`` followed by the master region's lock name
+        (:meth:`lock_name`: where it lives, not what the configuration calls
+        it) and the region arguments, sorted. Watchers of one federation and the
+        same regions elect one leader; those of another federation sharing the
+        same coordination service (or of other regions) elect their own.
+        """
+        return "\n".join(["glancesync-watch", self.lock_name(self._master_ref),
+                          *sorted(set(regions))])
 
     # --- reports -----------------------------------------------------------------
 

@@ -75,9 +75,11 @@ class ListingLog:
     def save(self) -> None:
         """Write the state file atomically; a failure is a warning (never fails a run)."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            readback.make_folder(self.path.parent, "the folder of the master listing counts (run_dir)")  # 0700
             with atomic_file(self.path, prefix=".master-listing-", suffix=".tmp") as out:
                 out.write(json.dumps(self.counts, indent=1, sort_keys=True).encode())
+        except UnsafeFileError as error:
+            LOG.warning("%s", error)
         except OSError as error:
             LOG.warning("the master listing count cannot be saved in %s: %s",
                         self.path, error.strerror or error)

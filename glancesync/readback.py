@@ -108,12 +108,15 @@ def open_file(path: Path, *, max_size: int | None = None, what: str = "file",
 
     Its folder is checked too, unless the caller did (``folder_checked``).
 
-    :raises FileNotFoundError: there is no such file.
+    :raises FileNotFoundError: there is no such file (or no such folder: a folder
+        that does not exist yet is no reason for suspicion).
     :raises UnsafeFileError: the file or its folder cannot be trusted (see the
         module), or it is larger than ``max_size`` bytes.
     """
     path = Path(path)
     if not folder_checked:
+        if not os.path.lexists(path.parent):  # nothing written there yet: no file
+            raise FileNotFoundError(errno.ENOENT, f"no folder {path.parent}", str(path))
         check_folder(path.parent, f"the folder of {what}")
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:

@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import threading
+import weakref
 from typing import Callable, Iterator
 
 from glancesync.errors import ExitStatus, StoppedError
@@ -36,13 +37,29 @@ class StopRequest:
 
     ``reason`` says why (``"SIGTERM received"``); ``signum`` is the signal
     that set it (None: a program asked). Setting it again changes nothing.
+    ``parent``: a request whose setting sets this one too (see :meth:`scoped`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, parent: "StopRequest | None" = None) -> None:
         self._event = threading.Event()
         self._guard = threading.Lock()
+        self._scoped: "weakref.WeakSet[StopRequest]" = weakref.WeakSet()
         self.reason = ""
         self.signum: int | None = None
+        if parent is not None:
+            parent._adopt(self)
+
+    def scoped(self) -> "StopRequest":
+        """A request of its own for part of the run (one region): set when this one is
+        set (with its reason), or by itself, which stops only what obeys it."""
+        return StopRequest(self)
+
+    def _adopt(self, child: "StopRequest") -> None:
+        with self._guard:
+            if not self._event.is_set():
+                self._scoped.add(child)
+                return
+        child.set(self.reason, self.signum)
 
     def set(self, reason: str = "a stop was requested", signum: int | None = None) -> bool:
         """Ask the run to stop; returns False when it was asked already (first reason kept)."""
@@ -51,6 +68,9 @@ class StopRequest:
                 return False
             self.reason, self.signum = reason, signum
             self._event.set()
+            scoped = list(self._scoped)
+        for child in scoped:
+            child.set(reason, signum)
         return True
 
     def is_set(self) -> bool:

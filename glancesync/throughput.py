@@ -123,9 +123,11 @@ class ThroughputLog:
     def save(self) -> None:
         """Write the state file atomically; a failure is a warning (never fails a run)."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            readback.make_folder(self.path.parent, "the folder of the throughput measurements (run_dir)")  # 0700
             with atomic_file(self.path, prefix=".throughput-", suffix=".tmp") as out:
                 out.write(json.dumps(self.rates, indent=1, sort_keys=True).encode())
+        except UnsafeFileError as error:
+            LOG.warning("%s", error)
         except OSError as error:
             LOG.warning("throughput measurements cannot be saved in %s: %s",
                         self.path, error.strerror or error)

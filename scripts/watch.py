@@ -13,7 +13,8 @@ from glancesync.errors import ExitStatus
 PROG = "glancesync-watch"
 
 WATCH_EXIT_STATUS_HELP = """exit statuses:
-  0  stopped by SIGTERM or SIGINT (the sync in progress ended first)
+  0  stopped by SIGTERM or SIGINT (the sync in progress stopped: transfers
+     aborted, the images it did not finish deleted, locks released)
   2  usage or configuration error (no notifications_url, watch_listen not a
      free loopback HOST:PORT, an unknown region...)
 """
@@ -49,8 +50,8 @@ def _run(args) -> int:
 
     def on_signal(signum, frame) -> None:
         if not stop.is_set():
-            print(f"{PROG}: {signal.Signals(signum).name}: stopping after the sync in "
-                  "progress", file=sys.stderr)
+            print(f"{PROG}: {signal.Signals(signum).name}: stopping (the sync in progress"
+                  " stopped, the images it did not finish deleted)", file=sys.stderr)
         stop.set()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -5,7 +5,7 @@ The watcher reconciles every region at start, then acts on each event of
 the master Glance. This demo has no message bus (the URL names a port
 where nothing listens): the watcher says the bus is down and goes on
 reconciling. Setting the stop event (from any thread, a signal handler
-too) ends watch() after the sync in progress.
+too) ends watch() and stops the sync in progress (its half-made images deleted).
 """
 import sys
 import threading
@@ -33,6 +33,9 @@ with open(sys.argv[1], encoding="utf-8") as stream, \
         GlanceSync(stream, overrides=overrides, progress=False) as glancesync:
     unstarted = glancesync.watcher(["master:RegionA"])  # its queue's name, its health...
     print("listener pool:", unstarted.settings.pool.split(".")[0], flush=True)
+    # With coordination_url, the watchers of these regions of this federation elect
+    # one leader under this name (its first line; then the master's lock name).
+    print("leader election:", glancesync.watch_group(["master:RegionA"]).split("\n")[0])
     glancesync.watch(["master:RegionA"], stop=stop, started=lambda watcher: threading.Thread(
         target=report_then_stop, args=(watcher,), daemon=True).start())
     names = sorted(image["name"] for image in glancesync.get_images_region("RegionA"))

@@ -72,7 +72,8 @@ class Executor:
     before it is published. ``caps`` pace the bytes uploaded
     (:class:`~glancesync.bandwidth.Bandwidth`: the run's, the region's).
     ``stop`` (default: one never set) is checked before each operation and
-    inside transfers and waits.
+    inside transfers and waits (the adapter's own too: an adapter with an
+    ``import_stop`` attribute is given it).
     """
 
     def __init__(self, adapter: RegionAdapter, source: ImageSource, *,
@@ -90,6 +91,10 @@ class Executor:
         self.source = source
         self.dry_run = dry_run
         self.stop = stop if stop is not None else StopRequest()
+        # An adapter that waits by itself (a glance-direct import) obeys it too.
+        inner = getattr(adapter, "inner", adapter)
+        if hasattr(inner, "import_stop"):
+            inner.import_stop = self.stop
         self.region = adapter.name
         self.actions = RegionActions(adapter, dry_run)
         self.sources = sources if sources is not None else CopySources()

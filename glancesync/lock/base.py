@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Callable, Iterator, Protocol, runtime_checkable
 
-from glancesync.errors import GlanceSyncError, LockedError
+from glancesync.errors import CoordinationError, GlanceSyncError, LockedError
 from glancesync.stopping import StopRequest
 
 LOG = logging.getLogger("glancesync.lock")
@@ -66,10 +66,20 @@ class Lock(Protocol):
 
 
 class _KeepAlive:
-    """Calls ``lock.heartbeat()`` every ``lock.heartbeat_interval`` seconds until stopped."""
+    """Calls ``lock.heartbeat()`` every ``lock.heartbeat_interval`` seconds until stopped.
 
-    def __init__(self, lock: Lock) -> None:
+    The lock is lost when its heartbeats failed for ``lock.ttl`` seconds (a lock
+    with a time to live: it expired, another holder may have it) or when the lock
+    says so (``lock.lost``): :attr:`lost` then says why, ``stop`` (if any) is set
+    with that reason, and no heartbeat is tried again.
+    """
+
+    def __init__(self, lock: Lock, stop: StopRequest | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.lock = lock
+        self.stop_request = stop
+        self.lost: str | None = None
+        self._clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name=f"keep-alive {lock.name}")
@@ -83,11 +93,27 @@ class _KeepAlive:
 
     def _run(self) -> None:
         interval = self.lock.heartbeat_interval or 0.0
+        ttl = getattr(self.lock, "ttl", None)
+        renewed = self._clock()
         while not self._stop.wait(interval):
             try:
                 self.lock.heartbeat()
+                renewed = self._clock()
             except GlanceSyncError as error:
                 LOG.error("the lock of %s could not be kept alive: %s", self.lock.name, error)
+                if getattr(self.lock, "lost", False) or (
+                        ttl is not None and self._clock() - renewed >= ttl):
+                    self._lose(error, ttl)
+                    return
+
+    def _lose(self, error: GlanceSyncError, ttl: float | None) -> None:
+        """The lock is lost: say so, and stop the work done under it."""
+        after = f" (not renewed for {ttl:g} s, lock_ttl)" if ttl is not None else ""
+        self.lost = f"{after}: another host may hold it now ({error.message})"
+        LOG.error("the lock of %s was lost%s; stopping the work in that region",
+                  self.lock.name, self.lost)
+        if self.stop_request is not None:
+            self.stop_request.set(f"the lock of {self.lock.name} was lost{self.lost}")
 
 
 def acquire(lock: Lock, timeout: float | None = 0.0, stop: StopRequest | None = None,
@@ -153,11 +179,17 @@ def hold(lock: Lock, timeout: float | None = 0.0,
     and no longer once ``stop`` is set: :func:`acquire`), kept alive while
     the block runs when it needs it, released at the end.
 
+    A lock lost while the block runs (its heartbeats failed for ``lock.ttl``
+    seconds, or ``lock.lost``) sets ``stop`` with the reason: give a request
+    of the work under the lock only (``StopRequest.scoped()``), so that the
+    rest of the run goes on.
+
     :raises LockedError: another holder has it (still, after ``timeout``).
     :raises StoppedError: ``stop`` was set before the lock was taken.
+    :raises CoordinationError: after the block, when the lock was lost during it.
     """
     acquire(lock, timeout, stop)
-    keeper = _KeepAlive(lock) if lock.heartbeat_interval else None
+    keeper = _KeepAlive(lock, stop) if lock.heartbeat_interval else None
     try:
         if keeper is not None:
             keeper.start()
@@ -166,3 +198,7 @@ def hold(lock: Lock, timeout: float | None = 0.0,
         if keeper is not None:
             keeper.stop()
         lock.release()
+    if keeper is not None and keeper.lost:
+        raise CoordinationError(f"the lock of {lock.name} was lost{keeper.lost}; the work in"
+                                " that region was stopped (the transfer under way aborted,"
+                                " the images this run made there and did not finish deleted)")

@@ -194,6 +194,10 @@ class CoordinatedLock:
         self.key = lock_key(kind, name)
         self.holder_key = "/glancesync/" + lock_key(f"{kind}-holder", name)
         self.heartbeat_interval: float | None = max(session.ttl / 3.0, 0.5)
+        #: Seconds the lock outlives its last heartbeat (``lock_ttl``).
+        self.ttl: float = session.ttl
+        #: True once a heartbeat found the lock lost (expired: another host may hold it).
+        self.lost = False
         self._tooz: Any = None
         self._lease: Any = None
         self._held = False
@@ -239,6 +243,7 @@ class CoordinatedLock:
                                   holder=holder)
             self._sleep(WAIT_POLL if left is None else min(WAIT_POLL, left))
         self._held = True
+        self.lost = False
         self._write_holder()
 
     def _write_holder(self) -> None:
@@ -315,12 +320,14 @@ class CoordinatedLock:
         renew = getattr(self._tooz, "heartbeat", None) or self.session.coordinator().heartbeat
         renewed = self.session.call(f"renew the lock of {self._name}", renew)
         if renewed is False:
+            self.lost = True
             raise CoordinationError(f"the lock of {self._name} was lost")
         if self._lease is not None:
             # The holder's lease has the lock's time to live and is renewed with
             # it: expired (-1) means the lock expired too.
             ttl = self.session.call("renew the holder's name", self._lease.refresh)
             if isinstance(ttl, int) and ttl < 0:
+                self.lost = True
                 raise CoordinationError(f"the lock of {self._name} expired (no heartbeat for"
                                         f" {self.session.ttl} s): another host may hold it")
 

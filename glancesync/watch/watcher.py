@@ -13,8 +13,11 @@ does). Each turn, while the leadership says this watcher leads:
    (or its whole reconciliation) again after 5 s, 10 s, ... up to 5 min,
    while the other regions went on.
 
-:meth:`Watcher.stop` (from any thread, a signal handler's included) ends
-the loop after the sync in progress: nothing is left half made.
+:meth:`Watcher.stop` (from any thread, a signal handler's included), or
+the ``stop`` event set, ends the loop and stops the sync in progress
+through the syncer's ``stop`` (:meth:`GlanceSync.stop
+<glancesync.GlanceSync.stop>`): its transfers are aborted and the images it
+did not finish deleted, as a stopped ``glancesync-sync`` does.
 """
 from __future__ import annotations
 
@@ -54,6 +57,9 @@ class Syncer(Protocol):
 
     def sync_images(self, image_ids: Any, regions: Sequence[str] = ()) -> Any:
         ...
+
+    # Optional: ``stop(reason)``, called from another thread when the watcher is
+    # stopped, stops the sync under way (GlanceSync.stop).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +140,7 @@ class Watcher:
     # --- the outside world ------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop the watcher after the sync in progress (any thread)."""
+        """Stop the watcher and the sync in progress (any thread)."""
         self.stop_event.set()
         self.pending.wake()
 
@@ -195,9 +201,15 @@ class Watcher:
                      self.settings.pool, ", ".join(self.regions) or "master:")
             if self.on_started is not None:
                 self.on_started(self)
+            finished = threading.Event()
+            relay = threading.Thread(target=self._relay_stop, args=(finished,), daemon=True,
+                                     name="watcher stop")
+            relay.start()
             try:
                 self._loop()
             finally:
+                finished.set()
+                relay.join()
                 self._bus.stop()
         finally:
             if server is not None:
@@ -206,6 +218,18 @@ class Watcher:
             if callable(close):
                 close()
         LOG.info("watcher stopped")
+
+    def _relay_stop(self, finished: threading.Event) -> None:
+        """Once the watcher is stopped, stop the sync under way too (the syncer's
+        ``stop``, if it has one); nothing when the loop ended otherwise."""
+        while not self.stop_event.wait(0.2):
+            if finished.is_set():
+                return
+        stop = getattr(self.syncer, "stop", None)
+        if callable(stop):
+            LOG.info("stopping: the sync in progress is stopped (transfers aborted, the"
+                     " images it did not finish deleted)")
+            stop("the watcher is stopping")
 
     def _loop(self) -> None:
         next_reconcile = 0.0
@@ -256,12 +280,17 @@ class Watcher:
         try:
             result = self.syncer.sync(self.regions if regions is None else list(regions))
         except GlanceSyncError as error:
+            if self.stop_event.is_set():
+                LOG.info("reconciliation not done: %s", error)
+                return False
             LOG.error("reconciliation failed: %s", error)
             self._reconciled("failed")
             self._schedule([EVERY_REGION] if regions is None else regions, None)
             return False
-        failed = result.failed_regions
         self._count_uploads(result)
+        if self._stopped(result, "reconciliation"):
+            return False
+        failed = result.failed_regions
         self._settled(set(result.plans) | set(result.failures), failed, None)
         self._reconciled("failed" if failed else "ok")
         LOG.info("reconciliation: %s; %.1f s", result.totals(), time.monotonic() - started)
@@ -289,15 +318,28 @@ class Watcher:
         try:
             result = self.syncer.sync_images(sorted(ids), regions)
         except GlanceSyncError as error:
+            if self.stop_event.is_set():
+                LOG.info("sync of %d image(s) not done: %s", len(ids), error)
+                return False
             LOG.error("sync of %d image(s) failed: %s", len(ids), error)
             self.metrics.syncs.labels("failed").inc()
             self._schedule(key or [EVERY_REGION], ids)
             return False
-        failed = result.failed_regions
         self._count_uploads(result)
+        if self._stopped(result, f"sync of {len(ids)} image(s)"):
+            return False
+        failed = result.failed_regions
         self.metrics.syncs.labels("failed" if failed else "ok").inc()
         self._settled(set(result.plans) | set(result.failures), failed, ids)
         return not failed
+
+    def _stopped(self, result: Any, what: str) -> bool:
+        """Whether ``result`` is of a sync the watcher's stop cut short (logged; its
+        regions are neither retried nor counted as failed: the watcher ends)."""
+        if getattr(result, "stopped", None) is None or not self.stop_event.is_set():
+            return False
+        LOG.info("%s stopped: %s", what, result.totals())
+        return True
 
     def _count_uploads(self, result: Any) -> None:
         self.metrics.uploads.inc(sum(outcome.uploaded for outcome in result.results.values()))

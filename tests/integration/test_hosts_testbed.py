@@ -232,7 +232,9 @@ def test_a_host_killed_mid_upload_leaves_its_region_to_the_other_after_the_ttl(h
 def test_etcd_stopped_during_a_run_is_a_clear_error_and_the_next_run_converges(hosts,
                                                                               testbed):
     hosts.put_master("gamma", 3 * MIB)
-    run = hosts.start("host-1", ["master:RegionA", "master:RegionB"], max_children=1)
+    # An outage shorter than lock_ttl: the upload under the lock goes on.
+    run = hosts.start("host-1", ["master:RegionA", "master:RegionB"], max_children=1,
+                      lock_ttl=120)
     try:
         wait_for(lambda: saving(hosts, "master:RegionA"), "the upload into RegionA")
         testbed.stop_etcd()
@@ -253,6 +255,27 @@ def test_etcd_stopped_during_a_run_is_a_clear_error_and_the_next_run_converges(h
         assert [(i.name, i.status) for i in hosts.images(region)] == \
             [(hosts.prefix + "gamma", "active")], region
     assert hosts.uploads("RegionA") == 1 and hosts.uploads("RegionB") == 1
+
+
+def test_etcd_gone_longer_than_the_ttl_stops_the_region_and_deletes_its_half_made_image(
+        hosts, testbed):
+    hosts.put_master("huge", 32 * MIB)  # a minute at 512 KiB/s
+    run = hosts.start("host-1", ["master:RegionA"])  # lock_ttl = 4
+    try:
+        wait_for(lambda: saving(hosts, "master:RegionA"), "the upload into RegionA")
+        testbed.stop_etcd()  # the lock cannot be renewed: it expires, another may take it
+        code, out, err = finish(run)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert code == ExitStatus.COORDINATION, (out, err)
+    assert "Traceback" not in err
+    assert "master:RegionA: FAILED: " in out, out
+    assert "was lost (not renewed for 4 s, lock_ttl)" in out, out
+    assert "transfer under way aborted" in out, out
+    # The upload was aborted and its image deleted, not finished without the lock.
+    assert hosts.images("master:RegionA") == []
+    testbed.start_etcd()
 
 
 def test_etcd_down_at_the_start_changes_nothing(hosts, testbed):

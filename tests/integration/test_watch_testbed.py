@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -266,19 +267,17 @@ def test_hostile_notifications_are_ignored_and_the_watcher_goes_on(watch, bed, p
     assert watch.alive()
 
 
-def test_sigterm_stops_the_script_cleanly_after_the_sync_in_progress(rabbitmq, bed, tmp_path):
+def test_sigterm_stops_the_script_and_the_upload_in_progress(rabbitmq, bed, tmp_path):
     condition = f"image.name.startswith('{bed.prefix}')"
+    # Paced: 64 MiB at 512 KiB/s is two minutes per region, six for the three;
+    # the stop must not wait for them.
     config = write_config(bed.info, tmp_path / "watch.conf",
                           main={"notifications_url": bed.info.transport_url,
-                                "watch_listen": "127.0.0.1:0", "lock_dir": tmp_path / "l"},
+                                "watch_listen": "127.0.0.1:0", "lock_dir": tmp_path / "l",
+                                "bandwidth_limit": "512K"},
                           master={"metadata_condition": condition},
                           other={"metadata_condition": condition})
-    process = subprocess.Popen([str(BIN / "glancesync-watch"), "--config-file", str(config),
-                                "--all-targets", "-v"], env=bed.env, cwd=tmp_path,
-                               stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)
-    reader.start()
+    process, lines = _script(bed, config, tmp_path)
     try:
         wait_for(lambda: any("reconciliation:" in line for line in lines), "it reconciles")
         master = bed.adapter("Master")
@@ -287,19 +286,25 @@ def test_sigterm_stops_the_script_cleanly_after_the_sync_in_progress(rabbitmq, b
         chunk = os.urandom(1024 * 1024)
         master.upload_data(image.id, (chunk for _ in range(64)), 64 * len(chunk))
         wait_for(lambda: any("uploading image" in line for line in lines), "an upload")
+        wait_for(lambda: any(i.status == "saving" for r in REGIONS
+                             for i in bed.adapter(r).list_images()
+                             if i.name == bed.prefix + "big"), "data under way")
         process.send_signal(signal.SIGTERM)
         assert process.wait(WAIT) == 0, "".join(lines)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    reader.join(30)
+    time.sleep(1)  # the reader thread gets the last lines
     text = "".join(lines)
     assert "Traceback" not in text and "watcher stopped" in text, text
-    for region in REGIONS:  # the sync in progress ended: nothing half made
-        states = {i.status for i in bed.adapter(region).list_images()
-                  if i.name and i.name.startswith(bed.prefix)}
-        assert states <= {"active"}, (region, states)
+    assert "interrupted" in text, text
+    made = {}
+    for region in REGIONS:  # the upload under way aborted, its image deleted
+        made[region] = {i.status for i in bed.adapter(region).list_images()
+                        if i.name and i.name.startswith(bed.prefix)}
+        assert made[region] <= {"active"}, (region, made[region])
+    assert not all(made.values()), ("every copy was finished: the stop waited", made)
 
 
 def _script(bed: Bed, config: Path, folder: Path) -> tuple[subprocess.Popen, list[str]]:
@@ -364,3 +369,97 @@ def test_a_master_image_deleted_goes_through_the_lifecycle(rabbitmq, bed, tmp_pa
                  "the copies are deleted by removal_policy = delete")
     finally:
         made.close()
+
+
+# --- several hosts: one leader (issue 25) -----------------------------------------------
+
+LEADING_WATCHER = """\
+import json, sys
+from glancesync import GlanceSync
+def started(watcher):
+    print(json.dumps(list(watcher.address)), flush=True)
+GlanceSync(sys.argv[1], progress=False).watch(["master:", "other:"], pool=sys.argv[2],
+                                              started=started)
+"""
+
+
+class HostWatcher:
+    """A process standing for one host's watcher (``GlanceSync.watch``, its default
+    leadership from ``coordination_url``), with a pool of its own: on one machine,
+    two processes would otherwise share the host's queue."""
+
+    def __init__(self, bed: Bed, config: Path, folder: Path, name: str) -> None:
+        self.log = folder / f"{name}.err"
+        out = folder / f"{name}.out"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", LEADING_WATCHER, str(config),
+             f"glancesync-test-{name}-{uuid.uuid4().hex[:8]}"],
+            env=bed.env, cwd=folder, stdout=open(out, "w"), stderr=open(self.log, "w"))
+        found = wait_for(lambda: out.read_text().strip() or self.process.poll() is not None,
+                         f"{name} serving its endpoint")
+        assert self.process.poll() is None, self.log.read_text()
+        host, port = json.loads(found)
+        self.url = f"http://{host}:{port}"
+
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/health", timeout=30) as answer:
+            return json.load(answer)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as answer:
+            text = answer.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v
+                                               for k, v in (labels or {}).items()):
+                    return sample.value
+        return 0.0
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(60)
+
+
+def test_two_watchers_one_leader_acts_and_the_other_takes_over_after_a_kill(
+        rabbitmq, etcd, bed, tmp_path):
+    condition = f"image.name.startswith('{bed.prefix}') and image.visibility == 'public'"
+    config = write_config(bed.info, tmp_path / "watch.conf",
+                          main={"notifications_url": bed.info.transport_url,
+                                "watch_listen": "127.0.0.1:0", "reconcile_interval": 3600,
+                                "retry_wait": 0.2, "coordination_url": etcd.coordination_url,
+                                "lock_ttl": 4},
+                          master={"metadata_condition": condition},
+                          other={"metadata_condition": condition})
+    one = HostWatcher(bed, config, tmp_path, "one")
+    two = None
+    try:
+        wait_for(lambda: one.health()["leader"] and one.health()["last_reconciliation_end"],
+                 "the first watcher leading and reconciled")
+        two = HostWatcher(bed, config, tmp_path, "two")
+        wait_for(lambda: two.health()["bus"] == "up", "the second watcher listening")
+        assert two.health()["leader"] is False
+        bed.put_master("first")
+        wait_for(lambda: everywhere(bed, bed.prefix + "first"), "the leader copies it")
+        wait_for(lambda: two.value("glancesync_watch_events_ignored_total",
+                                   {"reason": "not_leader"}) >= 1,
+                 "the follower saw the event and left it to the leader")
+        assert one.value("glancesync_watch_events_acted_total") >= 1
+        assert two.value("glancesync_watch_events_acted_total") == 0
+        assert two.value("glancesync_watch_copies_uploaded_total") == 0
+        assert two.value("glancesync_watch_reconciliations_total", {"outcome": "ok"}) == 0
+        one.kill()  # kill -9: its leadership expires after lock_ttl
+        wait_for(lambda: two.health()["leader"] and two.health()["last_reconciliation_end"],
+                 "the second watcher leading (after its reconciliation)")
+        bed.put_master("second")
+        wait_for(lambda: everywhere(bed, bed.prefix + "second"), "the new leader copies it")
+        wait_for(lambda: two.value("glancesync_watch_events_acted_total") >= 1,
+                 "the new leader acted on the event")
+        for region in REGIONS:
+            assert copies(bed, region) == {bed.prefix + "first": 1, bed.prefix + "second": 1}
+        assert "Traceback" not in two.log.read_text()
+    finally:
+        one.kill()
+        if two is not None:
+            two.kill()

@@ -290,3 +290,41 @@ def test_a_leader_that_cannot_reach_the_service_does_not_lead():
                                                   3), "watch@federation")
     assert leadership.is_leader() is False
     leadership.close()
+
+
+def _watching(config: Path, port: int) -> str:
+    """``config``'s text with a bus that does not answer and no endpoint."""
+    return config.read_text().replace(
+        "[main]\n", f"[main]\nnotifications_url = rabbit://u:p@127.0.0.1:{port}/\n"
+                    "watch_listen = off\n", 1)
+
+
+def test_the_watchers_of_one_federation_elect_one_leader_and_it_resigns_when_stopped(
+        tmp_path, config):
+    port = closed_port()
+    other = build_federation(tmp_path / "other")  # another federation, the same service
+    other.write_text(_watching(other, port).replace(
+        "[main]\n", f"[main]\ncoordination_url = file://{tmp_path / 'coordination'}\n"
+                    "lock_ttl = 5\n", 1))
+    objects = [GlanceSync(io.StringIO(_watching(config, port)), progress=False)
+               for _ in range(2)] + [GlanceSync(str(other), progress=False)]
+    first, second, elsewhere = (gs.watcher() for gs in objects)
+    regional = objects[1].watcher(["RegionA"])  # the same federation, other regions
+    try:
+        assert objects[0].watch_group() == objects[1].watch_group()
+        assert objects[0].watch_group() != objects[2].watch_group()
+        assert first.leadership.is_leader()
+        assert not second.leadership.is_leader()
+        assert elsewhere.leadership.is_leader(), "another federation elects its own"
+        assert regional.leadership.is_leader(), "so do the watchers of other regions"
+        runner = threading.Thread(target=first.run)
+        runner.start()
+        first.stop()
+        runner.join(120)
+        assert not runner.is_alive()
+        assert second.leadership.is_leader(), "the leader resigned when it stopped"
+    finally:
+        for watcher in (first, second, elsewhere, regional):
+            watcher.leadership.close()
+        for gs in objects:
+            gs.close()

@@ -72,7 +72,8 @@ EXPECTED_OUTPUT = {
                        r"operation\(s\) not done\n.*master:RegionC: not synchronised: stopped: "
                        r"shutting down\nexit status: 130 \(INTERRUPTED\)\n"
                        r"images left unfinished: \[\]",
-    "example_watch.py": r"listener pool: glancesync-watch\nafter the first reconciliation: bus down, leader True\n"
+    "example_watch.py": r"listener pool: glancesync-watch\nleader election: glancesync-watch\n"
+                        r"after the first reconciliation: bus down, leader True\n"
                         r"stopped; RegionA: cirros-kernel.*ubuntu-22\.04",
     "example_errors.py": r"unknown region: .*Atlantis.*exit status: 2 USAGE"
                          r".*section: main option: max_children",

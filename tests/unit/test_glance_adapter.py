@@ -1078,3 +1078,33 @@ def test_a_catalog_of_many_dead_endpoints_is_tried_only_so_far(requests_mock, ca
     assert "lists 50 image endpoints (public) for the region: only the first 4" in caplog.text
     tried = {r.url.rstrip("/") for r in requests_mock.request_history if "glance" in r.url}
     assert tried == set(urls[:4])
+
+
+def test_a_stop_cuts_the_wait_of_a_glance_direct_import(fake):
+    from glancesync import StopRequest, StoppedError
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT,
+                                  upload_method="glance-direct", import_timeout=60)
+    adapter.import_stop = stop = StopRequest()
+    fake.put(f"{IMAGES}/{IMAGE_ID}/stage", status_code=204)
+    fake.post(f"{IMAGES}/{IMAGE_ID}/import", status_code=202, text="")
+    polls = []
+
+    def importing(request, context):  # the import goes on until stopped
+        polls.append(request)
+        if len(polls) == 2:
+            threading.Thread(target=stop.set, args=("SIGTERM received",)).start()
+        return image_body(IMAGE_ID, status="importing")
+    fake.get(f"{IMAGES}/{IMAGE_ID}", json=importing)
+    with pytest.raises(StoppedError, match="SIGTERM received") as stopped:
+        adapter.upload_data(IMAGE_ID, [b"data"], 4)
+    assert stopped.value.region == "master:RegionOne"  # not import_timeout's TransferError
+
+
+def test_the_executor_gives_its_stop_to_the_adapter(fake, tmp_path):
+    from glancesync import StopRequest
+    from glancesync.executor import Executor
+    from glancesync.retry import RetryingAdapter, RetryPolicy
+    adapter = GlanceRegionAdapter("master:RegionOne", make_session(), "RegionOne", PROJECT)
+    stop = StopRequest()
+    Executor(RetryingAdapter(adapter, RetryPolicy()), None, stop=stop)
+    assert adapter.import_stop is stop

@@ -238,3 +238,38 @@ def test_every_control_character_of_a_label_is_escaped_and_read_back(tmp_path):
     later.finished = later.started
     metrics.write(path, later)
     assert metrics.previous_successes(path) == first
+
+
+def test_a_run_dir_that_does_not_exist_yet_is_no_reason_for_a_warning(tmp_path, caplog):
+    # A long-running watcher syncs again and again before run_dir exists (no
+    # --parallel, no upload measured yet): each sync read the throughput back.
+    from glancesync.demo import build_federation
+    from glancesync.facade import GlanceSync
+    config = build_federation(tmp_path / "demo")
+    run_dir = tmp_path / "state" / "runs"
+    with caplog.at_level(logging.WARNING):
+        with GlanceSync(str(config), overrides=[f"main.run_dir={run_dir}"],
+                        progress=False) as gs:
+            for _ in range(2):
+                gs.sync(["RegionA"], dry_run=True)
+    assert "cannot be trusted" not in caplog.text and "afresh" not in caplog.text, caplog.text
+    assert not run_dir.exists(), "a dry run makes no folder"
+
+
+def test_the_throughput_folder_is_made_private_when_first_saved(tmp_path, caplog):
+    path = tmp_path / "state" / "runs" / "throughput.json"
+    with caplog.at_level(logging.WARNING):
+        log = ThroughputLog(path)
+        assert log.record("master:RegionA", [(10 * 1024 * 1024, 2.0)])
+        log.save()
+    assert caplog.text == ""
+    assert os.stat(path.parent).st_mode & 0o777 == 0o700
+    assert ThroughputLog(path).rates == {"master:RegionA": [5 * 1024 * 1024]}
+
+
+def test_a_missing_folder_reads_as_a_missing_file_but_a_dangling_link_does_not(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        readback.read_json(tmp_path / "nowhere" / "x.json", max_size=10)
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    with pytest.raises(UnsafeFileError, match="cannot be examined"):
+        readback.read_json(tmp_path / "link" / "x.json", max_size=10)

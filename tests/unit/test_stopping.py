@@ -388,3 +388,99 @@ def test_the_summary_of_a_stopped_run_names_what_was_not_done_up_to_a_bound():
                          " list them)")
     assert result.exit_status == 143
     assert cli.summary_lines(result, quiet=True)[-1] == lines[-1]  # --quiet says it too
+
+
+# --- a region's lock lost: that region stopped, the others go on -------------------------
+
+class Expiring:
+    """A lock with a time to live (a coordination service's) whose heartbeats fail from
+    ``failing_from`` on (the service unreachable), for ``failures`` of them."""
+
+    heartbeat_interval = 0.02
+    name = "R@service"
+
+    def __init__(self, ttl: float = 0.2, failures: int = 10**9) -> None:
+        self.ttl = ttl
+        self.locked = False
+        self.beats = 0
+        self.failures = failures
+
+    def acquire(self, timeout: float | None = 0.0) -> None:
+        self.locked = True
+
+    def release(self) -> None:
+        self.locked = False
+
+    def holder(self) -> str | None:
+        return None
+
+    def heartbeat(self) -> None:
+        self.beats += 1
+        if self.beats <= self.failures:
+            from glancesync.errors import CoordinationError
+            raise CoordinationError("the coordination service does not answer")
+
+
+class WaitsMidUpload(LocalRegionAdapter):
+    """A real local region whose uploads take as long as it takes ``until`` to be set
+    (60 s at most) after their first chunk: a large upload in flight."""
+
+    until: StopRequest | None = None
+
+    def upload_data(self, image_id: str, chunks: Iterable[bytes],
+                    size: int | None = None) -> Image:
+        def slow() -> Iterator[bytes]:
+            for number, chunk in enumerate(chunks, 1):
+                yield chunk
+                if number == 1 and self.until is not None:
+                    self.until.wait(60)
+        return super().upload_data(image_id, slow(), size)
+
+
+def test_a_region_whose_lock_is_lost_mid_upload_stops_and_the_others_go_on(master, tmp_path):
+    from glancesync.errors import CoordinationError
+    three_images(master)
+    run = StopRequest()
+    lost = WaitsMidUpload("master:RegionA", tmp_path / "RegionA", "p-region")
+    other = LocalRegionAdapter("master:RegionB", tmp_path / "RegionB", "p-region")
+    lost.until = stop = run.scoped()
+    retry = RetryPolicy(retries=3, sleep=lambda s: None)
+    results = []
+    with pytest.raises(CoordinationError) as raised:
+        with hold(Expiring(), stop=stop):
+            results.append(Executor(lost, DirectSource(master), retry=retry, stop=stop)
+                           .execute(plan_region(master, lost, scenarios.target())))
+    message = str(raised.value)
+    assert "the lock of R@service was lost (not renewed for 0.2 s, lock_ttl)" in message
+    assert "another host may hold it" in message and "transfer under way aborted" in message
+    kinds = [outcome.result for outcome in results[0].outcomes]
+    assert kinds == [STOPPED, NOT_STARTED, NOT_STARTED], results[0].outcomes
+    assert lost.list_images() == [], "the half-made image was deleted"
+    assert stop.is_set() and not run.is_set(), "only that region was stopped"
+    done = Executor(other, DirectSource(master), retry=retry, stop=run.scoped()).execute(
+        plan_region(master, other, scenarios.target()))
+    assert done.uploaded == 3 and not unfinished(other)
+
+
+def test_heartbeats_failing_for_less_than_the_time_to_live_stop_nothing(master, tmp_path):
+    lock = Expiring(ttl=3600, failures=3)
+    stop = StopRequest()
+    with hold(lock, stop=stop):
+        waited = threading.Event()
+        for _ in range(3000):  # 60 s at most: a bound, not a delay
+            if lock.beats >= 6 or waited.wait(0.02):
+                break
+    assert not stop.is_set() and lock.beats >= 4
+
+
+def test_a_scoped_request_follows_its_run_and_not_the_other_way():
+    run = StopRequest()
+    region, other = run.scoped(), run.scoped()
+    region.set("the lock was lost")
+    assert not run.is_set() and not other.is_set()
+    run.set("SIGTERM received", signal.SIGTERM)
+    assert other.is_set() and other.reason == "SIGTERM received"
+    assert other.exit_status == ExitStatus.TERMINATED
+    assert region.reason == "the lock was lost", "the first reason is kept"
+    late = run.scoped()
+    assert late.is_set() and late.reason == "SIGTERM received"

@@ -262,3 +262,55 @@ def test_the_script_refuses_a_bad_configuration_in_one_line(tmp_path, capsys, re
     assert status == 2, err
     assert len(lines) == 1 and fragment in lines[0], err
     assert "Traceback" not in err and "p@127" not in err
+
+
+class Transferring(Syncer):
+    """A syncer whose first reconciliation is a transfer that only a stop ends (as
+    GlanceSync's would: aborted at its next chunk); records why it was stopped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+        self.in_flight = threading.Event()
+        self.stopped = threading.Event()
+        self.reasons: list[str] = []
+
+    def sync(self, regions=()):
+        self.calls.append(("sync", tuple(regions)))
+        self.in_flight.set()
+        self.stopped.wait(60)  # the upload would go on that long: a bound, not a delay
+        result = self._result(regions)
+        result.stopped = "stopped" if self.stopped.is_set() else None
+        return result
+
+    def stop(self, reason="a stop was requested"):
+        self.reasons.append(reason)
+        self.stopped.set()
+
+
+def test_the_watchers_stop_event_stops_the_sync_in_progress():
+    import threading
+    syncer = Transferring()
+    stop = threading.Event()  # what GlanceSync.watch(stop=...) and the script set
+    watcher = _watcher(syncer, stop=stop)
+    runner = threading.Thread(target=watcher.run, daemon=True)
+    runner.start()
+    assert syncer.in_flight.wait(60)
+    stop.set()
+    assert syncer.stopped.wait(30), "the transfer under way was not stopped"
+    runner.join(60)
+    assert not runner.is_alive()
+    assert syncer.reasons == ["the watcher is stopping"]
+    assert watcher._retries.work == {}, "a stopped sync is not retried"
+    assert watcher.metrics.registry.get_sample_value(
+        "glancesync_watch_reconciliations_total", {"outcome": "failed"}) in (None, 0)
+
+
+def test_a_watcher_that_ends_without_a_stop_does_not_stop_its_syncer():
+    syncer = Transferring()
+    syncer.stopped.set()  # its syncs return at once
+    watcher = _watcher(syncer, leadership=Leader())
+    watcher.leadership.is_leader = lambda: (_ for _ in ()).throw(KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        watcher.run()
+    assert syncer.reasons == []

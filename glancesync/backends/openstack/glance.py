@@ -62,6 +62,7 @@ from glancesync.errors import (AuthenticationError, ConflictError, ConnectionFai
                                UsageError)
 from glancesync.image import Image
 from glancesync.integrity import FileData
+from glancesync.stopping import StopRequest
 
 LOG = logging.getLogger(__name__)
 
@@ -329,6 +330,9 @@ class GlanceRegionAdapter(RegionAdapter):
         self.import_timeout = import_timeout
         #: True once data goes through the import API (set, or learnt in ``auto``).
         self.via_import = upload_method == GLANCE_DIRECT
+        #: The stop request the wait of a glance-direct import obeys (the executor
+        #: running this region sets it); None: that wait ends by itself only.
+        self.import_stop: StopRequest | None = None
 
     # -- the API root ----------------------------------------------------
 
@@ -640,8 +644,12 @@ class GlanceRegionAdapter(RegionAdapter):
 
         :raises TransferError: the import failed (its task's message), the
             image left ``importing``, or it took longer than ``import_timeout``.
+        :raises StoppedError: :attr:`import_stop` was set before the import was asked or
+            while it was waited for (the caller deletes the image).
         """
         self._send_data(image_id, chunks, size, "stage", "staging the image data")
+        if self.import_stop is not None:
+            self.import_stop.check(self.name, image_id)
         with self._errors("importing the staged data", image_id):
             self.api.images.image_import(image_id, method=GLANCE_DIRECT)
         deadline = time.monotonic() + self.import_timeout
@@ -664,7 +672,12 @@ class GlanceRegionAdapter(RegionAdapter):
                 raise TransferError(f"the glance-direct import of the staged data took longer"
                                     f" than {self.import_timeout:g} s (import_timeout): {why}",
                                     region=self.name, image=image_id)
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            wait = min(pause, max(0.0, deadline - time.monotonic()))
+            if self.import_stop is not None:  # a stop ends the wait at once
+                if self.import_stop.wait(wait):
+                    raise self.import_stop.error(self.name, image_id)
+            else:
+                time.sleep(wait)
             pause = min(pause * 1.5, IMPORT_POLL[1])
 
     @staticmethod
