@@ -161,6 +161,10 @@ def test_an_image_activated_in_the_master_reaches_every_region_without_cron(watc
     wait_for(lambda: everywhere(bed, bed.prefix + "fresh"), "the copies are made")
     assert watch.value("glancesync_watch_events_received_total",
                        {"event_type": "image.activate"}) >= 1
+    # The lag is recorded once the watcher's sync returns, a moment after the last
+    # copy is active: waited for, never assumed.
+    wait_for(lambda: watch.value("glancesync_watch_propagation_lag_seconds_count") >= 1,
+             "the lag recorded")
     assert watch.value("glancesync_watch_propagation_lag_seconds_count") == 1
     assert watch.value("glancesync_watch_reconciliations_total",
                        {"outcome": "ok"}) == reconciliations, "no cron, no reconciliation"
@@ -233,6 +237,8 @@ def test_a_region_down_does_not_hold_the_others_and_is_retried(watch, bed, testb
     finally:
         testbed.start_region("RegionB")
     wait_for(lambda: everywhere(bed, bed.prefix + "one"), "RegionB is retried")
+    wait_for(lambda: watch.value("glancesync_watch_propagation_lag_seconds_count") >= 1,
+             "the lag recorded once every region holds the copy")
     assert watch.value("glancesync_watch_propagation_lag_seconds_count") == 1
     assert watch.alive()
 
