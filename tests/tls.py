@@ -54,6 +54,7 @@ class TLSProxy:
         import http.server
         import ssl
         import threading
+import time
 
         import requests
 
@@ -108,6 +109,14 @@ class TLSProxy:
         self._server = Server(("127.0.0.1", 0), Handler)
         self._forward = forward
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def saw_refusal(self, bound: float = 60.0) -> bool:
+        """Whether a handshake was refused, waiting up to ``bound`` seconds: the
+        serving thread counts it after the client has already seen it fail."""
+        deadline = time.monotonic() + bound
+        while not self.refused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.refused > 0
 
     @property
     def url(self) -> str:
