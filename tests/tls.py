@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import time
 from pathlib import Path
 
 
@@ -54,7 +55,6 @@ class TLSProxy:
         import http.server
         import ssl
         import threading
-import time
 
         import requests
 
