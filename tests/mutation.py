@@ -37,7 +37,8 @@ MUTMUT = Path(sys.executable).parent / "mutmut"
 #: module -> (files mutated, unit tests run against them).
 MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "condition": (("glancesync/condition.py",),
-                  ("tests/unit/test_condition.py", "tests/unit/test_condition_operators.py")),
+                  ("tests/unit/test_condition.py", "tests/unit/test_condition_operators.py",
+                   "tests/unit/test_condition_survivors.py")),
     "safenames": (("glancesync/safenames.py",),
                   ("tests/unit/test_safenames.py", "tests/unit/test_hostile_paths.py")),
     "redaction": (("glancesync/redaction.py",),
