@@ -174,3 +174,49 @@ def test_a_container_read_again_is_weighed_once():
     img = image(properties={f"p{i}": "v" * 1000 for i in range(100)})
     expression = " + ".join(["len(image.user_properties)"] * 40) + " == 4000"
     assert Condition(expression)(img) is True
+
+
+# The image of test_condition_operators (SMALL) and what its data weighs.
+SMALL = image(name="n", owner=None, checksum=None, id="i")
+ALLOWANCE = 75
+
+
+def term(n: int) -> str:
+    """``len([0] * n)``: builds [0] (weight 3) and n zeros (1 + 2 n)."""
+    return f"len([0] * {n})"
+
+
+def test_the_total_of_containers_built_is_bounded_exactly():
+    # kills _Evaluator.__init__ mutants on the total: _built starting at 1, 11 or
+    # 10 / the given weight, and _weigh_new ">" made ">=" on it. The bound is
+    # MAX_BUILT (1000000) plus ten times the allowance: 1000750.
+    bound = 1_000_000 + 10 * ALLOWANCE
+    sixteen = " + ".join([term(30000)] * 16)
+    last = (bound - 16 * 60004 - 4) // 2           # the built total exactly at the bound
+    assert 16 * 60004 + 2 * last + 4 == bound
+    assert Condition(f"{sixteen} + {term(last)} > 0")(SMALL) is True
+    with pytest.raises(ConfigError, match="builds containers of more than 1000750"):
+        Condition(f"{sixteen} + {term(last + 1)} > 0")(SMALL)
+
+
+def test_a_container_is_weighed_to_its_end():
+    # kills _weigh_new "weight > self._limit" made ">=" (the loop stopped at the limit
+    # would leave the elements after it unweighed)
+    m = 100_000 + ALLOWANCE - 2
+    assert Condition(f"len(['x' * {m}]) == 1")(SMALL) is True
+    with pytest.raises(ConfigError, match="larger than"):
+        Condition(f"len(['x' * {m}, 'y']) == 2")(SMALL)
+
+
+def test_a_slice_weighs_one_plus_its_three_parts():
+    # kills _weigh_new "base, items = 2, (value.start...)" for slices: the total of
+    # containers built sits exactly on the bound with a slice (1 + 3 * 2 = 7) and a
+    # tuple (0,) (weight 3) in it.
+    bound = 1_000_000 + 10 * ALLOWANCE
+    sixteen = " + ".join([term(30000)] * 16)
+    last = (bound - 16 * 60004 - 7 - 3 - 4) // 2
+    assert 16 * 60004 + 7 + 3 + 2 * last + 4 == bound
+    others = "len(image.name[0:1]) + len((0,))"
+    assert Condition(f"{sixteen} + {term(last)} + {others} > 0")(SMALL) is True
+    with pytest.raises(ConfigError, match="builds containers of more than"):
+        Condition(f"{sixteen} + {term(last + 1)} + {others} > 0")(SMALL)
