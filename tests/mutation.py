@@ -47,7 +47,8 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Not lock/base.py: mutmut's trampolines add members to its Protocol class,
     # which no lock has then (isinstance fails before any mutant is tried).
     "lock": (("glancesync/lock/files.py",),
-             ("tests/unit/test_lock.py", "tests/unit/test_lock_protocol.py")),
+             ("tests/unit/test_lock.py", "tests/unit/test_lock_protocol.py",
+              "tests/unit/test_lock_survivors.py")),
     "executor": (("glancesync/executor/*",),
                  ("tests/unit/executor", "tests/unit/test_executor_faults.py",
                   "tests/unit/test_serverside.py", "tests/unit/test_engine_local.py")),
