@@ -59,7 +59,8 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "transfer": (("glancesync/transfer.py",),
                  ("tests/unit/test_transfer.py", "tests/unit/test_readback.py")),
     "selection": (("glancesync/selection.py",),
-                  ("tests/unit/test_selection.py", "tests/unit/test_plan.py")),
+                  ("tests/unit/test_selection.py", "tests/unit/test_selection_survivors.py",
+                   "tests/unit/test_plan.py")),
     "localstore": (("glancesync/backends/local/*",),
                    ("tests/unit/test_localstore.py", "tests/unit/test_local_adapter.py")),
 }
