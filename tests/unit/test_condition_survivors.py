@@ -137,8 +137,9 @@ def test_a_star_width_is_refused_with_its_reason():
 @pytest.mark.parametrize("template", ["(%(a)200000s", "%((a))200000s"])
 def test_widths_after_mapping_keys_are_weighed(template):
     # kills _formatting_room__mutmut_22 (finditer from 0: the '(' before the '%'
-    # leaves the key unterminated) and the "!=" mutant of the depth (the key ends at
-    # the first ')'): both let the width through, refused only once built.
+    # leaves the key unterminated: the width let through, refused only once built).
+    # The depth's "-=" and "!=" mutants (24, 28) are equivalent: they count the
+    # parentheses with the opposite sign, and a key ends at depth 0 all the same.
     key = template[template.index("%") + 2:template.index("2") - 1]
     message = failure(f"len('{template}' % image.user_properties) > 0",
                       image(properties={key: "x"}))
