@@ -3,7 +3,10 @@ the first mutation run (issue 27).
 
 The tests run as root, who may open and write anything; the permission errors
 are provoked for real in a forked child that has dropped to another user
-(``nobody``), or with a resource limit (RLIMIT_FSIZE). Each test names the
+(``nobody``), or with a resource limit (RLIMIT_FSIZE). Each such test also calls
+the same function in the test's own process (as root, where it succeeds): mutmut
+runs against a mutant only the tests it saw calling the mutated function, and it
+does not see the calls made in a forked child. Each test names the
 mutants it kills (``python -m tests.mutation --diffs lock``, mutmut 3.8.1 names).
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import traceback
 from pathlib import Path
@@ -139,6 +143,7 @@ def test_a_folder_this_user_cannot_write_is_no_machine_folder(shared):
     folder.mkdir(mode=0o755)
     assert in_child(lambda: lock_files._machine_dir_problem(folder)) == (
         "not writable by this user")
+    assert lock_files._machine_dir_problem(folder) is None  # root may write
 
 
 # --- the lock file -------------------------------------------------------------------
@@ -151,6 +156,7 @@ def test_a_lock_file_that_cannot_be_created_says_so(shared):
     lock = RegionLock(folder, "r1")
     assert in_child(lambda: attempt(lock)) == (
         f"GlanceSyncError: region r1: lock file {lock.path} cannot be created: Permission denied")
+    assert attempt(lock) == "acquired"  # root may create it
 
 
 @needs_root
@@ -162,6 +168,7 @@ def test_a_lock_file_that_cannot_be_opened_says_so(shared):
     lock.path.chmod(0o600)
     assert in_child(lambda: attempt(lock)) == (
         f"GlanceSyncError: region r1: lock file {lock.path} cannot be opened: Permission denied")
+    assert attempt(lock) == "acquired"  # root may open it
 
 
 @needs_root
@@ -173,6 +180,7 @@ def test_another_users_fifo_is_refused_without_blocking(shared):
     os.mkfifo(lock.path, 0o644)
     assert in_child(lambda: attempt(lock)) == (
         f"GlanceSyncError: region r1: lock file {lock.path} is not a regular file: refused (remove it)")
+    assert attempt(lock).endswith("is not a regular file: refused (remove it)")  # root too
 
 
 def test_a_symbolic_link_is_refused_in_words(tmp_path):
@@ -189,6 +197,7 @@ def test_a_lock_file_that_cannot_be_written_says_so(tmp_path):
     lock = RegionLock(tmp_path, "r1")
     assert in_child(lambda: attempt(lock), uid=None, fsize=0) == (
         f"GlanceSyncError: region r1: lock file {lock.path} cannot be written: File too large")
+    assert attempt(lock) == "acquired"  # without the limit
 
 
 @needs_root
@@ -215,6 +224,10 @@ def test_a_lock_file_that_cannot_be_removed_is_logged(shared):
     lines = in_child(hold_then_release).splitlines()
     assert (f"could not remove {lock.path}: [Errno 13] Permission denied: '{lock.path}'"
             in lines), lines
+    assert lock.path.exists()
+    folder.chmod(0o755)
+    lock.acquire()  # root: nobody's file is not root's to remove
+    lock.release()
     assert lock.path.exists()
 
 
@@ -257,14 +270,27 @@ def test_the_pid_is_read_from_the_first_32_bytes(tmp_path):
     assert lock.holder() == f"pid {os.getpid()}"
 
 
+HUP_REPORTER = (
+    "import signal, sys\n"
+    "signal.signal(signal.SIGHUP, lambda *args: print('HUP', flush=True))\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.readline()\n"
+    "print('end', flush=True)\n")
+
+
 def test_asking_for_the_holder_sends_it_no_signal(tmp_path):
-    # kills _running__mutmut_5 (os.kill(pid, 1): a SIGHUP to the holder)
-    child = subprocess.Popen(["sleep", "300"])
+    # kills _running__mutmut_5 (os.kill(pid, 1): a SIGHUP to the holder). The holder
+    # reports a SIGHUP; it reads a line only after holder() has returned, and a
+    # signal sent before is handled before it prints "end".
+    child = subprocess.Popen([sys.executable, "-c", HUP_REPORTER], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout.readline() == "ready\n"
         lock = RegionLock(tmp_path, "r1")
         lock.path.write_text(f"{child.pid}\n")
         assert lock.holder() == f"pid {child.pid}"
-        assert child.poll() is None
+        output, _ = child.communicate("go\n", timeout=120)
+        assert output == "end\n"
     finally:
         child.kill()
         child.wait()
@@ -278,3 +304,4 @@ def test_a_holder_of_another_user_is_running(shared):
     lock.path.write_text("1\n")
     lock.path.chmod(0o644)
     assert in_child(lock.holder) == "pid 1"
+    assert lock.holder() == "pid 1"  # root may signal it
