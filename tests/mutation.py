@@ -58,7 +58,7 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                   ("tests/unit/test_transfer.py", "tests/unit/executor",
                    # they read files through open_regular_file, hash_file, FileData
                    "tests/unit/test_hostile_paths.py", "tests/unit/test_glance_adapter.py",
-                   "tests/unit/test_localstore.py")),
+                   "tests/unit/test_localstore.py", "tests/unit/test_integrity_survivors.py")),
     "transfer": (("glancesync/transfer.py",),
                  ("tests/unit/test_transfer.py", "tests/unit/test_readback.py")),
     "selection": (("glancesync/selection.py",),
