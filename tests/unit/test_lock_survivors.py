@@ -17,6 +17,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -169,6 +170,11 @@ def test_a_lock_file_that_cannot_be_opened_says_so(shared):
     assert in_child(lambda: attempt(lock)) == (
         f"GlanceSyncError: region r1: lock file {lock.path} cannot be opened: Permission denied")
     assert attempt(lock) == "acquired"  # root may open it
+    # A socket at the path: open() fails for root too (ENXIO), in this process.
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(lock.path))
+        assert attempt(lock) == (f"GlanceSyncError: region r1: lock file {lock.path} cannot"
+                                 " be opened: No such device or address")
 
 
 @needs_root
