@@ -67,7 +67,8 @@ def test_an_expression_of_80_characters_is_quoted_whole():
     # _kinds_text__mutmut_4, 6, 7, 9, 12, 13: a method's description
     ("image.name.lower.nope", "image.name.lower is a method: it has no attributes or"
      " methods to use (.nope)"),
-    # _Checker.kinds: a name that is no function (mutant: "or True" on FUNCTIONS)
+    # a constant: not a function ("kinds" mutant 23, "or True" on FUNCTIONS, is
+    # equivalent: True is a constant, not a name, to Python's parser)
     ("True.real", "True is a number or a boolean: it has no attributes or methods to use"
      " (.real)"),
     # _Checker.attribute: an unknown item's method, called ("any" mutants of attribute

@@ -36,7 +36,7 @@ def test_an_image_without_hashes_cannot_be_verified_and_is_named():
 
 
 def test_an_algorithm_without_its_value_falls_back_to_the_checksum():
-    # kills expected_hash__mutmut_1 and verify__mutmut_4 ("and" made "or")
+    # kills expected_hash__mutmut_1 ("and" made "or")
     img = image(os_hash_algo="sha512", checksum=MD5.upper())
     assert expected_hash(img) == ("md5", MD5)
     verify(img, MD5, None, size=len(DATA))
@@ -62,7 +62,8 @@ def test_a_missing_preferred_hash_and_a_wrong_size_name_the_image():
 
 
 def test_a_stream_computes_only_the_hashes_asked_for():
-    # kills HashingStream.__init__ mutants 11, 14, 17 ("or True", "MD5")
+    # kills HashingStream.__init__ mutants 11 and 17 ("or True"); "MD5" (14) is
+    # equivalent: hashlib takes either case
     stream = HashingStream([DATA], None, md5=False)
     assert list(stream) == [DATA]
     assert (stream.md5, stream.os_hash, stream.size) == (None, None, len(DATA))
@@ -103,11 +104,28 @@ def test_a_stream_verifies_the_size_and_the_md5():
 
 
 def test_a_hash_of_another_algorithm_is_not_compared():
-    # kills HashingStream.verify__mutmut_4 ("is not None" made "is None") and 7 ("" for
-    # None): a sha256 stream checked against an image declaring sha512 and md5 checks md5
+    # kills HashingStream.verify__mutmut_4 ("is not None" made "is None"): a sha256
+    # stream checked against an image declaring sha512 and md5. Its mutant 7 ("" for
+    # None) is equivalent: an empty hash counts as none computed.
     stream = HashingStream([DATA], "sha256", md5=True)
     list(stream)
     img = image(checksum=MD5, os_hash_algo="sha512", os_hash_value=SHA)
     with pytest.raises(TransferError, match="no sha512 hash was computed"):
         stream.verify(img)
     stream.verify(image(checksum=MD5))
+
+
+def test_a_preferred_hash_other_than_sha512_is_computed_with_its_algorithm():
+    # kills HashingStream.for_image__mutmut_17 (the algorithm left out: sha512, the
+    # default, computed for an image declaring sha256)
+    sha256 = hashlib.sha256(DATA).hexdigest()
+    img = image(os_hash_algo="sha256", os_hash_value=sha256)
+    stream = HashingStream.for_image(iter([DATA]), img, preferred_only=True)
+    list(stream)
+    assert (stream.os_hash_algo, stream.os_hash) == ("sha256", sha256)
+
+
+def test_an_algorithm_without_value_compares_no_os_hash():
+    # kills verify__mutmut_4 ("and" made "or": the os hash given would be compared with
+    # the md5 checksum)
+    verify(image(os_hash_algo="sha512", checksum=MD5), MD5, "not the md5", size=len(DATA))
