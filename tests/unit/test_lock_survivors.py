@@ -52,6 +52,9 @@ def in_child(function, uid: int | None = NOBODY, fsize: int | None = None) -> st
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         os.close(read)
+        # Ends itself if left blocked (its parent killed first, e.g. by mutmut's
+        # timeout, it would stay blocked on a FIFO for good).
+        signal.alarm(90)
         try:
             if fsize is not None:
                 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
