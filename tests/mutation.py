@@ -37,7 +37,8 @@ MUTMUT = Path(sys.executable).parent / "mutmut"
 #: module -> (files mutated, unit tests run against them).
 MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "condition": (("glancesync/condition.py",),
-                  ("tests/unit/test_condition.py", "tests/unit/test_condition_operators.py")),
+                  ("tests/unit/test_condition.py", "tests/unit/test_condition_operators.py",
+                   "tests/unit/test_condition_survivors.py")),
     "safenames": (("glancesync/safenames.py",),
                   ("tests/unit/test_safenames.py", "tests/unit/test_hostile_paths.py")),
     "redaction": (("glancesync/redaction.py",),
@@ -46,18 +47,23 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # Not lock/base.py: mutmut's trampolines add members to its Protocol class,
     # which no lock has then (isinstance fails before any mutant is tried).
     "lock": (("glancesync/lock/files.py",),
-             ("tests/unit/test_lock.py", "tests/unit/test_lock_protocol.py")),
+             ("tests/unit/test_lock.py", "tests/unit/test_lock_protocol.py",
+              "tests/unit/test_lock_survivors.py")),
     "executor": (("glancesync/executor/*",),
                  ("tests/unit/executor", "tests/unit/test_executor_faults.py",
                   "tests/unit/test_serverside.py", "tests/unit/test_engine_local.py")),
     "plan": (("glancesync/plan/*",),
              ("tests/unit/plan", "tests/unit/test_plan.py", "tests/unit/test_engine_local.py")),
     "integrity": (("glancesync/integrity.py",),
-                  ("tests/unit/test_transfer.py", "tests/unit/executor")),
+                  ("tests/unit/test_transfer.py", "tests/unit/executor",
+                   # they read files through open_regular_file, hash_file, FileData
+                   "tests/unit/test_hostile_paths.py", "tests/unit/test_glance_adapter.py",
+                   "tests/unit/test_localstore.py", "tests/unit/test_integrity_survivors.py")),
     "transfer": (("glancesync/transfer.py",),
                  ("tests/unit/test_transfer.py", "tests/unit/test_readback.py")),
     "selection": (("glancesync/selection.py",),
-                  ("tests/unit/test_selection.py", "tests/unit/test_plan.py")),
+                  ("tests/unit/test_selection.py", "tests/unit/test_selection_survivors.py",
+                   "tests/unit/test_plan.py")),
     "localstore": (("glancesync/backends/local/*",),
                    ("tests/unit/test_localstore.py", "tests/unit/test_local_adapter.py")),
 }
