@@ -27,7 +27,7 @@ from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
 from glancesync.backends.openstack.glance import GlanceRegionAdapter
-from glancesync.errors import ImageNotFoundError
+from glancesync.errors import ConnectionFailure, ImageNotFoundError
 from glancesync.executor import Executor, RegionResult
 from glancesync.facade import GlanceSync
 from glancesync.image import Image
@@ -250,6 +250,61 @@ def test_a_stalled_server_side_copy_is_cancelled_and_streamed(bed, tmp_path, cap
             assert copy.status == "active" and master.same_content(copy)
     finally:
         for pid in adapter.frozen:
+            os.kill(pid, signal.SIGCONT)
+    with facade(bed, tmp_path) as gs:
+        assert_in_sync(bed, gs, master, regions=("RegionA",))
+
+
+class LosesTheAnswer(GlanceRegionAdapter):
+    """The copy is accepted (a real 202), then its answer is "lost".
+
+    Master's Glance is stopped (SIGSTOP) right after, so the copy cannot end
+    before the executor looks; the state Glance shows then is recorded: the
+    unit tests' ``AnswerLost`` assumes a task under way and a ``queued`` image.
+    """
+
+    frozen: list[int] = []
+    seen: list[tuple[str, str | None]] = []
+
+    def import_image(self, image_id: str, *, source_region: str,
+                     source_image_id: str) -> None:
+        super().import_image(image_id, source_region=source_region,
+                             source_image_id=source_image_id)
+        for pid in self.testbed.glance_pids("Master"):
+            os.kill(pid, signal.SIGSTOP)
+            self.frozen.append(pid)
+        task = self.import_task(image_id)
+        self.seen.append((self.get_image(image_id).status, task and task.status))
+        raise ConnectionFailure("connection reset by peer (the answer lost on purpose)",
+                                region=self.name)
+
+
+def test_a_copy_accepted_whose_answer_is_lost_is_cancelled_and_streamed(
+        bed, tmp_path, caplog):
+    """The fake ``AnswerLost`` of tests/unit/test_serverside.py, on a real Glance."""
+    master, data = bed.add_master("answer-lost")
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    (images_dir / master.id).write_bytes(data)  # the stream needs no Master
+    adapter = bed.adapter("RegionA", LosesTheAnswer)
+    adapter.testbed = bed.testbed
+    LosesTheAnswer.frozen, LosesTheAnswer.seen = [], []
+    try:
+        with facade(bed, tmp_path, main={"images_dir": images_dir}) as gs, \
+                caplog.at_level(logging.INFO):
+            gs.status(["RegionA"])  # lists Master while it runs
+            result = sync_region_through(gs, adapter)
+            assert adapter.frozen
+            ((status, task),) = LosesTheAnswer.seen
+            assert status in ("queued", "importing") and task in ("pending", "processing")
+            assert result.success and result.uploaded == 1
+            assert (result.copied_server_side, result.bytes_uploaded) == (0, master.size)
+            assert "(refused: region master:RegionA: connection reset by peer" in caplog.text
+            assert "deleting unfinished server-side copy" in caplog.text
+            (copy,) = bed.mine("RegionA")
+            assert copy.status == "active" and master.same_content(copy)
+    finally:
+        for pid in LosesTheAnswer.frozen:
             os.kill(pid, signal.SIGCONT)
     with facade(bed, tmp_path) as gs:
         assert_in_sync(bed, gs, master, regions=("RegionA",))
