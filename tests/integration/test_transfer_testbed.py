@@ -12,6 +12,7 @@ conversion qemu-img refuses, which leaves nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -27,7 +28,7 @@ from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
 from glancesync.backends.openstack.glance import GlanceRegionAdapter
-from glancesync.errors import ImageNotFoundError
+from glancesync.errors import ConnectionFailure, ImageNotFoundError
 from glancesync.executor import Executor, RegionResult
 from glancesync.facade import GlanceSync
 from glancesync.image import Image
@@ -218,7 +219,8 @@ def test_a_failed_server_side_copy_is_streamed_into_the_same_image(
 class FreezesTheSource(GlanceRegionAdapter):
     """Stops Master's Glance (SIGSTOP) as the copy is asked: the copy hangs."""
 
-    frozen: list[int] = []
+    testbed: object
+    frozen: list[int]
 
     def import_image(self, image_id: str, *, source_region: str,
                      source_image_id: str) -> None:
@@ -229,30 +231,81 @@ class FreezesTheSource(GlanceRegionAdapter):
             self.frozen.append(pid)
 
 
-def test_a_stalled_server_side_copy_is_cancelled_and_streamed(bed, tmp_path, caplog):
-    master, data = bed.add_master("stalled", 24 * MIB)
-    images_dir = tmp_path / "images"
+@contextlib.contextmanager
+def frozen_source_copy(bed: Bed, folder: Path, adapter_class: type, master: Image,
+                       data: bytes) -> Iterator[tuple[GlanceSync, FreezesTheSource]]:
+    """A facade streaming from ``images_dir`` and RegionA's ``adapter_class``.
+
+    Master's Glance is resumed (SIGCONT) after, and RegionA checked in sync.
+    """
+    images_dir = folder / "images"
     images_dir.mkdir()
     (images_dir / master.id).write_bytes(data)  # the stream needs no Master
-    adapter = bed.adapter("RegionA", FreezesTheSource)
-    adapter.testbed = bed.testbed
+    adapter = bed.adapter("RegionA", adapter_class)
+    adapter.testbed, adapter.frozen = bed.testbed, []
     try:
-        with facade(bed, tmp_path, main={"images_dir": images_dir}) as gs, \
-                caplog.at_level(logging.INFO):
+        with facade(bed, folder, main={"images_dir": images_dir}) as gs:
             gs.status(["RegionA"])  # lists Master while it runs
-            result = sync_region_through(gs, adapter, import_timeout=5)
-            assert adapter.frozen
-            assert result.success and result.uploaded == 1
-            assert result.bytes_uploaded == master.size
-            assert "still " in caplog.text and "after 5 s" in caplog.text
-            assert "deleting unfinished server-side copy" in caplog.text
-            (copy,) = bed.mine("RegionA")
-            assert copy.status == "active" and master.same_content(copy)
+            yield gs, adapter
     finally:
         for pid in adapter.frozen:
             os.kill(pid, signal.SIGCONT)
-    with facade(bed, tmp_path) as gs:
+    with facade(bed, folder) as gs:
         assert_in_sync(bed, gs, master, regions=("RegionA",))
+
+
+def test_a_stalled_server_side_copy_is_cancelled_and_streamed(bed, tmp_path, caplog):
+    master, data = bed.add_master("stalled", 24 * MIB)
+    with frozen_source_copy(bed, tmp_path, FreezesTheSource, master, data) as (gs, adapter), \
+            caplog.at_level(logging.INFO):
+        result = sync_region_through(gs, adapter, import_timeout=5)
+        assert adapter.frozen
+        assert result.success and result.uploaded == 1
+        assert result.bytes_uploaded == master.size
+        assert "still " in caplog.text and "after 5 s" in caplog.text
+        assert "deleting unfinished server-side copy" in caplog.text
+        (copy,) = bed.mine("RegionA")
+        assert copy.status == "active" and master.same_content(copy)
+
+
+class LosesTheAnswer(FreezesTheSource):
+    """The copy is accepted (a real 202), then its answer is "lost".
+
+    Master's Glance is stopped right after, so the copy cannot end before the
+    executor looks; the state Glance shows then is recorded in :attr:`seen`:
+    the unit tests' ``AnswerLost`` assumes a task under way and a ``queued``
+    image.
+    """
+
+    seen: list[tuple[str, str | None]] = []
+
+    def import_image(self, image_id: str, *, source_region: str,
+                     source_image_id: str) -> None:
+        super().import_image(image_id, source_region=source_region,
+                             source_image_id=source_image_id)
+        task = self.import_task(image_id)
+        self.seen.append((self.get_image(image_id).status, task and task.status))
+        raise ConnectionFailure("connection reset by peer (the answer lost on purpose)",
+                                region=self.name)
+
+
+def test_a_copy_accepted_whose_answer_is_lost_is_cancelled_and_streamed(
+        bed, tmp_path, caplog):
+    """The fake ``AnswerLost`` of tests/unit/test_serverside.py, on a real Glance."""
+    master, data = bed.add_master("answer-lost")
+    LosesTheAnswer.seen = []
+    with frozen_source_copy(bed, tmp_path, LosesTheAnswer, master, data) as (gs, adapter), \
+            caplog.at_level(logging.INFO):
+        result = sync_region_through(gs, adapter)
+        assert adapter.frozen
+        ((status, task),) = LosesTheAnswer.seen
+        assert status in ("queued", "importing") and task in ("pending", "processing")
+        assert result.success and result.uploaded == 1
+        assert (result.copied_server_side, result.bytes_uploaded) == (0, master.size)
+        assert "(refused: region master:RegionA: connection reset by peer" in caplog.text
+        assert "deleting unfinished server-side copy" in caplog.text
+        (copy,) = bed.mine("RegionA")
+        assert copy.status == "active" and master.same_content(copy)
 
 
 class KillsTheSourceMidCopy(GlanceRegionAdapter):

@@ -428,32 +428,66 @@ def test_first_read_downloads_once_then_reads_the_cache(tmp_path, master, caplog
     assert master.download_calls == 1
 
 
-def test_concurrent_readers_share_one_download(tmp_path, master):
+class CountingCache(ImageCache):
+    """A cache that counts its lookups, so a test can wait for readers to miss it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lookups = 0
+        self.looked_up = threading.Condition()
+
+    def get(self, image: Image) -> Path | None:
+        found = super().get(image)
+        with self.looked_up:
+            self.lookups += 1
+            self.looked_up.notify_all()
+        return found
+
+
+def test_concurrent_readers_share_one_download(tmp_path, master, caplog):
+    """Two readers that missed the cache while a third downloads wait for it and read it.
+
+    The download is held after its first chunk until the two others have looked
+    the image up in the cache and missed it (4 lookups: the downloader looks
+    twice, before and after taking the image's lock), so they overlap it
+    whatever the machine's load.
+    """
     data = make_data(4 * MiB)
     image = upload(master, data)
-    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
-    barrier = threading.Barrier(3)
+    cache = CountingCache(tmp_path / "cache", None)
+    source = MasterImageSource(master, cache)
+    original = master.download_data
+
+    def held_download(image_id: str):
+        chunks = original(image_id)
+        yield next(chunks)
+        with cache.looked_up:
+            assert cache.looked_up.wait_for(lambda: cache.lookups >= 4, timeout=60)
+        yield from chunks
+
+    master.download_data = held_download
     results: dict[int, bytes] = {}
     errors: list[BaseException] = []
 
     def region(index: int) -> None:
         try:
-            barrier.wait()
             results[index] = b"".join(source.chunks(image))
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
     threads = [threading.Thread(target=region, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
     assert not errors
     assert [results[i] == data for i in range(3)] == [True, True, True]
     assert source.downloads == 1
     assert source.bytes_downloaded == len(data)
     assert source.cache_hits == 2
     assert master.download_calls == 1
+    assert caplog.text.count("after waiting") == 2
 
 
 def test_a_later_run_on_the_same_cache_downloads_nothing(tmp_path, master):
