@@ -81,12 +81,12 @@ def test_each_new_copy_is_judged_on_its_own_and_the_reasons_added_to():
     from glancesync.plan.model import OperationKind as K
     taken = r("other", id_=UUID2, owner="p-stranger", provenance=None)
     ctx = _ctx([(K.UPDATE_METADATA, m("a", id_=UUID), "meta"),  # not an upload: left alone
+                (K.UPLOAD, m("d", id_=UUID), "missing"),
                 (K.UPLOAD, m("b", id_="not-a-uuid"), "missing"),
                 (K.UPLOAD, m("c", id_=UUID2), "missing"),
-                (K.UPLOAD, m("d", id_=UUID), "missing"),
                 (K.UPLOAD, m("e", id_="e" * 36), None)], [taken])  # no status: left alone
     identity.keep_ids(ctx)
-    assert [op.image_id for op in ctx.ops.values()] == [None, None, None, UUID, None]
+    assert [op.image_id for op in ctx.ops.values()] == [None, UUID, None, None, None]
     reasons = {name: status.reason for name, status in ctx.statuses.items()}
     assert reasons == {
         "a": "meta",

@@ -59,14 +59,14 @@ def test_every_image_is_judged_on_its_own_in_name_order(caplog):
               r("d", status="queued", created_at=OLD),  # no update time: created
               r(None, status="queued", updated_at=OLD, id_="r-nameless",
                 provenance=Provenance("m-x", MASTER_REGION)),
-              r("e", status="importing", updated_at=OLD)]
+              r("B", status="importing", updated_at=OLD)]
     ctx = context([], images)
     with caplog.at_level(logging.DEBUG, logger="glancesync.plan"):
         leftovers.plan(ctx)
     plan = ctx.finish()
     assert [(op.name, op.regional, op.provenance) for op in plan.operations] == [
-        ("r-nameless", images[4], images[4].provenance), ("d", images[3], images[3].provenance),
-        ("e", images[5], images[5].provenance)]
+        ("r-nameless", images[4], images[4].provenance), ("B", images[5], images[5].provenance),
+        ("d", images[3], images[3].provenance)]
     assert ctx.warnings == [
         "leftover saving image c (r-c-c1) of an interrupted upload is protected: left alone"
         " (unprotect it to let the next sync delete it)"]

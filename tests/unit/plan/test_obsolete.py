@@ -63,7 +63,7 @@ def test_a_rename_to_an_obsolete_name_too_long_for_glance_changes_nothing():
 
 def test_every_obsolete_name_gets_its_operation_and_status():
     masters = [m("a"), m("b_obsolete", visibility="private"), m("c_obsolete"),
-               m("d_obsolete", visibility="private")]
+               m("d_obsolete", visibility="private"), m("a_obsolete")]
     b_old, c_done, d_copy = r("b_obsolete"), r("c_obsolete"), r("d")
     ctx, plan = plan_of(masters, [b_old, c_done, d_copy])
     assert [(op.kind, op.name, op.master, op.regional, op.changes) for op in plan.operations] \
@@ -79,6 +79,8 @@ def test_every_obsolete_name_gets_its_operation_and_status():
         "c_obsolete": (Status.OK, "m-c_obsolete", c_done.id, "obsolete"),
         "d_obsolete": (Status.PENDING_METADATA, "m-d_obsolete", d_copy.id,
                        "obsolete: rename d to d_obsolete")}
+    assert ctx.warnings == ["master holds both 'a' (synchronised) and 'a_obsolete':"
+                            " 'a_obsolete' is not applied"]
 
 
 def test_a_name_error_stops_only_its_own_rename():
