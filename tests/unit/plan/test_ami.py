@@ -146,3 +146,10 @@ def test_operations_other_than_uploads_count_as_size_0():
                         ami_refs={"kernel_id": "k"})
     small = Operation(OperationKind.UPLOAD, "a", size=1)
     assert [op.name for op in ami.order_uploads([small, waiting])] == ["b", "a"]
+
+
+def test_a_replacement_waiting_for_its_kernel_still_names_the_copy_it_replaces():
+    old = r("vm", "c0")
+    ctx = classified([m("k"), m("vm", kernel_id="m-k")], [old], replace=frozenset({"any"}))
+    ami.resolve(ctx)
+    assert _line(ctx, "vm")[:3] == (Status.PENDING_AMI, "m-vm", old.id)

@@ -70,3 +70,9 @@ def test_parse_time_and_reason_keys():
     assert parse_time("2030-01-01T12:00:00") == NOW  # no zone: UTC
     assert parse_time("soon") is None and parse_time(None) is None
     assert reason_keys(["b", "glancesync.master_image_id", "a"]) == ["a", "b"]
+
+
+def test_parse_time_gives_utc_whatever_the_offset():
+    parsed = parse_time("2030-01-01T13:00:00+01:00")
+    assert parsed == NOW and parsed.utcoffset().total_seconds() == 0
+    assert f"{parsed:%H:%M}" == "12:00"

@@ -153,3 +153,13 @@ def test_the_clock_skew_allowed_is_five_minutes_and_the_hours_left_are_exact():
     assert _reason({"master:A": [copy(when=now)]}, soak=1000, previous=("master:A",)) == (
         "missing in the region; stream; waits for its wave: master:A since"
         " 2030-01-01T12:00:00Z, 1000.0 h of wave_soak_hours = 1000 left")
+
+
+def test_a_time_recorded_with_an_offset_is_shown_in_utc():
+    # 13:10 at +01:00 is 12:10 UTC, ten minutes ahead of this host: the reason
+    # must not print 13:10 with a Z.
+    ahead = copy(when="2030-01-01T13:10:00+01:00")
+    assert _reason({"master:A": [ahead]}, previous=("master:A",)) == (
+        "missing in the region; stream; waits for its wave: master:A's copy was accepted at"
+        " 2030-01-01T12:10:00Z, in the future of this host's clock (2030-01-01T12:00:00Z):"
+        " check the clocks")
