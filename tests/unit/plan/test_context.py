@@ -96,3 +96,15 @@ def test_a_fresh_context_has_nothing_set_aside_and_its_plan_names_the_region():
 def test_only_an_upper_case_z_is_read_as_utc():
     # Glance and GlanceSync write "Z"; anything else is not a time they wrote.
     assert parse_time("2030-01-01T12:00:00z") is None
+
+
+def test_parse_time_gives_utc_whatever_this_host_s_zone(monkeypatch):
+    import time
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        parsed = parse_time("2030-01-01T13:00:00+01:00")
+        assert f"{parsed:%H:%M}" == "12:00" and parsed.utcoffset().total_seconds() == 0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
