@@ -136,8 +136,9 @@ class PlanContext:
 
 
 def parse_time(value: str | None) -> datetime.datetime | None:
-    """An ISO 8601 time of Glance or of a mark (UTC when it has no zone); None if
-    empty or not a time."""
+    """An ISO 8601 time of Glance or of a mark, in UTC (taken as UTC when it has no
+    zone; converted when it has another, so that it prints right with a ``Z``);
+    None if empty or not a time."""
     if not value:
         return None
     try:
@@ -145,8 +146,8 @@ def parse_time(value: str | None) -> datetime.datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed
+        return parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.astimezone(datetime.timezone.utc)
 
 
 def reason_keys(keys: Iterable[str]) -> list[str]:

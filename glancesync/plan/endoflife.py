@@ -73,7 +73,7 @@ def build_time(image: Image) -> datetime.datetime | None:
     """``image_build_date`` (UTC), else ``created_at``; None when neither is a time."""
     value = image.properties.get(BUILD_DATE, "").strip()
     if value and _BUILD.match(value):
-        return parse_time(value.replace(" ", "T"))
+        return parse_time(value)  # fromisoformat takes any separator (Python 3.7+)
     return parse_time(image.created_at)
 
 
@@ -111,8 +111,7 @@ def overdue(image: Image, now: datetime.datetime) -> str | None:
 def problems(image: Image) -> list[str]:
     """What in ``image``'s SCS properties is not as the standard says."""
     props, found = image.properties, []
-    checks = ((BUILD_DATE, lambda v: bool(_BUILD.match(v)) and parse_time(
-                  v.replace(" ", "T")) is not None),
+    checks = ((BUILD_DATE, lambda v: bool(_BUILD.match(v)) and parse_time(v) is not None),
               (REPLACE_FREQUENCY, lambda v: v in FREQUENCIES or v in NEVER_DUE),
               (PROVIDED_UNTIL, lambda v: v in ("none", "notice") or parse_date(v) is not None),
               (UUID_VALIDITY, lambda v: v in ("none", "notice", "forever")

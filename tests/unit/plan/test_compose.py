@@ -47,3 +47,26 @@ def test_steps_add_operations_in_phases_whatever_their_order():
 
     result = make([m("a")], [], steps=[*plan.STEPS, late])
     assert [op.name for op in result.operations] == ["first", "a"]
+
+
+def test_make_plan_s_defaults_an_hour_for_leftovers_and_the_time_now():
+    # An hour old to the second: a leftover by default.
+    hour_old = r("z", status="queued", updated_at="2030-01-01T11:00:00Z")
+    result = plan.make_plan("RegionA", select_master([], MASTER_PROJECT, "Master"),
+                            [hour_old], PROJECT, TargetConfig(name="t"), now=NOW)
+    assert [op.kind for op in result.operations] == [OperationKind.CLEANUP]
+    # Without a time: now, in UTC (a leftover of 2020 is old).
+    result = plan.make_plan("RegionA", select_master([], MASTER_PROJECT, "Master"),
+                            [r("z", status="queued", updated_at="2020-01-01T00:00:00Z")],
+                            PROJECT, TargetConfig(name="t"))
+    assert [op.kind for op in result.operations] == [OperationKind.CLEANUP]
+
+
+def test_make_plan_passes_the_members_on():
+    master = m("a", visibility="shared")
+    master.members = ("mp1",)
+    result = plan.make_plan("RegionA", select_master([master], MASTER_PROJECT, "Master"), [],
+                            PROJECT, TargetConfig(name="t", sync_members=True,
+                                                  forcesyncs=frozenset({"m-a"})), now=NOW,
+                            members={"mp1": ("one", "rp1")})
+    assert result.operations[0].add_members == ("rp1",)

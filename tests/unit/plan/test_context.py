@@ -70,3 +70,41 @@ def test_parse_time_and_reason_keys():
     assert parse_time("2030-01-01T12:00:00") == NOW  # no zone: UTC
     assert parse_time("soon") is None and parse_time(None) is None
     assert reason_keys(["b", "glancesync.master_image_id", "a"]) == ["a", "b"]
+
+
+def test_parse_time_gives_utc_whatever_the_offset():
+    parsed = parse_time("2030-01-01T13:00:00+01:00")
+    assert parsed == NOW and parsed.utcoffset().total_seconds() == 0
+    assert f"{parsed:%H:%M}" == "12:00"
+
+
+def test_an_error_is_logged_as_an_error_with_the_region_first(caplog):
+    ctx = context()
+    with caplog.at_level(logging.WARNING, logger="glancesync.plan"):
+        ctx.warn("careful")
+        ctx.needs_operator("act")
+    assert [(rec.levelno, rec.getMessage()) for rec in caplog.records] == [
+        (logging.WARNING, "RegionA: careful"), (logging.ERROR, "RegionA: act")]
+    assert ctx.warnings == ["careful", "act"]
+
+
+def test_a_fresh_context_has_nothing_set_aside_and_its_plan_names_the_region():
+    ctx = context()
+    assert ctx.aside == [] and ctx.finish().region == "RegionA"
+
+
+def test_only_an_upper_case_z_is_read_as_utc():
+    # Glance and GlanceSync write "Z"; anything else is not a time they wrote.
+    assert parse_time("2030-01-01T12:00:00z") is None
+
+
+def test_parse_time_gives_utc_whatever_this_host_s_zone(monkeypatch):
+    import time
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        parsed = parse_time("2030-01-01T13:00:00+01:00")
+        assert f"{parsed:%H:%M}" == "12:00" and parsed.utcoffset().total_seconds() == 0
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -59,3 +59,47 @@ def test_a_rename_to_an_obsolete_name_too_long_for_glance_changes_nothing():
     assert plan.operations == []
     line = ctx.statuses[base + "_obsolete"]
     assert line.status is Status.ERROR_NAME and "255" in line.reason
+
+
+def test_every_obsolete_name_gets_its_operation_and_status():
+    masters = [m("a"), m("b_obsolete", visibility="private"), m("c_obsolete"),
+               m("d_obsolete", visibility="private"), m("a_obsolete")]
+    b_old, c_done, d_copy = r("b_obsolete"), r("c_obsolete"), r("d")
+    ctx, plan = plan_of(masters, [b_old, c_done, d_copy])
+    assert [(op.kind, op.name, op.master, op.regional, op.changes) for op in plan.operations] \
+        == [(OperationKind.OBSOLETE_UPDATE, "b_obsolete", masters[1], b_old,
+             {"visibility": "private"}),
+            (OperationKind.OBSOLETE_RENAME, "d_obsolete", masters[3], d_copy,
+             {"visibility": "private", "name": "d_obsolete"})]
+    lines = {name: (s.status, s.master_id, s.regional_id, s.reason)
+             for name, s in ctx.statuses.items()}
+    assert lines == {
+        "b_obsolete": (Status.PENDING_METADATA, "m-b_obsolete", b_old.id,
+                       "obsolete: correct visibility and properties"),
+        "c_obsolete": (Status.OK, "m-c_obsolete", c_done.id, "obsolete"),
+        "d_obsolete": (Status.PENDING_METADATA, "m-d_obsolete", d_copy.id,
+                       "obsolete: rename d to d_obsolete")}
+    assert ctx.warnings == ["master holds both 'a' (synchronised) and 'a_obsolete':"
+                            " 'a_obsolete' is not applied"]
+
+
+def test_a_name_error_stops_only_its_own_rename():
+    base = "b" * 247
+    masters = [m(base + "_obsolete"), m("c_obsolete", visibility="private"),
+               m("d" * 250 + "_obsolete")]  # no copy in the region: nothing to say
+    too_long, other = r(base), r("c")
+    ctx, plan = plan_of(masters, [too_long, other])
+    line = ctx.statuses[base + "_obsolete"]
+    assert (line.master_id, line.regional_id) == (masters[0].id, too_long.id)
+    assert ctx.warnings == [f"image {base}_obsolete: {line.reason}"]
+    assert line.reason.startswith(f"obsolete: {base} cannot be renamed: the name ")
+    assert line.reason.endswith(" more than the 255 Glance accepts; nothing changed")
+    assert [op.name for op in plan.operations] == ["c_obsolete"]
+    assert set(ctx.statuses) == {base + "_obsolete", "c_obsolete"}
+
+
+def test_syncprops_are_set_only_where_the_master_has_them_and_they_differ():
+    master = m("a_obsolete", type="old")
+    ctx = context([master], obsolete_syncprops=frozenset({"type", "absent"}))
+    assert obsolete.changes(ctx, master, r("a", properties={"type": "old"})) == {}
+    assert obsolete.changes(ctx, master, r("a", properties={"type": "new"})) == {"type": "old"}

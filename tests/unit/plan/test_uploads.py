@@ -1,6 +1,8 @@
 """glancesync.plan.uploads: a new copy's status, operation, transfer and provenance."""
 from __future__ import annotations
 
+import logging
+
 from glancesync.plan import uploads
 from glancesync.plan.model import OperationKind, Status
 from glancesync.strategy import RegionTransfer
@@ -48,3 +50,30 @@ def test_a_new_copy_is_shared_with_the_mapped_projects_and_the_rest_reported():
     assert ctx.ops["a"].add_members == ("rp1",)
     assert ctx.warnings == ["image a: not shared with two: no project of that name and domain"
                             " in the region"]
+
+
+def test_a_name_too_long_for_glance_is_an_error_and_nothing_is_uploaded():
+    name = "n" * 256
+    master, old = m(name), r(name, "c0")
+    ctx = context([master], [old])
+    uploads.upload(ctx, OperationKind.REPLACE, Status.PENDING_REPLACE, name, master, old,
+                   "content differs")
+    status = ctx.statuses[name]
+    reason = ("content differs, but the name " + "n" * 40 + "... would have 256 characters,"
+              " more than the 255 Glance accepts: nothing uploaded")
+    assert (status.status, status.name, status.master_id, status.regional_id, status.reason) \
+        == (Status.ERROR_NAME, name, master.id, old.id, reason)
+    assert ctx.ops == {} and ctx.warnings == [f"image {name}: {reason}"]
+
+
+def test_auto_falling_back_to_streaming_is_logged_only(caplog):
+    master = m("a", size=None)
+    ctx = context([master], transfer=RegionTransfer("auto", region="RegionA"))
+    with caplog.at_level(logging.INFO, logger="glancesync.plan"):
+        uploads.upload(ctx, OperationKind.UPLOAD, Status.PENDING_UPLOAD, "a", master, None, "x")
+    assert ctx.warnings == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "RegionA: image a is streamed: RegionA is not in the master's Keystone"]
+    status, op = ctx.statuses["a"], ctx.ops["a"]
+    assert (status.master_id, status.regional_id, status.transfer) == ("m-a", None, "stream")
+    assert op.size == 0 and op.master is master

@@ -105,3 +105,61 @@ def test_copies_of_another_master_region_or_image_do_not_count():
                                          "2029-12-31T00:00:00Z"))
     hold_waves(made, WAVES, {"master:A": [foreign, other]}, NOW)
     assert made["master:B"].status_of("a").status is Status.INFO_WAVE_WAITING
+
+
+def test_accepted_since_is_the_earliest_time_and_true_only_without_any():
+    from glancesync.plan.waves import accepted_since
+    master = m("a")
+    untimed, early, late = copy(when=None), copy(when="2029-01-01T00:00:00Z"), copy()
+    assert accepted_since([untimed], master, MASTER_REGION) is True
+    assert accepted_since([untimed, untimed], master, MASTER_REGION) is True
+    expected = datetime.datetime(2029, 1, 1, tzinfo=datetime.timezone.utc)
+    for images in ([early, untimed], [untimed, early], [early, late], [late, early],
+                   [untimed, late, early]):
+        assert accepted_since(images, master, MASTER_REGION) == expected, images
+    assert accepted_since([], master, MASTER_REGION) is None
+
+
+def _reason(copies, soak=0.0, previous=("master:A", "other:C")):
+    waves = Waves((previous, ("master:B",)), soak, MASTER_REGION)
+    made = plans("master:B", masters=(m("a"),))
+    hold_waves(made, waves, copies, NOW)
+    line = made["master:B"].status_of("a")
+    return None if line.status is not Status.INFO_WAVE_WAITING else line.reason
+
+
+def test_every_region_of_the_previous_wave_is_named_in_the_reason():
+    assert _reason({"master:A": None, "other:C": []}) == (
+        "missing in the region; stream; waits for its wave: master:A could not be listed;"
+        " other:C has no accepted copy yet")
+
+
+def test_a_copy_without_a_time_is_enough_only_without_a_soak_time():
+    assert _reason({"master:A": [copy(when=None)]}, previous=("master:A",)) is None
+    assert _reason({"master:A": [copy(when=None)]}, soak=1, previous=("master:A",)) == (
+        "missing in the region; stream; waits for its wave: master:A's copy records no time"
+        " to count wave_soak_hours from")
+
+
+def test_the_clock_skew_allowed_is_five_minutes_and_the_hours_left_are_exact():
+    at_skew = (NOW + datetime.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert _reason({"master:A": [copy(when=at_skew)]}, previous=("master:A",)) is None
+    beyond = (NOW + datetime.timedelta(minutes=5, seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert _reason({"master:A": [copy(when=beyond)]}, previous=("master:A",)) == (
+        "missing in the region; stream; waits for its wave: master:A's copy was accepted at"
+        " 2030-01-01T12:05:01Z, in the future of this host's clock (2030-01-01T12:00:00Z):"
+        " check the clocks")
+    now = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert _reason({"master:A": [copy(when=now)]}, soak=1000, previous=("master:A",)) == (
+        "missing in the region; stream; waits for its wave: master:A since"
+        " 2030-01-01T12:00:00Z, 1000.0 h of wave_soak_hours = 1000 left")
+
+
+def test_a_time_recorded_with_an_offset_is_shown_in_utc():
+    # 13:10 at +01:00 is 12:10 UTC, ten minutes ahead of this host: the reason
+    # must not print 13:10 with a Z.
+    ahead = copy(when="2030-01-01T13:10:00+01:00")
+    assert _reason({"master:A": [ahead]}, previous=("master:A",)) == (
+        "missing in the region; stream; waits for its wave: master:A's copy was accepted at"
+        " 2030-01-01T12:10:00Z, in the future of this host's clock (2030-01-01T12:00:00Z):"
+        " check the clocks")
