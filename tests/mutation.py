@@ -62,7 +62,8 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "transfer": (("glancesync/transfer.py",),
                  ("tests/unit/test_transfer.py", "tests/unit/test_readback.py",
                   # they use the cache and its converted copies directly
-                  "tests/unit/test_convert.py", "tests/unit/test_hostile_images.py")),
+                  "tests/unit/test_convert.py", "tests/unit/test_hostile_images.py",
+                  "tests/unit/test_transfer_survivors.py")),
     "selection": (("glancesync/selection.py",),
                   ("tests/unit/test_selection.py", "tests/unit/test_selection_survivors.py",
                    "tests/unit/test_plan.py")),
