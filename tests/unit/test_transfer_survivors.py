@@ -152,3 +152,73 @@ def test_reprs_name_the_folders(tmp_path, master):
                             f" images_dir={tmp_path}/images>")
     nameless = MasterImageSource(object(), cache)
     assert repr(nameless) == f"<MasterImageSource master=? cache={tmp_path}/cache images_dir=None>"
+
+
+# -- an image the cache cannot hold, streamed: _streamed ----------------------------------
+
+class Nameless:
+    """A master adapter without ``name`` (the source says "master" then)."""
+
+    def __init__(self, inner: LocalRegionAdapter) -> None:
+        self.download_data = inner.download_data
+
+
+def test_a_streamed_image_is_logged_with_the_master_the_image_and_why(tmp_path, master,
+                                                                      caplog):
+    data = make_data(5000)
+    image = upload(master, data)
+    for adapter, shown in ((master, master.name), (Nameless(master), "master")):
+        for img, named in ((image, "cirros"), (dataclasses.replace(image, name=None),
+                                               image.id)):
+            caplog.clear()
+            source = MasterImageSource(adapter, ImageCache(tmp_path / "cache", 10))
+            with caplog.at_level(logging.INFO, logger="glancesync.transfer"):
+                assert b"".join(source.chunks(img)) == data
+            assert caplog.messages == [
+                f"{shown}: streaming image {named} ({image.id}) to one region without"
+                " caching: it is larger (0.0 MiB) than cache_max_size (0.0 MiB)"]
+            assert (source.downloads, source.bytes_downloaded) == (1, len(data))
+
+
+def test_a_streamed_image_with_md5_alone_is_verified_by_it(tmp_path, master):
+    data = make_data(5000)
+    image = dataclasses.replace(upload(master, data), os_hash_algo=None, os_hash_value=None)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", 10))
+    assert b"".join(source.chunks(image)) == data
+    with pytest.raises(ChecksumMismatchError, match="md5 mismatch"):
+        b"".join(source.chunks(dataclasses.replace(image, checksum="0" * 32)))
+
+
+def test_a_streamed_image_is_verified_by_its_preferred_hash_and_its_size(tmp_path,
+                                                                         master):
+    data = make_data(5000)
+    image = upload(master, data)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", 10))
+    # Only the preferred hash is computed (as for the cache): the legacy md5 of an
+    # image with a multihash is not (half the CPU); the multihash vouches for the bytes.
+    assert b"".join(source.chunks(dataclasses.replace(image, checksum="0" * 32))) == data
+    # fewer bytes than declared, though they hash right: refused after the last chunk
+    with pytest.raises(ChecksumMismatchError) as caught:
+        b"".join(source.chunks(dataclasses.replace(image, size=5001)))
+    assert "size mismatch: expected 5001 bytes, got 5000" in str(caught.value)
+    assert source.downloads == 1
+
+
+# -- images_dir: the warning once ----------------------------------------------------
+
+def test_a_wrong_images_dir_file_is_warned_about_at_its_first_use_only(tmp_path, master,
+                                                                       caplog):
+    data = make_data(5000)
+    image = upload(master, data)
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    (images_dir / image.id).write_bytes(make_data(5000, seed=3))
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None), images_dir)
+    warning = (f"ignoring {images_dir / image.id}: its size or hash differs from master"
+               f" image cirros ({image.id})")
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        assert source.path(image) == source.cache.path_for(image)
+        assert caplog.messages == [warning]
+        for _ in range(2):
+            source.path(image)
+    assert caplog.messages == [warning]
