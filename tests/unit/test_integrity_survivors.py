@@ -267,3 +267,34 @@ def test_file_data_stops_at_the_end_of_a_shorter_file(tmp_path):
     path.write_bytes(DATA)
     with open(path, "rb") as handle:
         assert list(FileData(handle, len(DATA) + 10)) == [DATA]
+
+
+def test_a_terminal_named_as_a_file_is_refused_without_becoming_the_controlling_one():
+    # kills open_regular_file__mutmut_2 (O_NOCTTY lost: "|" made "&"): a daemon (a
+    # session leader without terminal) given a terminal's path would take it as its
+    # controlling terminal. Checked in a forked child, a session leader of its own;
+    # the refusal itself also in this process (mutmut sees the call).
+    master_fd, slave_fd = os.openpty()
+    try:
+        with pytest.raises(OSError, match="not a regular file"):
+            open_regular_file(os.ttyname(slave_fd))
+    finally:
+        os.close(master_fd)
+        os.close(slave_fd)
+    pid = os.fork()
+    if pid == 0:  # the child: exits 0 when the terminal was refused and not taken
+        status = 1
+        try:
+            os.setsid()
+            master_fd, slave_fd = os.openpty()  # glibc opens it with O_NOCTTY
+            try:
+                open_regular_file(os.ttyname(slave_fd))
+            except OSError:
+                try:
+                    os.close(os.open("/dev/tty", os.O_RDWR))
+                except OSError:  # ENXIO: no controlling terminal
+                    status = 0
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
