@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,47 @@ def test_a_wrong_images_dir_file_is_warned_about_at_its_first_use_only(tmp_path,
         for _ in range(2):
             source.path(image)
     assert caplog.messages == [warning]
+
+
+# -- the download into the cache: _download, path ----------------------------------------
+
+def test_a_download_is_logged_with_the_master_the_image_and_its_size(tmp_path, master,
+                                                                      caplog):
+    data = make_data(3 * MiB // 2)
+    image = upload(master, data)
+    cases = ((master, image, master.name, "cirros", "1.5 MiB", f"cirros ({image.id})"),
+             (Nameless(master), dataclasses.replace(image, name=None, size=None), "master",
+              image.id, "size unknown", image.id))
+    for index, (adapter, img, shown, named, size, labelled) in enumerate(cases):
+        caplog.clear()
+        source = MasterImageSource(adapter, ImageCache(tmp_path / f"cache{index}", None))
+        with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
+            path = source.path(img)
+        assert path.read_bytes() == data
+        infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+        assert infos == [f"{shown}: downloading image {named} ({size}, {image.id}) once"
+                         " for every region"]
+        debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+        assert f"cached {labelled} as {path}" in debug
+        assert any(re.fullmatch(rf"downloaded {re.escape(labelled)} in \d+\.\d s", m)
+                   for m in debug), debug
+        assert (source.downloads, source.bytes_downloaded, source.cache_hits) == \
+            (1, len(data), 0)
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
+            assert source.path(img) == path
+        assert f"cache hit for {labelled}: {path}" in caplog.messages
+        assert (source.downloads, source.cache_hits) == (1, 1)
+
+
+@pytest.mark.parametrize("enabled", [True, False, None])
+def test_a_download_shows_its_progress_when_asked(tmp_path, master, capsys, enabled):
+    data = make_data(3 * MiB // 2)
+    image = upload(master, data)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None), progress=enabled)
+    assert source.path(image).read_bytes() == data
+    shown = capsys.readouterr().err
+    if enabled:  # its description and total (1.5 MiB in KiB units: 1.50M)
+        assert "download cirros" in shown and "1.50M" in shown
+    else:  # None: only on a terminal, and stderr is not one here
+        assert shown == ""
