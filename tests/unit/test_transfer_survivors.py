@@ -7,12 +7,13 @@ import hashlib
 import logging
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
-from glancesync.errors import ChecksumMismatchError
+from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.image import Image
 from glancesync.integrity import CHUNK_SIZE
 from glancesync.transfer import ImageCache, MasterImageSource
@@ -267,3 +268,67 @@ def test_a_download_shows_its_progress_when_asked(tmp_path, master, capsys, enab
         assert "download cirros" in shown and "1.50M" in shown
     else:  # None: only on a terminal, and stderr is not one here
         assert shown == ""
+
+
+# -- prepare and the image of a conversion: prepare, _converted_image -----------------------
+
+def qcow2_image(tmp_path: Path, master: LocalRegionAdapter, **changes) -> Image:
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(tmp_path / "m.qcow2"),
+                    "1M"], check=True)
+    data = (tmp_path / "m.qcow2").read_bytes()
+    image = master.create_image("img", visibility="public", disk_format="qcow2",
+                                container_format="bare")
+    image = master.upload_data(image.id, [data], size=len(data))
+    return dataclasses.replace(image, **changes)
+
+
+def test_prepare_fetches_a_cacheable_image_ahead_and_nothing_else(tmp_path, master):
+    data = make_data(5000)
+    image = upload(master, data)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    assert source.prepare(image) is image
+    assert source.downloads == 1 and source.cache.path_for(image).read_bytes() == data
+    # an image without hash is read from the master for each region: not fetched
+    bare = without_hash(upload(master, data, "bare"))
+    assert source.prepare(bare) is bare and source.downloads == 1
+    # one too large for the cache is streamed later: not fetched either
+    small = MasterImageSource(master, ImageCache(tmp_path / "small", 10))
+    assert small.prepare(image) is image
+    assert small.downloads == 0 and small.cache.entries() == []
+
+
+def test_a_conversion_the_cache_cannot_hold_is_refused_in_words(tmp_path, master):
+    image = qcow2_image(tmp_path, master)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", 10))
+    with pytest.raises(TransferError) as caught:
+        source.prepare(image, "raw")
+    assert str(caught.value) == (
+        f"image img ({image.id}): cannot convert it to raw: the conversion needs a local"
+        f" copy, and it is larger ({image.size / MiB:.1f} MiB) than cache_max_size"
+        " (0.0 MiB)")
+    assert caught.value.image == f"img ({image.id})"
+    assert source.downloads == 0 and source.conversions == 0
+
+
+def test_the_image_of_a_conversion_describes_its_bytes(tmp_path, master):
+    # an md5-only master: the conversion is hashed with md5 and says so
+    image = qcow2_image(tmp_path, master, os_hash_algo=None, os_hash_value=None)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    converted = source.prepare(image, "raw")
+    path = source.cache.converted_path(image, "raw")
+    data = path.read_bytes()
+    assert (converted.id, converted.name, converted.status, converted.disk_format,
+            converted.container_format) == (image.id, "img", "active", "raw", "bare")
+    assert (converted.size, converted.checksum) == (len(data), hashlib.md5(data).hexdigest())
+    assert converted.os_hash_value is None and source.conversions == 1
+
+
+def test_an_image_without_hash_from_a_nameless_master_is_logged_as_from_master(
+        tmp_path, master, caplog):
+    data = make_data(100)
+    image = without_hash(upload(master, data))
+    source = MasterImageSource(Nameless(master), ImageCache(tmp_path / "cache", None))
+    with caplog.at_level(logging.INFO, logger="glancesync.transfer"):
+        assert b"".join(source.chunks(image)) == data
+    assert caplog.messages == [f"master: reading image cirros ({image.id}), which has no"
+                               " checksum, for one region"]
