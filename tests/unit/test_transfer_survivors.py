@@ -332,3 +332,80 @@ def test_an_image_without_hash_from_a_nameless_master_is_logged_as_from_master(
         assert b"".join(source.chunks(image)) == data
     assert caplog.messages == [f"master: reading image cirros ({image.id}), which has no"
                                " checksum, for one region"]
+
+
+def test_a_conversion_of_an_md5_only_master_is_found_again_by_its_record(tmp_path, master):
+    # _write_record: the md5 kept under "md5", read back by a later run
+    image = qcow2_image(tmp_path, master, os_hash_algo=None, os_hash_value=None)
+    first = MasterImageSource(master, ImageCache(tmp_path / "cache", None)).prepare(image,
+                                                                                    "raw")
+    later = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    again = later.prepare(image, "raw")
+    assert later.conversions == 0 and later.downloads == 0
+    assert (again.checksum, again.size) == (first.checksum, first.size)
+
+
+def test_a_conversion_of_a_multihash_master_is_hashed_once_with_it(tmp_path, master):
+    image = qcow2_image(tmp_path, master)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    converted = source.prepare(image, "raw")
+    data = source.cache.converted_path(image, "raw").read_bytes()
+    assert converted.os_hash_value == hashlib.sha512(data).hexdigest()
+    assert converted.checksum is None  # md5 not computed: the multihash is enough
+
+
+# -- put and put_converted: room made first, a hidden temporary file ------------------------
+
+def entry_names(cache: ImageCache) -> list[str]:
+    return sorted(path.name for path in cache.entries())
+
+
+def test_put_converted_makes_room_first_and_writes_a_hidden_temporary(tmp_path):
+    cache = ImageCache(tmp_path / "cache", max_size=100)
+    old = make_data(50)
+    kept = cache.put(Image(id="old", name="old", status="active", size=50,
+                           checksum=hashlib.md5(old).hexdigest()), [old])
+    image = Image(id="img", name="img", status="active", size=60, checksum="0" * 32,
+                  disk_format="qcow2")
+    seen: dict[str, object] = {}
+
+    def write(temp: Path) -> None:
+        seen.update(entries=entry_names(cache), temp=temp)
+        temp.write_bytes(b"converted")
+
+    path, converted = cache.put_converted(image, "raw", write)
+    assert seen["entries"] == []  # 50 + 60 > 100: the old file went before writing
+    temp = seen["temp"]
+    assert temp.parent == cache.directory
+    assert temp.name.startswith(".partial-img.") and temp.name.endswith(".raw")
+    assert path.read_bytes() == b"converted" and not temp.exists()
+    # size unknown: nothing reserved; a cache exactly full keeps its files
+    kept = cache.put(Image(id="old", name="old", status="active", size=50,
+                           checksum=hashlib.md5(old).hexdigest()), [old])
+    cache.max_size = cache.total_size()
+    seen.clear()
+    cache.put_converted(dataclasses.replace(image, id="other", size=None), "raw", write)
+    assert kept.name in seen["entries"]
+
+
+def test_put_makes_room_before_the_first_byte(tmp_path):
+    cache = ImageCache(tmp_path / "cache", max_size=100)
+    old, new = make_data(50, 1), make_data(60, 2)
+    kept = cache.put(Image(id="old", name="old", status="active", size=50,
+                           checksum=hashlib.md5(old).hexdigest()), [old])
+    seen: list[list[str]] = []
+
+    def chunks():
+        seen.append(entry_names(cache))
+        yield new
+
+    cache.put(Image(id="new", name="new", status="active", size=60,
+                    checksum=hashlib.md5(new).hexdigest()), chunks())
+    assert seen == [[]]
+    cache.put(Image(id="old", name="old", status="active", size=50,
+                    checksum=hashlib.md5(old).hexdigest()), [old])
+    cache.max_size = cache.total_size()
+    seen.clear()
+    cache.put(Image(id="x", name="x", status="active", size=None,
+                    checksum=hashlib.md5(new).hexdigest()), chunks())
+    assert kept.name in seen[0]
