@@ -172,6 +172,7 @@ def test_a_file_over_the_limit_is_refused_in_words_and_closed(tmp_path):
                                      " allowed")
 
 
+@pytest.mark.timeout(60)  # a mutant that blocks on the FIFO fails, not hangs
 def test_a_fifo_without_writer_is_refused_at_once_and_closed(tmp_path):
     # kills the mutants of the opening flags that would block on a FIFO (O_NONBLOCK
     # dropped: the test would hang, mutmut counts a timeout), the EINVAL errno, its
@@ -199,6 +200,7 @@ def test_a_folder_is_refused(tmp_path):
         open_regular_file(tmp_path)
 
 
+@pytest.mark.timeout(60)  # a mutant that blocks on the FIFO fails, not hangs
 def test_fsync_directory_syncs_a_folder_and_never_opens_anything_else(tmp_path):
     # kills the mutants of fsync_directory's calls (None given: TypeError, not
     # suppressed), of its flags (without O_DIRECTORY a FIFO's opening blocks: a
