@@ -409,3 +409,36 @@ def test_put_makes_room_before_the_first_byte(tmp_path):
     cache.put(Image(id="x", name="x", status="active", size=None,
                     checksum=hashlib.md5(new).hexdigest()), chunks())
     assert kept.name in seen[0]
+
+
+def test_put_converted_remembers_its_file_as_verified_and_says_so(tmp_path, caplog):
+    cache = ImageCache(tmp_path / "cache", None)
+    image = Image(id="img", name="img", status="active", size=60, checksum="0" * 32,
+                  disk_format="qcow2")
+    with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
+        path, converted = cache.put_converted(image, "raw",
+                                              lambda temp: temp.write_bytes(b"converted"))
+    assert f"cached img (img) converted to raw as {path}" in caplog.messages
+    # hashed when written: not again in this process while the file looks unchanged
+    alter_in_place(path)
+    assert cache.get_converted(image, "raw") == (path, converted)
+    cache.forget(path)
+    assert cache.get_converted(image, "raw") is None and not path.exists()
+
+
+def test_put_converted_failing_to_write_is_a_transfer_error_and_leaves_nothing(tmp_path):
+    cache = ImageCache(tmp_path / "cache", None)
+    image = Image(id="img", name="img", status="active", size=60, checksum="0" * 32,
+                  disk_format="qcow2")
+
+    def write(temp: Path) -> None:
+        temp.write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(TransferError) as caught:
+        cache.put_converted(image, "raw", write)
+    final = cache.converted_path(image, "raw")
+    assert str(caught.value) == (f"image img (img): cannot store the converted image in"
+                                 f" {final}: [Errno 28] No space left on device")
+    assert caught.value.image == "img (img)"
+    assert list(cache.directory.iterdir()) == []
