@@ -442,3 +442,19 @@ def test_put_converted_failing_to_write_is_a_transfer_error_and_leaves_nothing(t
                                  f" {final}: [Errno 28] No space left on device")
     assert caught.value.image == "img (img)"
     assert list(cache.directory.iterdir()) == []
+
+
+def test_a_record_that_cannot_be_trusted_is_named_as_the_conversion_record(tmp_path, caplog):
+    cache = ImageCache(tmp_path / "cache", None)
+    image = Image(id="img", name="img", status="active", size=60, checksum="0" * 32,
+                  disk_format="qcow2")
+    path, _ = cache.put_converted(image, "raw", lambda temp: temp.write_bytes(b"converted"))
+    record = path.with_name(f".{path.name}.json")
+    record.unlink()
+    os.mkfifo(record)
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        assert cache.get_converted(image, "raw") is None
+    assert caplog.messages == [f"conversion record {record} is not a regular file (a FIFO,"
+                               " a device or a socket): refused; removing it and its"
+                               " converted file"]
+    assert not path.exists() and not record.exists()
