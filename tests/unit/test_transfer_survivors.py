@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -458,3 +459,73 @@ def test_a_record_that_cannot_be_trusted_is_named_as_the_conversion_record(tmp_p
                                " a device or a socket): refused; removing it and its"
                                " converted file"]
     assert not path.exists() and not record.exists()
+
+
+# -- eviction, recency, abandoned temporary files -----------------------------------------
+
+def aged(path: Path, seconds_ago: int) -> None:
+    stamp = time.time_ns() - seconds_ago * 10**9
+    os.utime(path, ns=(stamp, path.stat().st_mtime_ns))
+
+
+def md5_image(name: str, data: bytes) -> Image:
+    return Image(id=name, name=name, status="active", size=len(data),
+                 checksum=hashlib.md5(data).hexdigest())
+
+
+def test_eviction_removes_the_least_recently_used_first_down_to_the_limit(tmp_path, caplog):
+    cache = ImageCache(tmp_path / "cache", max_size=7 * MiB // 2)
+    files = {}
+    for index, (name, size) in enumerate((("a", 2 * MiB), ("b", MiB), ("c", MiB // 2))):
+        data = make_data(size, index)
+        files[name] = cache.put(md5_image(name, data), [data])
+        aged(files[name], 300 - 100 * index)  # a is the least recently used, c the most
+    assert cache.total_size() == 7 * MiB // 2
+    assert cache.evict() == []  # exactly at the limit: nothing to do
+    with caplog.at_level(logging.INFO, logger="glancesync.transfer"):
+        assert cache.evict(reserve=MiB) == [files["a"]]  # not the smallest ones
+    assert caplog.messages == [f"evicted {files['a'].name} from the image cache (2 MiB)"]
+    assert files["b"].exists() and files["c"].exists()
+    # b next; then 0.5 + 3 MiB fit the 3.5 MiB exactly: c stays
+    assert cache.evict(reserve=3 * MiB) == [files["b"]] and files["c"].exists()
+
+
+def test_a_cache_hit_keeps_the_file_version_it_verified(tmp_path):
+    # _touch sets the access time only: the memo's key (mtime) stays, the file is not
+    # hashed again at every use
+    cache = ImageCache(tmp_path / "cache", None)
+    data = make_data(5000)
+    path = cache.put(md5_image("img", data), [data])
+    mtime = path.stat().st_mtime_ns
+    aged(path, 100)
+    atime = path.stat().st_atime_ns
+    alter_in_place(path)
+    assert cache.get(md5_image("img", data)) == path
+    assert path.stat().st_mtime_ns == mtime and path.stat().st_atime_ns > atime
+    assert cache.get(md5_image("img", data)) == path
+
+
+def test_abandoned_temporary_files_and_folders_go_with_a_log_line(tmp_path, caplog):
+    cache = ImageCache(tmp_path / "cache", None)  # no limit: the cleaning happens anyway
+    cache.ready()
+    stale_file = cache.directory / ".partial-dead"
+    stale_file.write_bytes(b"x")
+    stale_folder = cache.directory / ".partial-folder"
+    (stale_folder / "inner").mkdir(parents=True)
+    (stale_folder / "inner" / "file").write_bytes(b"x")
+    old = time.time() - 2 * 3600
+    for path in (stale_file, stale_folder / "inner" / "file", stale_folder / "inner",
+                 stale_folder):
+        os.utime(path, (old, old))
+    fresh = cache.directory / ".partial-live"
+    fresh.write_bytes(b"y")
+    other = cache.directory / "not-a-temporary"
+    other.write_bytes(b"z")
+    os.utime(other, (old, old))
+    data = make_data(100)
+    with caplog.at_level(logging.INFO, logger="glancesync.transfer"):
+        cache.put(md5_image("img", data), [data])
+    assert not stale_file.exists() and not stale_folder.exists()
+    assert fresh.exists() and other.exists()
+    assert sorted(caplog.messages) == sorted(
+        f"removing abandoned temporary file {path}" for path in (stale_file, stale_folder))
