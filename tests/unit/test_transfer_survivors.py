@@ -529,3 +529,88 @@ def test_abandoned_temporary_files_and_folders_go_with_a_log_line(tmp_path, capl
     assert fresh.exists() and other.exists()
     assert sorted(caplog.messages) == sorted(
         f"removing abandoned temporary file {path}" for path in (stale_file, stale_folder))
+
+
+# -- the download's guards: _counted; images_dir oddities: _from_images_dir ------------------
+
+class Talkative:
+    """A master adapter sending ``data`` whatever the image declares, and noting whether
+    the download was closed."""
+
+    name = "talkative"
+
+    def __init__(self, data: bytes, on_chunk=None) -> None:
+        self.data = data
+        self.closed = False
+        self.on_chunk = on_chunk
+
+    def download_data(self, image_id: str):
+        outer = self
+
+        class Download:
+            def __iter__(self):
+                for chunk in split(outer.data, 1000):
+                    if outer.on_chunk:
+                        outer.on_chunk()
+                    yield chunk
+
+            def close(self):
+                outer.closed = True
+        return Download()
+
+
+def test_a_master_sending_more_than_declared_is_cut_off_and_closed(tmp_path):
+    data = make_data(5000)
+    image = md5_image("img", data[:2500])
+    master = Talkative(data)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    with pytest.raises(ChecksumMismatchError) as caught:
+        source.path(image)
+    assert str(caught.value) == ("image img (img): the master sent more than the 2500 bytes"
+                                 " the image declares: download stopped")
+    assert master.closed and source.bytes_downloaded == 2000  # the third chunk is refused
+    assert source.cache.entries() == []
+
+
+def test_a_stop_during_a_download_ends_it_at_the_next_chunk(tmp_path):
+    from glancesync.errors import StoppedError
+    from glancesync.stopping import StopRequest
+    data = make_data(5000)
+    stop = StopRequest()
+    chunks = []
+    master = Talkative(data, on_chunk=lambda: chunks.append(1) if len(chunks) < 2
+                       else stop.set("test"))
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None), stop=stop)
+    with pytest.raises(StoppedError):
+        source.path(md5_image("img", data))
+    assert master.closed and source.bytes_downloaded == 2000
+    assert source.cache.entries() == []
+
+
+def test_an_images_dir_entry_that_is_no_regular_file_is_ignored_with_a_warning(
+        tmp_path, master, caplog):
+    data = make_data(5000)
+    image = upload(master, data)
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    os.mkfifo(images_dir / image.id)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None), images_dir)
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        assert source.path(image) == source.cache.path_for(image)
+        source.path(image)
+    assert caplog.messages == [f"ignoring {images_dir / image.id}: not a regular file (a"
+                               " FIFO, a device or a socket)"]
+    assert source.images_dir_hits == 0 and source.downloads == 1
+
+
+def test_an_id_that_names_no_file_of_images_dir_is_not_looked_for_there(tmp_path, master,
+                                                                        caplog):
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    (tmp_path / "x").write_bytes(b"12345")  # what "../x" would name
+    image = Image(id="../x", name="x", status="active", size=5,
+                  checksum=hashlib.md5(b"12345").hexdigest())
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", 1), images_dir)
+    with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
+        assert source.uncached(image) is not None  # not "found" in images_dir's parent
+    assert "master image id '../x' cannot name a file of images_dir" in caplog.messages
