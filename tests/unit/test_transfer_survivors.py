@@ -17,7 +17,7 @@ from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.image import Image
 from glancesync.integrity import CHUNK_SIZE
-from glancesync.transfer import ImageCache, MasterImageSource
+from glancesync.transfer import ImageCache, MasterImageSource, _chunks_of
 
 MiB = 1024 * 1024
 
@@ -344,6 +344,30 @@ def test_a_conversion_of_an_md5_only_master_is_found_again_by_its_record(tmp_pat
     again = later.prepare(image, "raw")
     assert later.conversions == 0 and later.downloads == 0
     assert (again.checksum, again.size) == (first.checksum, first.size)
+    assert (again.id, again.name, again.status, again.disk_format, again.container_format,
+            again.os_hash_algo, again.os_hash_value) == (image.id, "img", "active", "raw",
+                                                         "bare", None, None)
+
+
+def test_a_converted_file_that_does_not_match_its_record_is_discarded(tmp_path, caplog):
+    image = Image(id="img", name="img", status="active", size=60, checksum="0" * 32,
+                  disk_format="qcow2")
+    path, _ = ImageCache(tmp_path / "cache", None).put_converted(
+        image, "raw", lambda temp: temp.write_bytes(b"converted"))
+    alter_in_place(path)
+    cache = ImageCache(tmp_path / "cache", None)  # another run: nothing remembered
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        assert cache.get_converted(image, "raw") is None
+    assert caplog.messages == [f"converted cache file {path} does not match its record;"
+                               " discarding it"]
+    assert not path.exists() and not path.with_name(f".{path.name}.json").exists()
+
+
+def test_cache_files_are_hashed_in_chunks(tmp_path):
+    path = tmp_path / "data"
+    path.write_bytes(make_data(2 * CHUNK_SIZE + 5))
+    with open(path, "rb") as handle:
+        assert [len(chunk) for chunk in _chunks_of(handle)] == [CHUNK_SIZE, CHUNK_SIZE, 5]
 
 
 def test_a_conversion_of_a_multihash_master_is_hashed_once_with_it(tmp_path, master):
