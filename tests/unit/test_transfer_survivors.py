@@ -17,7 +17,7 @@ from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.image import Image
 from glancesync.integrity import CHUNK_SIZE
-from glancesync.transfer import ImageCache, MasterImageSource, _chunks_of
+from glancesync.transfer import ImageCache, MasterImageSource, _chunks_of, default_cache_dir
 
 MiB = 1024 * 1024
 
@@ -638,3 +638,80 @@ def test_an_id_that_names_no_file_of_images_dir_is_not_looked_for_there(tmp_path
     with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
         assert source.uncached(image) is not None  # not "found" in images_dir's parent
     assert "master image id '../x' cannot name a file of images_dir" in caplog.messages
+
+
+# -- the conversion's log lines: converted ------------------------------------------------
+
+def test_a_conversion_is_logged_with_the_master_the_image_and_the_formats(tmp_path, master,
+                                                                          caplog):
+    image = qcow2_image(tmp_path, master)
+    for index, (adapter, img, shown, named) in enumerate((
+            (master, image, master.name, "img"),
+            (Nameless(master), dataclasses.replace(image, name=None), "master", image.id))):
+        source = MasterImageSource(adapter, ImageCache(tmp_path / f"cache{index}", None))
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
+            path, _ = source.converted(img, "raw")
+        infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+        assert infos[-1] == (f"{shown}: converting image {named} ({image.id}) from qcow2 to"
+                             " raw once for every region storing raw")
+        labelled = "img (" + image.id + ")" if named == "img" else image.id
+        assert any(re.fullmatch(rf"converted {re.escape(labelled)} in \d+\.\d s", m)
+                   for m in caplog.messages), caplog.messages
+        assert source.conversions == 1
+        assert source.converted(img, "raw")[0] == path and source.conversions == 1
+
+
+# -- the cache's settings and versions: ImageCache.__init__, _remove_other_versions --------
+
+def test_a_cache_takes_a_folder_name_a_limit_of_0_and_refuses_a_negative_one(tmp_path):
+    cache = ImageCache(str(tmp_path / "cache"), 0)
+    assert cache.directory == tmp_path / "cache" and cache.max_size == 0
+    assert ImageCache().directory == default_cache_dir()
+    assert ImageCache(tmp_path).max_size is None
+    with pytest.raises(ValueError, match=r"^max_size must be positive or None$"):
+        ImageCache(tmp_path, -1)
+
+
+def test_a_new_version_removes_the_old_ones_and_their_conversions_only(tmp_path):
+    cache = ImageCache(tmp_path / "cache", None)
+    first, second = make_data(100, 1), make_data(100, 2)
+    old = cache.put(md5_image("img", first), [first])
+    old_raw, _ = cache.put_converted(md5_image("img", first), "raw",
+                                     lambda temp: temp.write_bytes(b"old"))
+    neighbour = cache.put(md5_image("img2", first), [first])  # "img2." is not "img."
+    with cache.pinned(old):
+        new = cache.put(md5_image("img", second), [second])
+        assert old.exists()  # in use: kept
+    assert not old_raw.exists()
+    new_raw, _ = cache.put_converted(md5_image("img", second), "raw",
+                                     lambda temp: temp.write_bytes(b"new"))
+    again = cache.put(md5_image("img", second), [second])  # the same version again
+    assert again == new and new_raw.exists() and neighbour.exists()
+    cache.put(md5_image("img", first), [first])
+    assert not new.exists() and not new_raw.exists() and not old_raw.exists()
+
+
+def test_an_images_dir_entry_may_be_the_operators_link(tmp_path, master):
+    data = make_data(5000)
+    image = upload(master, data)
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    (tmp_path / "elsewhere").write_bytes(data)
+    (images_dir / image.id).symlink_to(tmp_path / "elsewhere")
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None), str(images_dir))
+    assert source.path(image) == images_dir / image.id
+    assert source.images_dir_hits == 1 and source.downloads == 0
+
+
+def test_the_room_of_the_cache_is_measured_on_its_nearest_existing_folder(tmp_path):
+    cache = ImageCache(tmp_path / "not" / "yet", None)
+    huge = Image(id="huge", name="huge", status="active", size=2**62, checksum="0" * 32)
+    why = cache.cannot_hold(huge)
+    assert re.fullmatch(r"it is larger \(4398046511104\.0 MiB\) than the room of the"
+                        rf" cache's file system \(\d+\.\d MiB in {re.escape(str(tmp_path))}\)",
+                        why), why
+    limited = ImageCache(tmp_path / "cache", 3 * MiB // 2)
+    assert limited.cannot_hold(dataclasses.replace(huge, size=2 * MiB)) == (
+        "it is larger (2.0 MiB) than cache_max_size (1.5 MiB)")
+    assert limited.cannot_hold(dataclasses.replace(huge, size=3 * MiB // 2)) is None
