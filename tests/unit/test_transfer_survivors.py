@@ -8,6 +8,8 @@ import logging
 import os
 import re
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -715,3 +717,72 @@ def test_the_room_of_the_cache_is_measured_on_its_nearest_existing_folder(tmp_pa
     assert limited.cannot_hold(dataclasses.replace(huge, size=2 * MiB)) == (
         "it is larger (2.0 MiB) than cache_max_size (1.5 MiB)")
     assert limited.cannot_hold(dataclasses.replace(huge, size=3 * MiB // 2)) is None
+
+
+class Holding(LocalRegionAdapter):
+    """A real local master whose download of one image waits for ``release``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.held: str | None = None
+        self.release = threading.Event()
+        self.started = threading.Event()
+
+    def download_data(self, image_id: str):
+        chunks = super().download_data(image_id)
+        if image_id != self.held:
+            return chunks
+
+        def held():
+            self.started.set()
+            assert self.release.wait(300)
+            yield from chunks
+        return held()
+
+
+def blocked_in_converted(thread: threading.Thread) -> bool:
+    """Whether ``thread`` runs no Python code below ``MasterImageSource.converted`` (it
+    waits there for a lock; mutmut's copy renames the function ``...ǁconverted__...``)."""
+    frame = sys._current_frames().get(thread.ident)
+    return frame is not None and re.search(r"(^|ǁ)converted($|__mutmut)",
+                                           frame.f_code.co_name) is not None
+
+
+def test_conversions_of_one_image_are_made_once_others_go_on_meanwhile(tmp_path):
+    # converted: the lock is per image and format, and the conversion is looked for
+    # again once it is held (a thread that waited finds the file the other one made)
+    master = Holding("master:Master", tmp_path / "master", "admin-project")
+    try:
+        first = qcow2_image(tmp_path, master)
+        other = qcow2_image(tmp_path, master)
+        master.held = first.id
+        source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+        results: dict[str, object] = {}
+
+        def convert(key: str, image: Image) -> None:
+            try:
+                results[key] = source.converted(image, "raw")
+            except BaseException as exc:  # reported by the main thread
+                results[key] = exc
+
+        threads = {key: threading.Thread(target=convert, args=(key, image))
+                   for key, image in (("one", first), ("two", first), ("other", other))}
+        threads["one"].start()
+        assert master.started.wait(120)  # "one" holds the lock of (first, raw)
+        threads["two"].start()
+        for _ in range(1200):  # "two" waits for that lock (its frame is in converted)
+            if not threads["two"].is_alive() or blocked_in_converted(threads["two"]):
+                break
+            threads["two"].join(0.1)
+        threads["other"].start()
+        threads["other"].join(120)  # another image converts meanwhile
+        assert "other" in results and not isinstance(results["other"], BaseException)
+        assert "one" not in results and "two" not in results
+        master.release.set()
+        for key in ("one", "two"):
+            threads[key].join(120)
+        assert results["one"] == results["two"]
+        assert source.conversions == 2 and source.downloads == 2
+    finally:
+        master.release.set()
+        master.close()
