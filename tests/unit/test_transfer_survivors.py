@@ -786,3 +786,24 @@ def test_conversions_of_one_image_are_made_once_others_go_on_meanwhile(tmp_path)
     finally:
         master.release.set()
         master.close()
+
+
+def test_the_master_file_stays_while_it_is_converted_even_over_the_limit(tmp_path, master):
+    # converted pins the master file: the room made for the conversion never takes it
+    image = qcow2_image(tmp_path, master)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", max_size=1))
+    path, converted = source.converted(image, "raw")
+    assert converted.size == MiB and source.conversions == 1
+
+
+def test_a_refused_conversion_names_the_image_and_keeps_the_sources_limits(tmp_path, master):
+    from glancesync.convert import Limits
+    from glancesync.errors import ImageRefusedError
+    image = qcow2_image(tmp_path, master)  # 1 MiB of virtual size
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None),
+                               limits=Limits(max_virtual_size=MiB // 2))
+    with pytest.raises(ImageRefusedError) as caught:
+        source.converted(image, "raw")
+    assert caught.value.image == f"img ({image.id})"
+    assert str(caught.value).startswith(f"image img ({image.id}): refused before conversion")
+    assert "virtual size" in str(caught.value) and source.conversions == 0
