@@ -858,3 +858,26 @@ def test_an_image_already_cached_or_in_images_dir_is_not_streamed(tmp_path, mast
     assert other.uncached(image) is None
     assert b"".join(other.chunks(image)) == data
     assert other.images_dir_hits == 1 and other.downloads == 0
+
+
+def test_downloads_of_other_images_go_on_while_one_is_slow(tmp_path):
+    # path: the download lock is per image
+    master = Holding("master:Master", tmp_path / "master", "admin-project")
+    try:
+        slow, other = (upload(master, make_data(5000, seed), f"i{seed}") for seed in (1, 2))
+        master.held = slow.id
+        source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+        results: dict[str, object] = {}
+        threads = {key: threading.Thread(target=lambda k=key, i=image: results.update(
+            {k: source.path(i)})) for key, image in (("slow", slow), ("other", other))}
+        threads["slow"].start()
+        assert master.started.wait(120)
+        threads["other"].start()
+        threads["other"].join(120)
+        assert "other" in results and "slow" not in results
+        master.release.set()
+        threads["slow"].join(120)
+        assert results["slow"] == source.cache.path_for(slow)
+    finally:
+        master.release.set()
+        master.close()
