@@ -412,9 +412,11 @@ def test_put_converted_makes_room_first_and_writes_a_hidden_temporary(tmp_path):
     kept = cache.put(Image(id="old", name="old", status="active", size=50,
                            checksum=hashlib.md5(old).hexdigest()), [old])
     cache.max_size = cache.total_size()
+    before = entry_names(cache)
+    assert kept.name in before and len(before) == 2
     seen.clear()
     cache.put_converted(dataclasses.replace(image, id="other", size=None), "raw", write)
-    assert kept.name in seen["entries"]
+    assert seen["entries"] == before
 
 
 def test_put_makes_room_before_the_first_byte(tmp_path):
