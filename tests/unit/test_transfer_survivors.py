@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import linecache
 import logging
 import os
 import re
@@ -698,7 +699,7 @@ def test_a_new_version_removes_the_old_ones_and_their_conversions_only(tmp_path)
     assert not new.exists() and not new_raw.exists() and not old_raw.exists()
 
 
-def test_an_images_dir_entry_may_be_the_operators_link(tmp_path, master):
+def test_an_images_dir_entry_may_be_the_operators_link(tmp_path, master, caplog):
     data = make_data(5000)
     image = upload(master, data)
     images_dir = tmp_path / "images"
@@ -706,7 +707,9 @@ def test_an_images_dir_entry_may_be_the_operators_link(tmp_path, master):
     (tmp_path / "elsewhere").write_bytes(data)
     (images_dir / image.id).symlink_to(tmp_path / "elsewhere")
     source = MasterImageSource(master, ImageCache(tmp_path / "cache", None), str(images_dir))
-    assert source.path(image) == images_dir / image.id
+    with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
+        assert source.path(image) == images_dir / image.id
+    assert f"using {images_dir / image.id} for cirros ({image.id})" in caplog.messages
     assert source.images_dir_hits == 1 and source.downloads == 0
 
 
@@ -862,8 +865,15 @@ def test_an_image_already_cached_or_in_images_dir_is_not_streamed(tmp_path, mast
     assert other.images_dir_hits == 1 and other.downloads == 0
 
 
-def test_downloads_of_other_images_go_on_while_one_is_slow(tmp_path):
-    # path: the download lock is per image
+def waiting_for_a_lock(thread: threading.Thread) -> bool:
+    """Whether ``thread`` stands at a ``with self._lock_for(...)`` line (waiting there)."""
+    frame = sys._current_frames().get(thread.ident)
+    return frame is not None and "_lock_for(" in linecache.getline(
+        frame.f_code.co_filename, frame.f_lineno)
+
+
+def test_downloads_of_other_images_go_on_while_one_is_slow(tmp_path, caplog):
+    # path: the download lock is per image; who waited for it finds the file downloaded
     master = Holding("master:Master", tmp_path / "master", "admin-project")
     try:
         slow, other = (upload(master, make_data(5000, seed), f"i{seed}") for seed in (1, 2))
@@ -871,15 +881,27 @@ def test_downloads_of_other_images_go_on_while_one_is_slow(tmp_path):
         source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
         results: dict[str, object] = {}
         threads = {key: threading.Thread(target=lambda k=key, i=image: results.update(
-            {k: source.path(i)})) for key, image in (("slow", slow), ("other", other))}
+            {k: source.path(i)})) for key, image in (("slow", slow), ("same", slow),
+                                                    ("other", other))}
         threads["slow"].start()
         assert master.started.wait(120)
         threads["other"].start()
         threads["other"].join(120)
         assert "other" in results and "slow" not in results
+        caplog.set_level(logging.DEBUG, logger="glancesync.transfer")
+        threads["same"].start()
+        for _ in range(1200):
+            if waiting_for_a_lock(threads["same"]):
+                break
+            threads["same"].join(0.1)
+        assert waiting_for_a_lock(threads["same"])
         master.release.set()
-        threads["slow"].join(120)
-        assert results["slow"] == source.cache.path_for(slow)
+        for key in ("slow", "same"):
+            threads[key].join(120)
+        path = source.cache.path_for(slow)
+        assert results["slow"] == results["same"] == path
+        assert f"cache hit for i1 ({slow.id}) after waiting: {path}" in caplog.messages
+        assert (source.downloads, source.cache_hits) == (2, 1)
     finally:
         master.release.set()
         master.close()
