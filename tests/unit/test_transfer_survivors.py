@@ -229,6 +229,12 @@ def test_a_wrong_images_dir_file_is_warned_about_at_its_first_use_only(tmp_path,
         for _ in range(2):
             source.path(image)
     assert caplog.messages == [warning]
+    second = upload(master, make_data(5000, seed=4), "second")  # another file: its warning
+    (images_dir / second.id).write_bytes(make_data(5000, seed=5))
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        source.path(second)
+    assert len(caplog.messages) == 2 and f"ignoring {images_dir / second.id}" in \
+        caplog.messages[1]
 
 
 # -- the download into the cache: _download, path ----------------------------------------
@@ -680,7 +686,19 @@ def test_a_cache_takes_a_folder_name_a_limit_of_0_and_refuses_a_negative_one(tmp
         ImageCache(tmp_path, -1)
 
 
-def test_a_new_version_removes_the_old_ones_and_their_conversions_only(tmp_path):
+def test_a_cache_file_that_cannot_be_trusted_is_named_and_removed(tmp_path, caplog):
+    cache = ImageCache(tmp_path / "cache", None)
+    cache.ready()
+    image = md5_image("img", b"data")
+    os.mkfifo(cache.path_for(image))
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        assert cache.get(image) is None
+    assert caplog.messages == [f"cache file {cache.path_for(image)} is not a regular file"
+                               " (a FIFO, a device or a socket): refused; removing it"]
+    assert not cache.path_for(image).exists()
+
+
+def test_a_new_version_removes_the_old_ones_and_their_conversions_only(tmp_path, caplog):
     cache = ImageCache(tmp_path / "cache", None)
     first, second = make_data(100, 1), make_data(100, 2)
     old = cache.put(md5_image("img", first), [first])
@@ -695,8 +713,11 @@ def test_a_new_version_removes_the_old_ones_and_their_conversions_only(tmp_path)
                                      lambda temp: temp.write_bytes(b"new"))
     again = cache.put(md5_image("img", second), [second])  # the same version again
     assert again == new and new_raw.exists() and neighbour.exists()
-    cache.put(md5_image("img", first), [first])
+    with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
+        cache.put(md5_image("img", first), [first])
     assert not new.exists() and not new_raw.exists() and not old_raw.exists()
+    assert {f"removing stale cache file {new}", f"removing stale cache file {new_raw}"} <= \
+        set(caplog.messages)
 
 
 def test_an_images_dir_entry_may_be_the_operators_link(tmp_path, master, caplog):
