@@ -926,3 +926,15 @@ def test_downloads_of_other_images_go_on_while_one_is_slow(tmp_path, caplog):
     finally:
         master.release.set()
         master.close()
+
+
+def test_a_corrupted_cache_file_is_discarded_with_a_warning_in_words(tmp_path, caplog):
+    data = make_data(500)
+    path = ImageCache(tmp_path / "cache", None).put(md5_image("img", data), [data])
+    alter_in_place(path)
+    cache = ImageCache(tmp_path / "cache", None)  # another run: nothing remembered
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        assert cache.get(md5_image("img", data)) is None
+    assert caplog.messages == [f"cache file {path} is corrupted (size or hash differs from"
+                               " the master's); discarding it"]
+    assert not path.exists()
