@@ -638,6 +638,12 @@ def test_an_images_dir_entry_that_is_no_regular_file_is_ignored_with_a_warning(
     assert caplog.messages == [f"ignoring {images_dir / image.id}: not a regular file (a"
                                " FIFO, a device or a socket)"]
     assert source.images_dir_hits == 0 and source.downloads == 1
+    second = upload(master, make_data(5000, seed=6), "second")  # another one: warned too
+    os.mkfifo(images_dir / second.id)
+    with caplog.at_level(logging.WARNING, logger="glancesync.transfer"):
+        source.path(second)
+    assert len(caplog.messages) == 2 and f"ignoring {images_dir / second.id}" in \
+        caplog.messages[1]
 
 
 def test_an_id_that_names_no_file_of_images_dir_is_not_looked_for_there(tmp_path, master,
