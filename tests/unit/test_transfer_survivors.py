@@ -944,3 +944,30 @@ def test_a_corrupted_cache_file_is_discarded_with_a_warning_in_words(tmp_path, c
     assert caplog.messages == [f"cache file {path} is corrupted (size or hash differs from"
                                " the master's); discarding it"]
     assert not path.exists()
+
+
+def test_cache_and_images_dir_files_are_checked_by_the_preferred_hash_and_size(tmp_path,
+                                                                              master):
+    data = make_data(5000)
+    image = dataclasses.replace(upload(master, data), checksum="0" * 32)  # md5 not used
+    cache = ImageCache(tmp_path / "cache", None)
+    assert cache.put(image, [data]).read_bytes() == data
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    (images_dir / image.id).write_bytes(data)
+    assert cache.check_file(images_dir / image.id, image)
+    md5_only = md5_image(image.id, data)
+    assert cache.check_file(images_dir / image.id, md5_only)
+    with pytest.raises(ChecksumMismatchError, match="size mismatch: expected 5001 bytes"):
+        cache.put(dataclasses.replace(md5_only, id="other", size=5001), [data])
+
+
+def test_a_file_that_does_not_match_is_logged_as_such(tmp_path, caplog):
+    data = make_data(500)
+    path = tmp_path / "file"
+    path.write_bytes(data[::-1])
+    with caplog.at_level(logging.DEBUG, logger="glancesync.transfer"):
+        assert not ImageCache(tmp_path / "cache", None).check_file(path,
+                                                                   md5_image("img", data))
+    assert any(m.startswith(f"{path} does not match: image img (img): md5 mismatch")
+               for m in caplog.messages), caplog.messages
