@@ -971,3 +971,19 @@ def test_a_file_that_does_not_match_is_logged_as_such(tmp_path, caplog):
                                                                    md5_image("img", data))
     assert any(m.startswith(f"{path} does not match: image img (img): md5 mismatch")
                for m in caplog.messages), caplog.messages
+
+
+def test_put_failing_to_write_is_a_transfer_error_naming_the_file(tmp_path):
+    cache = ImageCache(tmp_path / "cache", None)
+    image = md5_image("img", b"data")
+
+    def chunks():
+        yield b"da"
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(TransferError) as caught:
+        cache.put(image, chunks())
+    assert str(caught.value) == (f"image img (img): cannot store the image data in"
+                                 f" {cache.path_for(image)}: [Errno 28] No space left on"
+                                 " device")
+    assert caught.value.image == "img (img)" and cache.entries() == []
