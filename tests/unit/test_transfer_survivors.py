@@ -618,8 +618,9 @@ def test_a_stop_during_a_download_ends_it_at_the_next_chunk(tmp_path):
     master = Talkative(data, on_chunk=lambda: chunks.append(1) if len(chunks) < 2
                        else stop.set("test"))
     source = MasterImageSource(master, ImageCache(tmp_path / "cache", None), stop=stop)
-    with pytest.raises(StoppedError):
+    with pytest.raises(StoppedError) as caught:
         source.path(md5_image("img", data))
+    assert caught.value.image == "img (img)"
     assert master.closed and source.bytes_downloaded == 2000
     assert source.cache.entries() == []
 
