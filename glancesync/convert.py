@@ -45,6 +45,7 @@ import json
 import logging
 import math
 import os
+import resource
 import shutil
 import struct
 import subprocess
@@ -124,11 +125,25 @@ def _refused(why: str, image: str | None) -> ImageRefusedError:
     return ImageRefusedError(f"refused before conversion: {why}", image=image)
 
 
+def _capped(limit: int, which: int) -> int:
+    """``limit``, or the hard limit ``which`` this process already has if lower.
+
+    The wrapper sets soft and hard limits; asking more than the inherited hard
+    limit (``ulimit -t``, systemd ``LimitCPU=``) fails unless the process may
+    raise limits, and every conversion would then be refused.
+    """
+    hard = resource.getrlimit(which)[1]
+    return limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+
+
 def _prlimit(address_space: int, cpu_seconds: float, file_size: int | None) -> list[str]:
-    """oslo.concurrency's prlimit wrapper command (as processutils builds it)."""
+    """oslo.concurrency's prlimit wrapper command (as processutils builds it), its
+    limits capped at those this process has."""
     from oslo_concurrency.processutils import ProcessLimits
-    limits = ProcessLimits(address_space=address_space, cpu_time=max(1, math.ceil(cpu_seconds)),
-                           file_size=file_size)
+    limits = ProcessLimits(
+        address_space=_capped(address_space, resource.RLIMIT_AS),
+        cpu_time=_capped(max(1, math.ceil(cpu_seconds)), resource.RLIMIT_CPU),
+        file_size=None if file_size is None else _capped(file_size, resource.RLIMIT_FSIZE))
     return [sys.executable, "-m", "oslo_concurrency.prlimit", *limits.prlimit_args(), "--"]
 
 

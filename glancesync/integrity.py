@@ -34,8 +34,7 @@ from glancesync.image import Image
 
 __all__ = [
     "CHUNK_SIZE", "FileData", "HashingStream", "atomic_file", "expected_hash",
-    "fsync_directory", "hash_file", "label", "open_regular_file", "read_chunks",
-    "unlink_quietly", "verify",
+    "fsync_directory", "label", "open_regular_file", "unlink_quietly", "verify",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -175,27 +174,6 @@ def verify(image: Image, md5: str | None, os_hash: str | None, *,
             raise ChecksumMismatchError(
                 f"{name} mismatch: expected {expected}, got {actual.lower()}",
                 image=label(image))
-
-
-def read_chunks(path: Path, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-    """The bytes of the file at ``path``, in chunks of ``chunk_size``.
-
-    :raises OSError: the file cannot be opened or read.
-    """
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            yield chunk
-
-
-def hash_file(path: Path, image: Image) -> HashingStream:
-    """Hash the file at ``path`` with the preferred hash of ``image``.
-
-    :raises OSError: the file cannot be read.
-    """
-    stream = HashingStream.for_image(read_chunks(path), image, preferred_only=True)
-    for _ in stream:
-        pass
-    return stream
 
 
 def open_regular_file(path: str | os.PathLike[str], max_size: int | None = None) -> BinaryIO:

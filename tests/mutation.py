@@ -59,11 +59,14 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
              ("tests/unit/plan", "tests/unit/test_plan.py")),
     "integrity": (("glancesync/integrity.py",),
                   ("tests/unit/test_transfer.py", "tests/unit/executor",
-                   # they read files through open_regular_file, hash_file, FileData
+                   # they read files through open_regular_file and FileData
                    "tests/unit/test_hostile_paths.py", "tests/unit/test_glance_adapter.py",
                    "tests/unit/test_localstore.py", "tests/unit/test_integrity_survivors.py")),
     "transfer": (("glancesync/transfer.py",),
-                 ("tests/unit/test_transfer.py", "tests/unit/test_readback.py")),
+                 ("tests/unit/test_transfer.py", "tests/unit/test_readback.py",
+                  # they use the cache and its converted copies directly
+                  "tests/unit/test_convert.py", "tests/unit/test_hostile_images.py",
+                  "tests/unit/test_transfer_survivors.py")),
     "selection": (("glancesync/selection.py",),
                   ("tests/unit/test_selection.py", "tests/unit/test_selection_survivors.py",
                    "tests/unit/test_plan.py")),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -207,3 +208,32 @@ def test_status_shows_the_conversion_of_each_region(tmp_path, monkeypatch):
     assert formats == {"RegionA": ["qcow2"], "RegionB": ["raw"]}
     assert {s.status for s in gs.status(["RegionA", "RegionB"]).statuses} == {Status.OK}
     assert isinstance(gs.adapter("RegionB").list_images()[0], Image)
+
+
+def test_a_conversion_works_under_a_cpu_limit_lower_than_its_own(tmp_path):
+    """A process started with a CPU time limit (``ulimit -t``, systemd ``LimitCPU=``,
+    mutmut's workers) below ``convert_timeout`` still converts: qemu-img's limit is
+    capped at the inherited hard limit, never asked above it (which only a process
+    allowed to raise limits may do). Checked in a forked child that lowers its own
+    hard limit; the conversion itself is checked in this process too."""
+    import resource
+    qcow2, raw = make_qcow2(tmp_path, size=MIB)
+    convert(tmp_path / "disk.qcow2", "qcow2", tmp_path / "here.raw", "raw")
+    assert (tmp_path / "here.raw").read_bytes() == raw
+    pid = os.fork()
+    if pid == 0:  # the child: exits 0 when the conversion worked under its limit
+        status = 1
+        try:
+            used = int(resource.getrusage(resource.RUSAGE_SELF).ru_utime
+                       + resource.getrusage(resource.RUSAGE_SELF).ru_stime)
+            resource.setrlimit(resource.RLIMIT_CPU, (used + 600, used + 601))
+            convert(tmp_path / "disk.qcow2", "qcow2", tmp_path / "child.raw", "raw")
+            status = 0 if (tmp_path / "child.raw").read_bytes() == raw else 2
+        except BaseException as exc:  # reported through the file and the status
+            (tmp_path / "child.error").write_text(repr(exc))
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    error = (tmp_path / "child.error").read_text() if (tmp_path / "child.error").exists() \
+        else ""
+    assert os.waitstatus_to_exitcode(status) == 0, error

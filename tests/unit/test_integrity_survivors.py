@@ -2,13 +2,20 @@
 each names the mutants it kills (mutmut 3.8.1 names, first run)."""
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
+import itertools
+import logging
+import os
 
 import pytest
 
 from glancesync.errors import ChecksumMismatchError, TransferError
 from glancesync.image import Image
-from glancesync.integrity import HashingStream, expected_hash, label, verify
+from glancesync.integrity import (CHUNK_SIZE, FileData, HashingStream, expected_hash,
+                                  fsync_directory, label, open_regular_file,
+                                  unlink_quietly, verify)
 
 DATA = b"some image data"
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -129,3 +136,170 @@ def test_an_algorithm_without_value_compares_no_os_hash():
     # kills verify__mutmut_4 ("and" made "or": the os hash given would be compared with
     # the md5 checksum)
     verify(image(os_hash_algo="sha512", checksum=MD5), MD5, "not the md5", size=len(DATA))
+
+
+# -- the file helpers (second round: mutants named by their function) ----------
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_regular_file_is_opened_blocking_and_not_inherited(tmp_path):
+    # kills open_regular_file's flag mutants that drop O_NONBLOCK's undoing
+    # (set_blocking False/None) and keep the descriptor across exec
+    path = tmp_path / "data"
+    path.write_bytes(DATA)
+    with open_regular_file(path, max_size=len(DATA)) as handle:  # exactly the limit
+        assert handle.read() == DATA
+        assert os.get_blocking(handle.fileno()) is True
+        assert os.get_inheritable(handle.fileno()) is False
+        assert handle.name == str(path)
+    with open_regular_file(str(path)) as handle:  # no limit
+        assert handle.read() == DATA
+
+
+def test_a_file_over_the_limit_is_refused_in_words_and_closed(tmp_path):
+    # kills the EFBIG errno and its words, ">=" for ">", and the refused file left open
+    path = tmp_path / "data"
+    path.write_bytes(DATA)
+    before = _open_fds()
+    with pytest.raises(OSError) as caught:
+        open_regular_file(path, max_size=len(DATA) - 1)
+    # the traceback (kept by ``caught``) keeps the function's frame alive: the
+    # handle must have been closed explicitly
+    assert _open_fds() == before
+    assert caught.value.errno == errno.EFBIG
+    assert caught.value.strerror == (f"{len(DATA)} bytes, more than the {len(DATA) - 1}"
+                                     " allowed")
+
+
+@pytest.mark.timeout(60)  # a mutant that blocks on the FIFO fails, not hangs
+def test_a_fifo_without_writer_is_refused_at_once_and_closed(tmp_path):
+    # kills the mutants of the opening flags that would block on a FIFO (O_NONBLOCK
+    # dropped: the test would hang, mutmut counts a timeout), the EINVAL errno, its
+    # words and the refused handle left open
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    before = _open_fds()
+    with pytest.raises(OSError) as caught:
+        open_regular_file(fifo)
+    assert _open_fds() == before
+    assert caught.value.errno == errno.EINVAL
+    assert caught.value.strerror == "not a regular file (a FIFO, a device or a socket)"
+
+
+def test_a_nul_in_the_path_is_an_os_error_in_words():
+    # kills open_regular_file's ValueError translation (errno and message)
+    with pytest.raises(OSError) as caught:
+        open_regular_file("a\0b")
+    assert caught.value.errno == errno.EINVAL
+    assert "null byte" in caught.value.strerror
+
+
+def test_a_folder_is_refused(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        open_regular_file(tmp_path)
+
+
+@pytest.mark.timeout(60)  # a mutant that blocks on the FIFO fails, not hangs
+def test_fsync_directory_syncs_a_folder_and_never_opens_anything_else(tmp_path):
+    # kills the mutants of fsync_directory's calls (None given: TypeError, not
+    # suppressed), of its flags (without O_DIRECTORY a FIFO's opening blocks: a
+    # timeout), and the descriptor left open
+    before = _open_fds()
+    fsync_directory(tmp_path)
+    assert _open_fds() == before
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    fsync_directory(fifo)  # refused by O_DIRECTORY, not blocked on
+    fsync_directory(tmp_path / "missing")  # best effort: no error
+    assert _open_fds() == before
+
+
+def test_unlink_quietly_removes_ignores_missing_and_logs_other_failures(tmp_path, caplog):
+    # kills unlink_quietly's mutants: the warning's level and words, the missing
+    # file logged or raised
+    path = tmp_path / "data"
+    path.write_bytes(DATA)
+    caplog.set_level(logging.DEBUG, logger="glancesync.integrity")
+    unlink_quietly(path)
+    assert not path.exists()
+    unlink_quietly(path)
+    assert caplog.records == []
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    unlink_quietly(folder)  # a folder: IsADirectoryError, an OSError
+    assert folder.is_dir()
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith(f"could not remove {folder}: [Errno 21]")
+
+
+def test_an_unknown_hash_algorithm_is_refused_in_words():
+    # kills _new_hash's error message mutants
+    with pytest.raises(TransferError) as caught:
+        HashingStream([DATA], "nohash")
+    assert str(caught.value) == "unsupported hash algorithm 'nohash'"
+    assert isinstance(caught.value.__cause__, ValueError)
+
+
+def test_file_data_reads_its_size_in_chunks_from_the_start_every_time(tmp_path):
+    # kills FileData.__iter__'s mutants: chunk size and bounds, the offset kept,
+    # the progress reported per chunk; and __repr__'s
+    path = tmp_path / "data"
+    path.write_bytes(b"a" * CHUNK_SIZE + b"bc" + b"beyond the size")
+    steps: list[int] = []
+    with open(path, "rb") as handle:
+        handle.seek(5)
+        data = FileData(handle, CHUNK_SIZE + 2, steps.append)
+        for _ in range(2):
+            # at most 3: a mutant that rereads the same chunk for ever fails at once
+            # (without filling the memory)
+            chunks = list(itertools.islice(data, 3))
+            assert [len(chunk) for chunk in chunks] == [CHUNK_SIZE, 2]
+            assert chunks[1] == b"bc"
+        assert handle.tell() == 5
+        assert steps == [CHUNK_SIZE, 2] * 2
+        data.advance(0)
+        assert steps == [CHUNK_SIZE, 2] * 2
+        FileData(handle, 3).advance(3)  # without progress: nothing to call
+        assert repr(data) == f"<FileData {path} {CHUNK_SIZE + 2} bytes>"
+    assert repr(FileData(io.BytesIO(DATA), 4)) == "<FileData ? 4 bytes>"
+
+
+def test_file_data_stops_at_the_end_of_a_shorter_file(tmp_path):
+    path = tmp_path / "data"
+    path.write_bytes(DATA)
+    with open(path, "rb") as handle:
+        assert list(FileData(handle, len(DATA) + 10)) == [DATA]
+
+
+def test_a_terminal_named_as_a_file_is_refused_without_becoming_the_controlling_one():
+    # kills open_regular_file__mutmut_2 (O_NOCTTY lost: "|" made "&"): a daemon (a
+    # session leader without terminal) given a terminal's path would take it as its
+    # controlling terminal. Checked in a forked child, a session leader of its own;
+    # the refusal itself also in this process (mutmut sees the call).
+    master_fd, slave_fd = os.openpty()
+    try:
+        with pytest.raises(OSError, match="not a regular file"):
+            open_regular_file(os.ttyname(slave_fd))
+    finally:
+        os.close(master_fd)
+        os.close(slave_fd)
+    pid = os.fork()
+    if pid == 0:  # the child: exits 0 when the terminal was refused and not taken
+        status = 1
+        try:
+            os.setsid()
+            master_fd, slave_fd = os.openpty()  # glibc opens it with O_NOCTTY
+            try:
+                open_regular_file(os.ttyname(slave_fd))
+            except OSError:
+                try:
+                    os.close(os.open("/dev/tty", os.O_RDWR))
+                except OSError:  # ENXIO: no controlling terminal
+                    status = 0
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
