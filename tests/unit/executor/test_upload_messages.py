@@ -152,3 +152,21 @@ def test_discarding_a_failed_upload_is_logged_and_its_failure_too(region, caplog
 
 def RegionActions_of(region):  # noqa: N802 - reads as the class it returns
     return Executor(region, None, progress=False).actions
+
+
+def test_validate_command_is_told_which_copy_of_which_master_where(master, region, caplog):
+    from glancesync.executor.validation import ValidationError
+    from tests.unit.executor.test_validation import command
+
+    image = put(master, "a", DATA)
+    keys = ("GLANCESYNC_TARGET", "GLANCESYNC_REGION", "GLANCESYNC_IMAGE_ID",
+            "GLANCESYNC_IMAGE_NAME", "GLANCESYNC_MASTER_IMAGE_ID")
+    probe = command(f"import os; print(*(os.environ.get(k) for k in {keys!r})); exit(1)")
+    executor = Executor(region, DirectSource(master), progress=False, validation=probe)
+    upload = Upload(executor, upload_op(image))
+    with pytest.raises(ValidationError) as refused:
+        upload.apply(RegionResult(REGION))
+    new_id = upload.target.image_id
+    assert refused.value.tail == [f"master RegionA {new_id} a {image.id}"]
+    assert ("INFO", f"{REGION}: validating image a ({new_id}) with validate_command") in (
+        lines(caplog))
