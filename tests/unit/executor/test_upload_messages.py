@@ -170,3 +170,6 @@ def test_validate_command_is_told_which_copy_of_which_master_where(master, regio
     assert refused.value.tail == [f"master RegionA {new_id} a {image.id}"]
     assert ("INFO", f"{REGION}: validating image a ({new_id}) with validate_command") in (
         lines(caplog))
+    # its output goes to the region's log, under the region's name
+    assert ("INFO", f"{REGION}: validate_command: master RegionA {new_id} a {image.id}") in (
+        lines(caplog))
