@@ -1,0 +1,209 @@
+"""glancesync.executor.stream: a broken upload looked at again before a new attempt (issue 27).
+
+After a broken upload Glance may take a few seconds to put the image back
+to ``queued``: a ``saving`` image is given :data:`SETTLE_TIME` (polled every
+:data:`SETTLE_POLL`) before it is taken as stuck, deleted and replaced; one
+that went back to ``queued`` meanwhile is filled again under its id; one that
+disappeared is replaced without a delete. Real local regions whose uploads
+break as scripted (``Faulty``); the waits are recorded, nobody waits.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+import pytest
+
+from glancesync.backends.local.adapter import LocalRegionAdapter
+from glancesync.errors import ConnectionFailure, StoppedError, TransferError
+from glancesync.executor import SETTLE_POLL, SETTLE_TIME, Executor
+from glancesync.executor.stream import SAVING_POLL
+from glancesync.stopping import StopRequest
+
+from tests import scenarios
+from tests.unit.test_executor_faults import MIB, PROJECT, Faulty, policy, sync
+
+REGION = "RegionA"
+
+
+def test_the_settle_time_and_polls():
+    assert (SETTLE_TIME, SETTLE_POLL, SAVING_POLL) == (5.0, 0.25, 2.0)
+
+
+class Reverting(Faulty):
+    """A region whose broken upload leaves the image ``saving`` for ``reads`` more
+    reads, then ``queued`` (Glance noticing the broken connection late); with
+    ``vanish``, the image is gone instead (deleted by someone meanwhile); with
+    ``arrived``, every byte was stored but the client never saw the end of its
+    stream, and the image becomes ``active`` instead (the data arrived)."""
+
+    def __init__(self, *args, reads: int = 0, vanish: bool = False,
+                 arrived: bool = False) -> None:
+        super().__init__(*args)
+        self.reads, self.vanish, self.arrived = reads, vanish, arrived
+        self.reverting: dict[str, int] = {}
+        self.broken = False
+
+    def upload_data(self, image_id: str, chunks: Iterable[bytes], size=None):
+        if self.broken:
+            return super().upload_data(image_id, chunks, size)
+        self.broken = True
+        self.calls.append(("upload", image_id))
+        iterator = iter(chunks)
+        if self.arrived:  # every byte read, the end of the stream never asked for
+            data = b""
+            while len(data) < size:
+                data += next(iterator)
+            LocalRegionAdapter.upload_data(self, image_id, [data], size)
+            self.writable_store.image_update(self.context, image_id, {"status": "saving"},
+                                             from_state="active")
+            self.reverting[image_id] = self.reads
+            raise ConnectionFailure("connection reset by peer", region=self.name)
+        next(iterator)
+        if self.vanish:
+            self.writable_store.image_destroy(self.context, image_id)
+        else:
+            self.writable_store.image_update(self.context, image_id, {"status": "saving"},
+                                             from_state="queued")
+            self.reverting[image_id] = self.reads
+        raise ConnectionFailure("connection reset by peer", region=self.name)
+
+    def get_image(self, image_id: str):
+        left = self.reverting.get(image_id)
+        if left is not None:
+            if left <= 0:
+                del self.reverting[image_id]
+                self.writable_store.image_update(
+                    self.context, image_id, {"status": "active" if self.arrived else "queued"},
+                    from_state="saving")
+            else:
+                self.reverting[image_id] = left - 1
+        return super().get_image(image_id)
+
+
+@pytest.fixture
+def master(tmp_path):
+    return LocalRegionAdapter("Master", tmp_path / "Master", "p-master")
+
+
+def uploads(region) -> list[str]:
+    return [image_id for call, image_id in region.calls if call == "upload"]
+
+
+def test_a_saving_image_is_given_the_settle_time_then_replaced(master, tmp_path, caplog):
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    scenarios.put(master, "img", scenarios.content("die", MIB))
+    region.faults["upload"] = ["die"]
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        result, sleeps = sync(master, region)
+    assert result.success and result.uploaded == 1
+    polls = int(SETTLE_TIME / SETTLE_POLL)
+    assert sleeps == [0.5] + [SETTLE_POLL] * polls  # the retry's wait, then the settling
+    first, second = uploads(region)
+    assert first != second and ("delete", first) in region.calls
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"{REGION}: deleting stuck saving upload img ({first})" in messages
+    assert f"{REGION}: uploading img into new image {second}" in messages
+
+
+def test_a_saving_image_back_to_queued_within_the_settle_time_is_filled_again(master,
+                                                                             tmp_path, caplog):
+    region = Reverting(REGION, tmp_path / REGION, PROJECT, reads=3)
+    scenarios.put(master, "img", scenarios.content("late", MIB))
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        result, sleeps = sync(master, region)
+    assert result.success and result.uploaded == 1
+    assert sleeps == [0.5] + [SETTLE_POLL] * 3
+    first, second = uploads(region)
+    assert first == second and not any(call == "delete" for call, _ in region.calls)
+    assert [c for c, _ in region.calls].count("create") == 1
+    assert (f"{REGION}: image img ({first}) is queued again: uploading into it"
+            in [r.getMessage() for r in caplog.records])
+
+
+def test_an_image_gone_after_a_broken_upload_is_replaced_without_a_delete(master, tmp_path,
+                                                                         caplog):
+    region = Reverting(REGION, tmp_path / REGION, PROJECT, vanish=True)
+    scenarios.put(master, "img", scenarios.content("gone", MIB))
+    result, sleeps = sync(master, region)
+    assert result.success and result.uploaded == 1
+    assert sleeps == [0.5]
+    first, second = uploads(region)
+    assert first != second and not any(call == "delete" for call, _ in region.calls)
+    (image,) = region.list_images()
+    assert image.id == second and image.status == "active"
+
+
+def test_a_stop_during_a_pause_names_the_region(master, tmp_path):
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    stop = StopRequest()
+    retry, sleeps = policy()
+    executor = Executor(region, None, retry=retry, stop=stop, progress=False)
+    executor.stream.pause(1.5)
+    assert sleeps == [1.5]
+    stop.set("SIGTERM received")
+    with pytest.raises(StoppedError) as stopped:
+        executor.stream.pause(2.5)
+    assert sleeps == [1.5, 2.5]  # it waits first, then looks
+    assert stopped.value.region == executor.region
+
+
+def test_a_source_that_cannot_convert_is_refused_before_anything_is_made(master, tmp_path):
+    from glancesync.strategy import Strategy, Transfer
+    from tests.engine import DirectSource
+
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("qcow", MIB))
+    executor = Executor(region, DirectSource(master), progress=False)
+    convert = Transfer(Strategy.STREAM, "raw", "qcow2")
+    with pytest.raises(TransferError, match="the data source cannot convert to raw") as caught:
+        executor.stream.prepare(image, convert)
+    assert (caught.value.region, caught.value.image) == (executor.region, "img")
+    assert executor.stream.prepare(image, Transfer(Strategy.STREAM, "raw")) is image
+    dry = Executor(region, DirectSource(master), progress=False, dry_run=True)
+    assert dry.stream.prepare(image, convert) is image  # a dry run converts nothing
+
+
+def test_an_image_that_became_active_after_a_broken_upload_is_kept(master, tmp_path, caplog):
+    """The data arrived, the answer did not: the image is verified, not sent again."""
+    region = Reverting(REGION, tmp_path / REGION, PROJECT, reads=2, arrived=True)
+    data = scenarios.content("arrived", MIB)
+    scenarios.put(master, "img", data)
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        result, sleeps = sync(master, region)
+    assert result.success and result.uploaded == 1
+    assert sleeps == [0.5] + [SETTLE_POLL] * 2
+    (first,) = uploads(region)
+    (image,) = region.list_images()
+    assert image.id == first and image.checksum == scenarios.md5(data)
+    assert not any(call == "delete" for call, _ in region.calls)
+    assert (f"{REGION}: image img ({first}) became active: the data arrived"
+            in [r.getMessage() for r in caplog.records])
+
+
+def test_a_stop_while_a_broken_upload_settles_names_the_region_and_image(master, tmp_path):
+    from glancesync.executor.stream import NewImage
+    from glancesync.plan.model import Operation, OperationKind
+    from glancesync.strategy import Strategy, Transfer
+    from tests.engine import DirectSource
+
+    region = Reverting(REGION, tmp_path / REGION, PROJECT, reads=10)
+    image = scenarios.put(master, "img", scenarios.content("stop", MIB))
+    stop = StopRequest()
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 3:  # the retry's wait, a settle poll, then a stop
+            stop.set("SIGTERM received")
+
+    retry, _ = policy()
+    retry = type(retry)(retries=3, initial_wait=0.5, max_wait=4, sleep=sleep)
+    executor = Executor(region, DirectSource(master), retry=retry, stop=stop, progress=False)
+    target = NewImage("img", "", {"disk_format": "raw", "container_format": "bare"})
+    target.create(executor.adapter)
+    op = Operation(OperationKind.UPLOAD, "img", master=image, size=image.size)
+    with pytest.raises(StoppedError) as stopped:
+        executor.stream.stream(op, target, Transfer(Strategy.STREAM, "raw"), image.size)
+    assert (stopped.value.region, stopped.value.image) == (executor.region, "img")
+    assert sleeps == [0.5, SETTLE_POLL, SETTLE_POLL]
