@@ -15,7 +15,8 @@ from typing import Iterable
 import pytest
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
-from glancesync.errors import ConnectionFailure, StoppedError, TransferError
+from glancesync.errors import (ConnectionFailure, ServiceError, StoppedError, TransferError,
+                               UploadRestartError)
 from glancesync.executor import SETTLE_POLL, SETTLE_TIME, Executor
 from glancesync.executor.stream import SAVING_POLL
 from glancesync.stopping import StopRequest
@@ -207,3 +208,161 @@ def test_a_stop_while_a_broken_upload_settles_names_the_region_and_image(master,
         executor.stream.stream(op, target, Transfer(Strategy.STREAM, "raw"), image.size)
     assert (stopped.value.region, stopped.value.image) == (executor.region, "img")
     assert sleeps == [0.5, SETTLE_POLL, SETTLE_POLL]
+
+
+# --- every byte sent, then the answer failed: the image is the store's -----------------
+
+class SentThen(Faulty):
+    """Every byte of the first upload is stored, then the answer fails (504) with the
+    image ``saving``; after ``reads`` reads it becomes ``then``: ``gone``,
+    ``killed``, ``queued`` or ``active``."""
+
+    def __init__(self, *args, then: str, reads: int = 1) -> None:
+        super().__init__(*args)
+        self.then, self.reads = then, reads
+        self.left: dict[str, int] = {}
+
+    def upload_data(self, image_id, chunks, size=None):
+        if self.left or any(call == "upload" for call, _ in self.calls):
+            return super().upload_data(image_id, chunks, size)
+        self.calls.append(("upload", image_id))
+        LocalRegionAdapter.upload_data(self, image_id, chunks, size)
+        self.writable_store.image_update(self.context, image_id, {"status": "saving"},
+                                         from_state="active")
+        self.left[image_id] = self.reads
+        raise ServiceError("504 Gateway Timeout", status_code=504, region=self.name)
+
+    def get_image(self, image_id):
+        left = self.left.get(image_id)
+        if left is not None:
+            if left <= 1:
+                del self.left[image_id]
+                if self.then == "gone":
+                    self.writable_store.image_destroy(self.context, image_id)
+                else:
+                    self.writable_store.image_update(self.context, image_id,
+                                                     {"status": self.then},
+                                                     from_state="saving")
+            else:
+                self.left[image_id] = left - 1
+        return super().get_image(image_id)
+
+
+def executor_of(master, region, **kw):
+    from tests.engine import DirectSource
+    retry, sleeps = policy()
+    return Executor(region, DirectSource(master), retry=retry, progress=False, **kw), sleeps
+
+
+def stream_one(executor, image):
+    from glancesync.executor.stream import NewImage
+    from glancesync.plan.model import Operation, OperationKind
+    from glancesync.strategy import Strategy, Transfer
+
+    target = NewImage("img", "", {"disk_format": "raw", "container_format": "bare"})
+    target.create(executor.adapter)
+    op = Operation(OperationKind.UPLOAD, "img", master=image, size=image.size)
+    return target, lambda: executor.stream.stream(op, target, Transfer(Strategy.STREAM, "raw"),
+                                                  image.size)
+
+
+@pytest.mark.parametrize("then, words", [
+    ("gone", "was gone"), ("killed", "became killed")])
+def test_an_image_lost_by_the_store_after_every_byte_is_not_sent_again(master, tmp_path,
+                                                                       then, words):
+    region = SentThen(REGION, tmp_path / REGION, PROJECT, then=then, reads=2)
+    image = scenarios.put(master, "img", scenarios.content("lost", MIB))
+    executor, sleeps = executor_of(master, region)
+    target, send = stream_one(executor, image)
+    with pytest.raises(TransferError) as lost:
+        send()
+    assert lost.value.message == (
+        f"every byte was sent (504 Gateway Timeout), then image {target.image_id} {words};"
+        " not uploaded again in this run")
+    assert (lost.value.region, lost.value.image) == (executor.region, "img")
+    assert executor.stream.saving == set()  # no longer the store's: may be cleaned
+    assert [c for c, _ in region.calls].count("upload") == 1
+    assert sleeps == [SAVING_POLL]
+
+
+def test_an_image_the_store_put_back_to_queued_is_sent_again(master, tmp_path):
+    region = SentThen(REGION, tmp_path / REGION, PROJECT, then="queued")
+    image = scenarios.put(master, "img", scenarios.content("again", MIB))
+    executor, sleeps = executor_of(master, region)
+    target, send = stream_one(executor, image)
+    sent = send()
+    assert sent.status == "active" and sent.id == target.image_id
+    assert [c for c, _ in region.calls].count("upload") == 2
+    assert executor.stream.saving == set()
+    assert sleeps == [0.5]  # a failure like another: the retry's wait
+
+
+def test_waiting_for_the_store_is_said_and_its_end_too(master, tmp_path, caplog):
+    region = SentThen(REGION, tmp_path / REGION, PROJECT, then="active", reads=2)
+    image = scenarios.put(master, "img", scenarios.content("said", MIB))
+    executor, sleeps = executor_of(master, region, saving_timeout=600.0)
+    target, send = stream_one(executor, image)
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        assert send().status == "active"
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert ("WARNING", f"{REGION}: every byte of img was sent, then: region {REGION}:"
+                       " 504 Gateway Timeout; waiting up to 600 s for the region to finish"
+                       " saving it (saving_timeout)") in messages
+    assert ("INFO", f"{REGION}: image img ({target.image_id}) is active: the store"
+                    " finished saving it") in messages
+    assert executor.stream.saving == set() and sleeps == [SAVING_POLL]
+
+
+def test_still_saving_at_the_deadline_is_said_with_the_timeout(master, tmp_path):
+    from glancesync.errors import StillSavingError
+    region = SentThen(REGION, tmp_path / REGION, PROJECT, then="active", reads=10 ** 6)
+    image = scenarios.put(master, "img", scenarios.content("slow", MIB))
+    executor, _ = executor_of(master, region, saving_timeout=0.0)
+    target, send = stream_one(executor, image)
+    with pytest.raises(StillSavingError) as late:
+        send()
+    assert late.value.message == (
+        f"every byte was sent, but image {target.image_id} is still saving after 0 s"
+        " (saving_timeout): left to the store, which may still be writing it (a later run"
+        " finds it active, or cleans it after stalled_upload_age)")
+    assert (late.value.region, late.value.image) == (executor.region, "img")
+    assert executor.stream.saving == {target.image_id}
+
+
+class Switching(Faulty):
+    """The first ``switches`` uploads are refused for a new way of sending
+    (a direct upload forbidden: the adapter goes to glance-direct)."""
+
+    def __init__(self, *args, switches: int) -> None:
+        super().__init__(*args)
+        self.switches = switches
+
+    def upload_data(self, image_id, chunks, size=None):
+        if self.switches:
+            self.switches -= 1
+            self.calls.append(("upload", image_id))
+            raise UploadRestartError("direct upload forbidden by the region's policy",
+                                     region=self.name)
+        return super().upload_data(image_id, chunks, size)
+
+
+def test_a_new_way_of_sending_restarts_once_and_is_not_a_failure(master, tmp_path, caplog):
+    region = Switching(REGION, tmp_path / REGION, PROJECT, switches=1)
+    image = scenarios.put(master, "img", scenarios.content("switch", MIB))
+    executor, sleeps = executor_of(master, region)
+    target, send = stream_one(executor, image)
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        assert send().status == "active"
+    assert sleeps == [] and [c for c, _ in region.calls].count("create") == 1
+    assert (f"{REGION}: direct upload forbidden by the region's policy; sending img again"
+            " from the start") in [r.getMessage() for r in caplog.records]
+
+
+def test_a_second_switch_is_an_error(master, tmp_path):
+    region = Switching(REGION, tmp_path / REGION, PROJECT, switches=2)
+    image = scenarios.put(master, "img", scenarios.content("switch", MIB))
+    executor, sleeps = executor_of(master, region)
+    _, send = stream_one(executor, image)
+    with pytest.raises(UploadRestartError):
+        send()
+    assert [c for c, _ in region.calls].count("upload") == 2
