@@ -366,3 +366,111 @@ def test_a_second_switch_is_an_error(master, tmp_path):
     with pytest.raises(UploadRestartError):
         send()
     assert [c for c, _ in region.calls].count("upload") == 2
+
+
+# --- the chunks of a source: hashed when the master has none, its errors first ------
+
+class Sizes(Faulty):
+    """A local region that keeps the size each upload was announced with."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.sizes: list[int | None] = []
+
+    def upload_data(self, image_id, chunks, size=None):
+        self.sizes.append(size)
+        return super().upload_data(image_id, chunks, size)
+
+
+def test_the_upload_is_announced_with_the_masters_size(master, tmp_path):
+    region = Sizes(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("sized", MIB + 3))
+    executor, _ = executor_of(master, region)
+    _, send = stream_one(executor, image)
+    send()
+    assert region.sizes == [MIB + 3]
+
+
+def test_the_bytes_sent_of_a_master_without_hash_are_hashed_both_ways(master, tmp_path):
+    import dataclasses
+    import hashlib
+
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    data = scenarios.content("bare", MIB)
+    image = dataclasses.replace(scenarios.put(master, "img", data), checksum=None,
+                                os_hash_algo=None, os_hash_value=None)
+    executor, _ = executor_of(master, region)
+    _, send = stream_one(executor, image)
+    send()
+    sent = executor.stream.sent[image.id]
+    assert sent.md5 == hashlib.md5(data).hexdigest()
+    assert sent.os_hash == hashlib.sha512(data).hexdigest()
+
+
+def test_the_progress_bar_counts_up_to_the_masters_size(master, tmp_path, capsys):
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("bar", 2 * MIB))
+    from tests.engine import DirectSource
+    executor = Executor(region, DirectSource(master), progress=True)
+    _, send = stream_one(executor, image)
+    send()
+    err = capsys.readouterr().err
+    assert f"{REGION} img" in err and "/2.00M" in err  # out of the master's 2 MiB
+
+
+class BrokenSource:
+    """A source whose data fails its check after ``good`` chunks."""
+
+    def __init__(self, master, good: int = 1) -> None:
+        from tests.engine import DirectSource
+        self.inner, self.good = DirectSource(master), good
+
+    def chunks(self, image):
+        for index, chunk in enumerate(self.inner.chunks(image)):
+            if index == self.good:
+                raise TransferError("master data does not match its checksum",
+                                    image=image.name)
+            yield chunk
+
+
+class Swallowing(Faulty):
+    """A region whose upload call ends normally although its data broke off."""
+
+    def upload_data(self, image_id, chunks, size=None):
+        self.calls.append(("upload", image_id))
+        try:
+            for _ in chunks:
+                pass
+        except TransferError:
+            pass
+        return self.get_image(image_id)
+
+
+@pytest.mark.parametrize("adapter", [Faulty, Swallowing])
+def test_an_error_of_the_source_wins_over_the_regions(master, tmp_path, adapter):
+    region = adapter(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("broken", 3 * MIB))
+    retry, _ = policy(retries=0)
+    executor = Executor(region, BrokenSource(master), retry=retry, progress=False)
+    _, send = stream_one(executor, image)
+    with pytest.raises(TransferError, match="master data does not match its checksum"):
+        send()
+
+
+def test_a_stop_during_the_chunks_names_the_region_and_image(master, tmp_path):
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("stop", 3 * MIB))
+    stop = StopRequest()
+
+    class Stopping(BrokenSource):
+        def chunks(self, image):
+            for chunk in self.inner.chunks(image):
+                yield chunk
+                stop.set("SIGTERM received")
+
+    retry, _ = policy()
+    executor = Executor(region, Stopping(master), retry=retry, stop=stop, progress=False)
+    _, send = stream_one(executor, image)
+    with pytest.raises(StoppedError) as stopped:
+        send()
+    assert (stopped.value.region, stopped.value.image) == (executor.region, "img")
