@@ -474,3 +474,47 @@ def test_a_stop_during_the_chunks_names_the_region_and_image(master, tmp_path):
     with pytest.raises(StoppedError) as stopped:
         send()
     assert (stopped.value.region, stopped.value.image) == (executor.region, "img")
+
+
+class StopOnFailure(Faulty):
+    """A region whose upload fails as scripted, a stop being requested meanwhile."""
+
+    def __init__(self, *args, stop: StopRequest) -> None:
+        super().__init__(*args)
+        self.stop = stop
+
+    def upload_data(self, image_id, chunks, size=None):
+        try:
+            return super().upload_data(image_id, chunks, size)
+        finally:
+            self.stop.set("SIGTERM received")
+
+
+def test_a_stop_during_a_failed_upload_ends_it_at_once(master, tmp_path):
+    stop = StopRequest()
+    region = StopOnFailure(REGION, tmp_path / REGION, PROJECT, stop=stop)
+    region.faults["upload"] = ["reset"]
+    image = scenarios.put(master, "img", scenarios.content("stopped", MIB))
+    executor, sleeps = executor_of(master, region, stop=stop)
+    _, send = stream_one(executor, image)
+    with pytest.raises(StoppedError) as stopped:
+        send()
+    assert (stopped.value.region, stopped.value.image) == (executor.region, "img")
+    assert sleeps == []  # no retry's wait, no wait for the store
+
+
+def test_a_stop_as_every_byte_was_sent_leaves_the_saving_image_to_the_store(master, tmp_path):
+    """The answer to the last byte fails (a gateway's time-out) as a stop is requested:
+    the store may still be writing the image; it is not deleted (it was, before)."""
+    from tests.unit.test_executor_faults import sync as sync_region
+
+    stop = StopRequest()
+    region = StopOnFailure(REGION, tmp_path / REGION, PROJECT, stop=stop)
+    region.faults["upload"] = ["sent-saving"]
+    scenarios.put(master, "img", scenarios.content("stopped", MIB))
+    result, sleeps = sync_region(master, region, stop=stop)
+    assert [o.result for o in result.outcomes] == ["stopped"]
+    assert not any(call == "delete" for call, _ in region.calls)
+    (image,) = region.list_images()
+    assert image.status == "saving"
+    assert sleeps == [SAVING_POLL]  # looked at once, then the stop
