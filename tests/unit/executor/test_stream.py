@@ -15,7 +15,7 @@ from typing import Iterable
 import pytest
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
-from glancesync.errors import (ConnectionFailure, ServiceError, StoppedError, TransferError,
+from glancesync.errors import (ConflictError, ConnectionFailure, ServiceError, StoppedError, TransferError,
                                UploadRestartError)
 from glancesync.executor import SETTLE_POLL, SETTLE_TIME, Executor
 from glancesync.executor.stream import SAVING_POLL
@@ -518,3 +518,31 @@ def test_a_stop_as_every_byte_was_sent_leaves_the_saving_image_to_the_store(mast
     (image,) = region.list_images()
     assert image.status == "saving"
     assert sleeps == [SAVING_POLL]  # looked at once, then the stop
+
+
+class Busy(Faulty):
+    """The upload after a broken one is refused with 409 (Glance's worker still
+    finishing the broken request): the image is taken as stuck."""
+
+    def upload_data(self, image_id, chunks, size=None):
+        count = [c for c, _ in self.calls].count("upload")
+        if count == 1:
+            self.calls.append(("upload", image_id))
+            raise ConflictError("image is busy (HTTP 409)", status_code=409, region=self.name)
+        return super().upload_data(image_id, chunks, size)
+
+
+def test_a_conflict_on_a_new_attempt_uploads_into_a_new_image(master, tmp_path):
+    from glancesync.errors import ConflictError as Conflict
+    region = Busy(REGION, tmp_path / REGION, PROJECT)
+    region.faults["upload"] = ["reset"]
+    image = scenarios.put(master, "img", scenarios.content("busy", MIB))
+    executor, sleeps = executor_of(master, region)
+    target, send = stream_one(executor, image)
+    first = target.image_id
+    assert send().status == "active"
+    ids = [image_id for call, image_id in region.calls if call == "upload"]
+    assert ids[:2] == [first, first] and ids[2] != first == ids[1]
+    assert ("delete", first) in region.calls and target.image_id == ids[2]
+    assert sleeps == [0.5, 1.0]  # two failures, no settling (a conflict is stuck at once)
+    assert not executor.retry.retriable(Conflict("busy", status_code=409))
