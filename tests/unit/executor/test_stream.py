@@ -15,8 +15,8 @@ from typing import Iterable
 import pytest
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
-from glancesync.errors import (ConflictError, ConnectionFailure, ServiceError, StoppedError, TransferError,
-                               UploadRestartError)
+from glancesync.errors import (ConflictError, ConnectionFailure, ServiceError, StoppedError,
+                               TransferError, UploadRestartError)
 from glancesync.executor import SETTLE_POLL, SETTLE_TIME, Executor
 from glancesync.executor.stream import SAVING_POLL
 from glancesync.stopping import StopRequest
