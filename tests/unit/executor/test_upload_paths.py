@@ -1,0 +1,177 @@
+"""glancesync.executor.upload: the failure paths of an upload, each on its own (issue 27).
+
+The old copy that cannot be retired once the new one is verified (the
+error says which step failed, keeping the region's status and kind); a
+protected old copy that stops a replace before anything is made; a
+half-made image left to a store still writing it; a mismatch that has the
+source check its copy again (a streamed upload only). Real local regions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import pytest
+
+from glancesync.errors import GlanceSyncError, ProtectedImageError, ServiceError, TransferError, UsageError
+from glancesync.executor import Executor
+from glancesync.executor.results import RegionResult
+from glancesync.executor.upload import Upload, verify
+from glancesync.plan.model import OperationKind
+from glancesync.plan.validation import MARK_VALIDATION, PENDING
+from glancesync.strategy import Strategy, Transfer
+
+from tests.engine import DirectSource
+from tests.scenarios import put
+from tests.unit.executor.regions import Recording
+from tests.unit.executor.test_upload import upload_op
+
+REGION = "master:RegionA"
+DATA = b"\x09" * 4096
+
+
+@pytest.fixture
+def master(tmp_path):
+    return Recording("master:Master", tmp_path / "Master", "p-master")
+
+
+class Undeletable(Recording):
+    """A local region refusing to delete ``refused`` with ``error``."""
+
+    refused: str = ""
+    error: Exception | None = None
+
+    def delete_image(self, image_id):
+        if image_id == self.refused and self.error is not None:
+            raise self.error
+        return super().delete_image(image_id)
+
+
+@pytest.fixture
+def region(tmp_path):
+    return Undeletable(REGION, tmp_path / "RegionA")
+
+
+@pytest.mark.parametrize("error, kind", [
+    (ServiceError("forbidden (HTTP 403)", status_code=403), ServiceError),
+    (ServiceError("unavailable (HTTP 503)", status_code=503, transient=True), ServiceError),
+    (UsageError("refused by the schema", status_code=400), UsageError)])
+def test_an_old_copy_not_deleted_after_the_new_one_is_said_so(master, region, error, kind):
+    image = put(master, "a", DATA)
+    old = put(region, "a", b"\x01" * 10)
+    region.refused, region.error = old.id, error
+    executor = Executor(region, DirectSource(master), progress=False)
+    op = dataclasses.replace(upload_op(image), kind=OperationKind.REPLACE, regional=old)
+    with pytest.raises(kind) as failed:
+        Upload(executor, op).apply(RegionResult(REGION))
+    new_id = executor.new_ids["a"]
+    assert failed.value.message == (f"the new copy {new_id} is uploaded and verified, but"
+                                    f" deleting the old image {old.id} failed: {error.message}")
+    assert (failed.value.status_code, failed.value.transient) == (error.status_code,
+                                                                  error.transient)
+    assert failed.value.region == error.region and failed.value.image == error.image
+    assert failed.value.__cause__ is error
+    assert region.get_image(new_id).visibility == "public"  # in place, verified
+
+
+def test_a_replace_stops_on_an_old_copy_protected_since_the_plan(master, region):
+    image = put(master, "a", DATA)
+    old = put(region, "a", b"\x01" * 10)
+    region.update_image(old.id, {"protected": True})
+    region.changes.clear()
+    executor = Executor(region, DirectSource(master), progress=False)
+    op = dataclasses.replace(upload_op(image), kind=OperationKind.REPLACE, regional=old)
+    with pytest.raises(ProtectedImageError) as refused:
+        Upload(executor, op).apply(RegionResult(REGION))
+    assert refused.value.message == (
+        f"regional image {old.id} is protected: GlanceSync never unprotects nor deletes it;"
+        " nothing uploaded (unprotect or delete it, or list its checksum in rename or"
+        " dontupdate)")
+    assert (refused.value.region, refused.value.image) == (REGION, "a")
+    assert region.changes == []
+
+
+def test_a_rename_goes_ahead_over_a_protected_old_copy(master, region):
+    """A rename never deletes the old copy: protected, it is renamed all the same."""
+    image = put(master, "a", DATA)
+    old = put(region, "a", b"\x01" * 10)
+    region.update_image(old.id, {"protected": True})
+    executor = Executor(region, DirectSource(master), progress=False)
+    op = dataclasses.replace(upload_op(image), kind=OperationKind.RENAME, regional=old)
+    result = RegionResult(REGION)
+    Upload(executor, op).apply(result)
+    assert result.renamed == 1 and region.get_image(old.id).name == "a.old"
+
+
+def test_a_replace_of_an_old_copy_gone_since_the_plan_uploads(master, region):
+    image = put(master, "a", DATA)
+    old = put(region, "a", b"\x01" * 10)
+    region.delete_image(old.id)
+    executor = Executor(region, DirectSource(master), progress=False)
+    op = dataclasses.replace(upload_op(image), kind=OperationKind.REPLACE, regional=old)
+    try:
+        Upload(executor, op).apply(RegionResult(REGION))
+    except GlanceSyncError as error:  # the old copy's delete: not this test's business
+        assert f"deleting the old image {old.id}" in error.message
+    assert region.get_image(executor.new_ids["a"]).status == "active"
+
+
+def test_a_new_copy_awaiting_validation_is_created_marked_pending(master, region):
+    from tests.unit.executor.test_validation import command
+    image = put(master, "a", DATA)
+    executor = Executor(region, DirectSource(master), progress=False,
+                        validation=command("pass"))
+    upload = Upload(executor, upload_op(image))
+    assert upload.target.fields["properties"][MARK_VALIDATION] == PENDING
+    assert upload.target.fields["visibility"] == "private"
+    assert upload.target.fields["protected"] is False
+    plain = Upload(Executor(region, DirectSource(master), progress=False), upload_op(image))
+    assert MARK_VALIDATION not in plain.target.fields["properties"]
+
+
+class Rechecking(DirectSource):
+    def __init__(self, master):
+        super().__init__(master)
+        self.rechecked = []
+
+    def recheck(self, image):
+        self.rechecked.append(image.name)
+
+
+@pytest.mark.parametrize("strategy, asked", [(Strategy.STREAM, ["a"]),
+                                             (Strategy.GLANCE_DOWNLOAD, [])])
+def test_a_mismatch_has_the_source_check_its_copy_when_it_sent_it(master, region, strategy,
+                                                                  asked):
+    image = put(master, "a", DATA)
+    source = Rechecking(master)
+    executor = Executor(region, source, progress=False)
+    other = put(region, "b", b"\x02" * 10)
+    with pytest.raises(TransferError):
+        verify(executor.stream, other, image, "a", Transfer(strategy, "raw"))
+    assert source.rechecked == asked
+
+
+class SentSaving(Recording):
+    """Every byte stored, then the answer fails (504) with the image still ``saving``."""
+
+    def upload_data(self, image_id, chunks, size=None):
+        super().upload_data(image_id, chunks, size)
+        self.writable_store.image_update(self.context, image_id, {"status": "saving"},
+                                         from_state="active")
+        raise ServiceError("504 Gateway Timeout", status_code=504, region=self.name)
+
+
+def test_a_half_made_image_the_store_may_still_write_is_left_to_it(master, tmp_path, caplog):
+    """Every byte sent, the store still saving at saving_timeout: the upload fails,
+    the image is neither deleted nor published."""
+    image = put(master, "a", DATA)
+    saving = SentSaving(REGION, tmp_path / "Saving")
+    executor = Executor(saving, DirectSource(master), progress=False, saving_timeout=0.0)
+    with caplog.at_level(logging.WARNING, logger="glancesync.executor"):
+        with pytest.raises(Exception, match="saving_timeout"):
+            Upload(executor, upload_op(image)).apply(RegionResult(REGION))
+    (left,) = saving.list_images()
+    assert left.status == "saving" and left.visibility == "private"
+    assert not any(kind == "delete" for kind, _ in saving.changes)
+    assert (f"{REGION}: image a ({left.id}) is left to the store, which may still be writing"
+            " it: not deleted") in [r.getMessage() for r in caplog.records]
