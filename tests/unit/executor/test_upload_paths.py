@@ -175,3 +175,23 @@ def test_a_half_made_image_the_store_may_still_write_is_left_to_it(master, tmp_p
     assert not any(kind == "delete" for kind, _ in saving.changes)
     assert (f"{REGION}: image a ({left.id}) is left to the store, which may still be writing"
             " it: not deleted") in [r.getMessage() for r in caplog.records]
+
+
+def test_a_stop_while_the_data_is_made_ready_creates_nothing(master, region):
+    from glancesync.errors import StoppedError
+    from glancesync.stopping import StopRequest
+
+    stop = StopRequest()
+
+    class Slow(DirectSource):
+        def prepare(self, image, *args):  # the download took long: a stop came meanwhile
+            stop.set("SIGTERM received")
+            return None
+
+    image = put(master, "a", DATA)
+    region.changes.clear()
+    executor = Executor(region, Slow(master), progress=False, stop=stop)
+    with pytest.raises(StoppedError) as stopped:
+        Upload(executor, upload_op(image)).apply(RegionResult(REGION))
+    assert (stopped.value.region, stopped.value.image) == (REGION, "a")
+    assert region.changes == [] and region.list_images() == []
