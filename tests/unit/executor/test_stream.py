@@ -546,3 +546,44 @@ def test_a_conflict_on_a_new_attempt_uploads_into_a_new_image(master, tmp_path):
     assert ("delete", first) in region.calls and target.image_id == ids[2]
     assert sleeps == [0.5, 1.0]  # two failures, no settling (a conflict is stuck at once)
     assert not executor.retry.retriable(Conflict("busy", status_code=409))
+
+
+class Refusing503(Faulty):
+    """The first upload is refused with 503 and a Retry-After of 3 s."""
+
+    def upload_data(self, image_id, chunks, size=None):
+        if not any(call == "upload" for call, _ in self.calls):
+            self.calls.append(("upload", image_id))
+            raise ServiceError("unavailable (HTTP 503)", status_code=503, retry_after=3.0,
+                               region=self.name)
+        return super().upload_data(image_id, chunks, size)
+
+
+def test_a_failed_attempt_waits_as_long_as_the_region_asks_and_says_so(master, tmp_path,
+                                                                      caplog):
+    region = Refusing503(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("later", MIB))
+    executor, sleeps = executor_of(master, region)
+    _, send = stream_one(executor, image)
+    with caplog.at_level(logging.WARNING, logger="glancesync.executor"):
+        assert send().status == "active"
+    assert sleeps == [3.0]  # the region's Retry-After, longer than the 0.5 s backoff
+    assert (f"{REGION}: upload of img failed (attempt 1 of 4): region {REGION}: unavailable"
+            " (HTTP 503); retrying from the start in 3.0 s") in [
+        r.getMessage() for r in caplog.records]
+
+
+class BusyAtOnce(Faulty):
+    def upload_data(self, image_id, chunks, size=None):
+        self.calls.append(("upload", image_id))
+        raise ConflictError("image is busy (HTTP 409)", status_code=409, region=self.name)
+
+
+def test_a_conflict_on_the_first_attempt_is_not_retried(master, tmp_path):
+    region = BusyAtOnce(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("busy", MIB))
+    executor, sleeps = executor_of(master, region)
+    _, send = stream_one(executor, image)
+    with pytest.raises(ConflictError):
+        send()
+    assert sleeps == [] and [c for c, _ in region.calls].count("upload") == 1

@@ -173,3 +173,48 @@ def test_validate_command_is_told_which_copy_of_which_master_where(master, regio
     # its output goes to the region's log, under the region's name
     assert ("INFO", f"{REGION}: validate_command: master RegionA {new_id} a {image.id}") in (
         lines(caplog))
+
+
+def test_a_command_stopped_at_its_time_limit_is_said_so(master, region):
+    from glancesync.executor.validation import ValidationError
+    from tests.unit.executor.test_validation import command
+
+    image = put(master, "a", DATA)
+    slow = command("import time; time.sleep(60)", timeout=0.5)  # always stopped
+    executor = Executor(region, DirectSource(master), progress=False, validation=slow)
+    upload = Upload(executor, upload_op(image))
+    with pytest.raises(ValidationError) as refused:
+        upload.apply(RegionResult(REGION))
+    assert refused.value.message.startswith(
+        f"validate_command refused new copy {upload.target.image_id} (stopped at"
+        " validate_timeout); it stays private, any previous copy in service; last lines:")
+    assert refused.value.message.endswith("stopped after 0.5 s (validate_timeout)")
+
+
+class Unmarkable(Recording):
+    """A local region refusing the mark of a failed validation."""
+
+    def update_image(self, image_id, changes, remove=()):
+        if "glancesync.validation" in changes and changes["glancesync.validation"] == "failed":
+            from glancesync.errors import ServiceError
+            raise ServiceError("unavailable (HTTP 503)", status_code=503, region=self.name)
+        return super().update_image(image_id, changes, remove)
+
+
+def test_a_refused_copy_that_cannot_be_marked_is_reported_all_the_same(master, tmp_path,
+                                                                       caplog):
+    from glancesync.executor.validation import ValidationError
+    from tests.unit.executor.test_validation import command
+
+    region = Unmarkable(REGION, tmp_path / "Unmarkable")
+    image = put(master, "a", DATA)
+    executor = Executor(region, DirectSource(master), progress=False,
+                        validation=command("raise SystemExit(4)"))
+    upload = Upload(executor, upload_op(image))
+    with pytest.raises(ValidationError, match="exit status 4"):
+        upload.apply(RegionResult(REGION))
+    new_id = upload.target.image_id
+    assert ("DEBUG", f"{REGION}: marking image a ({new_id}): validation failed") in lines(caplog)
+    assert ("ERROR", f"{REGION}: could not mark a ({new_id}) as failed: region {REGION}:"
+                     " unavailable (HTTP 503)") in lines(caplog)
+    assert region.get_image(new_id).visibility == "private"
