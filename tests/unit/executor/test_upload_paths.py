@@ -13,7 +13,8 @@ import logging
 
 import pytest
 
-from glancesync.errors import GlanceSyncError, ProtectedImageError, ServiceError, TransferError, UsageError
+from glancesync.errors import (GlanceSyncError, ProtectedImageError, ServiceError, TransferError,
+                               UsageError)
 from glancesync.executor import Executor
 from glancesync.executor.results import RegionResult
 from glancesync.executor.upload import Upload, verify
