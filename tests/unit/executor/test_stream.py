@@ -587,3 +587,26 @@ def test_a_conflict_on_the_first_attempt_is_not_retried(master, tmp_path):
     with pytest.raises(ConflictError):
         send()
     assert sleeps == [] and [c for c, _ in region.calls].count("upload") == 1
+
+
+def test_a_stop_during_the_retrys_wait_names_the_region_and_image(master, tmp_path):
+    from glancesync.retry import RetryPolicy
+    from tests.engine import DirectSource
+
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    region.faults["upload"] = ["reset"]
+    image = scenarios.put(master, "img", scenarios.content("wait", MIB))
+    stop = StopRequest()
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        stop.set("SIGTERM received")
+
+    retry = RetryPolicy(retries=3, initial_wait=0.5, max_wait=4, sleep=sleep)
+    executor = Executor(region, DirectSource(master), retry=retry, stop=stop, progress=False)
+    _, send = stream_one(executor, image)
+    with pytest.raises(StoppedError) as stopped:
+        send()
+    assert (stopped.value.region, stopped.value.image) == (executor.region, "img")
+    assert sleeps == [0.5] and [c for c, _ in region.calls].count("upload") == 1
