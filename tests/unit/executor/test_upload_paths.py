@@ -196,3 +196,66 @@ def test_a_stop_while_the_data_is_made_ready_creates_nothing(master, region):
         Upload(executor, upload_op(image)).apply(RegionResult(REGION))
     assert (stopped.value.region, stopped.value.image) == (REGION, "a")
     assert region.changes == [] and region.list_images() == []
+
+
+EXTRA = b"c" * (200 * 1024)  #: what the conversion adds: 1.0 MiB become 1.2 MiB
+
+
+class Converting(DirectSource):
+    """A source that converts (here: reverses the bytes of) the master's data to
+    ``raw``, then serves the converted file."""
+
+    def __init__(self, master, folder):
+        super().__init__(master)
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _converted(self, image):
+        return b"".join(self.master_adapter.download_data(image.id))[::-1] + EXTRA
+
+    def prepare(self, image, disk_format=None):
+        import hashlib
+        data = self._converted(image)
+        (self.folder / image.id).write_bytes(data)
+        return dataclasses.replace(image, size=len(data), disk_format=disk_format,
+                                   checksum=hashlib.md5(data).hexdigest(), os_hash_algo="sha512",
+                                   os_hash_value=hashlib.sha512(data).hexdigest())
+
+    def open(self, image, disk_format=None):
+        import contextlib
+        from glancesync.integrity import FileData
+
+        @contextlib.contextmanager
+        def opened():
+            path = self.folder / image.id
+            with open(path, "rb") as handle:
+                yield FileData(handle, path.stat().st_size)
+        return opened()
+
+
+def test_a_converted_copy_is_sent_verified_and_recorded_as_converted(master, region, tmp_path,
+                                                                     caplog):
+    image = put(master, "a", b"\x0a" * 1024 * 1024, disk_format="qcow2")
+    op = dataclasses.replace(upload_op(image), transfer=Transfer(Strategy.STREAM, "raw",
+                                                                 "qcow2"))
+    executor = Executor(region, Converting(master, tmp_path / "converted"), progress=False)
+    result = RegionResult(REGION)
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        Upload(executor, op).apply(result)
+    copy = region.get_image(executor.new_ids["a"])
+    size = 1024 * 1024 + len(EXTRA)
+    assert copy.size == size and result.bytes_uploaded == size
+    assert f"{REGION}: uploading image a (1.2 MiB, stream, qcow2 to raw)" in [
+        r.getMessage() for r in caplog.records]
+    assert copy.provenance.copy_hash == f"sha512:{copy.os_hash_value}"
+    published = [change for kind, change in region.changes if kind == "update"][-1]
+    assert published["glancesync.copy_hash"] == f"sha512:{copy.os_hash_value}"
+
+
+def test_a_copy_refused_by_its_verification_names_the_image(master, region):
+    from tests.unit.test_executor_faults import FlippingSource
+    image = put(master, "a", DATA)
+    executor = Executor(region, FlippingSource(master, {"a"}), progress=False)
+    with pytest.raises(TransferError) as refused:
+        Upload(executor, upload_op(image)).apply(RegionResult(REGION))
+    assert (refused.value.region, refused.value.image) == (REGION, "a")
