@@ -218,3 +218,13 @@ def test_a_refused_copy_that_cannot_be_marked_is_reported_all_the_same(master, t
     assert ("ERROR", f"{REGION}: could not mark a ({new_id}) as failed: region {REGION}:"
                      " unavailable (HTTP 503)") in lines(caplog)
     assert region.get_image(new_id).visibility == "private"
+
+
+def test_a_new_copy_is_shared_once_published_and_it_is_said(master, region, caplog):
+    image = put(master, "a", DATA)
+    op = dataclasses.replace(upload_op(image, visibility="shared"), add_members=("p-2",))
+    executor = Executor(region, DirectSource(master), progress=False)
+    Upload(executor, op).apply(RegionResult(REGION))
+    new_id = executor.new_ids["a"]
+    assert region.list_members(new_id) == ["p-2"]
+    assert lines(caplog)[-1] == ("INFO", f"{REGION}: sharing image a with project p-2")
