@@ -168,6 +168,7 @@ def test_validate_command_is_told_which_copy_of_which_master_where(master, regio
         upload.apply(RegionResult(REGION))
     new_id = upload.target.image_id
     assert refused.value.tail == [f"master RegionA {new_id} a {image.id}"]
+    assert (refused.value.region, refused.value.image) == (REGION, "a")
     assert ("INFO", f"{REGION}: validating image a ({new_id}) with validate_command") in (
         lines(caplog))
     # its output goes to the region's log, under the region's name
