@@ -610,3 +610,54 @@ def test_a_stop_during_the_retrys_wait_names_the_region_and_image(master, tmp_pa
         send()
     assert (stopped.value.region, stopped.value.image) == (executor.region, "img")
     assert sleeps == [0.5] and [c for c, _ in region.calls].count("upload") == 1
+
+
+def test_a_stream_starts_with_no_time_no_stop_and_the_default_saving_timeout(master,
+                                                                            tmp_path):
+    from glancesync.executor.actions import RegionActions
+    from glancesync.executor.stream import Stream
+    from glancesync.retry import RetryPolicy
+
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    stream = Stream(RegionActions(region, False), None, RetryPolicy(), False)
+    assert (stream.seconds, stream.saving_timeout, stream.saving, stream.sent) == (
+        0.0, 900.0, set(), {})
+    assert isinstance(stream.stop, StopRequest) and not stream.stop.is_set()
+
+
+def test_the_time_spent_sending_adds_up(master, tmp_path):
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("time", MIB))
+    executor, _ = executor_of(master, region)
+    executor.stream.seconds = 1000.0  # time of an earlier attempt of the same operation
+    _, send = stream_one(executor, image)
+    send()
+    assert 1000.0 <= executor.stream.seconds < 1000.0 + 3600
+
+
+class Preparing:
+    """A source that fetches data ahead (``prepare``) and says nothing new of it."""
+
+    def __init__(self, master):
+        from tests.engine import DirectSource
+        self.inner = DirectSource(master)
+        self.prepared = []
+
+    def chunks(self, image):
+        return self.inner.chunks(image)
+
+    def prepare(self, image, *disk_format):
+        self.prepared.append((image.name, *disk_format))
+        return None  # None: the bytes are the master's
+
+
+def test_the_data_is_made_ready_by_the_source_and_none_means_the_masters(master, tmp_path):
+    from glancesync.strategy import Strategy, Transfer
+
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("ready", MIB))
+    source = Preparing(master)
+    executor = Executor(region, source, progress=False)
+    assert executor.stream.prepare(image, Transfer(Strategy.STREAM, "raw")) is image
+    assert executor.stream.prepare(image, Transfer(Strategy.STREAM, "raw", "qcow2")) is image
+    assert source.prepared == [("img",), ("img", "raw")]
