@@ -104,11 +104,6 @@ class Executor:
         #: Master name -> regional UUID of the image uploaded in this run.
         self.new_ids: dict[str, str] = {}
 
-    def _act(self, verb: str, what: str, call: Callable[..., Any], *args: Any,
-             **kwargs: Any) -> Any:
-        """The choke point (:meth:`RegionActions.act`) of this executor's region."""
-        return self.actions.act(verb, what, call, *args, **kwargs)
-
     # -- entry point -----------------------------------------------------
     def execute(self, plan: RegionPlan) -> RegionResult:
         """Run every operation of ``plan``; never stops at one image's error."""

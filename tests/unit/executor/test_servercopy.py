@@ -135,3 +135,81 @@ def test_a_completed_copy_says_what_was_set_again(run, caplog):
     (line,) = [m for m in messages(caplog, "INFO") if "after its server-side copy" in m]
     assert line == ("master:RegionA: updating image hw after its server-side copy"
                     " (-hw_firmware_type)")
+
+
+def test_a_dry_run_copy_is_counted_as_copied_by_the_region(run):
+    result = run.sync(region("RegionA"), dry_run=True)
+    assert (result.uploaded, result.copied_server_side, result.bytes_uploaded) == (1, 1, 0)
+    assert result.bytes_server_side == SIZE
+
+
+def test_a_region_never_copies_from_itself(run, caplog):
+    run.sources.add("master", "RegionA", run.image.id, "an-older-copy")
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        assert run.sync(region("RegionA")).copied_server_side == 1
+    assert any(m.endswith("from Master (glance-download)") for m in messages(caplog, "INFO"))
+
+
+class Vanishing(memory_backend.MemoryRegionAdapter):
+    """A region where the image being copied is deleted (by someone) meanwhile."""
+
+    def import_image(self, image_id, **kw):
+        self.delete_image(image_id)
+
+
+def test_an_image_gone_during_its_copy_is_created_again_and_streamed(run, caplog):
+    vanishing = region("RegionA", Vanishing)
+    with caplog.at_level(logging.DEBUG, logger="glancesync.executor"):
+        result = run.sync(vanishing)
+    assert result.success and result.bytes_uploaded == SIZE
+    (copy,) = copies(vanishing)
+    assert run.image.same_content(copy)
+    assert "master:RegionA: creating image img again" in messages(caplog, "DEBUG")
+    assert not any("deleting unfinished" in m for m in messages(caplog, "INFO"))
+
+
+class FinishingLate(memory_backend.MemoryRegionAdapter):
+    """A copy still importing when its watch ends, finished when looked at again."""
+
+    def import_image(self, image_id, *, source_region, source_image_id):
+        self.asked = (image_id, source_region, source_image_id)
+        with memory_backend._LOCK:
+            stored = self._images[image_id]
+            stored.image = dataclasses.replace(stored.image, status="importing")
+
+    def finish(self):
+        image_id, source_region, source_image_id = self.asked
+        with memory_backend._LOCK:
+            stored = self._images[image_id]
+            stored.image = dataclasses.replace(stored.image, status="queued")
+        memory_backend.MemoryRegionAdapter.import_image(
+            self, image_id, source_region=source_region, source_image_id=source_image_id)
+
+
+class FinishOnWarning(logging.Handler):
+    """Finishes the region's copy as the executor says it gave up on it."""
+
+    def __init__(self, adapter):
+        super().__init__(logging.WARNING)
+        self.adapter = adapter
+
+    def emit(self, record):
+        if "server-side copy of" in record.getMessage():
+            self.adapter.finish()
+
+
+def test_a_copy_that_ended_after_all_is_kept_not_streamed(run, caplog):
+    late = region("RegionA", FinishingLate)
+    handler = FinishOnWarning(late)
+    logging.getLogger("glancesync.executor").addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+            result = run.sync(late, import_timeout=0)
+    finally:
+        logging.getLogger("glancesync.executor").removeHandler(handler)
+    assert result.success and (result.copied_server_side, result.bytes_uploaded) == (1, 0)
+    assert "master:RegionA: the server-side copy of img ended after all" in messages(caplog,
+                                                                                   "INFO")
+    (copy,) = copies(late)
+    assert run.image.same_content(copy) and copy.visibility == "public"
+    assert copy.properties == {"os_distro": "debian", "gs_custom": "kept", "min_note": "x"}

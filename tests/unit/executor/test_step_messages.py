@@ -201,3 +201,11 @@ def test_a_leftover_that_cannot_be_deleted_is_a_warning_counted_each_time(region
         assert "protected" in message.lower()
     assert (result.cleaned, result.uncleaned) == (0, 2)
     assert len(region.list_images()) == 2
+
+
+def test_a_dry_run_says_what_it_would_do_in_the_verbs_base_form(region, caplog):
+    image = put(region, "a", b"x")
+    op = Operation(OperationKind.HIDE, "a", regional=image, changes={"os_hidden": True},
+                   reason="gone")
+    steps.remove(run_of(region, dry_run=True), op, RegionResult(REGION))
+    assert lines(caplog) == [("INFO", f"{REGION}: would hide image a ({image.id}): gone")]
