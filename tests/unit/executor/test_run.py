@@ -14,7 +14,7 @@ import logging
 
 import pytest
 
-from glancesync.errors import ImageRefusedError, ServiceError
+from glancesync.errors import ImageRefusedError, ServiceError, TransferError
 from glancesync.executor import (DONE, FAILED, NOT_STARTED, POSTPONED, REFUSED, Executor)
 from glancesync.executor.run import quota_note
 from glancesync.image import Provenance
@@ -286,3 +286,69 @@ def test_the_adapter_is_wrapped_once_and_given_the_stop(region):
     assert executor.region == REGION and executor.stream.stop is stop
     again = Executor(executor.adapter, None, progress=False)
     assert again.adapter is executor.adapter
+
+
+def test_refusals_by_validate_command_are_counted_and_said(master, region, caplog):
+    from tests.unit.executor.test_validation import command
+    plan = upload_plan(master, ["a", "b"])
+    plan.statuses.append(ImageStatus(Status.ERROR_CHECKSUM, REGION, "c", "m", "r"))
+    executor = Executor(region, DirectSource(master), progress=False,
+                        validation=command("raise SystemExit(1)"))
+    result = executor.execute(plan)
+    assert [o.result for o in result.outcomes] == [REFUSED, REFUSED]
+    assert result.needs_operator == 3 and result.errors == 0
+    for outcome in result.outcomes:
+        line = plan.status_of(outcome.name)
+        assert line.status is Status.ERROR_VALIDATION
+        assert outcome.error == f"region {REGION}, image {outcome.name}: {line.reason}"
+        assert f"{REGION}: image {outcome.name}: {line.reason}" in lines(caplog, "ERROR")
+
+
+def test_refusals_by_the_region_are_counted_each(refusing):
+    ops, statuses = [], []
+    for name in ("a", "b"):
+        copy = put(refusing, name, b"x")
+        ops.append(Operation(OperationKind.UPDATE_METADATA, name, regional=copy,
+                             changes={"type": "y"}))
+        statuses.append(ImageStatus(Status.PENDING_METADATA, REGION, name, "m", copy.id))
+    result = Executor(refusing, None, progress=False).execute(RegionPlan(REGION, statuses, ops))
+    assert result.needs_operator == 2
+
+
+def test_a_quota_refusal_names_what_glancesync_adds(tmp_path):
+    quota = Refusing(REGION, tmp_path / "Quota")
+    quota.status = 413
+    copy = dataclasses.replace(put(quota, "vm", b"x"),
+                               provenance=Provenance("m-1", "Master", "md5:0", None, None))
+    op = Operation(OperationKind.UPDATE_METADATA, "vm", regional=copy, changes={"type": "y"})
+    line = ImageStatus(Status.PENDING_METADATA, REGION, "vm", "m-1", copy.id)
+    Executor(quota, None, progress=False).execute(RegionPlan(REGION, [line], [op]))
+    assert quota_note(op, ServiceError("q", status_code=413)) in line.reason
+    assert "image_property_quota" in line.reason
+
+
+def test_failed_and_stopped_operations_are_said_and_counted(master, region, caplog):
+    stop = StopRequest()
+
+    class StopsAfterOne(DirectSource):
+        """Fails the data of "bad"; asks the run to stop while "stopped" is sent."""
+
+        def chunks(self, image):
+            if image.name == "bad":
+                raise TransferError("the master's data is unreadable", image="bad")
+            for chunk in super().chunks(image):
+                stop.set("SIGTERM received")
+                yield chunk
+
+    plan = upload_plan(master, ["bad", "stopped", "later"])
+    retry = RetryPolicy(retries=0)
+    result = Executor(region, StopsAfterOne(master), progress=False, stop=stop,
+                      retry=retry).execute(plan)
+    assert [o.result for o in result.outcomes] == [FAILED, "stopped", NOT_STARTED]
+    assert (result.errors, result.not_done) == (1, 2)
+    bad, stopped, _ = plan.operations
+    said = f"region {REGION}, image bad: the master's data is unreadable"
+    assert result.outcomes[0].error == said and result.failed == {"bad": said}
+    assert f"{REGION}: {bad.describe()} failed: {said}" in lines(caplog, "ERROR")
+    assert (f"{REGION}: {stopped.describe()} interrupted: stopped: SIGTERM received"
+            in lines(caplog, "WARNING"))
