@@ -661,3 +661,19 @@ def test_the_data_is_made_ready_by_the_source_and_none_means_the_masters(master,
     assert executor.stream.prepare(image, Transfer(Strategy.STREAM, "raw")) is image
     assert executor.stream.prepare(image, Transfer(Strategy.STREAM, "raw", "qcow2")) is image
     assert source.prepared == [("img",), ("img", "raw")]
+
+
+def test_an_upload_of_unknown_size_is_said_with_the_operations(master, tmp_path, caplog):
+    region = Faulty(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("size", 2 * MIB))
+    executor, _ = executor_of(master, region)
+    from glancesync.executor.stream import NewImage
+    from glancesync.plan.model import Operation, OperationKind
+    from glancesync.strategy import Strategy, Transfer
+    target = NewImage("img", "", {"disk_format": "raw", "container_format": "bare"})
+    target.create(executor.adapter)
+    op = Operation(OperationKind.UPLOAD, "img", master=image, size=image.size)
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        executor.stream.stream(op, target, Transfer(Strategy.STREAM, "raw"), None)
+    assert f"{REGION}: uploading image img (2.0 MiB)" in [r.getMessage()
+                                                           for r in caplog.records]

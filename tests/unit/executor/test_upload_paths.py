@@ -54,8 +54,10 @@ def region(tmp_path):
 
 
 @pytest.mark.parametrize("error, kind", [
-    (ServiceError("forbidden (HTTP 403)", status_code=403), ServiceError),
-    (ServiceError("unavailable (HTTP 503)", status_code=503, transient=True), ServiceError),
+    (ServiceError("forbidden (HTTP 403)", status_code=403, region=REGION, image="a"),
+     ServiceError),
+    (ServiceError("unavailable (HTTP 503)", status_code=503, transient=False,
+                  region=REGION, image="old"), ServiceError),
     (UsageError("refused by the schema", status_code=400), UsageError)])
 def test_an_old_copy_not_deleted_after_the_new_one_is_said_so(master, region, error, kind):
     image = put(master, "a", DATA)
@@ -259,3 +261,19 @@ def test_a_copy_refused_by_its_verification_names_the_image(master, region):
     with pytest.raises(TransferError) as refused:
         Upload(executor, upload_op(image)).apply(RegionResult(REGION))
     assert (refused.value.region, refused.value.image) == (REGION, "a")
+
+
+def test_a_dry_run_names_the_copy_it_would_make(master, region, caplog):
+    from tests.unit.executor.test_validation import command
+    image = put(master, "a", DATA)
+    old = put(region, "a", b"\x01" * 10)
+    region.changes.clear()
+    executor = Executor(region, DirectSource(master), progress=False, dry_run=True,
+                        validation=command("raise SystemExit(1)"))
+    op = dataclasses.replace(upload_op(image), kind=OperationKind.REPLACE, regional=old)
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        Upload(executor, op).apply(RegionResult(REGION))
+    said = [r.getMessage() for r in caplog.records]
+    assert f"{REGION}: would validate image a (<new a>) with validate_command" in said
+    assert f"{REGION}: would delete old image a ({old.id}), replaced by <new a>" in said
+    assert executor.new_ids["a"] == "<new a>" and region.changes == []
