@@ -213,3 +213,50 @@ def test_a_copy_that_ended_after_all_is_kept_not_streamed(run, caplog):
     (copy,) = copies(late)
     assert run.image.same_content(copy) and copy.visibility == "public"
     assert copy.properties == {"os_distro": "debian", "gs_custom": "kept", "min_note": "x"}
+
+
+class Overwriting(memory_backend.MemoryRegionAdapter):
+    """A region whose copy overwrites what the image was created with: its name,
+    limits and GlanceSync's record (as a copy of another region's image could)."""
+
+    def import_image(self, image_id, **kw):
+        super().import_image(image_id, **kw)
+        with memory_backend._LOCK:
+            stored = self._images[image_id]
+            properties = {k: v for k, v in stored.image.properties.items()
+                          if not k.startswith("glancesync.")}
+            stored.image = dataclasses.replace(stored.image, name="renamed", min_ram=0,
+                                               min_disk=0, properties=properties)
+
+
+def test_what_the_copy_overwrote_is_set_again(run, caplog):
+    master = region("Master")
+    image = scenarios.put(master, "big", b"b" * 5000)
+    master.update_image(image.id, {"min_ram": 512, "min_disk": 3})
+    overwriting = region("RegionA", Overwriting)
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        assert run.sync(overwriting).copied_server_side == 2
+    (copy,) = [i for i in overwriting.list_images() if i.id != copies(overwriting)[0].id]
+    assert (copy.name, copy.min_ram, copy.min_disk) == ("big", 512, 3)
+    assert copy.provenance is not None and copy.provenance.is_copy_of(
+        master.get_image(image.id))
+    (line,) = [m for m in messages(caplog, "INFO") if "image big after its server-side" in m]
+    assert "min_disk=3, min_ram=512, name=big" in line
+
+
+class StillProcessing(memory_backend.MemoryRegionAdapter):
+    """The copy's answer lost while its task is processing, the image still queued."""
+
+    def import_image(self, image_id, **kw):
+        with memory_backend._LOCK:
+            self._images[image_id].tasks.append(memory_backend.ImportTask("t-1",
+                                                                          "processing"))
+        raise ServiceError("connection reset by peer", region=self.name, transient=True)
+
+
+def test_a_copy_whose_task_is_processing_is_taken_as_running(run, caplog):
+    processing = region("RegionA", StillProcessing)
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        assert run.sync(processing).bytes_uploaded == SIZE
+    assert any(m.startswith("master:RegionA: deleting unfinished server-side copy img (")
+               for m in messages(caplog, "INFO"))
