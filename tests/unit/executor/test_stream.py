@@ -677,3 +677,32 @@ def test_an_upload_of_unknown_size_is_said_with_the_operations(master, tmp_path,
         executor.stream.stream(op, target, Transfer(Strategy.STREAM, "raw"), None)
     assert f"{REGION}: uploading image img (2.0 MiB)" in [r.getMessage()
                                                            for r in caplog.records]
+
+
+class ReadsItself(Faulty):
+    """A region that reads the chunks before storing them: an error raised while
+    they are read keeps the names the executor gave it (the local store's
+    wrapper would name the region itself)."""
+
+    def upload_data(self, image_id, chunks, size=None):
+        data = b"".join(chunks)
+        return super().upload_data(image_id, [data], size)
+
+
+def test_a_stop_between_chunks_is_named_by_the_executor(master, tmp_path):
+    region = ReadsItself(REGION, tmp_path / REGION, PROJECT)
+    image = scenarios.put(master, "img", scenarios.content("named", 3 * MIB))
+    stop = StopRequest()
+
+    class Stopping(BrokenSource):
+        def chunks(self, image):
+            for chunk in self.inner.chunks(image):
+                yield chunk
+                stop.set("SIGTERM received")
+
+    retry, _ = policy()
+    executor = Executor(region, Stopping(master), retry=retry, stop=stop, progress=False)
+    _, send = stream_one(executor, image)
+    with pytest.raises(StoppedError) as stopped:
+        send()
+    assert (stopped.value.region, stopped.value.image) == (executor.region, "img")
