@@ -254,13 +254,17 @@ def test_a_converted_copy_is_sent_verified_and_recorded_as_converted(master, reg
     assert published["glancesync.copy_hash"] == f"sha512:{copy.os_hash_value}"
 
 
-def test_a_copy_refused_by_its_verification_names_the_image(master, region):
+def test_a_copy_refused_by_its_verification_names_the_image(master, region, caplog):
     from tests.unit.test_executor_faults import FlippingSource
     image = put(master, "a", DATA)
     executor = Executor(region, FlippingSource(master, {"a"}), progress=False)
-    with pytest.raises(TransferError) as refused:
-        Upload(executor, upload_op(image)).apply(RegionResult(REGION))
+    upload = Upload(executor, upload_op(image))
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        with pytest.raises(TransferError) as refused:
+            upload.apply(RegionResult(REGION))
     assert (refused.value.region, refused.value.image) == (REGION, "a")
+    assert f"{REGION}: deleting failed upload a ({upload.target.image_id})" in [
+        r.getMessage() for r in caplog.records]
 
 
 def test_a_dry_run_names_the_copy_it_would_make(master, region, caplog):
