@@ -235,7 +235,10 @@ def test_what_the_copy_overwrote_is_set_again(run, caplog):
     master.update_image(image.id, {"min_ram": 512, "min_disk": 3})
     overwriting = region("RegionA", Overwriting)
     with caplog.at_level(logging.INFO, logger="glancesync.executor"):
-        assert run.sync(overwriting).copied_server_side == 2
+        result = run.sync(overwriting)
+    assert result.copied_server_side == 2
+    # each operation counts its own bytes copied by the region
+    assert sorted(o.bytes_server_side for o in result.outcomes) == sorted([SIZE, 5000])
     (copy,) = [i for i in overwriting.list_images() if i.id != copies(overwriting)[0].id]
     assert (copy.name, copy.min_ram, copy.min_disk) == ("big", 512, 3)
     assert copy.provenance is not None and copy.provenance.is_copy_of(
