@@ -65,6 +65,8 @@ def test_an_update_says_what_it_changes_and_why_and_counts_each(region, caplog):
 
 
 def test_an_update_shares_the_image_it_updates(region, caplog):
+    other = put(region, "other", b"y", visibility="shared")
+    region.add_member(other.id, "p-gone")  # shared first: only this image's share goes
     image = put(region, "vm", b"x", visibility="shared")
     region.add_member(image.id, "p-gone")
     result = RegionResult(REGION)
@@ -72,6 +74,7 @@ def test_an_update_shares_the_image_it_updates(region, caplog):
                    add_members=("p-new",), remove_members=("p-gone",))
     steps.update(run_of(region), op, result)
     assert [m for m in region.list_members(image.id)] == ["p-new"]
+    assert region.list_members(other.id) == ["p-gone"]
     assert lines(caplog) == [
         ("INFO", f"{REGION}: sharing image vm with project p-new"),
         ("INFO", f"{REGION}: unsharing image vm from project p-gone"),
@@ -209,3 +212,14 @@ def test_a_dry_run_says_what_it_would_do_in_the_verbs_base_form(region, caplog):
                    reason="gone")
     steps.remove(run_of(region, dry_run=True), op, RegionResult(REGION))
     assert lines(caplog) == [("INFO", f"{REGION}: would hide image a ({image.id}): gone")]
+
+
+def test_an_update_waiting_for_a_failed_kernel_names_its_image(region):
+    from glancesync.errors import GlanceSyncError
+    image = put(region, "vm", b"x")
+    op = Operation(OperationKind.UPDATE_METADATA, "vm", regional=image,
+                   ami_refs={"kernel_id": "k"})
+    with pytest.raises(GlanceSyncError) as failed:
+        steps.update(run_of(region), op, RegionResult(REGION))
+    assert (failed.value.region, failed.value.image) == (REGION, "vm")
+    assert failed.value.message == "kernel_id image k was not synchronised in this run"
