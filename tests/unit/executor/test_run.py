@@ -352,3 +352,12 @@ def test_failed_and_stopped_operations_are_said_and_counted(master, region, capl
     assert f"{REGION}: {bad.describe()} failed: {said}" in lines(caplog, "ERROR")
     assert (f"{REGION}: {stopped.describe()} interrupted: stopped: SIGTERM received"
             in lines(caplog, "WARNING"))
+
+
+def test_the_executors_defaults(region, master):
+    source = DirectSource(master)
+    executor = Executor(region, source, progress=False)
+    assert executor.server_copy.import_timeout == 1800.0
+    assert executor.stream.saving_timeout == 900.0
+    assert executor.source is source and executor.stream.source is source
+    assert not executor.dry_run and not executor.stop.is_set()

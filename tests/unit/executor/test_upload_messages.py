@@ -229,3 +229,16 @@ def test_a_new_copy_is_shared_once_published_and_it_is_said(master, region, capl
     new_id = executor.new_ids["a"]
     assert region.list_members(new_id) == ["p-2"]
     assert lines(caplog)[-1] == ("INFO", f"{REGION}: sharing image a with project p-2")
+
+
+def test_a_refusal_quotes_the_commands_last_lines(master, region):
+    from glancesync.executor.validation import ValidationError
+    from tests.unit.executor.test_validation import command
+
+    image = put(master, "a", DATA)
+    noisy = command("print('one'); print('two'); raise SystemExit(1)")
+    executor = Executor(region, DirectSource(master), progress=False, validation=noisy)
+    with pytest.raises(ValidationError) as refused:
+        Upload(executor, upload_op(image)).apply(RegionResult(REGION))
+    assert refused.value.message.endswith("(exit status 1); it stays private, any previous"
+                                          " copy in service; last lines: one | two")
