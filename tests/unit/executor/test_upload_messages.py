@@ -236,9 +236,10 @@ def test_a_refusal_quotes_the_commands_last_lines(master, region):
     from tests.unit.executor.test_validation import command
 
     image = put(master, "a", DATA)
-    noisy = command("print('one'); print('two'); raise SystemExit(1)")
+    noisy = command("for i in range(1, 8): print('line', i)\nraise SystemExit(1)")
     executor = Executor(region, DirectSource(master), progress=False, validation=noisy)
     with pytest.raises(ValidationError) as refused:
         Upload(executor, upload_op(image)).apply(RegionResult(REGION))
     assert refused.value.message.endswith("(exit status 1); it stays private, any previous"
-                                          " copy in service; last lines: one | two")
+                                          " copy in service; last lines: line 3 | line 4 |"
+                                          " line 5 | line 6 | line 7")  # the last five
