@@ -18,7 +18,7 @@ from glancesync.executor.stream import NewImage, Stream
 from glancesync.image import PROVENANCE_PREFIX, Image, Provenance, metadata_diff
 from glancesync.plan.model import Operation
 from glancesync.regions import RegionRef
-from glancesync.serverside import CopySources, ImportOutcome, Outcome, Source, watch_import
+from glancesync.serverside import CopySources, Outcome, Source, watch_import
 from glancesync.strategy import Transfer
 
 
@@ -66,11 +66,10 @@ class ServerSideCopy:
             return self.fall_back(op, target, transfer, source, corrupt(seen.image, master))
         if seen.outcome is Outcome.ACTIVE:
             return self.complete(seen.image, target, op), master, False
-        return self.fall_back(op, target, transfer, source, seen.message, seen)
+        return self.fall_back(op, target, transfer, source, seen.message)
 
     def fall_back(self, op: Operation, target: NewImage, transfer: Transfer,
-                  source: Source, why: str, seen: ImportOutcome | None = None
-                  ) -> tuple[Image | None, Image, bool]:
+                  source: Source, why: str) -> tuple[Image | None, Image, bool]:
         """Clean up after a failed server-side copy, then stream the image.
 
         A ``queued`` image whose copy failed or never started is filled by

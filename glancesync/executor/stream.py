@@ -185,7 +185,8 @@ class Stream:
         to another way of sending) restarts once, not counted as a failure.
         Once every byte was sent, a transient failure (a gateway's time-out,
         the answer lost) is not a reason to send them again: the image is
-        the store's (:meth:`_await_saving`).
+        the store's (:meth:`_await_saving`), also when a stop was requested
+        meanwhile (the wait then ends, the image left to the store).
         Returns the image as it is after the upload.
         """
         failures, restarted = 0, False
@@ -200,12 +201,14 @@ class Stream:
                 LOG.info("%s: %s; sending %s again from the start", self.region, error.message,
                          target.name)
             except GlanceSyncError as error:
-                if not isinstance(error, StoppedError):  # a stop ends any failure
-                    self.stop.check(self.region, target.name)
                 if sent.complete and error.transient:
+                    # The store's first, even when a stop was requested meanwhile:
+                    # the stop-aware wait leaves a saving image to it.
                     saved = self._await_saving(target, error)
                     if saved is not None:
                         return saved
+                if not isinstance(error, StoppedError):  # a stop ends any failure
+                    self.stop.check(self.region, target.name)
                 stuck = isinstance(error, ConflictError) and failures > 0
                 if not (self.retry.retriable(error) or stuck) or failures >= self.retry.retries:
                     raise
