@@ -65,7 +65,10 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                   ("tests/unit/test_selection.py", "tests/unit/test_selection_survivors.py",
                    "tests/unit/test_plan.py")),
     "localstore": (("glancesync/backends/local/*",),
-                   ("tests/unit/test_localstore.py", "tests/unit/test_local_adapter.py")),
+                   ("tests/unit/test_localstore.py", "tests/unit/test_local_adapter.py",
+                    # they call the store (hostile ids, read-only) and LocalTarget directly
+                    "tests/unit/test_hostile_paths.py", "tests/unit/test_readonly_region.py",
+                    "tests/unit/test_keystone.py")),
 }
 
 #: Tests left out of a module's runs: they read the module's source text, which
