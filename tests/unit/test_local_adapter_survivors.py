@@ -1,0 +1,102 @@
+"""The local adapter's state changes, members and checks, pinned (issue 27's survivors)."""
+from __future__ import annotations
+
+import pytest
+
+from glancesync.backends.local.adapter import LocalRegionAdapter
+from glancesync.errors import ConflictError, ImageNotFoundError
+
+
+@pytest.fixture
+def region(tmp_path):
+    with LocalRegionAdapter("local:Spain", tmp_path / "Spain", "tenant") as adapter:
+        yield adapter
+
+
+def active_image(region: LocalRegionAdapter, name: str = "img", **kwargs) -> str:
+    image = region.create_image(name, disk_format="raw", container_format="bare", **kwargs)
+    region.upload_data(image.id, [b"data"], size=4)
+    return image.id
+
+
+def test_deactivate_then_reactivate(region):
+    image_id = active_image(region)
+    assert region.deactivate_image(image_id).status == "deactivated"
+    assert region.get_image(image_id).status == "deactivated"
+    assert region.deactivate_image(image_id).status == "deactivated"  # stays so
+    assert region.reactivate_image(image_id).status == "active"
+    assert region.get_image(image_id).status == "active"
+    assert region.reactivate_image(image_id).status == "active"  # stays so
+
+
+def test_a_queued_image_is_neither_deactivated_nor_reactivated(region):
+    image_id = region.create_image("queued").id
+    with pytest.raises(ConflictError) as caught:
+        region.deactivate_image(image_id)
+    assert caught.value.message == "image is queued: only an active image can become deactivated"
+    assert caught.value.status_code == 400
+    assert (caught.value.region, caught.value.image) == ("local:Spain", image_id)
+    with pytest.raises(ConflictError) as caught:
+        region.reactivate_image(image_id)
+    assert caught.value.message == "image is queued: only an deactivated image can become active"
+    assert caught.value.status_code == 400
+    assert region.get_image(image_id).status == "queued"
+
+
+def test_state_change_of_a_missing_image(region):
+    region.ensure_exists()
+    missing = "00000000-0000-4000-8000-000000000000"
+    for change in (region.deactivate_image, region.reactivate_image):
+        with pytest.raises(ImageNotFoundError) as caught:
+            change(missing)
+        assert (caught.value.region, caught.value.image) == ("local:Spain", missing)
+
+
+def test_members_added_listed_and_removed(region):
+    image_id = active_image(region, visibility="shared")
+    other = active_image(region, "other", visibility="shared")
+    assert region.list_members(image_id) == []
+    region.add_member(image_id, "p1")
+    region.add_member(image_id, "p2")
+    region.add_member(other, "p3")
+    assert region.list_members(image_id) == ["p1", "p2"]
+    assert region.store.image_member_find(region.context, image_id=image_id,
+                                          member="p1")[0]["status"] == "pending"
+    region.remove_member(image_id, "p1")
+    assert region.list_members(image_id) == ["p2"]
+    assert region.list_members(other) == ["p3"]
+    region.remove_member(image_id, "p2")
+    assert region.list_members(image_id) == []
+
+
+def test_only_shared_images_take_members(region):
+    image_id = active_image(region, visibility="private")
+    with pytest.raises(ConflictError) as caught:
+        region.add_member(image_id, "p1")
+    assert caught.value.message == "only shared images have members (this one is private)"
+    assert caught.value.status_code == 403
+    assert (caught.value.region, caught.value.image) == ("local:Spain", image_id)
+    assert region.list_members(image_id) == []
+
+
+def test_removing_a_project_that_is_not_a_member(region):
+    image_id = active_image(region, visibility="shared")
+    other = active_image(region, "other", visibility="shared")
+    region.add_member(other, "p1")
+    region.add_member(image_id, "p2")
+    with pytest.raises(ImageNotFoundError) as caught:
+        region.remove_member(image_id, "p1")
+    assert caught.value.message == "project p1 is not a member"
+    assert caught.value.status_code == 404
+    assert (caught.value.region, caught.value.image) == ("local:Spain", image_id)
+    assert region.list_members(other) == ["p1"]
+    assert region.list_members(image_id) == ["p2"]
+
+
+def test_members_of_a_missing_image(region):
+    region.ensure_exists()
+    missing = "00000000-0000-4000-8000-000000000000"
+    for call in (region.list_members, lambda i: region.add_member(i, "p1")):
+        with pytest.raises(ImageNotFoundError) as caught:
+            call(missing)
+        assert (caught.value.region, caught.value.image) == ("local:Spain", missing)

@@ -1,0 +1,455 @@
+"""The local store's members, locations, properties, tags and read-only reads, pinned.
+
+Each test was written against mutants of glancesync/backends/local/store.py that
+the other unit tests let through (issue 27): exact messages, status codes,
+the image an error names, the whole shape of the dicts returned.
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from glancesync.backends.local.store import LocalStore, RequestContext
+from glancesync.errors import (ConflictError, ImageNotFoundError, ServiceError, TransferError,
+                               UsageError)
+
+OWNER = RequestContext("owner")
+FRIEND = RequestContext("friend")
+OTHER = RequestContext("stranger")
+ADMIN = RequestContext("admin-project", is_admin=True)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with LocalStore(tmp_path / "region") as local:
+        yield local
+
+
+def shared_image(store: LocalStore, name: str = "a") -> str:
+    return store.image_create(OWNER, {"name": name, "visibility": "shared"})["id"]
+
+
+# -- members ---------------------------------------------------------------
+
+def test_a_member_record_has_every_field(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    assert set(member) == {"id", "image_id", "member", "can_share", "status", "created_at",
+                           "updated_at", "deleted_at", "deleted"}
+    assert isinstance(member["id"], int)
+    assert (member["image_id"], member["member"], member["can_share"], member["status"],
+            member["deleted_at"], member["deleted"]) == (image_id, "friend", False, "pending",
+                                                         None, False)
+    assert member["created_at"] == member["updated_at"]
+    assert member["created_at"].endswith("Z") and len(member["created_at"]) == 27
+    store.image_member_delete(OWNER, member["id"])
+    [gone] = store.image_member_find(OWNER, image_id=image_id, include_deleted=True)
+    assert gone["deleted"] is True
+    assert gone["deleted_at"] == gone["updated_at"] and gone["deleted_at"] >= member["created_at"]
+
+
+def test_a_member_created_able_to_share_and_accepted(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend",
+                                               "can_share": True, "status": "accepted"})
+    assert (member["can_share"], member["status"]) == (True, "accepted")
+    plain = store.image_member_create(OWNER, {"image_id": image_id, "member": "other"})
+    assert plain["can_share"] is False
+
+
+@pytest.mark.parametrize("member, message", [
+    ("", "invalid member ''"), (None, "invalid member None"), (5, "invalid member 5")])
+def test_an_invalid_member_is_refused(store, member, message):
+    image_id = shared_image(store)
+    with pytest.raises(UsageError) as caught:
+        store.image_member_create(OWNER, {"image_id": image_id, "member": member})
+    assert caught.value.message == message
+    assert store.image_member_find(ADMIN, include_deleted=True) == []
+
+
+def test_an_invalid_member_status_is_refused(store):
+    image_id = shared_image(store)
+    with pytest.raises(UsageError) as caught:
+        store.image_member_create(OWNER, {"image_id": image_id, "member": "f", "status": "maybe"})
+    assert caught.value.message == "invalid member status 'maybe'"
+
+
+def test_a_member_twice_is_a_conflict_naming_the_image(store):
+    image_id = shared_image(store)
+    store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    with pytest.raises(ConflictError) as caught:
+        store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "friend is already a member", image_id, 409)
+    other = shared_image(store, "b")
+    assert store.image_member_create(OWNER, {"image_id": other, "member": "friend"})
+
+
+@pytest.mark.parametrize("context", [OWNER, ADMIN, OTHER])
+def test_a_missing_member_record(store, context):
+    with pytest.raises(ImageNotFoundError) as caught:
+        store.image_member_update(context, 99, {"status": "accepted"})
+    assert (caught.value.message, caught.value.status_code) == ("no member record 99", 404)
+
+
+def test_a_member_record_is_hidden_from_other_projects(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    for call in (lambda: store.image_member_update(OTHER, member["id"], {"status": "accepted"}),
+                 lambda: store.image_member_delete(OTHER, member["id"])):
+        with pytest.raises(ImageNotFoundError) as caught:
+            call()
+        assert (caught.value.message, caught.value.status_code) == (
+            f"no member record {member['id']}", 404)
+    assert store.image_member_find(ADMIN)[0]["status"] == "pending"
+
+
+def test_the_member_and_the_owner_see_the_member_record(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    assert store.image_member_update(FRIEND, member["id"], {})["status"] == "pending"
+    assert store.image_member_update(OWNER, member["id"], {})["status"] == "pending"
+
+
+def test_member_update_refuses_unknown_fields(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    with pytest.raises(UsageError) as caught:
+        store.image_member_update(ADMIN, member["id"], {"zeta": 1, "alpha": 2, "status": "x"})
+    assert caught.value.message == "cannot set member field(s) alpha, zeta"
+
+
+def test_member_update_accepts_its_image_and_member_unchanged(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    updated = store.image_member_update(FRIEND, member["id"], {
+        "image_id": image_id, "member": "friend", "status": "accepted"})
+    assert updated["status"] == "accepted"
+
+
+@pytest.mark.parametrize("key, value", [("image_id", "another"), ("member", "someone")])
+def test_member_update_refuses_to_move_a_member(store, key, value):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    with pytest.raises(UsageError) as caught:
+        store.image_member_update(ADMIN, member["id"], {key: value})
+    assert caught.value.message == f"a member's {key} cannot change"
+
+
+def test_member_update_refuses_an_invalid_status(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    with pytest.raises(UsageError) as caught:
+        store.image_member_update(FRIEND, member["id"], {"status": "maybe"})
+    assert caught.value.message == "invalid member status 'maybe'"
+
+
+def test_only_the_member_or_an_admin_accepts(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    with pytest.raises(ConflictError) as caught:
+        store.image_member_update(OWNER, member["id"], {"status": "accepted"})
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "only the member may accept or reject a share", image_id, 403)
+    assert store.image_member_update(ADMIN, member["id"], {"status": "rejected"})[
+        "status"] == "rejected"
+    updated = store.image_member_update(FRIEND, member["id"], {"status": "accepted"})
+    assert (updated["status"], updated["can_share"]) == ("accepted", False)
+    assert updated["updated_at"] >= member["updated_at"]
+    assert store.image_member_find(OWNER, image_id=image_id)[0]["status"] == "accepted"
+
+
+def test_only_the_owner_or_an_admin_changes_can_share(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend",
+                                               "can_share": True})
+    # The member may change its status without touching can_share.
+    assert store.image_member_update(FRIEND, member["id"], {"status": "accepted"})["can_share"]
+    with pytest.raises(ConflictError) as caught:
+        store.image_member_update(FRIEND, member["id"], {"can_share": False})
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "only the owner may change can_share", image_id, 403)
+    assert store.image_member_update(FRIEND, member["id"], {"can_share": True})["can_share"]
+    assert store.image_member_update(OWNER, member["id"], {"can_share": False})[
+        "can_share"] is False
+    assert store.image_member_update(ADMIN, member["id"], {"can_share": True})["can_share"]
+
+
+def test_only_the_owner_or_an_admin_removes_a_member(store):
+    image_id = shared_image(store)
+    member = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    with pytest.raises(ConflictError) as caught:
+        store.image_member_delete(FRIEND, member["id"])
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "only the owner may remove a member", image_id, 403)
+    store.image_member_delete(ADMIN, member["id"])
+    [gone] = store.image_member_find(ADMIN, include_deleted=True)
+    assert gone["deleted"] is True and gone["deleted_at"] is not None
+
+
+def test_member_find_filters(store):
+    first, second = shared_image(store, "a"), shared_image(store, "b")
+    a = store.image_member_create(OWNER, {"image_id": first, "member": "friend",
+                                          "status": "accepted"})
+    b = store.image_member_create(OWNER, {"image_id": first, "member": "other"})
+    c = store.image_member_create(OWNER, {"image_id": second, "member": "friend"})
+    assert store.image_member_find(OWNER) == [a, b, c]
+    assert store.image_member_find(OWNER, image_id=first) == [a, b]
+    assert store.image_member_find(OWNER, member="friend") == [a, c]
+    assert store.image_member_find(OWNER, status="pending") == [b, c]
+    assert store.image_member_find(FRIEND) == [a, c]
+    assert store.image_member_find(OTHER) == []
+    store.image_member_delete(OWNER, b["id"])
+    assert store.image_member_find(OWNER, image_id=first) == [a]
+    assert [m["id"] for m in store.image_member_find(OWNER, image_id=first,
+                                                     include_deleted=True)] == [a["id"], b["id"]]
+
+
+def test_member_count(store):
+    image_id = shared_image(store)
+    assert store.image_member_count(OWNER, image_id) == 0
+    first = store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    store.image_member_create(OWNER, {"image_id": image_id, "member": "other"})
+    assert store.image_member_count(FRIEND, image_id) == 2
+    store.image_member_delete(OWNER, first["id"])
+    assert store.image_member_count(OWNER, image_id) == 1
+    with pytest.raises(UsageError) as caught:
+        store.image_member_count(OWNER, "")
+    assert caught.value.message == "image_member_count needs an image id"
+    with pytest.raises(ImageNotFoundError):
+        store.image_member_count(OTHER, image_id)
+
+
+# -- reads work on a read-only store ---------------------------------------
+
+def test_every_read_works_on_a_read_only_store(tmp_path):
+    with LocalStore(tmp_path / "region") as writer:
+        image_id = shared_image(writer)
+        writer.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+        writer.image_tag_create(OWNER, image_id, "t1")
+    with LocalStore(tmp_path / "region", readonly=True) as reader:
+        assert reader.is_image_visible(FRIEND, reader.image_get(OWNER, image_id))
+        assert [m["member"] for m in reader.image_member_find(OWNER)] == ["friend"]
+        assert reader.image_member_count(OWNER, image_id) == 1
+        assert reader.image_tag_get_all(OWNER, image_id) == ["t1"]
+        with pytest.raises(ServiceError):
+            reader.image_tag_create(OWNER, image_id, "t2")
+
+
+# -- locations -------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["", None, 5])
+def test_a_location_needs_a_url(store, url):
+    image_id = shared_image(store)
+    with pytest.raises(UsageError) as caught:
+        store.image_location_add(OWNER, image_id, {"url": url})
+    assert caught.value.message == "a location needs a url"
+    assert store.image_get(OWNER, image_id)["locations"] == []
+
+
+def test_a_location_added_with_a_status(store):
+    image_id = shared_image(store)
+    added = store.image_location_add(OWNER, image_id, {"url": "file:///x",
+                                                       "status": "pending_delete"})
+    assert added["status"] == "pending_delete"
+    with pytest.raises(UsageError) as caught:
+        store.image_location_add(OWNER, image_id, {"url": "file:///y", "status": "lost"})
+    assert caught.value.message == "invalid location status 'lost'"
+
+
+def test_a_missing_location(store):
+    image_id = shared_image(store)
+    other = shared_image(store, "b")
+    elsewhere = store.image_location_add(OWNER, other, {"url": "file:///x"})
+    for call in (lambda: store.image_location_update(OWNER, image_id, {"id": elsewhere["id"]}),
+                 lambda: store.image_location_delete(OWNER, image_id, elsewhere["id"], "deleted")):
+        with pytest.raises(ImageNotFoundError) as caught:
+            call()
+        assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+            f"no location {elsewhere['id']}", image_id, 404)
+
+
+def test_a_location_update_keeps_what_it_does_not_change(store):
+    image_id = shared_image(store)
+    added = store.image_location_add(OWNER, image_id, {"url": "file:///x",
+                                                       "metadata": {"k": "v"}})
+    same = store.image_location_update(OWNER, image_id, {"id": added["id"]})
+    assert same == added
+    assert store.image_get(OWNER, image_id)["locations"] == [added]
+
+
+def test_a_location_update_changes_status_and_metadata(store):
+    image_id = shared_image(store)
+    added = store.image_location_add(OWNER, image_id, {"url": "file:///x",
+                                                       "metadata": {"k": "v"}})
+    changed = store.image_location_update(OWNER, image_id, {
+        "id": added["id"], "status": "pending_delete", "metadata": {"a": "b"}})
+    assert changed == {"id": added["id"], "url": "file:///x", "metadata": {"a": "b"},
+                       "status": "pending_delete"}
+    cleared = store.image_location_update(OWNER, image_id, {"id": added["id"],
+                                                            "metadata": None})
+    assert cleared["metadata"] == {}
+    with pytest.raises(UsageError) as caught:
+        store.image_location_update(OWNER, image_id, {"id": added["id"], "status": "lost"})
+    assert caught.value.message == "invalid location status 'lost'"
+
+
+def test_a_location_updated_to_deleted_is_gone(store):
+    image_id = shared_image(store)
+    added = store.image_location_add(OWNER, image_id, {"url": "file:///x"})
+    kept = store.image_location_add(OWNER, image_id, {"url": "file:///y"})
+    store.image_location_update(OWNER, image_id, {"id": added["id"], "status": "deleted"})
+    assert store.image_get(OWNER, image_id)["locations"] == [kept]
+    with pytest.raises(ImageNotFoundError):
+        store.image_location_update(OWNER, image_id, {"id": added["id"]})
+    with store._transaction(write=False) as conn:  # the row, as Glance keeps it
+        row = conn.execute("SELECT * FROM image_locations WHERE id = ?",
+                           (added["id"],)).fetchone()
+        live = conn.execute("SELECT * FROM image_locations WHERE id = ?",
+                            (kept["id"],)).fetchone()
+    assert (row["deleted"], row["status"]) == (1, "deleted")
+    assert row["deleted_at"] is not None and row["deleted_at"] == row["updated_at"]
+    assert (live["deleted"], live["deleted_at"]) == (0, None)
+
+
+def test_a_location_update_to_pending_delete_keeps_it_live(store):
+    image_id = shared_image(store)
+    added = store.image_location_add(OWNER, image_id, {"url": "file:///x"})
+    store.image_location_update(OWNER, image_id, {"id": added["id"], "status": "pending_delete"})
+    with store._transaction(write=False) as conn:
+        row = conn.execute("SELECT * FROM image_locations WHERE id = ?",
+                           (added["id"],)).fetchone()
+    assert (row["deleted"], row["deleted_at"]) == (0, None)
+    assert row["updated_at"] is not None
+
+
+@pytest.mark.parametrize("status", ["deleted", "pending_delete"])
+def test_a_location_deleted_with_a_status_and_a_time(store, status):
+    image_id = shared_image(store)
+    added = store.image_location_add(OWNER, image_id, {"url": "file:///x"})
+    store.image_location_delete(OWNER, image_id, added["id"], status,
+                                delete_time="2020-01-01T00:00:00.000000Z")
+    with store._transaction(write=False) as conn:
+        row = conn.execute("SELECT * FROM image_locations WHERE id = ?",
+                           (added["id"],)).fetchone()
+    assert (row["status"], row["deleted"], row["deleted_at"]) == (
+        status, 1, "2020-01-01T00:00:00.000000Z")
+    assert row["updated_at"] > row["deleted_at"]
+
+
+def test_a_location_deleted_now_by_default(store):
+    image_id = shared_image(store)
+    added = store.image_location_add(OWNER, image_id, {"url": "file:///x"})
+    store.image_location_delete(OWNER, image_id, added["id"], "deleted")
+    with store._transaction(write=False) as conn:
+        row = conn.execute("SELECT * FROM image_locations WHERE id = ?",
+                           (added["id"],)).fetchone()
+    assert row["deleted_at"] is not None and row["deleted_at"] == row["updated_at"]
+
+
+def test_a_location_is_not_deleted_as_active(store):
+    image_id = shared_image(store)
+    added = store.image_location_add(OWNER, image_id, {"url": "file:///x"})
+    with pytest.raises(UsageError) as caught:
+        store.image_location_delete(OWNER, image_id, added["id"], "active")
+    assert caught.value.message == ("a location is deleted with status deleted or"
+                                    " pending_delete, not 'active'")
+
+
+# -- properties --------------------------------------------------------------
+
+@pytest.mark.parametrize("name, message", [
+    ("", "invalid property name ''"), (None, "invalid property name None"),
+    (5, "invalid property name 5")])
+def test_an_invalid_property_name_is_refused(store, name, message):
+    image_id = shared_image(store)
+    with pytest.raises(UsageError) as caught:
+        store.image_property_create(OWNER, {"image_id": image_id, "name": name, "value": "v"})
+    assert caught.value.message == message
+    assert store.image_get(OWNER, image_id)["properties"] == {}
+
+
+def test_an_existing_property_is_a_conflict_naming_the_image(store):
+    image_id = shared_image(store)
+    store.image_property_create(OWNER, {"image_id": image_id, "name": "k", "value": "v"})
+    with pytest.raises(ConflictError) as caught:
+        store.image_property_create(OWNER, {"image_id": image_id, "name": "k", "value": "w"})
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "property 'k' exists", image_id, 409)
+
+
+def test_a_property_created_keeps_the_others_and_touches_the_image(store):
+    image = store.image_create(OWNER, {"name": "a", "properties": {"old": "1"}})
+    prop = store.image_property_create(OWNER, {"image_id": image["id"], "name": "k",
+                                               "value": "v"})
+    assert store.image_get(OWNER, image["id"])["properties"] == {"old": "1", "k": "v"}
+    assert store.image_get(OWNER, image["id"])["updated_at"] == prop["updated_at"]
+    assert prop["updated_at"] > image["updated_at"]
+    gone = store.image_property_delete(OWNER, "k", image["id"])
+    assert store.image_get(OWNER, image["id"])["updated_at"] == gone["updated_at"]
+    assert gone["deleted_at"] == gone["updated_at"]
+
+
+# -- tags --------------------------------------------------------------------
+
+def test_tags_are_listed_oldest_first(store):
+    image_id = shared_image(store)
+    for tag in ("zz", "aa", "mm"):
+        store.image_tag_create(OWNER, image_id, tag)
+    assert store.image_tag_get_all(OWNER, image_id) == ["zz", "aa", "mm"]
+    assert store.image_tag_set_all(OWNER, image_id, ["mm", "bb", "zz"]) == ["mm", "bb", "zz"]
+    assert store.image_tag_get_all(OWNER, image_id) == ["zz", "mm", "bb"]
+
+
+def test_a_tag_set_again_after_its_removal(store):
+    image_id = shared_image(store)
+    store.image_tag_set_all(OWNER, image_id, ["a", "b"])
+    store.image_tag_set_all(OWNER, image_id, ["b"])
+    store.image_tag_set_all(OWNER, image_id, ["b", "a"])
+    assert store.image_tag_get_all(OWNER, image_id) == ["b", "a"]
+    with store._transaction(write=False) as conn:
+        rows = conn.execute("SELECT value, deleted, deleted_at, updated_at FROM image_tags"
+                            " ORDER BY id").fetchall()
+    assert [(r["value"], r["deleted"]) for r in rows] == [("a", 1), ("b", 0), ("a", 0)]
+    assert rows[0]["deleted_at"] == rows[0]["updated_at"] is not None
+
+
+def test_a_missing_tag(store):
+    image_id = shared_image(store)
+    store.image_tag_create(OWNER, image_id, "kept")
+    with pytest.raises(ImageNotFoundError) as caught:
+        store.image_tag_delete(OWNER, image_id, "absent")
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "no tag 'absent'", image_id, 404)
+    store.image_tag_delete(OWNER, image_id, "kept")
+    with store._transaction(write=False) as conn:
+        row = conn.execute("SELECT * FROM image_tags").fetchone()
+    assert row["deleted"] == 1 and row["deleted_at"] == row["updated_at"] is not None
+
+
+@pytest.mark.parametrize("tag", ["", None])
+def test_an_invalid_tag_is_refused(store, tag):
+    image_id = shared_image(store)
+    with pytest.raises(UsageError) as caught:
+        store.image_tag_create(OWNER, image_id, tag)
+    assert caught.value.message == f"invalid tag {tag!r}"
+
+
+# -- a failed upload -----------------------------------------------------------
+
+def test_a_failed_upload_of_an_image_changed_meanwhile_leaves_it_alone(store, caplog):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+
+    def chunks():
+        yield b"x"
+        store.image_update(ADMIN, image_id, {"status": "killed"})
+        raise OSError("source gone")
+
+    with caplog.at_level(logging.WARNING, logger="glancesync.backends.local.store"):
+        with pytest.raises(TransferError, match="source gone"):
+            store.write_data(OWNER, image_id, chunks())
+    assert store.image_get(OWNER, image_id)["status"] == "killed"
+    [record] = [r for r in caplog.records if "could not reset" in r.getMessage()]
+    assert record.getMessage() == (f"image {image_id}: could not reset status after a failed"
+                                   f" upload: image {image_id}: image is killed, not saving")
