@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
-from glancesync.errors import ConflictError, ImageNotFoundError
+from glancesync.errors import ConflictError, ImageNotFoundError, ServiceError, UsageError
 
 
 @pytest.fixture
@@ -100,3 +100,83 @@ def test_members_of_a_missing_image(region):
         with pytest.raises(ImageNotFoundError) as caught:
             call(missing)
         assert (caught.value.region, caught.value.image) == ("local:Spain", missing)
+
+
+def test_tags_are_set_through_update_image(region):
+    image_id = region.create_image("a").id
+    updated = region.update_image(image_id, {"tags": ["b", "a"]})
+    assert updated.tags == ["b", "a"]
+    assert region.get_image(image_id).tags == ["b", "a"]
+    renamed = region.update_image(image_id, {"name": "renamed"})  # tags untouched
+    assert (renamed.name, renamed.tags) == ("renamed", ["b", "a"])
+    assert region.update_image(image_id, {"tags": []}).tags == []
+    assert region.get_image(image_id).tags == []
+
+
+@pytest.mark.parametrize("tags", ["abc", ["ok", ""], ["x" * 256], [5]])
+def test_invalid_tags_are_refused_by_update_image(region, tags):
+    image_id = region.create_image("a").id
+    region.update_image(image_id, {"tags": ["kept"]})
+    with pytest.raises(UsageError) as caught:
+        region.update_image(image_id, {"tags": tags})
+    assert caught.value.message == ("tags must be a list of strings of 1 to 255 characters,"
+                                    f" not {tags!r}")
+    assert (caught.value.region, caught.value.image) == ("local:Spain", image_id)
+    assert region.get_image(image_id).tags == ["kept"]
+
+
+def test_an_invalid_change_names_the_image(region):
+    image_id = region.create_image("a").id
+    with pytest.raises(UsageError) as caught:
+        region.update_image(image_id, {"min_ram": -1})
+    assert (caught.value.region, caught.value.image) == ("local:Spain", image_id)
+
+
+def test_a_core_field_is_not_removed(region):
+    image_id = region.create_image("a").id
+    with pytest.raises(UsageError) as caught:
+        region.update_image(image_id, {}, remove=["name"])
+    assert caught.value.message == "'name' is a core field, it cannot be removed"
+
+
+def test_a_protected_image_is_not_deleted(region):
+    image_id = region.create_image("a", protected=True).id
+    with pytest.raises(ConflictError) as caught:
+        region.delete_image(image_id)
+    assert (caught.value.message, caught.value.status_code) == (
+        "image is protected; unprotect it before deleting it", 403)
+    assert region.get_image(image_id).protected is True
+
+
+def test_a_listing_past_its_time_says_so(tmp_path):
+    with LocalRegionAdapter("local:R", tmp_path / "R", "tenant", page_size=1,
+                            list_timeout=-1) as adapter:
+        adapter.create_image("a")
+        adapter.create_image("b")
+        with pytest.raises(ServiceError) as caught:
+            adapter.list_images()
+    assert caught.value.message == "listing images took more than -1 s"
+
+
+def test_a_listing_asks_one_page_at_a_time(tmp_path):
+    with LocalRegionAdapter("local:R", tmp_path / "R", "tenant", page_size=2) as adapter:
+        for index in range(5):
+            adapter.create_image(f"img-{index}")
+        statements: list[str] = []
+        adapter.store._connection().set_trace_callback(statements.append)
+        assert len(adapter.list_images()) == 5
+    limits = [s for s in statements if s.startswith("SELECT * FROM images") and "LIMIT" in s]
+    assert len(limits) == 3
+    assert all(s.endswith("LIMIT 2") for s in limits)
+
+
+def test_errors_of_an_unreadable_region_name_the_image(tmp_path):
+    (tmp_path / "R").mkdir()
+    (tmp_path / "R" / "images.db").write_bytes(b"this is not a database" * 100)
+    adapter = LocalRegionAdapter("local:R", tmp_path / "R", "tenant")
+    image_id = "00000000-0000-4000-8000-000000000000"
+    for call in (adapter.get_image, adapter.download_data):
+        with pytest.raises(ServiceError) as caught:
+            call(image_id)
+        assert (caught.value.region, caught.value.image) == ("local:R", image_id)
+    adapter.close()
