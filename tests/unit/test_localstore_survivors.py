@@ -7,6 +7,10 @@ the image an error names, the whole shape of the dicts returned.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -388,7 +392,32 @@ def test_a_property_created_keeps_the_others_and_touches_the_image(store):
     assert prop["updated_at"] > image["updated_at"]
     gone = store.image_property_delete(OWNER, "k", image["id"])
     assert store.image_get(OWNER, image["id"])["updated_at"] == gone["updated_at"]
-    assert gone["deleted_at"] == gone["updated_at"]
+    assert gone["deleted_at"] == gone["updated_at"] and gone["deleted_at"] >= prop["updated_at"]
+    assert store.image_get(OWNER, image["id"])["properties"] == {"old": "1"}
+
+
+def test_a_property_record_has_every_field(store):
+    image_id = shared_image(store)
+    prop = store.image_property_create(OWNER, {"image_id": image_id, "name": "k", "value": "v"})
+    assert set(prop) == {"id", "image_id", "name", "value", "created_at", "updated_at",
+                         "deleted_at", "deleted"}
+    assert isinstance(prop["id"], int)
+    assert (prop["image_id"], prop["name"], prop["value"], prop["deleted_at"],
+            prop["deleted"]) == (image_id, "k", "v", None, False)
+    assert prop["created_at"] == prop["updated_at"] and prop["created_at"].endswith("Z")
+    gone = store.image_property_delete(OWNER, "k", image_id)
+    assert (gone["id"], gone["created_at"], gone["deleted"]) == (prop["id"], prop["created_at"],
+                                                                 True)
+
+
+def test_a_missing_property(store):
+    image_id = shared_image(store)
+    store.image_property_create(OWNER, {"image_id": image_id, "name": "kept", "value": "v"})
+    with pytest.raises(ImageNotFoundError) as caught:
+        store.image_property_delete(OWNER, "absent", image_id)
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "no property 'absent'", image_id, 404)
+    assert store.image_get(OWNER, image_id)["properties"] == {"kept": "v"}
 
 
 # -- tags --------------------------------------------------------------------
@@ -428,7 +457,7 @@ def test_a_missing_tag(store):
     assert row["deleted"] == 1 and row["deleted_at"] == row["updated_at"] is not None
 
 
-@pytest.mark.parametrize("tag", ["", None])
+@pytest.mark.parametrize("tag", ["", None, 5])
 def test_an_invalid_tag_is_refused(store, tag):
     image_id = shared_image(store)
     with pytest.raises(UsageError) as caught:
@@ -453,3 +482,68 @@ def test_a_failed_upload_of_an_image_changed_meanwhile_leaves_it_alone(store, ca
     [record] = [r for r in caplog.records if "could not reset" in r.getMessage()]
     assert record.getMessage() == (f"image {image_id}: could not reset status after a failed"
                                    f" upload: image {image_id}: image is killed, not saving")
+
+
+# -- paging over NULLs -----------------------------------------------------------
+
+def test_paging_by_a_column_with_nulls_and_zeros(store):
+    sizes = [None, 0, 7, None, 0, None, 3, 0]
+    for index, size in enumerate(sizes):
+        image_id = store.image_create(OWNER, {"name": f"i{index}"})["id"]
+        if size is not None:
+            store.image_update(OWNER, image_id, {"size": size})
+    for direction in ("asc", "desc"):
+        full = store.image_get_all(OWNER, sort_key="size", sort_dir=direction)
+        assert [image["size"] or 0 for image in full] == sorted(
+            [size or 0 for size in sizes], reverse=direction == "desc")
+        paged, marker = [], None
+        for _ in range(len(sizes) + 1):  # a wrong marker condition may loop
+            page = store.image_get_all(OWNER, sort_key="size", sort_dir=direction,
+                                       marker=marker, limit=1)
+            if not page:
+                break
+            paged += page
+            marker = page[-1]["id"]
+        assert [image["id"] for image in paged] == [image["id"] for image in full]
+
+
+# -- a region on read-only media ---------------------------------------------------
+
+def read_in_a_read_only_folder(folder: Path) -> subprocess.CompletedProcess:
+    """Run a child that lists ``folder``'s store while ``folder`` is really read-only."""
+    code = ("import sys\n"
+            "from glancesync.backends.local.store import LocalStore, RequestContext\n"
+            "with LocalStore(sys.argv[1], readonly=True) as store:\n"
+            "    print(sorted(i['name'] for i in store.image_get_all(RequestContext('p', True))))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    command = [sys.executable, "-c", code, str(folder)]
+    if os.geteuid() == 0:
+        command = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                   'set -e; mount --bind "$1" "$1"; mount -o remount,bind,ro "$1"; shift;'
+                   ' exec "$@"', "sh", str(folder), *command]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    modes = {path: path.stat().st_mode for path in [folder, *folder.rglob("*")]}
+    for path, mode in modes.items():
+        path.chmod(mode & ~0o222)
+    try:
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+
+
+def test_a_region_on_read_only_media_is_read(tmp_path):
+    folder = tmp_path / "region"
+    with LocalStore(folder) as writer:
+        writer.image_create(OWNER, {"name": "a"})
+        writer.image_create(OWNER, {"name": "b"})
+    with LocalStore(folder, readonly=True) as reader:  # writable: a query_only connection
+        assert len(reader.image_get_all(ADMIN)) == 2
+        with pytest.raises(ServiceError):
+            with reader._transaction(write=False) as conn:
+                conn.execute("DELETE FROM images")
+    before = sorted(path.name for path in folder.rglob("*"))
+    done = read_in_a_read_only_folder(folder)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['a', 'b']"
+    assert sorted(path.name for path in folder.rglob("*")) == before
