@@ -180,3 +180,114 @@ def test_errors_of_an_unreadable_region_name_the_image(tmp_path):
             call(image_id)
         assert (caught.value.region, caught.value.image) == ("local:R", image_id)
     adapter.close()
+
+
+def test_a_tag_of_255_characters_is_taken(region):
+    image_id = region.create_image("a").id
+    assert region.update_image(image_id, {"tags": ["x" * 255, "y"]}).tags == ["x" * 255, "y"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"visibility": "world"},
+     "visibility must be one of public, community, shared, private, not 'world'"),
+    ({"disk_format": "floppy"}, "unknown disk_format 'floppy'; one of ami, ari, aki, vhd, vhdx,"
+                                " vmdk, raw, qcow2, vdi, iso, ploop"),
+    ({"container_format": "box"}, "unknown container_format 'box'; one of ami, ari, aki, bare,"
+                                  " ovf, ova, docker, compressed"),
+    ({"min_ram": -1}, "min_ram must be an integer >= 0, not -1"),
+    ({"min_disk": -2}, "min_disk must be an integer >= 0, not -2"),
+    ({"min_disk": True}, "min_disk must be an integer >= 0, not True"),
+    ({"protected": 1}, "protected must be a boolean, not 1"),
+    ({"properties": {5: "x"}}, "invalid property name 5"),
+    ({"properties": {"": "x"}}, "invalid property name ''"),
+    ({"properties": {"os_glance_x": "1"}}, "'os_glance_x' is reserved, it cannot be set as a"
+                                           " property"),
+    ({"properties": {"name": "1"}}, "'name' is reserved, it cannot be set as a property"),
+    ({"properties": {"n": 1}}, "property 'n' must be a string, not 1"),
+    ({"image_id": "not-a-uuid"}, "image id 'not-a-uuid' is not a UUID"),
+])
+def test_create_says_what_is_wrong(region, kwargs, message):
+    with pytest.raises(UsageError) as caught:
+        region.create_image("bad", **kwargs)
+    assert caught.value.message == message
+    assert region.list_images() == []
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"os_hidden": 1}, "os_hidden must be a boolean, not 1"),
+    ({"min_ram": "2"}, "min_ram must be an integer >= 0, not '2'"),
+    ({"name": "x" * 256}, f"name must be a string of at most 255 characters, not {'x' * 256!r}"),
+])
+def test_update_says_what_is_wrong(region, changes, message):
+    image_id = region.create_image("a").id
+    with pytest.raises(UsageError) as caught:
+        region.update_image(image_id, changes)
+    assert caught.value.message == message
+
+
+def test_create_defaults(region):
+    image = region.create_image("plain")
+    assert (image.min_ram, image.min_disk, image.protected, image.visibility) == (
+        0, 0, False, "private")
+
+
+def test_an_invalid_creation_with_an_id_names_it(region):
+    image_id = "00000000-0000-4000-8000-000000000001"
+    with pytest.raises(UsageError) as caught:
+        region.create_image("bad", visibility="world", image_id=image_id)
+    assert (caught.value.region, caught.value.image) == ("local:Spain", image_id)
+
+
+@pytest.mark.parametrize("formats", [{"disk_format": "raw"}, {"container_format": "bare"}, {}])
+def test_no_data_without_both_formats(region, formats):
+    image_id = region.create_image("a", **formats).id
+    with pytest.raises(UsageError) as caught:
+        region.upload_data(image_id, [b"abc"])
+    assert caught.value.message == ("disk_format and container_format must be set before the"
+                                    " image takes data (Glance refuses it too)")
+    assert (caught.value.region, caught.value.image) == ("local:Spain", image_id)
+    assert region.get_image(image_id).status == "queued"
+
+
+def test_signed_data_is_refused_for_want_of_a_key_manager(region):
+    signature = {"img_signature": "c2ln", "img_signature_hash_method": "SHA-256",
+                 "img_signature_key_type": "RSA-PSS",
+                 "img_signature_certificate_uuid": "cert-1"}
+    image_id = region.create_image("a", disk_format="raw", container_format="bare",
+                                   properties=signature).id
+    with pytest.raises(ServiceError) as caught:
+        region.upload_data(image_id, [b"abc"])
+    assert caught.value.message == (
+        "signature verification failed: a local region has no key manager to retrieve"
+        " certificate cert-1 from (Glance refuses such data too when its key manager lacks"
+        " the certificate)")
+    assert (caught.value.status_code, caught.value.image) == (400, image_id)
+    assert region.get_image(image_id).status == "queued"
+    partial = dict(signature, img_signature="")
+    other = region.create_image("b", disk_format="raw", container_format="bare",
+                                properties=partial).id
+    assert region.upload_data(other, [b"abc"]).status == "active"
+
+
+def test_times_are_given_in_the_api_form(region):
+    image_id = region.create_image("a").id
+    data = region.store.image_get(region.context, image_id)
+    image = region.get_image(image_id)
+    assert image.created_at == data["created_at"][:19] + "Z"
+    assert image.updated_at == data["updated_at"][:19] + "Z"
+    assert len(image.updated_at) == 20
+
+
+def test_a_row_without_update_time_is_read(region):
+    image_id = region.create_image("a").id
+    with region.writable_store._transaction() as conn:  # a database made elsewhere
+        conn.execute("UPDATE images SET updated_at = NULL WHERE id = ?", (image_id,))
+    assert region.get_image(image_id).updated_at is None
+
+
+def test_a_closed_adapter_opens_its_region_again(region):
+    image_id = region.create_image("a").id
+    region.close()
+    assert region.get_image(image_id).id == image_id
+    region.close()
+    assert region.update_image(image_id, {"name": "b"}).name == "b"
