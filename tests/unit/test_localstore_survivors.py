@@ -547,3 +547,74 @@ def test_a_region_on_read_only_media_is_read(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['a', 'b']"
     assert sorted(path.name for path in folder.rglob("*")) == before
+
+
+# -- sorting over NULLs ------------------------------------------------------------
+
+def test_sorting_by_name_puts_null_names_with_empty_ones(store):
+    made = [store.image_create(OWNER, {"name": name})["id"]
+            for name in (None, "Alpha", "", "beta", None)]
+    listed = store.image_get_all(OWNER, sort_key="name", sort_dir="asc")
+    # NULL and "" tie and are then ordered by created_at, newest first.
+    assert [image["id"] for image in listed] == [made[4], made[2], made[0], made[1], made[3]]
+
+
+# -- a deleted image and its children ------------------------------------------------
+
+def test_a_deleted_image_shows_only_what_was_deleted_with_it(store):
+    image_id = store.image_create(OWNER, {"name": "a", "properties": {"early": "1",
+                                                                        "late": "2"}})["id"]
+    store.image_tag_set_all(OWNER, image_id, ["early-tag", "late-tag"])
+    store.image_property_delete(OWNER, "early", image_id)
+    store.image_tag_delete(OWNER, image_id, "early-tag")
+    store.image_destroy(OWNER, image_id)
+    gone = store.image_get(OWNER, image_id, force_show_deleted=True)
+    assert gone["properties"] == {"late": "2"}
+    assert gone["tags"] == ["late-tag"]
+
+
+def test_a_data_file_that_cannot_be_removed(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    (store.data_path / image_id).mkdir()
+    (store.data_path / image_id / "inside").write_text("x")
+    with pytest.raises(TransferError) as caught:
+        store.image_destroy(OWNER, image_id)
+    assert caught.value.message.startswith("image deleted but its data file remains: ")
+    assert caught.value.image == image_id
+    with pytest.raises(ImageNotFoundError):
+        store.image_get(OWNER, image_id)
+
+
+# -- rows altered by hand --------------------------------------------------------------
+
+def test_an_altered_row_is_reported_once(store, caplog):
+    store.image_create(OWNER, {"name": "fine"})
+    with store._transaction() as conn:
+        conn.execute("INSERT INTO images (id, name, status, visibility, created_at, owner)"
+                     " VALUES ('../../x', 'evil', 'active', 'public', '2020', 'owner')")
+    with caplog.at_level(logging.WARNING, logger="glancesync.backends.local.store"):
+        assert [image["name"] for image in store.image_get_all(OWNER)] == ["fine"]
+        assert [image["name"] for image in store.image_get_all(OWNER)] == ["fine"]
+    warnings = [record.getMessage() for record in caplog.records]
+    assert warnings == [f"local region {store.path}: ignoring the image row with id"
+                        " '../../x': not a valid image id (was the database altered?)"]
+
+
+# -- reading data ------------------------------------------------------------------------
+
+def test_an_image_without_data_says_so(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    with pytest.raises(ConflictError) as caught:
+        store.read_data(OWNER, image_id)
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "image is queued, it has no data", image_id, 409)
+
+
+def test_a_missing_data_file_names_the_image(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    store.write_data(OWNER, image_id, [b"abc"])
+    (store.data_path / image_id).unlink()
+    with pytest.raises(TransferError) as caught:
+        store.read_data(OWNER, image_id)
+    assert caught.value.message.startswith("cannot read image data: ")
+    assert caught.value.image == image_id
