@@ -618,3 +618,33 @@ def test_a_missing_data_file_names_the_image(store):
         store.read_data(OWNER, image_id)
     assert caught.value.message.startswith("cannot read image data: ")
     assert caught.value.image == image_id
+
+
+# -- listing arguments ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("limit", [True, "5", 2.0, -1])
+def test_a_bad_limit_is_refused(store, limit):
+    store.image_create(OWNER, {"name": "a"})
+    with pytest.raises(UsageError) as caught:
+        store.image_get_all(OWNER, limit=limit)
+    assert caught.value.message == f"limit must be an integer >= 0, not {limit!r}"
+
+
+def test_a_marker_that_is_missing_or_unseen(store):
+    private = store.image_create(OWNER, {"name": "p", "visibility": "private"})["id"]
+    for context, marker in ((OWNER, "missing"), (OTHER, private)):
+        with pytest.raises(ImageNotFoundError) as caught:
+            store.image_get_all(context, marker=marker)
+        assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+            "marker image not found", marker, 400)
+
+
+def test_a_member_pages_past_a_shared_image(store):
+    first = shared_image(store, "first")
+    second = shared_image(store, "second")
+    for image_id in (first, second):
+        store.image_member_create(OWNER, {"image_id": image_id, "member": "friend",
+                                          "status": "accepted"})
+    page = store.image_get_all(FRIEND, limit=1)
+    assert [image["id"] for image in page] == [second]
+    assert [image["id"] for image in store.image_get_all(FRIEND, marker=second)] == [first]
