@@ -291,3 +291,13 @@ def test_a_closed_adapter_opens_its_region_again(region):
     assert region.get_image(image_id).id == image_id
     region.close()
     assert region.update_image(image_id, {"name": "b"}).name == "b"
+
+
+def test_the_visibility_is_checked_first(region):
+    with pytest.raises(UsageError) as caught:
+        region.create_image("bad", visibility="world", disk_format="floppy")
+    assert caught.value.message.startswith("visibility must be one of ")
+    image_id = region.create_image("a").id
+    with pytest.raises(UsageError) as caught:
+        region.update_image(image_id, {"visibility": "world", "min_ram": -1})
+    assert caught.value.message.startswith("visibility must be one of ")
