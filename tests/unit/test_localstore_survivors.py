@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -648,3 +649,240 @@ def test_a_member_pages_past_a_shared_image(store):
     page = store.image_get_all(FRIEND, limit=1)
     assert [image["id"] for image in page] == [second]
     assert [image["id"] for image in store.image_get_all(FRIEND, marker=second)] == [first]
+
+
+# -- the messages of the busiest paths (measured only in part: see docs/testing.rst) ------
+
+@pytest.mark.parametrize("values, message", [
+    ({"status": None}, "image field 'status' cannot be null"),
+    ({"protected": "yes"}, "image field 'protected' must be a boolean, not 'yes'"),
+    ({"min_ram": -1}, "image field 'min_ram' must be an integer >= 0, not -1"),
+    ({"size": True}, "image field 'size' must be an integer >= 0, not True"),
+    ({"min_disk": "1"}, "image field 'min_disk' must be an integer >= 0, not '1'"),
+    ({"name": 5}, "image field 'name' must be a string, not 5"),
+    ({"status": "bogus"}, "unknown image status 'bogus'"),
+    ({"visibility": "everyone"},
+     "visibility must be one of public, community, shared, private, not 'everyone'"),
+    ({"zeta": 1, "alpha": 2}, "cannot set image field(s) alpha, zeta"),
+    ({"id": "../escape"}, "invalid image id '../escape'"),
+    ({"properties": {"": "x"}}, "invalid property name ''"),
+])
+def test_image_create_says_what_is_wrong(store, values, message):
+    with pytest.raises(UsageError) as caught:
+        store.image_create(OWNER, {"name": "x", **values})
+    assert caught.value.message == message
+    assert store.image_get_all(ADMIN) == []
+
+
+def test_nullable_fields_take_none_and_bools_take_ints(store):
+    image = store.image_create(OWNER, {"name": None, "disk_format": None, "protected": 1,
+                                       "os_hidden": 0, "min_ram": 3})
+    assert (image["name"], image["disk_format"], image["protected"], image["os_hidden"],
+            image["min_ram"], image["min_disk"]) == (None, None, True, False, 3, 0)
+
+
+def test_an_id_used_before_names_the_image(store):
+    store.image_create(OWNER, {"id": "img-1", "name": "a"})
+    with pytest.raises(ConflictError) as caught:
+        store.image_create(OWNER, {"id": "img-1", "name": "b"})
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "an image with this id exists or existed", "img-1", 409)
+
+
+def test_image_errors_say_why(store):
+    private = store.image_create(OWNER, {"name": "p", "visibility": "private"})["id"]
+    public = store.image_create(OWNER, {"name": "q", "visibility": "public"})["id"]
+    cases = [
+        (lambda: store.image_get(OWNER, "../x"), ImageNotFoundError,
+         "no such image (not a valid image id)", "'../x'", 404),
+        (lambda: store.image_get(OWNER, "missing"), ImageNotFoundError, "no such image",
+         "missing", 404),
+        (lambda: store.image_get(OTHER, private), ImageNotFoundError, "no such image",
+         private, 404),
+        (lambda: store.image_update(OTHER, public, {"name": "x"}), ConflictError,
+         "project stranger may not modify this image", public, 403),
+        (lambda: store.image_update(OWNER, public, {"status": "active"}, from_state="saving"),
+         ConflictError, "image is queued, not saving", public, 409),
+    ]
+    for call, kind, message, image, status in cases:
+        with pytest.raises(kind) as caught:
+            call()
+        assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+            message, image, status)
+    store.image_destroy(OWNER, public)
+    with pytest.raises(ImageNotFoundError) as caught:
+        store.image_get(OWNER, public)
+    assert caught.value.message == "no such image"
+    assert store.image_get(OWNER, public, force_show_deleted=True)["status"] == "deleted"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sort_key": ["name", "id"], "sort_dir": ["asc", "asc", "asc"]},
+     "sort_dir must have one direction, or one per sort_key"),
+    ({"sort_key": "nope"}, "cannot sort on 'nope'"),
+    ({"sort_key": "name", "sort_dir": "up"}, "sort direction must be asc or desc, not 'up'"),
+])
+def test_a_bad_sort_says_what_is_wrong(store, kwargs, message):
+    with pytest.raises(UsageError) as caught:
+        store.image_get_all(OWNER, **kwargs)
+    assert caught.value.message == message
+
+
+def test_sort_directions_one_for_all_or_one_each(store):
+    made = [store.image_create(OWNER, {"name": name, "min_ram": ram})["id"]
+            for name, ram in (("b", 1), ("a", 1), ("c", 0))]
+    by_both_asc = store.image_get_all(OWNER, sort_key=["min_ram", "name"], sort_dir="asc")
+    assert [image["id"] for image in by_both_asc] == [made[2], made[1], made[0]]
+    mixed = store.image_get_all(OWNER, sort_key=["min_ram", "name"], sort_dir=["desc", "asc"])
+    assert [image["id"] for image in mixed] == [made[1], made[0], made[2]]
+    by_name = store.image_get_all(OWNER, sort_key=["name"])  # desc by default
+    assert [image["id"] for image in by_name] == [made[2], made[0], made[1]]
+
+
+def test_store_errors_say_where(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ServiceError) as caught:
+        LocalStore(tmp_path / "file" / "region")
+    assert caught.value.message.startswith(
+        f"cannot create the local region folder {tmp_path / 'file' / 'region'}: ")
+    with pytest.raises(ServiceError) as caught:
+        LocalStore(tmp_path / "none", readonly=True)
+    assert caught.value.message == (f"{tmp_path / 'none' / 'images.db'} does not exist:"
+                                    " no local region to read")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "images.db").write_bytes(b"not a database at all" * 50)
+    with pytest.raises(ServiceError) as caught:
+        LocalStore(tmp_path / "bad")
+    assert caught.value.message == (f"cannot open {tmp_path / 'bad' / 'images.db'}: file is"
+                                    " not a database")
+    (tmp_path / "other").mkdir()
+    with sqlite3.connect(tmp_path / "other" / "images.db") as conn:  # another program's
+        conn.execute("CREATE TABLE images (x)")
+    conn.close()
+    with pytest.raises(ServiceError) as caught:
+        LocalStore(tmp_path / "other")
+    assert caught.value.message == (f"cannot initialise {tmp_path / 'other' / 'images.db'}:"
+                                    " no such column: deleted")
+    with sqlite3.connect(tmp_path / "other" / "images.db") as conn:  # rolled back whole
+        assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                            " ORDER BY name").fetchall() == [("images",)]
+    conn.close()
+    store = LocalStore(tmp_path / "good")
+    store.close()
+    with pytest.raises(ServiceError) as caught:
+        store.image_get_all(OWNER)
+    assert caught.value.message == f"local store {tmp_path / 'good'} is closed"
+    with LocalStore(tmp_path / "good", readonly=True) as reader:
+        with pytest.raises(ServiceError) as caught:
+            reader.image_create(OWNER, {"name": "x"})
+    assert caught.value.message == f"local region {tmp_path / 'good'} is open for reading only"
+
+
+# -- writing data --------------------------------------------------------------------------
+
+def test_written_data_is_recorded(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    image = store.write_data(OWNER, image_id, [b"ab", b"c"], expected_size=3)
+    assert (image["status"], image["size"], image["os_hash_algo"]) == ("active", 3, "sha512")
+    assert image["checksum"] == "900150983cd24fb0d6963f7d28e17f72"
+    assert image["os_hash_value"].startswith("ddaf35a193617aba")
+    assert image["locations"] == [{"id": image["locations"][0]["id"],
+                                   "url": (store.data_path / image_id).resolve().as_uri(),
+                                   "metadata": {}, "status": "active"}]
+    assert (store.data_path / image_id).read_bytes() == b"abc"
+    assert store.image_get(OWNER, image_id) == image
+
+
+def test_a_size_mismatch_says_so(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    with pytest.raises(TransferError) as caught:
+        store.write_data(OWNER, image_id, [b"abc"], expected_size=10)
+    assert (caught.value.message, caught.value.image) == ("received 3 bytes, expected 10",
+                                                          image_id)
+    assert store.image_get(OWNER, image_id)["status"] == "queued"
+    assert list(store.data_path.iterdir()) == []
+
+
+def test_an_image_changed_during_its_upload_keeps_no_data(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+
+    def chunks():
+        yield b"abc"
+        store.image_update(ADMIN, image_id, {"status": "killed"})
+
+    with pytest.raises(ConflictError) as caught:
+        store.write_data(OWNER, image_id, chunks())
+    assert (caught.value.message, caught.value.image, caught.value.status_code) == (
+        "image became killed during the upload", image_id, 409)
+    assert store.image_get(OWNER, image_id)["status"] == "killed"
+    assert list(store.data_path.iterdir()) == []
+
+
+def test_data_that_cannot_be_written_says_so(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    store.data_path.rmdir()
+    with pytest.raises(TransferError) as caught:
+        store.write_data(OWNER, image_id, [b"abc"])
+    assert caught.value.message.startswith("cannot write image data: ")
+    assert caught.value.image == image_id
+    assert store.image_get(OWNER, image_id)["status"] == "queued"
+
+
+# -- filters -------------------------------------------------------------------------------
+
+def test_visibility_filters(store):
+    made = {visibility: store.image_create(OWNER, {"name": visibility,
+                                                   "visibility": visibility})["id"]
+            for visibility in ("public", "community", "shared", "private")}
+
+    def names(context, **kwargs):
+        return sorted(image["name"] for image in store.image_get_all(context, **kwargs))
+
+    assert names(OWNER) == ["community", "private", "public", "shared"]
+    assert names(OTHER) == ["public"]
+    assert names(OTHER, filters={"visibility": "all"}) == ["community", "public"]
+    assert names(OTHER, filters={"visibility": "community"}) == ["community"]
+    assert names(RequestContext(None)) == ["public"]
+    assert names(RequestContext(None), filters={"visibility": "all"}) == ["community",
+                                                                          "public"]
+    assert names(ADMIN) == ["private", "public", "shared"]  # community of others left out
+    assert names(ADMIN, filters={"visibility": "all"}) == sorted(made)
+    assert names(ADMIN, is_public=True) == ["public"]
+    assert names(OWNER, is_public=False) == ["community", "private", "shared"]
+    assert names(OWNER, filters={"is_public": True}) == ["public"]
+    assert names(OWNER, filters={"is_public": True}, is_public=False) == [
+        "community", "private", "shared"]
+    assert names(OWNER, filters={"deleted": False, "name": None}) == names(OWNER)
+    store.image_destroy(OWNER, made["private"])
+    assert names(OWNER, filters={"deleted": True}) == ["private"]
+    assert names(ADMIN, admin_as_user=True) == ["public"]
+
+
+def test_member_status_filter_of_a_listing(store):
+    image_id = shared_image(store, "s")
+    store.image_member_create(OWNER, {"image_id": image_id, "member": "friend"})
+    assert store.image_get_all(FRIEND) == []
+    assert [i["id"] for i in store.image_get_all(FRIEND, member_status="pending")] == [image_id]
+    assert [i["id"] for i in store.image_get_all(FRIEND, member_status="all")] == [image_id]
+
+
+def test_value_filters(store):
+    small = store.image_create(OWNER, {"name": "small", "protected": True})["id"]
+    big = store.image_create(OWNER, {"name": "big"})["id"]
+    store.image_update(OWNER, small, {"size": 5})
+    store.image_update(OWNER, big, {"size": 50})
+
+    def names(**filters):
+        return sorted(image["name"] for image in store.image_get_all(OWNER, filters=filters))
+
+    assert names(size_min=5) == ["big", "small"] and names(size_min=6) == ["big"]
+    assert names(size_max=50) == ["big", "small"] and names(size_max=49) == ["small"]
+    assert names(protected=[True]) == ["small"] and names(protected=False) == ["big"]
+    assert names(name=("small", "big")) == ["big", "small"]
+    assert names(name={"small"}) == ["small"]
+    assert names(owner="owner", name="big") == ["big"]
+    assert names(size_min=None, size_max=None) == ["big", "small"]
+    store.image_update(OWNER, small, {"properties": {"n": "7"}})
+    assert names(n=7) == ["small"] and names(properties={"n": 7}) == ["small"]
+    since = store.image_get(OWNER, small)["updated_at"]
+    assert names(**{"changes-since": since}) == ["small"]
