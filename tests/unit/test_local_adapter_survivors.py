@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
+from glancesync.backends.local.store import LocalStore, RequestContext
 from glancesync.errors import ConflictError, ImageNotFoundError, ServiceError, UsageError
 
 
@@ -301,3 +302,46 @@ def test_the_visibility_is_checked_first(region):
     with pytest.raises(UsageError) as caught:
         region.update_image(image_id, {"visibility": "world", "min_ram": -1})
     assert caught.value.message.startswith("visibility must be one of ")
+
+
+def test_a_name_of_255_characters_is_taken(region):
+    assert region.create_image("x" * 255).name == "x" * 255
+    with pytest.raises(UsageError):
+        region.create_image("x" * 256)
+
+
+def test_members_of_an_unreadable_region_name_the_image(tmp_path):
+    (tmp_path / "R").mkdir()
+    (tmp_path / "R" / "images.db").write_bytes(b"this is not a database" * 100)
+    adapter = LocalRegionAdapter("local:R", tmp_path / "R", "tenant")
+    image_id = "00000000-0000-4000-8000-000000000000"
+    with pytest.raises(ServiceError) as caught:
+        adapter.list_members(image_id)
+    assert (caught.value.region, caught.value.image) == ("local:R", image_id)
+    adapter.close()
+
+
+@pytest.mark.parametrize("change, source", [("deactivate_image", "active"),
+                                            ("reactivate_image", "deactivated")])
+def test_a_state_change_raced_by_another_writer_is_refused(region, change, source):
+    """Another process kills the image between the adapter's read and its write."""
+    image_id = active_image(region)
+    if source == "deactivated":
+        region.deactivate_image(image_id)
+    other = LocalStore(region.path)
+    fired = []
+
+    def meanwhile(statement: str) -> None:
+        # SQLite traces a statement before running it: the write lock is not taken yet.
+        if statement == "BEGIN IMMEDIATE" and not fired:
+            fired.append(statement)
+            other.image_update(RequestContext("admin", True), image_id, {"status": "killed"})
+
+    region.writable_store._connection().set_trace_callback(meanwhile)
+    with pytest.raises(ConflictError) as caught:
+        getattr(region, change)(image_id)
+    region.writable_store._connection().set_trace_callback(None)
+    other.close()
+    assert fired
+    assert caught.value.message == f"image is killed, not {source}"
+    assert region.get_image(image_id).status == "killed"

@@ -886,3 +886,10 @@ def test_value_filters(store):
     assert names(n=7) == ["small"] and names(properties={"n": 7}) == ["small"]
     since = store.image_get(OWNER, small)["updated_at"]
     assert names(**{"changes-since": since}) == ["small"]
+
+
+@pytest.mark.parametrize("name", ["", 5])
+def test_a_property_name_is_checked_before_the_image(store, name):
+    with pytest.raises(UsageError) as caught:
+        store.image_property_create(OWNER, {"image_id": "missing", "name": name, "value": "v"})
+    assert caught.value.message == f"invalid property name {name!r}"
