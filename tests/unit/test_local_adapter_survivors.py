@@ -1,11 +1,16 @@
 """The local adapter's state changes, members and checks, pinned (issue 27's survivors)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from glancesync.backends.local.adapter import LocalRegionAdapter
 from glancesync.backends.local.store import LocalStore, RequestContext
-from glancesync.errors import ConflictError, ImageNotFoundError, ServiceError, UsageError
+from glancesync.errors import (ConflictError, ImageNotFoundError, RegionNotFoundError,
+                               ServiceError, UsageError)
 
 
 @pytest.fixture
@@ -345,3 +350,55 @@ def test_a_state_change_raced_by_another_writer_is_refused(region, change, sourc
     assert fired
     assert caught.value.message == f"image is killed, not {source}"
     assert region.get_image(image_id).status == "killed"
+
+
+def test_adapter_defaults(tmp_path):
+    adapter = LocalRegionAdapter("local:R", tmp_path / "R", "tenant")
+    assert (adapter.list_timeout, adapter.page_size, adapter.create) == (30, 100, True)
+    assert adapter.context == RequestContext("tenant", True)
+    with pytest.raises(UsageError) as caught:
+        LocalRegionAdapter("local:R", tmp_path / "R", "tenant", page_size=0)
+    assert caught.value.message == "page_size must be >= 1, not 0"
+
+
+def test_an_undeclared_region_without_a_store_is_unknown(tmp_path):
+    adapter = LocalRegionAdapter("local:R", tmp_path / "R", "tenant", create=False)
+    with pytest.raises(RegionNotFoundError) as caught:
+        adapter.create_image("a")
+    assert caught.value.message == (f"region local:R: {tmp_path / 'R'} holds no local region"
+                                    " (no images.db); declare it in its target's regions to"
+                                    " create it")
+    assert caught.value.region == "local:R"
+    assert not (tmp_path / "R").exists()
+
+
+def test_a_region_on_read_only_media_is_not_changed(tmp_path):
+    folder = tmp_path / "R"
+    with LocalRegionAdapter("local:R", folder, "tenant") as adapter:  # in this process too
+        adapter.create_image("a")
+    code = ("import sys\n"
+            "from glancesync.backends.local.adapter import LocalRegionAdapter\n"
+            "from glancesync.errors import ServiceError\n"
+            "adapter = LocalRegionAdapter('local:R', sys.argv[1], 'tenant')\n"
+            "print([image.name for image in adapter.list_images()])\n"
+            "try:\n"
+            "    adapter.create_image('b')\n"
+            "except ServiceError as exc:\n"
+            "    print(exc.region, exc.message, sep='|')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    command = [sys.executable, "-c", code, str(folder)]
+    if os.geteuid() == 0:
+        command = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                   'set -e; mount --bind "$1" "$1"; mount -o remount,bind,ro "$1"; shift;'
+                   ' exec "$@"', "sh", str(folder), *command]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    else:
+        folder.chmod(0o555)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        finally:
+            folder.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "['a']", f"local:R|{folder} is not writable (read-only media?): the region can be"
+                 " read, not changed"]
