@@ -17,7 +17,7 @@ import pytest
 
 from glancesync.backends.local.store import LocalStore, RequestContext
 from glancesync.errors import (ConflictError, ImageNotFoundError, ServiceError, TransferError,
-                               UsageError)
+                               UnsafeNameError, UsageError)
 
 OWNER = RequestContext("owner")
 FRIEND = RequestContext("friend")
@@ -490,13 +490,15 @@ def test_a_failed_upload_of_an_image_changed_meanwhile_leaves_it_alone(store, ca
 def test_paging_by_a_column_with_nulls_and_zeros(store):
     sizes = [None, 0, 7, None, 0, None, 3, 0]
     for index, size in enumerate(sizes):
-        image_id = store.image_create(OWNER, {"name": f"i{index}"})["id"]
+        image_id = store.image_create(OWNER, {"id": f"img-{index}", "name": f"i{index}"})["id"]
         if size is not None:
             store.image_update(OWNER, image_id, {"size": size})
     for direction in ("asc", "desc"):
         full = store.image_get_all(OWNER, sort_key="size", sort_dir=direction)
-        assert [image["size"] or 0 for image in full] == sorted(
-            [size or 0 for size in sizes], reverse=direction == "desc")
+        # NULL sorts as 0; ties newest first (then by id, descending too).
+        sign = 1 if direction == "asc" else -1
+        expected = sorted(range(len(sizes)), key=lambda i: (sign * (sizes[i] or 0), -i))
+        assert [image["id"] for image in full] == [f"img-{i}" for i in expected]
         paged, marker = [], None
         for _ in range(len(sizes) + 1):  # a wrong marker condition may loop
             page = store.image_get_all(OWNER, sort_key="size", sort_dir=direction,
@@ -893,3 +895,41 @@ def test_a_property_name_is_checked_before_the_image(store, name):
     with pytest.raises(UsageError) as caught:
         store.image_property_create(OWNER, {"image_id": "missing", "name": name, "value": "v"})
     assert caught.value.message == f"invalid property name {name!r}"
+
+
+def test_a_deleted_listing_shows_the_deleted_locations(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    store.write_data(OWNER, image_id, [b"abc"])
+    store.image_destroy(OWNER, image_id)
+    [gone] = store.image_get_all(OWNER, filters={"deleted": True})
+    assert [location["status"] for location in gone["locations"]] == ["deleted"]
+    assert store.image_get_all(OWNER, filters={"deleted": False}) == []
+
+
+def test_a_location_row_without_metadata_is_read(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    added = store.image_location_add(OWNER, image_id, {"url": "file:///x"})
+    with store._transaction() as conn:  # a database altered by hand
+        conn.execute("UPDATE image_locations SET meta_data = '' WHERE id = ?", (added["id"],))
+    assert store.image_get(OWNER, image_id)["locations"][0]["metadata"] == {}
+
+
+def test_an_id_that_cannot_name_a_data_file_takes_no_data(store):
+    with pytest.raises(UnsafeNameError) as caught:
+        store.write_data(OWNER, "../x", [b"abc"])
+    assert (caught.value.message, caught.value.image) == (
+        "image id '../x' cannot name a data file", "../x")
+    assert list(store.data_path.iterdir()) == []
+
+
+def test_an_unreadable_database_on_read_only_media_says_so(tmp_path):
+    folder = tmp_path / "region"
+    folder.mkdir()
+    (folder / "images.db").write_bytes(b"not a database at all" * 50)
+    with pytest.raises(ServiceError):  # in this process too
+        LocalStore(folder, readonly=True).image_get_all(ADMIN)
+    done = read_in_a_read_only_folder(folder)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"glancesync.errors.ServiceError: cannot open {folder / 'images.db'}: file is not a"
+        " database")
