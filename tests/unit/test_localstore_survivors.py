@@ -6,11 +6,13 @@ the image an error names, the whole shape of the dicts returned.
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -933,3 +935,22 @@ def test_an_unreadable_database_on_read_only_media_says_so(tmp_path):
     assert done.stderr.strip().splitlines()[-1] == (
         f"glancesync.errors.ServiceError: cannot open {folder / 'images.db'}: file is not a"
         " database")
+
+
+def test_times_are_utc_whatever_the_local_zone(store, monkeypatch):
+    monkeypatch.setenv("TZ", "Etc/GMT-5")  # five hours ahead of UTC
+    time.tzset()
+    try:
+        before = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        image = store.image_create(OWNER, {"name": "a"})
+        after = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert before <= image["created_at"] <= after
+    assert image["created_at"].endswith("Z") and len(image["created_at"]) == 27
+
+
+def test_the_busy_timeout_is_given_to_sqlite(tmp_path):
+    with LocalStore(tmp_path / "region", busy_timeout=12.5) as local:
+        assert local._connection().execute("PRAGMA busy_timeout").fetchone()[0] == 12500
