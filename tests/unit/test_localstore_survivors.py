@@ -954,3 +954,28 @@ def test_times_are_utc_whatever_the_local_zone(store, monkeypatch):
 def test_the_busy_timeout_is_given_to_sqlite(tmp_path):
     with LocalStore(tmp_path / "region", busy_timeout=12.5) as local:
         assert local._connection().execute("PRAGMA busy_timeout").fetchone()[0] == 12500
+
+
+def test_data_is_written_to_a_hidden_part_file_first(store):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    seen = []
+
+    def chunks():
+        yield b"abc"
+        seen.extend(path.name for path in store.data_path.iterdir())
+
+    store.write_data(OWNER, image_id, chunks())
+    [part] = seen
+    assert part.startswith(f".{image_id}.") and part.endswith(".part")
+    assert [path.name for path in store.data_path.iterdir()] == [image_id]
+
+
+def test_data_replaces_a_link_left_at_its_place(store, tmp_path):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep")
+    (store.data_path / image_id).symlink_to(outside)
+    store.write_data(OWNER, image_id, [b"abc"])
+    assert not (store.data_path / image_id).is_symlink()
+    assert (store.data_path / image_id).read_bytes() == b"abc"
+    assert outside.read_bytes() == b"keep"
