@@ -979,3 +979,32 @@ def test_data_replaces_a_link_left_at_its_place(store, tmp_path):
     assert not (store.data_path / image_id).is_symlink()
     assert (store.data_path / image_id).read_bytes() == b"abc"
     assert outside.read_bytes() == b"keep"
+
+
+def test_a_stored_write_is_logged(store, caplog):
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    with caplog.at_level(logging.DEBUG, logger="glancesync.backends.local.store"):
+        store.write_data(OWNER, image_id, [b"abc"])
+    assert f"stored 3 bytes for image {image_id}" in [r.getMessage() for r in caplog.records]
+
+
+def test_an_image_deleted_just_before_its_upload_ends(store):
+    """Another process deletes the image (and its new file) as the upload is recorded."""
+    image_id = store.image_create(OWNER, {"name": "a"})["id"]
+    other = LocalStore(store.path)
+    begins = []
+
+    def meanwhile(statement: str) -> None:
+        # SQLite traces a statement before running it: the write lock is not taken yet.
+        if statement == "BEGIN IMMEDIATE":
+            begins.append(statement)
+            if len(begins) == 2:  # the transaction that records the upload
+                other.image_destroy(ADMIN, image_id)
+
+    store._connection().set_trace_callback(meanwhile)
+    with pytest.raises(ImageNotFoundError):
+        store.write_data(OWNER, image_id, [b"abc"])
+    store._connection().set_trace_callback(None)
+    other.close()
+    assert list(store.data_path.iterdir()) == []
+    assert store.image_get(OWNER, image_id, force_show_deleted=True)["status"] == "deleted"
