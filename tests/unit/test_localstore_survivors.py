@@ -1008,3 +1008,12 @@ def test_an_image_deleted_just_before_its_upload_ends(store):
     other.close()
     assert list(store.data_path.iterdir()) == []
     assert store.image_get(OWNER, image_id, force_show_deleted=True)["status"] == "deleted"
+
+
+def test_an_invisible_image_is_logged(store, caplog):
+    private = store.image_create(OWNER, {"name": "p", "visibility": "private"})["id"]
+    with caplog.at_level(logging.DEBUG, logger="glancesync.backends.local.store"):
+        with pytest.raises(ImageNotFoundError):
+            store.image_get(OTHER, private)
+    assert f"image {private} is not visible to project stranger" in [
+        r.getMessage() for r in caplog.records]
