@@ -1017,3 +1017,22 @@ def test_an_invisible_image_is_logged(store, caplog):
             store.image_get(OTHER, private)
     assert f"image {private} is not visible to project stranger" in [
         r.getMessage() for r in caplog.records]
+
+
+def test_a_context_without_project_sees_no_private_image(store):
+    private = store.image_create(OWNER, {"name": "p", "visibility": "private"})["id"]
+    shared = shared_image(store, "s")
+    nobody = RequestContext(None)
+    for image_id in (private, shared):
+        with pytest.raises(ImageNotFoundError):
+            store.image_get(nobody, image_id)
+    assert not store.is_image_visible(nobody, store.image_get(OWNER, shared))
+
+
+def test_a_change_returns_the_live_locations_only(store):
+    image_id = shared_image(store)
+    kept = store.image_location_add(OWNER, image_id, {"url": "file:///kept"})
+    gone = store.image_location_add(OWNER, image_id, {"url": "file:///gone"})
+    store.image_location_delete(OWNER, image_id, gone["id"], "deleted")
+    assert store.image_update(OWNER, image_id, {"name": "renamed"})["locations"] == [kept]
+    assert store.image_get(OWNER, image_id)["locations"] == [kept]
