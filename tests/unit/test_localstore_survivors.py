@@ -1036,3 +1036,30 @@ def test_a_change_returns_the_live_locations_only(store):
     store.image_location_delete(OWNER, image_id, gone["id"], "deleted")
     assert store.image_update(OWNER, image_id, {"name": "renamed"})["locations"] == [kept]
     assert store.image_get(OWNER, image_id)["locations"] == [kept]
+
+
+def test_an_update_changing_nothing_keeps_the_update_time(store):
+    image = store.image_create(OWNER, {"name": "a", "properties": {"k": "same"}})
+    again = store.image_update(OWNER, image["id"], {"properties": {"k": "same"}})
+    assert again["updated_at"] == image["updated_at"]
+    assert store.image_update(OWNER, image["id"], {})["updated_at"] == image["updated_at"]
+
+
+def test_a_property_set_to_none_is_null(store):
+    image = store.image_create(OWNER, {"name": "a", "properties": {"k": None, "n": 3}})
+    assert image["properties"] == {"k": None, "n": "3"}
+
+
+def test_filters_after_an_unset_one_or_a_property_still_apply(store):
+    small = store.image_create(OWNER, {"name": "small", "protected": True,
+                                       "properties": {"n": "7"}})["id"]
+    store.image_create(OWNER, {"name": "big"})
+
+    def names(filters):
+        return sorted(image["name"] for image in store.image_get_all(OWNER, filters=filters))
+
+    assert names({"name": None, "owner": "someone-else"}) == []
+    assert names({"n": "7", "name": "big"}) == []
+    assert names({"n": "7", "name": "small"}) == ["small"]
+    assert names({"protected": 2}) == ["small"]  # any true value means True
+    assert store.image_get(OWNER, small)["protected"] is True
