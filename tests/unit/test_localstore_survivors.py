@@ -1063,3 +1063,18 @@ def test_filters_after_an_unset_one_or_a_property_still_apply(store):
     assert names({"n": "7", "name": "small"}) == ["small"]
     assert names({"protected": 2}) == ["small"]  # any true value means True
     assert store.image_get(OWNER, small)["protected"] is True
+
+
+def test_a_new_property_alone_touches_the_image(store):
+    image = store.image_create(OWNER, {"name": "a"})
+    changed = store.image_update(OWNER, image["id"], {"properties": {"new": "v"}})
+    assert changed["updated_at"] > image["updated_at"]
+    revived = store.image_update(OWNER, image["id"], {"properties": {"new": "w"}})
+    assert revived["updated_at"] > changed["updated_at"]
+
+
+def test_a_purge_keeps_every_property_named(store):
+    image = store.image_create(OWNER, {"name": "a", "properties": {"a": "1", "b": "2", "c": "3"}})
+    kept = store.image_update(OWNER, image["id"], {"properties": {"a": "1", "b": "2"}},
+                              purge_props=True)
+    assert kept["properties"] == {"a": "1", "b": "2"}
