@@ -1078,3 +1078,12 @@ def test_a_purge_keeps_every_property_named(store):
     kept = store.image_update(OWNER, image["id"], {"properties": {"a": "1", "b": "2"}},
                               purge_props=True)
     assert kept["properties"] == {"a": "1", "b": "2"}
+
+
+def test_a_purge_touches_the_image_only_when_it_removes_something(store):
+    image = store.image_create(OWNER, {"name": "a", "properties": {"a": "1", "b": "2"}})
+    purged = store.image_update(OWNER, image["id"], {"properties": {"a": "1"}}, purge_props=True)
+    assert purged["properties"] == {"a": "1"}
+    assert purged["updated_at"] > image["updated_at"]
+    again = store.image_update(OWNER, image["id"], {"properties": {"a": "1"}}, purge_props=True)
+    assert again["updated_at"] == purged["updated_at"]
