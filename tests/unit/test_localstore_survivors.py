@@ -1087,3 +1087,10 @@ def test_a_purge_touches_the_image_only_when_it_removes_something(store):
     assert purged["updated_at"] > image["updated_at"]
     again = store.image_update(OWNER, image["id"], {"properties": {"a": "1"}}, purge_props=True)
     assert again["updated_at"] == purged["updated_at"]
+
+
+def test_a_location_added_as_deleted_is_not_shown(store):
+    image_id = shared_image(store)
+    store.image_location_add(OWNER, image_id, {"url": "file:///gone", "status": "deleted"})
+    kept = store.image_location_add(OWNER, image_id, {"url": "file:///kept"})
+    assert store.image_get(OWNER, image_id)["locations"] == [kept]
