@@ -1094,3 +1094,8 @@ def test_a_location_added_as_deleted_is_not_shown(store):
     store.image_location_add(OWNER, image_id, {"url": "file:///gone", "status": "deleted"})
     kept = store.image_location_add(OWNER, image_id, {"url": "file:///kept"})
     assert store.image_get(OWNER, image_id)["locations"] == [kept]
+
+
+def test_the_default_busy_timeout_is_30_seconds(tmp_path):
+    with LocalStore(tmp_path / "region") as local:
+        assert local._connection().execute("PRAGMA busy_timeout").fetchone()[0] == 30000
