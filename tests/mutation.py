@@ -71,7 +71,12 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                   ("tests/unit/test_selection.py", "tests/unit/test_selection_survivors.py",
                    "tests/unit/test_plan.py")),
     "localstore": (("glancesync/backends/local/*",),
-                   ("tests/unit/test_localstore.py", "tests/unit/test_local_adapter.py")),
+                   ("tests/unit/test_localstore.py", "tests/unit/test_local_adapter.py",
+                    # they call the store (hostile ids, read-only) and LocalTarget directly
+                    "tests/unit/test_hostile_paths.py", "tests/unit/test_readonly_region.py",
+                    "tests/unit/test_keystone.py", "tests/unit/test_local_target.py",
+                    "tests/unit/test_contract.py", "tests/unit/test_localstore_survivors.py",
+                    "tests/unit/test_local_adapter_survivors.py")),
 }
 
 #: Tests left out of a module's runs: they read the module's source text, which

@@ -642,6 +642,7 @@ class LocalStore:
         ``id``); ``marker`` is the id of the last image of the previous page.
         """
         filters = dict(filters or {})
+        show_deleted = bool(filters.get("deleted"))  # read before the filters are consumed
         where: list[str] = []
         params: list[Any] = []
         self._filter_conditions(context, filters, is_public, where, params)
@@ -673,7 +674,6 @@ class LocalStore:
                 sql += " LIMIT ?"
                 params.append(limit)
             rows = conn.execute(sql, params).fetchall()
-            show_deleted = bool(filters.get("deleted"))
             return self._format_images(conn, rows, return_tag, show_deleted)
 
     def _warn_unsafe_ids(self, conn: sqlite3.Connection) -> None:
