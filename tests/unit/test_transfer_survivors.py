@@ -988,3 +988,41 @@ def test_put_failing_to_write_is_a_transfer_error_naming_the_file(tmp_path):
                                  f" {cache.path_for(image)}: [Errno 28] No space left on"
                                  " device")
     assert caught.value.image == "img (img)" and cache.entries() == []
+
+
+# -- second run (branch mut-xfer2): path_for's refusal, _counted over a plain list ------
+
+def test_a_cache_file_name_that_is_a_link_out_of_the_folder_is_refused_in_words(tmp_path,
+                                                                               master):
+    # path_for: another local user's link at the cache file's name
+    image = upload(master, make_data(100))
+    cache = ImageCache(tmp_path / "cache", None)
+    cache.ready()
+    name = cache.path_for(image).name
+    (tmp_path / "elsewhere").write_bytes(b"x")
+    (tmp_path / "cache" / name).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(TransferError) as caught:
+        cache.path_for(image)
+    assert caught.value.message == (f"{tmp_path / 'cache' / name} resolves outside"
+                                    f" {tmp_path / 'cache'}: refused")
+    assert caught.value.image == f"cirros ({image.id})"
+
+
+class _ListMaster(LocalRegionAdapter):
+    """A master whose ``download_data`` gives a plain list (no ``close``)."""
+
+    def download_data(self, image_id):
+        return list(super().download_data(image_id))
+
+
+def test_a_download_given_as_a_plain_list_is_read_without_closing_it(tmp_path):
+    # _counted: only what has a close() is closed
+    adapter = _ListMaster("master:Master", tmp_path / "master", "admin-project")
+    try:
+        data = make_data(MiB + 3)
+        image = upload(adapter, data)
+        source = MasterImageSource(adapter, ImageCache(tmp_path / "cache", None))
+        assert b"".join(source.chunks(image)) == data
+        assert (source.downloads, source.bytes_downloaded) == (1, len(data))
+    finally:
+        adapter.close()
