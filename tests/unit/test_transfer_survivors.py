@@ -1026,3 +1026,14 @@ def test_a_download_given_as_a_plain_list_is_read_without_closing_it(tmp_path):
         assert (source.downloads, source.bytes_downloaded) == (1, len(data))
     finally:
         adapter.close()
+
+
+def test_a_master_image_without_disk_format_is_not_converted(tmp_path, master):
+    # converted: no source format is made up for qemu-img
+    image = dataclasses.replace(upload(master, make_data(5000)), disk_format=None)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    with pytest.raises(TransferError) as caught:
+        source.converted(image, "qcow2")
+    assert caught.value.message == "cannot convert  to qcow2"
+    assert caught.value.image == f"cirros ({image.id})"
+    assert source.conversions == 0 and source.cache.get_converted(image, "qcow2") is None
