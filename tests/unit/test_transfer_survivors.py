@@ -1037,3 +1037,52 @@ def test_a_master_image_without_disk_format_is_not_converted(tmp_path, master):
     assert caught.value.message == "cannot convert  to qcow2"
     assert caught.value.image == f"cirros ({image.id})"
     assert source.conversions == 0 and source.cache.get_converted(image, "qcow2") is None
+
+
+class _HeldHandle:
+    """A real file whose first read waits for ``release`` (a hash in progress)."""
+
+    def __init__(self, path: Path, started: threading.Event, release: threading.Event):
+        self._file = open(path, "rb")
+        self._started, self._release = started, release
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._file.close()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        self._started.set()
+        assert self._release.wait(120), "never released"
+        return self._file.read(size)
+
+
+def test_a_file_being_hashed_does_not_hold_up_the_hash_of_another_file(tmp_path):
+    # _VerifiedFiles.check: one lock per path, not one for every file
+    from glancesync.transfer import _VerifiedFiles
+    memo = _VerifiedFiles()
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.write_bytes(b"first")
+    two.write_bytes(b"second")
+    started, release = threading.Event(), threading.Event()
+    results = {}
+    slow = threading.Thread(target=lambda: results.setdefault(
+        "one", memo.check(one, md5_image("one", b"first"),
+                          lambda path: _HeldHandle(path, started, release))))
+    fast = threading.Thread(target=lambda: results.setdefault(
+        "two", memo.check(two, md5_image("two", b"second"), lambda path: open(path, "rb"))))
+    slow.start()
+    try:
+        assert started.wait(60)
+        fast.start()
+        fast.join(60)  # returns at once unless it waits for the other file's hash
+        assert results.get("two") is True
+    finally:
+        release.set()
+        slow.join(60)
+        fast.join(60)
+    assert results["one"] is True
