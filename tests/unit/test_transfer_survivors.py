@@ -988,3 +988,101 @@ def test_put_failing_to_write_is_a_transfer_error_naming_the_file(tmp_path):
                                  f" {cache.path_for(image)}: [Errno 28] No space left on"
                                  " device")
     assert caught.value.image == "img (img)" and cache.entries() == []
+
+
+# -- second run (branch mut-xfer2): path_for's refusal, _counted over a plain list ------
+
+def test_a_cache_file_name_that_is_a_link_out_of_the_folder_is_refused_in_words(tmp_path,
+                                                                               master):
+    # path_for: another local user's link at the cache file's name
+    image = upload(master, make_data(100))
+    cache = ImageCache(tmp_path / "cache", None)
+    cache.ready()
+    name = cache.path_for(image).name
+    (tmp_path / "elsewhere").write_bytes(b"x")
+    (tmp_path / "cache" / name).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(TransferError) as caught:
+        cache.path_for(image)
+    assert caught.value.message == (f"{tmp_path / 'cache' / name} resolves outside"
+                                    f" {tmp_path / 'cache'}: refused")
+    assert caught.value.image == f"cirros ({image.id})"
+
+
+class _ListMaster(LocalRegionAdapter):
+    """A master whose ``download_data`` gives a plain list (no ``close``)."""
+
+    def download_data(self, image_id):
+        return list(super().download_data(image_id))
+
+
+def test_a_download_given_as_a_plain_list_is_read_without_closing_it(tmp_path):
+    # _counted: only what has a close() is closed
+    adapter = _ListMaster("master:Master", tmp_path / "master", "admin-project")
+    try:
+        data = make_data(MiB + 3)
+        image = upload(adapter, data)
+        source = MasterImageSource(adapter, ImageCache(tmp_path / "cache", None))
+        assert b"".join(source.chunks(image)) == data
+        assert (source.downloads, source.bytes_downloaded) == (1, len(data))
+    finally:
+        adapter.close()
+
+
+def test_a_master_image_without_disk_format_is_not_converted(tmp_path, master):
+    # converted: no source format is made up for qemu-img
+    image = dataclasses.replace(upload(master, make_data(5000)), disk_format=None)
+    source = MasterImageSource(master, ImageCache(tmp_path / "cache", None))
+    with pytest.raises(TransferError) as caught:
+        source.converted(image, "qcow2")
+    assert caught.value.message == "cannot convert  to qcow2"
+    assert caught.value.image == f"cirros ({image.id})"
+    assert source.conversions == 0 and source.cache.get_converted(image, "qcow2") is None
+
+
+class _HeldHandle:
+    """A real file whose first read waits for ``release`` (a hash in progress)."""
+
+    def __init__(self, path: Path, started: threading.Event, release: threading.Event):
+        self._file = open(path, "rb")
+        self._started, self._release = started, release
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._file.close()
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    def read(self, size: int = -1) -> bytes:
+        self._started.set()
+        assert self._release.wait(120), "never released"
+        return self._file.read(size)
+
+
+def test_a_file_being_hashed_does_not_hold_up_the_hash_of_another_file(tmp_path):
+    # _VerifiedFiles.check: one lock per path, not one for every file
+    from glancesync.transfer import _VerifiedFiles
+    memo = _VerifiedFiles()
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.write_bytes(b"first")
+    two.write_bytes(b"second")
+    started, release = threading.Event(), threading.Event()
+    results = {}
+    slow = threading.Thread(target=lambda: results.setdefault(
+        "one", memo.check(one, md5_image("one", b"first"),
+                          lambda path: _HeldHandle(path, started, release))))
+    fast = threading.Thread(target=lambda: results.setdefault(
+        "two", memo.check(two, md5_image("two", b"second"), lambda path: open(path, "rb"))))
+    slow.start()
+    try:
+        assert started.wait(60)
+        fast.start()
+        fast.join(60)  # returns at once unless it waits for the other file's hash
+        assert results.get("two") is True
+    finally:
+        release.set()
+        slow.join(60)
+        fast.join(60)
+    assert results["one"] is True
