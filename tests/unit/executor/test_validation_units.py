@@ -107,9 +107,20 @@ def test_the_environment_of_a_copy(monkeypatch):
 # -- running the command ----------------------------------------------------------------
 
 def test_the_command_reads_nothing_and_its_errors_are_kept():
+    """Its input is closed, not this process's (a terminal it could steal or wait on)."""
     code = ("import sys; data = sys.stdin.read(); print('stdin', repr(data), flush=True);"
             " print('to stderr', file=sys.stderr)")
-    ended = command(code).run({**os.environ}, "r")
+    saved = os.dup(0)
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"this process's input\n")
+    os.close(write_end)
+    os.dup2(read_end, 0)
+    try:
+        ended = command(code).run({**os.environ}, "r")
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
+        os.close(read_end)
     assert ended.returncode == 0 and ended.tail == ["stdin ''", "to stderr"]
     assert ended.output_bytes == len(b"stdin ''\nto stderr\n")
 
@@ -149,12 +160,13 @@ def test_the_reader_is_a_daemon_and_reads_no_stream_when_there_is_none():
 
 
 def test_lines_are_kept_escaped_and_cut(caplog):
-    data = (b"crlf\r\n" + b"\xff\xfebad utf-8\n" + b"\x1b[31mred\n" + b"y" * 400 + b"\n"
+    data = (b"crlf\r\n" + b"spaces kept  \n" + b"MAX\n" + b"\xff\xfebad utf-8\n"
+            + b"\x1b[31mred\n" + b"y" * 400 + b"\n"
             + b"no newline at the end")
     with caplog.at_level(logging.INFO, logger="glancesync.executor"):
         reader = read(data, "master:RegionA")
-    assert list(reader.tail) == ["crlf", "\ufffd\ufffdbad utf-8", "\\x1b[31mred", "y" * 300,
-                                 "no newline at the end"]
+    assert list(reader.tail) == ["crlf", "spaces kept  ", "MAX", "\ufffd\ufffdbad utf-8",
+                                 "\\x1b[31mred", "y" * 300, "no newline at the end"]
     assert reader.total == len(data)
     assert [r.getMessage() for r in caplog.records][0] == "master:RegionA: validate_command: crlf"
     assert all(r.levelno == logging.INFO for r in caplog.records)
