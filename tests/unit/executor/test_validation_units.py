@@ -10,7 +10,9 @@ import io
 import logging
 import os
 import shlex
+import signal
 import sys
+import threading
 
 import pytest
 
@@ -204,3 +206,50 @@ def test_the_mark_keeps_the_end_of_the_last_lines():
     long = mark_output(["x" * 300, "the reason"])
     assert len(long) == MARK_LENGTH == 255 and long.endswith("x | the reason")
     assert mark_output([]) == ""
+
+
+# -- processes ----------------------------------------------------------------------------
+
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie (ended, not yet reaped by its new parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_process_that_left_the_command_does_not_hold_the_run(tmp_path):
+    """A command that leaves a process of its own session holding its output: the
+    run ends DRAIN_TIME after the command, with what it printed (no hang)."""
+    pidfile = tmp_path / "pid"
+    code = ("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c',"
+            " 'import os, time; os.setsid(); time.sleep(600)']);"
+            f" open({str(pidfile)!r}, 'w').write(str(p.pid)); print('left', flush=True)")
+    result = []
+    runner = threading.Thread(target=lambda: result.append(
+        command(code).run({**os.environ}, "r")), daemon=True)
+    runner.start()
+    try:
+        runner.join(120)  # generous: DRAIN_TIME is 5 s
+        assert not runner.is_alive(), "the run waits for the process that left"
+        (ended,) = result
+        assert ended.returncode == 0 and ended.tail == ["left"]
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_a_stopped_command_is_ended_and_reaped():
+    code = "import os, time; print('pid', os.getpid(), flush=True); time.sleep(600)"
+    ended = command(code, timeout=0.5).run({**os.environ}, "r")
+    pid = int(ended.tail[0].split()[1])
+    assert not os.path.exists(f"/proc/{pid}"), "the command still runs or was not reaped"
+
+
+def test_output_after_the_run_took_its_lines_is_neither_kept_nor_logged(caplog):
+    reader = OutputReader(io.BytesIO(b"printed later\n"), "r")
+    assert reader.finish("stopped") == (["stopped"], 0)
+    with caplog.at_level(logging.INFO, logger="glancesync.executor"):
+        reader.run()
+    assert (list(reader.tail), reader.total, caplog.records) == (["stopped"], 0, [])
