@@ -167,12 +167,14 @@ class Validation:
         except subprocess.TimeoutExpired:
             returncode = None
             _stop(process)
+        # A process that left the group may still hold the output open: closing
+        # it here would wait on the blocked reader, so the reader (a daemon
+        # thread) is left to it and what it read is taken now.
         reader.join(DRAIN_TIME)
-        if reader.is_alive() and process.stdout is not None:
-            process.stdout.close()  # a process that left the group still writes
-        if returncode is None:
-            reader.tail.append(f"stopped after {self.timeout:g} s (validate_timeout)")
-        return CommandResult(returncode, list(reader.tail), reader.total)
+        tail, total = reader.finish(
+            None if returncode is not None
+            else f"stopped after {self.timeout:g} s (validate_timeout)")
+        return CommandResult(returncode, tail, total)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -196,6 +198,16 @@ class OutputReader(threading.Thread):
         self.region = region
         self.total = 0
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.lock = threading.Lock()
+        self.finished = False
+
+    def finish(self, last: str | None = None) -> tuple[list[str], int]:
+        """The last lines (``last`` added) and the bytes read; later output is ignored."""
+        with self.lock:
+            self.finished = True
+            if last is not None:
+                self.tail.append(last)
+            return list(self.tail), self.total
 
     def run(self) -> None:
         self.context.run(self._read)
@@ -209,10 +221,15 @@ class OutputReader(threading.Thread):
                 if not chunk:
                     break
                 self._line(chunk)
-        except (OSError, ValueError):  # closed by run() after the time limit
+        except (OSError, ValueError):  # a stream closed or failing under it
             return
 
     def _line(self, chunk: bytes) -> None:
+        with self.lock:
+            if not self.finished:
+                self._keep(chunk)
+
+    def _keep(self, chunk: bytes) -> None:
         before, self.total = self.total, self.total + len(chunk)
         line = printable(chunk.decode("utf-8", "replace").rstrip("\r\n"))[:LONGEST_LINE]
         self.tail.append(line)
